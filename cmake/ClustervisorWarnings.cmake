@@ -1,0 +1,14 @@
+# SPDX-License-Identifier: MIT
+#
+# One INTERFACE target carries the project's warning flags. Project targets link it PRIVATE, so
+# consumers of the installed SDK never inherit them. CLUSTERVISOR_WARNINGS_AS_ERRORS (on in the dev
+# preset) turns them into errors.
+
+add_library(clustervisor_warnings INTERFACE)
+target_compile_options(clustervisor_warnings INTERFACE
+  -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wsign-conversion -Wswitch-enum
+  -Wnon-virtual-dtor -Wold-style-cast -Wcast-align -Woverloaded-virtual -Wnull-dereference
+  -Wdouble-promotion -Wformat=2 -Wimplicit-fallthrough)
+if(CLUSTERVISOR_WARNINGS_AS_ERRORS)
+  target_compile_options(clustervisor_warnings INTERFACE -Werror)
+endif()

@@ -1,0 +1,72 @@
+// SPDX-License-Identifier: MIT
+//
+// Cluster: this worker's place in the bot, and its connection to the supervisor.
+//
+// Cluster::fromEnvironment() reads the variables clustervisor gives every worker
+// (CLUSTERVISOR_CLUSTER_ID, CLUSTERVISOR_TOTAL_CLUSTERS, CLUSTERVISOR_FD, CLUSTERVISOR_PROTOCOL),
+// takes over the inherited socket, performs the protocol handshake and starts the SDK's I/O
+// thread. Outside clustervisor it throws clustervisor::Error(Errc::kNotUnderSupervisor) with a
+// message saying so.
+//
+// Threads: the SDK runs one I/O thread of its own for the socket, so the connection keeps
+// working while user code blocks. Listeners and completion handlers run on the bus executor:
+// by default a second SDK thread; pass ClusterOptions::executor (say, your io_context's) to run
+// them there instead. The destructor stops both threads; no callback runs after it returns.
+//
+// When the supervisor goes away (socket closed), the SDK calls the onSupervisorLost handler;
+// without one it writes a line to stderr and ends the process with _exit(1), so a worker never
+// outlives its supervisor and answers twice.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+
+#include <boost/asio/any_io_executor.hpp>
+
+#include "clustervisor/event_bus.hpp"
+
+namespace clustervisor {
+
+struct ClusterOptions {
+  // Where listeners and completion handlers run. Unset: a dispatch thread owned by the SDK.
+  std::optional<boost::asio::any_io_executor> executor;
+  // Called once, on the bus executor, when the connection to the supervisor is lost.
+  // Unset: write a line to stderr and _exit(1).
+  std::function<void()> onSupervisorLost;
+  // How long fromEnvironment() waits for the supervisor's answer to the handshake.
+  std::chrono::milliseconds handshakeTimeout{std::chrono::seconds(10)};
+  // Bytes the SDK may queue for the supervisor before sends fail with Errc::kQueueFull.
+  std::size_t sendQueueLimit = 64 * 1024 * 1024;
+};
+
+class Cluster {
+ public:
+  static Cluster fromEnvironment(ClusterOptions options = {});
+
+  Cluster(Cluster&&) noexcept;
+  Cluster& operator=(Cluster&&) noexcept;
+  ~Cluster();
+
+  int id() const;
+  int totalClusters() const;  // follows changes announced by the supervisor
+  bool isPrimary() const { return id() == 0; }
+  std::uint32_t maxPayload() const;  // events.max_payload of the supervisor, in bytes
+
+  EventBus& events();
+
+  // Tells the supervisor this worker is ready (logged in, serving).
+  void ready();
+
+  // True until the connection to the supervisor is lost.
+  bool connected() const;
+
+ private:
+  struct Impl;
+  explicit Cluster(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace clustervisor

@@ -1,0 +1,160 @@
+// SPDX-License-Identifier: MIT
+//
+// EventBus: cross-cluster events, the C++ face of the TypeScript EventBusClient.
+//
+//   broadcast(event, data)          every other connected cluster, never the sender
+//   emitTo(id, event, data)         one cluster, the sender included; held while it restarts
+//   broadcastAndWait(event, data, timeout = 10 s, expectedClusters = 0, token)
+//                                   the number of distinct clusters that acknowledged
+//   on(event, listener)             listener(data, sourceCluster); returns a Subscription
+//
+// Threads: broadcast, emitTo, broadcastAndWait, on and off may be called from any thread.
+// Listeners run one at a time, in arrival order, on the bus executor (Cluster chooses it: its own
+// dispatch thread, or the executor given in ClusterOptions), never on the SDK's I/O thread, so a
+// slow listener cannot stall the connection. Events from one sender reach listeners in the order
+// they were sent. After the listeners for an event returned, the SDK acknowledges it; a listener
+// that throws does not stop the acknowledgement (the error goes to the error handler).
+//
+// Completion tokens follow Asio: a callback, asio::use_awaitable, asio::use_future (the default,
+// so `bus.broadcastAndWait(...).get()` works in a worker without an event loop), asio::deferred.
+// Handlers run on their associated executor, by default the bus executor.
+//
+// An EventBus is owned by its Cluster and lives as long as it.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/use_future.hpp>
+#include <boost/json/value.hpp>
+#include <boost/system/error_code.hpp>
+
+#include "clustervisor/error.hpp"
+
+namespace clustervisor {
+
+namespace detail {
+class Connection;
+}
+
+using Listener = std::function<void(const boost::json::value& data, int sourceCluster)>;
+
+// Called when a listener throws (or an event's JSON cannot be parsed, with a null exception_ptr
+// replaced by a std::runtime_error describing it).
+using ErrorHandler = std::function<void(std::string_view event, std::exception_ptr error)>;
+
+// What a broadcastAndWait learned.
+struct AckReport {
+  int acked = 0;              // distinct clusters that acknowledged
+  std::vector<int> clusters;  // which ones, ascending
+  int recipients = -1;        // clusters the event reached, when the supervisor closed the wait
+  bool timedOut = false;      // the timeout elapsed before the wait was complete
+};
+
+// Removes its listener on remove(); a default-constructed or moved-from one does nothing.
+// Dropping a Subscription does NOT remove the listener (like EventEmitter.on).
+class Subscription {
+ public:
+  Subscription() = default;
+  void remove();
+  explicit operator bool() const { return id_ != 0; }
+
+ private:
+  friend class EventBus;
+  Subscription(std::weak_ptr<detail::Connection> connection, std::string event, std::uint64_t id)
+      : connection_(std::move(connection)), event_(std::move(event)), id_(id) {}
+  std::weak_ptr<detail::Connection> connection_;
+  std::string event_;
+  std::uint64_t id_ = 0;
+};
+
+class EventBus {
+ public:
+  using executor_type = boost::asio::any_io_executor;
+  using Duration = std::chrono::milliseconds;
+  static constexpr Duration kDefaultTimeout = std::chrono::seconds(10);
+
+  explicit EventBus(std::shared_ptr<detail::Connection> connection);
+  EventBus(const EventBus&) = delete;
+  EventBus& operator=(const EventBus&) = delete;
+
+  executor_type get_executor() const;
+
+  // To every other connected cluster. Throws clustervisor::Error (or sets ec) for an invalid name,
+  // a payload over the limit, a full queue or a lost connection; nothing is half-sent.
+  void broadcast(std::string_view event, const boost::json::value& data = nullptr);
+  void broadcast(std::string_view event, const boost::json::value& data,
+                 boost::system::error_code& ec);
+
+  // To cluster `clusterId` (0..totalClusters-1, the sender included).
+  void emitTo(int clusterId, std::string_view event, const boost::json::value& data = nullptr);
+  void emitTo(int clusterId, std::string_view event, const boost::json::value& data,
+              boost::system::error_code& ec);
+
+  // The same with data that is already JSON text (sent as is; receivers parse it).
+  void broadcastRaw(std::string_view event, std::string_view json, boost::system::error_code& ec);
+  void emitToRaw(int clusterId, std::string_view event, std::string_view json,
+                 boost::system::error_code& ec);
+
+  // expectedClusters == 0: sends and completes at once with 0. Otherwise completes with the
+  // number of distinct clusters that acknowledged, once `expectedClusters` did, the timeout
+  // elapsed, or every recipient acknowledged or died (the supervisor tells). The error_code is
+  // set only when nothing was sent (see broadcast). Signature: void(error_code, int).
+  template <typename Token = boost::asio::use_future_t<>>
+  auto broadcastAndWait(std::string_view event, const boost::json::value& data,
+                        Duration timeout = kDefaultTimeout, int expectedClusters = 0,
+                        Token&& token = {}) {
+    return boost::asio::async_initiate<Token, void(boost::system::error_code, int)>(
+        [this](auto handler, std::string_view ev, const boost::json::value& d, Duration t,
+               int expected) {
+          startWait(ev, d, t, expected, CountHandler(std::move(handler)));
+        },
+        token, event, data, timeout, expectedClusters);
+  }
+
+  // The same, telling which clusters acknowledged. Signature: void(error_code, AckReport).
+  template <typename Token = boost::asio::use_future_t<>>
+  auto broadcastAndWaitDetailed(std::string_view event, const boost::json::value& data,
+                                Duration timeout = kDefaultTimeout, int expectedClusters = 0,
+                                Token&& token = {}) {
+    return boost::asio::async_initiate<Token, void(boost::system::error_code, AckReport)>(
+        [this](auto handler, std::string_view ev, const boost::json::value& d, Duration t,
+               int expected) {
+          startWait(ev, d, t, expected, ReportHandler(std::move(handler)));
+        },
+        token, event, data, timeout, expectedClusters);
+  }
+
+  // Any number of listeners per event, called in the order they were added.
+  Subscription on(std::string_view event, Listener listener);
+  // Like on(), removed after its first call.
+  Subscription once(std::string_view event, Listener listener);
+  void off(Subscription& subscription) { subscription.remove(); }
+  void removeAllListeners(std::string_view event);
+
+  // Where listener exceptions go. The default writes one line to stderr.
+  void setErrorHandler(ErrorHandler handler);
+
+ private:
+  using CountHandler = boost::asio::any_completion_handler<void(boost::system::error_code, int)>;
+  using ReportHandler =
+      boost::asio::any_completion_handler<void(boost::system::error_code, AckReport)>;
+  void startWait(std::string_view event, const boost::json::value& data, Duration timeout,
+                 int expectedClusters, CountHandler handler);
+  void startWait(std::string_view event, const boost::json::value& data, Duration timeout,
+                 int expectedClusters, ReportHandler handler);
+
+  std::shared_ptr<detail::Connection> connection_;
+};
+
+}  // namespace clustervisor

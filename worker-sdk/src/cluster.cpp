@@ -1,0 +1,226 @@
+// SPDX-License-Identifier: MIT
+#include "clustervisor/cluster.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <chrono>
+#include <cstdlib>
+#include <string>
+#include <thread>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include "connection.hpp"
+#include "clustervisor/wire/frame.hpp"
+
+namespace clustervisor {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+namespace {
+
+[[noreturn]] void fail(Errc code, const std::string& what) {
+  throw Error(make_error_code(code), what);
+}
+
+std::uint32_t readVariable(const char* name) {
+  const char* text = std::getenv(name);
+  if (text == nullptr) {
+    fail(Errc::kNotUnderSupervisor,
+         std::string(name) +
+             " is not set: this program is a clustervisor worker; start it with "
+             "`clustervisor run bot.toml`");
+  }
+  std::uint32_t value = 0;
+  const std::string_view sv(text);
+  const auto [end, ec] = std::from_chars(sv.data(), sv.data() + sv.size(), value);
+  if (ec != std::errc{} || end != sv.data() + sv.size() || sv.empty()) {
+    fail(Errc::kNotUnderSupervisor,
+         std::string(name) + "=\"" + text + "\" is not a non-negative integer");
+  }
+  return value;
+}
+
+void writeAll(int fd, std::span<const std::byte> bytes) {
+  while (!bytes.empty()) {
+    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      fail(Errc::kHandshakeFailed,
+           std::string("cannot send the hello to the supervisor: ") + std::strerror(errno));
+    }
+    bytes = bytes.subspan(static_cast<std::size_t>(n));
+  }
+}
+
+// Reads until a whole frame is buffered; bytes after it stay in the reader for the connection.
+wire::FrameReader::Next readFirstFrame(int fd, wire::FrameReader& reader,
+                                       std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    auto next = reader.next();
+    if (next.result.status != wire::DecodeStatus::kIncomplete) {
+      return next;
+    }
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      fail(Errc::kHandshakeFailed, "the supervisor did not answer the hello within " +
+                                       std::to_string(timeout.count()) + " ms");
+    }
+    pollfd pfd{fd, POLLIN, 0};
+    const int ready = ::poll(&pfd, 1, static_cast<int>(left.count()));
+    if (ready < 0 && errno != EINTR) {
+      fail(Errc::kHandshakeFailed, std::string("poll: ") + std::strerror(errno));
+    }
+    if (ready <= 0) {
+      continue;
+    }
+    auto space = reader.prepare();
+    const ssize_t n = ::read(fd, space.data(), space.size());
+    if (n == 0) {
+      fail(Errc::kHandshakeFailed, "the supervisor closed the connection during the handshake");
+    }
+    if (n < 0) {
+      if (errno == EINTR || errno == EAGAIN) {
+        continue;
+      }
+      fail(Errc::kHandshakeFailed, std::string("read: ") + std::strerror(errno));
+    }
+    reader.commit(static_cast<std::size_t>(n));
+  }
+}
+
+}  // namespace
+
+struct Cluster::Impl {
+  std::shared_ptr<asio::io_context> io = std::make_shared<asio::io_context>(1);
+  std::shared_ptr<asio::io_context> dispatchContext;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> ioWork;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> dispatchWork;
+  std::thread ioThread;
+  std::thread dispatchThread;
+  std::shared_ptr<detail::Connection> connection;
+  std::optional<EventBus> bus;
+
+  ~Impl() {
+    if (connection) {
+      connection->shutdown();
+    }
+    ioWork.reset();
+    if (ioThread.joinable()) {
+      ioThread.join();
+    }
+    // The dispatch thread drains what is queued (listeners see shutdown and return at once),
+    // so no handler is left holding the connection when the contexts go.
+    dispatchWork.reset();
+    if (dispatchThread.joinable()) {
+      dispatchThread.join();
+    }
+  }
+};
+
+Cluster Cluster::fromEnvironment(ClusterOptions options) {
+  const std::uint32_t id = readVariable(wire::kEnvClusterId);
+  const std::uint32_t total = readVariable(wire::kEnvTotalClusters);
+  const std::uint32_t fdNumber = readVariable(wire::kEnvFd);
+  const std::uint32_t protocol = readVariable(wire::kEnvProtocol);
+  if (protocol != wire::kProtocolVersion) {
+    fail(Errc::kNotUnderSupervisor, "the supervisor speaks protocol " + std::to_string(protocol) +
+                                        ", this SDK speaks " +
+                                        std::to_string(wire::kProtocolVersion));
+  }
+  if (id >= total) {
+    fail(Errc::kNotUnderSupervisor, "cluster id " + std::to_string(id) +
+                                        " is not below the total " + std::to_string(total));
+  }
+  const int fd = static_cast<int>(fdNumber);
+  struct stat st {};
+  if (fdNumber > 1024 || ::fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) {
+    fail(Errc::kNotUnderSupervisor,
+         "file descriptor " + std::to_string(fdNumber) + " (" + wire::kEnvFd +
+             ") is not the socket clustervisor gives its workers");
+  }
+  // The worker's own children must not inherit the socket: they would keep it open after the
+  // worker died, and the supervisor would not see the worker go.
+  ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+
+  wire::HelloBody hello;
+  hello.pid = static_cast<std::uint32_t>(::getpid());
+  writeAll(fd, wire::encodeHello(hello));
+  // The welcome is small; the limit grows to the real one once the welcome says it.
+  wire::FrameReader reader(wire::kHeaderSize + wire::kWelcomeBodySize);
+  const auto first = readFirstFrame(fd, reader, options.handshakeTimeout);
+  if (first.result.status != wire::DecodeStatus::kFrame ||
+      first.result.header.type != wire::FrameType::kWelcome) {
+    fail(Errc::kHandshakeFailed, "the supervisor's first frame is not a welcome");
+  }
+  const auto welcome = wire::welcomeBody(first.frame);
+  if (welcome.version != wire::kProtocolVersion || welcome.clusterId != id) {
+    fail(Errc::kHandshakeFailed, "the welcome does not match this worker (version " +
+                                     std::to_string(welcome.version) + ", cluster " +
+                                     std::to_string(welcome.clusterId) + ")");
+  }
+  reader.setMaxFrameSize(wire::maxFrameSizeFor(welcome.maxPayload));
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+
+  auto impl = std::make_unique<Impl>();
+  asio::any_io_executor busExecutor;
+  if (options.executor) {
+    busExecutor = *options.executor;
+  } else {
+    impl->dispatchContext = std::make_shared<asio::io_context>(1);
+    impl->dispatchWork.emplace(impl->dispatchContext->get_executor());
+    busExecutor = impl->dispatchContext->get_executor();
+  }
+  impl->ioWork.emplace(impl->io->get_executor());
+  detail::Connection::Settings settings;
+  settings.fd = fd;
+  settings.reader = std::move(reader);
+  settings.id = id;
+  settings.totalClusters = welcome.totalClusters != 0 ? welcome.totalClusters : total;
+  settings.maxPayload = welcome.maxPayload;
+  settings.sendQueueLimit = options.sendQueueLimit;
+  settings.ioExecutor = impl->io->get_executor();
+  settings.busExecutor = busExecutor;
+  settings.onSupervisorLost = std::move(options.onSupervisorLost);
+  settings.keepAlive = {impl->io, impl->dispatchContext};
+  impl->connection = std::make_shared<detail::Connection>(std::move(settings));
+  impl->bus.emplace(impl->connection);
+  impl->connection->start();
+  impl->ioThread = std::thread([ctx = impl->io.get()] { ctx->run(); });
+  if (impl->dispatchContext) {
+    impl->dispatchThread = std::thread([ctx = impl->dispatchContext.get()] { ctx->run(); });
+  }
+  return Cluster(std::move(impl));
+}
+
+Cluster::Cluster(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Cluster::Cluster(Cluster&&) noexcept = default;
+Cluster& Cluster::operator=(Cluster&&) noexcept = default;
+Cluster::~Cluster() = default;
+
+int Cluster::id() const { return static_cast<int>(impl_->connection->id()); }
+int Cluster::totalClusters() const {
+  return static_cast<int>(impl_->connection->totalClusters());
+}
+std::uint32_t Cluster::maxPayload() const { return impl_->connection->maxPayload(); }
+EventBus& Cluster::events() { return *impl_->bus; }
+bool Cluster::connected() const { return impl_->connection->connected(); }
+
+void Cluster::ready() {
+  if (const error_code ec = impl_->connection->sendReady()) {
+    throw Error(ec, "ready");
+  }
+}
+
+}  // namespace clustervisor

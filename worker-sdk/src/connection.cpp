@@ -1,0 +1,488 @@
+// SPDX-License-Identifier: MIT
+#include "connection.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <stdexcept>
+
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/execution/outstanding_work.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/prefer.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/json/parse.hpp>
+
+namespace clustervisor::detail {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+Connection::Connection(Settings settings)
+    : keepAlive_(std::move(settings.keepAlive)),
+      id_(settings.id),
+      totalClusters_(settings.totalClusters),
+      maxPayload_(settings.maxPayload),
+      sendQueueLimit_(settings.sendQueueLimit),
+      io_(settings.ioExecutor),
+      bus_(asio::make_strand(settings.busExecutor)),
+      onSupervisorLost_(std::move(settings.onSupervisorLost)),
+      socket_(settings.ioExecutor),
+      reader_(std::move(settings.reader)) {
+  socket_.assign(asio::local::stream_protocol(), settings.fd);
+}
+
+void Connection::start() {
+  asio::dispatch(io_, [self = shared_from_this()] {
+    // Frames that arrived together with the welcome are already buffered.
+    self->handleFrames();
+    if (self->connected()) {
+      self->readLoop();
+    }
+  });
+}
+
+void Connection::shutdown() {
+  shutdown_ = true;
+  asio::dispatch(io_, [self = shared_from_this()] {
+    self->connected_ = false;
+    error_code ignored;
+    self->socket_.close(ignored);
+    std::vector<std::uint64_t> ids;
+    {
+      std::lock_guard lock(self->waitsMutex_);
+      for (const auto& [id, wait] : self->waits_) {
+        ids.push_back(id);
+      }
+    }
+    for (auto id : ids) {
+      self->finishWait(id, false, make_error_code(Errc::kNotConnected));
+    }
+  });
+}
+
+error_code Connection::checkTarget(int clusterId) const {
+  if (clusterId < 0 || static_cast<std::uint32_t>(clusterId) >= totalClusters()) {
+    return make_error_code(Errc::kInvalidClusterId);
+  }
+  return {};
+}
+
+error_code Connection::enqueue(std::size_t frameSize,
+                               const std::function<void(std::byte*)>& write) {
+  bool startWriting = false;
+  {
+    std::lock_guard lock(sendMutex_);
+    if (!connected()) {
+      return make_error_code(Errc::kNotConnected);
+    }
+    if (queuedBytes_ + frameSize > sendQueueLimit_) {
+      return make_error_code(Errc::kQueueFull);
+    }
+    const std::size_t offset = pending_.size();
+    pending_.resize(offset + frameSize);
+    write(pending_.data() + offset);
+    queuedBytes_ += frameSize;
+    if (!writing_) {
+      writing_ = true;
+      startWriting = true;
+    }
+  }
+  if (startWriting) {
+    asio::post(io_, [self = shared_from_this()] { self->flush(); });
+  }
+  return {};
+}
+
+error_code Connection::sendEvent(std::uint32_t target, std::uint64_t correlation,
+                                 std::string_view name, std::string_view payload) {
+  if (name.empty() || name.size() > wire::kMaxEventNameLength) {
+    return make_error_code(Errc::kInvalidEventName);
+  }
+  if (payload.size() > maxPayload_) {
+    return make_error_code(Errc::kPayloadTooLarge);
+  }
+  const std::size_t size = wire::kHeaderSize + name.size() + payload.size();
+  return enqueue(size, [&](std::byte* out) {
+    wire::Header h;
+    h.length = static_cast<std::uint32_t>(size);
+    h.type = wire::FrameType::kEvent;
+    h.nameLength = static_cast<std::uint16_t>(name.size());
+    h.source = id_;
+    h.target = target;
+    h.correlation = correlation;
+    wire::encodeHeader(h, std::span<std::byte, wire::kHeaderSize>(out, wire::kHeaderSize));
+    std::memcpy(out + wire::kHeaderSize, name.data(), name.size());
+    if (!payload.empty()) {
+      std::memcpy(out + wire::kHeaderSize + name.size(), payload.data(), payload.size());
+    }
+  });
+}
+
+error_code Connection::sendReady() {
+  const auto frame = wire::encodeReady();
+  return enqueue(frame.size(),
+                 [&](std::byte* out) { std::memcpy(out, frame.data(), frame.size()); });
+}
+
+void Connection::flush() {
+  {
+    std::lock_guard lock(sendMutex_);
+    if (pending_.empty() || !socket_.is_open()) {
+      writing_ = false;
+      return;
+    }
+    std::swap(pending_, inflight_);
+  }
+  asio::async_write(socket_, asio::buffer(inflight_),
+                    [self = shared_from_this()](error_code ec, std::size_t written) {
+                      {
+                        std::lock_guard lock(self->sendMutex_);
+                        self->queuedBytes_ -= written;
+                      }
+                      // Keep a burst's buffer for the next burst, but not a huge one forever.
+                      self->inflight_.clear();
+                      if (self->inflight_.capacity() > 4 * 1024 * 1024) {
+                        self->inflight_.shrink_to_fit();
+                      }
+                      if (ec) {
+                        self->lost("cannot write to the supervisor: " + ec.message());
+                        return;
+                      }
+                      self->flush();
+                    });
+}
+
+void Connection::readLoop() {
+  const auto space = reader_.prepare();
+  socket_.async_read_some(asio::buffer(space.data(), space.size()),
+                          [self = shared_from_this()](error_code ec, std::size_t n) {
+                            if (ec) {
+                              self->lost(ec == asio::error::eof
+                                             ? "the supervisor closed the connection"
+                                             : "cannot read from the supervisor: " + ec.message());
+                              return;
+                            }
+                            self->reader_.commit(n);
+                            self->handleFrames();
+                            if (self->connected()) {
+                              self->readLoop();
+                            }
+                          });
+}
+
+void Connection::handleFrames() {
+  std::vector<Incoming> batch;
+  for (;;) {
+    const auto next = reader_.next();
+    const auto& h = next.result.header;
+    if (next.result.status == wire::DecodeStatus::kIncomplete) {
+      break;
+    }
+    if (next.result.status != wire::DecodeStatus::kFrame) {
+      lost(std::string("malformed frame from the supervisor: ") +
+           std::string(next.result.error));
+      break;
+    }
+    switch (h.type) {
+      case wire::FrameType::kEvent:
+        batch.push_back({std::string(wire::eventName(next.frame, h)),
+                         std::string(wire::eventPayload(next.frame, h)), h.source,
+                         h.correlation});
+        break;
+      case wire::FrameType::kAck:
+        onAck(h.source, h.correlation);
+        break;
+      case wire::FrameType::kWaitClosed:
+        onWaitClosed(h.correlation, wire::waitClosedBody(next.frame));
+        break;
+      case wire::FrameType::kTotalChanged:
+        totalClusters_ = wire::totalChangedBody(next.frame);
+        break;
+      case wire::FrameType::kHello:
+      case wire::FrameType::kWelcome:
+      case wire::FrameType::kReady:
+        lost(std::string("unexpected ") + std::string(wire::toString(h.type)) +
+             " frame from the supervisor");
+        break;
+    }
+    if (!connected()) {
+      break;
+    }
+  }
+  if (!batch.empty()) {
+    dispatch(std::move(batch));
+  }
+}
+
+void Connection::dispatch(std::vector<Incoming> batch) {
+  asio::post(bus_, [self = shared_from_this(), batch = std::move(batch)] {
+    for (const auto& event : batch) {
+      if (self->shutdown_) {
+        return;
+      }
+      std::vector<ListenerEntry> listeners;
+      {
+        std::lock_guard lock(self->listenersMutex_);
+        if (auto it = self->listeners_.find(event.name); it != self->listeners_.end()) {
+          listeners = it->second;
+          auto& list = it->second;
+          std::erase_if(list, [](const ListenerEntry& e) { return e.once; });
+          if (list.empty()) {
+            self->listeners_.erase(it);
+          }
+        }
+      }
+      if (!listeners.empty()) {
+        error_code ec;
+        const boost::json::value data =
+            event.payload.empty() ? boost::json::value(nullptr)
+                                  : boost::json::parse(event.payload, ec);
+        if (ec) {
+          self->reportListenerError(
+              event.name, std::make_exception_ptr(std::runtime_error(
+                              "payload from cluster " + std::to_string(event.source) +
+                              " is not valid JSON: " + ec.message())));
+        } else {
+          for (const auto& entry : listeners) {
+            try {
+              (*entry.listener)(data, static_cast<int>(event.source));
+            } catch (...) {
+              self->reportListenerError(event.name, std::current_exception());
+            }
+          }
+        }
+      }
+      if (event.correlation != 0) {
+        const auto frame = wire::encodeAck(self->id_, event.source, event.correlation);
+        // A failed ack means the connection is gone; the waiter learns from the supervisor.
+        (void)self->enqueue(frame.size(), [&](std::byte* out) {
+          std::memcpy(out, frame.data(), frame.size());
+        });
+      }
+    }
+  });
+}
+
+void Connection::reportListenerError(std::string_view event, std::exception_ptr error) {
+  ErrorHandler handler;
+  {
+    std::lock_guard lock(listenersMutex_);
+    handler = errorHandler_;
+  }
+  if (handler) {
+    try {
+      handler(event, error);
+      return;
+    } catch (...) {
+      // An error handler that throws falls back to the default report below.
+    }
+  }
+  std::string what = "unknown exception";
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    what = e.what();
+  } catch (...) {
+  }
+  std::fprintf(stderr, "clustervisor-worker: listener for \"%.*s\" failed: %s\n",
+               static_cast<int>(event.size()), event.data(), what.c_str());
+}
+
+std::uint64_t Connection::addListener(std::string_view event, Listener listener, bool once) {
+  std::lock_guard lock(listenersMutex_);
+  const auto id = nextListenerId_++;
+  auto it = listeners_.find(event);
+  if (it == listeners_.end()) {
+    it = listeners_.emplace(std::string(event), std::vector<ListenerEntry>{}).first;
+  }
+  it->second.push_back({id, std::make_shared<Listener>(std::move(listener)), once});
+  return id;
+}
+
+void Connection::removeListener(const std::string& event, std::uint64_t id) {
+  std::lock_guard lock(listenersMutex_);
+  if (auto it = listeners_.find(event); it != listeners_.end()) {
+    std::erase_if(it->second, [id](const ListenerEntry& e) { return e.id == id; });
+    if (it->second.empty()) {
+      listeners_.erase(it);
+    }
+  }
+}
+
+void Connection::removeAllListeners(std::string_view event) {
+  std::lock_guard lock(listenersMutex_);
+  if (auto it = listeners_.find(event); it != listeners_.end()) {
+    listeners_.erase(it);
+  }
+}
+
+void Connection::setErrorHandler(ErrorHandler handler) {
+  std::lock_guard lock(listenersMutex_);
+  errorHandler_ = std::move(handler);
+}
+
+void Connection::startWait(std::string_view event, std::string_view payload,
+                           std::chrono::milliseconds timeout, int expectedClusters,
+                           WaitHandler handler) {
+  if (expectedClusters <= 0) {
+    const error_code ec = sendEvent(wire::kBroadcast, 0, event, payload);
+    completeHandler(std::move(handler), ec, AckReport{});
+    return;
+  }
+  const std::uint64_t id = nextWaitId_.fetch_add(1, std::memory_order_relaxed);
+  auto wait = std::make_shared<Wait>(io_);
+  wait->expected = expectedClusters;
+  wait->handler = std::move(handler);
+  wait->work = asio::prefer(bus_.get_inner_executor(), asio::execution::outstanding_work.tracked);
+  {
+    std::lock_guard lock(waitsMutex_);
+    waits_.emplace(id, wait);
+  }
+  // Registered before sending, so an ack can never arrive for a wait that is not known yet.
+  if (const error_code ec = sendEvent(wire::kBroadcast, id, event, payload)) {
+    {
+      std::lock_guard lock(waitsMutex_);
+      waits_.erase(id);
+    }
+    completeHandler(std::move(wait->handler), ec, AckReport{});
+    return;
+  }
+  asio::post(io_, [self = shared_from_this(), id, wait, timeout] {
+    {
+      std::lock_guard lock(self->waitsMutex_);
+      if (!self->waits_.contains(id)) {
+        return;  // already finished: the supervisor closed it before the timer could start
+      }
+    }
+    wait->timer.expires_after(timeout);
+    wait->timer.async_wait([self, id](error_code ec) {
+      if (!ec) {
+        self->finishWait(id, true);
+      }
+    });
+  });
+}
+
+void Connection::onAck(std::uint32_t source, std::uint64_t correlation) {
+  std::shared_ptr<Wait> wait;
+  {
+    std::lock_guard lock(waitsMutex_);
+    auto it = waits_.find(correlation);
+    if (it == waits_.end()) {
+      return;  // late ack for a wait that timed out
+    }
+    wait = it->second;
+  }
+  const int cluster = static_cast<int>(source);
+  auto pos = std::lower_bound(wait->acked.begin(), wait->acked.end(), cluster);
+  if (pos == wait->acked.end() || *pos != cluster) {
+    wait->acked.insert(pos, cluster);
+  }
+  if (static_cast<int>(wait->acked.size()) >= wait->expected) {
+    finishWait(correlation, false);
+  }
+}
+
+void Connection::onWaitClosed(std::uint64_t correlation, const wire::WaitClosedBody& body) {
+  {
+    std::lock_guard lock(waitsMutex_);
+    auto it = waits_.find(correlation);
+    if (it == waits_.end()) {
+      return;
+    }
+    it->second->recipients = static_cast<int>(body.recipients);
+  }
+  finishWait(correlation, false);
+}
+
+void Connection::finishWait(std::uint64_t id, bool timedOut, error_code ec) {
+  std::shared_ptr<Wait> wait;
+  {
+    std::lock_guard lock(waitsMutex_);
+    auto it = waits_.find(id);
+    if (it == waits_.end()) {
+      return;
+    }
+    wait = std::move(it->second);
+    waits_.erase(it);
+  }
+  wait->timer.cancel();
+  AckReport report;
+  report.acked = static_cast<int>(wait->acked.size());
+  report.clusters = std::move(wait->acked);
+  report.recipients = wait->recipients;
+  report.timedOut = timedOut;
+  // A wait that was sent and then lost its connection still reports what it learned.
+  (void)ec;
+  completeHandler(std::move(wait->handler), {}, std::move(report));
+}
+
+void Connection::completeHandler(WaitHandler handler, error_code ec, AckReport report) {
+  // Always through a post, so a wait that completes at once never calls its handler inside the
+  // initiating function; the bound executor then runs it where the handler belongs (a
+  // coroutine's executor for use_awaitable, the bus executor for a plain callback).
+  std::visit(
+      [&](auto& h) {
+        if (!h) {
+          return;
+        }
+        auto executor = asio::get_associated_executor(h, bus_);
+        using H = std::decay_t<decltype(h)>;
+        if constexpr (std::is_same_v<H, CountHandler>) {
+          asio::post(bus_, asio::bind_executor(executor, [h = std::move(h), ec,
+                                                         n = report.acked]() mutable {
+                       std::move(h)(ec, n);
+                     }));
+        } else {
+          asio::post(bus_, asio::bind_executor(executor, [h = std::move(h), ec,
+                                                         r = std::move(report)]() mutable {
+                       std::move(h)(ec, std::move(r));
+                     }));
+        }
+      },
+      handler);
+}
+
+void Connection::lost(std::string_view why) {
+  if (!connected_.exchange(false)) {
+    return;
+  }
+  error_code ignored;
+  socket_.close(ignored);
+  {
+    std::lock_guard lock(sendMutex_);
+    pending_.clear();
+  }
+  std::vector<std::uint64_t> ids;
+  {
+    std::lock_guard lock(waitsMutex_);
+    for (const auto& [id, wait] : waits_) {
+      ids.push_back(id);
+    }
+  }
+  for (auto id : ids) {
+    finishWait(id, false);
+  }
+  if (shutdown_) {
+    return;
+  }
+  asio::post(bus_, [self = shared_from_this(), reason = std::string(why)] {
+    if (self->shutdown_) {
+      return;
+    }
+    if (self->onSupervisorLost_) {
+      self->onSupervisorLost_();
+      return;
+    }
+    std::fprintf(stderr, "clustervisor-worker: %s; exiting (cluster %u)\n", reason.c_str(),
+                 self->id_);
+    std::fflush(nullptr);
+    ::_exit(1);
+  });
+}
+
+}  // namespace clustervisor::detail

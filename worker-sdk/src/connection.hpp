@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: MIT
+//
+// detail::Connection: the SDK's side of the socket to the supervisor. Private to the SDK.
+//
+// Threads and ownership: the socket, the read loop, the write loop, wait timers and all wait
+// bookkeeping live on the I/O executor (one SDK thread). Senders on any thread append encoded
+// frames to a mutex-guarded, bounded send buffer; the write loop takes the whole buffer in one
+// write, so bursts of small events coalesce. Incoming events are handed in batches to the bus
+// strand, where listeners run and, afterwards, acknowledgements are queued. Connection is shared
+// (shared_ptr) by Cluster, EventBus, Subscriptions and in-flight operations; Cluster::~Cluster
+// calls shutdown(), after which no callback is started.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <variant>
+#include <vector>
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+
+#include "clustervisor/event_bus.hpp"
+#include "clustervisor/wire/frame_reader.hpp"
+
+namespace clustervisor::detail {
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  using CountHandler = boost::asio::any_completion_handler<void(boost::system::error_code, int)>;
+  using ReportHandler =
+      boost::asio::any_completion_handler<void(boost::system::error_code, AckReport)>;
+
+  struct Settings {
+    int fd = -1;  // connected socket, handshake done, non-blocking
+    wire::FrameReader reader{0};  // may hold bytes that followed the welcome frame
+    std::uint32_t id = 0;
+    std::uint32_t totalClusters = 0;
+    std::uint32_t maxPayload = 0;
+    std::size_t sendQueueLimit = 0;
+    boost::asio::any_io_executor ioExecutor;
+    boost::asio::any_io_executor busExecutor;
+    std::function<void()> onSupervisorLost;
+    // The execution contexts behind the executors: a Connection kept alive by a handler queued
+    // on a user's executor must not outlive the services its socket and strand belong to.
+    std::vector<std::shared_ptr<void>> keepAlive;
+  };
+
+  explicit Connection(Settings settings);
+
+  void start();     // begins the read loop
+  void shutdown();  // closes the socket; no listener or lost-handler starts afterwards
+
+  std::uint32_t id() const { return id_; }
+  std::uint32_t totalClusters() const { return totalClusters_.load(std::memory_order_relaxed); }
+  std::uint32_t maxPayload() const { return maxPayload_; }
+  bool connected() const { return connected_.load(std::memory_order_relaxed); }
+  boost::asio::any_io_executor busExecutor() const { return bus_; }
+
+  boost::system::error_code sendEvent(std::uint32_t target, std::uint64_t correlation,
+                                      std::string_view name, std::string_view payload);
+  boost::system::error_code sendReady();
+  boost::system::error_code checkTarget(int clusterId) const;
+
+  std::uint64_t addListener(std::string_view event, Listener listener, bool once);
+  void removeListener(const std::string& event, std::uint64_t id);
+  void removeAllListeners(std::string_view event);
+  void setErrorHandler(ErrorHandler handler);
+
+  using WaitHandler = std::variant<CountHandler, ReportHandler>;
+  void startWait(std::string_view event, std::string_view payload,
+                 std::chrono::milliseconds timeout, int expectedClusters, WaitHandler handler);
+
+ private:
+  struct Incoming {
+    std::string name;
+    std::string payload;
+    std::uint32_t source;
+    std::uint64_t correlation;
+  };
+  struct Wait {
+    explicit Wait(const boost::asio::any_io_executor& io) : timer(io) {}
+    int expected = 0;
+    std::vector<int> acked;  // ascending, distinct
+    int recipients = -1;
+    boost::asio::steady_timer timer;
+    WaitHandler handler;
+    boost::asio::any_io_executor work;  // keeps the bus executor's context alive meanwhile
+  };
+  struct ListenerEntry {
+    std::uint64_t id;
+    std::shared_ptr<Listener> listener;
+    bool once;
+  };
+
+  boost::system::error_code enqueue(std::size_t frameSize,
+                                    const std::function<void(std::byte*)>& write);
+  void flush();
+  void readLoop();
+  void handleFrames();
+  void dispatch(std::vector<Incoming> batch);
+  void onAck(std::uint32_t source, std::uint64_t correlation);
+  void onWaitClosed(std::uint64_t correlation, const wire::WaitClosedBody& body);
+  void finishWait(std::uint64_t id, bool timedOut, boost::system::error_code ec = {});
+  void completeHandler(WaitHandler handler, boost::system::error_code ec, AckReport report);
+  void lost(std::string_view why);
+  void reportListenerError(std::string_view event, std::exception_ptr error);
+
+  std::vector<std::shared_ptr<void>> keepAlive_;  // destroyed last
+  const std::uint32_t id_;
+  std::atomic<std::uint32_t> totalClusters_;
+  const std::uint32_t maxPayload_;
+  const std::size_t sendQueueLimit_;
+  boost::asio::any_io_executor io_;
+  boost::asio::strand<boost::asio::any_io_executor> bus_;
+  std::function<void()> onSupervisorLost_;
+
+  boost::asio::local::stream_protocol::socket socket_;
+  wire::FrameReader reader_;
+  std::atomic<bool> connected_{true};
+  std::atomic<bool> shutdown_{false};
+
+  std::mutex sendMutex_;  // guards pending_, queuedBytes_, writing_
+  std::vector<std::byte> pending_;
+  std::vector<std::byte> inflight_;  // I/O thread only
+  std::size_t queuedBytes_ = 0;
+  bool writing_ = false;
+
+  std::mutex listenersMutex_;  // guards listeners_, errorHandler_, nextListenerId_
+  std::map<std::string, std::vector<ListenerEntry>, std::less<>> listeners_;
+  ErrorHandler errorHandler_;
+  std::uint64_t nextListenerId_ = 1;
+
+  std::mutex waitsMutex_;  // guards waits_
+  std::unordered_map<std::uint64_t, std::shared_ptr<Wait>> waits_;
+  std::atomic<std::uint64_t> nextWaitId_{1};
+};
+
+}  // namespace clustervisor::detail

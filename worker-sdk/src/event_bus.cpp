@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: MIT
+#include "clustervisor/event_bus.hpp"
+
+#include <boost/json/serialize.hpp>
+
+#include "connection.hpp"
+
+namespace clustervisor {
+
+using boost::system::error_code;
+
+namespace {
+
+void throwIf(const error_code& ec, const char* what) {
+  if (ec) {
+    throw Error(ec, what);
+  }
+}
+
+}  // namespace
+
+void Subscription::remove() {
+  if (auto connection = connection_.lock()) {
+    connection->removeListener(event_, id_);
+  }
+  connection_.reset();
+  id_ = 0;
+}
+
+EventBus::EventBus(std::shared_ptr<detail::Connection> connection)
+    : connection_(std::move(connection)) {}
+
+EventBus::executor_type EventBus::get_executor() const { return connection_->busExecutor(); }
+
+void EventBus::broadcast(std::string_view event, const boost::json::value& data) {
+  error_code ec;
+  broadcast(event, data, ec);
+  throwIf(ec, "broadcast");
+}
+
+void EventBus::broadcast(std::string_view event, const boost::json::value& data,
+                         error_code& ec) {
+  broadcastRaw(event, boost::json::serialize(data), ec);
+}
+
+void EventBus::emitTo(int clusterId, std::string_view event, const boost::json::value& data) {
+  error_code ec;
+  emitTo(clusterId, event, data, ec);
+  throwIf(ec, "emitTo");
+}
+
+void EventBus::emitTo(int clusterId, std::string_view event, const boost::json::value& data,
+                      error_code& ec) {
+  ec = connection_->checkTarget(clusterId);
+  if (!ec) {
+    emitToRaw(clusterId, event, boost::json::serialize(data), ec);
+  }
+}
+
+void EventBus::broadcastRaw(std::string_view event, std::string_view json, error_code& ec) {
+  ec = connection_->sendEvent(wire::kBroadcast, 0, event, json);
+}
+
+void EventBus::emitToRaw(int clusterId, std::string_view event, std::string_view json,
+                         error_code& ec) {
+  ec = connection_->checkTarget(clusterId);
+  if (!ec) {
+    ec = connection_->sendEvent(static_cast<std::uint32_t>(clusterId), 0, event, json);
+  }
+}
+
+Subscription EventBus::on(std::string_view event, Listener listener) {
+  return {connection_, std::string(event), connection_->addListener(event, std::move(listener), false)};
+}
+
+Subscription EventBus::once(std::string_view event, Listener listener) {
+  return {connection_, std::string(event), connection_->addListener(event, std::move(listener), true)};
+}
+
+void EventBus::removeAllListeners(std::string_view event) {
+  connection_->removeAllListeners(event);
+}
+
+void EventBus::setErrorHandler(ErrorHandler handler) {
+  connection_->setErrorHandler(std::move(handler));
+}
+
+void EventBus::startWait(std::string_view event, const boost::json::value& data,
+                         Duration timeout, int expectedClusters, CountHandler handler) {
+  connection_->startWait(event, boost::json::serialize(data), timeout, expectedClusters,
+                         std::move(handler));
+}
+
+void EventBus::startWait(std::string_view event, const boost::json::value& data,
+                         Duration timeout, int expectedClusters, ReportHandler handler) {
+  connection_->startWait(event, boost::json::serialize(data), timeout, expectedClusters,
+                         std::move(handler));
+}
+
+}  // namespace clustervisor

@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: MIT
+#include <boost/test/unit_test.hpp>
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "clustervisor/wire/frame_reader.hpp"
+
+namespace wire = clustervisor::wire;
+
+namespace {
+
+std::vector<std::byte> stream() {
+  std::vector<std::byte> out;
+  auto append = [&](const std::vector<std::byte>& f) { out.insert(out.end(), f.begin(), f.end()); };
+  append(wire::encodeEvent(0, 1, 0, "first", R"({"n":1})"));
+  append(wire::encodeAck(1, 0, 99));
+  append(wire::encodeEvent(0, wire::kBroadcast, 7, "second", std::string(300, 'z')));
+  append(wire::encodeReady());
+  return out;
+}
+
+struct Seen {
+  std::vector<wire::FrameType> types;
+  std::vector<std::string> names;
+};
+
+void feed(wire::FrameReader& reader, std::span<const std::byte> bytes, Seen& seen) {
+  while (!bytes.empty()) {
+    auto space = reader.prepare();
+    const std::size_t n = std::min(space.size(), bytes.size());
+    std::memcpy(space.data(), bytes.data(), n);
+    reader.commit(n);
+    bytes = bytes.subspan(n);
+    for (;;) {
+      auto next = reader.next();
+      if (next.result.status != wire::DecodeStatus::kFrame) {
+        BOOST_REQUIRE(next.result.status == wire::DecodeStatus::kIncomplete);
+        break;
+      }
+      seen.types.push_back(next.result.header.type);
+      if (next.result.header.type == wire::FrameType::kEvent) {
+        seen.names.emplace_back(wire::eventName(next.frame, next.result.header));
+      }
+    }
+  }
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(frame_reader)
+
+BOOST_AUTO_TEST_CASE(decodes_stream_split_at_every_byte_boundary) {
+  const auto bytes = stream();
+  for (std::size_t split = 0; split <= bytes.size(); ++split) {
+    wire::FrameReader reader(wire::maxFrameSizeFor(4096), 16);
+    Seen seen;
+    feed(reader, std::span(bytes).first(split), seen);
+    feed(reader, std::span(bytes).subspan(split), seen);
+    BOOST_TEST_CONTEXT("split at " << split) {
+      BOOST_TEST(seen.types.size() == 4u);
+      BOOST_TEST(seen.names == (std::vector<std::string>{"first", "second"}));
+      BOOST_TEST(reader.buffered() == 0u);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(decodes_stream_fed_one_byte_at_a_time) {
+  const auto bytes = stream();
+  wire::FrameReader reader(wire::maxFrameSizeFor(4096), 8);
+  Seen seen;
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    feed(reader, std::span(bytes).subspan(i, 1), seen);
+  }
+  BOOST_TEST(seen.names == (std::vector<std::string>{"first", "second"}));
+}
+
+BOOST_AUTO_TEST_CASE(prepare_makes_room_for_a_frame_larger_than_a_chunk) {
+  const auto frame = wire::encodeEvent(0, 1, 0, "big", std::string(100000, 'q'));
+  wire::FrameReader reader(wire::maxFrameSizeFor(200000), 1024);
+  auto space = reader.prepare();
+  std::memcpy(space.data(), frame.data(), 100);
+  reader.commit(100);
+  BOOST_TEST(static_cast<int>(reader.next().result.status) ==
+             static_cast<int>(wire::DecodeStatus::kIncomplete));
+  space = reader.prepare();
+  BOOST_TEST(space.size() >= frame.size() - 100);
+  std::memcpy(space.data(), frame.data() + 100, frame.size() - 100);
+  reader.commit(frame.size() - 100);
+  const auto next = reader.next();
+  BOOST_TEST(static_cast<int>(next.result.status) == static_cast<int>(wire::DecodeStatus::kFrame));
+  BOOST_TEST(wire::eventPayload(next.frame, next.result.header).size() == 100000u);
+}
+
+BOOST_AUTO_TEST_CASE(truncated_frame_stays_incomplete_and_buffered) {
+  const auto frame = wire::encodeEvent(0, 1, 0, "e", "12345");
+  wire::FrameReader reader(wire::maxFrameSizeFor(4096));
+  auto space = reader.prepare();
+  std::memcpy(space.data(), frame.data(), frame.size() - 1);
+  reader.commit(frame.size() - 1);
+  BOOST_TEST(static_cast<int>(reader.next().result.status) ==
+             static_cast<int>(wire::DecodeStatus::kIncomplete));
+  BOOST_TEST(reader.buffered() == frame.size() - 1);
+}
+
+BOOST_AUTO_TEST_CASE(garbage_after_a_good_frame_is_reported_after_the_frame) {
+  auto bytes = wire::encodeEvent(0, 1, 0, "ok", "1");
+  for (int i = 0; i < 24; ++i) {
+    bytes.push_back(std::byte{0xFF});
+  }
+  wire::FrameReader reader(wire::maxFrameSizeFor(4096));
+  auto space = reader.prepare();
+  std::memcpy(space.data(), bytes.data(), bytes.size());
+  reader.commit(bytes.size());
+  BOOST_TEST(static_cast<int>(reader.next().result.status) ==
+             static_cast<int>(wire::DecodeStatus::kFrame));
+  BOOST_TEST(static_cast<int>(reader.next().result.status) ==
+             static_cast<int>(wire::DecodeStatus::kOversize));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
