@@ -1,0 +1,26 @@
+// SPDX-License-Identifier: MIT
+//
+// CommandLine: what the user asked for on the command line. Pure: parseCommandLine() takes the
+// arguments and returns either a command or a usage error; it prints nothing.
+#pragma once
+
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace clustervisor {
+
+struct CommandLine {
+  enum class Command { kRun, kHelp, kVersion };
+  Command command = Command::kHelp;
+  std::string configPath;  // for kRun
+  std::string error;       // non-empty: a usage error, for "clustervisor: error: <error>"
+};
+
+// `args` excludes the program name.
+CommandLine parseCommandLine(std::span<const std::string_view> args);
+
+// The text of `clustervisor --help`.
+std::string_view usageText();
+
+}  // namespace clustervisor

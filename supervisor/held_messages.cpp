@@ -1,0 +1,56 @@
+// SPDX-License-Identifier: MIT
+#include "held_messages.hpp"
+
+namespace clustervisor {
+
+HeldMessages::HeldMessages(std::uint32_t clusters, Limits limits)
+    : limits_(limits), queues_(clusters) {}
+
+bool HeldMessages::hold(std::uint32_t cluster, std::vector<std::byte> frame,
+                        Clock::time_point now) {
+  Queue& queue = queues_[cluster];
+  dropExpired(queue, now);
+  if (queue.messages.size() + 1 > limits_.maxMessages ||
+      queue.bytes + frame.size() > limits_.maxBytes) {
+    ++droppedFull_;
+    return false;
+  }
+  queue.bytes += frame.size();
+  queue.messages.push_back({now, std::move(frame)});
+  return true;
+}
+
+std::vector<std::vector<std::byte>> HeldMessages::take(std::uint32_t cluster,
+                                                       Clock::time_point now) {
+  Queue& queue = queues_[cluster];
+  dropExpired(queue, now);
+  std::vector<std::vector<std::byte>> out;
+  out.reserve(queue.messages.size());
+  for (auto& held : queue.messages) {
+    out.push_back(std::move(held.frame));
+  }
+  queue.messages.clear();
+  queue.bytes = 0;
+  return out;
+}
+
+std::size_t HeldMessages::expire(Clock::time_point now) {
+  std::size_t dropped = 0;
+  for (auto& queue : queues_) {
+    dropped += dropExpired(queue, now);
+  }
+  return dropped;
+}
+
+std::size_t HeldMessages::dropExpired(Queue& queue, Clock::time_point now) {
+  std::size_t dropped = 0;
+  while (!queue.messages.empty() && now - queue.messages.front().since > limits_.maxAge) {
+    queue.bytes -= queue.messages.front().frame.size();
+    queue.messages.pop_front();
+    ++dropped;
+  }
+  droppedExpired_ += dropped;
+  return dropped;
+}
+
+}  // namespace clustervisor

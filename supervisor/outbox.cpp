@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: MIT
+#include "outbox.hpp"
+
+#include <algorithm>
+
+namespace clustervisor {
+
+bool Outbox::push(Shared frame) {
+  if (bytes_ + frame->size() > limit_) {
+    return false;
+  }
+  bytes_ += frame->size();
+  segments_.push_back({std::move(frame), {}});
+  return true;
+}
+
+bool Outbox::push(std::span<const std::byte> frame) {
+  if (bytes_ + frame.size() > limit_) {
+    return false;
+  }
+  bytes_ += frame.size();
+  // Append to the last segment when it is ours, not being written, and still small.
+  if (segments_.size() > inFlight_ && !segments_.back().shared &&
+      segments_.back().owned.size() + frame.size() <= kCoalesceBytes) {
+    auto& owned = segments_.back().owned;
+    owned.insert(owned.end(), frame.begin(), frame.end());
+    return true;
+  }
+  Segment segment;
+  segment.owned.reserve(std::max(frame.size(), std::min<std::size_t>(kCoalesceBytes, 4096)));
+  segment.owned.assign(frame.begin(), frame.end());
+  segments_.push_back(std::move(segment));
+  return true;
+}
+
+std::size_t Outbox::gather(std::vector<std::span<const std::byte>>& out,
+                           std::size_t maxSegments) {
+  const std::size_t n = std::min(maxSegments, segments_.size());
+  for (std::size_t i = 0; i < n; ++i) {
+    out.push_back(segments_[i].bytes());
+  }
+  inFlight_ = n;
+  return n;
+}
+
+void Outbox::pop(std::size_t segments) {
+  for (std::size_t i = 0; i < segments && !segments_.empty(); ++i) {
+    bytes_ -= segments_.front().bytes().size();
+    segments_.pop_front();
+  }
+  inFlight_ = 0;
+}
+
+}  // namespace clustervisor

@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: MIT
+//
+// Outbox: the bytes waiting to be written to one worker. Pure: no I/O.
+//
+// Frames arrive either as shared buffers (a broadcast is encoded once and the same buffer is
+// queued for every recipient) or as bytes to copy (a unicast, appended to the last owned segment
+// so bursts coalesce into few large writes). The writer takes a batch of segments with
+// gather(), writes them in one gathered write, then pop()s them. Segments handed out by gather()
+// are never modified until popped. The total is bounded: a push that would exceed the limit is
+// refused, and the caller counts and logs the drop.
+#pragma once
+
+#include <cstddef>
+#include <deque>
+#include <memory>
+#include <span>
+#include <vector>
+
+namespace clustervisor {
+
+class Outbox {
+ public:
+  using Shared = std::shared_ptr<const std::vector<std::byte>>;
+  static constexpr std::size_t kCoalesceBytes = 64 * 1024;
+
+  explicit Outbox(std::size_t limitBytes) : limit_(limitBytes) {}
+
+  bool push(Shared frame);
+  bool push(std::span<const std::byte> frame);
+
+  // Up to maxSegments segments from the front; returns how many were added to `out`.
+  std::size_t gather(std::vector<std::span<const std::byte>>& out, std::size_t maxSegments);
+  // Removes `segments` segments from the front (those gather() handed out and were written).
+  void pop(std::size_t segments);
+
+  bool empty() const { return segments_.empty(); }
+  std::size_t bytes() const { return bytes_; }
+  std::size_t limit() const { return limit_; }
+
+ private:
+  struct Segment {
+    Shared shared;              // set for shared frames
+    std::vector<std::byte> owned;  // used otherwise
+    std::span<const std::byte> bytes() const {
+      return shared ? std::span<const std::byte>(*shared) : std::span<const std::byte>(owned);
+    }
+  };
+  std::size_t limit_;
+  std::size_t bytes_ = 0;
+  std::size_t inFlight_ = 0;  // front segments handed out by gather()
+  std::deque<Segment> segments_;
+};
+
+}  // namespace clustervisor

@@ -1,0 +1,76 @@
+// SPDX-License-Identifier: MIT
+#include <boost/test/unit_test.hpp>
+
+#include "outbox.hpp"
+
+using clustervisor::Outbox;
+
+namespace {
+std::vector<std::byte> bytes(std::size_t n, int v) {
+  return std::vector<std::byte>(n, static_cast<std::byte>(v));
+}
+std::size_t total(const std::vector<std::span<const std::byte>>& segments) {
+  std::size_t sum = 0;
+  for (const auto& s : segments) {
+    sum += s.size();
+  }
+  return sum;
+}
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(outbox)
+
+BOOST_AUTO_TEST_CASE(coalesces_small_copied_frames_into_one_segment) {
+  Outbox box(1 << 20);
+  for (int i = 0; i < 100; ++i) {
+    BOOST_TEST(box.push(std::span<const std::byte>(bytes(50, i))));
+  }
+  std::vector<std::span<const std::byte>> out;
+  BOOST_TEST(box.gather(out, 16) == 1u);
+  BOOST_TEST(total(out) == 5000u);
+  BOOST_TEST(static_cast<int>(out[0][50]) == 1);
+}
+
+BOOST_AUTO_TEST_CASE(shares_broadcast_buffers_without_copying) {
+  Outbox a(1 << 20);
+  Outbox b(1 << 20);
+  const auto shared = std::make_shared<const std::vector<std::byte>>(bytes(64, 7));
+  a.push(shared);
+  b.push(shared);
+  std::vector<std::span<const std::byte>> outA;
+  std::vector<std::span<const std::byte>> outB;
+  a.gather(outA, 4);
+  b.gather(outB, 4);
+  BOOST_TEST(outA[0].data() == outB[0].data());
+  BOOST_TEST(shared.use_count() == 3);
+}
+
+BOOST_AUTO_TEST_CASE(refuses_a_push_over_the_limit_and_counts_bytes) {
+  Outbox box(100);
+  BOOST_TEST(box.push(std::span<const std::byte>(bytes(60, 1))));
+  BOOST_TEST(!box.push(std::span<const std::byte>(bytes(41, 2))));
+  BOOST_TEST(box.push(std::span<const std::byte>(bytes(40, 3))));
+  BOOST_TEST(box.bytes() == 100u);
+  std::vector<std::span<const std::byte>> out;
+  const auto n = box.gather(out, 8);
+  box.pop(n);
+  BOOST_TEST(box.empty());
+  BOOST_TEST(box.bytes() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(never_appends_to_a_segment_being_written) {
+  Outbox box(1 << 20);
+  box.push(std::span<const std::byte>(bytes(10, 1)));
+  std::vector<std::span<const std::byte>> out;
+  BOOST_TEST(box.gather(out, 8) == 1u);
+  const auto* before = out[0].data();
+  box.push(std::span<const std::byte>(bytes(10, 2)));
+  BOOST_TEST(out[0].size() == 10u);
+  BOOST_TEST(out[0].data() == before);
+  box.pop(1);
+  out.clear();
+  BOOST_TEST(box.gather(out, 8) == 1u);
+  BOOST_TEST(static_cast<int>(out[0][0]) == 2);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

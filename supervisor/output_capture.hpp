@@ -1,0 +1,45 @@
+// SPDX-License-Identifier: MIT
+//
+// OutputCapture: reads one worker stream (stdout or stderr) from its pipe and writes it, line by
+// line, to the supervisor's own stdout or stderr with the cluster's prefix:
+//
+//   [cluster 3] logged in as shard 12
+//   [cluster 3]+ …continuation of a line longer than 16 KiB
+//
+// Each line goes out in a single write(2), so lines of different workers never interleave. Runs
+// on the supervisor's io_context; lives until the pipe reports end of file (the worker and every
+// process that inherited the pipe have exited) or close(), then calls onEnd once.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <boost/asio/readable_pipe.hpp>
+
+#include "line_splitter.hpp"
+
+namespace clustervisor {
+
+class OutputCapture : public std::enable_shared_from_this<OutputCapture> {
+ public:
+  OutputCapture(boost::asio::readable_pipe pipe, std::string prefix, int outputFd,
+                std::function<void()> onEnd);
+
+  void start();
+  void close();  // stops reading; a partial line is still written
+
+ private:
+  void readLoop();
+  void writeLine(std::string_view line, bool continued);
+
+  boost::asio::readable_pipe pipe_;
+  std::string prefix_;
+  int outputFd_;
+  LineSplitter splitter_;
+  std::string buffer_;
+  std::string line_;
+  std::function<void()> onEnd_;
+};
+
+}  // namespace clustervisor

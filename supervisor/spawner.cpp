@@ -1,0 +1,180 @@
+// SPDX-License-Identifier: MIT
+#include "spawner.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <boost/process/v2/detail/last_error.hpp>
+#include <boost/process/v2/posix/default_launcher.hpp>
+#include <boost/process/v2/process.hpp>
+#include <boost/process/v2/start_dir.hpp>
+#include <boost/process/v2/stdio.hpp>
+
+#include "clustervisor/wire/frame.hpp"
+
+extern char** environ;
+
+namespace clustervisor {
+
+namespace asio = boost::asio;
+namespace bp = boost::process::v2;
+using boost::system::error_code;
+
+namespace {
+
+// Puts the worker's end of the socketpair on fd 3 in the child. Boost 1.81's posix::bind_fd
+// falls off the end of a function returning error_code (a crash at -O2), hence this one.
+// Everything here runs between fork and exec: async-signal-safe calls only.
+struct WorkerSetup {
+  int socketFd;
+  pid_t supervisorPid;
+
+  error_code on_setup(bp::posix::default_launcher& launcher, const bp::filesystem::path&,
+                      const char* const*) {
+    launcher.fd_whitelist.push_back(wire::kWorkerFd);
+    return error_code{};
+  }
+
+  error_code on_exec_setup(bp::posix::default_launcher&, const bp::filesystem::path&,
+                           const char* const*) {
+    // A process group of its own: a stop reaches the worker's children too, and a Ctrl-C at the
+    // terminal reaches only the supervisor, which then stops the workers in order.
+    if (::setpgid(0, 0) != 0) {
+      return error_code(errno, boost::system::system_category());
+    }
+    // Die with the supervisor, even when it is SIGKILLed. The check closes the race where the
+    // supervisor died before prctl ran.
+    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != supervisorPid) {
+      return error_code(ESRCH, boost::system::system_category());
+    }
+    if (socketFd == wire::kWorkerFd) {
+      // dup2 onto itself would keep FD_CLOEXEC; clear it instead.
+      if (::fcntl(socketFd, F_SETFD, 0) != 0) {
+        return error_code(errno, boost::system::system_category());
+      }
+    } else if (::dup2(socketFd, wire::kWorkerFd) < 0) {
+      return error_code(errno, boost::system::system_category());
+    }
+    // Signals the supervisor ignores or blocks must not stay so in the worker.
+    ::signal(SIGPIPE, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    return error_code{};
+  }
+};
+
+std::vector<std::string> buildEnvironment(const SpawnRequest& request) {
+  std::map<std::string, std::string> merged;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    const std::string_view entry(*e);
+    const auto eq = entry.find('=');
+    if (eq == std::string_view::npos || entry.starts_with("CLUSTERVISOR_")) {
+      continue;
+    }
+    merged[std::string(entry.substr(0, eq))] = std::string(entry.substr(eq + 1));
+  }
+  for (const auto& [key, value] : request.environment) {
+    merged[key] = value;
+  }
+  merged[wire::kEnvClusterId] = std::to_string(request.clusterId);
+  merged[wire::kEnvTotalClusters] = std::to_string(request.totalClusters);
+  merged[wire::kEnvFd] = std::to_string(wire::kWorkerFd);
+  merged[wire::kEnvProtocol] = std::to_string(wire::kProtocolVersion);
+  std::vector<std::string> out;
+  out.reserve(merged.size());
+  for (const auto& [key, value] : merged) {
+    out.push_back(key + "=" + value);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::filesystem::path Spawner::resolveProgram(const std::string& program,
+                                              const std::filesystem::path& workingDirectory,
+                                              const std::string& path) {
+  if (program.find('/') != std::string::npos) {
+    const std::filesystem::path p(program);
+    return (p.is_absolute() ? p : workingDirectory / p).lexically_normal();
+  }
+  std::string_view rest(path);
+  while (true) {
+    const auto colon = rest.find(':');
+    std::string_view dir = rest.substr(0, colon);
+    const std::filesystem::path candidate =
+        (dir.empty() ? workingDirectory : std::filesystem::path(dir)) / program;
+    if (::access(candidate.c_str(), X_OK) == 0 && !std::filesystem::is_directory(candidate)) {
+      return candidate;
+    }
+    if (colon == std::string_view::npos) {
+      break;
+    }
+    rest.remove_prefix(colon + 1);
+  }
+  return {};  // not found: the caller reports it with the name as configured
+}
+
+SpawnedWorker Spawner::spawn(const SpawnRequest& request, error_code& ec, std::string& what) {
+  SpawnedWorker worker{-1, {}, asio::local::stream_protocol::socket(executor_),
+                       asio::readable_pipe(executor_), asio::readable_pipe(executor_)};
+  const auto environment = buildEnvironment(request);
+  std::string path = "/usr/local/bin:/usr/bin:/bin";
+  for (const auto& entry : environment) {
+    if (entry.starts_with("PATH=")) {
+      path = entry.substr(5);
+    }
+  }
+  worker.program = resolveProgram(request.command.front(), request.workingDirectory, path);
+  if (worker.program.empty()) {
+    ec = error_code(ENOENT, boost::system::system_category());
+    what = "cannot start \"" + request.command.front() + "\": not found in PATH (" + path + ")";
+    return worker;
+  }
+
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
+    ec = error_code(errno, boost::system::system_category());
+    what = "cannot create the worker's socket: " + ec.message();
+    return worker;
+  }
+
+  std::vector<const char*> envp;
+  envp.reserve(environment.size() + 1);
+  for (const auto& entry : environment) {
+    envp.push_back(entry.c_str());
+  }
+  envp.push_back(nullptr);
+  const std::vector<std::string> args(request.command.begin() + 1, request.command.end());
+
+  bp::posix::default_launcher launcher;
+  launcher.env = envp.data();
+  auto process = launcher(executor_, ec, worker.program, args,
+                          bp::process_stdio{nullptr, worker.out, worker.err},
+                          bp::process_start_dir(request.workingDirectory.string()),
+                          WorkerSetup{pair[1], ::getpid()});
+  ::close(pair[1]);
+  if (ec) {
+    ::close(pair[0]);
+    worker.out.close();
+    worker.err.close();
+    what = "cannot start \"" + worker.program.string() + "\" in \"" +
+           request.workingDirectory.string() + "\": " + ec.message();
+    return worker;
+  }
+  worker.pid = process.id();
+  // The supervisor reaps its children itself (SIGCHLD + waitpid); the handle would otherwise
+  // terminate the worker when it goes out of scope.
+  process.detach();
+  worker.socket.assign(asio::local::stream_protocol(), pair[0]);
+  worker.socket.non_blocking(true);
+  return worker;
+}
+
+}  // namespace clustervisor

@@ -1,0 +1,61 @@
+// SPDX-License-Identifier: MIT
+//
+// Spawner: the one place that forks and execs workers (through Boost.Process v2).
+//
+// spawn() starts one worker for a cluster: its own process group, the worker end of a fresh
+// socketpair on fd 3, stdout and stderr on pipes, stdin on /dev/null, the environment of the
+// supervisor plus the config's `environment` plus the CLUSTERVISOR_* variables, and a parent-death
+// signal so it cannot outlive a supervisor that was killed. No other descriptor of the supervisor
+// reaches the worker. The caller owns everything returned; the process is not waited for here
+// (the supervisor reaps all children from SIGCHLD).
+#pragma once
+
+#include <sys/types.h>
+
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/readable_pipe.hpp>
+#include <boost/system/error_code.hpp>
+
+namespace clustervisor {
+
+struct SpawnRequest {
+  std::uint32_t clusterId = 0;
+  std::uint32_t totalClusters = 0;
+  std::vector<std::string> command;  // command[0] as configured
+  std::filesystem::path workingDirectory;
+  std::map<std::string, std::string> environment;  // added to the supervisor's own
+};
+
+struct SpawnedWorker {
+  pid_t pid = -1;
+  std::filesystem::path program;  // what was executed
+  boost::asio::local::stream_protocol::socket socket;
+  boost::asio::readable_pipe out;
+  boost::asio::readable_pipe err;
+};
+
+class Spawner {
+ public:
+  explicit Spawner(boost::asio::any_io_executor executor) : executor_(std::move(executor)) {}
+
+  // On failure `ec` is set and `what` says what failed on which path, for the log.
+  SpawnedWorker spawn(const SpawnRequest& request, boost::system::error_code& ec,
+                      std::string& what);
+
+  // Where command[0] is found: a name without '/' is searched in PATH (the workers' PATH), a
+  // relative path is taken relative to the working directory.
+  static std::filesystem::path resolveProgram(const std::string& program,
+                                              const std::filesystem::path& workingDirectory,
+                                              const std::string& path);
+
+ private:
+  boost::asio::any_io_executor executor_;
+};
+
+}  // namespace clustervisor

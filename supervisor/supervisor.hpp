@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: MIT
+//
+// Supervisor: runs one bot. Starts a worker per cluster, relays events between them, restarts
+// workers that exit, and stops everything on SIGINT/SIGTERM.
+//
+// Everything happens on the one io_context thread that calls run(): signal handling (SIGCHLD is
+// reaped with waitpid(WNOHANG) in a loop), worker sockets, output capture and timers. Routing
+// decisions come from the pure Relay, WaitTable and HeldMessages; this class carries them out.
+// run() returns the process exit status once every worker has been stopped and reaped.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "clustervisor/config/bot_config.hpp"
+#include "held_messages.hpp"
+#include "output_capture.hpp"
+#include "relay.hpp"
+#include "spawner.hpp"
+#include "wait_table.hpp"
+#include "worker_connection.hpp"
+#include "worker_state.hpp"
+
+namespace clustervisor {
+
+class Supervisor final : private FrameSink {
+ public:
+  Supervisor(boost::asio::io_context& io, config::BotConfig config);
+  ~Supervisor();
+
+  // Starts the workers and runs until stopped. Returns the exit status.
+  int run();
+
+ private:
+  using Clock = std::chrono::steady_clock;
+
+  struct Slot {
+    explicit Slot(boost::asio::io_context& io) : restartTimer(io), killTimer(io) {}
+    std::uint32_t id = 0;
+    WorkerState state = WorkerState::kBackingOff;
+    pid_t pid = -1;
+    Clock::time_point startedAt;
+    std::uint32_t restarts = 0;
+    bool ready = false;
+    std::shared_ptr<WorkerConnection> connection;
+    std::shared_ptr<OutputCapture> out;
+    std::shared_ptr<OutputCapture> err;
+    boost::asio::steady_timer restartTimer;
+    boost::asio::steady_timer killTimer;
+  };
+
+  void onFrame(WorkerConnection& connection, const wire::Header& header,
+               std::span<std::byte> frame) override;
+  void onDisconnected(WorkerConnection& connection, const std::string& reason,
+                      bool protocolError) override;
+
+  void spawn(Slot& slot);
+  void scheduleRestart(Slot& slot);
+  void stopWorker(Slot& slot);
+  void onHello(Slot& slot, std::span<std::byte> frame);
+  void routeEvent(Slot& slot, const wire::Header& header, std::span<std::byte> frame);
+  void routeAck(Slot& slot, const wire::Header& header, std::span<std::byte> frame);
+  void sendTo(std::uint32_t id, std::span<const std::byte> frame);
+  void closeWaits(const std::vector<WaitTable::Closed>& closed);
+  void disconnect(Slot& slot);
+  void reapChildren();
+  void onExit(Slot& slot, int status);
+  void watchSignals();
+  void watchChildren();
+  void beginShutdown(std::string_view why);
+  void maybeFinish();
+  void countDrop(std::uint32_t recipient, std::string_view what);
+  std::string describe(const Slot& slot) const;
+
+  boost::asio::io_context& io_;
+  config::BotConfig config_;
+  Spawner spawner_;
+  std::vector<std::unique_ptr<Slot>> slots_;
+  Relay relay_;
+  WaitTable waits_;
+  HeldMessages held_;
+  boost::asio::signal_set stopSignals_;
+  boost::asio::signal_set childSignal_;
+  boost::asio::steady_timer finishTimer_;
+  bool shuttingDown_ = false;
+  bool escalated_ = false;
+  bool finished_ = false;
+  int exitStatus_ = 0;
+  int openCaptures_ = 0;
+  std::uint64_t droppedEvents_ = 0;
+  Clock::time_point lastDropLog_{};
+  std::uint64_t dropsSinceLog_ = 0;
+};
+
+}  // namespace clustervisor

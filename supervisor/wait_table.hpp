@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: MIT
+//
+// WaitTable: the supervisor's bookkeeping for broadcastAndWait. Pure: no I/O, no clock.
+//
+// When a worker sends an event with a non-zero correlation, the supervisor opens a wait naming
+// the clusters the event was delivered to. Each recipient's first ack is forwarded to the waiter;
+// duplicate, forged or late acks are ignored (and counted). When every recipient has acked or
+// gone away, the wait closes and the waiter is told, so a broadcastAndWait never hangs on a dead
+// cluster. A waiter that goes away takes its waits with it. Open waits per waiter are bounded.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <unordered_map>
+#include <vector>
+
+#include "clustervisor/wire/frame.hpp"
+
+namespace clustervisor {
+
+class WaitTable {
+ public:
+  static constexpr std::size_t kDefaultMaxWaitsPerCluster = 16384;
+
+  explicit WaitTable(std::size_t maxWaitsPerCluster = kDefaultMaxWaitsPerCluster)
+      : maxWaitsPerCluster_(maxWaitsPerCluster) {}
+
+  enum class OpenResult {
+    kOpened,       // acks will be forwarded; the wait closes later
+    kClosedEmpty,  // no recipients: close it now (WAIT_CLOSED with 0 of 0)
+    kRejected,     // duplicate correlation or too many open waits: close it now, untracked
+  };
+  OpenResult open(std::uint32_t waiter, std::uint64_t correlation,
+                  std::span<const std::uint32_t> recipients);
+
+  struct AckOutcome {
+    bool forward = false;  // pass the ack on to the waiter
+    bool closed = false;   // the wait is complete: send WAIT_CLOSED with `body`
+    wire::WaitClosedBody body;
+  };
+  AckOutcome ack(std::uint32_t waiter, std::uint64_t correlation, std::uint32_t acker);
+
+  struct Closed {
+    std::uint32_t waiter;
+    std::uint64_t correlation;
+    wire::WaitClosedBody body;
+  };
+  // `cluster` disconnected: its own waits are dropped, and waits it was a pending recipient of
+  // lose it; those that become complete are returned (to be closed towards their waiters).
+  std::vector<Closed> clusterGone(std::uint32_t cluster);
+
+  std::size_t openWaits() const { return waits_.size(); }
+  std::uint64_t ignoredAcks() const { return ignoredAcks_; }
+
+ private:
+  struct Key {
+    std::uint32_t waiter;
+    std::uint64_t correlation;
+    bool operator==(const Key&) const = default;
+  };
+  struct KeyHash {
+    std::size_t operator()(const Key& k) const noexcept {
+      return std::hash<std::uint64_t>{}(k.correlation * 0x9E3779B97F4A7C15ull ^ k.waiter);
+    }
+  };
+  struct Wait {
+    std::vector<std::uint32_t> pending;  // recipients that have neither acked nor gone
+    std::uint32_t recipients = 0;
+    std::uint32_t acked = 0;
+  };
+
+  std::size_t maxWaitsPerCluster_;
+  std::unordered_map<Key, Wait, KeyHash> waits_;
+  std::unordered_map<std::uint32_t, std::size_t> waitsPerCluster_;
+  std::uint64_t ignoredAcks_ = 0;
+};
+
+}  // namespace clustervisor

@@ -1,0 +1,138 @@
+// SPDX-License-Identifier: MIT
+#include "worker_connection.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+namespace clustervisor {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+namespace {
+constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
+// IOV_MAX is 1024 on Linux; fewer segments per write keeps each write's latency low.
+constexpr std::size_t kMaxSegmentsPerWrite = 256;
+}  // namespace
+
+WorkerConnection::WorkerConnection(asio::local::stream_protocol::socket socket,
+                                   std::uint32_t clusterId, std::size_t maxFrameSize,
+                                   std::size_t outboxLimit, FrameSink& sink)
+    : socket_(std::move(socket)),
+      clusterId_(clusterId),
+      reader_(maxFrameSize),
+      outbox_(outboxLimit),
+      writerWakeup_(socket_.get_executor(), asio::steady_timer::time_point::max()),
+      sink_(sink) {}
+
+void WorkerConnection::start() {
+  asio::co_spawn(socket_.get_executor(), readLoop(), asio::detached);
+  asio::co_spawn(socket_.get_executor(), writeLoop(), asio::detached);
+}
+
+void WorkerConnection::close() {
+  if (closed_) {
+    return;
+  }
+  closed_ = true;
+  error_code ignored;
+  socket_.close(ignored);
+  writerWakeup_.cancel();
+}
+
+bool WorkerConnection::send(std::span<const std::byte> frame) {
+  if (closed_ || !outbox_.push(frame)) {
+    return false;
+  }
+  wakeWriter();
+  return true;
+}
+
+bool WorkerConnection::send(Outbox::Shared frame) {
+  if (closed_ || !outbox_.push(std::move(frame))) {
+    return false;
+  }
+  wakeWriter();
+  return true;
+}
+
+void WorkerConnection::wakeWriter() { writerWakeup_.cancel_one(); }
+
+void WorkerConnection::fail(const std::string& reason, bool protocolError) {
+  if (closed_) {
+    return;
+  }
+  close();
+  sink_.onDisconnected(*this, reason, protocolError);
+}
+
+asio::awaitable<void> WorkerConnection::readLoop() {
+  const auto self = shared_from_this();
+  while (!closed_) {
+    const auto space = reader_.prepare();
+    const auto [ec, n] =
+        co_await socket_.async_read_some(asio::buffer(space.data(), space.size()), kAsTuple);
+    if (closed_) {
+      co_return;
+    }
+    if (ec) {
+      fail(ec == asio::error::eof ? "closed its connection" : "read failed: " + ec.message(),
+           false);
+      co_return;
+    }
+    reader_.commit(n);
+    for (;;) {
+      const auto next = reader_.next();
+      if (next.result.status == wire::DecodeStatus::kIncomplete) {
+        break;
+      }
+      if (next.result.status != wire::DecodeStatus::kFrame) {
+        std::string reason = std::string(next.result.error);
+        if (next.result.status == wire::DecodeStatus::kOversize) {
+          reason += " (" + std::to_string(next.result.header.length) + " > " +
+                    std::to_string(reader_.maxFrameSize()) + " bytes)";
+        }
+        fail(reason, true);
+        co_return;
+      }
+      sink_.onFrame(*this, next.result.header, next.frame);
+      if (closed_) {
+        co_return;
+      }
+    }
+  }
+}
+
+asio::awaitable<void> WorkerConnection::writeLoop() {
+  const auto self = shared_from_this();
+  std::vector<std::span<const std::byte>> segments;
+  std::vector<asio::const_buffer> buffers;
+  while (!closed_) {
+    if (outbox_.empty()) {
+      writerWakeup_.expires_at(asio::steady_timer::time_point::max());
+      co_await writerWakeup_.async_wait(kAsTuple);
+      continue;
+    }
+    segments.clear();
+    buffers.clear();
+    const std::size_t count = outbox_.gather(segments, kMaxSegmentsPerWrite);
+    for (const auto& s : segments) {
+      buffers.emplace_back(s.data(), s.size());
+    }
+    const auto [ec, n] = co_await asio::async_write(socket_, buffers, kAsTuple);
+    if (closed_) {
+      co_return;
+    }
+    if (ec) {
+      fail("write failed: " + ec.message(), false);
+      co_return;
+    }
+    outbox_.pop(count);
+  }
+}
+
+}  // namespace clustervisor
