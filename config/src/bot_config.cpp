@@ -1,0 +1,823 @@
+// SPDX-License-Identifier: MIT
+#include "clustervisor/config/bot_config.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <charconv>
+#include <csignal>
+#include <cstddef>
+#include <limits>
+#include <sstream>
+#include <system_error>
+#include <utility>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <toml++/toml.h>
+
+#include "duration.hpp"
+#include "size.hpp"
+
+namespace clustervisor::config {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Bounds the work and memory a config file can cost; a real bot.toml is a few hundred bytes.
+constexpr std::size_t kMaxFileSize = 1024 * 1024;
+
+// Values quoted in messages are cut here so a pasted blob cannot flood the terminal.
+constexpr std::size_t kMaxQuotedBytes = 60;
+
+constexpr std::uint32_t kMinClusters = 1;
+constexpr std::uint32_t kMaxClusters = 4096;
+constexpr std::size_t kMaxNameLength = 64;
+constexpr std::string_view kReservedEnvironmentPrefix = "CLUSTERVISOR_";
+constexpr std::string_view kFallbackName = "bot";
+
+constexpr std::uint64_t kKiB = 1024;
+constexpr std::uint64_t kMiB = 1024 * kKiB;
+constexpr std::uint64_t kGiB = 1024 * kMiB;
+
+// ---------------------------------------------------------------------------------------------
+// Text helpers for messages.
+
+bool isBareKeyChar(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '-';
+}
+
+// A TOML basic string, escaped so that control characters cannot garble a terminal. Text longer
+// than kMaxQuotedBytes is cut at a UTF-8 character boundary and marked with "...".
+std::string quote(std::string_view text) {
+  bool truncated = false;
+  if (text.size() > kMaxQuotedBytes) {
+    std::size_t cut = kMaxQuotedBytes;
+    while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0U) == 0x80U) {
+      --cut;
+    }
+    text = text.substr(0, cut);
+    truncated = true;
+  }
+  std::string out = "\"";
+  for (char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      default:
+        if (byte < 0x20U || byte == 0x7FU) {
+          constexpr std::string_view kHex = "0123456789ABCDEF";
+          out += "\\u00";
+          out += kHex[byte >> 4U];
+          out += kHex[byte & 0xFU];
+        } else {
+          out += c;
+        }
+    }
+  }
+  out += '"';
+  if (truncated) {
+    out += "...";
+  }
+  return out;
+}
+
+// One segment of a dotted key as the user would write it: bare when TOML allows, else quoted.
+std::string keySegment(std::string_view segment) {
+  if (!segment.empty() && std::all_of(segment.begin(), segment.end(), isBareKeyChar)) {
+    return std::string(segment);
+  }
+  return quote(segment);
+}
+
+std::string joinKey(std::string_view prefix, std::string_view segment) {
+  if (prefix.empty()) {
+    return keySegment(segment);
+  }
+  return std::string(prefix) + "." + keySegment(segment);
+}
+
+std::string_view typeName(const toml::node& node) {
+  switch (node.type()) {
+    case toml::node_type::none:
+      return "nothing";
+    case toml::node_type::table:
+      return "table";
+    case toml::node_type::array:
+      return "array";
+    case toml::node_type::string:
+      return "string";
+    case toml::node_type::integer:
+      return "integer";
+    case toml::node_type::floating_point:
+      return "float";
+    case toml::node_type::boolean:
+      return "boolean";
+    case toml::node_type::date:
+      return "date";
+    case toml::node_type::time:
+      return "time";
+    case toml::node_type::date_time:
+      return "date-time";
+  }
+  return "value";
+}
+
+std::string floatText(double value) {
+  std::array<char, 64> buffer{};
+  const auto [end, ec] = std::to_chars(buffer.data(), buffer.data() + buffer.size(), value);
+  if (ec != std::errc{}) {
+    return "float";
+  }
+  std::string text(buffer.data(), end);
+  if (text.find_first_not_of("-0123456789") == std::string::npos) {
+    text += ".0";  // as TOML writes it, so "got float 4.0" does not look like an integer
+  }
+  return text;
+}
+
+template <typename T>
+std::string streamed(const T& value) {
+  std::ostringstream out;
+  out << value;
+  return out.str();
+}
+
+// The value as the user would recognise it: "four" quoted, 10, 1.5, true; empty for arrays and
+// tables, whose contents would not fit in one line.
+std::string valueText(const toml::node& node) {
+  switch (node.type()) {
+    case toml::node_type::string:
+      return quote(node.as_string()->get());
+    case toml::node_type::integer:
+      return std::to_string(node.as_integer()->get());
+    case toml::node_type::floating_point:
+      return floatText(node.as_floating_point()->get());
+    case toml::node_type::boolean:
+      return node.as_boolean()->get() ? "true" : "false";
+    case toml::node_type::date:
+      return streamed(node.as_date()->get());
+    case toml::node_type::time:
+      return streamed(node.as_time()->get());
+    case toml::node_type::date_time:
+      return streamed(node.as_date_time()->get());
+    case toml::node_type::none:
+    case toml::node_type::table:
+    case toml::node_type::array:
+      break;
+  }
+  return {};
+}
+
+// For a value of the wrong type: `string "four"`, `integer 10`, `table`.
+std::string describe(const toml::node& node) {
+  std::string text(typeName(node));
+  if (const std::string value = valueText(node); !value.empty()) {
+    text += ' ';
+    text += value;
+  }
+  return text;
+}
+
+std::size_t editDistance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> previous(b.size() + 1);
+  std::vector<std::size_t> current(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) {
+    previous[j] = j;
+  }
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    current[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t substitution = previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
+      current[j] = std::min({previous[j] + 1, current[j - 1] + 1, substitution});
+    }
+    std::swap(previous, current);
+  }
+  return previous[b.size()];
+}
+
+bool containsNul(std::string_view text) {
+  return text.find('\0') != std::string_view::npos;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation state.
+
+struct Rule;
+
+// One key's value while it is being checked: the dotted key for messages and the TOML node.
+struct Value {
+  std::string_view key;
+  const toml::node& node;
+};
+
+class Validator {
+ public:
+  Validator(std::string_view fileName, const std::filesystem::path& baseDirectory)
+      : fileName_(fileName), baseDirectory_(baseDirectory) {}
+
+  void walk(const toml::table& table, std::string_view prefix);
+  void finish();
+
+  void fail(toml::source_position position, std::string key, std::string message) {
+    errors_.push_back(Diagnostic{at(position), std::move(key), std::move(message)});
+  }
+  void fail(const Value& value, std::string message) {
+    fail(value.node.source().begin, std::string(value.key), std::move(message));
+  }
+
+  std::optional<std::chrono::milliseconds> duration(const Value& value,
+                                                    std::chrono::milliseconds min,
+                                                    std::chrono::milliseconds max);
+  std::optional<std::uint64_t> size(const Value& value, std::uint64_t min, std::uint64_t max);
+
+  const std::filesystem::path& baseDirectory() const { return baseDirectory_; }
+  BotConfig& config() { return config_; }
+  std::vector<Diagnostic> takeErrors() { return std::move(errors_); }
+
+  // events.max_payload and events.outbox_limit are checked against each other once both are
+  // known; these remember where they were written (null: defaulted) and whether they were valid.
+  const toml::node* maxPayloadNode = nullptr;
+  const toml::node* outboxLimitNode = nullptr;
+  bool maxPayloadValid = true;
+  bool outboxLimitValid = true;
+
+ private:
+  SourceLocation at(toml::source_position position) const {
+    // toml++ leaves a position at 0 for a few implicit nodes; 1:1 still points into the file.
+    return SourceLocation{fileName_, std::max<std::uint32_t>(position.line, 1),
+                          std::max<std::uint32_t>(position.column, 1)};
+  }
+  void unknownKey(const toml::key& key, std::string_view prefix);
+
+  std::string fileName_;
+  std::filesystem::path baseDirectory_;
+  BotConfig config_;
+  std::vector<Diagnostic> errors_;
+  std::vector<const Rule*> seen_;
+};
+
+std::optional<std::chrono::milliseconds> Validator::duration(const Value& value,
+                                                             std::chrono::milliseconds min,
+                                                             std::chrono::milliseconds max) {
+  const auto* string = value.node.as_string();
+  if (string == nullptr) {
+    fail(value,
+         "expected a duration string such as \"10s\" or \"500ms\", got " + describe(value.node));
+    return std::nullopt;
+  }
+  const std::string& text = string->get();
+  const std::string range =
+      "expected a duration from " + formatDuration(min) + " to " + formatDuration(max);
+  const ParsedDuration parsed = parseDuration(text);
+  switch (parsed.status) {
+    case ParsedDuration::Status::kOk:
+      if (parsed.value < min || parsed.value > max) {
+        fail(value, range + ", got " + quote(text));
+        return std::nullopt;
+      }
+      return parsed.value;
+    case ParsedDuration::Status::kSyntax:
+      fail(value, "expected a duration such as \"1s\" or \"500ms\", got " + quote(text));
+      return std::nullopt;
+    case ParsedDuration::Status::kSubMillisecond:
+      fail(value, "must be a whole number of milliseconds, got " + quote(text));
+      return std::nullopt;
+    case ParsedDuration::Status::kTooLarge:
+      fail(value, range + ", got " + quote(text));
+      return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::uint64_t> Validator::size(const Value& value, std::uint64_t min,
+                                             std::uint64_t max) {
+  const std::string range = "expected a size from " + formatSize(min) + " to " + formatSize(max);
+  if (const auto* integer = value.node.as_integer()) {
+    const std::int64_t bytes = integer->get();
+    if (bytes < 0 || static_cast<std::uint64_t>(bytes) < min ||
+        static_cast<std::uint64_t>(bytes) > max) {
+      fail(value, range + ", got " + std::to_string(bytes));
+      return std::nullopt;
+    }
+    return static_cast<std::uint64_t>(bytes);
+  }
+  const auto* string = value.node.as_string();
+  if (string == nullptr) {
+    fail(value,
+         "expected a size in bytes or a string such as \"1MiB\", got " + describe(value.node));
+    return std::nullopt;
+  }
+  const std::string& text = string->get();
+  const ParsedSize parsed = parseSize(text);
+  switch (parsed.status) {
+    case ParsedSize::Status::kOk:
+      if (parsed.bytes < min || parsed.bytes > max) {
+        fail(value, range + ", got " + quote(text));
+        return std::nullopt;
+      }
+      return parsed.bytes;
+    case ParsedSize::Status::kSyntax:
+      fail(value, "expected a size such as \"1MiB\" or \"512KiB\", got " + quote(text));
+      return std::nullopt;
+    case ParsedSize::Status::kTooLarge:
+      fail(value, range + ", got " + quote(text));
+      return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+// ---------------------------------------------------------------------------------------------
+// One function per key: checks the value and stores it in the config.
+
+constexpr std::string_view kCommandExpectation = "an array of strings, e.g. command = [\"./bot\"]";
+
+void applyCommand(Validator& v, const Value& value) {
+  const auto* array = value.node.as_array();
+  if (array == nullptr) {
+    v.fail(value, "expected " + std::string(kCommandExpectation) + ", got " + describe(value.node));
+    return;
+  }
+  if (array->empty()) {
+    v.fail(value,
+           "expected at least the program to run, e.g. command = [\"./bot\"], got an "
+           "empty array");
+    return;
+  }
+  std::vector<std::string> command;
+  for (std::size_t i = 0; i < array->size(); ++i) {
+    const toml::node& element = *array->get(i);
+    const std::string key = std::string(value.key) + "[" + std::to_string(i) + "]";
+    const Value item{key, element};
+    const auto* string = element.as_string();
+    if (string == nullptr) {
+      v.fail(item, "expected a string, got " + describe(element));
+    } else if (string->get().empty()) {
+      v.fail(item, "expected a non-empty string, got \"\"");
+    } else if (containsNul(string->get())) {
+      v.fail(item, "must not contain a NUL character (exec cannot pass it)");
+    } else {
+      command.push_back(string->get());
+    }
+  }
+  if (command.size() == array->size()) {
+    v.config().command = std::move(command);
+  }
+}
+
+void applyClusters(Validator& v, const Value& value) {
+  const std::string expected = "expected an integer from " + std::to_string(kMinClusters) + " to " +
+                               std::to_string(kMaxClusters);
+  const auto* integer = value.node.as_integer();
+  if (integer == nullptr) {
+    v.fail(value, expected + ", got " + describe(value.node));
+    return;
+  }
+  const std::int64_t count = integer->get();
+  if (count < kMinClusters || count > kMaxClusters) {
+    v.fail(value, expected + ", got " + std::to_string(count));
+    return;
+  }
+  v.config().clusters = static_cast<std::uint32_t>(count);
+}
+
+bool isNameChar(char c) {
+  return isBareKeyChar(c) || c == '.';
+}
+
+bool isValidName(std::string_view name) {
+  return !name.empty() && name.size() <= kMaxNameLength &&
+         std::all_of(name.begin(), name.end(), isNameChar);
+}
+
+void applyName(Validator& v, const Value& value) {
+  const std::string expected =
+      "expected 1 to " + std::to_string(kMaxNameLength) + " of the characters A-Z a-z 0-9 . _ -";
+  const auto* string = value.node.as_string();
+  if (string == nullptr) {
+    v.fail(value, expected + ", got " + describe(value.node));
+  } else if (!isValidName(string->get())) {
+    v.fail(value, expected + ", got " + quote(string->get()));
+  } else {
+    v.config().name = string->get();
+  }
+}
+
+// The file's stem made into a valid name: one '-' per character that is not allowed.
+std::string nameFromFile(std::string_view fileName) {
+  const std::string stem = std::filesystem::path(fileName).stem().string();
+  std::string name;
+  for (std::size_t i = 0; i < stem.size() && name.size() < kMaxNameLength; ++i) {
+    const char c = stem[i];
+    if (isNameChar(c)) {
+      name += c;
+    } else if ((static_cast<unsigned char>(c) & 0xC0U) != 0x80U) {
+      name += '-';  // continuation bytes of a UTF-8 character add nothing more
+    }
+  }
+  return name.empty() ? std::string(kFallbackName) : name;
+}
+
+// Lexically normal, without the trailing separator lexically_normal() keeps ("/a/b/" → "/a/b").
+std::filesystem::path normalDirectory(const std::filesystem::path& path) {
+  std::filesystem::path normal = path.lexically_normal();
+  if (!normal.has_filename() && normal.has_relative_path()) {
+    normal = normal.parent_path();
+  }
+  return normal;
+}
+
+void applyWorkingDirectory(Validator& v, const Value& value) {
+  const auto* string = value.node.as_string();
+  if (string == nullptr) {
+    v.fail(value, "expected a directory path string, got " + describe(value.node));
+    return;
+  }
+  const std::string& text = string->get();
+  if (text.empty()) {
+    v.fail(value, "expected a non-empty directory path, got \"\"");
+  } else if (containsNul(text)) {
+    v.fail(value, "must not contain a NUL character");
+  } else if (text == "~" || text.starts_with("~/")) {
+    // No shell is involved, so "~" would silently become a directory named "~".
+    v.fail(value,
+           "\"~\" is not expanded; write an absolute path or one relative to the config file, "
+           "got " +
+               quote(text));
+  } else {
+    v.config().workingDirectory = normalDirectory(v.baseDirectory() / text);
+  }
+}
+
+bool isEnvironmentName(std::string_view name) {
+  const auto isStart = [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
+  };
+  const auto isRest = [&](char c) { return isStart(c) || (c >= '0' && c <= '9'); };
+  return !name.empty() && isStart(name.front()) &&
+         std::all_of(name.begin() + 1, name.end(), isRest);
+}
+
+void applyEnvironment(Validator& v, const Value& value) {
+  const auto* table = value.node.as_table();
+  if (table == nullptr) {
+    v.fail(value, "expected a table of strings, got " + describe(value.node));
+    return;
+  }
+  for (auto&& [name, node] : *table) {
+    const std::string key = joinKey(value.key, name.str());
+    const Value entry{key, node};
+    if (!isEnvironmentName(name.str())) {
+      v.fail(name.source().begin, key,
+             "invalid variable name (expected letters, digits and '_', not starting with a "
+             "digit)");
+    } else if (name.str().starts_with(kReservedEnvironmentPrefix)) {
+      v.fail(name.source().begin, key, "reserved for the variables clustervisor sets");
+    } else if (const auto* string = node.as_string(); string == nullptr) {
+      v.fail(entry, "expected a string, got " + describe(node));
+    } else if (containsNul(string->get())) {
+      v.fail(entry, "must not contain a NUL character");
+    } else {
+      v.config().environment.emplace(name.str(), string->get());
+    }
+  }
+}
+
+void applyRestartDelay(Validator& v, const Value& value) {
+  if (const auto delay = v.duration(value, 0ms, 1h)) {
+    v.config().restart.delay = *delay;
+  }
+}
+
+void applyStopTimeout(Validator& v, const Value& value) {
+  if (const auto timeout = v.duration(value, 1ms, 1h)) {
+    v.config().stop.timeout = *timeout;
+  }
+}
+
+struct SignalName {
+  std::string_view name;
+  int number;
+};
+
+constexpr std::array kStopSignals = {
+    SignalName{"SIGTERM", SIGTERM}, SignalName{"SIGINT", SIGINT},   SignalName{"SIGQUIT", SIGQUIT},
+    SignalName{"SIGHUP", SIGHUP},   SignalName{"SIGUSR1", SIGUSR1}, SignalName{"SIGUSR2", SIGUSR2},
+};
+
+void applyStopSignal(Validator& v, const Value& value) {
+  std::string expected = "expected one of";
+  for (const SignalName& signal : kStopSignals) {
+    expected += (&signal == kStopSignals.data() ? " " : ", ");
+    expected += signal.name;
+  }
+  const auto* string = value.node.as_string();
+  if (string == nullptr) {
+    v.fail(value, expected + ", got " + describe(value.node));
+    return;
+  }
+  const std::string_view text = string->get();
+  for (const SignalName& signal : kStopSignals) {
+    if (text == signal.name || text == signal.name.substr(3)) {
+      v.config().stop.signal = signal.number;
+      return;
+    }
+  }
+  v.fail(value, expected + ", got " + quote(text));
+}
+
+void applyMaxPayload(Validator& v, const Value& value) {
+  v.maxPayloadNode = &value.node;
+  const auto bytes = v.size(value, 1 * kKiB, 256 * kMiB);
+  v.maxPayloadValid = bytes.has_value();
+  if (bytes) {
+    v.config().events.maxPayload = static_cast<std::uint32_t>(*bytes);
+  }
+}
+
+void applyOutboxLimit(Validator& v, const Value& value) {
+  v.outboxLimitNode = &value.node;
+  const auto bytes = v.size(value, 64 * kKiB, 16 * kGiB);
+  v.outboxLimitValid = bytes.has_value();
+  if (bytes) {
+    v.config().events.outboxLimit = *bytes;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The schema. Validation walks the file against this table and knownKeys() publishes it, so the
+// accepted keys and the documented keys cannot drift apart. A rule without `apply` is a table
+// whose keys are the rules named "<table>.<key>".
+
+struct Rule {
+  KeyInfo info;
+  void (*apply)(Validator&, const Value&) = nullptr;
+  std::string_view expectation = {};  // for a required key: what to write, for its absence
+
+  bool isRequired() const { return info.defaultValue.empty(); }
+  std::string_view parent() const {
+    const auto dot = info.key.rfind('.');
+    return dot == std::string_view::npos ? std::string_view{} : info.key.substr(0, dot);
+  }
+  std::string_view leaf() const {
+    const auto dot = info.key.rfind('.');
+    return dot == std::string_view::npos ? info.key : info.key.substr(dot + 1);
+  }
+};
+
+constexpr std::array kRules = {
+    Rule{{"command", "array of strings", "",
+          "the worker program and its arguments, run directly without a shell"},
+         applyCommand,
+         kCommandExpectation},
+    Rule{{"clusters", "integer", "1",
+          "number of worker processes (1 to 4096); each gets a cluster id 0 to clusters-1"},
+         applyClusters},
+    Rule{{"name", "string", "(the config file's name without extension)",
+          "name of the bot in logs and for the control socket ([A-Za-z0-9._-], 1 to 64)"},
+         applyName},
+    Rule{{"working_directory", "string", "(the config file's directory)",
+          "directory the workers run in; a relative path is resolved against the config file's "
+          "directory"},
+         applyWorkingDirectory},
+    Rule{{"environment", "table of strings", "{}",
+          "variables added to the environment the workers inherit, overriding same-named ones"},
+         applyEnvironment},
+    Rule{{"restart", "table", "{}", "how workers that crashed or exited are started again"}},
+    Rule{{"restart.delay", "duration", "\"1s\"",
+          "wait before starting a crashed or exited worker again (0s to 1h)"},
+         applyRestartDelay},
+    Rule{{"stop", "table", "{}", "how workers are stopped when the supervisor stops"}},
+    Rule{{"stop.timeout", "duration", "\"10s\"",
+          "how long a worker may take to exit after the stop signal before SIGKILL (1ms to 1h)"},
+         applyStopTimeout},
+    Rule{{"stop.signal", "string", "\"SIGTERM\"",
+          "signal that asks a worker to exit: SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1 or "
+          "SIGUSR2"},
+         applyStopSignal},
+    Rule{{"events", "table", "{}", "limits of the event relay between workers"}},
+    Rule{{"events.max_payload", "size", "\"1MiB\"",
+          "largest event payload in bytes of JSON text (1KiB to 256MiB)"},
+         applyMaxPayload},
+    Rule{{"events.outbox_limit", "size", "\"64MiB\"",
+          "bytes that may wait to be written to one worker before its events are dropped "
+          "(64KiB to 16GiB, at least twice events.max_payload)"},
+         applyOutboxLimit},
+};
+
+const Rule* findRule(std::string_view parent, std::string_view leaf) {
+  for (const Rule& rule : kRules) {
+    if (rule.parent() == parent && rule.leaf() == leaf) {
+      return &rule;
+    }
+  }
+  return nullptr;
+}
+
+void Validator::walk(const toml::table& table, std::string_view prefix) {
+  for (auto&& [key, node] : table) {
+    const Rule* rule = findRule(prefix, key.str());
+    if (rule == nullptr) {
+      unknownKey(key, prefix);
+      continue;
+    }
+    seen_.push_back(rule);
+    const Value value{rule->info.key, node};
+    if (rule->apply != nullptr) {
+      rule->apply(*this, value);
+    } else if (const auto* subtable = node.as_table()) {
+      walk(*subtable, rule->info.key);
+    } else {
+      fail(value, "expected a table, got " + std::string(typeName(node)));
+    }
+  }
+}
+
+void Validator::unknownKey(const toml::key& key, std::string_view prefix) {
+  // The closest key of the same table within a few edits, or one the user's key starts
+  // ("working_dir" → "working_directory").
+  const Rule* suggestion = nullptr;
+  std::size_t bestDistance = std::numeric_limits<std::size_t>::max();
+  std::string expected;
+  for (const Rule& rule : kRules) {
+    if (rule.parent() != prefix) {
+      continue;
+    }
+    expected += expected.empty() ? "" : ", ";
+    expected += rule.leaf();
+    const std::size_t distance = editDistance(key.str(), rule.leaf());
+    if (distance <= std::max<std::size_t>(2, rule.leaf().size() / 3) && distance < bestDistance) {
+      suggestion = &rule;
+      bestDistance = distance;
+    }
+  }
+  if (suggestion == nullptr && key.str().size() >= 4) {
+    for (const Rule& rule : kRules) {
+      if (rule.parent() == prefix && rule.leaf().starts_with(key.str())) {
+        suggestion = &rule;
+        break;
+      }
+    }
+  }
+  const std::string message =
+      suggestion != nullptr
+          ? "unknown key (did you mean \"" + std::string(suggestion->leaf()) + "\"?)"
+          : "unknown key (expected one of: " + expected + ")";
+  fail(key.source().begin, joinKey(prefix, key.str()), message);
+}
+
+void Validator::finish() {
+  for (const Rule& rule : kRules) {
+    if (rule.isRequired() && std::find(seen_.begin(), seen_.end(), &rule) == seen_.end()) {
+      fail(toml::source_position{1, 1}, std::string(rule.info.key),
+           "missing required key (expected " + std::string(rule.expectation) + ")");
+    }
+  }
+
+  if (maxPayloadValid && outboxLimitValid &&
+      config_.events.outboxLimit < 2 * std::uint64_t{config_.events.maxPayload}) {
+    const std::uint64_t maxPayload = config_.events.maxPayload;
+    if (outboxLimitNode != nullptr) {
+      fail(Value{"events.outbox_limit", *outboxLimitNode},
+           "expected at least twice events.max_payload (" + formatSize(2 * maxPayload) + "), got " +
+               valueText(*outboxLimitNode));
+    } else if (maxPayloadNode != nullptr) {
+      fail(Value{"events.max_payload", *maxPayloadNode},
+           "expected at most half of events.outbox_limit (" +
+               formatSize(config_.events.outboxLimit) +
+               " by default; set events.outbox_limit to at least " + formatSize(2 * maxPayload) +
+               " to allow this), got " + valueText(*maxPayloadNode));
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading the file.
+
+// Reads at most kMaxFileSize bytes; returns the message of a line-0 diagnostic on failure.
+std::optional<std::string> readFile(const std::filesystem::path& path, std::string& text) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return "cannot read: " + std::generic_category().message(errno);
+  }
+  std::optional<std::string> error;
+  std::array<char, 64 * 1024> buffer{};
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer.data(), buffer.size());
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      error = "cannot read: " + std::generic_category().message(errno);
+      break;
+    }
+    if (n == 0) {
+      break;
+    }
+    text.append(buffer.data(), static_cast<std::size_t>(n));
+    if (text.size() > kMaxFileSize) {
+      error = "file is larger than 1 MiB";
+      break;
+    }
+  }
+  ::close(fd);
+  return error;
+}
+
+}  // namespace
+
+std::string Diagnostic::format() const {
+  std::string text = where.file;
+  if (where.line != 0) {
+    text += ':' + std::to_string(where.line) + ':' + std::to_string(where.column);
+  }
+  text += ": ";
+  if (!key.empty()) {
+    text += key;
+    text += ": ";
+  }
+  text += message;
+  return text;
+}
+
+LoadResult parseConfig(std::string_view text, std::string_view fileName,
+                       const std::filesystem::path& baseDirectory) {
+  LoadResult result;
+  toml::table root;
+  try {
+    root = toml::parse(text, fileName);
+  } catch (const toml::parse_error& error) {
+    const toml::source_position begin = error.source().begin;
+    result.errors.push_back(
+        Diagnostic{SourceLocation{std::string(fileName), std::max<std::uint32_t>(begin.line, 1),
+                                  std::max<std::uint32_t>(begin.column, 1)},
+                   "", "syntax error: " + std::string(error.description())});
+    return result;
+  }
+
+  Validator validator(fileName, baseDirectory);
+  BotConfig& config = validator.config();
+  config.sourceFile = std::filesystem::path(fileName);
+  config.name = nameFromFile(fileName);
+  config.workingDirectory = normalDirectory(baseDirectory);
+  validator.walk(root, "");
+  validator.finish();
+
+  result.errors = validator.takeErrors();
+  std::stable_sort(
+      result.errors.begin(), result.errors.end(), [](const Diagnostic& a, const Diagnostic& b) {
+        return std::pair(a.where.line, a.where.column) < std::pair(b.where.line, b.where.column);
+      });
+  if (result.errors.empty()) {
+    result.config = std::move(config);
+  }
+  return result;
+}
+
+LoadResult loadConfigFile(const std::filesystem::path& path) {
+  const std::string fileName = path.string();
+  const auto failure = [&](std::string message) {
+    LoadResult result;
+    result.errors.push_back(Diagnostic{SourceLocation{fileName, 0, 0}, "", std::move(message)});
+    return result;
+  };
+  std::string text;
+  if (auto error = readFile(path, text)) {
+    return failure(std::move(*error));
+  }
+  std::error_code ec;
+  const std::filesystem::path absolute = std::filesystem::absolute(path, ec);
+  if (ec) {
+    return failure("cannot make the path absolute: " + ec.message());
+  }
+  return parseConfig(text, fileName, absolute.parent_path());
+}
+
+const std::vector<KeyInfo>& knownKeys() {
+  static const std::vector<KeyInfo> keys = [] {
+    std::vector<KeyInfo> infos;
+    for (const Rule& rule : kRules) {
+      infos.push_back(rule.info);
+    }
+    return infos;
+  }();
+  return keys;
+}
+
+}  // namespace clustervisor::config

@@ -1,0 +1,103 @@
+// SPDX-License-Identifier: MIT
+#include "size.hpp"
+
+#include <cstdint>
+#include <limits>
+#include <string_view>
+
+#include <boost/test/unit_test.hpp>
+
+namespace clustervisor::config {
+namespace {
+
+using Status = ParsedSize::Status;
+
+struct Valid {
+  std::string_view text;
+  std::uint64_t bytes;
+};
+
+constexpr std::uint64_t kKiB = 1024;
+constexpr std::uint64_t kMiB = 1024 * kKiB;
+constexpr std::uint64_t kGiB = 1024 * kMiB;
+
+void checkStatus(std::string_view text, Status expected) {
+  BOOST_TEST_CONTEXT("\"" << text << "\"") {
+    BOOST_TEST((parseSize(text).status == expected));
+  }
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(size)
+
+BOOST_AUTO_TEST_CASE(parses_binary_and_decimal_units) {
+  for (const Valid& c : {
+           Valid{"0B", 0},
+           Valid{"100000B", 100'000},
+           Valid{"1KiB", kKiB},
+           Valid{"512KiB", 512 * kKiB},
+           Valid{"1MiB", kMiB},
+           Valid{"16GiB", 16 * kGiB},
+           Valid{"1KB", 1000},
+           Valid{"64MB", 64'000'000},
+           Valid{"2GB", 2'000'000'000},
+           Valid{"0001MiB", kMiB},
+       }) {
+    BOOST_TEST_CONTEXT("\"" << c.text << "\"") {
+      const ParsedSize parsed = parseSize(c.text);
+      BOOST_TEST((parsed.status == Status::kOk));
+      BOOST_TEST(parsed.bytes == c.bytes);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(rejects_malformed_size) {
+  for (const std::string_view text : {
+           "",      "B",     "MiB",  "1",      "100000", "1 MiB",    " 1MiB", "1MiB ",
+           "1mib",  "1kb",   "1kB",  "1Ki",    "1KIB",   "1TiB",     "1TB",   "1.5MiB",
+           "-1MiB", "+1MiB", "1e3B", "1_000B", "0x10B",  "1MiB1KiB", "1BB",
+       }) {
+    checkStatus(text, Status::kSyntax);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(rejects_overflowing_size) {
+  for (const std::string_view text : {
+           "18446744073709551616B",  // 2^64: would wrap to 0 in unchecked arithmetic
+           "99999999999999999999999999999999B",
+           "17179869184GiB",  // 2^34 GiB = 2^64 B
+           "18446744073709552KB",
+       }) {
+    checkStatus(text, Status::kTooLarge);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(accepts_largest_size) {
+  const ParsedSize parsed = parseSize("18446744073709551615B");
+  BOOST_TEST((parsed.status == Status::kOk));
+  BOOST_TEST(parsed.bytes == std::numeric_limits<std::uint64_t>::max());
+  BOOST_TEST(parseSize("17179869183GiB").bytes == 17179869183 * kGiB);
+}
+
+BOOST_AUTO_TEST_CASE(formats_in_largest_exact_binary_unit) {
+  for (const Valid& c : {
+           Valid{"0B", 0},
+           Valid{"1B", 1},
+           Valid{"1000B", 1000},
+           Valid{"1536B", 1536},
+           Valid{"1KiB", kKiB},
+           Valid{"64KiB", 64 * kKiB},
+           Valid{"1025KiB", kMiB + kKiB},
+           Valid{"256MiB", 256 * kMiB},
+           Valid{"16GiB", 16 * kGiB},
+           Valid{"18446744073709551615B", std::numeric_limits<std::uint64_t>::max()},
+       }) {
+    BOOST_TEST(formatSize(c.bytes) == c.text);
+    BOOST_TEST(parseSize(formatSize(c.bytes)).bytes == c.bytes);
+  }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+}  // namespace clustervisor::config
