@@ -28,6 +28,29 @@ using boost::system::error_code;
 
 namespace {
 
+// Closes every descriptor above the worker's fd 3 except those in `keep`. Async-signal-safe:
+// no allocation, only close_range(2).
+void closeAllBut(const std::vector<int>& keep) {
+  unsigned int from = wire::kWorkerFd + 1;
+  for (;;) {
+    // The smallest kept descriptor at or above `from`.
+    unsigned int next = ~0u;
+    for (const int fd : keep) {
+      if (fd >= 0 && static_cast<unsigned int>(fd) >= from && static_cast<unsigned int>(fd) < next) {
+        next = static_cast<unsigned int>(fd);
+      }
+    }
+    if (next == ~0u) {
+      ::close_range(from, ~0u, 0);
+      return;
+    }
+    if (next > from) {
+      ::close_range(from, next - 1, 0);
+    }
+    from = next + 1;
+  }
+}
+
 // Puts the worker's end of the socketpair on fd 3 in the child. Boost 1.81's posix::bind_fd
 // falls off the end of a function returning error_code (a crash at -O2), hence this one.
 // Everything here runs between fork and exec: async-signal-safe calls only.
@@ -41,7 +64,7 @@ struct WorkerSetup {
     return error_code{};
   }
 
-  error_code on_exec_setup(bp::posix::default_launcher&, const bp::filesystem::path&,
+  error_code on_exec_setup(bp::posix::default_launcher& launcher, const bp::filesystem::path&,
                            const char* const*) {
     // A process group of its own: a stop reaches the worker's children too, and a Ctrl-C at the
     // terminal reaches only the supervisor, which then stops the workers in order.
@@ -61,6 +84,11 @@ struct WorkerSetup {
     } else if (::dup2(socketFd, wire::kWorkerFd) < 0) {
       return error_code(errno, boost::system::system_category());
     }
+    // Boost 1.81's close_all() skips the gaps between whitelisted descriptors (it compares each
+    // entry with itself), so anything the supervisor inherited between fd 4 and the launcher's
+    // own error pipe would leak into the worker. Close those gaps here; the launcher's pipe (in
+    // the whitelist) must stay open until exec.
+    closeAllBut(launcher.fd_whitelist);
     // Signals the supervisor ignores or blocks must not stay so in the worker.
     ::signal(SIGPIPE, SIG_DFL);
     sigset_t none;

@@ -219,7 +219,7 @@ bool Cluster::connected() const { return impl_->connection->connected(); }
 
 void Cluster::ready() {
   if (const error_code ec = impl_->connection->sendReady()) {
-    throw Error(ec, "ready");
+    throw Error(ec, "ready: " + ec.message());
   }
 }
 

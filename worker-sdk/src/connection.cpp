@@ -334,9 +334,8 @@ void Connection::startWait(std::string_view event, std::string_view payload,
     return;
   }
   const std::uint64_t id = nextWaitId_.fetch_add(1, std::memory_order_relaxed);
-  auto wait = std::make_shared<Wait>(io_);
+  auto wait = std::make_shared<Wait>(io_, std::move(handler));
   wait->expected = expectedClusters;
-  wait->handler = std::move(handler);
   wait->work = asio::prefer(bus_.get_inner_executor(), asio::execution::outstanding_work.tracked);
   {
     std::lock_guard lock(waitsMutex_);

@@ -87,7 +87,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::uint64_t correlation;
   };
   struct Wait {
-    explicit Wait(const boost::asio::any_io_executor& io) : timer(io) {}
+    // Built around its handler: any_completion_handler in Boost 1.81 has no usable move
+    // assignment (it would wrap itself recursively), so the handler is only ever moved-constructed.
+    Wait(const boost::asio::any_io_executor& io, WaitHandler h)
+        : timer(io), handler(std::move(h)) {}
     int expected = 0;
     std::vector<int> acked;  // ascending, distinct
     int recipients = -1;

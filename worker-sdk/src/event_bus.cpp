@@ -13,7 +13,7 @@ namespace {
 
 void throwIf(const error_code& ec, const char* what) {
   if (ec) {
-    throw Error(ec, what);
+    throw Error(ec, std::string(what) + ": " + ec.message());
   }
 }
 

@@ -29,8 +29,17 @@ inline boost::system::error_code make_error_code(Errc e) noexcept {
   return {static_cast<int>(e), errorCategory()};
 }
 
-// Thrown by the throwing overloads; carries the same error_code.
-using Error = boost::system::system_error;
+// Thrown by the throwing overloads and by Cluster::fromEnvironment(); carries the error_code,
+// and what() is a message written for the person reading it.
+class Error : public boost::system::system_error {
+ public:
+  Error(boost::system::error_code ec, std::string message)
+      : boost::system::system_error(ec), message_(std::move(message)) {}
+  const char* what() const noexcept override { return message_.c_str(); }
+
+ private:
+  std::string message_;
+};
 
 }  // namespace clustervisor
 

@@ -1,0 +1,83 @@
+// SPDX-License-Identifier: MIT
+//
+// A bad config or command line: the exact text the user sees, the exit status, nothing started.
+#define BOOST_TEST_MODULE e2e_config_errors
+#include <boost/test/unit_test.hpp>
+
+#include "harness.hpp"
+
+using namespace clustervisor::test;
+
+namespace {
+std::string run(const std::vector<std::string>& args, int& status) {
+  std::vector<std::string> argv{supervisorBinary().string()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  SupervisorRun process(argv);
+  const auto exit = process.waitExit(30s);
+  BOOST_REQUIRE(exit.has_value());
+  status = *exit;
+  return process.transcript();
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(bad_config_reports_every_error_with_position_and_exits_78) {
+  TempDir dir;
+  const auto config = dir.write("bot.toml",
+                                "clustrs = 4\n"
+                                "clusters = \"four\"\n"
+                                "[restart]\n"
+                                "delay = \"soon\"\n");
+  int status = 0;
+  const auto output = run({"run", config.string()}, status);
+  BOOST_TEST(status == 78);
+  const std::string file = config.string();
+  BOOST_TEST(output ==
+             "clustervisor: error: " + file +
+                 ":1:1: clustrs: unknown key (did you mean \"clusters\"?)\n"
+                 "clustervisor: error: " + file +
+                 ":1:1: command: missing required key (expected an array of strings, e.g. "
+                 "command = [\"./bot\"])\n"
+                 "clustervisor: error: " + file +
+                 ":2:12: clusters: expected an integer from 1 to 4096, got string \"four\"\n"
+                 "clustervisor: error: " + file +
+                 ":4:9: restart.delay: expected a duration such as \"1s\" or \"500ms\", got "
+                 "\"soon\"\n"
+                 "clustervisor: 4 errors in " + file + "; nothing was started\n");
+}
+
+BOOST_AUTO_TEST_CASE(syntax_error_names_line_and_column) {
+  TempDir dir;
+  const auto config = dir.write("bot.toml", "command = [\"./bot\"\nclusters = 2\n");
+  int status = 0;
+  const auto output = run({"run", config.string()}, status);
+  BOOST_TEST(status == 78);
+  BOOST_TEST(output.find("clustervisor: error: " + config.string() + ":2:1: syntax error: ") == 0u,
+             output);
+}
+
+BOOST_AUTO_TEST_CASE(missing_config_file_exits_78) {
+  TempDir dir;
+  const auto missing = (dir.path() / "absent.toml").string();
+  int status = 0;
+  const auto output = run({"run", missing}, status);
+  BOOST_TEST(status == 78);
+  BOOST_TEST(output == "clustervisor: error: " + missing +
+                           ": cannot read: No such file or directory\n"
+                           "clustervisor: 1 error in " + missing + "; nothing was started\n");
+}
+
+BOOST_AUTO_TEST_CASE(bad_command_line_prints_usage_and_exits_64) {
+  int status = 0;
+  const auto output = run({"start", "bot.toml"}, status);
+  BOOST_TEST(status == 64);
+  BOOST_TEST(output.find("clustervisor: error: unknown command \"start\"\nusage: clustervisor run CONFIG\n") == 0u,
+             output);
+}
+
+BOOST_AUTO_TEST_CASE(help_and_version_exit_zero) {
+  int status = 1;
+  BOOST_TEST(run({"--help"}, status).find("usage: clustervisor run CONFIG") == 0u);
+  BOOST_TEST(status == 0);
+  BOOST_TEST(run({"--version"}, status).find("clustervisor ") == 0u);
+  BOOST_TEST(status == 0);
+}

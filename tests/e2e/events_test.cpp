@@ -1,0 +1,133 @@
+// SPDX-License-Identifier: MIT
+//
+// The EventBus contract (DESIGN.md §3), end to end: real supervisor, real probe workers.
+#define BOOST_TEST_MODULE e2e_events
+#include <boost/test/unit_test.hpp>
+
+#include <signal.h>
+
+#include "harness.hpp"
+
+using namespace clustervisor::test;
+
+namespace {
+std::unique_ptr<SupervisorRun> start(const TempDir& dir, int clusters, const std::string& mode,
+                                     const std::string& environment = "",
+                                     const std::string& extra = "") {
+  return SupervisorRun::run(dir.write("bot.toml", probeConfig(dir, clusters, mode, environment, extra)));
+}
+
+// Parses "key=value" out of a probe line.
+std::string field(const std::string& line, const std::string& key) {
+  const auto at = line.find(" " + key + "=");
+  BOOST_REQUIRE_MESSAGE(at != std::string::npos, "no " << key << " in: " << line);
+  const auto begin = at + key.size() + 2;
+  return line.substr(begin, line.find(' ', begin) - begin);
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(broadcast_reaches_every_other_cluster_and_skips_the_sender) {
+  TempDir dir;
+  auto run = start(dir, 4, "broadcast");
+  for (int c = 1; c < 4; ++c) {
+    run->waitForLine("[cluster " + std::to_string(c) + "] RECV b from=0 data={\"n\":1}");
+  }
+  // The sender's emitTo to itself was sent after the broadcast on the same connection, so had
+  // the broadcast come back to the sender it would be here before this line.
+  run->waitForLine("[cluster 0] RECV marker from=0 data={\"self\":true}");
+  BOOST_TEST(run->linesContaining("[cluster 0] RECV b ").empty(), run->transcript());
+  BOOST_TEST(run->linesContaining("RECV b ").size() == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(emit_to_outside_the_cluster_range_is_an_error_the_caller_sees) {
+  TempDir dir;
+  auto run = start(dir, 2, "broadcast");
+  run->waitForLine("[cluster 0] EMIT_OUT_OF_RANGE cluster id outside 0..totalClusters-1");
+  run->waitForLine("[cluster 0] EMIT_NEGATIVE threw emitTo: cluster id outside 0..totalClusters-1");
+}
+
+BOOST_AUTO_TEST_CASE(supervisor_stamps_the_real_source_over_a_forged_one) {
+  TempDir dir;
+  auto run = start(dir, 4, "basic", "PROBE_RAW = \"1:forge\"");
+  run->waitForLine("[cluster 1] RAW sent forge");
+  run->waitForLine("[cluster 0] RECV forged from=1 data={\"claim\":3}");
+}
+
+BOOST_AUTO_TEST_CASE(events_from_one_sender_arrive_in_order) {
+  TempDir dir;
+  auto run = start(dir, 2, "order");
+  run->waitForLine("[cluster 1] ORDER sent 5000", 60s);
+  run->waitForLine("[cluster 0] ORDER done 5000", 60s);
+  BOOST_TEST(run->linesContaining("ORDER broken").empty(), run->transcript());
+}
+
+BOOST_AUTO_TEST_CASE(acks_come_after_listeners_ran_and_a_throwing_listener_still_acks) {
+  TempDir dir;
+  auto run = start(dir, 4, "acks");
+  const auto line = run->waitForLine("[cluster 0] ACKS acked=");
+  BOOST_TEST(field(line, "acked") == "3");
+  BOOST_TEST(field(line, "clusters") == "[1,2,3]");
+  BOOST_TEST(field(line, "timedOut") == "0");
+  BOOST_TEST(field(run->waitForLine("[cluster 0] ACKS listenersDoneBeforeReturn="),
+                   "listenersDoneBeforeReturn") == "3");
+  run->waitForLine("[cluster 2] LISTENER_ERROR work listener failed on purpose");
+  // The worker whose listener threw kept running and acknowledging.
+  BOOST_TEST(field(run->waitForLine("[cluster 0] ACKS again="), "again") == "3");
+  BOOST_TEST(run->linesContaining("exited").empty(), run->transcript());
+}
+
+BOOST_AUTO_TEST_CASE(broadcast_and_wait_with_zero_expected_returns_zero_at_once) {
+  TempDir dir;
+  // A 60 s timeout: returning "at once" means long before it.
+  auto run = start(dir, 3, "wait", "PROBE_EXPECTED = \"0\", PROBE_TIMEOUT_MS = \"60000\"");
+  const auto line = run->waitForLine("[cluster 0] WAIT result=");
+  BOOST_TEST(field(line, "result") == "0");
+  BOOST_TEST(std::stoi(field(line, "elapsedMs")) < 10000);
+}
+
+BOOST_AUTO_TEST_CASE(broadcast_and_wait_returns_when_the_expected_count_acked) {
+  TempDir dir;
+  auto run = start(dir, 4, "wait", "PROBE_EXPECTED = \"2\", PROBE_TIMEOUT_MS = \"60000\"");
+  const auto line = run->waitForLine("[cluster 0] WAIT acked=");
+  BOOST_TEST(field(line, "acked") == "2");
+  BOOST_TEST(field(line, "timedOut") == "0");
+}
+
+BOOST_AUTO_TEST_CASE(broadcast_and_wait_returns_the_count_at_the_timeout) {
+  TempDir dir;
+  // Cluster 3 never acknowledges (its listener blocks), so only 2 of the expected 3 arrive.
+  auto run = start(dir, 4, "wait",
+                   "PROBE_EXPECTED = \"3\", PROBE_TIMEOUT_MS = \"1000\", PROBE_SLOW = \"3\"");
+  const auto line = run->waitForLine("[cluster 0] WAIT acked=");
+  BOOST_TEST(field(line, "acked") == "2");
+  BOOST_TEST(field(line, "clusters") == "[1,2]");
+  BOOST_TEST(field(line, "timedOut") == "1");
+  BOOST_TEST(std::stoi(field(line, "elapsedMs")) >= 1000);
+}
+
+BOOST_AUTO_TEST_CASE(broadcast_and_wait_completes_early_when_a_recipient_dies) {
+  TempDir dir;
+  auto run = start(dir, 4, "wait",
+                   "PROBE_EXPECTED = \"3\", PROBE_TIMEOUT_MS = \"120000\", PROBE_SLOW = \"2\"");
+  const pid_t slow = startedPid(*run, 2);
+  run->waitForLine("[cluster 2] BLOCKING");
+  BOOST_REQUIRE(::kill(slow, SIGKILL) == 0);
+  const auto line = run->waitForLine("[cluster 0] WAIT acked=", 60s);
+  BOOST_TEST(field(line, "acked") == "2");
+  BOOST_TEST(field(line, "clusters") == "[1,3]");
+  BOOST_TEST(field(line, "recipients") == "3");
+  BOOST_TEST(field(line, "timedOut") == "0");
+  BOOST_TEST(std::stoi(field(line, "elapsedMs")) < 60000);
+}
+
+BOOST_AUTO_TEST_CASE(payload_over_the_limit_is_refused_to_the_sender_and_nothing_is_sent) {
+  TempDir dir;
+  auto run = start(dir, 2, "payload", "", "[events]\nmax_payload = \"4KiB\"\n");
+  run->waitForLine("[cluster 0] PAYLOAD at-limit ok");
+  run->waitForLine(
+      "[cluster 0] PAYLOAD over-limit event payload larger than the supervisor's "
+      "events.max_payload");
+  // Whatever was sent before the marker arrived before it: exactly the one event at the limit.
+  run->waitForLine("[cluster 1] RECV marker from=0");
+  BOOST_TEST(run->linesContaining("[cluster 1] RECV big from=0").size() == 1u);
+}

@@ -1,0 +1,266 @@
+// SPDX-License-Identifier: MIT
+#include "harness.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include <boost/test/unit_test.hpp>
+
+namespace clustervisor::test {
+
+TempDir::TempDir() {
+  std::string templ = (std::filesystem::temp_directory_path() / "clustervisor-test-XXXXXX").string();
+  if (::mkdtemp(templ.data()) == nullptr) {
+    throw std::runtime_error("mkdtemp failed");
+  }
+  path_ = templ;
+}
+
+TempDir::~TempDir() {
+  std::error_code ignored;
+  std::filesystem::remove_all(path_, ignored);
+}
+
+std::filesystem::path TempDir::write(const std::string& name, const std::string& text) const {
+  const auto file = path_ / name;
+  std::ofstream(file) << text;
+  return file;
+}
+
+std::filesystem::path supervisorBinary() { return CLUSTERVISOR_BINARY; }
+std::filesystem::path probeWorkerBinary() { return PROBE_WORKER_BINARY; }
+
+std::string probeConfig(const TempDir& dir, int clusters, const std::string& mode,
+                        const std::string& environment, const std::string& extra) {
+  std::ostringstream out;
+  out << "command = [\"" << probeWorkerBinary().string() << "\"]\n"
+      << "clusters = " << clusters << "\n"
+      << "environment = { PROBE_MODE = \"" << mode << "\", PROBE_DIR = \"" << dir.path().string()
+      << "\"" << (environment.empty() ? "" : ", " + environment) << " }\n"
+      << "[restart]\ndelay = \"100ms\"\n"
+      << "[stop]\ntimeout = \"5s\"\n"
+      << extra;
+  return out.str();
+}
+
+SupervisorRun::SupervisorRun(std::vector<std::string> args) {
+  int pipefd[2];
+  BOOST_REQUIRE(::pipe2(pipefd, O_CLOEXEC) == 0);
+  std::vector<char*> argv;
+  for (auto& a : args) {
+    argv.push_back(a.data());
+  }
+  argv.push_back(nullptr);
+  pid_ = ::fork();
+  BOOST_REQUIRE(pid_ >= 0);
+  if (pid_ == 0) {
+    ::dup2(pipefd[1], STDOUT_FILENO);
+    ::dup2(pipefd[1], STDERR_FILENO);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  ::close(pipefd[1]);
+  reader_ = std::thread([this, fd = pipefd[0]] { readLoop(fd); });
+}
+
+std::unique_ptr<SupervisorRun> SupervisorRun::run(const std::filesystem::path& config) {
+  return std::make_unique<SupervisorRun>(
+      std::vector<std::string>{supervisorBinary().string(), "run", config.string()});
+}
+
+SupervisorRun::~SupervisorRun() {
+  if (!exitStatus_) {
+    ::kill(pid_, SIGKILL);  // the workers follow through their parent-death signal
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+  }
+  if (reader_.joinable()) {
+    reader_.join();
+  }
+}
+
+void SupervisorRun::readLoop(int fd) {
+  std::string partial;
+  char buffer[65536];
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      break;
+    }
+    partial.append(buffer, static_cast<std::size_t>(n));
+    std::size_t start = 0;
+    std::vector<std::string> complete;
+    for (std::size_t nl; (nl = partial.find('\n', start)) != std::string::npos; start = nl + 1) {
+      complete.push_back(partial.substr(start, nl - start));
+    }
+    partial.erase(0, start);
+    if (!complete.empty()) {
+      std::lock_guard lock(mutex_);
+      for (auto& line : complete) {
+        lines_.push_back(std::move(line));
+      }
+      changed_.notify_all();
+    }
+  }
+  ::close(fd);
+  std::lock_guard lock(mutex_);
+  if (!partial.empty()) {
+    lines_.push_back(partial);
+  }
+  eof_ = true;
+  changed_.notify_all();
+}
+
+std::string SupervisorRun::waitForLine(const std::string& needle,
+                                       std::chrono::milliseconds timeout) {
+  return waitForLine([&](const std::string& line) { return line.find(needle) != std::string::npos; },
+                     "a line containing \"" + needle + "\"", timeout);
+}
+
+std::string SupervisorRun::waitForLine(const std::function<bool(const std::string&)>& match,
+                                       const std::string& what, std::chrono::milliseconds timeout,
+                                       std::size_t from, std::size_t* index) {
+  std::unique_lock lock(mutex_);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::size_t scanned = from;
+  for (;;) {
+    for (; scanned < lines_.size(); ++scanned) {
+      if (match(lines_[scanned])) {
+        if (index) {
+          *index = scanned;
+        }
+        return lines_[scanned];
+      }
+    }
+    if (eof_ || changed_.wait_until(lock, deadline) == std::cv_status::timeout) {
+      // One last scan happens in the loop only if something changed; report now.
+      for (; scanned < lines_.size(); ++scanned) {
+        if (match(lines_[scanned])) {
+          if (index) {
+            *index = scanned;
+          }
+          return lines_[scanned];
+        }
+      }
+      std::string all;
+      for (const auto& l : lines_) {
+        all += "  | " + l.substr(0, 300) + "\n";
+      }
+      lock.unlock();
+      BOOST_FAIL("waited " << timeout.count() << " ms for " << what
+                           << (eof_ ? " (the supervisor's output ended)" : "")
+                           << "; output so far:\n"
+                           << all);
+    }
+  }
+}
+
+std::vector<std::string> SupervisorRun::waitForLines(const std::string& needle, std::size_t count,
+                                                     std::chrono::milliseconds timeout) {
+  std::vector<std::string> found;
+  std::size_t from = 0;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (found.size() < count) {
+    std::size_t index = 0;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    found.push_back(waitForLine(
+        [&](const std::string& line) { return line.find(needle) != std::string::npos; },
+        std::to_string(count) + " lines containing \"" + needle + "\"",
+        std::max(left, std::chrono::milliseconds(1)), from, &index));
+    from = index + 1;
+  }
+  return found;
+}
+
+std::vector<std::string> SupervisorRun::lines() const {
+  std::lock_guard lock(mutex_);
+  return lines_;
+}
+
+std::vector<std::string> SupervisorRun::linesContaining(const std::string& needle) const {
+  std::vector<std::string> out;
+  for (const auto& line : lines()) {
+    if (line.find(needle) != std::string::npos) {
+      out.push_back(line);
+    }
+  }
+  return out;
+}
+
+std::string SupervisorRun::transcript() const {
+  std::string all;
+  for (const auto& l : lines()) {
+    all += l.substr(0, 300) + "\n";
+  }
+  return all;
+}
+
+void SupervisorRun::signal(int sig) { ::kill(pid_, sig); }
+
+std::optional<int> SupervisorRun::waitExit(std::chrono::milliseconds timeout) {
+  if (exitStatus_) {
+    return exitStatus_;
+  }
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    int status = 0;
+    const pid_t r = ::waitpid(pid_, &status, WNOHANG);
+    if (r == pid_) {
+      exitStatus_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      if (reader_.joinable()) {
+        reader_.join();
+      }
+      return exitStatus_;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return std::nullopt;
+    }
+    // Polling a child's exit: no event to wait on without SIGCHLD plumbing in the test.
+    std::this_thread::sleep_for(10ms);
+  }
+}
+
+pid_t startedPid(SupervisorRun& run, int cluster, std::size_t nth,
+                 std::chrono::milliseconds timeout) {
+  const std::string needle = "[cluster " + std::to_string(cluster) + "] START id=" +
+                             std::to_string(cluster) + " ";
+  const auto lines = run.waitForLines(needle, nth + 1, timeout);
+  const auto& line = lines.back();
+  const auto at = line.find(" pid=");
+  return static_cast<pid_t>(std::stol(line.substr(at + 5)));
+}
+
+bool processExists(pid_t pid) {
+  // A zombie still "exists" for kill(); look at /proc to tell a zombie from a live process.
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  if (!stat) {
+    return false;
+  }
+  std::string content((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  const auto close = content.rfind(')');
+  return close != std::string::npos && content.size() > close + 2;
+}
+
+bool waitGone(pid_t pid, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (processExists(pid)) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return false;
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+  return true;
+}
+
+}  // namespace clustervisor::test

@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: MIT
+//
+// The end-to-end harness: runs the real clustervisor binary on a bot.toml in a temporary
+// directory and reads its merged stdout/stderr line by line on a background thread. Tests wait
+// for lines with deadlines (never sleep and hope) and signal the supervisor or its workers. The
+// destructor kills whatever is left, so a failing test cannot leave processes behind.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace clustervisor::test {
+
+using namespace std::chrono_literals;
+
+// A directory removed with everything in it when the object goes.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path write(const std::string& name, const std::string& text) const;
+
+ private:
+  std::filesystem::path path_;
+};
+
+// The paths CMake gave the tests.
+std::filesystem::path supervisorBinary();
+std::filesystem::path probeWorkerBinary();
+
+// A bot.toml running the probe worker: `extra` is appended verbatim (more keys/tables);
+// `environment` adds to PROBE_DIR.
+std::string probeConfig(const TempDir& dir, int clusters, const std::string& mode,
+                        const std::string& environment = "", const std::string& extra = "");
+
+class SupervisorRun {
+ public:
+  explicit SupervisorRun(std::vector<std::string> args);
+  // `clustervisor run <config>`
+  static std::unique_ptr<SupervisorRun> run(const std::filesystem::path& config);
+  ~SupervisorRun();
+
+  pid_t pid() const { return pid_; }
+
+  // The first line (in arrival order, from the start) containing `needle`, or fails the test.
+  std::string waitForLine(const std::string& needle, std::chrono::milliseconds timeout = 20s);
+  // The first line satisfying `match`, scanning from line `from`; its index through `index`.
+  std::string waitForLine(const std::function<bool(const std::string&)>& match,
+                          const std::string& what, std::chrono::milliseconds timeout = 20s,
+                          std::size_t from = 0, std::size_t* index = nullptr);
+  // Waits until `count` lines contain `needle`.
+  std::vector<std::string> waitForLines(const std::string& needle, std::size_t count,
+                                        std::chrono::milliseconds timeout = 20s);
+
+  std::vector<std::string> lines() const;
+  std::vector<std::string> linesContaining(const std::string& needle) const;
+  std::string transcript() const;
+
+  void signal(int sig);
+  // Exit status as the shell shows it (128+N for a signal), or nullopt at the timeout.
+  std::optional<int> waitExit(std::chrono::milliseconds timeout = 30s);
+
+ private:
+  void readLoop(int fd);
+
+  pid_t pid_ = -1;
+  std::optional<int> exitStatus_;
+  std::thread reader_;
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<std::string> lines_;
+  bool eof_ = false;
+};
+
+// Pid printed by a probe worker's START line for `cluster` (the n-th such line, 0-based).
+pid_t startedPid(SupervisorRun& run, int cluster, std::size_t nth = 0,
+                 std::chrono::milliseconds timeout = 20s);
+
+bool processExists(pid_t pid);
+// Waits until `pid` no longer exists (not even as a zombie), or the timeout.
+bool waitGone(pid_t pid, std::chrono::milliseconds timeout = 20s);
+
+}  // namespace clustervisor::test

@@ -1,0 +1,309 @@
+// SPDX-License-Identifier: MIT
+//
+// probe-worker: the worker the end-to-end tests run under the real supervisor. PROBE_MODE (from
+// the test's bot.toml `environment`) picks a scenario; PROBE_DIR is a directory the test owns.
+// Everything observable is printed as one line per fact on stdout ("START id=1 pid=42 …",
+// "RECV b from=0 data={…}"), which the supervisor prefixes with "[cluster N] " and the test
+// reads. Scenarios that need one cluster to act once (not again after its restart) leave a
+// marker file in PROBE_DIR.
+#include <dirent.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/json.hpp>
+
+#include "clustervisor/wire/frame.hpp"
+#include "clustervisor/worker.hpp"
+
+namespace json = boost::json;
+using namespace std::chrono_literals;
+using clustervisor::Cluster;
+using clustervisor::EventBus;
+
+namespace {
+
+std::mutex outputMutex;
+
+template <typename... Args>
+void say(const Args&... args) {
+  std::ostringstream line;
+  (line << ... << args);
+  std::lock_guard lock(outputMutex);
+  std::cout << line.str() << std::endl;
+}
+
+std::string env(const char* name, const char* fallback = "") {
+  const char* value = std::getenv(name);
+  return value ? value : fallback;
+}
+
+std::string openFds() {
+  std::vector<int> fds;
+  DIR* dir = ::opendir("/proc/self/fd");
+  const int own = ::dirfd(dir);
+  while (dirent* entry = ::readdir(dir)) {
+    if (entry->d_name[0] != '.' && std::atoi(entry->d_name) != own) {
+      fds.push_back(std::atoi(entry->d_name));
+    }
+  }
+  ::closedir(dir);
+  std::sort(fds.begin(), fds.end());
+  std::string out;
+  for (int fd : fds) {
+    out += (out.empty() ? "" : ",") + std::to_string(fd);
+  }
+  return out;
+}
+
+// True the first time a cluster asks for `name`, false on every later start.
+bool firstTime(const std::string& name) {
+  const std::string path = env("PROBE_DIR", "/tmp") + "/" + name;
+  if (std::ifstream(path).good()) {
+    return false;
+  }
+  std::ofstream(path) << "1\n";
+  return true;
+}
+
+[[noreturn]] void sleepForever() {
+  for (;;) {
+    std::this_thread::sleep_for(1h);
+  }
+}
+
+// Returns once every other cluster is connected: a broadcastAndWait reaches only connected
+// clusters, so all of them acknowledging proves it.
+void barrier(Cluster& cluster) {
+  const int others = cluster.totalClusters() - 1;
+  while (cluster.events().broadcastAndWait("probe.sync", nullptr, 200ms, others).get() < others) {
+  }
+}
+
+void logEvents(EventBus& events, std::initializer_list<const char*> names) {
+  for (const char* name : names) {
+    events.on(name, [name](const json::value& data, int source) {
+      say("RECV ", name, " from=", source, " data=", json::serialize(data));
+    });
+  }
+}
+
+void printReport(const char* label, const clustervisor::AckReport& r,
+                 std::chrono::steady_clock::duration elapsed) {
+  std::string clusters;
+  for (int c : r.clusters) {
+    clusters += (clusters.empty() ? "" : ",") + std::to_string(c);
+  }
+  say(label, " acked=", r.acked, " clusters=[", clusters, "] recipients=", r.recipients,
+      " timedOut=", r.timedOut ? 1 : 0, " elapsedMs=",
+      std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count());
+}
+
+// A raw protocol speaker that never links the SDK's Cluster: used to misbehave on purpose.
+int rawWorker(const std::string& mode) {
+  const int fd = clustervisor::wire::kWorkerFd;
+  clustervisor::wire::HelloBody hello;
+  hello.pid = static_cast<std::uint32_t>(::getpid());
+  auto frame = clustervisor::wire::encodeHello(hello);
+  (void)!::write(fd, frame.data(), frame.size());
+  std::byte welcome[40];
+  std::size_t got = 0;
+  while (got < sizeof welcome) {
+    const ssize_t n = ::read(fd, welcome + got, sizeof welcome - got);
+    if (n <= 0) {
+      return 2;
+    }
+    got += static_cast<std::size_t>(n);
+  }
+  say("RAW welcomed mode=", mode);
+  if (mode == "forge") {
+    // Claims to be cluster 3; the supervisor must stamp the real id.
+    frame = clustervisor::wire::encodeEvent(3, 0, 0, "forged", R"({"claim":3})");
+  } else if (mode == "garbage") {
+    // A plausible length, then a frame type that does not exist.
+    frame.assign(32, std::byte{0x5A});
+    frame[0] = std::byte{32};
+    frame[1] = frame[2] = frame[3] = std::byte{0};
+    frame[4] = std::byte{0xEE};
+  } else if (mode == "oversize") {
+    clustervisor::wire::Header h;
+    h.length = 0xFFFFFFFFu;
+    frame.assign(clustervisor::wire::kHeaderSize, std::byte{0});
+    clustervisor::wire::encodeHeader(
+        h, std::span<std::byte, clustervisor::wire::kHeaderSize>(frame.data(),
+                                                                  clustervisor::wire::kHeaderSize));
+  }
+  (void)!::write(fd, frame.data(), frame.size());
+  say("RAW sent ", mode);
+  sleepForever();
+}
+
+}  // namespace
+
+int main() {
+  const std::string mode = env("PROBE_MODE", "basic");
+  const std::string rawMode = env("PROBE_RAW");  // "<cluster>:<mode>"
+  if (!rawMode.empty() && env("CLUSTERVISOR_CLUSTER_ID") == rawMode.substr(0, rawMode.find(':')) &&
+      firstTime("raw-" + env("CLUSTERVISOR_CLUSTER_ID"))) {
+    return rawWorker(rawMode.substr(rawMode.find(':') + 1));
+  }
+
+  say("START id=", env("CLUSTERVISOR_CLUSTER_ID"), " pid=", ::getpid(),
+      " total=", env("CLUSTERVISOR_TOTAL_CLUSTERS"), " fd=", env("CLUSTERVISOR_FD"),
+      " protocol=", env("CLUSTERVISOR_PROTOCOL"), " fds=", openFds(),
+      " extra=", env("PROBE_EXTRA", "-"), " pgid-is-pid=", ::getpgrp() == ::getpid() ? 1 : 0);
+
+  auto cluster = Cluster::fromEnvironment();
+  auto& events = cluster.events();
+  const int id = cluster.id();
+  events.setErrorHandler([](std::string_view event, std::exception_ptr error) {
+    try {
+      std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+      say("LISTENER_ERROR ", event, " ", e.what());
+    }
+  });
+  logEvents(events, {"b", "marker", "forged", "back", "big"});
+  events.on("ping", [&events](const json::value&, int source) {
+    events.emitTo(source, "pong", {{"from", 0}});
+  });
+
+  if (mode == "broadcast" && id == 0) {
+    barrier(cluster);
+    events.broadcast("b", {{"n", 1}});
+    events.emitTo(0, "marker", {{"self", true}});
+    boost::system::error_code ec;
+    events.emitTo(cluster.totalClusters(), "b", nullptr, ec);
+    say("EMIT_OUT_OF_RANGE ", ec.message());
+    try {
+      events.emitTo(-1, "b");
+    } catch (const clustervisor::Error& e) {
+      say("EMIT_NEGATIVE threw ", e.what());
+    }
+  }
+
+  if (mode == "order") {
+    static constexpr int kCount = 5000;
+    if (id == 0) {
+      auto next = std::make_shared<int>(0);
+      events.on("seq", [next](const json::value& data, int source) {
+        const auto n = data.at("n").as_int64();
+        if (n != *next) {
+          say("ORDER broken expected=", *next, " got=", n, " from=", source);
+        }
+        *next = static_cast<int>(n) + 1;
+        if (*next == kCount) {
+          say("ORDER done ", kCount);
+        }
+      });
+    }
+    cluster.ready();
+    if (id == 1) {
+      barrier(cluster);
+      for (int i = 0; i < kCount; ++i) {
+        events.emitTo(0, "seq", {{"n", i}, {"pad", std::string(static_cast<std::size_t>(i % 300), 'p')}});
+      }
+      say("ORDER sent ", kCount);
+    }
+  }
+
+  if (mode == "acks") {
+    // Receivers record that their listener finished, then the SDK acknowledges; cluster 2's
+    // listener throws after recording, which must not stop its acknowledgement.
+    events.on("work", [id](const json::value&, int) {
+      std::this_thread::sleep_for(100ms);
+      std::ofstream(env("PROBE_DIR") + "/done-" + std::to_string(id)) << "done\n";
+      if (id == 2) {
+        throw std::runtime_error("listener failed on purpose");
+      }
+    });
+    if (id == 0) {
+      barrier(cluster);
+      const auto start = std::chrono::steady_clock::now();
+      const auto report =
+          events.broadcastAndWaitDetailed("work", {{"job", 1}}, 30s, cluster.totalClusters() - 1)
+              .get();
+      int done = 0;
+      for (int c = 1; c < cluster.totalClusters(); ++c) {
+        done += std::ifstream(env("PROBE_DIR") + "/done-" + std::to_string(c)).good() ? 1 : 0;
+      }
+      printReport("ACKS", report, std::chrono::steady_clock::now() - start);
+      say("ACKS listenersDoneBeforeReturn=", done);
+      // The cluster whose listener threw is still alive and still acknowledging.
+      const int again = events.broadcastAndWait("probe.sync", nullptr, 30s, cluster.totalClusters() - 1).get();
+      say("ACKS again=", again);
+    }
+  }
+
+  if (mode == "wait") {
+    // PROBE_EXPECTED acks wanted within PROBE_TIMEOUT_MS; cluster PROBE_SLOW's listener blocks
+    // (announcing "BLOCKING" first) so it never acknowledges.
+    const int slow = std::atoi(env("PROBE_SLOW", "-1").c_str());
+    events.on("job", [id, slow](const json::value&, int) {
+      if (id == slow) {
+        say("BLOCKING");
+        sleepForever();
+      }
+    });
+    if (id == 0) {
+      barrier(cluster);
+      const int expected = std::atoi(env("PROBE_EXPECTED", "0").c_str());
+      const auto timeout = std::chrono::milliseconds(std::atoi(env("PROBE_TIMEOUT_MS", "10000").c_str()));
+      say("WAITING expected=", expected);
+      const auto start = std::chrono::steady_clock::now();
+      if (expected == 0) {
+        const int n = events.broadcastAndWait("job", nullptr, timeout, 0).get();
+        say("WAIT result=", n, " elapsedMs=",
+            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count());
+      } else {
+        const auto report = events.broadcastAndWaitDetailed("job", nullptr, timeout, expected).get();
+        printReport("WAIT", report, std::chrono::steady_clock::now() - start);
+      }
+    }
+  }
+
+  if (mode == "payload" && id == 0) {
+    barrier(cluster);
+    const auto limit = cluster.maxPayload();
+    boost::system::error_code ec;
+    // The JSON text of a string of n characters is n + 2 bytes.
+    events.broadcast("big", json::value(std::string(limit - 2, 'x')), ec);
+    say("PAYLOAD at-limit ", ec ? ec.message() : "ok");
+    events.broadcast("big", json::value(std::string(limit - 1, 'x')), ec);
+    say("PAYLOAD over-limit ", ec ? ec.message() : "ok");
+    events.broadcast("marker", {{"after", "big"}});
+  }
+
+  if (mode == "logs" && id == 0 && firstTime("logs")) {
+    std::cout << std::string(40000, 'x') << "\n" << std::flush;
+    std::cout << "tail without newline" << std::flush;
+    ::_exit(0);
+  }
+
+  if (mode == "restart-hello" && !rawMode.empty() &&
+      rawMode.substr(0, rawMode.find(':')) == std::to_string(id)) {
+    // Back after misbehaving and being restarted: tell everyone, so the test sees events flow.
+    barrier(cluster);
+    events.broadcast("back", {{"id", id}});
+  }
+
+  if (mode == "crash" && id == std::atoi(env("PROBE_CRASH", "-1").c_str()) && firstTime("crash")) {
+    std::this_thread::sleep_for(50ms);
+    std::exit(3);
+  }
+
+  cluster.ready();
+  sleepForever();
+}

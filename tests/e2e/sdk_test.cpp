@@ -1,0 +1,136 @@
+// SPDX-License-Identifier: MIT
+//
+// The SDK against a supervisor played by the test itself over a real socketpair: the handshake
+// and what a worker does when its supervisor goes away.
+#define BOOST_TEST_MODULE e2e_sdk
+#include <boost/test/unit_test.hpp>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "clustervisor/wire/frame.hpp"
+#include "clustervisor/wire/frame_reader.hpp"
+#include "clustervisor/worker.hpp"
+#include "harness.hpp"
+
+using namespace clustervisor::test;
+namespace wire = clustervisor::wire;
+
+namespace {
+
+struct FakeWorker {
+  pid_t pid = -1;
+  int socket = -1;  // the supervisor's end
+  int output = -1;  // the worker's stdout+stderr
+};
+
+FakeWorker spawnProbe(const std::string& id, const std::string& total) {
+  int pair[2];
+  int out[2];
+  BOOST_REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0);
+  BOOST_REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
+  const std::string probe = probeWorkerBinary().string();
+  const pid_t pid = ::fork();
+  BOOST_REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::dup2(pair[1], 3);
+    ::dup2(out[1], 1);
+    ::dup2(out[1], 2);
+    ::setenv("CLUSTERVISOR_CLUSTER_ID", id.c_str(), 1);
+    ::setenv("CLUSTERVISOR_TOTAL_CLUSTERS", total.c_str(), 1);
+    ::setenv("CLUSTERVISOR_FD", "3", 1);
+    ::setenv("CLUSTERVISOR_PROTOCOL", "1", 1);
+    ::execl(probe.c_str(), probe.c_str(), nullptr);
+    ::_exit(127);
+  }
+  ::close(pair[1]);
+  ::close(out[1]);
+  return {pid, pair[0], out[0]};
+}
+
+std::vector<std::byte> readFrame(int fd) {
+  wire::FrameReader reader(4096);
+  for (;;) {
+    auto next = reader.next();
+    if (next.result.status == wire::DecodeStatus::kFrame) {
+      return {next.frame.begin(), next.frame.end()};
+    }
+    BOOST_REQUIRE(next.result.status == wire::DecodeStatus::kIncomplete);
+    auto space = reader.prepare();
+    const ssize_t n = ::read(fd, space.data(), 1);  // one byte at a time: never over-read
+    BOOST_REQUIRE(n == 1);
+    reader.commit(1);
+  }
+}
+
+std::string readAll(int fd) {
+  std::string text;
+  char buffer[4096];
+  ssize_t n;
+  while ((n = ::read(fd, buffer, sizeof buffer)) > 0) {
+    text.append(buffer, static_cast<std::size_t>(n));
+  }
+  return text;
+}
+
+int waitStatus(pid_t pid) {
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(worker_says_hello_then_exits_when_the_supervisor_closes_the_socket) {
+  auto worker = spawnProbe("1", "2");
+  const auto hello = readFrame(worker.socket);
+  const auto decoded = wire::decodeFrame(hello, 4096);
+  BOOST_REQUIRE(decoded.status == wire::DecodeStatus::kFrame);
+  BOOST_TEST(static_cast<int>(decoded.header.type) == static_cast<int>(wire::FrameType::kHello));
+  BOOST_TEST(wire::helloBody(hello).magic == wire::kHelloMagic);
+  BOOST_TEST(wire::helloBody(hello).pid == static_cast<std::uint32_t>(worker.pid));
+  const auto welcome = wire::encodeWelcome({1, 0, 1, 2, 65536});
+  BOOST_REQUIRE(::write(worker.socket, welcome.data(), welcome.size()) ==
+                static_cast<ssize_t>(welcome.size()));
+  // READY follows once the worker is set up.
+  const auto ready = readFrame(worker.socket);
+  BOOST_TEST(static_cast<int>(wire::decodeFrame(ready, 4096).header.type) ==
+             static_cast<int>(wire::FrameType::kReady));
+  ::close(worker.socket);
+  BOOST_TEST(waitStatus(worker.pid) == 1);
+  const auto output = readAll(worker.output);
+  BOOST_TEST(output.find("clustervisor-worker: the supervisor closed the connection; exiting "
+                         "(cluster 1)\n") != std::string::npos,
+             output);
+}
+
+BOOST_AUTO_TEST_CASE(worker_refuses_a_welcome_for_another_cluster) {
+  auto worker = spawnProbe("1", "2");
+  readFrame(worker.socket);
+  const auto welcome = wire::encodeWelcome({1, 0, 0, 2, 65536});
+  BOOST_REQUIRE(::write(worker.socket, welcome.data(), welcome.size()) > 0);
+  BOOST_TEST(waitStatus(worker.pid) != 0);
+  ::close(worker.socket);
+  const auto output = readAll(worker.output);
+  BOOST_TEST(output.find("the welcome does not match this worker (version 1, cluster 0)") !=
+                 std::string::npos,
+             output);
+}
+
+BOOST_AUTO_TEST_CASE(from_environment_outside_clustervisor_says_how_to_start_the_worker) {
+  ::unsetenv("CLUSTERVISOR_CLUSTER_ID");
+  try {
+    auto cluster = clustervisor::Cluster::fromEnvironment();
+    BOOST_FAIL("fromEnvironment() succeeded outside clustervisor");
+  } catch (const clustervisor::Error& e) {
+    BOOST_TEST((e.code() == clustervisor::Errc::kNotUnderSupervisor));
+    BOOST_TEST(std::string(e.what()) ==
+               "CLUSTERVISOR_CLUSTER_ID is not set: this program is a clustervisor worker; start "
+               "it with `clustervisor run bot.toml`");
+  }
+}
