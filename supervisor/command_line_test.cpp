@@ -7,7 +7,9 @@ using clustervisor::CommandLine;
 using clustervisor::parseCommandLine;
 
 namespace {
-CommandLine parse(std::vector<std::string_view> args) { return parseCommandLine(args); }
+CommandLine parse(std::vector<std::string_view> args) {
+  return parseCommandLine(args);
+}
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(command_line)

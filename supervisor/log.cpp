@@ -28,7 +28,11 @@ void writeWhole(std::string_view prefix, std::string_view message) {
 
 }  // namespace
 
-void logLine(std::string_view message) { writeWhole("clustervisor: ", message); }
-void logError(std::string_view message) { writeWhole("clustervisor: error: ", message); }
+void logLine(std::string_view message) {
+  writeWhole("clustervisor: ", message);
+}
+void logError(std::string_view message) {
+  writeWhole("clustervisor: error: ", message);
+}
 
 }  // namespace clustervisor

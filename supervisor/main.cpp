@@ -35,8 +35,7 @@ int runBot(const std::string& configPath) {
       logError(error.format());
     }
     logLine(std::to_string(loaded.errors.size()) + " error" +
-            (loaded.errors.size() == 1 ? "" : "s") + " in " + configPath +
-            "; nothing was started");
+            (loaded.errors.size() == 1 ? "" : "s") + " in " + configPath + "; nothing was started");
     return kExitConfig;
   }
   // A worker or log reader that goes away must be an error value, not a fatal signal.

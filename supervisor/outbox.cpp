@@ -33,8 +33,7 @@ bool Outbox::push(std::span<const std::byte> frame) {
   return true;
 }
 
-std::size_t Outbox::gather(std::vector<std::span<const std::byte>>& out,
-                           std::size_t maxSegments) {
+std::size_t Outbox::gather(std::vector<std::span<const std::byte>>& out, std::size_t maxSegments) {
   const std::size_t n = std::min(maxSegments, segments_.size());
   for (std::size_t i = 0; i < n; ++i) {
     out.push_back(segments_[i].bytes());

@@ -39,7 +39,7 @@ class Outbox {
 
  private:
   struct Segment {
-    Shared shared;              // set for shared frames
+    Shared shared;                 // set for shared frames
     std::vector<std::byte> owned;  // used otherwise
     std::span<const std::byte> bytes() const {
       return shared ? std::span<const std::byte>(*shared) : std::span<const std::byte>(owned);

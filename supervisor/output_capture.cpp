@@ -20,7 +20,9 @@ OutputCapture::OutputCapture(asio::readable_pipe pipe, std::string prefix, int o
       buffer_(8192, '\0'),
       onEnd_(std::move(onEnd)) {}
 
-void OutputCapture::start() { readLoop(); }
+void OutputCapture::start() {
+  readLoop();
+}
 
 void OutputCapture::close() {
   boost::system::error_code ignored;
@@ -28,23 +30,23 @@ void OutputCapture::close() {
 }
 
 void OutputCapture::readLoop() {
-  pipe_.async_read_some(
-      asio::buffer(buffer_), [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
-        const auto emit = [&](std::string_view line, bool continued) {
-          self->writeLine(line, continued);
-        };
-        if (n > 0) {
-          self->splitter_.feed(std::string_view(self->buffer_).substr(0, n), emit);
-        }
-        if (ec) {
-          self->splitter_.finish(emit);
-          if (auto onEnd = std::exchange(self->onEnd_, nullptr)) {
-            onEnd();
-          }
-          return;
-        }
-        self->readLoop();
-      });
+  pipe_.async_read_some(asio::buffer(buffer_), [self = shared_from_this()](
+                                                   boost::system::error_code ec, std::size_t n) {
+    const auto emit = [&](std::string_view line, bool continued) {
+      self->writeLine(line, continued);
+    };
+    if (n > 0) {
+      self->splitter_.feed(std::string_view(self->buffer_).substr(0, n), emit);
+    }
+    if (ec) {
+      self->splitter_.finish(emit);
+      if (auto onEnd = std::exchange(self->onEnd_, nullptr)) {
+        onEnd();
+      }
+      return;
+    }
+    self->readLoop();
+  });
 }
 
 void OutputCapture::writeLine(std::string_view line, bool continued) {

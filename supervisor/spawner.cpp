@@ -36,7 +36,8 @@ void closeAllBut(const std::vector<int>& keep) {
     // The smallest kept descriptor at or above `from`.
     unsigned int next = ~0u;
     for (const int fd : keep) {
-      if (fd >= 0 && static_cast<unsigned int>(fd) >= from && static_cast<unsigned int>(fd) < next) {
+      if (fd >= 0 && static_cast<unsigned int>(fd) >= from &&
+          static_cast<unsigned int>(fd) < next) {
         next = static_cast<unsigned int>(fd);
       }
     }
@@ -150,8 +151,11 @@ std::filesystem::path Spawner::resolveProgram(const std::string& program,
 }
 
 SpawnedWorker Spawner::spawn(const SpawnRequest& request, error_code& ec, std::string& what) {
-  SpawnedWorker worker{-1, {}, asio::local::stream_protocol::socket(executor_),
-                       asio::readable_pipe(executor_), asio::readable_pipe(executor_)};
+  SpawnedWorker worker{-1,
+                       {},
+                       asio::local::stream_protocol::socket(executor_),
+                       asio::readable_pipe(executor_),
+                       asio::readable_pipe(executor_)};
   const auto environment = buildEnvironment(request);
   std::string path = "/usr/local/bin:/usr/bin:/bin";
   for (const auto& entry : environment) {
@@ -183,10 +187,9 @@ SpawnedWorker Spawner::spawn(const SpawnRequest& request, error_code& ec, std::s
 
   bp::posix::default_launcher launcher;
   launcher.env = envp.data();
-  auto process = launcher(executor_, ec, worker.program, args,
-                          bp::process_stdio{nullptr, worker.out, worker.err},
-                          bp::process_start_dir(request.workingDirectory.string()),
-                          WorkerSetup{pair[1], ::getpid()});
+  auto process = launcher(
+      executor_, ec, worker.program, args, bp::process_stdio{nullptr, worker.out, worker.err},
+      bp::process_start_dir(request.workingDirectory.string()), WorkerSetup{pair[1], ::getpid()});
   ::close(pair[1]);
   if (ec) {
     ::close(pair[0]);

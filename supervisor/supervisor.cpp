@@ -122,10 +122,8 @@ void Supervisor::spawn(Slot& slot) {
     }
   };
   openCaptures_ += 2;
-  slot.out =
-      std::make_shared<OutputCapture>(std::move(worker.out), prefix, STDOUT_FILENO, onEnd);
-  slot.err =
-      std::make_shared<OutputCapture>(std::move(worker.err), prefix, STDERR_FILENO, onEnd);
+  slot.out = std::make_shared<OutputCapture>(std::move(worker.out), prefix, STDOUT_FILENO, onEnd);
+  slot.err = std::make_shared<OutputCapture>(std::move(worker.err), prefix, STDERR_FILENO, onEnd);
   slot.out->start();
   slot.err->start();
   logLine(describe(slot) + " started" +
@@ -246,7 +244,8 @@ void Supervisor::routeEvent(Slot& slot, const wire::Header& header, std::span<st
         }
       } else if (!decision.recipients.empty()) {
         // Encoded once; every recipient's outbox shares the same bytes.
-        const auto shared = std::make_shared<const std::vector<std::byte>>(frame.begin(), frame.end());
+        const auto shared =
+            std::make_shared<const std::vector<std::byte>>(frame.begin(), frame.end());
         for (const auto id : decision.recipients) {
           if (slots_[id]->connection->send(shared)) {
             if (wantsAcks) {
@@ -261,12 +260,12 @@ void Supervisor::routeEvent(Slot& slot, const wire::Header& header, std::span<st
         const auto opened = waits_.open(slot.id, header.correlation, delivered);
         if (opened != WaitTable::OpenResult::kOpened) {
           if (opened == WaitTable::OpenResult::kRejected) {
-            logError(describe(slot) + ": too many open broadcastAndWait calls (or a reused id); "
-                                      "this one completes without acknowledgements");
+            logError(describe(slot) +
+                     ": too many open broadcastAndWait calls (or a reused id); "
+                     "this one completes without acknowledgements");
           }
           slot.connection->send(wire::encodeWaitClosed(
-              slot.id, header.correlation,
-              {static_cast<std::uint32_t>(delivered.size()), 0}));
+              slot.id, header.correlation, {static_cast<std::uint32_t>(delivered.size()), 0}));
         }
       }
       return;
@@ -283,8 +282,8 @@ void Supervisor::routeEvent(Slot& slot, const wire::Header& header, std::span<st
     case Relay::Route::kUnknownTarget:
       ++droppedEvents_;
       logError(describe(slot) + " sent an event to cluster " + std::to_string(header.target) +
-               ", which does not exist (clusters are 0.." +
-               std::to_string(relay_.clusters() - 1) + "); dropped");
+               ", which does not exist (clusters are 0.." + std::to_string(relay_.clusters() - 1) +
+               "); dropped");
       if (header.correlation != 0) {
         slot.connection->send(wire::encodeWaitClosed(slot.id, header.correlation, {0, 0}));
       }
@@ -407,7 +406,8 @@ void Supervisor::onExit(Slot& slot, int status) {
   // Whatever the worker started in its process group goes with it.
   ::kill(-pid, SIGKILL);
   slot.pid = -1;
-  const std::string who = "cluster " + std::to_string(slot.id) + " (pid " + std::to_string(pid) + ")";
+  const std::string who =
+      "cluster " + std::to_string(slot.id) + " (pid " + std::to_string(pid) + ")";
   if (shuttingDown_) {
     slot.state = WorkerState::kStopped;
     logLine(who + " " + how + "; stopped");
@@ -428,8 +428,9 @@ void Supervisor::watchSignals() {
       return;
     }
     if (signal == SIGHUP) {
-      logLine("received SIGHUP; reloading the configuration is not supported by this version, "
-              "ignored");
+      logLine(
+          "received SIGHUP; reloading the configuration is not supported by this version, "
+          "ignored");
     } else if (!shuttingDown_) {
       beginShutdown("received " + signalName(signal));
     } else if (!escalated_) {

@@ -63,8 +63,8 @@ std::vector<WaitTable::Closed> WaitTable::clusterGone(std::uint32_t cluster) {
       *pos = pending.back();
       pending.pop_back();
       if (pending.empty()) {
-        closed.push_back({it->first.waiter, it->first.correlation,
-                          {it->second.recipients, it->second.acked}});
+        closed.push_back(
+            {it->first.waiter, it->first.correlation, {it->second.recipients, it->second.acked}});
         --waitsPerCluster_[it->first.waiter];
         it = waits_.erase(it);
         continue;

@@ -60,7 +60,9 @@ bool WorkerConnection::send(Outbox::Shared frame) {
   return true;
 }
 
-void WorkerConnection::wakeWriter() { writerWakeup_.cancel_one(); }
+void WorkerConnection::wakeWriter() {
+  writerWakeup_.cancel_one();
+}
 
 void WorkerConnection::fail(const std::string& reason, bool protocolError) {
   if (closed_) {

@@ -34,15 +34,19 @@ BOOST_AUTO_TEST_CASE(bad_config_reports_every_error_with_position_and_exits_78) 
   BOOST_TEST(output ==
              "clustervisor: error: " + file +
                  ":1:1: clustrs: unknown key (did you mean \"clusters\"?)\n"
-                 "clustervisor: error: " + file +
+                 "clustervisor: error: " +
+                 file +
                  ":1:1: command: missing required key (expected an array of strings, e.g. "
                  "command = [\"./bot\"])\n"
-                 "clustervisor: error: " + file +
+                 "clustervisor: error: " +
+                 file +
                  ":2:12: clusters: expected an integer from 1 to 4096, got string \"four\"\n"
-                 "clustervisor: error: " + file +
+                 "clustervisor: error: " +
+                 file +
                  ":4:9: restart.delay: expected a duration such as \"1s\" or \"500ms\", got "
                  "\"soon\"\n"
-                 "clustervisor: 4 errors in " + file + "; nothing was started\n");
+                 "clustervisor: 4 errors in " +
+                 file + "; nothing was started\n");
 }
 
 BOOST_AUTO_TEST_CASE(syntax_error_names_line_and_column) {
@@ -63,15 +67,18 @@ BOOST_AUTO_TEST_CASE(missing_config_file_exits_78) {
   BOOST_TEST(status == 78);
   BOOST_TEST(output == "clustervisor: error: " + missing +
                            ": cannot read: No such file or directory\n"
-                           "clustervisor: 1 error in " + missing + "; nothing was started\n");
+                           "clustervisor: 1 error in " +
+                           missing + "; nothing was started\n");
 }
 
 BOOST_AUTO_TEST_CASE(bad_command_line_prints_usage_and_exits_64) {
   int status = 0;
   const auto output = run({"start", "bot.toml"}, status);
   BOOST_TEST(status == 64);
-  BOOST_TEST(output.find("clustervisor: error: unknown command \"start\"\nusage: clustervisor run CONFIG\n") == 0u,
-             output);
+  BOOST_TEST(
+      output.find(
+          "clustervisor: error: unknown command \"start\"\nusage: clustervisor run CONFIG\n") == 0u,
+      output);
 }
 
 BOOST_AUTO_TEST_CASE(help_and_version_exit_zero) {

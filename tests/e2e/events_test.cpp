@@ -14,7 +14,8 @@ namespace {
 std::unique_ptr<SupervisorRun> start(const TempDir& dir, int clusters, const std::string& mode,
                                      const std::string& environment = "",
                                      const std::string& extra = "") {
-  return SupervisorRun::run(dir.write("bot.toml", probeConfig(dir, clusters, mode, environment, extra)));
+  return SupervisorRun::run(
+      dir.write("bot.toml", probeConfig(dir, clusters, mode, environment, extra)));
 }
 
 // Parses "key=value" out of a probe line.

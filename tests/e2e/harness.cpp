@@ -16,7 +16,8 @@
 namespace clustervisor::test {
 
 TempDir::TempDir() {
-  std::string templ = (std::filesystem::temp_directory_path() / "clustervisor-test-XXXXXX").string();
+  std::string templ =
+      (std::filesystem::temp_directory_path() / "clustervisor-test-XXXXXX").string();
   if (::mkdtemp(templ.data()) == nullptr) {
     throw std::runtime_error("mkdtemp failed");
   }
@@ -34,8 +35,12 @@ std::filesystem::path TempDir::write(const std::string& name, const std::string&
   return file;
 }
 
-std::filesystem::path supervisorBinary() { return CLUSTERVISOR_BINARY; }
-std::filesystem::path probeWorkerBinary() { return PROBE_WORKER_BINARY; }
+std::filesystem::path supervisorBinary() {
+  return CLUSTERVISOR_BINARY;
+}
+std::filesystem::path probeWorkerBinary() {
+  return PROBE_WORKER_BINARY;
+}
 
 std::string probeConfig(const TempDir& dir, int clusters, const std::string& mode,
                         const std::string& environment, const std::string& extra) {
@@ -123,8 +128,9 @@ void SupervisorRun::readLoop(int fd) {
 
 std::string SupervisorRun::waitForLine(const std::string& needle,
                                        std::chrono::milliseconds timeout) {
-  return waitForLine([&](const std::string& line) { return line.find(needle) != std::string::npos; },
-                     "a line containing \"" + needle + "\"", timeout);
+  return waitForLine(
+      [&](const std::string& line) { return line.find(needle) != std::string::npos; },
+      "a line containing \"" + needle + "\"", timeout);
 }
 
 std::string SupervisorRun::waitForLine(const std::function<bool(const std::string&)>& match,
@@ -174,10 +180,10 @@ std::vector<std::string> SupervisorRun::waitForLines(const std::string& needle, 
     std::size_t index = 0;
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
-    found.push_back(waitForLine(
-        [&](const std::string& line) { return line.find(needle) != std::string::npos; },
-        std::to_string(count) + " lines containing \"" + needle + "\"",
-        std::max(left, std::chrono::milliseconds(1)), from, &index));
+    found.push_back(
+        waitForLine([&](const std::string& line) { return line.find(needle) != std::string::npos; },
+                    std::to_string(count) + " lines containing \"" + needle + "\"",
+                    std::max(left, std::chrono::milliseconds(1)), from, &index));
     from = index + 1;
   }
   return found;
@@ -206,7 +212,9 @@ std::string SupervisorRun::transcript() const {
   return all;
 }
 
-void SupervisorRun::signal(int sig) { ::kill(pid_, sig); }
+void SupervisorRun::signal(int sig) {
+  ::kill(pid_, sig);
+}
 
 std::optional<int> SupervisorRun::waitExit(std::chrono::milliseconds timeout) {
   if (exitStatus_) {
@@ -233,8 +241,8 @@ std::optional<int> SupervisorRun::waitExit(std::chrono::milliseconds timeout) {
 
 pid_t startedPid(SupervisorRun& run, int cluster, std::size_t nth,
                  std::chrono::milliseconds timeout) {
-  const std::string needle = "[cluster " + std::to_string(cluster) + "] START id=" +
-                             std::to_string(cluster) + " ";
+  const std::string needle =
+      "[cluster " + std::to_string(cluster) + "] START id=" + std::to_string(cluster) + " ";
   const auto lines = run.waitForLines(needle, nth + 1, timeout);
   const auto& line = lines.back();
   const auto at = line.find(" pid=");

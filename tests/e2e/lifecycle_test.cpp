@@ -42,9 +42,11 @@ BOOST_AUTO_TEST_CASE(crashed_worker_restarts_with_the_same_id_and_a_new_pid) {
                    ") was killed by SIGKILL (possibly out of memory) after ");
   const pid_t second = startedPid(*run, 1, 1);
   BOOST_TEST(second != first);
-  BOOST_TEST(run->waitForLine("[cluster 1] START id=1 pid=" + std::to_string(second))
-                 .find(" total=3 ") != std::string::npos);
-  run->waitForLine("clustervisor: cluster 1 (pid " + std::to_string(second) + ") started (restart 1)");
+  BOOST_TEST(
+      run->waitForLine("[cluster 1] START id=1 pid=" + std::to_string(second)).find(" total=3 ") !=
+      std::string::npos);
+  run->waitForLine("clustervisor: cluster 1 (pid " + std::to_string(second) +
+                   ") started (restart 1)");
   BOOST_TEST(waitGone(first));
   // Nobody else was touched.
   BOOST_TEST(run->linesContaining("START id=0").size() == 1u);
@@ -66,9 +68,9 @@ BOOST_AUTO_TEST_CASE(malformed_frame_costs_only_the_worker_that_sent_it) {
   TempDir dir;
   auto run = start(dir, 3, "restart-hello", "PROBE_RAW = \"1:garbage\"");
   run->waitForLine("[cluster 1] RAW sent garbage");
-  run->waitForLine(
-      "clustervisor: error: cluster 1 (pid ", 20s);
-  const auto error = run->waitForLine("protocol error: unknown frame type; disconnected, restarting it");
+  run->waitForLine("clustervisor: error: cluster 1 (pid ", 20s);
+  const auto error =
+      run->waitForLine("protocol error: unknown frame type; disconnected, restarting it");
   BOOST_TEST(error.find("clustervisor: error: cluster 1 (pid ") == 0u, error);
   // It comes back and events flow between everyone again.
   run->waitForLine("[cluster 1] START id=1");
@@ -130,9 +132,9 @@ BOOST_AUTO_TEST_CASE(missing_program_is_reported_with_its_path_and_retried) {
   auto run = SupervisorRun::run(dir.write("bot.toml",
                                           "command = [\"./no-such-worker\"]\nclusters = 1\n"
                                           "[restart]\ndelay = \"200ms\"\n"));
-  const std::string expected = "clustervisor: error: cluster 0: cannot start \"" +
-                               (dir.path() / "no-such-worker").string() + "\" in \"" +
-                               dir.path().string() + "\": No such file or directory; retrying in 200ms";
+  const std::string expected =
+      "clustervisor: error: cluster 0: cannot start \"" + (dir.path() / "no-such-worker").string() +
+      "\" in \"" + dir.path().string() + "\": No such file or directory; retrying in 200ms";
   run->waitForLines(expected, 2);
   run->signal(SIGTERM);
   const auto status = run->waitExit(30s);

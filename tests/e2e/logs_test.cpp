@@ -33,10 +33,11 @@ BOOST_AUTO_TEST_CASE(long_lines_are_split_and_marked_and_partial_lines_kept) {
 BOOST_AUTO_TEST_CASE(stderr_lines_are_prefixed_too) {
   TempDir dir;
   // A worker that writes to stderr and has no SDK at all: /bin/sh.
-  auto run = SupervisorRun::run(dir.write(
-      "bot.toml",
-      "command = [\"/bin/sh\", \"-c\", \"echo to-stderr-$CLUSTERVISOR_CLUSTER_ID >&2; exec sleep 600\"]\n"
-      "clusters = 2\n"));
+  auto run =
+      SupervisorRun::run(dir.write("bot.toml",
+                                   "command = [\"/bin/sh\", \"-c\", \"echo "
+                                   "to-stderr-$CLUSTERVISOR_CLUSTER_ID >&2; exec sleep 600\"]\n"
+                                   "clusters = 2\n"));
   run->waitForLine("[cluster 0] to-stderr-0");
   run->waitForLine("[cluster 1] to-stderr-1");
 }

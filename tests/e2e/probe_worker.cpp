@@ -107,8 +107,8 @@ void printReport(const char* label, const clustervisor::AckReport& r,
     clusters += (clusters.empty() ? "" : ",") + std::to_string(c);
   }
   say(label, " acked=", r.acked, " clusters=[", clusters, "] recipients=", r.recipients,
-      " timedOut=", r.timedOut ? 1 : 0, " elapsedMs=",
-      std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count());
+      " timedOut=", r.timedOut ? 1 : 0,
+      " elapsedMs=", std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count());
 }
 
 // A raw protocol speaker that never links the SDK's Cluster: used to misbehave on purpose.
@@ -141,9 +141,8 @@ int rawWorker(const std::string& mode) {
     clustervisor::wire::Header h;
     h.length = 0xFFFFFFFFu;
     frame.assign(clustervisor::wire::kHeaderSize, std::byte{0});
-    clustervisor::wire::encodeHeader(
-        h, std::span<std::byte, clustervisor::wire::kHeaderSize>(frame.data(),
-                                                                  clustervisor::wire::kHeaderSize));
+    clustervisor::wire::encodeHeader(h, std::span<std::byte, clustervisor::wire::kHeaderSize>(
+                                            frame.data(), clustervisor::wire::kHeaderSize));
   }
   (void)!::write(fd, frame.data(), frame.size());
   say("RAW sent ", mode);
@@ -213,7 +212,8 @@ int main() {
     if (id == 1) {
       barrier(cluster);
       for (int i = 0; i < kCount; ++i) {
-        events.emitTo(0, "seq", {{"n", i}, {"pad", std::string(static_cast<std::size_t>(i % 300), 'p')}});
+        events.emitTo(0, "seq",
+                      {{"n", i}, {"pad", std::string(static_cast<std::size_t>(i % 300), 'p')}});
       }
       say("ORDER sent ", kCount);
     }
@@ -242,7 +242,8 @@ int main() {
       printReport("ACKS", report, std::chrono::steady_clock::now() - start);
       say("ACKS listenersDoneBeforeReturn=", done);
       // The cluster whose listener threw is still alive and still acknowledging.
-      const int again = events.broadcastAndWait("probe.sync", nullptr, 30s, cluster.totalClusters() - 1).get();
+      const int again =
+          events.broadcastAndWait("probe.sync", nullptr, 30s, cluster.totalClusters() - 1).get();
       say("ACKS again=", again);
     }
   }
@@ -260,15 +261,19 @@ int main() {
     if (id == 0) {
       barrier(cluster);
       const int expected = std::atoi(env("PROBE_EXPECTED", "0").c_str());
-      const auto timeout = std::chrono::milliseconds(std::atoi(env("PROBE_TIMEOUT_MS", "10000").c_str()));
+      const auto timeout =
+          std::chrono::milliseconds(std::atoi(env("PROBE_TIMEOUT_MS", "10000").c_str()));
       say("WAITING expected=", expected);
       const auto start = std::chrono::steady_clock::now();
       if (expected == 0) {
         const int n = events.broadcastAndWait("job", nullptr, timeout, 0).get();
         say("WAIT result=", n, " elapsedMs=",
-            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count());
+            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                  start)
+                .count());
       } else {
-        const auto report = events.broadcastAndWaitDetailed("job", nullptr, timeout, expected).get();
+        const auto report =
+            events.broadcastAndWaitDetailed("job", nullptr, timeout, expected).get();
         printReport("WAIT", report, std::chrono::steady_clock::now() - start);
       }
     }

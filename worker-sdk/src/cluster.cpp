@@ -16,8 +16,8 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 
-#include "connection.hpp"
 #include "clustervisor/wire/frame.hpp"
+#include "connection.hpp"
 
 namespace clustervisor {
 
@@ -140,15 +140,15 @@ Cluster Cluster::fromEnvironment(ClusterOptions options) {
                                         std::to_string(wire::kProtocolVersion));
   }
   if (id >= total) {
-    fail(Errc::kNotUnderSupervisor, "cluster id " + std::to_string(id) +
-                                        " is not below the total " + std::to_string(total));
+    fail(Errc::kNotUnderSupervisor,
+         "cluster id " + std::to_string(id) + " is not below the total " + std::to_string(total));
   }
   const int fd = static_cast<int>(fdNumber);
   struct stat st {};
   if (fdNumber > 1024 || ::fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) {
-    fail(Errc::kNotUnderSupervisor,
-         "file descriptor " + std::to_string(fdNumber) + " (" + wire::kEnvFd +
-             ") is not the socket clustervisor gives its workers");
+    fail(Errc::kNotUnderSupervisor, "file descriptor " + std::to_string(fdNumber) + " (" +
+                                        wire::kEnvFd +
+                                        ") is not the socket clustervisor gives its workers");
   }
   // The worker's own children must not inherit the socket: they would keep it open after the
   // worker died, and the supervisor would not see the worker go.
@@ -209,13 +209,21 @@ Cluster::Cluster(Cluster&&) noexcept = default;
 Cluster& Cluster::operator=(Cluster&&) noexcept = default;
 Cluster::~Cluster() = default;
 
-int Cluster::id() const { return static_cast<int>(impl_->connection->id()); }
+int Cluster::id() const {
+  return static_cast<int>(impl_->connection->id());
+}
 int Cluster::totalClusters() const {
   return static_cast<int>(impl_->connection->totalClusters());
 }
-std::uint32_t Cluster::maxPayload() const { return impl_->connection->maxPayload(); }
-EventBus& Cluster::events() { return *impl_->bus; }
-bool Cluster::connected() const { return impl_->connection->connected(); }
+std::uint32_t Cluster::maxPayload() const {
+  return impl_->connection->maxPayload();
+}
+EventBus& Cluster::events() {
+  return *impl_->bus;
+}
+bool Cluster::connected() const {
+  return impl_->connection->connected();
+}
 
 void Cluster::ready() {
   if (const error_code ec = impl_->connection->sendReady()) {

@@ -183,15 +183,13 @@ void Connection::handleFrames() {
       break;
     }
     if (next.result.status != wire::DecodeStatus::kFrame) {
-      lost(std::string("malformed frame from the supervisor: ") +
-           std::string(next.result.error));
+      lost(std::string("malformed frame from the supervisor: ") + std::string(next.result.error));
       break;
     }
     switch (h.type) {
       case wire::FrameType::kEvent:
         batch.push_back({std::string(wire::eventName(next.frame, h)),
-                         std::string(wire::eventPayload(next.frame, h)), h.source,
-                         h.correlation});
+                         std::string(wire::eventPayload(next.frame, h)), h.source, h.correlation});
         break;
       case wire::FrameType::kAck:
         onAck(h.source, h.correlation);
@@ -238,14 +236,14 @@ void Connection::dispatch(std::vector<Incoming> batch) {
       }
       if (!listeners.empty()) {
         error_code ec;
-        const boost::json::value data =
-            event.payload.empty() ? boost::json::value(nullptr)
-                                  : boost::json::parse(event.payload, ec);
+        const boost::json::value data = event.payload.empty()
+                                            ? boost::json::value(nullptr)
+                                            : boost::json::parse(event.payload, ec);
         if (ec) {
-          self->reportListenerError(
-              event.name, std::make_exception_ptr(std::runtime_error(
-                              "payload from cluster " + std::to_string(event.source) +
-                              " is not valid JSON: " + ec.message())));
+          self->reportListenerError(event.name,
+                                    std::make_exception_ptr(std::runtime_error(
+                                        "payload from cluster " + std::to_string(event.source) +
+                                        " is not valid JSON: " + ec.message())));
         } else {
           for (const auto& entry : listeners) {
             try {
@@ -259,9 +257,8 @@ void Connection::dispatch(std::vector<Incoming> batch) {
       if (event.correlation != 0) {
         const auto frame = wire::encodeAck(self->id_, event.source, event.correlation);
         // A failed ack means the connection is gone; the waiter learns from the supervisor.
-        (void)self->enqueue(frame.size(), [&](std::byte* out) {
-          std::memcpy(out, frame.data(), frame.size());
-        });
+        (void)self->enqueue(frame.size(),
+                            [&](std::byte* out) { std::memcpy(out, frame.data(), frame.size()); });
       }
     }
   });
@@ -432,15 +429,15 @@ void Connection::completeHandler(WaitHandler handler, error_code ec, AckReport r
         auto executor = asio::get_associated_executor(h, bus_);
         using H = std::decay_t<decltype(h)>;
         if constexpr (std::is_same_v<H, CountHandler>) {
-          asio::post(bus_, asio::bind_executor(executor, [h = std::move(h), ec,
-                                                         n = report.acked]() mutable {
-                       std::move(h)(ec, n);
-                     }));
+          asio::post(bus_, asio::bind_executor(executor,
+                                               [h = std::move(h), ec, n = report.acked]() mutable {
+                                                 std::move(h)(ec, n);
+                                               }));
         } else {
-          asio::post(bus_, asio::bind_executor(executor, [h = std::move(h), ec,
-                                                         r = std::move(report)]() mutable {
-                       std::move(h)(ec, std::move(r));
-                     }));
+          asio::post(bus_, asio::bind_executor(
+                               executor, [h = std::move(h), ec, r = std::move(report)]() mutable {
+                                 std::move(h)(ec, std::move(r));
+                               }));
         }
       },
       handler);

@@ -40,7 +40,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       boost::asio::any_completion_handler<void(boost::system::error_code, AckReport)>;
 
   struct Settings {
-    int fd = -1;  // connected socket, handshake done, non-blocking
+    int fd = -1;                  // connected socket, handshake done, non-blocking
     wire::FrameReader reader{0};  // may hold bytes that followed the welcome frame
     std::uint32_t id = 0;
     std::uint32_t totalClusters = 0;

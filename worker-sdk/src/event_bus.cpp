@@ -30,7 +30,9 @@ void Subscription::remove() {
 EventBus::EventBus(std::shared_ptr<detail::Connection> connection)
     : connection_(std::move(connection)) {}
 
-EventBus::executor_type EventBus::get_executor() const { return connection_->busExecutor(); }
+EventBus::executor_type EventBus::get_executor() const {
+  return connection_->busExecutor();
+}
 
 void EventBus::broadcast(std::string_view event, const boost::json::value& data) {
   error_code ec;
@@ -38,8 +40,7 @@ void EventBus::broadcast(std::string_view event, const boost::json::value& data)
   throwIf(ec, "broadcast");
 }
 
-void EventBus::broadcast(std::string_view event, const boost::json::value& data,
-                         error_code& ec) {
+void EventBus::broadcast(std::string_view event, const boost::json::value& data, error_code& ec) {
   broadcastRaw(event, boost::json::serialize(data), ec);
 }
 
@@ -70,11 +71,13 @@ void EventBus::emitToRaw(int clusterId, std::string_view event, std::string_view
 }
 
 Subscription EventBus::on(std::string_view event, Listener listener) {
-  return {connection_, std::string(event), connection_->addListener(event, std::move(listener), false)};
+  return {connection_, std::string(event),
+          connection_->addListener(event, std::move(listener), false)};
 }
 
 Subscription EventBus::once(std::string_view event, Listener listener) {
-  return {connection_, std::string(event), connection_->addListener(event, std::move(listener), true)};
+  return {connection_, std::string(event),
+          connection_->addListener(event, std::move(listener), true)};
 }
 
 void EventBus::removeAllListeners(std::string_view event) {
@@ -85,14 +88,14 @@ void EventBus::setErrorHandler(ErrorHandler handler) {
   connection_->setErrorHandler(std::move(handler));
 }
 
-void EventBus::startWait(std::string_view event, const boost::json::value& data,
-                         Duration timeout, int expectedClusters, CountHandler handler) {
+void EventBus::startWait(std::string_view event, const boost::json::value& data, Duration timeout,
+                         int expectedClusters, CountHandler handler) {
   connection_->startWait(event, boost::json::serialize(data), timeout, expectedClusters,
                          std::move(handler));
 }
 
-void EventBus::startWait(std::string_view event, const boost::json::value& data,
-                         Duration timeout, int expectedClusters, ReportHandler handler) {
+void EventBus::startWait(std::string_view event, const boost::json::value& data, Duration timeout,
+                         int expectedClusters, ReportHandler handler) {
   connection_->startWait(event, boost::json::serialize(data), timeout, expectedClusters,
                          std::move(handler));
 }

@@ -116,9 +116,7 @@ class EventBus {
                         Token&& token = {}) {
     return boost::asio::async_initiate<Token, void(boost::system::error_code, int)>(
         [this](auto handler, std::string_view ev, const boost::json::value& d, Duration t,
-               int expected) {
-          startWait(ev, d, t, expected, CountHandler(std::move(handler)));
-        },
+               int expected) { startWait(ev, d, t, expected, CountHandler(std::move(handler))); },
         token, event, data, timeout, expectedClusters);
   }
 
@@ -129,9 +127,7 @@ class EventBus {
                                 Token&& token = {}) {
     return boost::asio::async_initiate<Token, void(boost::system::error_code, AckReport)>(
         [this](auto handler, std::string_view ev, const boost::json::value& d, Duration t,
-               int expected) {
-          startWait(ev, d, t, expected, ReportHandler(std::move(handler)));
-        },
+               int expected) { startWait(ev, d, t, expected, ReportHandler(std::move(handler))); },
         token, event, data, timeout, expectedClusters);
   }
 

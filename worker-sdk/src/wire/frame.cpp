@@ -156,7 +156,9 @@ void encodeHeader(const Header& header, std::span<std::byte, kHeaderSize> out) {
   store64(bytes, 16, header.correlation);
 }
 
-void stampSource(std::span<std::byte> frame, std::uint32_t source) { store32(frame, 8, source); }
+void stampSource(std::span<std::byte> frame, std::uint32_t source) {
+  store32(frame, 8, source);
+}
 
 std::vector<std::byte> encodeEvent(std::uint32_t source, std::uint32_t target,
                                    std::uint64_t correlation, std::string_view name,

@@ -22,8 +22,8 @@ std::span<std::byte> FrameReader::prepare() {
   // or one read chunk, whichever is larger.
   std::size_t wanted = readChunk_;
   if (end_ - begin_ >= 4) {
-    const DecodeResult peek = decodeFrame(std::span(buffer_).subspan(begin_, end_ - begin_),
-                                          maxFrameSize_);
+    const DecodeResult peek =
+        decodeFrame(std::span(buffer_).subspan(begin_, end_ - begin_), maxFrameSize_);
     if (peek.status == DecodeStatus::kIncomplete && peek.header.length > end_ - begin_) {
       wanted = std::max(wanted, static_cast<std::size_t>(peek.header.length) - (end_ - begin_));
     }
@@ -41,7 +41,9 @@ std::span<std::byte> FrameReader::prepare() {
   return std::span(buffer_).subspan(end_);
 }
 
-void FrameReader::commit(std::size_t bytesRead) { end_ += bytesRead; }
+void FrameReader::commit(std::size_t bytesRead) {
+  end_ += bytesRead;
+}
 
 FrameReader::Next FrameReader::next() {
   Next out;

@@ -28,14 +28,14 @@ BOOST_AUTO_TEST_SUITE(frame)
 
 BOOST_AUTO_TEST_CASE(header_is_little_endian_at_documented_offsets) {
   const auto frame = wire::encodeEvent(0x01020304, 0x0A0B0C0D, 0x1122334455667788ull, "ab", "7");
-  const auto expected = bytesOf({27, 0, 0, 0,             // length
-                                 3,                       // type EVENT
-                                 0,                       // flags
-                                 2, 0,                    // name length
-                                 0x04, 0x03, 0x02, 0x01,  // source
-                                 0x0D, 0x0C, 0x0B, 0x0A,  // target
+  const auto expected = bytesOf({27,   0,    0,    0,                             // length
+                                 3,                                               // type EVENT
+                                 0,                                               // flags
+                                 2,    0,                                         // name length
+                                 0x04, 0x03, 0x02, 0x01,                          // source
+                                 0x0D, 0x0C, 0x0B, 0x0A,                          // target
                                  0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11,  // correlation
-                                 'a', 'b', '7'});
+                                 'a',  'b',  '7'});
   BOOST_TEST(frame == expected);
 }
 
@@ -101,7 +101,8 @@ BOOST_AUTO_TEST_CASE(every_proper_prefix_is_incomplete) {
 BOOST_AUTO_TEST_CASE(oversize_length_is_refused_from_the_first_four_bytes) {
   const auto r = wire::decodeFrame(bytesOf({0xFF, 0xFF, 0xFF, 0xFF}), kLimit);
   BOOST_TEST(static_cast<int>(r.status) == static_cast<int>(wire::DecodeStatus::kOversize));
-  const auto atLimit = wire::encodeEvent(0, 0, 0, "e", std::string(kLimit - wire::kHeaderSize - 1, 'x'));
+  const auto atLimit =
+      wire::encodeEvent(0, 0, 0, "e", std::string(kLimit - wire::kHeaderSize - 1, 'x'));
   BOOST_TEST(static_cast<int>(wire::decodeFrame(atLimit, kLimit).status) ==
              static_cast<int>(wire::DecodeStatus::kFrame));
   BOOST_TEST(static_cast<int>(wire::decodeFrame(atLimit, kLimit - 1).status) ==
@@ -122,7 +123,11 @@ BOOST_AUTO_TEST_CASE(malformed_headers_are_rejected_with_a_reason) {
       {"unknown type 200", [](auto& f) { f[4] = std::byte{200}; }, "unknown frame type"},
       {"flags set", [](auto& f) { f[5] = std::byte{1}; }, "reserved flags set"},
       {"empty name", [](auto& f) { f[6] = std::byte{0}; }, "event name length outside 1..255"},
-      {"name over 255", [](auto& f) { f[6] = std::byte{0}; f[7] = std::byte{1}; },
+      {"name over 255",
+       [](auto& f) {
+         f[6] = std::byte{0};
+         f[7] = std::byte{1};
+       },
        "event name length outside 1..255"},
       {"name longer than frame", [](auto& f) { f[6] = std::byte{200}; },
        "event name longer than the frame"},

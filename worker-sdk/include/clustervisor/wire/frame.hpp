@@ -43,12 +43,12 @@ inline constexpr const char* kEnvProtocol = "CLUSTERVISOR_PROTOCOL";
 inline constexpr int kWorkerFd = 3;
 
 enum class FrameType : std::uint8_t {
-  kHello = 1,       // worker → supervisor, first frame: magic, version range, pid
-  kWelcome = 2,     // supervisor → worker, answer to hello: version, id, total, max payload
-  kEvent = 3,       // both ways: name + JSON payload
-  kAck = 4,         // worker → supervisor → waiter: acknowledges correlation for target
-  kWaitClosed = 5,  // supervisor → waiter: no more acks can arrive for correlation
-  kReady = 6,       // worker → supervisor: the worker is ready
+  kHello = 1,         // worker → supervisor, first frame: magic, version range, pid
+  kWelcome = 2,       // supervisor → worker, answer to hello: version, id, total, max payload
+  kEvent = 3,         // both ways: name + JSON payload
+  kAck = 4,           // worker → supervisor → waiter: acknowledges correlation for target
+  kWaitClosed = 5,    // supervisor → waiter: no more acks can arrive for correlation
+  kReady = 6,         // worker → supervisor: the worker is ready
   kTotalChanged = 7,  // supervisor → worker: the total cluster count changed
 };
 
