@@ -2,6 +2,8 @@
 #include "clustervisor/cluster.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -98,6 +100,14 @@ wire::FrameReader::Next readFirstFrame(int fd, wire::FrameReader& reader,
     }
     reader.commit(static_cast<std::size_t>(n));
   }
+}
+
+// The SDK's threads never take the worker's signals: a SIGTERM handler or sigwait() in the
+// worker's own code must see them.
+void blockAllSignals() {
+  sigset_t all;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_BLOCK, &all, nullptr);
 }
 
 }  // namespace
@@ -197,9 +207,15 @@ Cluster Cluster::fromEnvironment(ClusterOptions options) {
   impl->connection = std::make_shared<detail::Connection>(std::move(settings));
   impl->bus.emplace(impl->connection);
   impl->connection->start();
-  impl->ioThread = std::thread([ctx = impl->io.get()] { ctx->run(); });
+  impl->ioThread = std::thread([ctx = impl->io.get()] {
+    blockAllSignals();
+    ctx->run();
+  });
   if (impl->dispatchContext) {
-    impl->dispatchThread = std::thread([ctx = impl->dispatchContext.get()] { ctx->run(); });
+    impl->dispatchThread = std::thread([ctx = impl->dispatchContext.get()] {
+      blockAllSignals();
+      ctx->run();
+    });
   }
   return Cluster(std::move(impl));
 }

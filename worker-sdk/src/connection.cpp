@@ -59,7 +59,7 @@ void Connection::shutdown() {
       }
     }
     for (auto id : ids) {
-      self->finishWait(id, false, make_error_code(Errc::kNotConnected));
+      self->finishWait(id, false);
     }
   });
 }
@@ -395,7 +395,7 @@ void Connection::onWaitClosed(std::uint64_t correlation, const wire::WaitClosedB
   finishWait(correlation, false);
 }
 
-void Connection::finishWait(std::uint64_t id, bool timedOut, error_code ec) {
+void Connection::finishWait(std::uint64_t id, bool timedOut) {
   std::shared_ptr<Wait> wait;
   {
     std::lock_guard lock(waitsMutex_);
@@ -412,8 +412,8 @@ void Connection::finishWait(std::uint64_t id, bool timedOut, error_code ec) {
   report.clusters = std::move(wait->acked);
   report.recipients = wait->recipients;
   report.timedOut = timedOut;
-  // A wait that was sent and then lost its connection still reports what it learned.
-  (void)ec;
+  // A wait that was sent and then lost its connection still reports what it learned, as a
+  // count, not an error: the error code is only for "nothing was sent".
   completeHandler(std::move(wait->handler), {}, std::move(report));
 }
 

@@ -112,7 +112,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void dispatch(std::vector<Incoming> batch);
   void onAck(std::uint32_t source, std::uint64_t correlation);
   void onWaitClosed(std::uint64_t correlation, const wire::WaitClosedBody& body);
-  void finishWait(std::uint64_t id, bool timedOut, boost::system::error_code ec = {});
+  void finishWait(std::uint64_t id, bool timedOut);
   void completeHandler(WaitHandler handler, boost::system::error_code ec, AckReport report);
   void lost(std::string_view why);
   void reportListenerError(std::string_view event, std::exception_ptr error);

@@ -11,7 +11,9 @@
 // Threads: the SDK runs one I/O thread of its own for the socket, so the connection keeps
 // working while user code blocks. Listeners and completion handlers run on the bus executor:
 // by default a second SDK thread; pass ClusterOptions::executor (say, your io_context's) to run
-// them there instead. The destructor stops both threads; no callback runs after it returns.
+// them there instead. The destructor stops both threads; no callback runs after it returns. The
+// SDK's threads block every signal, so signals go to the worker's own threads (sigwait,
+// signalfd and asio::signal_set work as usual).
 //
 // When the supervisor goes away (socket closed), the SDK calls the onSupervisorLost handler;
 // without one it writes a line to stderr and ends the process with _exit(1), so a worker never

@@ -17,7 +17,9 @@
 //
 // Completion tokens follow Asio: a callback, asio::use_awaitable, asio::use_future (the default,
 // so `bus.broadcastAndWait(...).get()` works in a worker without an event loop), asio::deferred.
-// Handlers run on their associated executor, by default the bus executor.
+// Handlers run on their associated executor, by default the bus executor. Do not block on a
+// future inside a listener: the result is delivered on the bus executor that listener occupies,
+// so `.get()` there never returns. In a listener, pass a callback or use a coroutine instead.
 //
 // An EventBus is owned by its Cluster and lives as long as it.
 #pragma once
@@ -49,8 +51,8 @@ class Connection;
 
 using Listener = std::function<void(const boost::json::value& data, int sourceCluster)>;
 
-// Called when a listener throws (or an event's JSON cannot be parsed, with a null exception_ptr
-// replaced by a std::runtime_error describing it).
+// Called when a listener throws, with the exception; or when an event's payload is not valid
+// JSON, with a std::runtime_error saying so (the listeners are then not called).
 using ErrorHandler = std::function<void(std::string_view event, std::exception_ptr error)>;
 
 // What a broadcastAndWait learned.
