@@ -2,9 +2,9 @@
 #include "clustervisor/cluster.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
