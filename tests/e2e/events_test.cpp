@@ -132,3 +132,14 @@ BOOST_AUTO_TEST_CASE(payload_over_the_limit_is_refused_to_the_sender_and_nothing
   run->waitForLine("[cluster 1] RECV marker from=0");
   BOOST_TEST(run->linesContaining("[cluster 1] RECV big from=0").size() == 1u);
 }
+
+BOOST_AUTO_TEST_CASE(callbacks_and_coroutines_complete_on_the_workers_own_executor) {
+  TempDir dir;
+  auto run = start(dir, 3, "tokens");
+  BOOST_TEST(run->waitForLine("[cluster 0] TOKENS awaitable=").find("awaitable=2 onOwnThread=1") !=
+             std::string::npos);
+  BOOST_TEST(run->waitForLine("[cluster 0] TOKENS callback=")
+                 .find("callback=2 ec=Success onOwnThread=1") != std::string::npos);
+  run->waitForLine("[cluster 1] TOKENS listener from=0 data={\"via\":\"callback\"} onOwnThread=1");
+  run->waitForLine("[cluster 2] TOKENS listener from=0 data={\"via\":\"callback\"} onOwnThread=1");
+}

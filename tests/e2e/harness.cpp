@@ -260,6 +260,31 @@ bool processExists(pid_t pid) {
   return close != std::string::npos && content.size() > close + 2;
 }
 
+std::vector<pid_t> zombieChildren(pid_t parent) {
+  std::vector<pid_t> zombies;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) {
+      continue;
+    }
+    std::ifstream stat(entry.path() / "stat");
+    std::string content((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    const auto close = content.rfind(')');
+    if (close == std::string::npos) {
+      continue;
+    }
+    // After ") ": state, then ppid.
+    std::istringstream fields(content.substr(close + 2));
+    char state = 0;
+    long ppid = 0;
+    fields >> state >> ppid;
+    if (state == 'Z' && ppid == parent) {
+      zombies.push_back(static_cast<pid_t>(std::stol(name)));
+    }
+  }
+  return zombies;
+}
+
 bool waitGone(pid_t pid, std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (processExists(pid)) {

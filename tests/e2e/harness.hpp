@@ -89,6 +89,8 @@ pid_t startedPid(SupervisorRun& run, int cluster, std::size_t nth = 0,
                  std::chrono::milliseconds timeout = 20s);
 
 bool processExists(pid_t pid);
+// Children of `parent` that have exited and not been reaped.
+std::vector<pid_t> zombieChildren(pid_t parent);
 // Waits until `pid` no longer exists (not even as a zombie), or the timeout.
 bool waitGone(pid_t pid, std::chrono::milliseconds timeout = 20s);
 

@@ -155,3 +155,55 @@ BOOST_AUTO_TEST_CASE(worker_exits_when_the_supervisor_is_killed) {
     BOOST_TEST(waitGone(pid, 20s), "worker " << pid << " outlived a killed supervisor");
   }
 }
+
+BOOST_AUTO_TEST_CASE(worker_ignoring_the_stop_signal_is_killed_at_the_stop_timeout) {
+  TempDir dir;
+  auto run = SupervisorRun::run(dir.write(
+      "bot.toml",
+      "command = [\"/bin/sh\", \"-c\", \"trap '' TERM; echo trapped; while :; do sleep 1; done\"]\n"
+      "clusters = 2\n[stop]\ntimeout = \"300ms\"\n"));
+  run->waitForLines("] trapped", 2);
+  run->signal(SIGTERM);
+  const auto status = run->waitExit(30s);
+  BOOST_REQUIRE(status.has_value());
+  BOOST_TEST(*status == 0);
+  BOOST_TEST(run->linesContaining("did not exit within 300ms of SIGTERM; sending SIGKILL").size() ==
+             2u);
+  BOOST_TEST(run->linesContaining("was killed by SIGKILL; stopped").size() == 2u,
+             run->transcript());
+}
+
+BOOST_AUTO_TEST_CASE(second_signal_kills_every_worker_at_once) {
+  TempDir dir;
+  auto run = SupervisorRun::run(dir.write("bot.toml",
+                                          "command = [\"/bin/sh\", \"-c\", \"trap '' TERM INT; "
+                                          "echo trapped; while :; do sleep 1; done\"]\n"
+                                          "clusters = 2\n[stop]\ntimeout = \"1h\"\n"));
+  run->waitForLines("] trapped", 2);
+  run->signal(SIGINT);
+  run->waitForLine("clustervisor: received SIGINT; stopping 2 workers");
+  run->signal(SIGINT);
+  const auto status = run->waitExit(30s);
+  BOOST_REQUIRE(status.has_value());
+  BOOST_TEST(*status == 0);
+  run->waitForLine("received SIGINT again; killing every worker now");
+}
+
+BOOST_AUTO_TEST_CASE(every_worker_killed_at_once_is_restarted_and_none_is_left_a_zombie) {
+  TempDir dir;
+  auto run = start(dir, 4, "basic");
+  std::vector<pid_t> first;
+  for (int c = 0; c < 4; ++c) {
+    first.push_back(startedPid(*run, c));
+  }
+  for (const pid_t pid : first) {
+    ::kill(pid, SIGKILL);
+  }
+  for (int c = 0; c < 4; ++c) {
+    BOOST_TEST(startedPid(*run, c, 1) != first[static_cast<std::size_t>(c)]);
+  }
+  for (const pid_t pid : first) {
+    BOOST_TEST(waitGone(pid), "pid " << pid << " still exists (zombie?)");
+  }
+  BOOST_TEST(zombieChildren(run->pid()).empty());
+}

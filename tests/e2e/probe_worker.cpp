@@ -23,6 +23,10 @@
 #include <thread>
 #include <vector>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 
 #include "clustervisor/wire/frame.hpp"
@@ -149,6 +153,46 @@ int rawWorker(const std::string& mode) {
   sleepForever();
 }
 
+// Listeners and completions on the worker's own io_context (ClusterOptions::executor), with a
+// callback and with a coroutine (use_awaitable).
+int tokensMain() {
+  namespace asio = boost::asio;
+  asio::io_context io;
+  clustervisor::ClusterOptions options;
+  options.executor = io.get_executor();
+  auto cluster = Cluster::fromEnvironment(options);
+  auto& events = cluster.events();
+  const auto mainThread = std::this_thread::get_id();
+  events.on("b", [&](const json::value& data, int source) {
+    say("TOKENS listener from=", source, " data=", json::serialize(data),
+        " onOwnThread=", std::this_thread::get_id() == mainThread ? 1 : 0);
+  });
+  cluster.ready();
+  if (cluster.id() == 0) {
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+          const int others = cluster.totalClusters() - 1;
+          int acked = 0;
+          while (acked < others) {
+            acked = co_await events.broadcastAndWait("probe.sync", nullptr, 200ms, others,
+                                                     asio::use_awaitable);
+          }
+          say("TOKENS awaitable=", acked,
+              " onOwnThread=", std::this_thread::get_id() == mainThread ? 1 : 0);
+          events.broadcastAndWait(
+              "probe.sync", nullptr, 10s, others, [&](boost::system::error_code ec, int n) {
+                say("TOKENS callback=", n, " ec=", ec.message(),
+                    " onOwnThread=", std::this_thread::get_id() == mainThread ? 1 : 0);
+                events.broadcast("b", {{"via", "callback"}});
+              });
+        },
+        asio::detached);
+  }
+  io.run();
+  return 0;
+}
+
 }  // namespace
 
 int main() {
@@ -164,7 +208,18 @@ int main() {
       " protocol=", env("CLUSTERVISOR_PROTOCOL"), " fds=", openFds(),
       " extra=", env("PROBE_EXTRA", "-"), " pgid-is-pid=", ::getpgrp() == ::getpid() ? 1 : 0);
 
-  auto cluster = Cluster::fromEnvironment();
+  if (mode == "tokens") {
+    return tokensMain();
+  }
+  clustervisor::ClusterOptions options;
+  if (mode == "lost") {
+    options.onSupervisorLost = [] {
+      say("LOST handler called");
+      std::fflush(nullptr);
+      ::_exit(7);
+    };
+  }
+  auto cluster = Cluster::fromEnvironment(options);
   auto& events = cluster.events();
   const int id = cluster.id();
   events.setErrorHandler([](std::string_view event, std::exception_ptr error) {

@@ -29,7 +29,8 @@ struct FakeWorker {
   int output = -1;  // the worker's stdout+stderr
 };
 
-FakeWorker spawnProbe(const std::string& id, const std::string& total) {
+FakeWorker spawnProbe(const std::string& id, const std::string& total,
+                      const std::string& mode = "basic") {
   int pair[2];
   int out[2];
   BOOST_REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0);
@@ -45,6 +46,7 @@ FakeWorker spawnProbe(const std::string& id, const std::string& total) {
     ::setenv("CLUSTERVISOR_TOTAL_CLUSTERS", total.c_str(), 1);
     ::setenv("CLUSTERVISOR_FD", "3", 1);
     ::setenv("CLUSTERVISOR_PROTOCOL", "1", 1);
+    ::setenv("PROBE_MODE", mode.c_str(), 1);
     ::execl(probe.c_str(), probe.c_str(), nullptr);
     ::_exit(127);
   }
@@ -107,6 +109,20 @@ BOOST_AUTO_TEST_CASE(worker_says_hello_then_exits_when_the_supervisor_closes_the
   BOOST_TEST(output.find("clustervisor-worker: the supervisor closed the connection; exiting "
                          "(cluster 1)\n") != std::string::npos,
              output);
+}
+
+BOOST_AUTO_TEST_CASE(supervisor_lost_handler_is_told_instead_of_the_default_exit) {
+  auto worker = spawnProbe("0", "1", "lost");
+  readFrame(worker.socket);
+  const auto welcome = wire::encodeWelcome({1, 0, 0, 1, 65536});
+  BOOST_REQUIRE(::write(worker.socket, welcome.data(), welcome.size()) ==
+                static_cast<ssize_t>(welcome.size()));
+  readFrame(worker.socket);  // READY
+  ::close(worker.socket);
+  BOOST_TEST(waitStatus(worker.pid) == 7);
+  const auto output = readAll(worker.output);
+  BOOST_TEST(output.find("LOST handler called\n") != std::string::npos, output);
+  BOOST_TEST(output.find("clustervisor-worker:") == std::string::npos, output);
 }
 
 BOOST_AUTO_TEST_CASE(worker_refuses_a_welcome_for_another_cluster) {

@@ -30,6 +30,7 @@ Connection::Connection(Settings settings)
       io_(settings.ioExecutor),
       bus_(asio::make_strand(settings.busExecutor)),
       onSupervisorLost_(std::move(settings.onSupervisorLost)),
+      busWork_(asio::prefer(settings.busExecutor, asio::execution::outstanding_work.tracked)),
       socket_(settings.ioExecutor),
       reader_(std::move(settings.reader)) {
   socket_.assign(asio::local::stream_protocol(), settings.fd);
@@ -45,8 +46,14 @@ void Connection::start() {
   });
 }
 
+void Connection::releaseBusWork() {
+  std::lock_guard lock(busWorkMutex_);
+  busWork_ = asio::any_io_executor();
+}
+
 void Connection::shutdown() {
   shutdown_ = true;
+  releaseBusWork();
   asio::dispatch(io_, [self = shared_from_this()] {
     self->connected_ = false;
     error_code ignored;
@@ -464,9 +471,11 @@ void Connection::lost(std::string_view why) {
     finishWait(id, false);
   }
   if (shutdown_) {
+    releaseBusWork();
     return;
   }
   asio::post(bus_, [self = shared_from_this(), reason = std::string(why)] {
+    self->releaseBusWork();
     if (self->shutdown_) {
       return;
     }

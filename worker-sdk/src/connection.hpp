@@ -115,6 +115,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void finishWait(std::uint64_t id, bool timedOut);
   void completeHandler(WaitHandler handler, boost::system::error_code ec, AckReport report);
   void lost(std::string_view why);
+  void releaseBusWork();
   void reportListenerError(std::string_view event, std::exception_ptr error);
 
   std::vector<std::shared_ptr<void>> keepAlive_;  // destroyed last
@@ -125,6 +126,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   boost::asio::any_io_executor io_;
   boost::asio::strand<boost::asio::any_io_executor> bus_;
   std::function<void()> onSupervisorLost_;
+  // Outstanding work on the bus executor while connected: events may arrive at any time, like a
+  // pending read on a socket, so a user's io_context::run() does not return meanwhile.
+  boost::asio::any_io_executor busWork_;
+  std::mutex busWorkMutex_;
 
   boost::asio::local::stream_protocol::socket socket_;
   wire::FrameReader reader_;

@@ -11,8 +11,10 @@
 // Threads: the SDK runs one I/O thread of its own for the socket, so the connection keeps
 // working while user code blocks. Listeners and completion handlers run on the bus executor:
 // by default a second SDK thread; pass ClusterOptions::executor (say, your io_context's) to run
-// them there instead. The destructor stops both threads; no callback runs after it returns. The
-// SDK's threads block every signal, so signals go to the worker's own threads (sigwait,
+// them there instead; while connected, the SDK keeps outstanding work on that executor (events
+// may arrive at any time), so its io_context::run() returns only after the Cluster is destroyed
+// or the supervisor is lost. The destructor stops both threads; no callback runs after it returns.
+// The SDK's threads block every signal, so signals go to the worker's own threads (sigwait,
 // signalfd and asio::signal_set work as usual).
 //
 // When the supervisor goes away (socket closed), the SDK calls the onSupervisorLost handler;
