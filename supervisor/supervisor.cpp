@@ -216,7 +216,13 @@ void Supervisor::onHello(Slot& slot, std::span<std::byte> frame) {
   connection.setWelcomed();
   relay_.connected(slot.id);
   slot.state = WorkerState::kRunning;
+  const auto expiredBefore = held_.droppedExpired();
   const auto held = held_.take(slot.id, Clock::now());
+  if (const auto expired = held_.droppedExpired() - expiredBefore; expired > 0) {
+    droppedEvents_ += expired;
+    logError(describe(slot) + ": " + std::to_string(expired) +
+             " held event(s) were older than the hold limit and were dropped");
+  }
   for (const auto& message : held) {
     if (!connection.send(message)) {
       countDrop(slot.id, "held event");

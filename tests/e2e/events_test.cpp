@@ -143,3 +143,18 @@ BOOST_AUTO_TEST_CASE(callbacks_and_coroutines_complete_on_the_workers_own_execut
   run->waitForLine("[cluster 1] TOKENS listener from=0 data={\"via\":\"callback\"} onOwnThread=1");
   run->waitForLine("[cluster 2] TOKENS listener from=0 data={\"via\":\"callback\"} onOwnThread=1");
 }
+
+BOOST_AUTO_TEST_CASE(emit_to_a_cluster_not_yet_connected_is_held_and_delivered_in_order) {
+  TempDir dir;
+  auto run = start(dir, 2, "held");
+  run->waitForLine("[cluster 0] HELD sent 10");
+  const pid_t late = startedPid(*run, 1);
+  dir.write("go", "1\n");
+  run->waitForLine("clustervisor: cluster 1 (pid " + std::to_string(late) +
+                   ") connected; delivering 10 held event(s)");
+  const auto received = run->waitForLines("[cluster 1] RECV held from=0", 10);
+  for (std::size_t n = 0; n < received.size(); ++n) {
+    BOOST_TEST(received[n] ==
+               "[cluster 1] RECV held from=0 data={\"n\":" + std::to_string(n) + "}");
+  }
+}

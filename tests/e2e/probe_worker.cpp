@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <future>
 #include <iostream>
 #include <mutex>
 #include <sstream>
@@ -211,6 +212,12 @@ int main() {
   if (mode == "tokens") {
     return tokensMain();
   }
+  if (mode == "held" && env("CLUSTERVISOR_CLUSTER_ID") == "1") {
+    // Stay unconnected until the test says so, while cluster 0 sends to us.
+    while (!std::ifstream(env("PROBE_DIR") + "/go").good()) {
+      std::this_thread::sleep_for(10ms);
+    }
+  }
   clustervisor::ClusterOptions options;
   if (mode == "lost") {
     options.onSupervisorLost = [] {
@@ -229,7 +236,7 @@ int main() {
       say("LISTENER_ERROR ", event, " ", e.what());
     }
   });
-  logEvents(events, {"b", "marker", "forged", "back", "big"});
+  logEvents(events, {"b", "marker", "forged", "back", "big", "held"});
   events.on("ping", [&events](const json::value&, int source) {
     events.emitTo(source, "pong", {{"from", 0}});
   });
@@ -332,6 +339,18 @@ int main() {
         printReport("WAIT", report, std::chrono::steady_clock::now() - start);
       }
     }
+  }
+
+  if (mode == "held" && id == 0) {
+    for (int n = 0; n < 10; ++n) {
+      events.emitTo(1, "held", {{"n", n}});
+    }
+    // Our own echo comes back only after the supervisor handled everything we sent before it.
+    auto echoed = std::make_shared<std::promise<void>>();
+    events.once("echo", [echoed](const json::value&, int) { echoed->set_value(); });
+    events.emitTo(0, "echo");
+    echoed->get_future().wait();
+    say("HELD sent 10");
   }
 
   if (mode == "payload" && id == 0) {
