@@ -590,7 +590,7 @@ constexpr std::array kRules = {
           "number of worker processes (1 to 4096); each gets a cluster id 0 to clusters-1"},
          applyClusters},
     Rule{{"name", "string", "(the config file's name without extension)",
-          "name of the bot in logs and for the control socket ([A-Za-z0-9._-], 1 to 64)"},
+          "name of the bot in the supervisor's logs ([A-Za-z0-9._-], 1 to 64)"},
          applyName},
     Rule{{"working_directory", "string", "(the config file's directory)",
           "directory the workers run in; a relative path is resolved against the config file's "
