@@ -34,12 +34,8 @@ std::vector<std::vector<std::byte>> HeldMessages::take(std::uint32_t cluster,
   return out;
 }
 
-std::size_t HeldMessages::expire(Clock::time_point now) {
-  std::size_t dropped = 0;
-  for (auto& queue : queues_) {
-    dropped += dropExpired(queue, now);
-  }
-  return dropped;
+std::size_t HeldMessages::expire(std::uint32_t cluster, Clock::time_point now) {
+  return dropExpired(queues_[cluster], now);
 }
 
 std::size_t HeldMessages::dropExpired(Queue& queue, Clock::time_point now) {

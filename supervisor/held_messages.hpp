@@ -4,8 +4,9 @@
 // restarting), kept in order until it is back. Pure: the current time is passed in.
 //
 // Bounded per cluster by count, bytes and age. A message that does not fit is dropped and
-// counted; messages older than the age limit are dropped (and counted) when the cluster comes
-// back or when expire() runs. The supervisor logs every drop; nothing is lost silently.
+// counted; messages older than the age limit are dropped (and counted) whenever the cluster's
+// queue is touched and by expire(), which the supervisor runs periodically. The supervisor logs
+// every drop; nothing is lost silently.
 #pragma once
 
 #include <chrono>
@@ -33,8 +34,8 @@ class HeldMessages {
   // Everything still fresh for `cluster`, oldest first; the queue is emptied.
   std::vector<std::vector<std::byte>> take(std::uint32_t cluster, Clock::time_point now);
 
-  // Drops messages older than the age limit; returns how many were dropped.
-  std::size_t expire(Clock::time_point now);
+  // Drops `cluster`'s messages older than the age limit; returns how many were dropped.
+  std::size_t expire(std::uint32_t cluster, Clock::time_point now);
 
   std::size_t heldMessages(std::uint32_t cluster) const { return queues_[cluster].messages.size(); }
   std::size_t heldBytes(std::uint32_t cluster) const { return queues_[cluster].bytes; }

@@ -54,7 +54,10 @@ BOOST_AUTO_TEST_CASE(drops_messages_older_than_the_age_limit) {
   BOOST_TEST(static_cast<int>(out[0][0]) == 2);
   BOOST_TEST(held.droppedExpired() == 1u);
   held.hold(0, frame(1, 3), t0 + 20s);
-  BOOST_TEST(held.expire(t0 + 31s) == 1u);
+  BOOST_TEST(held.expire(0, t0 + 29s) == 0u);
+  BOOST_TEST(held.expire(0, t0 + 31s) == 1u);
+  BOOST_TEST(held.heldMessages(0) == 0u);
+  BOOST_TEST(held.droppedExpired() == 2u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

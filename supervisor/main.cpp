@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <exception>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -41,13 +42,15 @@ int runBot(const std::string& configPath) {
   // A worker or log reader that goes away must be an error value, not a fatal signal.
   ::signal(SIGPIPE, SIG_IGN);
   boost::asio::io_context io(1);
+  std::optional<Supervisor> supervisor;
   try {
-    Supervisor supervisor(io, std::move(*loaded.config));
-    return supervisor.run();
+    supervisor.emplace(io, std::move(*loaded.config));
   } catch (const boost::system::system_error& e) {
+    // Signals, the event loop: what the supervisor needs from the OS before anything starts.
     logError(std::string("cannot start: ") + e.what());
     return kExitOsError;
   }
+  return supervisor->run();
 }
 
 }  // namespace

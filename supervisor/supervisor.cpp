@@ -44,10 +44,11 @@ Supervisor::Supervisor(asio::io_context& io, config::BotConfig config)
       config_(std::move(config)),
       spawner_(io.get_executor()),
       relay_(config_.clusters),
-      held_(config_.clusters, HeldMessages::Limits{}),
+      held_(config_.clusters, kHoldLimits),
       stopSignals_(io, SIGINT, SIGTERM, SIGHUP),
       childSignal_(io, SIGCHLD),
-      finishTimer_(io) {
+      finishTimer_(io),
+      sweepTimer_(io) {
   slots_.reserve(config_.clusters);
   for (std::uint32_t id = 0; id < config_.clusters; ++id) {
     auto slot = std::make_unique<Slot>(io_);
@@ -69,6 +70,7 @@ int Supervisor::run() {
   ::prctl(PR_SET_CHILD_SUBREAPER, 1);
   watchSignals();
   watchChildren();
+  sweep();
   logLine("starting " + std::to_string(config_.clusters) + " cluster" +
           (config_.clusters == 1 ? "" : "s") + " of " + config_.name);
   for (auto& slot : slots_) {
@@ -198,8 +200,12 @@ void Supervisor::onFrame(WorkerConnection& connection, const wire::Header& heade
 void Supervisor::onHello(Slot& slot, std::span<std::byte> frame) {
   const auto hello = wire::helloBody(frame);
   auto& connection = *slot.connection;
-  if (hello.magic != wire::kHelloMagic || hello.minVersion > wire::kProtocolVersion ||
-      hello.maxVersion < wire::kProtocolVersion) {
+  if (hello.magic != wire::kHelloMagic) {
+    connection.close();
+    onDisconnected(connection, "HELLO without the \"CVSR\" magic: not a clustervisor worker", true);
+    return;
+  }
+  if (hello.minVersion > wire::kProtocolVersion || hello.maxVersion < wire::kProtocolVersion) {
     connection.close();
     onDisconnected(connection,
                    "HELLO asks for protocol versions " + std::to_string(hello.minVersion) + ".." +
@@ -218,14 +224,10 @@ void Supervisor::onHello(Slot& slot, std::span<std::byte> frame) {
   slot.state = WorkerState::kRunning;
   const auto expiredBefore = held_.droppedExpired();
   const auto held = held_.take(slot.id, Clock::now());
-  if (const auto expired = held_.droppedExpired() - expiredBefore; expired > 0) {
-    droppedEvents_ += expired;
-    logError(describe(slot) + ": " + std::to_string(expired) +
-             " held event(s) were older than the hold limit and were dropped");
-  }
+  reportExpired(slot.id, held_.droppedExpired() - expiredBefore);
   for (const auto& message : held) {
     if (!connection.send(message)) {
-      countDrop(slot.id, "held event");
+      reportDrop(describe(slot) + ": held event dropped, outbox full");
     }
   }
   logLine(describe(slot) + " connected" +
@@ -246,7 +248,7 @@ void Supervisor::routeEvent(Slot& slot, const wire::Header& header, std::span<st
             delivered.push_back(id);
           }
         } else {
-          countDrop(id, "event");
+          reportOutboxFull(id);
         }
       } else if (!decision.recipients.empty()) {
         // Encoded once; every recipient's outbox shares the same bytes.
@@ -258,17 +260,18 @@ void Supervisor::routeEvent(Slot& slot, const wire::Header& header, std::span<st
               delivered.push_back(id);
             }
           } else {
-            countDrop(id, "event");
+            reportOutboxFull(id);
           }
         }
       }
       if (wantsAcks) {
-        const auto opened = waits_.open(slot.id, header.correlation, delivered);
+        const auto opened = waits_.open(slot.id, header.correlation, delivered, Clock::now());
         if (opened != WaitTable::OpenResult::kOpened) {
-          if (opened == WaitTable::OpenResult::kRejected) {
+          if (opened == WaitTable::OpenResult::kRejected && waitLog_.allow(Clock::now())) {
             logError(describe(slot) +
-                     ": too many open broadcastAndWait calls (or a reused id); "
-                     "this one completes without acknowledgements");
+                     ": too many open broadcastAndWait calls (or a reused id); this one "
+                     "completes without acknowledgements" +
+                     waitLog_.suppressedNote());
           }
           slot.connection->send(wire::encodeWaitClosed(
               slot.id, header.correlation, {static_cast<std::uint32_t>(delivered.size()), 0}));
@@ -277,19 +280,21 @@ void Supervisor::routeEvent(Slot& slot, const wire::Header& header, std::span<st
       return;
     }
     case Relay::Route::kHold:
-      if (!held_.hold(header.target, std::vector<std::byte>(frame.begin(), frame.end()),
-                      Clock::now())) {
-        countDrop(header.target, "held event (hold limit reached)");
+      if (!holdFor(header.target, frame)) {
+        reportDrop("cluster " + std::to_string(header.target) +
+                   " is not connected and its held events are at the limit (" +
+                   std::to_string(kHoldLimits.maxMessages) + " events, " +
+                   std::to_string(kHoldLimits.maxBytes) + " bytes); event from cluster " +
+                   std::to_string(slot.id) + " dropped");
       }
       if (header.correlation != 0) {
         slot.connection->send(wire::encodeWaitClosed(slot.id, header.correlation, {0, 0}));
       }
       return;
     case Relay::Route::kUnknownTarget:
-      ++droppedEvents_;
-      logError(describe(slot) + " sent an event to cluster " + std::to_string(header.target) +
-               ", which does not exist (clusters are 0.." + std::to_string(relay_.clusters() - 1) +
-               "); dropped");
+      reportDrop(describe(slot) + " sent an event to cluster " + std::to_string(header.target) +
+                 ", which does not exist (clusters are 0.." +
+                 std::to_string(relay_.clusters() - 1) + "); dropped");
       if (header.correlation != 0) {
         slot.connection->send(wire::encodeWaitClosed(slot.id, header.correlation, {0, 0}));
       }
@@ -314,7 +319,7 @@ void Supervisor::sendTo(std::uint32_t id, std::span<const std::byte> frame) {
   }
   const auto& connection = slots_[id]->connection;
   if (connection && connection->welcomed() && !connection->send(frame)) {
-    countDrop(id, "acknowledgement");
+    reportOutboxFull(id);
   }
 }
 
@@ -324,21 +329,51 @@ void Supervisor::closeWaits(const std::vector<WaitTable::Closed>& closed) {
   }
 }
 
-void Supervisor::countDrop(std::uint32_t recipient, std::string_view what) {
-  ++droppedEvents_;
-  ++dropsSinceLog_;
-  // One line per second at most: a stuck worker must not flood the log as well.
-  const auto now = Clock::now();
-  if (now - lastDropLog_ >= std::chrono::seconds(1)) {
-    const auto& connection = slots_[recipient]->connection;
-    logError("cluster " + std::to_string(recipient) + ": " + std::string(what) +
-             " dropped, outbox full (" +
-             std::to_string(connection ? connection->queuedBytes() : 0) + " bytes queued, limit " +
-             std::to_string(config_.events.outboxLimit) + "); " + std::to_string(dropsSinceLog_) +
-             " dropped since the last report, " + std::to_string(droppedEvents_) + " in total");
-    lastDropLog_ = now;
-    dropsSinceLog_ = 0;
+bool Supervisor::holdFor(std::uint32_t target, std::span<const std::byte> frame) {
+  const auto expiredBefore = held_.droppedExpired();
+  const bool held =
+      held_.hold(target, std::vector<std::byte>(frame.begin(), frame.end()), Clock::now());
+  reportExpired(target, held_.droppedExpired() - expiredBefore);
+  return held;
+}
+
+void Supervisor::reportExpired(std::uint32_t cluster, std::uint64_t expired) {
+  if (expired > 0) {
+    reportDrop("cluster " + std::to_string(cluster) + ": " + std::to_string(expired) +
+                   " held event(s) older than " + formatDuration(kHoldLimits.maxAge) + " dropped",
+               expired);
   }
+}
+
+void Supervisor::reportOutboxFull(std::uint32_t recipient) {
+  const auto& connection = slots_[recipient]->connection;
+  reportDrop("cluster " + std::to_string(recipient) + ": event dropped, outbox full (" +
+             std::to_string(connection ? connection->queuedBytes() : 0) + " bytes queued, limit " +
+             std::to_string(config_.events.outboxLimit) + ")");
+}
+
+void Supervisor::reportDrop(const std::string& message, std::uint64_t count) {
+  droppedEvents_ += count;
+  // One line per second at most: a stuck worker must not flood the log as well.
+  if (dropLog_.allow(Clock::now(), count)) {
+    logError(message + dropLog_.suppressedNote() + "; " + std::to_string(droppedEvents_) +
+             " dropped in total");
+  }
+}
+
+void Supervisor::sweep() {
+  sweepTimer_.expires_after(kSweepInterval);
+  sweepTimer_.async_wait([this](error_code ec) {
+    if (ec || finished_) {
+      return;
+    }
+    const auto now = Clock::now();
+    for (std::uint32_t id = 0; id < slots_.size(); ++id) {
+      reportExpired(id, held_.expire(id, now));
+    }
+    waits_.expire(now - kMaxWaitAge);
+    sweep();
+  });
 }
 
 void Supervisor::onDisconnected(WorkerConnection& connection, const std::string& reason,
@@ -491,6 +526,7 @@ void Supervisor::maybeFinish() {
   }
   finished_ = true;
   reapChildren();
+  sweepTimer_.cancel();
   stopSignals_.cancel();
   childSignal_.cancel();
   // Output still in the pipes is written out; a descendant that escaped the process group and

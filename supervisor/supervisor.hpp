@@ -24,6 +24,7 @@
 
 #include "clustervisor/config/bot_config.hpp"
 #include "held_messages.hpp"
+#include "log_limiter.hpp"
 #include "output_capture.hpp"
 #include "relay.hpp"
 #include "spawner.hpp"
@@ -35,6 +36,14 @@ namespace clustervisor {
 
 class Supervisor final : private FrameSink {
  public:
+  // Events held for a cluster that is not connected (see HeldMessages).
+  static constexpr HeldMessages::Limits kHoldLimits{1000, 16 * 1024 * 1024,
+                                                    std::chrono::seconds(60)};
+  // A broadcastAndWait the supervisor still tracks after this long is forgotten: its waiter has
+  // long timed out, and a recipient that never acknowledges must not pin it forever.
+  static constexpr std::chrono::hours kMaxWaitAge{1};
+  static constexpr std::chrono::seconds kSweepInterval{10};
+
   Supervisor(boost::asio::io_context& io, config::BotConfig config);
   ~Supervisor();
 
@@ -79,7 +88,11 @@ class Supervisor final : private FrameSink {
   void watchChildren();
   void beginShutdown(std::string_view why);
   void maybeFinish();
-  void countDrop(std::uint32_t recipient, std::string_view what);
+  bool holdFor(std::uint32_t target, std::span<const std::byte> frame);
+  void reportExpired(std::uint32_t cluster, std::uint64_t expired);
+  void reportOutboxFull(std::uint32_t recipient);
+  void reportDrop(const std::string& message, std::uint64_t count = 1);
+  void sweep();
   std::string describe(const Slot& slot) const;
 
   boost::asio::io_context& io_;
@@ -98,8 +111,9 @@ class Supervisor final : private FrameSink {
   int exitStatus_ = 0;
   int openCaptures_ = 0;
   std::uint64_t droppedEvents_ = 0;
-  Clock::time_point lastDropLog_{};
-  std::uint64_t dropsSinceLog_ = 0;
+  LogLimiter dropLog_;
+  LogLimiter waitLog_;
+  boost::asio::steady_timer sweepTimer_;
 };
 
 }  // namespace clustervisor

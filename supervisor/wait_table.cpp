@@ -6,7 +6,8 @@
 namespace clustervisor {
 
 WaitTable::OpenResult WaitTable::open(std::uint32_t waiter, std::uint64_t correlation,
-                                      std::span<const std::uint32_t> recipients) {
+                                      std::span<const std::uint32_t> recipients,
+                                      Clock::time_point now) {
   if (recipients.empty()) {
     return OpenResult::kClosedEmpty;
   }
@@ -17,6 +18,7 @@ WaitTable::OpenResult WaitTable::open(std::uint32_t waiter, std::uint64_t correl
   Wait wait;
   wait.pending.assign(recipients.begin(), recipients.end());
   wait.recipients = static_cast<std::uint32_t>(recipients.size());
+  wait.opened = now;
   if (!waits_.emplace(Key{waiter, correlation}, std::move(wait)).second) {
     return OpenResult::kRejected;
   }
@@ -78,6 +80,20 @@ std::vector<WaitTable::Closed> WaitTable::clusterGone(std::uint32_t cluster) {
     return a.waiter != b.waiter ? a.waiter < b.waiter : a.correlation < b.correlation;
   });
   return closed;
+}
+
+std::size_t WaitTable::expire(Clock::time_point openedBefore) {
+  std::size_t expired = 0;
+  for (auto it = waits_.begin(); it != waits_.end();) {
+    if (it->second.opened < openedBefore) {
+      --waitsPerCluster_[it->first.waiter];
+      it = waits_.erase(it);
+      ++expired;
+    } else {
+      ++it;
+    }
+  }
+  return expired;
 }
 
 }  // namespace clustervisor

@@ -6,9 +6,11 @@
 // the clusters the event was delivered to. Each recipient's first ack is forwarded to the waiter;
 // duplicate, forged or late acks are ignored (and counted). When every recipient has acked or
 // gone away, the wait closes and the waiter is told, so a broadcastAndWait never hangs on a dead
-// cluster. A waiter that goes away takes its waits with it. Open waits per waiter are bounded.
+// cluster. A waiter that goes away takes its waits with it. Open waits per waiter are bounded,
+// and expire() forgets waits opened before a given time (their waiters timed out long ago).
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -32,8 +34,9 @@ class WaitTable {
     kClosedEmpty,  // no recipients: close it now (WAIT_CLOSED with 0 of 0)
     kRejected,     // duplicate correlation or too many open waits: close it now, untracked
   };
+  using Clock = std::chrono::steady_clock;
   OpenResult open(std::uint32_t waiter, std::uint64_t correlation,
-                  std::span<const std::uint32_t> recipients);
+                  std::span<const std::uint32_t> recipients, Clock::time_point now);
 
   struct AckOutcome {
     bool forward = false;  // pass the ack on to the waiter
@@ -50,6 +53,9 @@ class WaitTable {
   // `cluster` disconnected: its own waits are dropped, and waits it was a pending recipient of
   // lose it; those that become complete are returned (to be closed towards their waiters).
   std::vector<Closed> clusterGone(std::uint32_t cluster);
+
+  // Forgets waits opened before `openedBefore`; returns how many.
+  std::size_t expire(Clock::time_point openedBefore);
 
   std::size_t openWaits() const { return waits_.size(); }
   std::uint64_t ignoredAcks() const { return ignoredAcks_; }
@@ -69,6 +75,7 @@ class WaitTable {
     std::vector<std::uint32_t> pending;  // recipients that have neither acked nor gone
     std::uint32_t recipients = 0;
     std::uint32_t acked = 0;
+    Clock::time_point opened;
   };
 
   std::size_t maxWaitsPerCluster_;

@@ -1,12 +1,19 @@
 // SPDX-License-Identifier: MIT
 //
 // WorkerState: where one cluster's worker is in its life, as shown in logs and documented in
-// clustervisor(1):
+// clustervisor(1). Transitions (the supervisor drives them; an exit is a reaped SIGCHLD):
 //
-//   starting ──hello──▶ running ──exit──▶ backing-off ──delay──▶ starting
-//      │                   │                                        ▲
-//      └──exit─────────────┴──protocol error──▶ stopping ──exit─────┘
-//   any state ──supervisor stops──▶ stopping ──exit──▶ stopped
+//   starting    --hello-->             running
+//   starting    --exit-->              backing-off
+//   running     --exit-->              backing-off
+//   starting,
+//   running     --protocol error-->    stopping   (stop signal, SIGKILL at stop.timeout)
+//   stopping    --exit-->              backing-off
+//   backing-off --restart.delay-->     starting   (or backing-off again if the spawn failed)
+//   starting, running, stopping  --supervisor stops-->  stopping --exit--> stopped
+//   backing-off                  --supervisor stops-->  stopped
+//
+// A worker that closes its socket but keeps running stays where it is, disconnected.
 #pragma once
 
 #include <string_view>

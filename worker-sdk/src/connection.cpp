@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <random>
 #include <stdexcept>
 
 #include <boost/asio/bind_executor.hpp>
@@ -34,6 +35,9 @@ Connection::Connection(Settings settings)
       socket_(settings.ioExecutor),
       reader_(std::move(settings.reader)) {
   socket_.assign(asio::local::stream_protocol(), settings.fd);
+  std::random_device random;
+  const std::uint64_t seed = (static_cast<std::uint64_t>(random()) << 32) | random();
+  nextWaitId_ = (seed >> 1) + 1;  // never 0 (0 means "no acknowledgement wanted"), no wrap soon
 }
 
 void Connection::start() {
@@ -337,7 +341,7 @@ void Connection::startWait(std::string_view event, std::string_view payload,
     completeHandler(std::move(handler), ec, AckReport{});
     return;
   }
-  const std::uint64_t id = nextWaitId_.fetch_add(1, std::memory_order_relaxed);
+  const std::uint64_t id = nextWaitId_.fetch_add(1, std::memory_order_relaxed);  // never 0
   auto wait = std::make_shared<Wait>(io_, std::move(handler));
   wait->expected = expectedClusters;
   wait->work = asio::prefer(bus_.get_inner_executor(), asio::execution::outstanding_work.tracked);

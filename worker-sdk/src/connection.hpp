@@ -149,7 +149,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   std::mutex waitsMutex_;  // guards waits_
   std::unordered_map<std::uint64_t, std::shared_ptr<Wait>> waits_;
-  std::atomic<std::uint64_t> nextWaitId_{1};
+  // Starts at a random value: a restarted worker must not reuse the wait ids of its previous
+  // life, or a late ack meant for the old process could be counted for a new wait.
+  std::atomic<std::uint64_t> nextWaitId_;
 };
 
 }  // namespace clustervisor::detail

@@ -59,8 +59,10 @@ using ErrorHandler = std::function<void(std::string_view event, std::exception_p
 struct AckReport {
   int acked = 0;              // distinct clusters that acknowledged
   std::vector<int> clusters;  // which ones, ascending
-  int recipients = -1;        // clusters the event reached, when the supervisor closed the wait
-  bool timedOut = false;      // the timeout elapsed before the wait was complete
+  // Clusters the event reached, known only when the wait ended because the supervisor closed it
+  // (every recipient acked or died); -1 when it ended at expectedClusters or at the timeout.
+  int recipients = -1;
+  bool timedOut = false;  // the timeout elapsed before the wait was complete
 };
 
 // Removes its listener on remove(); a default-constructed or moved-from one does nothing.
@@ -68,6 +70,16 @@ struct AckReport {
 class Subscription {
  public:
   Subscription() = default;
+  Subscription(Subscription&& other) noexcept
+      : connection_(std::move(other.connection_)),
+        event_(std::move(other.event_)),
+        id_(std::exchange(other.id_, 0)) {}
+  Subscription& operator=(Subscription&& other) noexcept {
+    connection_ = std::move(other.connection_);
+    event_ = std::move(other.event_);
+    id_ = std::exchange(other.id_, 0);
+    return *this;
+  }
   void remove();
   explicit operator bool() const { return id_ != 0; }
 
@@ -111,7 +123,9 @@ class EventBus {
   // expectedClusters == 0: sends and completes at once with 0. Otherwise completes with the
   // number of distinct clusters that acknowledged, once `expectedClusters` did, the timeout
   // elapsed, or every recipient acknowledged or died (the supervisor tells). The error_code is
-  // set only when nothing was sent (see broadcast). Signature: void(error_code, int).
+  // set only when nothing was sent (see broadcast). Signature: void(error_code, int). With
+  // use_future or use_awaitable that error arrives as a boost::system::system_error (the base
+  // of clustervisor::Error): catch that to handle both.
   template <typename Token = boost::asio::use_future_t<>>
   auto broadcastAndWait(std::string_view event, const boost::json::value& data,
                         Duration timeout = kDefaultTimeout, int expectedClusters = 0,
