@@ -7,32 +7,35 @@
 #include <string>
 
 namespace clustervisor {
-namespace {
-
-void writeWhole(std::string_view prefix, std::string_view message) {
-  std::string line;
-  line.reserve(prefix.size() + message.size() + 1);
-  line.append(prefix).append(message).push_back('\n');
-  std::string_view rest(line);
-  while (!rest.empty()) {
-    const ssize_t n = ::write(STDERR_FILENO, rest.data(), rest.size());
+void writeAll(int fd, std::string_view bytes) {
+  while (!bytes.empty()) {
+    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
     if (n < 0) {
       if (errno == EINTR) {
         continue;
       }
       return;
     }
-    rest.remove_prefix(static_cast<std::size_t>(n));
+    bytes.remove_prefix(static_cast<std::size_t>(n));
   }
+}
+
+namespace {
+
+void writeLine(std::string_view prefix, std::string_view message) {
+  std::string line;
+  line.reserve(prefix.size() + message.size() + 1);
+  line.append(prefix).append(message).push_back('\n');
+  writeAll(STDERR_FILENO, line);
 }
 
 }  // namespace
 
 void logLine(std::string_view message) {
-  writeWhole("clustervisor: ", message);
+  writeLine("clustervisor: ", message);
 }
 void logError(std::string_view message) {
-  writeWhole("clustervisor: error: ", message);
+  writeLine("clustervisor: error: ", message);
 }
 
 }  // namespace clustervisor

@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: MIT
 #include "output_capture.hpp"
 
-#include <unistd.h>
 
-#include <cerrno>
 #include <utility>
 
 #include <boost/asio/buffer.hpp>
+
+#include "log.hpp"
 
 namespace clustervisor {
 
@@ -57,18 +57,8 @@ void OutputCapture::writeLine(std::string_view line, bool continued) {
   }
   line_.append(line);
   line_.push_back('\n');
-  std::string_view rest(line_);
   // A blocking write keeps lines whole and in order; see clustervisor(1) on slow log readers.
-  while (!rest.empty()) {
-    const ssize_t written = ::write(outputFd_, rest.data(), rest.size());
-    if (written < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      return;  // the supervisor's own output is gone; nothing sensible to do with the line
-    }
-    rest.remove_prefix(static_cast<std::size_t>(written));
-  }
+  writeAll(outputFd_, line_);
 }
 
 }  // namespace clustervisor
