@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "output_capture.hpp"
 
-
 #include <utility>
 
 #include <boost/asio/buffer.hpp>
