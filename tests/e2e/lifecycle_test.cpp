@@ -67,8 +67,7 @@ BOOST_AUTO_TEST_CASE(worker_that_exits_on_its_own_is_restarted_and_the_exit_stat
 BOOST_AUTO_TEST_CASE(malformed_frame_costs_only_the_worker_that_sent_it) {
   TempDir dir;
   auto run = start(dir, 3, "restart-hello", "PROBE_RAW = \"1:garbage\"");
-  run->waitForLine("[cluster 1] RAW sent garbage");
-  run->waitForLine("clustervisor: error: cluster 1 (pid ", 20s);
+  // The worker may be stopped before it can say it sent the garbage: wait for the verdict.
   const auto error =
       run->waitForLine("protocol error: unknown frame type; disconnected, restarting it");
   BOOST_TEST(error.find("clustervisor: error: cluster 1 (pid ") == 0u, error);
