@@ -158,3 +158,26 @@ BOOST_AUTO_TEST_CASE(emit_to_a_cluster_not_yet_connected_is_held_and_delivered_i
                "[cluster 1] RECV held from=0 data={\"n\":" + std::to_string(n) + "}");
   }
 }
+
+BOOST_AUTO_TEST_CASE(events_arriving_before_the_worker_listens_wait_for_it_in_order) {
+  TempDir dir;
+  auto run = start(dir, 2, "late");
+  const pid_t late = startedPid(*run, 1);
+  run->waitForLine("clustervisor: cluster 1 (pid " + std::to_string(late) + ") connected");
+  dir.write("send", "1\n");
+  run->waitForLine("[cluster 0] SENT");
+  dir.write("listen", "1\n");
+  std::size_t listening = 0;
+  run->waitForLine([](const std::string& l) { return l == "[cluster 1] LISTENING"; },
+                   "cluster 1 listening", 20s, 0, &listening);
+  std::size_t broadcastAt = 0;
+  std::size_t emitAt = 0;
+  run->waitForLine(
+      [](const std::string& l) { return l == "[cluster 1] RECV b from=0 data={\"early\":1}"; },
+      "the early broadcast", 20s, 0, &broadcastAt);
+  run->waitForLine(
+      [](const std::string& l) { return l == "[cluster 1] RECV marker from=0 data={\"early\":2}"; },
+      "the early emitTo", 20s, 0, &emitAt);
+  BOOST_TEST(listening < broadcastAt);
+  BOOST_TEST(broadcastAt < emitAt);
+}

@@ -240,6 +240,29 @@ int main() {
   events.on("ping", [&events](const json::value&, int source) {
     events.emitTo(source, "pong", {{"from", 0}});
   });
+  // Modes with listeners of their own start listening once those are registered too.
+  if (mode == "late" && id == 1) {
+    // Connected, listeners registered, but not listening until the test says so.
+    while (!std::ifstream(env("PROBE_DIR") + "/listen").good()) {
+      std::this_thread::sleep_for(10ms);
+    }
+    say("LISTENING");
+  }
+  if (mode != "order" && mode != "acks" && mode != "wait") {
+    events.listen();
+  }
+  if (mode == "late" && id == 0) {
+    while (!std::ifstream(env("PROBE_DIR") + "/send").good()) {
+      std::this_thread::sleep_for(10ms);
+    }
+    events.broadcast("b", {{"early", 1}});
+    events.emitTo(1, "marker", {{"early", 2}});
+    auto echoed = std::make_shared<std::promise<void>>();
+    events.once("echo", [echoed](const json::value&, int) { echoed->set_value(); });
+    events.emitTo(0, "echo");
+    echoed->get_future().wait();
+    say("SENT");
+  }
 
   if (mode == "broadcast" && id == 0) {
     barrier(cluster);
@@ -270,6 +293,7 @@ int main() {
         }
       });
     }
+    events.listen();
     cluster.ready();
     if (id == 1) {
       barrier(cluster);
@@ -291,6 +315,7 @@ int main() {
         throw std::runtime_error("listener failed on purpose");
       }
     });
+    events.listen();
     if (id == 0) {
       barrier(cluster);
       const auto start = std::chrono::steady_clock::now();
@@ -320,6 +345,7 @@ int main() {
         sleepForever();
       }
     });
+    events.listen();
     if (id == 0) {
       barrier(cluster);
       const int expected = std::atoi(env("PROBE_EXPECTED", "0").c_str());

@@ -242,6 +242,7 @@ bool Cluster::connected() const {
 }
 
 void Cluster::ready() {
+  impl_->connection->startListening();
   if (const error_code ec = impl_->connection->sendReady()) {
     throw Error(ec, "ready: " + ec.message());
   }

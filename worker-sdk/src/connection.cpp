@@ -227,7 +227,51 @@ void Connection::handleFrames() {
   }
 }
 
+void Connection::startListening() {
+  std::lock_guard lock(parkedMutex_);
+  if (listening_) {
+    return;
+  }
+  listening_ = true;
+  for (auto& batch : parked_) {
+    post(std::move(batch));
+  }
+  parked_.clear();
+  parked_.shrink_to_fit();
+  if (droppedBeforeListening_ > 0) {
+    const auto dropped = droppedBeforeListening_;
+    asio::post(bus_, [self = shared_from_this(), dropped] {
+      self->reportListenerError(
+          "", std::make_exception_ptr(std::runtime_error(
+                  std::to_string(dropped) +
+                  " event(s) arrived before the worker started listening and did not fit the "
+                  "waiting room; they were dropped")));
+    });
+  }
+}
+
 void Connection::dispatch(std::vector<Incoming> batch) {
+  std::lock_guard lock(parkedMutex_);
+  if (listening_) {
+    post(std::move(batch));
+    return;
+  }
+  // Not listening yet: keep events, in order, until listeners are in place (bounded).
+  for (auto& event : batch) {
+    const std::size_t size = event.name.size() + event.payload.size();
+    if (parkedBytes_ + size > sendQueueLimit_) {
+      ++droppedBeforeListening_;
+      continue;
+    }
+    parkedBytes_ += size;
+    if (parked_.empty()) {
+      parked_.emplace_back();
+    }
+    parked_.back().push_back(std::move(event));
+  }
+}
+
+void Connection::post(std::vector<Incoming> batch) {
   asio::post(bus_, [self = shared_from_this(), batch = std::move(batch)] {
     for (const auto& event : batch) {
       if (self->shutdown_) {

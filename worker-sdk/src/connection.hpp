@@ -68,6 +68,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   boost::system::error_code sendEvent(std::uint32_t target, std::uint64_t correlation,
                                       std::string_view name, std::string_view payload);
   boost::system::error_code sendReady();
+  // Starts handing incoming events to listeners; until then they wait, in order, bounded by the
+  // send queue limit (what does not fit is dropped and reported to the error handler).
+  void startListening();
   boost::system::error_code checkTarget(int clusterId) const;
 
   std::uint64_t addListener(std::string_view event, Listener listener, bool once);
@@ -110,6 +113,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void readLoop();
   void handleFrames();
   void dispatch(std::vector<Incoming> batch);
+  void post(std::vector<Incoming> batch);
   void onAck(std::uint32_t source, std::uint64_t correlation);
   void onWaitClosed(std::uint64_t correlation, const wire::WaitClosedBody& body);
   void finishWait(std::uint64_t id, bool timedOut);
@@ -141,6 +145,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::vector<std::byte> inflight_;  // I/O thread only
   std::size_t queuedBytes_ = 0;
   bool writing_ = false;
+
+  std::mutex parkedMutex_;  // guards listening_, parked_, parkedBytes_, droppedBeforeListening_
+  bool listening_ = false;
+  std::vector<std::vector<Incoming>> parked_;
+  std::size_t parkedBytes_ = 0;
+  std::uint64_t droppedBeforeListening_ = 0;
 
   std::mutex listenersMutex_;  // guards listeners_, errorHandler_, nextListenerId_
   std::map<std::string, std::vector<ListenerEntry>, std::less<>> listeners_;

@@ -80,6 +80,10 @@ Subscription EventBus::once(std::string_view event, Listener listener) {
           connection_->addListener(event, std::move(listener), true)};
 }
 
+void EventBus::listen() {
+  connection_->startListening();
+}
+
 void EventBus::removeAllListeners(std::string_view event) {
   connection_->removeAllListeners(event);
 }

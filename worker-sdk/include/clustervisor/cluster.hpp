@@ -62,7 +62,8 @@ class Cluster {
 
   EventBus& events();
 
-  // Tells the supervisor this worker is ready (logged in, serving).
+  // Tells the supervisor this worker is ready (logged in, serving), and starts delivering
+  // events to listeners if EventBus::listen() has not already.
   void ready();
 
   // True until the connection to the supervisor is lost.

@@ -8,6 +8,11 @@
 //                                   the number of distinct clusters that acknowledged
 //   on(event, listener)             listener(data, sourceCluster); returns a Subscription
 //
+// Delivery starts when the worker says so: events that arrive before listen() (or
+// Cluster::ready(), which implies it) wait, in order, so none is lost while the worker is still
+// registering its listeners. Register listeners, then listen()/ready(). Acknowledgements follow
+// delivery, so a cluster that is not listening yet does not acknowledge yet.
+//
 // Threads: broadcast, emitTo, broadcastAndWait, on and off may be called from any thread.
 // Listeners run one at a time, in arrival order, on the bus executor (Cluster chooses it: its own
 // dispatch thread, or the executor given in ClusterOptions), never on the SDK's I/O thread, so a
@@ -146,6 +151,9 @@ class EventBus {
                int expected) { startWait(ev, d, t, expected, ReportHandler(std::move(handler))); },
         token, event, data, timeout, expectedClusters);
   }
+
+  // Starts delivering events to listeners (idempotent). Cluster::ready() calls it too.
+  void listen();
 
   // Any number of listeners per event, called in the order they were added.
   Subscription on(std::string_view event, Listener listener);
