@@ -473,7 +473,13 @@ void Supervisor::watchSignals() {
           "received SIGHUP; reloading the configuration is not supported by this version, "
           "ignored");
     } else if (!shuttingDown_) {
+      shutdownRequestedAt_ = Clock::now();
       beginShutdown("received " + signalName(signal));
+    } else if (Clock::now() - shutdownRequestedAt_ < kDuplicateSignalWindow) {
+      // Wrappers (timeout, npm, shells) often deliver one Ctrl-C twice: to the process group and
+      // again to the child. Only a signal clearly after the first one means "kill now".
+      logLine("received " + signalName(signal) + " again within " +
+              formatDuration(kDuplicateSignalWindow) + " of the first; taken as the same request");
     } else if (!escalated_) {
       escalated_ = true;
       logLine("received " + signalName(signal) + " again; killing every worker now");

@@ -43,6 +43,8 @@ class Supervisor final : private FrameSink {
   // long timed out, and a recipient that never acknowledges must not pin it forever.
   static constexpr std::chrono::hours kMaxWaitAge{1};
   static constexpr std::chrono::seconds kSweepInterval{10};
+  // A second stop signal this soon after the first is a duplicate, not an escalation.
+  static constexpr std::chrono::milliseconds kDuplicateSignalWindow{200};
 
   Supervisor(boost::asio::io_context& io, config::BotConfig config);
   ~Supervisor();
@@ -107,6 +109,7 @@ class Supervisor final : private FrameSink {
   boost::asio::steady_timer finishTimer_;
   bool shuttingDown_ = false;
   bool escalated_ = false;
+  Clock::time_point shutdownRequestedAt_;
   bool finished_ = false;
   int exitStatus_ = 0;
   int openCaptures_ = 0;

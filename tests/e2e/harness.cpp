@@ -189,6 +189,22 @@ std::vector<std::string> SupervisorRun::waitForLines(const std::string& needle, 
   return found;
 }
 
+std::optional<std::string> SupervisorRun::tryWaitForLine(const std::string& needle,
+                                                         std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (std::size_t scanned = 0;;) {
+    for (; scanned < lines_.size(); ++scanned) {
+      if (lines_[scanned].find(needle) != std::string::npos) {
+        return lines_[scanned];
+      }
+    }
+    if (eof_ || changed_.wait_until(lock, deadline) == std::cv_status::timeout) {
+      return std::nullopt;
+    }
+  }
+}
+
 std::vector<std::string> SupervisorRun::lines() const {
   std::lock_guard lock(mutex_);
   return lines_;

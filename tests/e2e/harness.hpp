@@ -64,6 +64,11 @@ class SupervisorRun {
   std::vector<std::string> waitForLines(const std::string& needle, std::size_t count,
                                         std::chrono::milliseconds timeout = 20s);
 
+  // Like waitForLine(), but returns nullopt at the timeout instead of failing the test.
+  std::optional<std::string> tryWaitForLine(const std::string& needle,
+                                            std::chrono::milliseconds timeout);
+  bool hasLine(const std::string& needle) const { return !linesContaining(needle).empty(); }
+
   std::vector<std::string> lines() const;
   std::vector<std::string> linesContaining(const std::string& needle) const;
   std::string transcript() const;
