@@ -39,6 +39,7 @@ class HeldMessages {
 
   std::size_t heldMessages(std::uint32_t cluster) const { return queues_[cluster].messages.size(); }
   std::size_t heldBytes(std::uint32_t cluster) const { return queues_[cluster].bytes; }
+  const Limits& limits() const { return limits_; }
   std::uint64_t droppedFull() const { return droppedFull_; }
   std::uint64_t droppedExpired() const { return droppedExpired_; }
 

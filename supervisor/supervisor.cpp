@@ -6,6 +6,7 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 
@@ -18,6 +19,14 @@ namespace asio = boost::asio;
 using boost::system::error_code;
 
 namespace {
+
+// Held events are delivered into the worker's outbox all at once when it is back, so they may
+// take at most half of it: the rest is for the traffic that goes on meanwhile.
+HeldMessages::Limits holdLimitsFor(const config::BotConfig& config) {
+  HeldMessages::Limits limits = Supervisor::kHoldLimits;
+  limits.maxBytes = std::min<std::size_t>(limits.maxBytes, config.events.outboxLimit / 2);
+  return limits;
+}
 
 std::string signalName(int signal) {
   if (const char* abbrev = ::sigabbrev_np(signal)) {
@@ -44,7 +53,7 @@ Supervisor::Supervisor(asio::io_context& io, config::BotConfig config)
       config_(std::move(config)),
       spawner_(io.get_executor()),
       relay_(config_.clusters),
-      held_(config_.clusters, kHoldLimits),
+      held_(config_.clusters, holdLimitsFor(config_)),
       stopSignals_(io, SIGINT, SIGTERM, SIGHUP),
       childSignal_(io, SIGCHLD),
       finishTimer_(io),
@@ -221,7 +230,9 @@ void Supervisor::onHello(Slot& slot, std::span<std::byte> frame) {
   connection.send(wire::encodeWelcome(welcome));
   connection.setWelcomed();
   relay_.connected(slot.id);
-  slot.state = WorkerState::kRunning;
+  if (slot.state == WorkerState::kStarting) {
+    slot.state = WorkerState::kRunning;  // not when a stop already began
+  }
   const auto expiredBefore = held_.droppedExpired();
   const auto held = held_.take(slot.id, Clock::now());
   reportExpired(slot.id, held_.droppedExpired() - expiredBefore);
@@ -283,8 +294,8 @@ void Supervisor::routeEvent(Slot& slot, const wire::Header& header, std::span<st
       if (!holdFor(header.target, frame)) {
         reportDrop("cluster " + std::to_string(header.target) +
                    " is not connected and its held events are at the limit (" +
-                   std::to_string(kHoldLimits.maxMessages) + " events, " +
-                   std::to_string(kHoldLimits.maxBytes) + " bytes); event from cluster " +
+                   std::to_string(held_.limits().maxMessages) + " events, " +
+                   std::to_string(held_.limits().maxBytes) + " bytes); event from cluster " +
                    std::to_string(slot.id) + " dropped");
       }
       if (header.correlation != 0) {

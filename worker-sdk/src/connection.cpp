@@ -27,7 +27,10 @@ Connection::Connection(Settings settings)
       id_(settings.id),
       totalClusters_(settings.totalClusters),
       maxPayload_(settings.maxPayload),
-      sendQueueLimit_(settings.sendQueueLimit),
+      // Room for at least two of the largest frames, so a legal event is never "queue full"
+      // merely for its size.
+      sendQueueLimit_(
+          std::max(settings.sendQueueLimit, 2 * wire::maxFrameSizeFor(settings.maxPayload))),
       io_(settings.ioExecutor),
       bus_(asio::make_strand(settings.busExecutor)),
       onSupervisorLost_(std::move(settings.onSupervisorLost)),
@@ -277,19 +280,12 @@ void Connection::post(std::vector<Incoming> batch) {
       if (self->shutdown_) {
         return;
       }
-      std::vector<ListenerEntry> listeners;
+      bool hasListeners = false;
       {
         std::lock_guard lock(self->listenersMutex_);
-        if (auto it = self->listeners_.find(event.name); it != self->listeners_.end()) {
-          listeners = it->second;
-          auto& list = it->second;
-          std::erase_if(list, [](const ListenerEntry& e) { return e.once; });
-          if (list.empty()) {
-            self->listeners_.erase(it);
-          }
-        }
+        hasListeners = self->listeners_.contains(event.name);
       }
-      if (!listeners.empty()) {
+      if (hasListeners) {
         error_code ec;
         const boost::json::value data = event.payload.empty()
                                             ? boost::json::value(nullptr)
@@ -300,6 +296,18 @@ void Connection::post(std::vector<Incoming> batch) {
                                         "payload from cluster " + std::to_string(event.source) +
                                         " is not valid JSON: " + ec.message())));
         } else {
+          // Taken only now, so a once-listener is used up by an event it is actually given.
+          std::vector<ListenerEntry> listeners;
+          {
+            std::lock_guard lock(self->listenersMutex_);
+            if (auto it = self->listeners_.find(event.name); it != self->listeners_.end()) {
+              listeners = it->second;
+              std::erase_if(it->second, [](const ListenerEntry& e) { return e.once; });
+              if (it->second.empty()) {
+                self->listeners_.erase(it);
+              }
+            }
+          }
           for (const auto& entry : listeners) {
             try {
               (*entry.listener)(data, static_cast<int>(event.source));
@@ -395,11 +403,15 @@ void Connection::startWait(std::string_view event, std::string_view payload,
   }
   // Registered before sending, so an ack can never arrive for a wait that is not known yet.
   if (const error_code ec = sendEvent(wire::kBroadcast, id, event, payload)) {
+    bool mine = false;
     {
       std::lock_guard lock(waitsMutex_);
-      waits_.erase(id);
+      mine = waits_.erase(id) == 1;
     }
-    completeHandler(std::move(wait->handler), ec, AckReport{});
+    // If the connection was lost meanwhile, lost() already took the wait and completes it.
+    if (mine) {
+      completeHandler(std::move(wait->handler), ec, AckReport{});
+    }
     return;
   }
   asio::post(io_, [self = shared_from_this(), id, wait, timeout] {

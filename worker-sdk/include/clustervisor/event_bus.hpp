@@ -136,9 +136,10 @@ class EventBus {
                         Duration timeout = kDefaultTimeout, int expectedClusters = 0,
                         Token&& token = {}) {
     return boost::asio::async_initiate<Token, void(boost::system::error_code, int)>(
-        [this](auto handler, std::string_view ev, const boost::json::value& d, Duration t,
+        [this](auto handler, const std::string& ev, const boost::json::value& d, Duration t,
                int expected) { startWait(ev, d, t, expected, CountHandler(std::move(handler))); },
-        token, event, data, timeout, expectedClusters);
+        // An owned copy of the name: a deferred operation may start after the caller's is gone.
+        token, std::string(event), data, timeout, expectedClusters);
   }
 
   // The same, telling which clusters acknowledged. Signature: void(error_code, AckReport).
@@ -147,9 +148,10 @@ class EventBus {
                                 Duration timeout = kDefaultTimeout, int expectedClusters = 0,
                                 Token&& token = {}) {
     return boost::asio::async_initiate<Token, void(boost::system::error_code, AckReport)>(
-        [this](auto handler, std::string_view ev, const boost::json::value& d, Duration t,
+        [this](auto handler, const std::string& ev, const boost::json::value& d, Duration t,
                int expected) { startWait(ev, d, t, expected, ReportHandler(std::move(handler))); },
-        token, event, data, timeout, expectedClusters);
+        // An owned copy of the name: a deferred operation may start after the caller's is gone.
+        token, std::string(event), data, timeout, expectedClusters);
   }
 
   // Starts delivering events to listeners (idempotent). Cluster::ready() calls it too.
