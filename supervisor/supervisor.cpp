@@ -137,6 +137,10 @@ void Supervisor::spawn(Slot& slot) {
   slot.err = std::make_shared<OutputCapture>(std::move(worker.err), prefix, STDERR_FILENO, onEnd);
   slot.out->start();
   slot.err->start();
+  // Every capture, also those of earlier runs still draining, so a stop can close them all.
+  std::erase_if(captures_, [](const auto& c) { return c.expired(); });
+  captures_.push_back(slot.out);
+  captures_.push_back(slot.err);
   logLine(describe(slot) + " started" +
           (slot.restarts > 0 ? " (restart " + std::to_string(slot.restarts) + ")" : ""));
 }
@@ -554,12 +558,9 @@ void Supervisor::maybeFinish() {
   }
   finishTimer_.expires_after(std::chrono::seconds(2));
   finishTimer_.async_wait([this](error_code) {
-    for (auto& slot : slots_) {
-      if (slot->out) {
-        slot->out->close();
-      }
-      if (slot->err) {
-        slot->err->close();
+    for (const auto& weak : captures_) {
+      if (const auto capture = weak.lock()) {
+        capture->close();
       }
     }
   });

@@ -113,6 +113,7 @@ class Supervisor final : private FrameSink {
   bool finished_ = false;
   int exitStatus_ = 0;
   int openCaptures_ = 0;
+  std::vector<std::weak_ptr<OutputCapture>> captures_;
   std::uint64_t droppedEvents_ = 0;
   LogLimiter dropLog_;
   LogLimiter waitLog_;

@@ -213,3 +213,26 @@ BOOST_AUTO_TEST_CASE(every_worker_killed_at_once_is_restarted_and_none_is_left_a
   }
   BOOST_TEST(zombieChildren(run->pid()).empty());
 }
+
+BOOST_AUTO_TEST_CASE(stop_is_not_held_up_by_a_detached_descendant_keeping_an_old_pipe_open) {
+  TempDir dir;
+  // The first run leaves a setsid'd process holding its stdout and stderr (and waits until it
+  // has left the process group), then exits; the second run stays. Stopping must still end
+  // within the output-drain bound although that old pipe never reaches end of file.
+  const std::string again = (dir.path() / "again").string();
+  const std::string detached = (dir.path() / "detached").string();
+  const std::string script =
+      "if [ -e " + again + " ]; then echo second; exec sleep 600; fi; touch " + again +
+      "; setsid sh -c 'touch " + detached + "; exec sleep 30' & while [ ! -e " + detached +
+      " ]; do sleep 0.01; done; echo first; exit 1";
+  auto run = SupervisorRun::run(dir.write("bot.toml", "command = [\"/bin/sh\", \"-c\", \"" +
+                                                          script +
+                                                          "\"]\n[restart]\ndelay = \"100ms\"\n"));
+  run->waitForLine("[cluster 0] first");
+  run->waitForLine("[cluster 0] second");
+  run->signal(SIGTERM);
+  const auto status = run->waitExit(30s);
+  BOOST_REQUIRE(status.has_value());
+  BOOST_TEST(*status == 0);
+  run->waitForLine("clustervisor: all workers stopped");
+}
