@@ -72,6 +72,9 @@ Supervisor::~Supervisor() {
       slot->connection->close();
     }
   }
+  for (auto& connection : retiring_) {
+    connection->close();
+  }
 }
 
 int Supervisor::run() {
@@ -187,13 +190,13 @@ void Supervisor::onFrame(WorkerConnection& connection, const wire::Header& heade
   }
   switch (header.type) {
     case wire::FrameType::kEvent:
-      routeEvent(slot, header, frame);
+      routeEvent(slot, connection, header, frame);
       return;
     case wire::FrameType::kAck:
       routeAck(slot, header, frame);
       return;
     case wire::FrameType::kReady:
-      if (!slot.ready) {
+      if (slot.connection.get() == &connection && !slot.ready) {
         slot.ready = true;
         logLine(describe(slot) + " is ready");
       }
@@ -249,13 +252,15 @@ void Supervisor::onHello(Slot& slot, std::span<std::byte> frame) {
           (held.empty() ? "" : "; delivering " + std::to_string(held.size()) + " held event(s)"));
 }
 
-void Supervisor::routeEvent(Slot& slot, const wire::Header& header, std::span<std::byte> frame) {
+void Supervisor::routeEvent(Slot& slot, WorkerConnection& from, const wire::Header& header,
+                            std::span<std::byte> frame) {
   wire::stampSource(frame, slot.id);
   const auto decision = relay_.route(slot.id, header.target);
   switch (decision.route) {
     case Relay::Route::kDeliver: {
       std::vector<std::uint32_t> delivered;
-      const bool wantsAcks = header.correlation != 0;
+      // A wait from a worker that already exited has nobody to tell: just deliver the event.
+      const bool wantsAcks = header.correlation != 0 && !from.retiring();
       if (decision.recipients.size() == 1) {
         const auto id = decision.recipients.front();
         if (slots_[id]->connection->send(frame)) {
@@ -288,8 +293,8 @@ void Supervisor::routeEvent(Slot& slot, const wire::Header& header, std::span<st
                      "completes without acknowledgements" +
                      waitLog_.suppressedNote());
           }
-          slot.connection->send(wire::encodeWaitClosed(
-              slot.id, header.correlation, {static_cast<std::uint32_t>(delivered.size()), 0}));
+          from.send(wire::encodeWaitClosed(slot.id, header.correlation,
+                                           {static_cast<std::uint32_t>(delivered.size()), 0}));
         }
       }
       return;
@@ -303,7 +308,7 @@ void Supervisor::routeEvent(Slot& slot, const wire::Header& header, std::span<st
                    std::to_string(slot.id) + " dropped");
       }
       if (header.correlation != 0) {
-        slot.connection->send(wire::encodeWaitClosed(slot.id, header.correlation, {0, 0}));
+        from.send(wire::encodeWaitClosed(slot.id, header.correlation, {0, 0}));
       }
       return;
     case Relay::Route::kUnknownTarget:
@@ -311,7 +316,7 @@ void Supervisor::routeEvent(Slot& slot, const wire::Header& header, std::span<st
                  ", which does not exist (clusters are 0.." +
                  std::to_string(relay_.clusters() - 1) + "); dropped");
       if (header.correlation != 0) {
-        slot.connection->send(wire::encodeWaitClosed(slot.id, header.correlation, {0, 0}));
+        from.send(wire::encodeWaitClosed(slot.id, header.correlation, {0, 0}));
       }
       return;
   }
@@ -395,7 +400,9 @@ void Supervisor::onDisconnected(WorkerConnection& connection, const std::string&
                                 bool protocolError) {
   Slot& slot = *slots_[connection.clusterId()];
   if (slot.connection.get() != &connection) {
-    return;  // a previous worker's connection
+    // A previous worker's connection, read to its end: forget it.
+    std::erase_if(retiring_, [&](const auto& c) { return c.get() == &connection; });
+    return;
   }
   disconnect(slot);
   if (protocolError) {
@@ -404,6 +411,19 @@ void Supervisor::onDisconnected(WorkerConnection& connection, const std::string&
       stopWorker(slot);
     }
   }
+}
+
+void Supervisor::retire(Slot& slot) {
+  if (!slot.connection) {
+    return;
+  }
+  // Nothing more is sent to the exited worker (events for it are held from now on), but what it
+  // wrote before exiting is still read and relayed, in order.
+  auto connection = std::move(slot.connection);
+  relay_.disconnected(slot.id);
+  closeWaits(waits_.clusterGone(slot.id));
+  connection->retire(kDrainTimeout);
+  retiring_.push_back(std::move(connection));
 }
 
 void Supervisor::disconnect(Slot& slot) {
@@ -458,7 +478,7 @@ void Supervisor::onExit(Slot& slot, int status) {
     how = "exited with status " + std::to_string(WEXITSTATUS(status));
   }
   slot.killTimer.cancel();
-  disconnect(slot);
+  retire(slot);
   // Whatever the worker started in its process group goes with it.
   ::kill(-pid, SIGKILL);
   slot.pid = -1;

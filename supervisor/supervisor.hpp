@@ -45,6 +45,8 @@ class Supervisor final : private FrameSink {
   static constexpr std::chrono::seconds kSweepInterval{10};
   // A second stop signal this soon after the first is a duplicate, not an escalation.
   static constexpr std::chrono::milliseconds kDuplicateSignalWindow{200};
+  // How long the connection of a worker that exited is still read for what it sent last.
+  static constexpr std::chrono::milliseconds kDrainTimeout{1000};
 
   Supervisor(boost::asio::io_context& io, config::BotConfig config);
   ~Supervisor();
@@ -79,11 +81,13 @@ class Supervisor final : private FrameSink {
   void scheduleRestart(Slot& slot);
   void stopWorker(Slot& slot);
   void onHello(Slot& slot, std::span<std::byte> frame);
-  void routeEvent(Slot& slot, const wire::Header& header, std::span<std::byte> frame);
+  void routeEvent(Slot& slot, WorkerConnection& from, const wire::Header& header,
+                  std::span<std::byte> frame);
   void routeAck(Slot& slot, const wire::Header& header, std::span<std::byte> frame);
   void sendTo(std::uint32_t id, std::span<const std::byte> frame);
   void closeWaits(const std::vector<WaitTable::Closed>& closed);
   void disconnect(Slot& slot);
+  void retire(Slot& slot);
   void reapChildren();
   void onExit(Slot& slot, int status);
   void watchSignals();
@@ -114,6 +118,8 @@ class Supervisor final : private FrameSink {
   int exitStatus_ = 0;
   int openCaptures_ = 0;
   std::vector<std::weak_ptr<OutputCapture>> captures_;
+  // Connections of workers that exited, read to the end before they are closed.
+  std::vector<std::shared_ptr<WorkerConnection>> retiring_;
   std::uint64_t droppedEvents_ = 0;
   LogLimiter dropLog_;
   LogLimiter waitLog_;

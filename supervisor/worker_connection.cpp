@@ -27,6 +27,7 @@ WorkerConnection::WorkerConnection(asio::local::stream_protocol::socket socket,
       reader_(maxFrameSize),
       outbox_(outboxLimit),
       writerWakeup_(socket_.get_executor(), asio::steady_timer::time_point::max()),
+      retireTimer_(socket_.get_executor()),
       sink_(sink) {}
 
 void WorkerConnection::start() {
@@ -42,10 +43,25 @@ void WorkerConnection::close() {
   error_code ignored;
   socket_.close(ignored);
   writerWakeup_.cancel();
+  retireTimer_.cancel();
+}
+
+void WorkerConnection::retire(std::chrono::milliseconds timeout) {
+  if (closed_ || retiring_) {
+    return;
+  }
+  retiring_ = true;
+  writerWakeup_.cancel();  // the write loop sees retiring_ and ends
+  retireTimer_.expires_after(timeout);
+  retireTimer_.async_wait([self = shared_from_this()](error_code ec) {
+    if (!ec) {
+      self->fail("kept its connection open after it exited", false);
+    }
+  });
 }
 
 bool WorkerConnection::send(std::span<const std::byte> frame) {
-  if (closed_ || !outbox_.push(frame)) {
+  if (closed_ || retiring_ || !outbox_.push(frame)) {
     return false;
   }
   wakeWriter();
@@ -53,7 +69,7 @@ bool WorkerConnection::send(std::span<const std::byte> frame) {
 }
 
 bool WorkerConnection::send(Outbox::Shared frame) {
-  if (closed_ || !outbox_.push(std::move(frame))) {
+  if (closed_ || retiring_ || !outbox_.push(std::move(frame))) {
     return false;
   }
   wakeWriter();
@@ -113,7 +129,7 @@ asio::awaitable<void> WorkerConnection::writeLoop() {
   const auto self = shared_from_this();
   std::vector<std::span<const std::byte>> segments;
   std::vector<asio::const_buffer> buffers;
-  while (!closed_) {
+  while (!closed_ && !retiring_) {
     if (outbox_.empty()) {
       writerWakeup_.expires_at(asio::steady_timer::time_point::max());
       co_await writerWakeup_.async_wait(kAsTuple);

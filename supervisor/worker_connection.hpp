@@ -15,6 +15,8 @@
 #include <span>
 #include <string>
 
+#include <chrono>
+
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -48,6 +50,12 @@ class WorkerConnection : public std::enable_shared_from_this<WorkerConnection> {
   void start();
   void close();  // idempotent; no callback afterwards
 
+  // The worker process is gone: stop writing, but keep reading what it sent before it exited
+  // until end of file, or close after `timeout` (a descendant may hold the socket open). The
+  // end is reported to the sink as usual.
+  void retire(std::chrono::milliseconds timeout);
+  bool retiring() const { return retiring_; }
+
   std::uint32_t clusterId() const { return clusterId_; }
   bool open() const { return !closed_; }
   bool welcomed() const { return welcomed_; }
@@ -69,9 +77,11 @@ class WorkerConnection : public std::enable_shared_from_this<WorkerConnection> {
   wire::FrameReader reader_;
   Outbox outbox_;
   boost::asio::steady_timer writerWakeup_;
+  boost::asio::steady_timer retireTimer_;
   FrameSink& sink_;
   bool closed_ = false;
   bool welcomed_ = false;
+  bool retiring_ = false;
 };
 
 }  // namespace clustervisor

@@ -62,6 +62,15 @@ BOOST_AUTO_TEST_CASE(events_from_one_sender_arrive_in_order) {
   BOOST_TEST(run->linesContaining("ORDER broken").empty(), run->transcript());
 }
 
+BOOST_AUTO_TEST_CASE(events_sent_just_before_a_worker_exits_are_still_delivered_in_order) {
+  TempDir dir;
+  auto run = start(dir, 2, "burst-exit");
+  run->waitForLine("[cluster 1] ORDER sent 5000", 60s);
+  run->waitForLine("exited with status 0", 60s);
+  run->waitForLine("[cluster 0] ORDER done 5000", 60s);
+  BOOST_TEST(run->linesContaining("ORDER broken").empty(), run->transcript());
+}
+
 BOOST_AUTO_TEST_CASE(acks_come_after_listeners_ran_and_a_throwing_listener_still_acks) {
   TempDir dir;
   auto run = start(dir, 4, "acks");

@@ -225,9 +225,9 @@ BOOST_AUTO_TEST_CASE(stop_is_not_held_up_by_a_detached_descendant_keeping_an_old
       "if [ -e " + again + " ]; then echo second; exec sleep 600; fi; touch " + again +
       "; setsid sh -c 'touch " + detached + "; exec sleep 30' & while [ ! -e " + detached +
       " ]; do sleep 0.01; done; echo first; exit 1";
-  auto run = SupervisorRun::run(dir.write("bot.toml", "command = [\"/bin/sh\", \"-c\", \"" +
-                                                          script +
-                                                          "\"]\n[restart]\ndelay = \"100ms\"\n"));
+  auto run =
+      SupervisorRun::run(dir.write("bot.toml", "command = [\"/bin/sh\", \"-c\", \"" + script +
+                                                   "\"]\n[restart]\ndelay = \"100ms\"\n"));
   run->waitForLine("[cluster 0] first");
   run->waitForLine("[cluster 0] second");
   run->signal(SIGTERM);

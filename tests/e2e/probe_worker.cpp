@@ -248,7 +248,7 @@ int main() {
     }
     say("LISTENING");
   }
-  if (mode != "order" && mode != "acks" && mode != "wait") {
+  if (mode != "order" && mode != "burst-exit" && mode != "acks" && mode != "wait") {
     events.listen();
   }
   if (mode == "late" && id == 0) {
@@ -278,7 +278,10 @@ int main() {
     }
   }
 
-  if (mode == "order") {
+  // order: cluster 1 sends a long run of events to cluster 0, which checks their order.
+  // burst-exit: the same, but cluster 1 then leaves main() at once (the first time), so the
+  // tail of the run is still in flight when its process is gone.
+  if (mode == "order" || mode == "burst-exit") {
     static constexpr int kCount = 5000;
     if (id == 0) {
       auto next = std::make_shared<int>(0);
@@ -295,13 +298,16 @@ int main() {
     }
     events.listen();
     cluster.ready();
-    if (id == 1) {
+    if (id == 1 && (mode == "order" || firstTime("burst"))) {
       barrier(cluster);
       for (int i = 0; i < kCount; ++i) {
         events.emitTo(0, "seq",
                       {{"n", i}, {"pad", std::string(static_cast<std::size_t>(i % 300), 'p')}});
       }
       say("ORDER sent ", kCount);
+      if (mode == "burst-exit") {
+        return 0;  // ~Cluster flushes what is queued; the supervisor reads it after the exit
+      }
     }
   }
 

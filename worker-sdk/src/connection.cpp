@@ -36,6 +36,7 @@ Connection::Connection(Settings settings)
       onSupervisorLost_(std::move(settings.onSupervisorLost)),
       busWork_(asio::prefer(settings.busExecutor, asio::execution::outstanding_work.tracked)),
       socket_(settings.ioExecutor),
+      closeTimer_(settings.ioExecutor),
       reader_(std::move(settings.reader)) {
   socket_.assign(asio::local::stream_protocol(), settings.fd);
   std::random_device random;
@@ -62,9 +63,7 @@ void Connection::shutdown() {
   shutdown_ = true;
   releaseBusWork();
   asio::dispatch(io_, [self = shared_from_this()] {
-    self->connected_ = false;
-    error_code ignored;
-    self->socket_.close(ignored);
+    self->closeWhenFlushed();
     std::vector<std::uint64_t> ids;
     {
       std::lock_guard lock(self->waitsMutex_);
@@ -142,14 +141,49 @@ error_code Connection::sendReady() {
                  [&](std::byte* out) { std::memcpy(out, frame.data(), frame.size()); });
 }
 
+void Connection::closeWhenFlushed() {
+  bool idle = false;
+  {
+    std::lock_guard lock(sendMutex_);
+    idle = !writing_ && pending_.empty();
+  }
+  if (idle || !socket_.is_open()) {
+    closeSocket();
+    return;
+  }
+  // What the worker sent just before it ends still reaches the supervisor, within a bound.
+  closing_ = true;
+  closeTimer_.expires_after(kFlushOnShutdown);
+  closeTimer_.async_wait([self = shared_from_this()](error_code ec) {
+    if (!ec) {
+      self->closeSocket();
+    }
+  });
+}
+
+void Connection::closeSocket() {
+  connected_ = false;  // before the close, so the read loop's error is not a "lost supervisor"
+  error_code ignored;
+  socket_.close(ignored);
+  closeTimer_.cancel();
+}
+
 void Connection::flush() {
+  bool drained = false;
   {
     std::lock_guard lock(sendMutex_);
     if (pending_.empty() || !socket_.is_open()) {
       writing_ = false;
-      return;
+      drained = true;
+    } else {
+      std::swap(pending_, inflight_);
     }
-    std::swap(pending_, inflight_);
+  }
+  if (drained) {
+    if (closing_) {
+      closeSocket();  // shutting down and everything is written
+    }
+    return;
   }
   asio::async_write(socket_, asio::buffer(inflight_),
                     [self = shared_from_this()](error_code ec, std::size_t written) {

@@ -56,8 +56,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   explicit Connection(Settings settings);
 
-  void start();     // begins the read loop
-  void shutdown();  // closes the socket; no listener or lost-handler starts afterwards
+  void start();  // begins the read loop
+  // Ends the connection: no listener or lost-handler starts afterwards; what is queued is still
+  // written (for at most kFlushOnShutdown), then the socket is closed.
+  void shutdown();
+  static constexpr std::chrono::seconds kFlushOnShutdown{2};
 
   std::uint32_t id() const { return id_; }
   std::uint32_t totalClusters() const { return totalClusters_.load(std::memory_order_relaxed); }
@@ -110,6 +113,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   boost::system::error_code enqueue(std::size_t frameSize,
                                     const std::function<void(std::byte*)>& write);
   void flush();
+  void closeWhenFlushed();
+  void closeSocket();
   void readLoop();
   void handleFrames();
   void dispatch(std::vector<Incoming> batch);
@@ -136,6 +141,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::mutex busWorkMutex_;
 
   boost::asio::local::stream_protocol::socket socket_;
+  boost::asio::steady_timer closeTimer_;
+  bool closing_ = false;  // I/O thread only
   wire::FrameReader reader_;
   std::atomic<bool> connected_{true};
   std::atomic<bool> shutdown_{false};
