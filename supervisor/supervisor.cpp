@@ -195,6 +195,9 @@ void Supervisor::onFrame(WorkerConnection& connection, const wire::Header& heade
     case wire::FrameType::kAck:
       routeAck(slot, header, frame);
       return;
+    case wire::FrameType::kWaitDone:
+      waits_.cancel(slot.id, header.correlation);
+      return;
     case wire::FrameType::kReady:
       if (slot.connection.get() == &connection && !slot.ready) {
         slot.ready = true;

@@ -82,6 +82,14 @@ std::vector<WaitTable::Closed> WaitTable::clusterGone(std::uint32_t cluster) {
   return closed;
 }
 
+bool WaitTable::cancel(std::uint32_t waiter, std::uint64_t correlation) {
+  if (waits_.erase(Key{waiter, correlation}) == 0) {
+    return false;
+  }
+  --waitsPerCluster_[waiter];
+  return true;
+}
+
 std::size_t WaitTable::expire(Clock::time_point openedBefore) {
   std::size_t expired = 0;
   for (auto it = waits_.begin(); it != waits_.end();) {

@@ -54,6 +54,10 @@ class WaitTable {
   // lose it; those that become complete are returned (to be closed towards their waiters).
   std::vector<Closed> clusterGone(std::uint32_t cluster);
 
+  // The waiter stopped waiting (its timeout, or enough acks): forget the wait. Later acks for it
+  // are ignored. False when there was no such wait.
+  bool cancel(std::uint32_t waiter, std::uint64_t correlation);
+
   // Forgets waits opened before `openedBefore`; returns how many.
   std::size_t expire(Clock::time_point openedBefore);
 

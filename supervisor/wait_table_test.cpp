@@ -97,4 +97,14 @@ BOOST_AUTO_TEST_CASE(forgets_waits_opened_before_the_cutoff_and_frees_their_plac
   BOOST_TEST((table.open(0, 2, kOthers, t0 + 10s) == WaitTable::OpenResult::kOpened));
 }
 
+BOOST_AUTO_TEST_CASE(cancelled_wait_ignores_later_acks_and_frees_its_place) {
+  WaitTable table(1);
+  table.open(0, 1, kOthers, t0);
+  BOOST_TEST(table.cancel(0, 1));
+  BOOST_TEST(!table.cancel(0, 1));
+  BOOST_TEST(!table.ack(0, 1, 2).forward);
+  BOOST_TEST(table.clusterGone(3).empty());
+  BOOST_TEST((table.open(0, 2, kOthers, t0) == WaitTable::OpenResult::kOpened));
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -251,6 +251,7 @@ void Connection::handleFrames() {
       case wire::FrameType::kHello:
       case wire::FrameType::kWelcome:
       case wire::FrameType::kReady:
+      case wire::FrameType::kWaitDone:
         lost(std::string("unexpected ") + std::string(wire::toString(h.type)) +
              " frame from the supervisor");
         break;
@@ -508,6 +509,12 @@ void Connection::finishWait(std::uint64_t id, bool timedOut) {
     waits_.erase(it);
   }
   wait->timer.cancel();
+  if (wait->recipients < 0 && connected()) {
+    // Ended by the count or the timeout, not by the supervisor: let it forget the wait now
+    // rather than track acknowledgements nobody will count.
+    const auto done = wire::encodeWaitDone(id);
+    (void)enqueue(done.size(), [&](std::byte* out) { std::memcpy(out, done.data(), done.size()); });
+  }
   AckReport report;
   report.acked = static_cast<int>(wait->acked.size());
   report.clusters = std::move(wait->acked);

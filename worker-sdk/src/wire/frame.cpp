@@ -48,6 +48,7 @@ std::optional<std::size_t> fixedBodySize(FrameType type) {
       return kWelcomeBodySize;
     case FrameType::kAck:
     case FrameType::kReady:
+    case FrameType::kWaitDone:
       return 0;
     case FrameType::kWaitClosed:
       return kWaitClosedBodySize;
@@ -61,7 +62,7 @@ std::optional<std::size_t> fixedBodySize(FrameType type) {
 
 bool isKnownType(std::uint8_t type) {
   return type >= static_cast<std::uint8_t>(FrameType::kHello) &&
-         type <= static_cast<std::uint8_t>(FrameType::kTotalChanged);
+         type <= static_cast<std::uint8_t>(FrameType::kWaitDone);
 }
 
 std::vector<std::byte> makeFrame(const Header& header, std::size_t bodySize) {
@@ -245,6 +246,14 @@ std::vector<std::byte> encodeTotalChanged(std::uint32_t totalClusters) {
   return frame;
 }
 
+std::vector<std::byte> encodeWaitDone(std::uint64_t correlation) {
+  Header h;
+  h.type = FrameType::kWaitDone;
+  h.target = kSupervisor;
+  h.correlation = correlation;
+  return makeFrame(h, 0);
+}
+
 std::string_view eventName(std::span<const std::byte> frame, const Header& header) {
   return {reinterpret_cast<const char*>(frame.data()) + kHeaderSize, header.nameLength};
 }
@@ -289,6 +298,8 @@ std::string_view toString(FrameType type) {
       return "READY";
     case FrameType::kTotalChanged:
       return "TOTAL_CHANGED";
+    case FrameType::kWaitDone:
+      return "WAIT_DONE";
   }
   return "UNKNOWN";
 }

@@ -83,6 +83,12 @@ BOOST_AUTO_TEST_CASE(control_frames_round_trip) {
 
   f = wire::encodeTotalChanged(6);
   BOOST_TEST(wire::totalChangedBody(f) == 6u);
+  f = wire::encodeWaitDone(0xABCDEF);
+  r = wire::decodeFrame(f, kLimit);
+  BOOST_TEST(static_cast<int>(r.header.type) == static_cast<int>(wire::FrameType::kWaitDone));
+  BOOST_TEST(r.header.correlation == 0xABCDEFu);
+  BOOST_TEST(f.size() == wire::kHeaderSize);
+
   f = wire::encodeReady();
   BOOST_TEST(static_cast<int>(wire::decodeFrame(f, kLimit).status) ==
              static_cast<int>(wire::DecodeStatus::kFrame));
@@ -121,6 +127,7 @@ BOOST_AUTO_TEST_CASE(malformed_headers_are_rejected_with_a_reason) {
        "length field smaller than the 24-byte header"},
       {"unknown type 0", [](auto& f) { f[4] = std::byte{0}; }, "unknown frame type"},
       {"unknown type 200", [](auto& f) { f[4] = std::byte{200}; }, "unknown frame type"},
+      {"unknown type 9", [](auto& f) { f[4] = std::byte{9}; }, "unknown frame type"},
       {"flags set", [](auto& f) { f[5] = std::byte{1}; }, "reserved flags set"},
       {"empty name", [](auto& f) { f[6] = std::byte{0}; }, "event name length outside 1..255"},
       {"name over 255",

@@ -50,6 +50,7 @@ enum class FrameType : std::uint8_t {
   kWaitClosed = 5,    // supervisor → waiter: no more acks can arrive for correlation
   kReady = 6,         // worker → supervisor: the worker is ready
   kTotalChanged = 7,  // supervisor → worker: the total cluster count changed
+  kWaitDone = 8,      // worker → supervisor: the worker stopped waiting for correlation
 };
 
 struct Header {
@@ -127,6 +128,7 @@ std::vector<std::byte> encodeWaitClosed(std::uint32_t target, std::uint64_t corr
                                         const WaitClosedBody& body);
 std::vector<std::byte> encodeReady();
 std::vector<std::byte> encodeTotalChanged(std::uint32_t totalClusters);
+std::vector<std::byte> encodeWaitDone(std::uint64_t correlation);
 
 // Body accessors for a frame that decodeFrame() accepted (`frame` spans the whole frame).
 std::string_view eventName(std::span<const std::byte> frame, const Header& header);
