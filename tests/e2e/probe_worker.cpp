@@ -83,6 +83,22 @@ bool firstTime(const std::string& name) {
   return true;
 }
 
+// Waits until the test creates PROBE_DIR/name: how the test tells a worker "now".
+void waitForFile(const std::string& name) {
+  while (!std::ifstream(env("PROBE_DIR") + "/" + name).good()) {
+    std::this_thread::sleep_for(10ms);
+  }
+}
+
+// Returns once the supervisor has handled everything this worker sent before: an emitTo to
+// ourselves comes back only after it, on the same connection.
+void echoThroughSupervisor(EventBus& events, int self) {
+  auto echoed = std::make_shared<std::promise<void>>();
+  events.once("echo", [echoed](const json::value&, int) { echoed->set_value(); });
+  events.emitTo(self, "echo");
+  echoed->get_future().wait();
+}
+
 [[noreturn]] void sleepForever() {
   for (;;) {
     std::this_thread::sleep_for(1h);
@@ -214,9 +230,7 @@ int main() {
   }
   if (mode == "held" && env("CLUSTERVISOR_CLUSTER_ID") == "1") {
     // Stay unconnected until the test says so, while cluster 0 sends to us.
-    while (!std::ifstream(env("PROBE_DIR") + "/go").good()) {
-      std::this_thread::sleep_for(10ms);
-    }
+    waitForFile("go");
   }
   clustervisor::ClusterOptions options;
   if (mode == "lost") {
@@ -243,24 +257,17 @@ int main() {
   // Modes with listeners of their own start listening once those are registered too.
   if (mode == "late" && id == 1) {
     // Connected, listeners registered, but not listening until the test says so.
-    while (!std::ifstream(env("PROBE_DIR") + "/listen").good()) {
-      std::this_thread::sleep_for(10ms);
-    }
+    waitForFile("listen");
     say("LISTENING");
   }
   if (mode != "order" && mode != "burst-exit" && mode != "acks" && mode != "wait") {
     events.listen();
   }
   if (mode == "late" && id == 0) {
-    while (!std::ifstream(env("PROBE_DIR") + "/send").good()) {
-      std::this_thread::sleep_for(10ms);
-    }
+    waitForFile("send");
     events.broadcast("b", {{"early", 1}});
     events.emitTo(1, "marker", {{"early", 2}});
-    auto echoed = std::make_shared<std::promise<void>>();
-    events.once("echo", [echoed](const json::value&, int) { echoed->set_value(); });
-    events.emitTo(0, "echo");
-    echoed->get_future().wait();
+    echoThroughSupervisor(events, id);
     say("SENT");
   }
 
@@ -377,11 +384,7 @@ int main() {
     for (int n = 0; n < 10; ++n) {
       events.emitTo(1, "held", {{"n", n}});
     }
-    // Our own echo comes back only after the supervisor handled everything we sent before it.
-    auto echoed = std::make_shared<std::promise<void>>();
-    events.once("echo", [echoed](const json::value&, int) { echoed->set_value(); });
-    events.emitTo(0, "echo");
-    echoed->get_future().wait();
+    echoThroughSupervisor(events, id);
     say("HELD sent 10");
   }
 
