@@ -84,15 +84,15 @@ error_code Connection::checkTarget(int clusterId) const {
   return {};
 }
 
-error_code Connection::enqueue(std::size_t frameSize,
-                               const std::function<void(std::byte*)>& write) {
+error_code Connection::enqueue(std::size_t frameSize, const std::function<void(std::byte*)>& write,
+                               bool control) {
   bool startWriting = false;
   {
     std::lock_guard lock(sendMutex_);
     if (!connected()) {
       return make_error_code(Errc::kNotConnected);
     }
-    if (queuedBytes_ + frameSize > sendQueueLimit_) {
+    if (!control && queuedBytes_ + frameSize > sendQueueLimit_) {
       return make_error_code(Errc::kQueueFull);
     }
     const std::size_t offset = pending_.size();
@@ -355,8 +355,9 @@ void Connection::post(std::vector<Incoming> batch) {
       if (event.correlation != 0) {
         const auto frame = wire::encodeAck(self->id_, event.source, event.correlation);
         // A failed ack means the connection is gone; the waiter learns from the supervisor.
-        (void)self->enqueue(frame.size(),
-                            [&](std::byte* out) { std::memcpy(out, frame.data(), frame.size()); });
+        (void)self->enqueue(
+            frame.size(), [&](std::byte* out) { std::memcpy(out, frame.data(), frame.size()); },
+            true);
       }
     }
   });
@@ -513,7 +514,8 @@ void Connection::finishWait(std::uint64_t id, bool timedOut) {
     // Ended by the count or the timeout, not by the supervisor: let it forget the wait now
     // rather than track acknowledgements nobody will count.
     const auto done = wire::encodeWaitDone(id);
-    (void)enqueue(done.size(), [&](std::byte* out) { std::memcpy(out, done.data(), done.size()); });
+    (void)enqueue(
+        done.size(), [&](std::byte* out) { std::memcpy(out, done.data(), done.size()); }, true);
   }
   AckReport report;
   report.acked = static_cast<int>(wait->acked.size());

@@ -110,8 +110,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
     bool once;
   };
 
+  // Control frames (acks, WAIT_DONE) pass `control`: they are tiny, and refusing them would
+  // make other clusters' waits time out, so they are not held to the queue limit.
   boost::system::error_code enqueue(std::size_t frameSize,
-                                    const std::function<void(std::byte*)>& write);
+                                    const std::function<void(std::byte*)>& write,
+                                    bool control = false);
   void flush();
   void closeWhenFlushed();
   void closeSocket();
