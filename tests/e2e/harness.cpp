@@ -276,32 +276,48 @@ pid_t startedPid(SupervisorRun& run, int cluster, std::size_t nth,
   return static_cast<pid_t>(std::stol(line.substr(at + 5)));
 }
 
-bool processExists(pid_t pid) {
-  // A zombie still "exists" for kill(); look at /proc to tell a zombie from a live process.
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  if (!stat) {
-    return false;
+namespace {
+
+// The content of /proc/<pid>/stat, or nullopt when the process is gone. Read with plain
+// read(2): the process may vanish between open and read, which iostreams turn into an
+// exception.
+std::optional<std::string> procStat(const std::string& pid) {
+  const int fd = ::open(("/proc/" + pid + "/stat").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return std::nullopt;
   }
-  std::string content((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-  const auto close = content.rfind(')');
-  return close != std::string::npos && content.size() > close + 2;
+  char buffer[1024];
+  const ssize_t n = ::read(fd, buffer, sizeof buffer);
+  ::close(fd);
+  if (n <= 0) {
+    return std::nullopt;
+  }
+  return std::string(buffer, static_cast<std::size_t>(n));
+}
+
+}  // namespace
+
+bool processExists(pid_t pid) {
+  // Zombies count: a process exists until it has been reaped.
+  return procStat(std::to_string(pid)).has_value();
 }
 
 std::vector<pid_t> zombieChildren(pid_t parent) {
   std::vector<pid_t> zombies;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-    const std::string name = entry.path().filename().string();
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it("/proc", ec), end; !ec && it != end;
+       it.increment(ec)) {
+    const std::string name = it->path().filename().string();
     if (name.find_first_not_of("0123456789") != std::string::npos) {
       continue;
     }
-    std::ifstream stat(entry.path() / "stat");
-    std::string content((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-    const auto close = content.rfind(')');
+    const auto content = procStat(name);
+    const auto close = content ? content->rfind(')') : std::string::npos;
     if (close == std::string::npos) {
       continue;
     }
     // After ") ": state, then ppid.
-    std::istringstream fields(content.substr(close + 2));
+    std::istringstream fields(content->substr(close + 2));
     char state = 0;
     long ppid = 0;
     fields >> state >> ppid;

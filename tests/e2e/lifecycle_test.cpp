@@ -6,6 +6,8 @@
 
 #include <signal.h>
 
+#include <fstream>
+
 #include "harness.hpp"
 
 using namespace clustervisor::test;
@@ -223,7 +225,7 @@ BOOST_AUTO_TEST_CASE(stop_is_not_held_up_by_a_detached_descendant_keeping_an_old
   const std::string detached = (dir.path() / "detached").string();
   const std::string script =
       "if [ -e " + again + " ]; then echo second; exec sleep 600; fi; touch " + again +
-      "; setsid sh -c 'touch " + detached + "; exec sleep 30' & while [ ! -e " + detached +
+      "; setsid sh -c 'echo $$ > " + detached + "; exec sleep 30' & while [ ! -s " + detached +
       " ]; do sleep 0.01; done; echo first; exit 1";
   auto run =
       SupervisorRun::run(dir.write("bot.toml", "command = [\"/bin/sh\", \"-c\", \"" + script +
@@ -235,4 +237,10 @@ BOOST_AUTO_TEST_CASE(stop_is_not_held_up_by_a_detached_descendant_keeping_an_old
   BOOST_REQUIRE(status.has_value());
   BOOST_TEST(*status == 0);
   run->waitForLine("clustervisor: all workers stopped");
+  // The detached process is the test's own leftover: end it.
+  std::ifstream pidFile(detached);
+  pid_t leftover = 0;
+  if (pidFile >> leftover && leftover > 0) {
+    ::kill(leftover, SIGKILL);
+  }
 }
