@@ -142,7 +142,9 @@ asio::awaitable<void> WorkerConnection::writeLoop() {
       buffers.emplace_back(s.data(), s.size());
     }
     const auto [ec, n] = co_await asio::async_write(socket_, buffers, kAsTuple);
-    if (closed_) {
+    // Retired meanwhile: the worker is gone and its write side may fail, but the read side is
+    // still draining what it sent; writing simply stops.
+    if (closed_ || retiring_) {
       co_return;
     }
     if (ec) {
