@@ -187,6 +187,8 @@ SpawnedWorker Spawner::spawn(const SpawnRequest& request, error_code& ec, std::s
 
   bp::posix::default_launcher launcher;
   launcher.env = envp.data();
+  // Initializers run in this order in the child: WorkerSetup must come after process_stdio,
+  // which needs its pipe descriptors until it has dup2'd them onto 1 and 2.
   auto process = launcher(
       executor_, ec, worker.program, args, bp::process_stdio{nullptr, worker.out, worker.err},
       bp::process_start_dir(request.workingDirectory.string()), WorkerSetup{pair[1], ::getpid()});
