@@ -328,6 +328,21 @@ std::vector<pid_t> zombieChildren(pid_t parent) {
   return zombies;
 }
 
+bool waitZombie(pid_t pid, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    const auto content = procStat(std::to_string(pid));
+    const auto close = content ? content->rfind(')') : std::string::npos;
+    if (close != std::string::npos && content->size() > close + 2 && (*content)[close + 2] == 'Z') {
+      return true;
+    }
+    if (!content || std::chrono::steady_clock::now() >= deadline) {
+      return false;
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+}
+
 bool waitGone(pid_t pid, std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (processExists(pid)) {

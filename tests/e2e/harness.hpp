@@ -94,6 +94,9 @@ pid_t startedPid(SupervisorRun& run, int cluster, std::size_t nth = 0,
                  std::chrono::milliseconds timeout = 20s);
 
 bool processExists(pid_t pid);
+// Waits until `pid` has exited but not been reaped yet (its parent is not reaping), or the
+// timeout.
+bool waitZombie(pid_t pid, std::chrono::milliseconds timeout = 20s);
 // Children of `parent` that have exited and not been reaped.
 std::vector<pid_t> zombieChildren(pid_t parent);
 // Waits until `pid` no longer exists (not even as a zombie), or the timeout.

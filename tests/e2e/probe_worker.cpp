@@ -286,20 +286,22 @@ int main() {
   }
 
   // order: cluster 1 sends a long run of events to cluster 0, which checks their order.
-  // burst-exit: the same, but cluster 1 then leaves main() at once (the first time), so the
-  // tail of the run is still in flight when its process is gone.
+  // burst-exit: a shorter run (it must fit the socket buffer while the test holds the supervisor
+  // stopped), sent when the test creates "go", after which cluster 1 leaves main() at once (the
+  // first time), so the run is still unread when its process is gone.
   if (mode == "order" || mode == "burst-exit") {
-    static constexpr int kCount = 5000;
+    // burst-exit: few, large events, so even written one by one they fit the socket buffer.
+    const int count = mode == "order" ? 5000 : 40;
     if (id == 0) {
       auto next = std::make_shared<int>(0);
-      events.on("seq", [next](const json::value& data, int source) {
+      events.on("seq", [next, count](const json::value& data, int source) {
         const auto n = data.at("n").as_int64();
         if (n != *next) {
           say("ORDER broken expected=", *next, " got=", n, " from=", source);
         }
         *next = static_cast<int>(n) + 1;
-        if (*next == kCount) {
-          say("ORDER done ", kCount);
+        if (*next == count) {
+          say("ORDER done ", count);
         }
       });
     }
@@ -307,11 +309,18 @@ int main() {
     cluster.ready();
     if (id == 1 && (mode == "order" || firstTime("burst"))) {
       barrier(cluster);
-      for (int i = 0; i < kCount; ++i) {
-        events.emitTo(0, "seq",
-                      {{"n", i}, {"pad", std::string(static_cast<std::size_t>(i % 300), 'p')}});
+      if (mode == "burst-exit") {
+        say("BURST waiting");
+        waitForFile("go");
       }
-      say("ORDER sent ", kCount);
+      for (int i = 0; i < count; ++i) {
+        events.emitTo(0, "seq",
+                      {{"n", i},
+                       {"pad", std::string(mode == "order" ? static_cast<std::size_t>(i % 300)
+                                                           : std::size_t{2000},
+                                           'p')}});
+      }
+      say("ORDER sent ", count);
       if (mode == "burst-exit") {
         return 0;  // ~Cluster flushes what is queued; the supervisor reads it after the exit
       }
