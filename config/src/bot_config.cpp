@@ -33,6 +33,8 @@ constexpr std::size_t kMaxQuotedBytes = 60;
 
 constexpr std::uint32_t kMinClusters = 1;
 constexpr std::uint32_t kMaxClusters = 4096;
+constexpr std::int64_t kMaxCount = 1'000'000;  // restart.limit, hold_max_count, shards.*
+constexpr std::int64_t kMaxExitStatus = 255;
 constexpr std::size_t kMaxNameLength = 64;
 constexpr std::string_view kReservedEnvironmentPrefix = "CLUSTERVISOR_";
 constexpr std::string_view kFallbackName = "bot";
@@ -246,17 +248,31 @@ class Validator {
                                                     std::chrono::milliseconds min,
                                                     std::chrono::milliseconds max);
   std::optional<std::uint64_t> size(const Value& value, std::uint64_t min, std::uint64_t max);
+  std::optional<std::int64_t> integer(const Value& value, std::int64_t min, std::int64_t max);
 
   const std::filesystem::path& baseDirectory() const { return baseDirectory_; }
   BotConfig& config() { return config_; }
   std::vector<Diagnostic> takeErrors() { return std::move(errors_); }
 
-  // events.max_payload and events.outbox_limit are checked against each other once both are
-  // known; these remember where they were written (null: defaulted) and whether they were valid.
-  const toml::node* maxPayloadNode = nullptr;
-  const toml::node* outboxLimitNode = nullptr;
-  bool maxPayloadValid = true;
-  bool outboxLimitValid = true;
+  // A key that is checked against another once the whole file has been read, because keys may
+  // come in any order: where it was written (null: defaulted) and whether its value was valid by
+  // itself. A check involving an invalid value is skipped; its own error says enough.
+  struct Written {
+    const toml::node* node = nullptr;
+    bool valid = true;
+
+    bool usable() const { return node != nullptr && valid; }
+  };
+  Written clusters;
+  Written restartDelay;
+  Written restartMaxDelay;
+  Written heartbeatInterval;
+  Written heartbeatTimeout;
+  Written maxPayload;
+  Written outboxLimit;
+  Written holdMaxBytes;
+  Written shardsTotal;
+  Written shardsPerCluster;
 
  private:
   SourceLocation at(toml::source_position position) const {
@@ -265,6 +281,10 @@ class Validator {
                           std::max<std::uint32_t>(position.column, 1)};
   }
   void unknownKey(const toml::key& key, std::string_view prefix);
+  void checkRestartDelays();
+  void checkHeartbeat();
+  void checkEventLimits();
+  void checkShards();
 
   std::string fileName_;
   std::filesystem::path baseDirectory_;
@@ -343,8 +363,72 @@ std::optional<std::uint64_t> Validator::size(const Value& value, std::uint64_t m
   return std::nullopt;
 }
 
+std::optional<std::int64_t> Validator::integer(const Value& value, std::int64_t min,
+                                               std::int64_t max) {
+  const std::string expected =
+      "expected an integer from " + std::to_string(min) + " to " + std::to_string(max);
+  const auto* integer = value.node.as_integer();
+  if (integer == nullptr) {
+    fail(value, expected + ", got " + describe(value.node));
+    return std::nullopt;
+  }
+  const std::int64_t number = integer->get();
+  if (number < min || number > max) {
+    fail(value, expected + ", got " + std::to_string(number));
+    return std::nullopt;
+  }
+  return number;
+}
+
+// One accepted string of a key with a fixed set of values, and what it means.
+template <typename T>
+struct Choice {
+  std::string_view name;
+  T value;
+};
+
+template <typename T, std::size_t N>
+std::optional<T> choice(Validator& v, const Value& value, const std::array<Choice<T>, N>& choices) {
+  std::string names;
+  for (const Choice<T>& c : choices) {
+    names += names.empty() ? "" : ", ";
+    names += c.name;
+  }
+  const auto* string = value.node.as_string();
+  if (string == nullptr) {
+    v.fail(value, "expected one of " + names + ", got " + describe(value.node));
+    return std::nullopt;
+  }
+  for (const Choice<T>& c : choices) {
+    if (string->get() == c.name) {
+      return c.value;
+    }
+  }
+  v.fail(value, "unknown value " + quote(string->get()) + " (expected " + names + ")");
+  return std::nullopt;
+}
+
+std::optional<bool> boolean(Validator& v, const Value& value) {
+  const auto* boolean = value.node.as_boolean();
+  if (boolean == nullptr) {
+    v.fail(value, "expected true or false, got " + describe(value.node));
+    return std::nullopt;
+  }
+  return boolean->get();
+}
+
 // ---------------------------------------------------------------------------------------------
 // One function per key: checks the value and stores it in the config.
+
+// Stores a valid duration in `field`; says whether it was valid (for the cross-checks).
+bool storeDuration(Validator& v, const Value& value, std::chrono::milliseconds min,
+                   std::chrono::milliseconds max, std::chrono::milliseconds& field) {
+  const auto duration = v.duration(value, min, max);
+  if (duration) {
+    field = *duration;
+  }
+  return duration.has_value();
+}
 
 constexpr std::string_view kCommandExpectation = "an array of strings, e.g. command = [\"./bot\"]";
 
@@ -382,19 +466,11 @@ void applyCommand(Validator& v, const Value& value) {
 }
 
 void applyClusters(Validator& v, const Value& value) {
-  const std::string expected = "expected an integer from " + std::to_string(kMinClusters) + " to " +
-                               std::to_string(kMaxClusters);
-  const auto* integer = value.node.as_integer();
-  if (integer == nullptr) {
-    v.fail(value, expected + ", got " + describe(value.node));
-    return;
+  const auto count = v.integer(value, kMinClusters, kMaxClusters);
+  v.clusters = {&value.node, count.has_value()};
+  if (count) {
+    v.config().clusters = static_cast<std::uint32_t>(*count);
   }
-  const std::int64_t count = integer->get();
-  if (count < kMinClusters || count > kMaxClusters) {
-    v.fail(value, expected + ", got " + std::to_string(count));
-    return;
-  }
-  v.config().clusters = static_cast<std::uint32_t>(count);
 }
 
 bool isNameChar(char c) {
@@ -499,16 +575,115 @@ void applyEnvironment(Validator& v, const Value& value) {
   }
 }
 
+constexpr std::array kRestartPolicies = {
+    Choice<RestartPolicy>{"always", RestartPolicy::kAlways},
+    Choice<RestartPolicy>{"on-failure", RestartPolicy::kOnFailure},
+    Choice<RestartPolicy>{"never", RestartPolicy::kNever},
+};
+
+void applyRestartPolicy(Validator& v, const Value& value) {
+  if (const auto policy = choice(v, value, kRestartPolicies)) {
+    v.config().restart.policy = *policy;
+  }
+}
+
+void applySuccessExitCodes(Validator& v, const Value& value) {
+  const auto* array = value.node.as_array();
+  if (array == nullptr) {
+    v.fail(value, "expected an array of integers from 0 to " + std::to_string(kMaxExitStatus) +
+                      ", e.g. [0, 3], got " + describe(value.node));
+    return;
+  }
+  std::vector<int> codes;
+  for (std::size_t i = 0; i < array->size(); ++i) {
+    const std::string key = std::string(value.key) + "[" + std::to_string(i) + "]";
+    if (const auto code = v.integer(Value{key, *array->get(i)}, 0, kMaxExitStatus)) {
+      codes.push_back(static_cast<int>(*code));
+    }
+  }
+  if (codes.size() == array->size()) {
+    v.config().restart.successExitCodes = std::move(codes);
+  }
+}
+
 void applyRestartDelay(Validator& v, const Value& value) {
-  if (const auto delay = v.duration(value, 0ms, 1h)) {
-    v.config().restart.delay = *delay;
+  v.restartDelay = {&value.node, storeDuration(v, value, 0ms, 1h, v.config().restart.delay)};
+}
+
+void applyRestartMaxDelay(Validator& v, const Value& value) {
+  v.restartMaxDelay = {&value.node, storeDuration(v, value, 0ms, 24h, v.config().restart.maxDelay)};
+}
+
+void applyStableAfter(Validator& v, const Value& value) {
+  storeDuration(v, value, 1ms, 24h, v.config().restart.stableAfter);
+}
+
+void applyRestartLimit(Validator& v, const Value& value) {
+  if (const auto limit = v.integer(value, 0, kMaxCount)) {
+    v.config().restart.limit = static_cast<std::uint32_t>(*limit);
+  }
+}
+
+void applyRestartWindow(Validator& v, const Value& value) {
+  storeDuration(v, value, 1ms, 24h, v.config().restart.window);
+}
+
+constexpr std::array kCrashLoopActions = {
+    Choice<CrashLoopAction>{"fail-cluster", CrashLoopAction::kFailCluster},
+    Choice<CrashLoopAction>{"stop-supervisor", CrashLoopAction::kStopSupervisor},
+};
+
+void applyOnCrashLoop(Validator& v, const Value& value) {
+  if (const auto action = choice(v, value, kCrashLoopActions)) {
+    v.config().restart.onCrashLoop = *action;
+  }
+}
+
+void applyRetryFailedAfter(Validator& v, const Value& value) {
+  storeDuration(v, value, 0ms, 24h, v.config().restart.retryFailedAfter);
+}
+
+constexpr std::array kReadyWhen = {
+    Choice<ReadyWhen>{"sdk", ReadyWhen::kSdk},
+    Choice<ReadyWhen>{"connect", ReadyWhen::kConnect},
+};
+
+void applyStartReady(Validator& v, const Value& value) {
+  if (const auto ready = choice(v, value, kReadyWhen)) {
+    v.config().start.ready = *ready;
+  }
+}
+
+void applyStartTimeout(Validator& v, const Value& value) {
+  storeDuration(v, value, 1s, 24h, v.config().start.timeout);
+}
+
+void applyStartDelay(Validator& v, const Value& value) {
+  storeDuration(v, value, 0ms, 1h, v.config().start.delay);
+}
+
+void applyWaitForReady(Validator& v, const Value& value) {
+  if (const auto wait = boolean(v, value)) {
+    v.config().start.waitForReady = *wait;
   }
 }
 
 void applyStopTimeout(Validator& v, const Value& value) {
-  if (const auto timeout = v.duration(value, 1ms, 1h)) {
-    v.config().stop.timeout = *timeout;
-  }
+  storeDuration(v, value, 1ms, 1h, v.config().stop.timeout);
+}
+
+void applyStopSignalDelay(Validator& v, const Value& value) {
+  storeDuration(v, value, 0ms, 1h, v.config().stop.signalDelay);
+}
+
+void applyHeartbeatInterval(Validator& v, const Value& value) {
+  v.heartbeatInterval = {&value.node,
+                         storeDuration(v, value, 100ms, 1h, v.config().heartbeat.interval)};
+}
+
+void applyHeartbeatTimeout(Validator& v, const Value& value) {
+  v.heartbeatTimeout = {&value.node,
+                        storeDuration(v, value, 0ms, 24h, v.config().heartbeat.timeout)};
 }
 
 struct SignalName {
@@ -543,20 +718,54 @@ void applyStopSignal(Validator& v, const Value& value) {
 }
 
 void applyMaxPayload(Validator& v, const Value& value) {
-  v.maxPayloadNode = &value.node;
   const auto bytes = v.size(value, 1 * kKiB, 256 * kMiB);
-  v.maxPayloadValid = bytes.has_value();
+  v.maxPayload = {&value.node, bytes.has_value()};
   if (bytes) {
     v.config().events.maxPayload = static_cast<std::uint32_t>(*bytes);
   }
 }
 
+constexpr std::uint64_t kMaxOutboxLimit = 16 * kGiB;
+
 void applyOutboxLimit(Validator& v, const Value& value) {
-  v.outboxLimitNode = &value.node;
-  const auto bytes = v.size(value, 64 * kKiB, 16 * kGiB);
-  v.outboxLimitValid = bytes.has_value();
+  const auto bytes = v.size(value, 64 * kKiB, kMaxOutboxLimit);
+  v.outboxLimit = {&value.node, bytes.has_value()};
   if (bytes) {
     v.config().events.outboxLimit = *bytes;
+  }
+}
+
+void applyHoldMaxCount(Validator& v, const Value& value) {
+  if (const auto count = v.integer(value, 0, kMaxCount)) {
+    v.config().events.holdMaxCount = static_cast<std::uint32_t>(*count);
+  }
+}
+
+void applyHoldMaxBytes(Validator& v, const Value& value) {
+  const auto bytes = v.size(value, 0, 16 * kGiB);
+  v.holdMaxBytes = {&value.node, bytes.has_value()};
+  if (bytes) {
+    v.config().events.holdMaxBytes = *bytes;
+  }
+}
+
+void applyHoldMaxAge(Validator& v, const Value& value) {
+  storeDuration(v, value, 0ms, 24h, v.config().events.holdMaxAge);
+}
+
+void applyShardsTotal(Validator& v, const Value& value) {
+  const auto total = v.integer(value, 1, kMaxCount);
+  v.shardsTotal = {&value.node, total.has_value()};
+  if (total) {
+    v.config().shards.total = static_cast<std::uint32_t>(*total);
+  }
+}
+
+void applyShardsPerCluster(Validator& v, const Value& value) {
+  const auto perCluster = v.integer(value, 1, kMaxCount);
+  v.shardsPerCluster = {&value.node, perCluster.has_value()};
+  if (perCluster) {
+    v.config().shards.perCluster = static_cast<std::uint32_t>(*perCluster);
   }
 }
 
@@ -599,10 +808,56 @@ constexpr std::array kRules = {
     Rule{{"environment", "table of strings", "{}",
           "variables added to the environment the workers inherit, overriding same-named ones"},
          applyEnvironment},
+    Rule{{"start", "table", "{}", "how workers are started and when they count as ready"}},
+    Rule{{"start.ready", "string", "\"sdk\"",
+          "when a started worker counts as ready: sdk (it called Cluster::ready()) or connect (its "
+          "SDK connected)"},
+         applyStartReady},
+    Rule{{"start.timeout", "duration", "\"90s\"",
+          "a worker not ready this long after it was started is killed as a failed start (1s to "
+          "24h)"},
+         applyStartTimeout},
+    Rule{{"start.delay", "duration", "\"0s\"",
+          "wait between starting one cluster and starting the next, restarts included (0s to 1h)"},
+         applyStartDelay},
+    Rule{{"start.wait_for_ready", "boolean", "false",
+          "start the next cluster only once the previous one is ready or its start failed (true "
+          "or false)"},
+         applyWaitForReady},
     Rule{{"restart", "table", "{}", "how workers that crashed or exited are started again"}},
+    Rule{{"restart.policy", "string", "\"always\"",
+          "which exits are followed by a restart: always, on-failure (all but the statuses in "
+          "restart.success_exit_codes) or never"},
+         applyRestartPolicy},
+    Rule{{"restart.success_exit_codes", "array of integers", "[0]",
+          "exit statuses that count as a clean exit for the on-failure policy (each 0 to 255; "
+          "may be empty)"},
+         applySuccessExitCodes},
     Rule{{"restart.delay", "duration", "\"1s\"",
-          "wait before starting a crashed or exited worker again (0s to 1h)"},
+          "first backoff delay, doubled (with jitter) after each restart up to restart.max_delay "
+          "(0s to 1h)"},
          applyRestartDelay},
+    Rule{{"restart.max_delay", "duration", "\"1m\"",
+          "longest backoff delay (0s to 24h, at least restart.delay)"},
+         applyRestartMaxDelay},
+    Rule{{"restart.stable_after", "duration", "\"30s\"",
+          "a run at least this long resets the backoff to restart.delay (1ms to 24h)"},
+         applyStableAfter},
+    Rule{{"restart.limit", "integer", "5",
+          "more restarts than this within restart.window of run time is a crash loop (0 to "
+          "1000000; 0: no limit)"},
+         applyRestartLimit},
+    Rule{{"restart.window", "duration", "\"1m\"",
+          "span of the cluster's run time, not counting backoff waits, in which restart.limit "
+          "applies (1ms to 24h)"},
+         applyRestartWindow},
+    Rule{{"restart.on_crash_loop", "string", "\"fail-cluster\"",
+          "what a crash loop does: fail-cluster (that cluster stays down) or stop-supervisor"},
+         applyOnCrashLoop},
+    Rule{{"restart.retry_failed_after", "duration", "\"10m\"",
+          "a failed cluster is started again, with a fresh backoff, this long after it failed "
+          "(0s to 24h; 0s: never)"},
+         applyRetryFailedAfter},
     Rule{{"stop", "table", "{}", "how workers are stopped when the supervisor stops"}},
     Rule{{"stop.timeout", "duration", "\"10s\"",
           "how long a worker may take to exit after the stop signal before SIGKILL (1ms to 1h)"},
@@ -611,6 +866,18 @@ constexpr std::array kRules = {
           "signal that asks a worker to exit: SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1 or "
           "SIGUSR2"},
          applyStopSignal},
+    Rule{{"stop.signal_delay", "duration", "\"5s\"",
+          "for a worker with an onStop handler, wait between the stop frame and the stop signal "
+          "(0s to 1h)"},
+         applyStopSignalDelay},
+    Rule{{"heartbeat", "table", "{}", "how the supervisor finds workers that hang"}},
+    Rule{{"heartbeat.interval", "duration", "\"1s\"",
+          "how often the SDK sends a heartbeat (100ms to 1h)"},
+         applyHeartbeatInterval},
+    Rule{{"heartbeat.timeout", "duration", "\"30s\"",
+          "a worker silent this long is hung and killed (0s to 24h; 0s: no check; else at least "
+          "twice heartbeat.interval)"},
+         applyHeartbeatTimeout},
     Rule{{"events", "table", "{}", "limits of the event relay between workers"}},
     Rule{{"events.max_payload", "size", "\"1MiB\"",
           "largest event payload in bytes of JSON text (1KiB to 256MiB)"},
@@ -619,6 +886,25 @@ constexpr std::array kRules = {
           "bytes that may wait to be written to one worker before its events are dropped "
           "(64KiB to 16GiB, at least twice events.max_payload)"},
          applyOutboxLimit},
+    Rule{{"events.hold_max_count", "integer", "1000",
+          "events kept for one cluster that is not connected (0 to 1000000)"},
+         applyHoldMaxCount},
+    Rule{{"events.hold_max_bytes", "size", "\"16MiB\"",
+          "bytes of events kept for one cluster that is not connected (0B to 16GiB, at most half "
+          "of events.outbox_limit; the default is lowered to that)"},
+         applyHoldMaxBytes},
+    Rule{{"events.hold_max_age", "duration", "\"60s\"",
+          "held events older than this are dropped (0s to 24h)"},
+         applyHoldMaxAge},
+    Rule{{"shards", "table", "{}", "how the bot's shards are split among the clusters"}},
+    Rule{{"shards.total", "integer", "(unset: no shards)",
+          "number of shards, split among the clusters in contiguous runs (1 to 1000000; at least "
+          "one per cluster)"},
+         applyShardsTotal},
+    Rule{{"shards.per_cluster", "integer", "(unset: spread evenly)",
+          "shards per cluster, the last may have fewer; clusters is then shards.total divided by "
+          "it, rounded up (1 to 1000000)"},
+         applyShardsPerCluster},
 };
 
 const Rule* findRule(std::string_view parent, std::string_view leaf) {
@@ -690,20 +976,132 @@ void Validator::finish() {
     }
   }
 
-  if (maxPayloadValid && outboxLimitValid &&
-      config_.events.outboxLimit < 2 * std::uint64_t{config_.events.maxPayload}) {
-    const std::uint64_t maxPayload = config_.events.maxPayload;
-    if (outboxLimitNode != nullptr) {
-      fail(Value{"events.outbox_limit", *outboxLimitNode},
-           "expected at least twice events.max_payload (" + formatSize(2 * maxPayload) + "), got " +
-               valueText(*outboxLimitNode));
-    } else if (maxPayloadNode != nullptr) {
-      fail(Value{"events.max_payload", *maxPayloadNode},
-           "expected at most half of events.outbox_limit (" +
-               formatSize(config_.events.outboxLimit) +
-               " by default; set events.outbox_limit to at least " + formatSize(2 * maxPayload) +
-               " to allow this), got " + valueText(*maxPayloadNode));
+  checkRestartDelays();
+  checkHeartbeat();
+  checkEventLimits();
+  checkShards();
+}
+
+// A cross-check failing is reported on the key the user wrote. When only the other key was
+// written, the message names the default it collides with and the setting that would allow it.
+
+void Validator::checkRestartDelays() {
+  const std::chrono::milliseconds delay = config_.restart.delay;
+  const std::chrono::milliseconds maxDelay = config_.restart.maxDelay;
+  if (!restartDelay.valid || !restartMaxDelay.valid || maxDelay >= delay) {
+    return;
+  }
+  if (restartMaxDelay.node != nullptr) {
+    fail(Value{"restart.max_delay", *restartMaxDelay.node}, "expected at least restart.delay (" +
+                                                                formatDuration(delay) + "), got " +
+                                                                valueText(*restartMaxDelay.node));
+  } else if (restartDelay.node != nullptr) {
+    fail(Value{"restart.delay", *restartDelay.node},
+         "expected at most restart.max_delay (" + formatDuration(maxDelay) +
+             " by default; set restart.max_delay to at least " + formatDuration(delay) +
+             " to allow this), got " + valueText(*restartDelay.node));
+  }
+}
+
+void Validator::checkHeartbeat() {
+  const std::chrono::milliseconds interval = config_.heartbeat.interval;
+  const std::chrono::milliseconds timeout = config_.heartbeat.timeout;
+  // A timeout of one interval would call a worker hung for a single late heartbeat.
+  if (!heartbeatInterval.valid || !heartbeatTimeout.valid || timeout == 0ms ||
+      timeout >= 2 * interval) {
+    return;
+  }
+  if (heartbeatTimeout.node != nullptr) {
+    fail(Value{"heartbeat.timeout", *heartbeatTimeout.node},
+         "expected \"0s\" (no check) or at least twice heartbeat.interval (" +
+             formatDuration(2 * interval) + "), got " + valueText(*heartbeatTimeout.node));
+  } else if (heartbeatInterval.node != nullptr) {
+    fail(Value{"heartbeat.interval", *heartbeatInterval.node},
+         "expected at most half of heartbeat.timeout (" + formatDuration(timeout) +
+             " by default; set heartbeat.timeout to at least " + formatDuration(2 * interval) +
+             ", or to \"0s\" for no check, to allow this), got " +
+             valueText(*heartbeatInterval.node));
+  }
+}
+
+void Validator::checkEventLimits() {
+  EventsConfig& events = config_.events;
+  if (maxPayload.valid && outboxLimit.valid &&
+      events.outboxLimit < 2 * std::uint64_t{events.maxPayload}) {
+    const std::uint64_t payload = events.maxPayload;
+    if (outboxLimit.node != nullptr) {
+      fail(Value{"events.outbox_limit", *outboxLimit.node},
+           "expected at least twice events.max_payload (" + formatSize(2 * payload) + "), got " +
+               valueText(*outboxLimit.node));
+    } else if (maxPayload.node != nullptr) {
+      fail(Value{"events.max_payload", *maxPayload.node},
+           "expected at most half of events.outbox_limit (" + formatSize(events.outboxLimit) +
+               " by default; set events.outbox_limit to at least " + formatSize(2 * payload) +
+               " to allow this), got " + valueText(*maxPayload.node));
     }
+  }
+
+  // Events held for a disconnected cluster are written to its outbox when it connects again,
+  // beside the live ones; holding more than half the outbox would have them dropped there.
+  if (!holdMaxBytes.valid || !outboxLimit.valid) {
+    return;
+  }
+  const std::uint64_t half = events.outboxLimit / 2;
+  if (holdMaxBytes.node == nullptr) {
+    events.holdMaxBytes = std::min(events.holdMaxBytes, half);
+    return;
+  }
+  if (events.holdMaxBytes <= half) {
+    return;
+  }
+  std::string message = "expected at most half of events.outbox_limit (" + formatSize(half);
+  if (outboxLimit.node == nullptr) {
+    message += ", as events.outbox_limit is " + formatSize(events.outboxLimit) + " by default";
+    if (2 * events.holdMaxBytes <= kMaxOutboxLimit) {
+      message += "; set events.outbox_limit to at least " + formatSize(2 * events.holdMaxBytes) +
+                 " to allow this";
+    } else {
+      message += "; no events.outbox_limit allows more than " + formatSize(kMaxOutboxLimit / 2);
+    }
+  }
+  fail(Value{"events.hold_max_bytes", *holdMaxBytes.node},
+       message + "), got " + valueText(*holdMaxBytes.node));
+}
+
+void Validator::checkShards() {
+  const std::uint64_t total = config_.shards.total;
+  const std::uint64_t perCluster = config_.shards.perCluster;
+  if (shardsPerCluster.usable()) {
+    if (shardsTotal.node == nullptr) {
+      fail(Value{"shards.per_cluster", *shardsPerCluster.node},
+           "requires shards.total, the number of shards to split among the clusters");
+      return;
+    }
+    if (!shardsTotal.valid) {
+      return;
+    }
+    const std::uint64_t needed = (total + perCluster - 1) / perCluster;
+    const std::string split = "shards.total = " + std::to_string(total) +
+                              " with shards.per_cluster = " + std::to_string(perCluster) +
+                              " needs " + std::to_string(needed) + " clusters";
+    if (needed > kMaxClusters) {
+      const std::uint64_t least = (total + kMaxClusters - 1) / kMaxClusters;
+      fail(Value{"shards.per_cluster", *shardsPerCluster.node},
+           split + ", more than " + std::to_string(kMaxClusters) + "; expected at least " +
+               std::to_string(least));
+    } else if (clusters.node == nullptr) {
+      config_.clusters = static_cast<std::uint32_t>(needed);
+    } else if (clusters.valid && config_.clusters != needed) {
+      fail(Value{"clusters", *clusters.node}, split + ", got " + std::to_string(config_.clusters));
+    }
+    return;
+  }
+  if (shardsPerCluster.node == nullptr && shardsTotal.usable() && clusters.valid &&
+      total < config_.clusters) {
+    fail(Value{"shards.total", *shardsTotal.node},
+         "expected at least one shard per cluster (at least " + std::to_string(config_.clusters) +
+             ", as clusters = " + std::to_string(config_.clusters) + "), got " +
+             std::to_string(total));
   }
 }
 
@@ -807,6 +1205,32 @@ LoadResult loadConfigFile(const std::filesystem::path& path) {
     return failure("cannot make the path absolute: " + ec.message());
   }
   return parseConfig(text, fileName, absolute.parent_path());
+}
+
+std::vector<std::uint32_t> shardsFor(const BotConfig& config, std::uint32_t clusterId) {
+  const std::uint64_t total = config.shards.total;
+  const std::uint64_t perCluster = config.shards.perCluster;
+  const std::uint64_t clusters = config.clusters;
+  if (total == 0 || clusterId >= clusters) {
+    return {};
+  }
+  std::uint64_t begin = 0;
+  std::uint64_t end = 0;
+  if (perCluster != 0) {
+    begin = std::min(total, clusterId * perCluster);
+    end = std::min(total, begin + perCluster);
+  } else {
+    const std::uint64_t base = total / clusters;
+    const std::uint64_t extra = total % clusters;
+    begin = clusterId * base + std::min<std::uint64_t>(clusterId, extra);
+    end = begin + base + (clusterId < extra ? 1 : 0);
+  }
+  std::vector<std::uint32_t> shards;
+  shards.reserve(static_cast<std::size_t>(end - begin));
+  for (std::uint64_t shard = begin; shard < end; ++shard) {
+    shards.push_back(static_cast<std::uint32_t>(shard));
+  }
+  return shards;
 }
 
 const std::vector<KeyInfo>& knownKeys() {

@@ -75,17 +75,87 @@ working_directory = "run"
 LOG_LEVEL = "debug"
 _EMPTY = ""
 
+[start]
+ready = "connect"
+timeout = "2m"
+delay = "250ms"
+wait_for_ready = true
+
 [restart]
+policy = "on-failure"
+success_exit_codes = [0, 3]
 delay = "1m30s"
+max_delay = "5m"
+stable_after = "10m"
+limit = 0
+window = "1h"
+on_crash_loop = "stop-supervisor"
+retry_failed_after = "0s"
 
 [stop]
 timeout = "2.5s"
 signal = "USR1"
+signal_delay = "0s"
+
+[heartbeat]
+interval = "250ms"
+timeout = "5s"
 
 [events]
 max_payload = "512KiB"
 outbox_limit = 16777216
+hold_max_count = 50
+hold_max_bytes = "8MiB"
+hold_max_age = "2m"
+
+[shards]
+total = 15
+per_cluster = 4
 )";
+
+// Every field of two configs, one check each, so a difference names the field.
+void checkSameConfig(const BotConfig& a, const BotConfig& b) {
+  BOOST_TEST(a.sourceFile == b.sourceFile);
+  BOOST_TEST(a.name == b.name);
+  BOOST_TEST(a.command == b.command);
+  BOOST_TEST(a.clusters == b.clusters);
+  BOOST_TEST(a.workingDirectory == b.workingDirectory);
+  BOOST_TEST((a.environment == b.environment));
+  BOOST_TEST((a.restart.policy == b.restart.policy));
+  BOOST_TEST(a.restart.successExitCodes == b.restart.successExitCodes);
+  BOOST_TEST(a.restart.delay.count() == b.restart.delay.count());
+  BOOST_TEST(a.restart.maxDelay.count() == b.restart.maxDelay.count());
+  BOOST_TEST(a.restart.stableAfter.count() == b.restart.stableAfter.count());
+  BOOST_TEST(a.restart.limit == b.restart.limit);
+  BOOST_TEST(a.restart.window.count() == b.restart.window.count());
+  BOOST_TEST((a.restart.onCrashLoop == b.restart.onCrashLoop));
+  BOOST_TEST(a.restart.retryFailedAfter.count() == b.restart.retryFailedAfter.count());
+  BOOST_TEST((a.start.ready == b.start.ready));
+  BOOST_TEST(a.start.timeout.count() == b.start.timeout.count());
+  BOOST_TEST(a.start.delay.count() == b.start.delay.count());
+  BOOST_TEST(a.start.waitForReady == b.start.waitForReady);
+  BOOST_TEST(a.stop.timeout.count() == b.stop.timeout.count());
+  BOOST_TEST(a.stop.signal == b.stop.signal);
+  BOOST_TEST(a.stop.signalDelay.count() == b.stop.signalDelay.count());
+  BOOST_TEST(a.heartbeat.interval.count() == b.heartbeat.interval.count());
+  BOOST_TEST(a.heartbeat.timeout.count() == b.heartbeat.timeout.count());
+  BOOST_TEST(a.events.maxPayload == b.events.maxPayload);
+  BOOST_TEST(a.events.outboxLimit == b.events.outboxLimit);
+  BOOST_TEST(a.events.holdMaxCount == b.events.holdMaxCount);
+  BOOST_TEST(a.events.holdMaxBytes == b.events.holdMaxBytes);
+  BOOST_TEST(a.events.holdMaxAge.count() == b.events.holdMaxAge.count());
+  BOOST_TEST(a.shards.total == b.shards.total);
+  BOOST_TEST(a.shards.perCluster == b.shards.perCluster);
+}
+
+// The shards of every cluster, in cluster order: {{0, 1, 2}, {3, 4, 5}, ...}.
+std::vector<std::vector<std::uint32_t>> shardsOfEveryCluster(const BotConfig& config) {
+  std::vector<std::vector<std::uint32_t>> shards;
+  for (std::uint32_t id = 0; id < config.clusters; ++id) {
+    shards.push_back(shardsFor(config, id));
+  }
+  return shards;
+}
 
 // A temporary directory, removed with everything in it when the test ends.
 class TempDir {
@@ -164,11 +234,32 @@ BOOST_AUTO_TEST_CASE(accepts_minimal_config_with_defaults) {
   BOOST_TEST(config.name == "bot");
   BOOST_TEST(config.workingDirectory == kBase);
   BOOST_TEST(config.environment.empty());
+  BOOST_TEST((config.restart.policy == RestartPolicy::kAlways));
+  BOOST_TEST(config.restart.successExitCodes == std::vector<int>{0});
   BOOST_TEST(config.restart.delay.count() == 1000);
+  BOOST_TEST(config.restart.maxDelay.count() == 60'000);
+  BOOST_TEST(config.restart.stableAfter.count() == 30'000);
+  BOOST_TEST(config.restart.limit == 5U);
+  BOOST_TEST(config.restart.window.count() == 60'000);
+  BOOST_TEST((config.restart.onCrashLoop == CrashLoopAction::kFailCluster));
+  BOOST_TEST(config.restart.retryFailedAfter.count() == 600'000);
+  BOOST_TEST((config.start.ready == ReadyWhen::kSdk));
+  BOOST_TEST(config.start.timeout.count() == 90'000);
+  BOOST_TEST(config.start.delay.count() == 0);
+  BOOST_TEST(config.start.waitForReady == false);
   BOOST_TEST(config.stop.timeout.count() == 10'000);
   BOOST_TEST(config.stop.signal == SIGTERM);
+  BOOST_TEST(config.stop.signalDelay.count() == 5000);
+  BOOST_TEST(config.heartbeat.interval.count() == 1000);
+  BOOST_TEST(config.heartbeat.timeout.count() == 30'000);
   BOOST_TEST(config.events.maxPayload == 1024U * 1024U);
   BOOST_TEST(config.events.outboxLimit == 64ULL * 1024 * 1024);
+  BOOST_TEST(config.events.holdMaxCount == 1000U);
+  BOOST_TEST(config.events.holdMaxBytes == 16ULL * 1024 * 1024);
+  BOOST_TEST(config.events.holdMaxAge.count() == 60'000);
+  BOOST_TEST(config.shards.total == 0U);
+  BOOST_TEST(config.shards.perCluster == 0U);
+  BOOST_TEST(shardsFor(config, 0).empty());
 }
 
 BOOST_AUTO_TEST_CASE(accepts_full_config_with_every_key) {
@@ -179,11 +270,32 @@ BOOST_AUTO_TEST_CASE(accepts_full_config_with_every_key) {
   BOOST_TEST(config.workingDirectory == kBase / "run");
   BOOST_TEST((config.environment ==
               std::map<std::string, std::string>{{"LOG_LEVEL", "debug"}, {"_EMPTY", ""}}));
+  BOOST_TEST((config.restart.policy == RestartPolicy::kOnFailure));
+  BOOST_TEST(config.restart.successExitCodes == (std::vector<int>{0, 3}));
   BOOST_TEST(config.restart.delay.count() == 90'000);
+  BOOST_TEST(config.restart.maxDelay.count() == 300'000);
+  BOOST_TEST(config.restart.stableAfter.count() == 600'000);
+  BOOST_TEST(config.restart.limit == 0U);
+  BOOST_TEST(config.restart.window.count() == 3'600'000);
+  BOOST_TEST((config.restart.onCrashLoop == CrashLoopAction::kStopSupervisor));
+  BOOST_TEST(config.restart.retryFailedAfter.count() == 0);
+  BOOST_TEST((config.start.ready == ReadyWhen::kConnect));
+  BOOST_TEST(config.start.timeout.count() == 120'000);
+  BOOST_TEST(config.start.delay.count() == 250);
+  BOOST_TEST(config.start.waitForReady == true);
   BOOST_TEST(config.stop.timeout.count() == 2500);
   BOOST_TEST(config.stop.signal == SIGUSR1);
+  BOOST_TEST(config.stop.signalDelay.count() == 0);
+  BOOST_TEST(config.heartbeat.interval.count() == 250);
+  BOOST_TEST(config.heartbeat.timeout.count() == 5000);
   BOOST_TEST(config.events.maxPayload == 512U * 1024U);
   BOOST_TEST(config.events.outboxLimit == 16ULL * 1024 * 1024);
+  BOOST_TEST(config.events.holdMaxCount == 50U);
+  BOOST_TEST(config.events.holdMaxBytes == 8ULL * 1024 * 1024);
+  BOOST_TEST(config.events.holdMaxAge.count() == 120'000);
+  BOOST_TEST(config.shards.total == 15U);
+  BOOST_TEST(config.shards.perCluster == 4U);
+  BOOST_TEST(shardsFor(config, 3) == (std::vector<std::uint32_t>{12, 13, 14}));
 }
 
 // knownKeys() states each default as TOML text and BotConfig states it in C++; writing every
@@ -210,16 +322,12 @@ BOOST_AUTO_TEST_CASE(documented_defaults_match_config_defaults) {
   for (const auto& [table, lines] : tables) {
     text += "[" + table + "]\n" + lines;
   }
-  BOOST_TEST(written == 7);  // clusters, environment and the five keys in tables
-  const BotConfig implicit = configOf(kCommand);
-  const BotConfig explicitly = configOf(text);
-  BOOST_TEST(explicitly.clusters == implicit.clusters);
-  BOOST_TEST((explicitly.environment == implicit.environment));
-  BOOST_TEST(explicitly.restart.delay.count() == implicit.restart.delay.count());
-  BOOST_TEST(explicitly.stop.timeout.count() == implicit.stop.timeout.count());
-  BOOST_TEST(explicitly.stop.signal == implicit.stop.signal);
-  BOOST_TEST(explicitly.events.maxPayload == implicit.events.maxPayload);
-  BOOST_TEST(explicitly.events.outboxLimit == implicit.events.outboxLimit);
+  // clusters, environment and the keys in tables, but not name, working_directory and the
+  // shards keys, whose defaults are phrases.
+  BOOST_TEST(written == 25);
+  BOOST_TEST_CONTEXT("config:\n" << text) {
+    checkSameConfig(configOf(text), configOf(kCommand));
+  }
 }
 
 BOOST_AUTO_TEST_CASE(accepts_dotted_keys_and_inline_tables) {
@@ -556,18 +664,27 @@ BOOST_AUTO_TEST_CASE(suggests_close_key_for_typo) {
 BOOST_AUTO_TEST_CASE(lists_valid_keys_when_nothing_is_close) {
   const std::string topLevel =
       ": unknown key (expected one of: command, clusters, name, working_directory, environment, "
-      "restart, stop, events)\n";
+      "start, restart, stop, heartbeat, events, shards)\n";
   checkCases({
       {kCommand + "threads = 2", "bot.toml:2:1: threads" + topLevel},
       {kCommand + "[logging]\nfile = \"x\"", "bot.toml:2:2: logging" + topLevel},
       // A quoted key with a dot is one key, not restart.delay.
       {kCommand + "\"restart.delay\" = \"1s\"", "bot.toml:2:1: \"restart.delay\"" + topLevel},
       {kCommand + "[stop]\ngrace = \"5s\"",
-       "bot.toml:3:1: stop.grace: unknown key (expected one of: timeout, signal)\n"},
+       "bot.toml:3:1: stop.grace: unknown key (expected one of: timeout, signal, signal_delay)\n"},
       {kCommand + "[events]\nqueue = 1",
-       "bot.toml:3:1: events.queue: unknown key (expected one of: max_payload, outbox_limit)\n"},
-      {kCommand + "[restart.policy]\nmode = \"always\"",
-       "bot.toml:2:10: restart.policy: unknown key (expected one of: delay)\n"},
+       "bot.toml:3:1: events.queue: unknown key (expected one of: max_payload, outbox_limit, "
+       "hold_max_count, hold_max_bytes, hold_max_age)\n"},
+      {kCommand + "[restart.backoff]\nbase = \"1s\"",
+       "bot.toml:2:10: restart.backoff: unknown key (expected one of: policy, success_exit_codes, "
+       "delay, max_delay, stable_after, limit, window, on_crash_loop, retry_failed_after)\n"},
+      {kCommand + "[start]\nready_when = \"sdk\"",
+       "bot.toml:3:1: start.ready_when: unknown key (expected one of: ready, timeout, delay, "
+       "wait_for_ready)\n"},
+      {kCommand + "[heartbeat]\nperiod = \"1s\"",
+       "bot.toml:3:1: heartbeat.period: unknown key (expected one of: interval, timeout)\n"},
+      {kCommand + "[shards]\ncount = 16",
+       "bot.toml:3:1: shards.count: unknown key (expected one of: total, per_cluster)\n"},
   });
 }
 
@@ -577,6 +694,9 @@ BOOST_AUTO_TEST_CASE(rejects_table_where_value_expected_and_vice_versa) {
       {kCommand + "stop = \"SIGTERM\"", "bot.toml:2:8: stop: expected a table, got string\n"},
       {kCommand + "[[events]]\nmax_payload = 1024",
        "bot.toml:2:1: events: expected a table, got array\n"},
+      {kCommand + "start = true", "bot.toml:2:9: start: expected a table, got boolean\n"},
+      {kCommand + "heartbeat = \"1s\"", "bot.toml:2:13: heartbeat: expected a table, got string\n"},
+      {kCommand + "shards = 16", "bot.toml:2:10: shards: expected a table, got integer\n"},
       {kCommand + "[clusters]\nx = 1",
        "bot.toml:2:1: clusters: expected an integer from 1 to 4096, got table\n"},
       {kCommand + "[stop]\ntimeout = { seconds = 5 }",
@@ -653,6 +773,461 @@ BOOST_AUTO_TEST_CASE(formats_diagnostic_with_and_without_position_or_key) {
              "bot.toml:3:4: syntax error: x");
   BOOST_TEST((Diagnostic{{"dir/bot.toml", 0, 0}, "", "cannot read: Permission denied"}.format()) ==
              "dir/bot.toml: cannot read: Permission denied");
+}
+
+// --- values of the restart, start, stop, heartbeat and events keys ---------------------------
+
+// Each duration key at both ends of its range and just past them. `rest` follows the key in its
+// table, to keep a cross-check with another key out of the way.
+BOOST_AUTO_TEST_CASE(accepts_durations_at_both_limits_and_rejects_beyond) {
+  using Get = std::chrono::milliseconds (*)(const BotConfig&);
+  struct DurationCase {
+    std::string table;
+    std::string leaf;
+    std::string min;  // as written in the file
+    std::string max;
+    std::string belowMin;  // empty when min is 0s
+    std::string aboveMax;
+    std::string rest;
+    Get get;
+    std::chrono::milliseconds minValue;
+    std::chrono::milliseconds maxValue;
+  };
+  for (const DurationCase& c : {
+           DurationCase{"start", "timeout", "1s", "24h", "999ms", "24h1ms", "",
+                        [](const BotConfig& b) { return b.start.timeout; }, 1s, 24h},
+           DurationCase{"start", "delay", "0s", "1h", "", "1h1ms", "",
+                        [](const BotConfig& b) { return b.start.delay; }, 0s, 1h},
+           DurationCase{"restart", "delay", "0s", "1h", "", "1h1ms", "max_delay = \"1h\"\n",
+                        [](const BotConfig& b) { return b.restart.delay; }, 0s, 1h},
+           DurationCase{"restart", "max_delay", "0s", "24h", "", "24h1ms", "delay = \"0s\"\n",
+                        [](const BotConfig& b) { return b.restart.maxDelay; }, 0s, 24h},
+           DurationCase{"restart", "stable_after", "1ms", "24h", "0s", "24h1ms", "",
+                        [](const BotConfig& b) { return b.restart.stableAfter; }, 1ms, 24h},
+           DurationCase{"restart", "window", "1ms", "24h", "0s", "24h1ms", "",
+                        [](const BotConfig& b) { return b.restart.window; }, 1ms, 24h},
+           DurationCase{"restart", "retry_failed_after", "0s", "24h", "", "24h1ms", "",
+                        [](const BotConfig& b) { return b.restart.retryFailedAfter; }, 0s, 24h},
+           DurationCase{"stop", "signal_delay", "0s", "1h", "", "1h1ms", "",
+                        [](const BotConfig& b) { return b.stop.signalDelay; }, 0s, 1h},
+           DurationCase{"heartbeat", "interval", "100ms", "1h", "99ms", "1h1ms",
+                        "timeout = \"0s\"\n",
+                        [](const BotConfig& b) { return b.heartbeat.interval; }, 100ms, 1h},
+           DurationCase{"heartbeat", "timeout", "0s", "24h", "", "24h1ms", "",
+                        [](const BotConfig& b) { return b.heartbeat.timeout; }, 0s, 24h},
+           DurationCase{"events", "hold_max_age", "0s", "24h", "", "24h1ms", "",
+                        [](const BotConfig& b) { return b.events.holdMaxAge; }, 0s, 24h},
+       }) {
+    const std::string key = c.table + "." + c.leaf;
+    BOOST_TEST_CONTEXT(key) {
+      const auto file = [&](const std::string& value) {
+        return kCommand + "[" + c.table + "]\n" + c.leaf + " = " + value + "\n" + c.rest;
+      };
+      BOOST_TEST(c.get(configOf(file("\"" + c.min + "\""))).count() == c.minValue.count());
+      BOOST_TEST(c.get(configOf(file("\"" + c.max + "\""))).count() == c.maxValue.count());
+      const std::string at = "bot.toml:3:" + std::to_string(c.leaf.size() + 4) + ": " + key + ": ";
+      const std::string range = "expected a duration from " + c.min + " to " + c.max + ", got ";
+      BOOST_TEST(errorsOf(file("\"" + c.aboveMax + "\"")) ==
+                 at + range + "\"" + c.aboveMax + "\"\n");
+      if (!c.belowMin.empty()) {
+        BOOST_TEST(errorsOf(file("\"" + c.belowMin + "\"")) ==
+                   at + range + "\"" + c.belowMin + "\"\n");
+      }
+      BOOST_TEST(errorsOf(file("5")) == at + "expected a duration string such as \"10s\" or "
+                                             "\"500ms\", got integer 5\n");
+    }
+  }
+}
+
+// Each integer key at both ends of its range and just past them.
+BOOST_AUTO_TEST_CASE(accepts_integers_at_both_limits_and_rejects_beyond) {
+  using Get = std::uint64_t (*)(const BotConfig&);
+  struct IntegerCase {
+    std::string table;
+    std::string leaf;
+    std::int64_t min;
+    std::int64_t max;
+    std::string rest;
+    Get get;
+  };
+  for (const IntegerCase& c : {
+           IntegerCase{"restart", "limit", 0, 1'000'000, "",
+                       [](const BotConfig& b) -> std::uint64_t { return b.restart.limit; }},
+           IntegerCase{"events", "hold_max_count", 0, 1'000'000, "",
+                       [](const BotConfig& b) -> std::uint64_t { return b.events.holdMaxCount; }},
+           IntegerCase{"shards", "total", 1, 1'000'000, "",
+                       [](const BotConfig& b) -> std::uint64_t { return b.shards.total; }},
+           IntegerCase{"shards", "per_cluster", 1, 1'000'000, "total = 1\n",
+                       [](const BotConfig& b) -> std::uint64_t { return b.shards.perCluster; }},
+       }) {
+    const std::string key = c.table + "." + c.leaf;
+    BOOST_TEST_CONTEXT(key) {
+      const auto file = [&](const std::string& value) {
+        return kCommand + "[" + c.table + "]\n" + c.leaf + " = " + value + "\n" + c.rest;
+      };
+      BOOST_TEST(c.get(configOf(file(std::to_string(c.min)))) == static_cast<std::uint64_t>(c.min));
+      BOOST_TEST(c.get(configOf(file(std::to_string(c.max)))) == static_cast<std::uint64_t>(c.max));
+      const std::string prefix = "bot.toml:3:" + std::to_string(c.leaf.size() + 4) + ": " + key +
+                                 ": expected an integer from " + std::to_string(c.min) + " to " +
+                                 std::to_string(c.max) + ", got ";
+      BOOST_TEST(errorsOf(file(std::to_string(c.min - 1))) ==
+                 prefix + std::to_string(c.min - 1) + "\n");
+      BOOST_TEST(errorsOf(file(std::to_string(c.max + 1))) ==
+                 prefix + std::to_string(c.max + 1) + "\n");
+      BOOST_TEST(errorsOf(file("5.0")) == prefix + "float 5.0\n");
+      BOOST_TEST(errorsOf(file("\"5\"")) == prefix + "string \"5\"\n");
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(restart_policy_accepts_always_on_failure_never) {
+  const auto policy = [](std::string_view value) {
+    return configOf(kCommand + "[restart]\npolicy = \"" + std::string(value) + "\"").restart.policy;
+  };
+  BOOST_TEST((policy("always") == RestartPolicy::kAlways));
+  BOOST_TEST((policy("on-failure") == RestartPolicy::kOnFailure));
+  BOOST_TEST((policy("never") == RestartPolicy::kNever));
+}
+
+BOOST_AUTO_TEST_CASE(on_crash_loop_accepts_fail_cluster_and_stop_supervisor) {
+  const auto action = [](std::string_view value) {
+    return configOf(kCommand + "[restart]\non_crash_loop = \"" + std::string(value) + "\"")
+        .restart.onCrashLoop;
+  };
+  BOOST_TEST((action("fail-cluster") == CrashLoopAction::kFailCluster));
+  BOOST_TEST((action("stop-supervisor") == CrashLoopAction::kStopSupervisor));
+}
+
+BOOST_AUTO_TEST_CASE(start_ready_accepts_sdk_and_connect) {
+  const auto ready = [](std::string_view value) {
+    return configOf(kCommand + "[start]\nready = \"" + std::string(value) + "\"").start.ready;
+  };
+  BOOST_TEST((ready("sdk") == ReadyWhen::kSdk));
+  BOOST_TEST((ready("connect") == ReadyWhen::kConnect));
+}
+
+BOOST_AUTO_TEST_CASE(rejects_unknown_values_of_keys_with_fixed_choices) {
+  const std::string policy = "bot.toml:3:10: restart.policy: ";
+  const std::string action = "bot.toml:3:17: restart.on_crash_loop: ";
+  const std::string ready = "bot.toml:3:9: start.ready: ";
+  checkCases({
+      {kCommand + "[restart]\npolicy = \"sometimes\"",
+       policy + "unknown value \"sometimes\" (expected always, on-failure, never)\n"},
+      {kCommand + "[restart]\npolicy = \"on_failure\"",
+       policy + "unknown value \"on_failure\" (expected always, on-failure, never)\n"},
+      {kCommand + "[restart]\npolicy = \"Always\"",
+       policy + "unknown value \"Always\" (expected always, on-failure, never)\n"},
+      {kCommand + "[restart]\npolicy = 1",
+       policy + "expected one of always, on-failure, never, got integer 1\n"},
+      {kCommand + "[restart]\non_crash_loop = \"restart\"",
+       action + "unknown value \"restart\" (expected fail-cluster, stop-supervisor)\n"},
+      {kCommand + "[restart]\non_crash_loop = [\"fail-cluster\"]",
+       action + "expected one of fail-cluster, stop-supervisor, got array\n"},
+      {kCommand + "[start]\nready = \"hello\"",
+       ready + "unknown value \"hello\" (expected sdk, connect)\n"},
+      {kCommand + "[start]\nready = true",
+       ready + "expected one of sdk, connect, got boolean true\n"},
+  });
+}
+
+BOOST_AUTO_TEST_CASE(wait_for_ready_accepts_only_booleans) {
+  BOOST_TEST(configOf(kCommand + "[start]\nwait_for_ready = true").start.waitForReady == true);
+  BOOST_TEST(configOf(kCommand + "[start]\nwait_for_ready = false").start.waitForReady == false);
+  const std::string prefix = "bot.toml:3:18: start.wait_for_ready: expected true or false, got ";
+  checkCases({
+      {kCommand + "[start]\nwait_for_ready = \"yes\"", prefix + "string \"yes\"\n"},
+      {kCommand + "[start]\nwait_for_ready = \"true\"", prefix + "string \"true\"\n"},
+      {kCommand + "[start]\nwait_for_ready = 1", prefix + "integer 1\n"},
+  });
+}
+
+BOOST_AUTO_TEST_CASE(success_exit_codes_accepts_statuses_from_0_to_255_and_empty) {
+  const auto codes = [](std::string_view value) {
+    return configOf(kCommand + "[restart]\nsuccess_exit_codes = " + std::string(value))
+        .restart.successExitCodes;
+  };
+  BOOST_TEST(codes("[]").empty());
+  BOOST_TEST(codes("[0, 1, 255]") == (std::vector<int>{0, 1, 255}));
+  BOOST_TEST(codes("[3]") == std::vector<int>{3});
+}
+
+BOOST_AUTO_TEST_CASE(rejects_success_exit_codes_out_of_range_or_of_wrong_type) {
+  const std::string key = "restart.success_exit_codes";
+  checkCases({
+      {kCommand + "[restart]\nsuccess_exit_codes = 0",
+       "bot.toml:3:22: " + key +
+           ": expected an array of integers from 0 to 255, e.g. [0, 3], got integer 0\n"},
+      {kCommand + "[restart]\nsuccess_exit_codes = [0, 256, -1, \"3\", 1.0]",
+       "bot.toml:3:26: " + key + "[1]: expected an integer from 0 to 255, got 256\n" +
+           "bot.toml:3:31: " + key + "[2]: expected an integer from 0 to 255, got -1\n" +
+           "bot.toml:3:35: " + key + "[3]: expected an integer from 0 to 255, got string \"3\"\n" +
+           "bot.toml:3:40: " + key + "[4]: expected an integer from 0 to 255, got float 1.0\n"},
+      {kCommand + "[restart]\nsuccess_exit_codes = [[0]]",
+       "bot.toml:3:23: " + key + "[0]: expected an integer from 0 to 255, got array\n"},
+  });
+}
+
+BOOST_AUTO_TEST_CASE(accepts_hold_max_bytes_of_zero) {
+  BOOST_TEST(configOf(kCommand + "[events]\nhold_max_bytes = 0").events.holdMaxBytes == 0U);
+  BOOST_TEST(configOf(kCommand + "[events]\nhold_max_bytes = \"0B\"").events.holdMaxBytes == 0U);
+  BOOST_TEST(configOf(kCommand + "[events]\nhold_max_bytes = \"32MiB\"").events.holdMaxBytes ==
+             32ULL * 1024 * 1024);
+  checkCases({
+      {kCommand + "[events]\nhold_max_bytes = -1",
+       "bot.toml:3:18: events.hold_max_bytes: expected a size from 0B to 16GiB, got -1\n"},
+  });
+}
+
+// --- cross-checks between keys -------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(accepts_max_delay_equal_to_delay) {
+  const BotConfig config = configOf(kCommand + "[restart]\ndelay = \"2m\"\nmax_delay = \"2m\"");
+  BOOST_TEST(config.restart.delay.count() == 120'000);
+  BOOST_TEST(config.restart.maxDelay.count() == 120'000);
+  BOOST_TEST(configOf(kCommand + "[restart]\ndelay = \"0s\"\nmax_delay = \"0s\"")
+                 .restart.maxDelay.count() == 0);
+  // Up to the default max_delay, delay alone is enough.
+  BOOST_TEST(configOf(kCommand + "[restart]\ndelay = \"1m\"").restart.delay.count() == 60'000);
+}
+
+BOOST_AUTO_TEST_CASE(rejects_max_delay_below_delay) {
+  checkCases({
+      {kCommand + "[restart]\ndelay = \"10s\"\nmax_delay = \"5s\"",
+       "bot.toml:4:13: restart.max_delay: expected at least restart.delay (10s), got \"5s\"\n"},
+      // Against the default delay.
+      {kCommand + "[restart]\nmax_delay = \"500ms\"",
+       "bot.toml:3:13: restart.max_delay: expected at least restart.delay (1s), got \"500ms\"\n"},
+      // With max_delay left at its default, the fix is at delay or in a new line.
+      {kCommand + "[restart]\ndelay = \"1m30s\"",
+       "bot.toml:3:9: restart.delay: expected at most restart.max_delay (1m by default; set "
+       "restart.max_delay to at least 1m30s to allow this), got \"1m30s\"\n"},
+      // Each key is only compared with the other once it is valid by itself.
+      {kCommand + "[restart]\ndelay = \"2h\"\nmax_delay = \"1s\"",
+       "bot.toml:3:9: restart.delay: expected a duration from 0s to 1h, got \"2h\"\n"},
+      {kCommand + "[restart]\ndelay = \"10s\"\nmax_delay = \"25h\"",
+       "bot.toml:4:13: restart.max_delay: expected a duration from 0s to 24h, got \"25h\"\n"},
+  });
+}
+
+BOOST_AUTO_TEST_CASE(accepts_heartbeat_timeout_of_twice_the_interval_or_zero) {
+  BOOST_TEST(configOf(kCommand + "[heartbeat]\ninterval = \"15s\"").heartbeat.interval.count() ==
+             15'000);
+  BOOST_TEST(configOf(kCommand + "[heartbeat]\ninterval = \"5s\"\ntimeout = \"10s\"")
+                 .heartbeat.timeout.count() == 10'000);
+  // "0s" turns the check off, whatever the interval.
+  BOOST_TEST(configOf(kCommand + "[heartbeat]\ninterval = \"1h\"\ntimeout = \"0s\"")
+                 .heartbeat.timeout.count() == 0);
+  BOOST_TEST(configOf(kCommand + "[heartbeat]\ntimeout = \"0s\"").heartbeat.timeout.count() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(rejects_heartbeat_timeout_below_twice_the_interval) {
+  checkCases({
+      {kCommand + "[heartbeat]\ntimeout = \"1s\"",
+       "bot.toml:3:11: heartbeat.timeout: expected \"0s\" (no check) or at least twice "
+       "heartbeat.interval (2s), got \"1s\"\n"},
+      {kCommand + "[heartbeat]\ninterval = \"5s\"\ntimeout = \"9999ms\"",
+       "bot.toml:4:11: heartbeat.timeout: expected \"0s\" (no check) or at least twice "
+       "heartbeat.interval (10s), got \"9999ms\"\n"},
+      // With timeout left at its default, the fix is at interval or in a new line.
+      {kCommand + "[heartbeat]\ninterval = \"20s\"",
+       "bot.toml:3:12: heartbeat.interval: expected at most half of heartbeat.timeout (30s by "
+       "default; set heartbeat.timeout to at least 40s, or to \"0s\" for no check, to allow "
+       "this), got \"20s\"\n"},
+      // Each key is only compared with the other once it is valid by itself.
+      {kCommand + "[heartbeat]\ninterval = \"50ms\"\ntimeout = \"60ms\"",
+       "bot.toml:3:12: heartbeat.interval: expected a duration from 100ms to 1h, got \"50ms\"\n"},
+      {kCommand + "[heartbeat]\ninterval = \"20s\"\ntimeout = \"25h\"",
+       "bot.toml:4:11: heartbeat.timeout: expected a duration from 0s to 24h, got \"25h\"\n"},
+  });
+}
+
+BOOST_AUTO_TEST_CASE(default_hold_max_bytes_adapts_to_half_the_outbox) {
+  const auto hold = [](std::string_view outbox) {
+    return configOf(kCommand +
+                    "[events]\nmax_payload = \"1KiB\"\noutbox_limit = " + std::string(outbox))
+        .events.holdMaxBytes;
+  };
+  BOOST_TEST(hold("\"16MiB\"") == 8ULL * 1024 * 1024);
+  BOOST_TEST(hold("\"64KiB\"") == 32ULL * 1024);
+  BOOST_TEST(hold("65537") == 32768U);  // half, rounded down
+  BOOST_TEST(hold("\"32MiB\"") == 16ULL * 1024 * 1024);
+  BOOST_TEST(hold("\"1GiB\"") == 16ULL * 1024 * 1024);  // never raised above the default
+}
+
+BOOST_AUTO_TEST_CASE(rejects_hold_max_bytes_above_half_the_outbox) {
+  BOOST_TEST(configOf(kCommand + "[events]\noutbox_limit = 65537\nhold_max_bytes = 32768\n" +
+                      "max_payload = \"1KiB\"")
+                 .events.holdMaxBytes == 32768U);
+  checkCases({
+      {kCommand + "[events]\noutbox_limit = \"16MiB\"\nhold_max_bytes = \"16MiB\"",
+       "bot.toml:4:18: events.hold_max_bytes: expected at most half of events.outbox_limit "
+       "(8MiB), got \"16MiB\"\n"},
+      {kCommand + "[events]\noutbox_limit = 65537\nhold_max_bytes = 32769\nmax_payload = \"1KiB\"",
+       "bot.toml:4:18: events.hold_max_bytes: expected at most half of events.outbox_limit "
+       "(32KiB), got 32769\n"},
+      // With outbox_limit left at its default, the message says which outbox would do.
+      {kCommand + "[events]\nhold_max_bytes = \"40MiB\"",
+       "bot.toml:3:18: events.hold_max_bytes: expected at most half of events.outbox_limit "
+       "(32MiB, as events.outbox_limit is 64MiB by default; set events.outbox_limit to at least "
+       "80MiB to allow this), got \"40MiB\"\n"},
+      {kCommand + "[events]\nhold_max_bytes = \"9GiB\"",
+       "bot.toml:3:18: events.hold_max_bytes: expected at most half of events.outbox_limit "
+       "(32MiB, as events.outbox_limit is 64MiB by default; no events.outbox_limit allows more "
+       "than 8GiB), got \"9GiB\"\n"},
+      // Each key is only compared with the other once it is valid by itself.
+      {kCommand + "[events]\noutbox_limit = \"1KiB\"\nhold_max_bytes = \"16MiB\"",
+       "bot.toml:3:16: events.outbox_limit: expected a size from 64KiB to 16GiB, got \"1KiB\"\n"},
+      {kCommand + "[events]\noutbox_limit = \"16MiB\"\nhold_max_bytes = \"17GiB\"",
+       "bot.toml:4:18: events.hold_max_bytes: expected a size from 0B to 16GiB, got \"17GiB\"\n"},
+  });
+}
+
+// --- shards ----------------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(spreads_shards_evenly_and_the_first_clusters_get_one_more) {
+  const BotConfig config = configOf(kCommand + "clusters = 4\n[shards]\ntotal = 10");
+  BOOST_TEST(config.clusters == 4U);
+  BOOST_TEST(config.shards.total == 10U);
+  BOOST_TEST(config.shards.perCluster == 0U);
+  BOOST_TEST((shardsOfEveryCluster(config) ==
+              std::vector<std::vector<std::uint32_t>>{{0, 1, 2}, {3, 4, 5}, {6, 7}, {8, 9}}));
+}
+
+BOOST_AUTO_TEST_CASE(gives_one_shard_each_when_shards_equal_clusters) {
+  const BotConfig config = configOf(kCommand + "clusters = 3\nshards.total = 3");
+  BOOST_TEST(
+      (shardsOfEveryCluster(config) == std::vector<std::vector<std::uint32_t>>{{0}, {1}, {2}}));
+}
+
+BOOST_AUTO_TEST_CASE(per_cluster_derives_clusters_and_the_last_may_have_fewer) {
+  const BotConfig config = configOf(kCommand + "[shards]\ntotal = 16\nper_cluster = 5");
+  BOOST_TEST(config.clusters == 4U);
+  BOOST_TEST((shardsOfEveryCluster(config) == std::vector<std::vector<std::uint32_t>>{
+                                                  {0, 1, 2, 3, 4},
+                                                  {5, 6, 7, 8, 9},
+                                                  {10, 11, 12, 13, 14},
+                                                  {15},
+                                              }));
+  BOOST_TEST(configOf(kCommand + "[shards]\ntotal = 15\nper_cluster = 5").clusters == 3U);
+  BOOST_TEST(configOf(kCommand + "[shards]\ntotal = 5\nper_cluster = 16").clusters == 1U);
+  BOOST_TEST(configOf(kCommand + "[shards]\ntotal = 4096\nper_cluster = 1").clusters == 4096U);
+  // A clusters that agrees may be written too, before or after the shards.
+  BOOST_TEST(configOf(kCommand + "clusters = 4\n[shards]\ntotal = 16\nper_cluster = 5").clusters ==
+             4U);
+  BOOST_TEST(
+      configOf(kCommand + "shards = { total = 16, per_cluster = 5 }\nclusters = 4").clusters == 4U);
+}
+
+BOOST_AUTO_TEST_CASE(shards_for_is_empty_without_shards_or_for_an_unknown_cluster) {
+  BotConfig config;
+  config.clusters = 4;
+  BOOST_TEST(shardsFor(config, 0).empty());
+  config.shards.total = 10;
+  BOOST_TEST(shardsFor(config, 4).empty());
+  BOOST_TEST(shardsFor(config, 4'000'000'000U).empty());
+  config.shards.perCluster = 3;
+  BOOST_TEST(shardsFor(config, 4).empty());
+}
+
+// Whatever the numbers, the clusters' shards in cluster order are exactly 0 .. total-1, each
+// cluster's run is contiguous, and an even spread differs by at most one between clusters.
+BOOST_AUTO_TEST_CASE(shards_for_gives_every_shard_to_exactly_one_cluster) {
+  struct SpreadCase {
+    std::uint32_t clusters;
+    std::uint32_t total;
+    std::uint32_t perCluster;
+  };
+  for (const SpreadCase& c : {
+           SpreadCase{1, 1, 0},
+           SpreadCase{1, 1'000'000, 0},
+           SpreadCase{3, 7, 0},
+           SpreadCase{7, 7, 0},
+           SpreadCase{4096, 1'000'000, 0},
+           SpreadCase{4096, 4097, 0},
+           SpreadCase{1, 7, 7},
+           SpreadCase{3, 7, 3},
+           SpreadCase{1000, 1'000'000, 1000},
+           SpreadCase{4082, 1'000'000, 245},
+       }) {
+    BOOST_TEST_CONTEXT("clusters " << c.clusters << ", total " << c.total << ", per cluster "
+                                   << c.perCluster) {
+      BotConfig config;
+      config.clusters = c.clusters;
+      config.shards.total = c.total;
+      config.shards.perCluster = c.perCluster;
+      std::uint32_t next = 0;
+      std::size_t fewest = c.total;
+      std::size_t most = 0;
+      bool contiguous = true;
+      for (std::uint32_t id = 0; id < c.clusters; ++id) {
+        const std::vector<std::uint32_t> shards = shardsFor(config, id);
+        for (const std::uint32_t shard : shards) {
+          contiguous = contiguous && shard == next;
+          ++next;
+        }
+        fewest = std::min(fewest, shards.size());
+        most = std::max(most, shards.size());
+      }
+      BOOST_TEST(contiguous);
+      BOOST_TEST(next == c.total);
+      BOOST_TEST(fewest >= 1U);
+      if (c.perCluster == 0) {
+        BOOST_TEST(most - fewest <= 1U);
+      } else {
+        BOOST_TEST(most == c.perCluster);
+      }
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(rejects_per_cluster_without_total) {
+  checkCases({
+      {kCommand + "[shards]\nper_cluster = 4",
+       "bot.toml:3:15: shards.per_cluster: requires shards.total, the number of shards to split "
+       "among the clusters\n"},
+      // An invalid total is reported as such, not as missing.
+      {kCommand + "[shards]\ntotal = 0\nper_cluster = 4",
+       "bot.toml:3:9: shards.total: expected an integer from 1 to 1000000, got 0\n"},
+  });
+}
+
+BOOST_AUTO_TEST_CASE(rejects_clusters_that_disagree_with_per_cluster) {
+  const std::string message =
+      "clusters: shards.total = 16 with shards.per_cluster = 5 needs 4 clusters, got 3\n";
+  checkCases({
+      {kCommand + "clusters = 3\n[shards]\ntotal = 16\nper_cluster = 5",
+       "bot.toml:2:12: " + message},
+      // The order of the keys in the file does not matter.
+      {kCommand + "shards = { total = 16, per_cluster = 5 }\nclusters = 3",
+       "bot.toml:3:12: " + message},
+      {kCommand + "shards.per_cluster = 5\nshards.total = 16\nclusters = 3",
+       "bot.toml:4:12: " + message},
+      // More than 4096 clusters: the fix is a larger per_cluster, whatever clusters says.
+      {kCommand + "[shards]\ntotal = 1000000\nper_cluster = 100",
+       "bot.toml:4:15: shards.per_cluster: shards.total = 1000000 with shards.per_cluster = 100 "
+       "needs 10000 clusters, more than 4096; expected at least 245\n"},
+      {kCommand + "clusters = 4096\n[shards]\ntotal = 4097\nper_cluster = 1",
+       "bot.toml:5:15: shards.per_cluster: shards.total = 4097 with shards.per_cluster = 1 needs "
+       "4097 clusters, more than 4096; expected at least 2\n"},
+      // Each key is only compared with the others once it is valid by itself.
+      {kCommand + "clusters = 0\n[shards]\ntotal = 16\nper_cluster = 5",
+       "bot.toml:2:12: clusters: expected an integer from 1 to 4096, got 0\n"},
+      {kCommand + "clusters = 3\n[shards]\ntotal = 16\nper_cluster = 0",
+       "bot.toml:5:15: shards.per_cluster: expected an integer from 1 to 1000000, got 0\n"},
+  });
+}
+
+BOOST_AUTO_TEST_CASE(rejects_fewer_shards_than_clusters) {
+  checkCases({
+      {kCommand + "clusters = 8\n[shards]\ntotal = 4",
+       "bot.toml:4:9: shards.total: expected at least one shard per cluster (at least 8, as "
+       "clusters = 8), got 4\n"},
+      {kCommand + "shards.total = 2\nclusters = 3",
+       "bot.toml:2:16: shards.total: expected at least one shard per cluster (at least 3, as "
+       "clusters = 3), got 2\n"},
+      {kCommand + "clusters = 5000\n[shards]\ntotal = 4",
+       "bot.toml:2:12: clusters: expected an integer from 1 to 4096, got 5000\n"},
+  });
 }
 
 // --- loading files -----------------------------------------------------------------------------
@@ -764,10 +1339,44 @@ BOOST_AUTO_TEST_CASE(known_keys_are_unique_and_nested_in_known_tables) {
       }
     }
   }
-  BOOST_TEST((seen == std::set<std::string_view>{"command", "clusters", "name", "working_directory",
-                                                 "environment", "restart", "restart.delay", "stop",
-                                                 "stop.timeout", "stop.signal", "events",
-                                                 "events.max_payload", "events.outbox_limit"}));
+  BOOST_TEST((seen == std::set<std::string_view>{
+                          "command",
+                          "clusters",
+                          "name",
+                          "working_directory",
+                          "environment",
+                          "start",
+                          "start.ready",
+                          "start.timeout",
+                          "start.delay",
+                          "start.wait_for_ready",
+                          "restart",
+                          "restart.policy",
+                          "restart.success_exit_codes",
+                          "restart.delay",
+                          "restart.max_delay",
+                          "restart.stable_after",
+                          "restart.limit",
+                          "restart.window",
+                          "restart.on_crash_loop",
+                          "restart.retry_failed_after",
+                          "stop",
+                          "stop.timeout",
+                          "stop.signal",
+                          "stop.signal_delay",
+                          "heartbeat",
+                          "heartbeat.interval",
+                          "heartbeat.timeout",
+                          "events",
+                          "events.max_payload",
+                          "events.outbox_limit",
+                          "events.hold_max_count",
+                          "events.hold_max_bytes",
+                          "events.hold_max_age",
+                          "shards",
+                          "shards.total",
+                          "shards.per_cluster",
+                      }));
   // The only required key.
   for (const KeyInfo& key : knownKeys()) {
     BOOST_TEST(key.defaultValue.empty() == (key.key == "command"));
@@ -785,10 +1394,26 @@ BOOST_AUTO_TEST_CASE(descriptions_and_man_page_state_the_enforced_ranges) {
   const std::vector<std::string> page = linesOf(readManPage());
   for (const RangeCase& c : {
            RangeCase{"clusters", "clusters = 0"},
+           RangeCase{"start.timeout", "[start]\ntimeout = \"0s\""},
+           RangeCase{"start.delay", "[start]\ndelay = \"2h\""},
+           RangeCase{"restart.success_exit_codes", "[restart]\nsuccess_exit_codes = [256]"},
            RangeCase{"restart.delay", "[restart]\ndelay = \"2h\""},
+           RangeCase{"restart.max_delay", "[restart]\nmax_delay = \"25h\""},
+           RangeCase{"restart.stable_after", "[restart]\nstable_after = \"0s\""},
+           RangeCase{"restart.limit", "[restart]\nlimit = -1"},
+           RangeCase{"restart.window", "[restart]\nwindow = \"0s\""},
+           RangeCase{"restart.retry_failed_after", "[restart]\nretry_failed_after = \"25h\""},
            RangeCase{"stop.timeout", "[stop]\ntimeout = \"0s\""},
+           RangeCase{"stop.signal_delay", "[stop]\nsignal_delay = \"2h\""},
+           RangeCase{"heartbeat.interval", "[heartbeat]\ninterval = \"0s\""},
+           RangeCase{"heartbeat.timeout", "[heartbeat]\ntimeout = \"25h\""},
            RangeCase{"events.max_payload", "[events]\nmax_payload = 0"},
            RangeCase{"events.outbox_limit", "[events]\noutbox_limit = 0"},
+           RangeCase{"events.hold_max_count", "[events]\nhold_max_count = -1"},
+           RangeCase{"events.hold_max_bytes", "[events]\nhold_max_bytes = \"17GiB\""},
+           RangeCase{"events.hold_max_age", "[events]\nhold_max_age = \"25h\""},
+           RangeCase{"shards.total", "[shards]\ntotal = 0"},
+           RangeCase{"shards.per_cluster", "[shards]\ntotal = 4\nper_cluster = 0"},
        }) {
     BOOST_TEST_CONTEXT(c.key) {
       const LoadResult result = parseConfig(kCommand + c.setting, "bot.toml", kBase);

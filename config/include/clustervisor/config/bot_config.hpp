@@ -39,31 +39,85 @@ struct Diagnostic {
   std::string format() const;
 };
 
+enum class RestartPolicy {
+  kAlways,     // restart after every exit
+  kOnFailure,  // restart unless the worker exited with a status in successExitCodes
+  kNever,      // never restart; the cluster stays exited (or failed)
+};
+
+enum class CrashLoopAction {
+  kFailCluster,     // mark the cluster failed; the others keep running
+  kStopSupervisor,  // stop every worker and exit non-zero
+};
+
 struct RestartConfig {
-  std::chrono::milliseconds delay{1000};  // restart.delay
+  RestartPolicy policy = RestartPolicy::kAlways;                // restart.policy
+  std::vector<int> successExitCodes{0};                         // restart.success_exit_codes
+  std::chrono::milliseconds delay{1000};                        // restart.delay (first backoff)
+  std::chrono::milliseconds maxDelay{60000};                    // restart.max_delay (cap)
+  std::chrono::milliseconds stableAfter{30000};                 // restart.stable_after
+  std::uint32_t limit = 5;                                      // restart.limit; 0: no limit
+  std::chrono::milliseconds window{60000};                      // restart.window (run time)
+  CrashLoopAction onCrashLoop = CrashLoopAction::kFailCluster;  // restart.on_crash_loop
+  std::chrono::milliseconds retryFailedAfter{600000};  // restart.retry_failed_after; 0: never
+};
+
+enum class ReadyWhen {
+  kSdk,      // the worker calls Cluster::ready()
+  kConnect,  // the worker's SDK has connected (said hello)
+};
+
+struct StartConfig {
+  ReadyWhen ready = ReadyWhen::kSdk;         // start.ready
+  std::chrono::milliseconds timeout{90000};  // start.timeout
+  std::chrono::milliseconds delay{0};        // start.delay, between one start and the next
+  bool waitForReady = false;                 // start.wait_for_ready
 };
 
 struct StopConfig {
-  std::chrono::milliseconds timeout{10000};  // stop.timeout
-  int signal = 15;                           // stop.signal (SIGTERM)
+  std::chrono::milliseconds timeout{10000};     // stop.timeout
+  int signal = 15;                              // stop.signal (SIGTERM)
+  std::chrono::milliseconds signalDelay{5000};  // stop.signal_delay (workers with an onStop hook)
+};
+
+struct HeartbeatConfig {
+  std::chrono::milliseconds interval{1000};  // heartbeat.interval
+  std::chrono::milliseconds timeout{30000};  // heartbeat.timeout; 0: no liveness check
 };
 
 struct EventsConfig {
-  std::uint32_t maxPayload = 1024 * 1024;           // events.max_payload, bytes of JSON text
-  std::uint64_t outboxLimit = 64ull * 1024 * 1024;  // events.outbox_limit, bytes per worker
+  std::uint32_t maxPayload = 1024 * 1024;            // events.max_payload, bytes of JSON text
+  std::uint64_t outboxLimit = 64ull * 1024 * 1024;   // events.outbox_limit, bytes per worker
+  std::uint32_t holdMaxCount = 1000;                 // events.hold_max_count
+  std::uint64_t holdMaxBytes = 16ull * 1024 * 1024;  // events.hold_max_bytes, <= outboxLimit / 2
+  std::chrono::milliseconds holdMaxAge{60000};       // events.hold_max_age
+};
+
+struct ShardsConfig {
+  std::uint32_t total = 0;       // shards.total; 0: the bot does not use shards
+  std::uint32_t perCluster = 0;  // shards.per_cluster; 0: spread evenly
 };
 
 struct BotConfig {
   std::filesystem::path sourceFile;                // the file as given
   std::string name;                                // name; default: the file's stem
   std::vector<std::string> command;                // command: argv, command[0] is the program
-  std::uint32_t clusters = 1;                      // clusters
+  std::uint32_t clusters = 1;                      // clusters, or derived from shards.per_cluster
   std::filesystem::path workingDirectory;          // working_directory, made absolute
   std::map<std::string, std::string> environment;  // environment
   RestartConfig restart;
+  StartConfig start;
   StopConfig stop;
+  HeartbeatConfig heartbeat;
   EventsConfig events;
+  ShardsConfig shards;
 };
+
+// The shard ids cluster `clusterId` owns, ascending and contiguous; empty when shards.total is 0.
+// With shards.per_cluster, cluster i owns [i*per_cluster, min(total, (i+1)*per_cluster)); without
+// it, the shards are spread evenly and the first total % clusters clusters own one more.
+// Empty as well for a clusterId >= config.clusters.
+std::vector<std::uint32_t> shardsFor(const BotConfig& config, std::uint32_t clusterId);
 
 struct LoadResult {
   std::optional<BotConfig> config;  // set exactly when errors is empty
