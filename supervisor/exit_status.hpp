@@ -6,11 +6,14 @@
 namespace clustervisor {
 
 enum ExitStatus : int {
-  kExitOk = 0,         // stopped on request, every worker stopped
-  kExitUsage = 64,     // bad command line
-  kExitSoftware = 70,  // internal error
-  kExitOsError = 71,   // the OS refused something needed to start (signals, fds, …)
-  kExitConfig = 78,    // bad configuration file
+  kExitOk = 0,               // stopped on request, every worker stopped
+  kExitUsage = 64,           // bad command line
+  kExitUnavailable = 69,     // workers failed: a crash loop with restart.on_crash_loop =
+                             // "stop-supervisor", or every cluster ended and one of them failed
+  kExitSoftware = 70,        // internal error
+  kExitOsError = 71,         // the OS refused something needed to start (signals, fds, …)
+  kExitAlreadyRunning = 75,  // another supervisor runs the same config file
+  kExitConfig = 78,          // bad configuration file
 };
 
 }  // namespace clustervisor

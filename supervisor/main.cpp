@@ -19,6 +19,7 @@
 #include "command_line.hpp"
 #include "exit_status.hpp"
 #include "log.hpp"
+#include "run_lock.hpp"
 #include "supervisor.hpp"
 
 #ifndef CLUSTERVISOR_VERSION
@@ -38,6 +39,14 @@ int runBot(const std::string& configPath) {
     logLine(std::to_string(loaded.errors.size()) + " error" +
             (loaded.errors.size() == 1 ? "" : "s") + " in " + configPath + "; nothing was started");
     return kExitConfig;
+  }
+  // One supervisor per config file: a second one would start every cluster twice.
+  std::string lockError;
+  bool alreadyRunning = false;
+  const auto lock = RunLock::acquire(configPath, lockError, alreadyRunning);
+  if (!lock) {
+    logError(lockError);
+    return alreadyRunning ? kExitAlreadyRunning : kExitOsError;
   }
   // A worker or log reader that goes away must be an error value, not a fatal signal.
   ::signal(SIGPIPE, SIG_IGN);

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -116,6 +117,14 @@ std::vector<std::string> buildEnvironment(const SpawnRequest& request) {
   merged[wire::kEnvTotalClusters] = std::to_string(request.totalClusters);
   merged[wire::kEnvFd] = std::to_string(wire::kWorkerFd);
   merged[wire::kEnvProtocol] = std::to_string(wire::kProtocolVersion);
+  if (request.totalShards > 0) {
+    std::string shards;
+    for (const auto shard : request.shards) {
+      shards += (shards.empty() ? "" : ",") + std::to_string(shard);
+    }
+    merged[wire::kEnvShards] = shards;
+    merged[wire::kEnvTotalShards] = std::to_string(request.totalShards);
+  }
   std::vector<std::string> out;
   out.reserve(merged.size());
   for (const auto& [key, value] : merged) {
@@ -167,6 +176,25 @@ SpawnedWorker Spawner::spawn(const SpawnRequest& request, error_code& ec, std::s
   if (worker.program.empty()) {
     ec = error_code(ENOENT, boost::system::system_category());
     what = "cannot start \"" + request.command.front() + "\": not found in PATH (" + path + ")";
+    return worker;
+  }
+
+  // Checked here so the message can say which of the two paths is at fault; exec would report
+  // a missing working directory as a missing program.
+  struct stat directory {};
+  int directoryError = 0;
+  if (::stat(request.workingDirectory.c_str(), &directory) != 0) {
+    directoryError = errno;
+  } else if (!S_ISDIR(directory.st_mode)) {
+    directoryError = ENOTDIR;
+  } else if (::access(request.workingDirectory.c_str(), X_OK) != 0) {
+    directoryError = errno;
+  }
+  if (directoryError != 0) {
+    ec = error_code(directoryError, boost::system::system_category());
+    what = "cannot start \"" + worker.program.string() + "\": its working directory \"" +
+           request.workingDirectory.string() +
+           "\" (working_directory) is not usable: " + ec.message();
     return worker;
   }
 

@@ -30,6 +30,8 @@ struct SpawnRequest {
   std::vector<std::string> command;  // command[0] as configured
   std::filesystem::path workingDirectory;
   std::map<std::string, std::string> environment;  // added to the supervisor's own
+  std::vector<std::uint32_t> shards;               // CLUSTERVISOR_SHARDS when totalShards > 0
+  std::uint32_t totalShards = 0;
 };
 
 struct SpawnedWorker {

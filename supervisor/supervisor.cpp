@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -12,20 +13,25 @@
 
 #include "exit_status.hpp"
 #include "log.hpp"
+#include "process_table.hpp"
 
 namespace clustervisor {
 
 namespace asio = boost::asio;
 using boost::system::error_code;
+using Kind = WorkerLifecycle::EventKind;
+using Action = WorkerLifecycle::Action;
 
 namespace {
 
-// Held events are delivered into the worker's outbox all at once when it is back, so they may
-// take at most half of it: the rest is for the traffic that goes on meanwhile.
+// Held events are delivered into the worker's outbox all at once when it is back, so by default
+// they take at most half of it: the rest is for the traffic that goes on meanwhile. (The config
+// refuses an explicit events.hold_max_bytes above that.)
 HeldMessages::Limits holdLimitsFor(const config::BotConfig& config) {
-  HeldMessages::Limits limits = Supervisor::kHoldLimits;
-  limits.maxBytes = std::min<std::size_t>(limits.maxBytes, config.events.outboxLimit / 2);
-  return limits;
+  return HeldMessages::Limits{
+      config.events.holdMaxCount,
+      static_cast<std::size_t>(std::min(config.events.holdMaxBytes, config.events.outboxLimit / 2)),
+      config.events.holdMaxAge};
 }
 
 std::string signalName(int signal) {
@@ -46,23 +52,37 @@ std::string formatDuration(std::chrono::steady_clock::duration d) {
   return text;
 }
 
+std::string_view policyName(config::RestartPolicy policy) {
+  switch (policy) {
+    case config::RestartPolicy::kAlways:
+      return "always";
+    case config::RestartPolicy::kOnFailure:
+      return "on-failure";
+    case config::RestartPolicy::kNever:
+      return "never";
+  }
+  return "?";
+}
+
 }  // namespace
 
 Supervisor::Supervisor(asio::io_context& io, config::BotConfig config)
     : io_(io),
       config_(std::move(config)),
       spawner_(io.get_executor()),
+      queue_(config_.start.delay, config_.start.waitForReady),
+      queueTimer_(io),
       relay_(config_.clusters),
       held_(config_.clusters, holdLimitsFor(config_)),
       stopSignals_(io, SIGINT, SIGTERM, SIGHUP),
       childSignal_(io, SIGCHLD),
       finishTimer_(io),
+      orphanTimer_(io),
+      random_(std::random_device{}()),
       sweepTimer_(io) {
   slots_.reserve(config_.clusters);
   for (std::uint32_t id = 0; id < config_.clusters; ++id) {
-    auto slot = std::make_unique<Slot>(io_);
-    slot->id = id;
-    slots_.push_back(std::move(slot));
+    slots_.push_back(std::make_unique<Slot>(io_, id, config_));
   }
 }
 
@@ -78,7 +98,8 @@ Supervisor::~Supervisor() {
 }
 
 int Supervisor::run() {
-  // Orphaned descendants of the workers are re-parented here and reaped, never left as zombies.
+  // Orphaned descendants of the workers are re-parented here: reaped, never left as zombies, and
+  // killed with their cluster.
   ::prctl(PR_SET_CHILD_SUBREAPER, 1);
   watchSignals();
   watchChildren();
@@ -86,8 +107,9 @@ int Supervisor::run() {
   logLine("starting " + std::to_string(config_.clusters) + " cluster" +
           (config_.clusters == 1 ? "" : "s") + " of " + config_.name);
   for (auto& slot : slots_) {
-    spawn(*slot);
+    queue_.push(slot->id);
   }
+  pumpQueue();
   io_.run();
   return exitStatus_;
 }
@@ -100,30 +122,143 @@ std::string Supervisor::describe(const Slot& slot) const {
   return text;
 }
 
-void Supervisor::spawn(Slot& slot) {
-  if (shuttingDown_) {
-    return;
+// ---------------------------------------------------------------------------------------------
+// The lifecycle: events in, steps carried out.
+
+void Supervisor::handle(Slot& slot, Kind kind, WorkerExit exit) {
+  WorkerLifecycle::Event event{kind, Clock::now(), exit,
+                               std::uniform_real_distribution<double>(0.0, 1.0)(random_)};
+  carryOut(slot, slot.lifecycle.on(event));
+}
+
+void Supervisor::carryOut(Slot& slot, const WorkerLifecycle::Step& step) {
+  switch (step.action) {
+    case Action::kNone:
+      break;
+    case Action::kArmStartTimeout:
+      slot.startTimer.expires_after(config_.start.timeout);
+      slot.startTimer.async_wait([this, &slot](error_code ec) {
+        if (ec || slot.lifecycle.state() != WorkerState::kStarting) {
+          return;
+        }
+        logError(describe(slot) + " is not ready " + formatDuration(config_.start.timeout) +
+                 " after it was started (start.timeout" +
+                 (config_.start.ready == config::ReadyWhen::kSdk
+                      ? "; the worker must call Cluster::ready()"
+                      : "; the worker's SDK never connected") +
+                 "); stopping it");
+        queue_.settled(slot.id);
+        handle(slot, Kind::kStartTimeout);
+        pumpQueue();
+      });
+      break;
+    case Action::kStop:
+      stopWorker(slot);
+      break;
+    case Action::kAbort:
+      abortWorker(slot);
+      break;
+    case Action::kRestartAfter:
+    case Action::kRetryAfter: {
+      const Kind next =
+          step.action == Action::kRestartAfter ? Kind::kBackoffElapsed : Kind::kRetryElapsed;
+      slot.restartTimer.expires_after(step.delay);
+      slot.restartTimer.async_wait([this, &slot, next](error_code ec) {
+        if (!ec && !shuttingDown_) {
+          if (next == Kind::kRetryElapsed) {
+            logLine(describe(slot) + ": retrying the failed cluster with a fresh restart count");
+          }
+          handle(slot, next);
+        }
+      });
+      break;
+    }
+    case Action::kEnqueue:
+      queue_.push(slot.id);
+      pumpQueue();
+      break;
+    case Action::kCancel:
+      slot.restartTimer.cancel();
+      slot.startTimer.cancel();
+      queue_.remove(slot.id);
+      break;
+    case Action::kStopSupervisor:
+      exitStatus_ = kExitUnavailable;
+      beginShutdown("cluster " + std::to_string(slot.id) +
+                    " is in a crash loop and restart.on_crash_loop is \"stop-supervisor\"");
+      break;
   }
+}
+
+void Supervisor::pumpQueue() {
+  while (!shuttingDown_) {
+    const auto now = Clock::now();
+    const auto poll = queue_.poll(now);
+    if (poll.wakeAt) {
+      queueTimer_.expires_at(*poll.wakeAt);
+      queueTimer_.async_wait([this](error_code ec) {
+        if (!ec) {
+          pumpQueue();
+        }
+      });
+      return;
+    }
+    if (!poll.start) {
+      return;
+    }
+    Slot& slot = *slots_[*poll.start];
+    queue_.started(slot.id, now);
+    if (!spawn(slot)) {
+      queue_.settled(slot.id);
+      checkAllEnded();
+    }
+  }
+}
+
+bool Supervisor::spawn(Slot& slot) {
   SpawnRequest request;
   request.clusterId = slot.id;
   request.totalClusters = config_.clusters;
   request.command = config_.command;
   request.workingDirectory = config_.workingDirectory;
   request.environment = config_.environment;
+  request.shards = config::shardsFor(config_, slot.id);
+  request.totalShards = config_.shards.total;
   error_code ec;
   std::string what;
   auto worker = spawner_.spawn(request, ec, what);
   if (ec) {
-    logError(describe(slot) + ": " + what + "; retrying in " +
-             formatDuration(config_.restart.delay));
-    slot.state = WorkerState::kBackingOff;
-    scheduleRestart(slot);
-    return;
+    const WorkerLifecycle::Step step =
+        slot.lifecycle.on({Kind::kSpawnFailed,
+                           Clock::now(),
+                           {},
+                           std::uniform_real_distribution<double>(0.0, 1.0)(random_)});
+    std::string next;
+    if (step.action == Action::kRestartAfter) {
+      next = "retrying in " + formatDuration(step.delay);
+    } else if (step.state == WorkerState::kFailed) {
+      next =
+          "crash loop: more than " + std::to_string(config_.restart.limit) + " restarts within " +
+          formatDuration(config_.restart.window) +
+          " of run time (restart.limit, restart.window); cluster " + std::to_string(slot.id) +
+          " failed" +
+          (step.action == Action::kRetryAfter ? ", retrying in " + formatDuration(step.delay) : "");
+    } else {
+      next = "not restarted (restart.policy = \"" +
+             std::string(policyName(config_.restart.policy)) + "\")";
+    }
+    logError(describe(slot) + ": " + what + "; " + next);
+    slot.lastExitSucceeded = false;
+    carryOut(slot, step);
+    return false;
   }
   slot.pid = worker.pid;
-  slot.state = WorkerState::kStarting;
-  slot.ready = false;
-  slot.startedAt = Clock::now();
+  slot.stopHandler = false;
+  slot.lastHeard = Clock::now();
+  slot.processStartTime = 0;
+  if (const auto info = readProcess(worker.pid)) {
+    slot.processStartTime = info->startTime;
+  }
   slot.connection = std::make_shared<WorkerConnection>(
       std::move(worker.socket), slot.id, wire::maxFrameSizeFor(config_.events.maxPayload),
       config_.events.outboxLimit, static_cast<FrameSink&>(*this));
@@ -144,15 +279,20 @@ void Supervisor::spawn(Slot& slot) {
   std::erase_if(captures_, [](const auto& c) { return c.expired(); });
   captures_.push_back(slot.out);
   captures_.push_back(slot.err);
+  handle(slot, Kind::kSpawned);
+  const auto restarts = slot.lifecycle.restarts();
   logLine(describe(slot) + " started" +
-          (slot.restarts > 0 ? " (restart " + std::to_string(slot.restarts) + ")" : ""));
+          (restarts > 0 ? " (restart " + std::to_string(restarts) + ")" : ""));
+  return true;
 }
 
-void Supervisor::scheduleRestart(Slot& slot) {
-  slot.restartTimer.expires_after(config_.restart.delay);
-  slot.restartTimer.async_wait([this, &slot](error_code ec) {
-    if (!ec && !shuttingDown_ && slot.state == WorkerState::kBackingOff) {
-      spawn(slot);
+void Supervisor::armKillTimer(Slot& slot, std::string what) {
+  slot.killTimer.expires_after(config_.stop.timeout);
+  slot.killTimer.async_wait([this, &slot, what = std::move(what)](error_code ec) {
+    if (!ec && slot.pid > 0) {
+      logLine(describe(slot) + " did not exit within " + formatDuration(config_.stop.timeout) +
+              " of " + what + "; sending SIGKILL");
+      ::kill(-slot.pid, SIGKILL);
     }
   });
 }
@@ -161,25 +301,86 @@ void Supervisor::stopWorker(Slot& slot) {
   if (slot.pid <= 0) {
     return;
   }
-  slot.state = WorkerState::kStopping;
-  // The whole process group: the worker and whatever it started.
-  ::kill(-slot.pid, config_.stop.signal);
-  slot.killTimer.expires_after(config_.stop.timeout);
-  slot.killTimer.async_wait([this, &slot](error_code ec) {
-    if (!ec && slot.pid > 0) {
-      logLine(describe(slot) + " did not exit within " + formatDuration(config_.stop.timeout) +
-              " of " + signalName(config_.stop.signal) + "; sending SIGKILL");
-      ::kill(-slot.pid, SIGKILL);
+  slot.startTimer.cancel();
+  slot.heartbeatTimer.cancel();
+  // The stop frame first; it may not fit a full outbox, and then only the signal tells.
+  const bool told = slot.connection && slot.connection->welcomed() &&
+                    slot.connection->send(wire::encodeStop(static_cast<std::uint32_t>(
+                        std::min<std::int64_t>(config_.stop.timeout.count(), 0xFFFFFFFF))));
+  // At most half the stop timeout: the signal always gets its chance before SIGKILL.
+  const auto signalDelay = std::min(config_.stop.signalDelay, config_.stop.timeout / 2);
+  const bool signalLater = told && slot.stopHandler && signalDelay.count() > 0;
+  armKillTimer(slot, signalLater ? "the stop frame" : signalName(config_.stop.signal));
+  const auto sendSignal = [this, &slot] {
+    if (slot.pid > 0) {
+      // The whole process group: the worker and whatever it started.
+      ::kill(-slot.pid, config_.stop.signal);
     }
+  };
+  if (signalLater) {
+    // The worker shuts down on the stop frame; the signal is the fallback.
+    slot.signalTimer.expires_after(signalDelay);
+    slot.signalTimer.async_wait([sendSignal](error_code ec) {
+      if (!ec) {
+        sendSignal();
+      }
+    });
+  } else {
+    sendSignal();
+  }
+}
+
+void Supervisor::abortWorker(Slot& slot) {
+  if (slot.pid <= 0) {
+    return;
+  }
+  slot.startTimer.cancel();
+  logError(describe(slot) + " sent no heartbeat for " + formatDuration(config_.heartbeat.timeout) +
+           " (heartbeat.timeout): hung; sending SIGABRT, SIGKILL after " +
+           formatDuration(config_.stop.timeout));
+  // The worker alone: a core of the hung process is what helps; its group goes when it exits.
+  ::kill(slot.pid, SIGABRT);
+  armKillTimer(slot, "SIGABRT");
+}
+
+void Supervisor::watchHeartbeat(Slot& slot) {
+  if (config_.heartbeat.timeout.count() == 0) {
+    return;
+  }
+  // One timer per worker, re-armed lazily: frames only move lastHeard, and the timer, when it
+  // fires early, sleeps again until lastHeard + timeout.
+  slot.heartbeatTimer.expires_at(slot.lastHeard + config_.heartbeat.timeout);
+  slot.heartbeatTimer.async_wait([this, &slot](error_code ec) {
+    if (ec || slot.pid <= 0 || !hasProcess(slot.lifecycle.state()) ||
+        slot.lifecycle.state() == WorkerState::kStopping) {
+      return;
+    }
+    if (Clock::now() - slot.lastHeard < config_.heartbeat.timeout) {
+      watchHeartbeat(slot);
+      return;
+    }
+    handle(slot, Kind::kHeartbeatTimeout);
   });
 }
+
+// ---------------------------------------------------------------------------------------------
+// Frames from workers.
 
 void Supervisor::onFrame(WorkerConnection& connection, const wire::Header& header,
                          std::span<std::byte> frame) {
   Slot& slot = *slots_[connection.clusterId()];
+  const bool current = slot.connection.get() == &connection;
+  if (current) {
+    slot.lastHeard = Clock::now();
+  }
   if (!connection.welcomed()) {
+    if (!current) {
+      // A worker that exited before its HELLO was read: nobody is left to welcome.
+      connection.close();
+      return;
+    }
     if (header.type == wire::FrameType::kHello) {
-      onHello(slot, frame);
+      onHello(slot, connection, frame);
     } else {
       connection.close();
       onDisconnected(connection,
@@ -198,16 +399,23 @@ void Supervisor::onFrame(WorkerConnection& connection, const wire::Header& heade
     case wire::FrameType::kWaitDone:
       waits_.cancel(slot.id, header.correlation);
       return;
+    case wire::FrameType::kHeartbeat:
+      return;
     case wire::FrameType::kReady:
-      if (slot.connection.get() == &connection && !slot.ready) {
-        slot.ready = true;
-        logLine(describe(slot) + " is ready");
+      if (slot.connection.get() == &connection) {
+        onReady(slot);
+      }
+      return;
+    case wire::FrameType::kStopHandler:
+      if (slot.connection.get() == &connection) {
+        slot.stopHandler = true;
       }
       return;
     case wire::FrameType::kHello:
     case wire::FrameType::kWelcome:
     case wire::FrameType::kWaitClosed:
     case wire::FrameType::kTotalChanged:
+    case wire::FrameType::kStop:
       break;
   }
   connection.close();
@@ -216,9 +424,8 @@ void Supervisor::onFrame(WorkerConnection& connection, const wire::Header& heade
                  true);
 }
 
-void Supervisor::onHello(Slot& slot, std::span<std::byte> frame) {
+void Supervisor::onHello(Slot& slot, WorkerConnection& connection, std::span<std::byte> frame) {
   const auto hello = wire::helloBody(frame);
-  auto& connection = *slot.connection;
   if (hello.magic != wire::kHelloMagic) {
     connection.close();
     onDisconnected(connection, "HELLO without the \"CVSR\" magic: not a clustervisor worker", true);
@@ -237,12 +444,19 @@ void Supervisor::onHello(Slot& slot, std::span<std::byte> frame) {
   welcome.clusterId = slot.id;
   welcome.totalClusters = config_.clusters;
   welcome.maxPayload = config_.events.maxPayload;
+  welcome.heartbeatIntervalMs =
+      config_.heartbeat.timeout.count() == 0
+          ? 0
+          : static_cast<std::uint32_t>(config_.heartbeat.interval.count());
   connection.send(wire::encodeWelcome(welcome));
   connection.setWelcomed();
-  relay_.connected(slot.id);
-  if (slot.state == WorkerState::kStarting) {
-    slot.state = WorkerState::kRunning;  // not when a stop already began
+  if (slot.lifecycle.state() == WorkerState::kStopping) {
+    // Its stop began before it said hello: it gets nothing more (held events stay held for the
+    // next worker), and the kill timer already runs.
+    logLine(describe(slot) + " connected while being stopped");
+    return;
   }
+  relay_.connected(slot.id);
   const auto expiredBefore = held_.droppedExpired();
   const auto held = held_.take(slot.id, Clock::now());
   reportExpired(slot.id, held_.droppedExpired() - expiredBefore);
@@ -253,6 +467,28 @@ void Supervisor::onHello(Slot& slot, std::span<std::byte> frame) {
   }
   logLine(describe(slot) + " connected" +
           (held.empty() ? "" : "; delivering " + std::to_string(held.size()) + " held event(s)"));
+  // Liveness is watched from the handshake on: before it, start.timeout covers a worker that
+  // never connects.
+  watchHeartbeat(slot);
+  const auto step = slot.lifecycle.on({Kind::kConnected, Clock::now()});
+  if (step.changed && step.state == WorkerState::kRunning) {
+    logLine(describe(slot) + " is ready (start.ready = \"connect\")");
+    slot.startTimer.cancel();
+    queue_.settled(slot.id);
+    pumpQueue();
+  }
+}
+
+void Supervisor::onReady(Slot& slot) {
+  const auto step = slot.lifecycle.on({Kind::kReady, Clock::now()});
+  if (!step.changed) {
+    return;
+  }
+  logLine(describe(slot) + " is ready after " +
+          formatDuration(Clock::now() - slot.lifecycle.startedAt()));
+  slot.startTimer.cancel();
+  queue_.settled(slot.id);
+  pumpQueue();
 }
 
 void Supervisor::routeEvent(Slot& slot, WorkerConnection& from, const wire::Header& header,
@@ -363,7 +599,8 @@ bool Supervisor::holdFor(std::uint32_t target, std::span<const std::byte> frame)
 void Supervisor::reportExpired(std::uint32_t cluster, std::uint64_t expired) {
   if (expired > 0) {
     reportDrop("cluster " + std::to_string(cluster) + ": " + std::to_string(expired) +
-                   " held event(s) older than " + formatDuration(kHoldLimits.maxAge) + " dropped",
+                   " held event(s) older than " + formatDuration(config_.events.holdMaxAge) +
+                   " dropped",
                expired);
   }
 }
@@ -409,10 +646,12 @@ void Supervisor::onDisconnected(WorkerConnection& connection, const std::string&
   }
   disconnect(slot);
   if (protocolError) {
-    logError(describe(slot) + ": protocol error: " + reason + "; disconnected, restarting it");
-    if (slot.state != WorkerState::kStopping) {
-      stopWorker(slot);
-    }
+    logError(describe(slot) + ": protocol error: " + reason + "; disconnected, stopping it");
+    handle(slot, Kind::kProtocolError);
+  } else if (slot.pid > 0) {
+    // Its exit follows soon in the usual case; a worker that goes on running without its
+    // connection gets no events, and is stopped as hung once its heartbeats are overdue.
+    logLine(describe(slot) + " closed its connection (" + reason + ")");
   }
 }
 
@@ -439,6 +678,9 @@ void Supervisor::disconnect(Slot& slot) {
   closeWaits(waits_.clusterGone(slot.id));
 }
 
+// ---------------------------------------------------------------------------------------------
+// Processes.
+
 void Supervisor::watchChildren() {
   childSignal_.async_wait([this](error_code ec, int) {
     if (ec) {
@@ -452,12 +694,14 @@ void Supervisor::watchChildren() {
 }
 
 void Supervisor::reapChildren() {
+  bool reaped = false;
   for (;;) {
     int status = 0;
     const pid_t pid = ::waitpid(-1, &status, WNOHANG);
     if (pid <= 0) {
-      return;
+      break;
     }
+    reaped = true;
     for (auto& slot : slots_) {
       if (slot->pid == pid) {
         onExit(*slot, status);
@@ -465,41 +709,158 @@ void Supervisor::reapChildren() {
       }
     }
   }
+  // Any death can re-parent more descendants here: a worker's, or that of a process in its group
+  // whose own children had left the group.
+  if (reaped && !finished_) {
+    killOrphans(false);
+  }
+}
+
+void Supervisor::killOrphans(bool all) {
+  // A child of the supervisor that is not a worker is a descendant whose parent died: it left its
+  // worker's process group (setsid, a double fork). It goes when its cluster's worker is gone or
+  // was replaced by a newer one; at the end of a stop, every one goes.
+  for (const auto& child : childrenOf(::getpid())) {
+    if (child.state == 'Z') {
+      continue;  // reaped by waitpid
+    }
+    const bool isWorker = std::any_of(slots_.begin(), slots_.end(),
+                                      [&](const auto& slot) { return slot->pid == child.pid; });
+    if (isWorker) {
+      continue;
+    }
+    bool kill = all;
+    const auto cluster = clusterOf(child.pid);
+    if (!kill) {
+      if (cluster && *cluster < slots_.size()) {
+        const Slot& owner = *slots_[*cluster];
+        // An unknown start time of the current worker counts the child as older: a leftover.
+        kill = owner.pid <= 0 || owner.processStartTime == 0 ||
+               child.startTime < owner.processStartTime;
+      }
+    }
+    if (kill) {
+      logLine("killing pid " + std::to_string(child.pid) + ", left behind by a worker of cluster " +
+              (cluster ? std::to_string(*cluster) : std::string("?")) + " that is gone");
+      ::kill(child.pid, SIGKILL);
+    }
+  }
 }
 
 void Supervisor::onExit(Slot& slot, int status) {
-  const auto uptime = Clock::now() - slot.startedAt;
   const pid_t pid = slot.pid;
+  WorkerExit exit;
   std::string how;
+  const bool wasStopping = slot.lifecycle.state() == WorkerState::kStopping;
   if (WIFSIGNALED(status)) {
-    const int sig = WTERMSIG(status);
-    how = "was killed by " + signalName(sig);
-    if (sig == SIGKILL && slot.state != WorkerState::kStopping) {
+    exit.signaled = true;
+    exit.code = WTERMSIG(status);
+    how = "was killed by " + signalName(exit.code);
+    if (exit.code == SIGKILL && !wasStopping) {
       how += " (possibly out of memory)";
     }
   } else {
-    how = "exited with status " + std::to_string(WEXITSTATUS(status));
+    exit.code = WEXITSTATUS(status);
+    how = "exited with status " + std::to_string(exit.code);
   }
   slot.killTimer.cancel();
+  slot.signalTimer.cancel();
+  slot.startTimer.cancel();
+  slot.heartbeatTimer.cancel();
   retire(slot);
   // Whatever the worker started in its process group goes with it.
   ::kill(-pid, SIGKILL);
   slot.pid = -1;
-  const std::string who =
-      "cluster " + std::to_string(slot.id) + " (pid " + std::to_string(pid) + ")";
-  if (shuttingDown_) {
-    slot.state = WorkerState::kStopped;
-    logLine(who + " " + how + "; stopped");
-    maybeFinish();
-    return;
+  queue_.settled(slot.id);
+  const std::uint32_t restartsBefore = slot.lifecycle.restarts();
+  const StopCause cause = slot.lifecycle.stopCause();
+  const WorkerLifecycle::Step step =
+      slot.lifecycle.on({Kind::kExited, Clock::now(), exit,
+                         std::uniform_real_distribution<double>(0.0, 1.0)(random_)});
+  std::string line = "cluster " + std::to_string(slot.id) + " (pid " + std::to_string(pid) + ") " +
+                     how + " after " + formatDuration(step.uptime) + " (" +
+                     std::to_string(restartsBefore) + " restart" +
+                     (restartsBefore == 1 ? "" : "s") + ")";
+  switch (cause) {
+    case StopCause::kStartTimeout:
+      line += ", stopped for not becoming ready";
+      break;
+    case StopCause::kHung:
+      line += ", stopped as hung";
+      break;
+    case StopCause::kProtocolError:
+      line += ", stopped for a protocol error";
+      break;
+    case StopCause::kNone:
+    case StopCause::kShutdown:
+      break;
   }
-  ++slot.restarts;
-  slot.state = WorkerState::kBackingOff;
-  logLine(who + " " + how + " after " + formatDuration(uptime) + "; restarting in " +
-          formatDuration(config_.restart.delay) + " (restart " + std::to_string(slot.restarts) +
-          ")");
-  scheduleRestart(slot);
+  switch (step.state) {
+    case WorkerState::kBackingOff:
+      line += "; restarting in " + formatDuration(step.delay);
+      break;
+    case WorkerState::kExited:
+      line += "; not restarted (restart.policy = \"" +
+              std::string(policyName(config_.restart.policy)) + "\"" +
+              (step.success ? ", a successful exit" : "") + ")";
+      break;
+    case WorkerState::kFailed:
+      line += "; crash loop: more than " + std::to_string(config_.restart.limit) +
+              " restarts within " + formatDuration(config_.restart.window) +
+              " of run time (restart.limit, restart.window); cluster " + std::to_string(slot.id) +
+              " failed";
+      if (step.action == Action::kRetryAfter) {
+        line += ", retrying in " + formatDuration(step.delay);
+      }
+      break;
+    case WorkerState::kStopped:
+      line += "; stopped";
+      break;
+    case WorkerState::kQueued:
+    case WorkerState::kStarting:
+    case WorkerState::kRunning:
+    case WorkerState::kStopping:
+      break;
+  }
+  slot.lastExitSucceeded = step.success;
+  if (step.state == WorkerState::kFailed) {
+    logError(line);
+  } else {
+    logLine(line);
+  }
+  carryOut(slot, step);
+  if (shuttingDown_) {
+    maybeFinish();
+  } else {
+    pumpQueue();
+    checkAllEnded();
+  }
 }
+
+void Supervisor::checkAllEnded() {
+  // Nothing runs and nothing will start again (exited under on-failure or never, failed without
+  // a retry): a supervisor with nothing to supervise ends, so whatever runs it notices. It fails
+  // when a cluster failed or its last exit was not a success.
+  bool anyFailed = false;
+  for (const auto& slot : slots_) {
+    const WorkerState state = slot->lifecycle.state();
+    if (state == WorkerState::kFailed && config_.restart.retryFailedAfter.count() == 0) {
+      anyFailed = true;
+    } else if (state == WorkerState::kExited) {
+      anyFailed = anyFailed || !slot->lastExitSucceeded;
+    } else {
+      return;
+    }
+  }
+  if (anyFailed) {
+    exitStatus_ = kExitUnavailable;
+  }
+  beginShutdown(std::string("no cluster is running or will be restarted") +
+                (anyFailed ? " (a cluster failed)" : ""));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stopping.
 
 void Supervisor::watchSignals() {
   stopSignals_.async_wait([this](error_code ec, int signal) {
@@ -526,6 +887,7 @@ void Supervisor::watchSignals() {
           ::kill(-slot->pid, SIGKILL);
         }
       }
+      killOrphans(true);
     }
     if (!finished_) {
       watchSignals();
@@ -534,28 +896,27 @@ void Supervisor::watchSignals() {
 }
 
 void Supervisor::beginShutdown(std::string_view why) {
+  if (shuttingDown_) {
+    return;
+  }
   shuttingDown_ = true;
+  shutdownRequestedAt_ = Clock::now();
+  queueTimer_.cancel();
   std::size_t running = 0;
   for (auto& slot : slots_) {
-    slot->restartTimer.cancel();
-    switch (slot->state) {
-      case WorkerState::kStarting:
-      case WorkerState::kRunning:
-        ++running;
-        stopWorker(*slot);
-        break;
-      case WorkerState::kStopping:
-        ++running;
-        break;
-      case WorkerState::kBackingOff:
-      case WorkerState::kStopped:
-        slot->state = WorkerState::kStopped;
-        break;
+    handle(*slot, Kind::kShutdown);
+    if (slot->lifecycle.state() == WorkerState::kStopping) {
+      ++running;
     }
   }
-  logLine(std::string(why) + "; stopping " + std::to_string(running) + " worker" +
-          (running == 1 ? "" : "s") + " (" + signalName(config_.stop.signal) + ", SIGKILL after " +
-          formatDuration(config_.stop.timeout) + "; send the signal again to kill at once)");
+  if (running == 0) {
+    logLine(std::string(why) + "; no worker is running");
+  } else {
+    logLine(std::string(why) + "; stopping " + std::to_string(running) + " worker" +
+            (running == 1 ? "" : "s") + " (" + signalName(config_.stop.signal) +
+            ", SIGKILL after " + formatDuration(config_.stop.timeout) +
+            "; send the signal again to kill at once)");
+  }
   maybeFinish();
 }
 
@@ -564,7 +925,7 @@ void Supervisor::maybeFinish() {
     return;
   }
   for (const auto& slot : slots_) {
-    if (slot->state != WorkerState::kStopped) {
+    if (slot->lifecycle.state() != WorkerState::kStopped) {
       return;
     }
   }
@@ -572,21 +933,38 @@ void Supervisor::maybeFinish() {
   reapChildren();
   sweepTimer_.cancel();
   stopSignals_.cancel();
+  // Descendants that escaped their worker's process group and are still around: killed, and
+  // reaped by finish(), which polls until they are gone or the bound passes.
+  orphanDeadline_ = Clock::now() + kOrphanTimeout;
+  finish();
+}
+
+void Supervisor::finish() {
+  killOrphans(true);
+  reapChildren();
+  const bool orphansLeft = !childrenOf(::getpid()).empty();
+  if (orphansLeft && Clock::now() < orphanDeadline_) {
+    orphanTimer_.expires_after(std::chrono::milliseconds(20));
+    orphanTimer_.async_wait([this](error_code ec) {
+      if (!ec) {
+        finish();
+      }
+    });
+    return;
+  }
   childSignal_.cancel();
   // Output still in the pipes is written out; a descendant that escaped the process group and
   // keeps a pipe open cannot hold the supervisor for more than this.
-  if (openCaptures_ == 0) {
-    logLine("all workers stopped");
-    return;
-  }
-  finishTimer_.expires_after(std::chrono::seconds(2));
-  finishTimer_.async_wait([this](error_code) {
-    for (const auto& weak : captures_) {
-      if (const auto capture = weak.lock()) {
-        capture->close();
+  if (openCaptures_ > 0) {
+    finishTimer_.expires_after(std::chrono::seconds(2));
+    finishTimer_.async_wait([this](error_code) {
+      for (const auto& weak : captures_) {
+        if (const auto capture = weak.lock()) {
+          capture->close();
+        }
       }
-    }
-  });
+    });
+  }
   logLine("all workers stopped");
 }
 

@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: MIT
 //
-// Supervisor: runs one bot. Starts a worker per cluster, relays events between them, restarts
-// workers that exit, and stops everything on SIGINT/SIGTERM.
+// Supervisor: runs one bot. Starts a worker per cluster through the spawn queue, relays events
+// between them, watches their readiness and heartbeats, restarts them by the restart policy, and
+// stops everything on SIGINT/SIGTERM.
 //
 // Everything happens on the one io_context thread that calls run(): signal handling (SIGCHLD is
-// reaped with waitpid(WNOHANG) in a loop), worker sockets, output capture and timers. Routing
-// decisions come from the pure Relay, WaitTable and HeldMessages; this class carries them out.
-// run() returns the process exit status once every worker has been stopped and reaped.
+// reaped with waitpid(WNOHANG) in a loop), worker sockets, output capture and timers. Decisions
+// come from pure code (WorkerLifecycle and RestartPolicy per cluster, SpawnQueue, Relay,
+// WaitTable, HeldMessages); this class feeds them events and the time and carries out what they
+// return. run() returns the process exit status once every worker has been stopped and reaped.
 #pragma once
 
 #include <sys/types.h>
@@ -15,6 +17,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -27,18 +30,16 @@
 #include "log_limiter.hpp"
 #include "output_capture.hpp"
 #include "relay.hpp"
+#include "spawn_queue.hpp"
 #include "spawner.hpp"
 #include "wait_table.hpp"
 #include "worker_connection.hpp"
-#include "worker_state.hpp"
+#include "worker_lifecycle.hpp"
 
 namespace clustervisor {
 
 class Supervisor final : private FrameSink {
  public:
-  // Events held for a cluster that is not connected (see HeldMessages).
-  static constexpr HeldMessages::Limits kHoldLimits{1000, 16 * 1024 * 1024,
-                                                    std::chrono::seconds(60)};
   // A broadcastAndWait the supervisor still tracks after this long is forgotten: its waiter has
   // long timed out, and a recipient that never acknowledges must not pin it forever.
   static constexpr std::chrono::hours kMaxWaitAge{1};
@@ -47,6 +48,8 @@ class Supervisor final : private FrameSink {
   static constexpr std::chrono::milliseconds kDuplicateSignalWindow{200};
   // How long the connection of a worker that exited is still read for what it sent last.
   static constexpr std::chrono::milliseconds kDrainTimeout{1000};
+  // How long the end of a stop waits for descendants that escaped their worker's process group.
+  static constexpr std::chrono::milliseconds kOrphanTimeout{2000};
 
   Supervisor(boost::asio::io_context& io, config::BotConfig config);
   ~Supervisor();
@@ -58,18 +61,29 @@ class Supervisor final : private FrameSink {
   using Clock = std::chrono::steady_clock;
 
   struct Slot {
-    explicit Slot(boost::asio::io_context& io) : restartTimer(io), killTimer(io) {}
+    Slot(boost::asio::io_context& io, std::uint32_t clusterId, const config::BotConfig& config)
+        : id(clusterId),
+          lifecycle(config.restart, config.start.ready),
+          restartTimer(io),
+          killTimer(io),
+          signalTimer(io),
+          startTimer(io),
+          heartbeatTimer(io) {}
     std::uint32_t id = 0;
-    WorkerState state = WorkerState::kBackingOff;
+    WorkerLifecycle lifecycle;
     pid_t pid = -1;
-    Clock::time_point startedAt;
-    std::uint32_t restarts = 0;
-    bool ready = false;
+    std::uint64_t processStartTime = 0;  // of pid, from /proc: tells its orphans from older ones
+    bool stopHandler = false;            // the worker's SDK has an onStop handler
+    bool lastExitSucceeded = true;       // the last exit counted as a success
+    Clock::time_point lastHeard;         // last frame from the worker
     std::shared_ptr<WorkerConnection> connection;
     std::shared_ptr<OutputCapture> out;
     std::shared_ptr<OutputCapture> err;
-    boost::asio::steady_timer restartTimer;
-    boost::asio::steady_timer killTimer;
+    boost::asio::steady_timer restartTimer;  // backoff, or the retry of a failed cluster
+    boost::asio::steady_timer killTimer;     // SIGKILL at the end of stop.timeout
+    boost::asio::steady_timer signalTimer;   // the stop signal after stop.signal_delay
+    boost::asio::steady_timer startTimer;    // start.timeout
+    boost::asio::steady_timer heartbeatTimer;
   };
 
   void onFrame(WorkerConnection& connection, const wire::Header& header,
@@ -77,10 +91,17 @@ class Supervisor final : private FrameSink {
   void onDisconnected(WorkerConnection& connection, const std::string& reason,
                       bool protocolError) override;
 
-  void spawn(Slot& slot);
-  void scheduleRestart(Slot& slot);
+  // Feeds an event to a slot's lifecycle and carries out the step.
+  void handle(Slot& slot, WorkerLifecycle::EventKind kind, WorkerExit exit = {});
+  void carryOut(Slot& slot, const WorkerLifecycle::Step& step);
+  void pumpQueue();
+  bool spawn(Slot& slot);
   void stopWorker(Slot& slot);
-  void onHello(Slot& slot, std::span<std::byte> frame);
+  void abortWorker(Slot& slot);
+  void armKillTimer(Slot& slot, std::string what);
+  void watchHeartbeat(Slot& slot);
+  void onHello(Slot& slot, WorkerConnection& connection, std::span<std::byte> frame);
+  void onReady(Slot& slot);
   void routeEvent(Slot& slot, WorkerConnection& from, const wire::Header& header,
                   std::span<std::byte> frame);
   void routeAck(Slot& slot, const wire::Header& header, std::span<std::byte> frame);
@@ -90,10 +111,13 @@ class Supervisor final : private FrameSink {
   void retire(Slot& slot);
   void reapChildren();
   void onExit(Slot& slot, int status);
+  void killOrphans(bool all);
   void watchSignals();
   void watchChildren();
   void beginShutdown(std::string_view why);
   void maybeFinish();
+  void finish();
+  void checkAllEnded();
   bool holdFor(std::uint32_t target, std::span<const std::byte> frame);
   void reportExpired(std::uint32_t cluster, std::uint64_t expired);
   void reportOutboxFull(std::uint32_t recipient);
@@ -105,15 +129,20 @@ class Supervisor final : private FrameSink {
   config::BotConfig config_;
   Spawner spawner_;
   std::vector<std::unique_ptr<Slot>> slots_;
+  SpawnQueue queue_;
+  boost::asio::steady_timer queueTimer_;
   Relay relay_;
   WaitTable waits_;
   HeldMessages held_;
   boost::asio::signal_set stopSignals_;
   boost::asio::signal_set childSignal_;
   boost::asio::steady_timer finishTimer_;
+  boost::asio::steady_timer orphanTimer_;
+  std::mt19937_64 random_;
   bool shuttingDown_ = false;
   bool escalated_ = false;
   Clock::time_point shutdownRequestedAt_;
+  Clock::time_point orphanDeadline_;
   bool finished_ = false;
   int exitStatus_ = 0;
   int openCaptures_ = 0;

@@ -1,19 +1,7 @@
 // SPDX-License-Identifier: MIT
 //
-// WorkerState: where one cluster's worker is in its life, as shown in logs and documented in
-// clustervisor(1). Transitions (the supervisor drives them; an exit is a reaped SIGCHLD):
-//
-//   starting    --hello-->             running
-//   starting    --exit-->              backing-off
-//   running     --exit-->              backing-off
-//   starting,
-//   running     --protocol error-->    stopping   (stop signal, SIGKILL at stop.timeout)
-//   stopping    --exit-->              backing-off
-//   backing-off --restart.delay-->     starting   (or backing-off again if the spawn failed)
-//   starting, running, stopping  --supervisor stops-->  stopping --exit--> stopped
-//   backing-off                  --supervisor stops-->  stopped
-//
-// A worker that closes its socket but keeps running stays where it is, disconnected.
+// WorkerState: where one cluster is in its life, as shown in logs and in clustervisor(1). The
+// transitions are made by WorkerLifecycle (worker_lifecycle.hpp), which has the full table.
 #pragma once
 
 #include <string_view>
@@ -21,15 +9,20 @@
 namespace clustervisor {
 
 enum class WorkerState {
-  kStarting,    // spawned, has not said hello yet
-  kRunning,     // connected; events flow
-  kStopping,    // the stop signal was sent; SIGKILL follows at the stop timeout
-  kBackingOff,  // exited or failed to start; waits restart.delay before starting again
-  kStopped,     // the supervisor is stopping and this worker is gone
+  kQueued,      // waiting for its turn in the spawn queue
+  kStarting,    // spawned, not ready yet
+  kRunning,     // ready
+  kStopping,    // being stopped: stop frame, stop signal (or SIGABRT), SIGKILL at the timeout
+  kBackingOff,  // exited; waits out its backoff before it queues to start again
+  kFailed,      // crash loop; retried after restart.retry_failed_after (unless 0s)
+  kExited,      // exited and not restarted by the policy (on-failure after a success, never)
+  kStopped,     // the supervisor is stopping and this cluster has nothing running
 };
 
 constexpr std::string_view toString(WorkerState state) {
   switch (state) {
+    case WorkerState::kQueued:
+      return "queued";
     case WorkerState::kStarting:
       return "starting";
     case WorkerState::kRunning:
@@ -38,10 +31,20 @@ constexpr std::string_view toString(WorkerState state) {
       return "stopping";
     case WorkerState::kBackingOff:
       return "backing-off";
+    case WorkerState::kFailed:
+      return "failed";
+    case WorkerState::kExited:
+      return "exited";
     case WorkerState::kStopped:
       return "stopped";
   }
   return "unknown";
+}
+
+// A process runs for the cluster (and must be reaped before the cluster can be stopped).
+constexpr bool hasProcess(WorkerState state) {
+  return state == WorkerState::kStarting || state == WorkerState::kRunning ||
+         state == WorkerState::kStopping;
 }
 
 }  // namespace clustervisor

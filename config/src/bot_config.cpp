@@ -841,14 +841,15 @@ constexpr std::array kRules = {
           "longest backoff delay (0s to 24h, at least restart.delay)"},
          applyRestartMaxDelay},
     Rule{{"restart.stable_after", "duration", "\"30s\"",
-          "a run at least this long resets the backoff to restart.delay (1ms to 24h)"},
+          "a worker ready at least this long before it exits resets the backoff to restart.delay "
+          "(1ms to 24h)"},
          applyStableAfter},
     Rule{{"restart.limit", "integer", "5",
           "more restarts than this within restart.window of run time is a crash loop (0 to "
           "1000000; 0: no limit)"},
          applyRestartLimit},
     Rule{{"restart.window", "duration", "\"1m\"",
-          "span of the cluster's run time, not counting backoff waits, in which restart.limit "
+          "span of the cluster's run time (time its workers were ready) in which restart.limit "
           "applies (1ms to 24h)"},
          applyRestartWindow},
     Rule{{"restart.on_crash_loop", "string", "\"fail-cluster\"",

@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -48,11 +49,38 @@ std::string probeConfig(const TempDir& dir, int clusters, const std::string& mod
   out << "command = [\"" << probeWorkerBinary().string() << "\"]\n"
       << "clusters = " << clusters << "\n"
       << "environment = { PROBE_MODE = \"" << mode << "\", PROBE_DIR = \"" << dir.path().string()
-      << "\"" << (environment.empty() ? "" : ", " + environment) << " }\n"
-      << "[restart]\ndelay = \"100ms\"\n"
-      << "[stop]\ntimeout = \"5s\"\n"
-      << extra;
+      << "\"" << (environment.empty() ? "" : ", " + environment)
+      << " }\n"
+      // Tables the test's `extra` writes itself replace these defaults (TOML forbids a table
+      // twice).
+      << (extra.find("[restart]") == std::string::npos ? "[restart]\ndelay = \"100ms\"\n" : "")
+      << (extra.find("[stop]") == std::string::npos ? "[stop]\ntimeout = \"5s\"\n" : "") << extra;
   return out.str();
+}
+
+std::size_t countLines(const SupervisorRun& run, std::initializer_list<std::string> needles) {
+  std::size_t count = 0;
+  for (const auto& line : run.lines()) {
+    bool all = true;
+    for (const auto& needle : needles) {
+      all = all && line.find(needle) != std::string::npos;
+    }
+    count += all ? 1 : 0;
+  }
+  return count;
+}
+
+long delayMs(const std::string& text) {
+  char* end = nullptr;
+  const double value = std::strtod(text.c_str(), &end);
+  const std::string unit(end, std::min<std::size_t>(2, std::strlen(end)));
+  if (unit == "ms") {
+    return static_cast<long>(value);
+  }
+  if (!unit.empty() && unit[0] == 's') {
+    return static_cast<long>(value * 1000.0);
+  }
+  return -1;
 }
 
 SupervisorRun::SupervisorRun(std::vector<std::string> args) {
@@ -173,9 +201,10 @@ std::string SupervisorRun::waitForLine(const std::function<bool(const std::strin
       for (const auto& l : lines_) {
         all += "  | " + l.substr(0, 300) + "\n";
       }
+      const bool ended = eof_;
       lock.unlock();
       BOOST_FAIL("waited " << timeout.count() << " ms for " << what
-                           << (eof_ ? " (the supervisor's output ended)" : "")
+                           << (ended ? " (the supervisor's output ended)" : "")
                            << "; output so far:\n"
                            << all);
     }

@@ -42,8 +42,18 @@ std::filesystem::path probeWorkerBinary();
 
 // A bot.toml running the probe worker: `extra` is appended verbatim (more keys/tables);
 // `environment` adds to PROBE_DIR.
+// A bot.toml running the probe worker in `mode`. `extra` is appended TOML; when it has a [restart]
+// or [stop] table, that table replaces the default one (restart.delay 100ms, stop.timeout 5s).
 std::string probeConfig(const TempDir& dir, int clusters, const std::string& mode,
                         const std::string& environment = "", const std::string& extra = "");
+
+class SupervisorRun;
+
+// Lines of the run's output that contain every one of `needles`.
+std::size_t countLines(const SupervisorRun& run, std::initializer_list<std::string> needles);
+
+// "250ms" or "1.5s" (how the supervisor writes durations) in milliseconds; -1 if it is neither.
+long delayMs(const std::string& text);
 
 class SupervisorRun {
  public:

@@ -26,7 +26,7 @@ BOOST_AUTO_TEST_CASE(workers_get_their_environment_and_only_fds_0_to_3) {
     const auto id = std::to_string(c);
     run->waitForLine("[cluster " + id + "] START id=" + id + " pid=");
     const auto line = run->linesContaining("[cluster " + id + "] START")[0];
-    BOOST_TEST(line.find(" total=3 fd=3 protocol=1 fds=0,1,2,3 extra=from-config pgid-is-pid=1") !=
+    BOOST_TEST(line.find(" total=3 fd=3 protocol=2 fds=0,1,2,3 extra=from-config pgid-is-pid=1") !=
                    std::string::npos,
                line);
   }
@@ -71,7 +71,7 @@ BOOST_AUTO_TEST_CASE(malformed_frame_costs_only_the_worker_that_sent_it) {
   auto run = start(dir, 3, "restart-hello", "PROBE_RAW = \"1:garbage\"");
   // The worker may be stopped before it can say it sent the garbage: wait for the verdict.
   const auto error =
-      run->waitForLine("protocol error: unknown frame type; disconnected, restarting it");
+      run->waitForLine("protocol error: unknown frame type; disconnected, stopping it");
   BOOST_TEST(error.find("clustervisor: error: cluster 1 (pid ") == 0u, error);
   // It comes back and events flow between everyone again.
   run->waitForLine("[cluster 1] START id=1");
@@ -79,7 +79,7 @@ BOOST_AUTO_TEST_CASE(malformed_frame_costs_only_the_worker_that_sent_it) {
   run->waitForLine("[cluster 2] RECV back from=1");
   BOOST_TEST(run->linesContaining("START id=0").size() == 1u);
   BOOST_TEST(run->linesContaining("START id=2").size() == 1u);
-  BOOST_TEST(run->linesContaining("protocol error").size() == 1u);
+  BOOST_TEST(run->linesContaining("protocol error:").size() == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(oversize_frame_costs_only_the_worker_that_sent_it) {
@@ -128,19 +128,64 @@ BOOST_AUTO_TEST_CASE(sigint_stops_like_sigterm) {
   run->waitForLine("clustervisor: received SIGINT; stopping 2 workers");
 }
 
-BOOST_AUTO_TEST_CASE(missing_program_is_reported_with_its_path_and_retried) {
+BOOST_AUTO_TEST_CASE(missing_program_is_reported_with_its_path_and_retried_with_growing_backoff) {
   TempDir dir;
   auto run = SupervisorRun::run(dir.write("bot.toml",
                                           "command = [\"./no-such-worker\"]\nclusters = 1\n"
-                                          "[restart]\ndelay = \"200ms\"\n"));
-  const std::string expected =
-      "clustervisor: error: cluster 0: cannot start \"" + (dir.path() / "no-such-worker").string() +
-      "\" in \"" + dir.path().string() + "\": No such file or directory; retrying in 200ms";
-  run->waitForLines(expected, 2);
+                                          "[restart]\ndelay = \"100ms\"\nlimit = 0\n"));
+  const std::string expected = "clustervisor: error: cluster 0: cannot start \"" +
+                               (dir.path() / "no-such-worker").string() + "\" in \"" +
+                               dir.path().string() + "\": No such file or directory; retrying in ";
+  const auto lines = run->waitForLines(expected, 4);
+  // Not a busy loop: each wait is longer than the one before (100ms doubling, with jitter).
+  std::vector<long> delays;
+  for (const auto& line : lines) {
+    delays.push_back(delayMs(line.substr(line.rfind("retrying in ") + 12)));
+  }
+  BOOST_TEST(delays[0] >= 75);
+  BOOST_TEST(delays[0] <= 100);
+  for (std::size_t i = 1; i < delays.size(); ++i) {
+    BOOST_TEST(delays[i] > delays[i - 1], run->transcript());
+  }
   run->signal(SIGTERM);
   const auto status = run->waitExit(30s);
   BOOST_REQUIRE(status.has_value());
   BOOST_TEST(*status == 0);
+}
+
+BOOST_AUTO_TEST_CASE(a_program_that_is_not_executable_is_named_in_the_error) {
+  TempDir dir;
+  dir.write("worker.sh", "#!/bin/sh\nexit 0\n");  // written without the execute bit
+  auto run = SupervisorRun::run(
+      dir.write("bot.toml",
+                "command = [\"./worker.sh\"]\n[restart]\ndelay = \"50ms\"\nlimit = 1\n"
+                "retry_failed_after = \"0s\"\n"));
+  const auto status = run->waitExit(30s);
+  BOOST_REQUIRE(status.has_value());
+  BOOST_TEST(*status == 69, run->transcript());
+  run->waitForLine("clustervisor: error: cluster 0: cannot start \"" +
+                   (dir.path() / "worker.sh").string() + "\" in \"" + dir.path().string() +
+                   "\": Permission denied; retrying in ");
+  run->waitForLine(
+      "Permission denied; crash loop: more than 1 restarts within 60.0s of run time "
+      "(restart.limit, restart.window); cluster 0 failed");
+}
+
+BOOST_AUTO_TEST_CASE(a_missing_working_directory_is_named_in_the_error) {
+  TempDir dir;
+  auto run =
+      SupervisorRun::run(dir.write("bot.toml",
+                                   "command = [\"/bin/true\"]\nworking_directory = \"nowhere\"\n"
+                                   "[restart]\ndelay = \"50ms\"\n"));
+  const auto lines = run->waitForLines(
+      "clustervisor: error: cluster 0: cannot start \"/bin/true\": its working directory \"" +
+          (dir.path() / "nowhere").string() +
+          "\" (working_directory) is not usable: No such file or directory; retrying in ",
+      2);
+  run->signal(SIGTERM);
+  const auto status = run->waitExit(30s);
+  BOOST_REQUIRE(status.has_value());
+  BOOST_TEST(*status == 0, run->transcript());
 }
 
 BOOST_AUTO_TEST_CASE(worker_exits_when_the_supervisor_is_killed) {
@@ -170,7 +215,7 @@ BOOST_AUTO_TEST_CASE(worker_ignoring_the_stop_signal_is_killed_at_the_stop_timeo
   BOOST_TEST(*status == 0);
   BOOST_TEST(run->linesContaining("did not exit within 300ms of SIGTERM; sending SIGKILL").size() ==
              2u);
-  BOOST_TEST(run->linesContaining("was killed by SIGKILL; stopped").size() == 2u,
+  BOOST_TEST(countLines(*run, {"was killed by SIGKILL after ", "; stopped"}) == 2u,
              run->transcript());
 }
 
@@ -194,7 +239,7 @@ BOOST_AUTO_TEST_CASE(second_signal_kills_every_worker_at_once) {
   BOOST_REQUIRE(status.has_value());
   BOOST_TEST(*status == 0);
   run->waitForLine("received SIGINT again; killing every worker now");
-  BOOST_TEST(run->linesContaining("was killed by SIGKILL; stopped").size() == 2u);
+  BOOST_TEST(countLines(*run, {"was killed by SIGKILL after ", "; stopped"}) == 2u);
 }
 
 BOOST_AUTO_TEST_CASE(every_worker_killed_at_once_is_restarted_and_none_is_left_a_zombie) {
@@ -237,10 +282,209 @@ BOOST_AUTO_TEST_CASE(stop_is_not_held_up_by_a_detached_descendant_keeping_an_old
   BOOST_REQUIRE(status.has_value());
   BOOST_TEST(*status == 0);
   run->waitForLine("clustervisor: all workers stopped");
-  // The detached process is the test's own leftover: end it.
+  // The detached process outlived its worker; the supervisor killed it as a leftover.
   std::ifstream pidFile(detached);
   pid_t leftover = 0;
-  if (pidFile >> leftover && leftover > 0) {
+  BOOST_REQUIRE(pidFile >> leftover);
+  BOOST_TEST(waitGone(leftover), "the detached descendant " << leftover << " survived");
+  run->waitForLine("clustervisor: killing pid " + std::to_string(leftover) + ", left behind");
+  if (processExists(leftover)) {
     ::kill(leftover, SIGKILL);
+  }
+}
+
+namespace {
+// "CHILDREN group=<pid> session=<pid>" from the probe in mode "children".
+std::pair<pid_t, pid_t> childrenOf(SupervisorRun& run, int cluster, std::size_t nth = 0) {
+  const auto lines =
+      run.waitForLines("[cluster " + std::to_string(cluster) + "] CHILDREN ", nth + 1);
+  const auto& line = lines[nth];
+  const pid_t group = std::atoi(line.substr(line.find("group=") + 6).c_str());
+  const pid_t session = std::atoi(line.substr(line.find("session=") + 8).c_str());
+  return {group, session};
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(grandchildren_and_setsid_grandchildren_do_not_survive_a_stop) {
+  TempDir dir;
+  auto run = start(dir, 2, "children");
+  const auto [group0, session0] = childrenOf(*run, 0);
+  const auto [group1, session1] = childrenOf(*run, 1);
+  for (const pid_t pid : {group0, session0, group1, session1}) {
+    BOOST_REQUIRE(processExists(pid));
+  }
+  run->signal(SIGTERM);
+  const auto status = run->waitExit(30s);
+  BOOST_REQUIRE(status.has_value());
+  BOOST_TEST(*status == 0, run->transcript());
+  for (const pid_t pid : {group0, session0, group1, session1}) {
+    BOOST_TEST(!processExists(pid), "descendant " << pid << " survived the stop");
+    if (processExists(pid)) {
+      ::kill(pid, SIGKILL);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_setsid_grandchild_goes_with_its_worker_and_the_new_worker_keeps_its_own) {
+  TempDir dir;
+  auto run = start(dir, 1, "children");
+  const pid_t worker = startedPid(*run, 0);
+  const auto [group, session] = childrenOf(*run, 0);
+  BOOST_REQUIRE(::kill(worker, SIGKILL) == 0);
+  const auto [newGroup, newSession] = childrenOf(*run, 0, 1);
+  BOOST_TEST(waitGone(group), "same-group grandchild " << group << " survived its worker");
+  BOOST_TEST(waitGone(session), "setsid grandchild " << session << " survived its worker");
+  run->waitForLine("clustervisor: killing pid " + std::to_string(session) + ", left behind");
+  // The new worker's own descendants are left alone.
+  BOOST_TEST(processExists(newGroup));
+  BOOST_TEST(processExists(newSession));
+  run->signal(SIGTERM);
+  BOOST_REQUIRE(run->waitExit(30s).has_value());
+  BOOST_TEST(waitGone(newSession));
+}
+
+BOOST_AUTO_TEST_CASE(a_second_supervisor_for_the_same_config_is_refused_with_exit_75) {
+  TempDir dir;
+  const auto config = dir.write("bot.toml", probeConfig(dir, 1, "basic"));
+  auto first = SupervisorRun::run(config);
+  const pid_t worker = startedPid(*first, 0);
+  auto second = SupervisorRun::run(config);
+  const auto status = second->waitExit(30s);
+  BOOST_REQUIRE(status.has_value());
+  BOOST_TEST(*status == 75, second->transcript());
+  const auto refusal = second->waitForLine("is already running under another supervisor (pid " +
+                                           std::to_string(first->pid()) + ")");
+  BOOST_TEST(refusal.find("clustervisor: error: " + config.string()) == 0u, refusal);
+  BOOST_TEST(second->linesContaining("started").empty(), second->transcript());
+  // The first one is untouched.
+  BOOST_TEST(processExists(worker));
+  BOOST_TEST(first->linesContaining("START id=0").size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_lock_left_by_a_killed_supervisor_does_not_block_the_next_start) {
+  TempDir dir;
+  const auto config = dir.write("bot.toml", probeConfig(dir, 1, "basic"));
+  auto first = SupervisorRun::run(config);
+  const pid_t worker = startedPid(*first, 0);
+  first->signal(SIGKILL);
+  BOOST_REQUIRE(first->waitExit(30s).has_value());
+  BOOST_TEST(waitGone(worker));
+  auto second = SupervisorRun::run(config);
+  const pid_t next = startedPid(*second, 0);
+  second->waitForLine("cluster 0 (pid " + std::to_string(next) + ") is ready");
+  second->signal(SIGTERM);
+  const auto status = second->waitExit(30s);
+  BOOST_REQUIRE(status.has_value());
+  BOOST_TEST(*status == 0, second->transcript());
+}
+
+BOOST_AUTO_TEST_CASE(a_worker_with_an_on_stop_handler_is_told_first_and_exits_cleanly) {
+  TempDir dir;
+  auto run = start(dir, 2, "onstop");
+  const pid_t pid = startedPid(*run, 0);
+  run->waitForLine("cluster 0 (pid " + std::to_string(pid) + ") is ready");
+  run->waitForLine("cluster 1 (pid " + std::to_string(startedPid(*run, 1)) + ") is ready");
+  run->signal(SIGTERM);
+  const auto status = run->waitExit(30s);
+  BOOST_REQUIRE(status.has_value());
+  BOOST_TEST(*status == 0, run->transcript());
+  // The handler ran with the time left before SIGKILL (stop.timeout, 5s) and the worker left on
+  // its own: no stop signal reached it.
+  BOOST_TEST(run->linesContaining("] STOP untilKill=5000").size() == 2u, run->transcript());
+  BOOST_TEST(countLines(*run, {"exited with status 0 after ", "; stopped"}) == 2u,
+             run->transcript());
+}
+
+BOOST_AUTO_TEST_CASE(stopping_works_while_a_cluster_is_backing_off_or_still_starting) {
+  TempDir dir;
+  // Cluster 0 crashed and waits out a long backoff; cluster 1 never becomes ready.
+  auto run = SupervisorRun::run(dir.write(
+      "bot.toml",
+      probeConfig(dir, 2, "never-ready", "PROBE_ONLY = \"1\"",
+                  "[restart]\ndelay = \"1h\"\nmax_delay = \"1h\"\n[start]\ntimeout = \"1h\"\n")));
+  const pid_t crashing = startedPid(*run, 0);
+  run->waitForLine("cluster 0 (pid " + std::to_string(crashing) + ") is ready");
+  BOOST_REQUIRE(::kill(crashing, SIGKILL) == 0);
+  run->waitForLine("cluster 0 (pid " + std::to_string(crashing) + ") was killed by SIGKILL");
+  run->waitForLine("[cluster 1] NOT READY");
+  run->signal(SIGTERM);
+  const auto status = run->waitExit(30s);
+  BOOST_REQUIRE(status.has_value());
+  BOOST_TEST(*status == 0, run->transcript());
+  run->waitForLine("received SIGTERM; stopping 1 worker ");
+  // Nothing was started after the stop began.
+  BOOST_TEST(run->linesContaining("started (restart").empty(), run->transcript());
+}
+
+BOOST_AUTO_TEST_CASE(emit_to_a_restarting_cluster_is_delivered_in_order_when_it_is_back) {
+  TempDir dir;
+  auto run = SupervisorRun::run(dir.write(
+      "bot.toml", probeConfig(dir, 2, "emit-on-file", "", "[restart]\ndelay = \"3s\"\n")));
+  const pid_t target = startedPid(*run, 1);
+  run->waitForLine("cluster 1 (pid " + std::to_string(target) + ") is ready");
+  BOOST_REQUIRE(::kill(target, SIGKILL) == 0);
+  run->waitForLine("cluster 1 (pid " + std::to_string(target) + ") was killed by SIGKILL");
+  dir.write("send", "now\n");
+  run->waitForLine("[cluster 0] SENT 20");
+  // Sent while cluster 1 was down: held, then delivered to the new worker, in order.
+  BOOST_TEST(run->linesContaining("clustervisor: cluster 1 (pid ").size() >= 1u);
+  const pid_t back = startedPid(*run, 1, 1);
+  run->waitForLine("cluster 1 (pid " + std::to_string(back) + ") connected; delivering 20 held");
+  const auto received = run->waitForLines("[cluster 1] RECV held from=0", 20);
+  for (int n = 0; n < 20; ++n) {
+    BOOST_TEST(received[static_cast<std::size_t>(n)].find("data={\"n\":" + std::to_string(n) +
+                                                          "}") != std::string::npos,
+               received[static_cast<std::size_t>(n)]);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(held_events_over_the_configured_limit_are_counted_and_logged) {
+  TempDir dir;
+  auto run = SupervisorRun::run(dir.write(
+      "bot.toml", probeConfig(dir, 2, "emit-on-file", "",
+                              "[restart]\ndelay = \"3s\"\n[events]\nhold_max_count = 5\n")));
+  const pid_t target = startedPid(*run, 1);
+  run->waitForLine("cluster 1 (pid " + std::to_string(target) + ") is ready");
+  BOOST_REQUIRE(::kill(target, SIGKILL) == 0);
+  run->waitForLine("cluster 1 (pid " + std::to_string(target) + ") was killed by SIGKILL");
+  dir.write("send", "now\n");
+  run->waitForLine("[cluster 0] SENT 20");
+  // The first over the limit is logged at once, with the running total; the rest within the
+  // rate limit are counted in the next report.
+  const auto drop = run->waitForLine(
+      "cluster 1 is not connected and its held events are at the "
+      "limit (5 events, ");
+  BOOST_TEST(drop.find("event from cluster 0 dropped") != std::string::npos, drop);
+  const pid_t back = startedPid(*run, 1, 1);
+  run->waitForLine("cluster 1 (pid " + std::to_string(back) + ") connected; delivering 5 held");
+  const auto received = run->waitForLines("[cluster 1] RECV held from=0", 5);
+  for (int n = 0; n < 5; ++n) {
+    BOOST_TEST(received[static_cast<std::size_t>(n)].find("data={\"n\":" + std::to_string(n) +
+                                                          "}") != std::string::npos);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(cluster_id_total_and_shards_are_the_same_after_every_restart) {
+  TempDir dir;
+  auto run = SupervisorRun::run(
+      dir.write("bot.toml", probeConfig(dir, 4, "basic", "", "[shards]\ntotal = 10\n")));
+  const std::vector<std::string> expected = {"0,1,2", "3,4,5", "6,7", "8,9"};
+  for (std::size_t round = 0; round < 3; ++round) {
+    for (int c = 0; c < 4; ++c) {
+      const auto id = std::to_string(c);
+      const auto& shards = expected[static_cast<std::size_t>(c)];
+      const auto start = run->waitForLines("[cluster " + id + "] START id=" + id, round + 1)[round];
+      BOOST_TEST(start.find(" total=4 ") != std::string::npos, start);
+      BOOST_TEST(start.find(" shards=" + shards + " totalShards=10 ") != std::string::npos, start);
+      const auto sdk = run->waitForLines("[cluster " + id + "] SDK ", round + 1)[round];
+      BOOST_TEST(sdk.find("SDK id=" + id + " total=4 shards=" + shards + " totalShards=10") !=
+                     std::string::npos,
+                 sdk);
+    }
+    if (round < 2) {
+      for (int c = 0; c < 4; ++c) {
+        ::kill(startedPid(*run, c, round), SIGKILL);
+      }
+    }
   }
 }

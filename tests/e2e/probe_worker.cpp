@@ -8,6 +8,8 @@
 // marker file in PROBE_DIR.
 #include <dirent.h>
 #include <signal.h>
+#include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,6 +21,7 @@
 #include <future>
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -90,6 +93,48 @@ void waitForFile(const std::string& name) {
   }
 }
 
+// How many times this cluster has started, this start included (a counter file per cluster).
+int countRun(const std::string& id) {
+  const std::string path = env("PROBE_DIR", "/tmp") + "/runs-" + id;
+  int runs = 0;
+  std::ifstream(path) >> runs;
+  std::ofstream(path) << ++runs << "\n";
+  return runs;
+}
+
+// Element `run` (1-based) of a comma-separated list of integers; the last repeats.
+long planFor(const std::string& plan, int run) {
+  std::vector<long> values;
+  std::istringstream in(plan);
+  for (std::string item; std::getline(in, item, ',');) {
+    values.push_back(std::atol(item.c_str()));
+  }
+  if (values.empty()) {
+    return 0;
+  }
+  return values[static_cast<std::size_t>(std::min<int>(run, static_cast<int>(values.size())) - 1)];
+}
+
+long monotonicMs() {
+  timespec now{};
+  ::clock_gettime(CLOCK_MONOTONIC, &now);
+  return static_cast<long>(now.tv_sec) * 1000 + now.tv_nsec / 1000000;
+}
+
+// Starts `sleep 1000` as a child; with `newSession`, in a session (and process group) of its own,
+// as a daemon would.
+pid_t startSleeper(bool newSession) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    if (newSession) {
+      ::setsid();
+    }
+    ::execlp("sleep", "sleep", "1000", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  return pid;
+}
+
 // Returns once the supervisor has handled everything this worker sent before: an emitTo to
 // ourselves comes back only after it, on the same connection.
 void echoThroughSupervisor(EventBus& events, int self) {
@@ -139,7 +184,7 @@ int rawWorker(const std::string& mode) {
   hello.pid = static_cast<std::uint32_t>(::getpid());
   auto frame = clustervisor::wire::encodeHello(hello);
   (void)!::write(fd, frame.data(), frame.size());
-  std::byte welcome[40];
+  std::byte welcome[clustervisor::wire::kHeaderSize + clustervisor::wire::kWelcomeBodySize];
   std::size_t got = 0;
   while (got < sizeof welcome) {
     const ssize_t n = ::read(fd, welcome + got, sizeof welcome - got);
@@ -223,7 +268,12 @@ int main() {
   say("START id=", env("CLUSTERVISOR_CLUSTER_ID"), " pid=", ::getpid(),
       " total=", env("CLUSTERVISOR_TOTAL_CLUSTERS"), " fd=", env("CLUSTERVISOR_FD"),
       " protocol=", env("CLUSTERVISOR_PROTOCOL"), " fds=", openFds(),
-      " extra=", env("PROBE_EXTRA", "-"), " pgid-is-pid=", ::getpgrp() == ::getpid() ? 1 : 0);
+      " extra=", env("PROBE_EXTRA", "-"), " pgid-is-pid=", ::getpgrp() == ::getpid() ? 1 : 0,
+      " shards=", env("CLUSTERVISOR_SHARDS", "-"),
+      " totalShards=", env("CLUSTERVISOR_TOTAL_SHARDS", "-"), " mono=", monotonicMs());
+  // A hung worker is sent SIGABRT; its core would only litter the test directory.
+  const rlimit noCore{0, 0};
+  ::setrlimit(RLIMIT_CORE, &noCore);
 
   if (mode == "tokens") {
     return tokensMain();
@@ -233,6 +283,13 @@ int main() {
     waitForFile("go");
   }
   clustervisor::ClusterOptions options;
+  // Heartbeats from the executor: a worker that stops running it stops heartbeating.
+  std::optional<boost::asio::io_context> ownContext;
+  if (mode == "hang") {
+    ownContext.emplace();
+    options.executor = ownContext->get_executor();
+    options.heartbeatFromExecutor = true;
+  }
   if (mode == "lost") {
     options.onSupervisorLost = [] {
       say("LOST handler called");
@@ -243,6 +300,14 @@ int main() {
   auto cluster = Cluster::fromEnvironment(options);
   auto& events = cluster.events();
   const int id = cluster.id();
+  {
+    std::string shards;
+    for (const auto shard : cluster.shards()) {
+      shards += (shards.empty() ? "" : ",") + std::to_string(shard);
+    }
+    say("SDK id=", id, " total=", cluster.totalClusters(),
+        " shards=", shards.empty() ? "-" : shards, " totalShards=", cluster.totalShards());
+  }
   events.setErrorHandler([](std::string_view event, std::exception_ptr error) {
     try {
       std::rethrow_exception(error);
@@ -425,6 +490,73 @@ int main() {
   if (mode == "crash" && id == std::atoi(env("PROBE_CRASH", "-1").c_str()) && firstTime("crash")) {
     std::this_thread::sleep_for(50ms);
     std::exit(3);
+  }
+
+  if (mode == "exit" && (env("PROBE_ONLY").empty() || env("PROBE_ONLY") == std::to_string(id))) {
+    // PROBE_PLAN: how long each run lives before it exits with status PROBE_STATUS (default 3).
+    const int run = countRun(std::to_string(id));
+    const long lifetime = planFor(env("PROBE_PLAN", "0"), run);
+    cluster.ready();
+    say("RUN ", run, " lives ", lifetime, "ms");
+    std::this_thread::sleep_for(std::chrono::milliseconds(lifetime));
+    std::fflush(nullptr);
+    ::_exit(std::atoi(env("PROBE_STATUS", "3").c_str()));
+  }
+
+  if (mode == "never-ready" &&
+      (env("PROBE_ONLY").empty() || env("PROBE_ONLY") == std::to_string(id)) &&
+      firstTime("never-ready-" + std::to_string(id))) {
+    say("NOT READY");
+    sleepForever();
+  }
+
+  if (mode == "slow-ready") {
+    // PROBE_READY_MS: per-cluster list of delays before ready() ("500,0,0").
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(planFor(env("PROBE_READY_MS", "0"), id + 1)));
+  }
+
+  if (mode == "hang") {
+    cluster.ready();
+    if (firstTime("hang")) {
+      // Runs the executor (heartbeats go out) until told to stop, then never again.
+      say("HANG running");
+      while (!std::ifstream(env("PROBE_DIR") + "/hang").good()) {
+        ownContext->run_for(10ms);
+      }
+      say("HANG blocked");
+      sleepForever();
+    }
+    say("HANG recovered");
+    ownContext->run();
+    return 0;
+  }
+
+  if (mode == "children") {
+    const pid_t sameGroup = startSleeper(false);
+    const pid_t ownSession = startSleeper(true);
+    say("CHILDREN group=", sameGroup, " session=", ownSession);
+  }
+
+  if (mode == "onstop") {
+    auto stopped = std::make_shared<std::promise<std::chrono::milliseconds>>();
+    cluster.onStop(
+        [stopped](std::chrono::milliseconds untilKill) { stopped->set_value(untilKill); });
+    cluster.ready();
+    const auto untilKill = stopped->get_future().get();
+    say("STOP untilKill=", untilKill.count());
+    return 0;  // the Cluster is destroyed on the way out: a clean exit
+  }
+
+  if (mode == "emit-on-file" && id == 0) {
+    cluster.ready();
+    waitForFile("send");
+    for (int n = 0; n < 20; ++n) {
+      events.emitTo(1, "held", {{"n", n}});
+    }
+    echoThroughSupervisor(events, id);
+    say("SENT 20");
+    sleepForever();
   }
 
   cluster.ready();

@@ -45,7 +45,7 @@ FakeWorker spawnProbe(const std::string& id, const std::string& total,
     ::setenv("CLUSTERVISOR_CLUSTER_ID", id.c_str(), 1);
     ::setenv("CLUSTERVISOR_TOTAL_CLUSTERS", total.c_str(), 1);
     ::setenv("CLUSTERVISOR_FD", "3", 1);
-    ::setenv("CLUSTERVISOR_PROTOCOL", "1", 1);
+    ::setenv("CLUSTERVISOR_PROTOCOL", std::to_string(wire::kProtocolVersion).c_str(), 1);
     ::setenv("PROBE_MODE", mode.c_str(), 1);
     ::execl(probe.c_str(), probe.c_str(), nullptr);
     ::_exit(127);
@@ -96,7 +96,7 @@ BOOST_AUTO_TEST_CASE(worker_says_hello_then_exits_when_the_supervisor_closes_the
   BOOST_TEST(static_cast<int>(decoded.header.type) == static_cast<int>(wire::FrameType::kHello));
   BOOST_TEST(wire::helloBody(hello).magic == wire::kHelloMagic);
   BOOST_TEST(wire::helloBody(hello).pid == static_cast<std::uint32_t>(worker.pid));
-  const auto welcome = wire::encodeWelcome({1, 0, 1, 2, 65536});
+  const auto welcome = wire::encodeWelcome({wire::kProtocolVersion, 0, 1, 2, 65536, 0});
   BOOST_REQUIRE(::write(worker.socket, welcome.data(), welcome.size()) ==
                 static_cast<ssize_t>(welcome.size()));
   // READY follows once the worker is set up.
@@ -114,7 +114,7 @@ BOOST_AUTO_TEST_CASE(worker_says_hello_then_exits_when_the_supervisor_closes_the
 BOOST_AUTO_TEST_CASE(supervisor_lost_handler_is_told_instead_of_the_default_exit) {
   auto worker = spawnProbe("0", "1", "lost");
   readFrame(worker.socket);
-  const auto welcome = wire::encodeWelcome({1, 0, 0, 1, 65536});
+  const auto welcome = wire::encodeWelcome({wire::kProtocolVersion, 0, 0, 1, 65536, 0});
   BOOST_REQUIRE(::write(worker.socket, welcome.data(), welcome.size()) ==
                 static_cast<ssize_t>(welcome.size()));
   readFrame(worker.socket);  // READY
@@ -128,12 +128,12 @@ BOOST_AUTO_TEST_CASE(supervisor_lost_handler_is_told_instead_of_the_default_exit
 BOOST_AUTO_TEST_CASE(worker_refuses_a_welcome_for_another_cluster) {
   auto worker = spawnProbe("1", "2");
   readFrame(worker.socket);
-  const auto welcome = wire::encodeWelcome({1, 0, 0, 2, 65536});
+  const auto welcome = wire::encodeWelcome({wire::kProtocolVersion, 0, 0, 2, 65536, 0});
   BOOST_REQUIRE(::write(worker.socket, welcome.data(), welcome.size()) > 0);
   BOOST_TEST(waitStatus(worker.pid) != 0);
   ::close(worker.socket);
   const auto output = readAll(worker.output);
-  BOOST_TEST(output.find("the welcome does not match this worker (version 1, cluster 0)") !=
+  BOOST_TEST(output.find("the welcome does not match this worker (version 2, cluster 0)") !=
                  std::string::npos,
              output);
 }

@@ -8,12 +8,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <cstdlib>
+#include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -61,6 +64,42 @@ void writeAll(int fd, std::span<const std::byte> bytes) {
            std::string("cannot send the hello to the supervisor: ") + std::strerror(errno));
     }
     bytes = bytes.subspan(static_cast<std::size_t>(n));
+  }
+}
+
+// CLUSTERVISOR_SHARDS ("0,1,2": ascending, distinct, below the total) and
+// CLUSTERVISOR_TOTAL_SHARDS, which the supervisor sets together or not at all.
+void readShards(std::vector<std::uint32_t>& shards, std::uint32_t& total) {
+  const char* list = std::getenv(wire::kEnvShards);
+  if (std::getenv(wire::kEnvTotalShards) == nullptr) {
+    if (list != nullptr) {
+      fail(Errc::kNotUnderSupervisor,
+           std::string(wire::kEnvShards) + " is set without " + wire::kEnvTotalShards);
+    }
+    return;
+  }
+  total = readVariable(wire::kEnvTotalShards);
+  const std::string_view text = list != nullptr ? list : "";
+  const auto invalid = [&] {
+    fail(Errc::kNotUnderSupervisor,
+         std::string(wire::kEnvShards) + "=\"" + std::string(text) +
+             "\" is not a comma-separated, ascending list of shard ids below " +
+             std::to_string(total));
+  };
+  if (list == nullptr) {
+    invalid();
+  }
+  std::size_t at = 0;
+  while (at < text.size()) {
+    const std::size_t comma = std::min(text.find(',', at), text.size());
+    std::uint32_t shard = 0;
+    const auto [end, ec] = std::from_chars(text.data() + at, text.data() + comma, shard);
+    if (ec != std::errc{} || end != text.data() + comma || comma == at || shard >= total ||
+        (!shards.empty() && shard <= shards.back()) || comma + 1 == text.size()) {
+      invalid();
+    }
+    shards.push_back(shard);
+    at = comma + 1;
   }
 }
 
@@ -121,6 +160,8 @@ struct Cluster::Impl {
   std::thread dispatchThread;
   std::shared_ptr<detail::Connection> connection;
   std::optional<EventBus> bus;
+  std::vector<std::uint32_t> shards;
+  std::uint32_t totalShards = 0;
 
   ~Impl() {
     if (connection) {
@@ -153,6 +194,9 @@ Cluster Cluster::fromEnvironment(ClusterOptions options) {
     fail(Errc::kNotUnderSupervisor,
          "cluster id " + std::to_string(id) + " is not below the total " + std::to_string(total));
   }
+  std::vector<std::uint32_t> shards;
+  std::uint32_t totalShards = 0;
+  readShards(shards, totalShards);
   const int fd = static_cast<int>(fdNumber);
   struct stat st {};
   if (fdNumber > 1024 || ::fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) {
@@ -184,6 +228,8 @@ Cluster Cluster::fromEnvironment(ClusterOptions options) {
   ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
 
   auto impl = std::make_unique<Impl>();
+  impl->shards = std::move(shards);
+  impl->totalShards = totalShards;
   asio::any_io_executor busExecutor;
   if (options.executor) {
     busExecutor = *options.executor;
@@ -203,6 +249,8 @@ Cluster Cluster::fromEnvironment(ClusterOptions options) {
   settings.ioExecutor = impl->io->get_executor();
   settings.busExecutor = busExecutor;
   settings.onSupervisorLost = std::move(options.onSupervisorLost);
+  settings.heartbeatInterval = std::chrono::milliseconds(welcome.heartbeatIntervalMs);
+  settings.heartbeatFromBus = options.heartbeatFromExecutor;
   settings.keepAlive = {impl->io, impl->dispatchContext};
   impl->connection = std::make_shared<detail::Connection>(std::move(settings));
   impl->bus.emplace(impl->connection);
@@ -239,6 +287,21 @@ EventBus& Cluster::events() {
 }
 bool Cluster::connected() const {
   return impl_->connection->connected();
+}
+
+const std::vector<std::uint32_t>& Cluster::shards() const {
+  return impl_->shards;
+}
+std::uint32_t Cluster::totalShards() const {
+  return impl_->totalShards;
+}
+
+void Cluster::onStop(std::function<void(std::chrono::milliseconds)> handler) {
+  if (!handler) {
+    // The supervisor has been told this worker stops on the frame; it cannot be untold.
+    throw std::invalid_argument("Cluster::onStop: the handler must not be empty");
+  }
+  impl_->connection->setStopHandler(std::move(handler));
 }
 
 void Cluster::ready() {

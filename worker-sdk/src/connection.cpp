@@ -37,6 +37,9 @@ Connection::Connection(Settings settings)
       busWork_(asio::prefer(settings.busExecutor, asio::execution::outstanding_work.tracked)),
       socket_(settings.ioExecutor),
       closeTimer_(settings.ioExecutor),
+      heartbeatTimer_(settings.ioExecutor),
+      heartbeatInterval_(settings.heartbeatInterval),
+      heartbeatFromBus_(settings.heartbeatFromBus),
       reader_(std::move(settings.reader)) {
   socket_.assign(asio::local::stream_protocol(), settings.fd);
   std::random_device random;
@@ -50,6 +53,75 @@ void Connection::start() {
     self->handleFrames();
     if (self->connected()) {
       self->readLoop();
+      self->heartbeat();
+    }
+  });
+}
+
+void Connection::heartbeat() {
+  if (heartbeatInterval_.count() == 0 || !connected() || closing_) {
+    return;
+  }
+  // The first one at once: the supervisor's clock has been running since the spawn.
+  if (heartbeatFromBus_) {
+    if (!heartbeatPending_.exchange(true)) {
+      asio::post(bus_, [self = shared_from_this()] {
+        self->heartbeatPending_ = false;
+        self->sendHeartbeat();
+      });
+    }
+  } else {
+    sendHeartbeat();
+  }
+  heartbeatTimer_.expires_after(heartbeatInterval_);
+  heartbeatTimer_.async_wait([self = shared_from_this()](error_code ec) {
+    if (!ec) {
+      self->heartbeat();
+    }
+  });
+}
+
+void Connection::sendHeartbeat() {
+  if (shutdown_) {
+    return;
+  }
+  const auto frame = wire::encodeHeartbeat();
+  enqueue(
+      frame.size(), [&](std::byte* out) { std::memcpy(out, frame.data(), frame.size()); }, true);
+}
+
+void Connection::setStopHandler(StopHandler handler) {
+  bool announce = false;
+  {
+    std::lock_guard lock(stopMutex_);
+    stopHandler_ = handler ? std::make_shared<StopHandler>(std::move(handler)) : nullptr;
+    announce = stopHandler_ && !stopHandlerAnnounced_;
+    stopHandlerAnnounced_ = stopHandlerAnnounced_ || announce;
+  }
+  if (announce) {
+    const auto frame = wire::encodeStopHandler();
+    enqueue(
+        frame.size(), [&](std::byte* out) { std::memcpy(out, frame.data(), frame.size()); }, true);
+  }
+}
+
+void Connection::onStopFrame(std::chrono::milliseconds untilKill) {
+  std::shared_ptr<StopHandler> handler;
+  {
+    std::lock_guard lock(stopMutex_);
+    handler = stopHandler_;
+  }
+  if (!handler) {
+    return;  // the stop signal follows at once and does the job
+  }
+  asio::post(bus_, [self = shared_from_this(), handler, untilKill] {
+    if (self->shutdown_) {
+      return;
+    }
+    try {
+      (*handler)(untilKill);
+    } catch (...) {
+      self->reportListenerError("(stop handler)", std::current_exception());
     }
   });
 }
@@ -166,6 +238,7 @@ void Connection::closeSocket() {
   error_code ignored;
   socket_.close(ignored);
   closeTimer_.cancel();
+  heartbeatTimer_.cancel();
 }
 
 void Connection::flush() {
@@ -248,7 +321,17 @@ void Connection::handleFrames() {
       case wire::FrameType::kTotalChanged:
         totalClusters_ = wire::totalChangedBody(next.frame);
         break;
+      case wire::FrameType::kStop:
+        // Events that came before the stop are handed on before the stop handler is.
+        if (!batch.empty()) {
+          dispatch(std::move(batch));
+          batch.clear();
+        }
+        onStopFrame(std::chrono::milliseconds(wire::stopBody(next.frame)));
+        break;
       case wire::FrameType::kHello:
+      case wire::FrameType::kHeartbeat:
+      case wire::FrameType::kStopHandler:
       case wire::FrameType::kWelcome:
       case wire::FrameType::kReady:
       case wire::FrameType::kWaitDone:
@@ -559,6 +642,7 @@ void Connection::lost(std::string_view why) {
   }
   error_code ignored;
   socket_.close(ignored);
+  heartbeatTimer_.cancel();
   {
     std::lock_guard lock(sendMutex_);
     pending_.clear();

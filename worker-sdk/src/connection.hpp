@@ -49,6 +49,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     boost::asio::any_io_executor ioExecutor;
     boost::asio::any_io_executor busExecutor;
     std::function<void()> onSupervisorLost;
+    std::chrono::milliseconds heartbeatInterval{0};  // from the welcome; 0: no heartbeats
+    bool heartbeatFromBus = false;                   // ClusterOptions::heartbeatFromExecutor
     // The execution contexts behind the executors: a Connection kept alive by a handler queued
     // on a user's executor must not outlive the services its socket and strand belong to.
     std::vector<std::shared_ptr<void>> keepAlive;
@@ -71,6 +73,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   boost::system::error_code sendEvent(std::uint32_t target, std::uint64_t correlation,
                                       std::string_view name, std::string_view payload);
   boost::system::error_code sendReady();
+  using StopHandler = std::function<void(std::chrono::milliseconds)>;
+  // Replaces the stop handler; the first one set tells the supervisor this worker has one.
+  void setStopHandler(StopHandler handler);
   // Starts handing incoming events to listeners; until then they wait, in order, bounded by the
   // send queue limit (what does not fit is dropped and reported to the error handler).
   void startListening();
@@ -127,6 +132,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void finishWait(std::uint64_t id, bool timedOut);
   void completeHandler(WaitHandler handler, boost::system::error_code ec, AckReport report);
   void lost(std::string_view why);
+  void heartbeat();
+  void sendHeartbeat();
+  void onStopFrame(std::chrono::milliseconds untilKill);
   void releaseBusWork();
   void reportListenerError(std::string_view event, std::exception_ptr error);
 
@@ -145,6 +153,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   boost::asio::local::stream_protocol::socket socket_;
   boost::asio::steady_timer closeTimer_;
+  boost::asio::steady_timer heartbeatTimer_;
+  const std::chrono::milliseconds heartbeatInterval_;
+  const bool heartbeatFromBus_;
+  // A heartbeat posted to the bus executor and not yet run: a blocked executor gets one, not a
+  // pile of them.
+  std::atomic<bool> heartbeatPending_{false};
+
+  std::mutex stopMutex_;  // guards stopHandler_, stopHandlerAnnounced_
+  std::shared_ptr<StopHandler> stopHandler_;
+  bool stopHandlerAnnounced_ = false;
   bool closing_ = false;  // I/O thread only
   wire::FrameReader reader_;
   std::atomic<bool> connected_{true};

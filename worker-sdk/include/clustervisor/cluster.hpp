@@ -29,6 +29,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
 
@@ -46,6 +47,12 @@ struct ClusterOptions {
   std::chrono::milliseconds handshakeTimeout{std::chrono::seconds(10)};
   // Bytes the SDK may queue for the supervisor before sends fail with Errc::kQueueFull.
   std::size_t sendQueueLimit = 64 * 1024 * 1024;
+  // Heartbeats (heartbeat.interval in bot.toml) are sent by the SDK's I/O thread, so they prove
+  // the process is alive and scheduled even while your code blocks. Set this to send them from
+  // the bus executor instead: then a blocked executor (a listener that never returns, a
+  // deadlock) stops the heartbeats, and the supervisor kills the worker as hung after
+  // heartbeat.timeout.
+  bool heartbeatFromExecutor = false;
 };
 
 class Cluster {
@@ -69,6 +76,19 @@ class Cluster {
 
   // True until the connection to the supervisor is lost.
   bool connected() const;
+
+  // The shard ids this cluster owns (ascending) and the bot's total shard count, from
+  // CLUSTERVISOR_SHARDS and CLUSTERVISOR_TOTAL_SHARDS; empty and 0 when bot.toml has no
+  // shards.total.
+  const std::vector<std::uint32_t>& shards() const;
+  std::uint32_t totalShards() const;
+
+  // Called once, on the bus executor, when the supervisor stops this worker (the supervisor is
+  // stopping, or the worker is being restarted), with the time left before SIGKILL. Finish what
+  // you are doing and exit. While a handler is set, the supervisor waits stop.signal_delay after
+  // the stop frame before it sends the stop signal; without one the signal comes at once. A later
+  // call replaces the handler; an empty one is refused (std::invalid_argument).
+  void onStop(std::function<void(std::chrono::milliseconds untilKill)> handler);
 
  private:
   struct Impl;

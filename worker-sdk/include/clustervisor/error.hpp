@@ -15,7 +15,7 @@ namespace clustervisor {
 
 enum class Errc {
   kNotUnderSupervisor = 1,  // the CLUSTERVISOR_* environment variables are missing or invalid
-  kHandshakeFailed,         // the supervisor did not answer the hello as protocol v1 requires
+  kHandshakeFailed,         // the supervisor did not answer the hello as the protocol requires
   kNotConnected,            // the connection to the supervisor is gone
   kInvalidClusterId,        // emitTo an id outside 0..totalClusters-1
   kInvalidEventName,        // an event name that is empty or longer than 255 bytes

@@ -49,7 +49,11 @@ std::optional<std::size_t> fixedBodySize(FrameType type) {
     case FrameType::kAck:
     case FrameType::kReady:
     case FrameType::kWaitDone:
+    case FrameType::kHeartbeat:
+    case FrameType::kStopHandler:
       return 0;
+    case FrameType::kStop:
+      return kStopBodySize;
     case FrameType::kWaitClosed:
       return kWaitClosedBodySize;
     case FrameType::kTotalChanged:
@@ -62,7 +66,7 @@ std::optional<std::size_t> fixedBodySize(FrameType type) {
 
 bool isKnownType(std::uint8_t type) {
   return type >= static_cast<std::uint8_t>(FrameType::kHello) &&
-         type <= static_cast<std::uint8_t>(FrameType::kWaitDone);
+         type <= static_cast<std::uint8_t>(FrameType::kStopHandler);
 }
 
 std::vector<std::byte> makeFrame(const Header& header, std::size_t bodySize) {
@@ -202,6 +206,7 @@ std::vector<std::byte> encodeWelcome(const WelcomeBody& body) {
   store32(b, kHeaderSize + 4, body.clusterId);
   store32(b, kHeaderSize + 8, body.totalClusters);
   store32(b, kHeaderSize + 12, body.maxPayload);
+  store32(b, kHeaderSize + 16, body.heartbeatIntervalMs);
   return frame;
 }
 
@@ -254,6 +259,29 @@ std::vector<std::byte> encodeWaitDone(std::uint64_t correlation) {
   return makeFrame(h, 0);
 }
 
+std::vector<std::byte> encodeHeartbeat() {
+  Header h;
+  h.type = FrameType::kHeartbeat;
+  h.target = kSupervisor;
+  return makeFrame(h, 0);
+}
+
+std::vector<std::byte> encodeStop(std::uint32_t millisecondsUntilKill) {
+  Header h;
+  h.type = FrameType::kStop;
+  h.source = kSupervisor;
+  auto frame = makeFrame(h, kStopBodySize);
+  store32(frame, kHeaderSize, millisecondsUntilKill);
+  return frame;
+}
+
+std::vector<std::byte> encodeStopHandler() {
+  Header h;
+  h.type = FrameType::kStopHandler;
+  h.target = kSupervisor;
+  return makeFrame(h, 0);
+}
+
 std::string_view eventName(std::span<const std::byte> frame, const Header& header) {
   return {reinterpret_cast<const char*>(frame.data()) + kHeaderSize, header.nameLength};
 }
@@ -269,9 +297,9 @@ HelloBody helloBody(std::span<const std::byte> frame) {
 }
 
 WelcomeBody welcomeBody(std::span<const std::byte> frame) {
-  return {load16(frame, kHeaderSize), load16(frame, kHeaderSize + 2),
-          load32(frame, kHeaderSize + 4), load32(frame, kHeaderSize + 8),
-          load32(frame, kHeaderSize + 12)};
+  return {load16(frame, kHeaderSize),      load16(frame, kHeaderSize + 2),
+          load32(frame, kHeaderSize + 4),  load32(frame, kHeaderSize + 8),
+          load32(frame, kHeaderSize + 12), load32(frame, kHeaderSize + 16)};
 }
 
 WaitClosedBody waitClosedBody(std::span<const std::byte> frame) {
@@ -279,6 +307,10 @@ WaitClosedBody waitClosedBody(std::span<const std::byte> frame) {
 }
 
 std::uint32_t totalChangedBody(std::span<const std::byte> frame) {
+  return load32(frame, kHeaderSize);
+}
+
+std::uint32_t stopBody(std::span<const std::byte> frame) {
   return load32(frame, kHeaderSize);
 }
 
@@ -300,6 +332,12 @@ std::string_view toString(FrameType type) {
       return "TOTAL_CHANGED";
     case FrameType::kWaitDone:
       return "WAIT_DONE";
+    case FrameType::kHeartbeat:
+      return "HEARTBEAT";
+    case FrameType::kStop:
+      return "STOP";
+    case FrameType::kStopHandler:
+      return "STOP_HANDLER";
   }
   return "UNKNOWN";
 }

@@ -61,13 +61,15 @@ BOOST_AUTO_TEST_CASE(control_frames_round_trip) {
   BOOST_TEST(wire::helloBody(f).magic == wire::kHelloMagic);
   BOOST_TEST(std::memcmp(f.data() + wire::kHeaderSize, "CVSR", 4) == 0);
 
-  wire::WelcomeBody welcome{1, 0, 3, 8, 65536};
+  wire::WelcomeBody welcome{1, 0, 3, 8, 65536, 1500};
   f = wire::encodeWelcome(welcome);
   r = wire::decodeFrame(f, kLimit);
   BOOST_TEST(static_cast<int>(r.status) == static_cast<int>(wire::DecodeStatus::kFrame));
   BOOST_TEST(wire::welcomeBody(f).clusterId == 3u);
   BOOST_TEST(wire::welcomeBody(f).totalClusters == 8u);
   BOOST_TEST(wire::welcomeBody(f).maxPayload == 65536u);
+  BOOST_TEST(wire::welcomeBody(f).heartbeatIntervalMs == 1500u);
+  BOOST_TEST(f.size() == wire::kHeaderSize + 20);
 
   f = wire::encodeWaitClosed(5, 77, {4, 3});
   r = wire::decodeFrame(f, kLimit);
@@ -92,6 +94,22 @@ BOOST_AUTO_TEST_CASE(control_frames_round_trip) {
   f = wire::encodeReady();
   BOOST_TEST(static_cast<int>(wire::decodeFrame(f, kLimit).status) ==
              static_cast<int>(wire::DecodeStatus::kFrame));
+
+  f = wire::encodeHeartbeat();
+  r = wire::decodeFrame(f, kLimit);
+  BOOST_TEST(static_cast<int>(r.header.type) == static_cast<int>(wire::FrameType::kHeartbeat));
+  BOOST_TEST(f.size() == wire::kHeaderSize);
+
+  f = wire::encodeStop(10000);
+  r = wire::decodeFrame(f, kLimit);
+  BOOST_TEST(static_cast<int>(r.header.type) == static_cast<int>(wire::FrameType::kStop));
+  BOOST_TEST(r.header.source == wire::kSupervisor);
+  BOOST_TEST(wire::stopBody(f) == 10000u);
+
+  f = wire::encodeStopHandler();
+  r = wire::decodeFrame(f, kLimit);
+  BOOST_TEST(static_cast<int>(r.header.type) == static_cast<int>(wire::FrameType::kStopHandler));
+  BOOST_TEST(f.size() == wire::kHeaderSize);
 }
 
 BOOST_AUTO_TEST_CASE(every_proper_prefix_is_incomplete) {
@@ -127,7 +145,7 @@ BOOST_AUTO_TEST_CASE(malformed_headers_are_rejected_with_a_reason) {
        "length field smaller than the 24-byte header"},
       {"unknown type 0", [](auto& f) { f[4] = std::byte{0}; }, "unknown frame type"},
       {"unknown type 200", [](auto& f) { f[4] = std::byte{200}; }, "unknown frame type"},
-      {"unknown type 9", [](auto& f) { f[4] = std::byte{9}; }, "unknown frame type"},
+      {"unknown type 12", [](auto& f) { f[4] = std::byte{12}; }, "unknown frame type"},
       {"flags set", [](auto& f) { f[5] = std::byte{1}; }, "reserved flags set"},
       {"empty name", [](auto& f) { f[6] = std::byte{0}; }, "event name length outside 1..255"},
       {"name over 255",

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 //
-// Wire protocol v1: the frame layout shared by the worker SDK and the supervisor.
+// Wire protocol v2: the frame layout shared by the worker SDK and the supervisor.
 //
 // Every message on a worker's socket is one frame: a fixed 24-byte little-endian header followed
 // by a body. The header alone is enough to route a frame, so the supervisor never parses event
@@ -10,7 +10,7 @@
 //   offset size field
 //        0    4 length       whole frame in bytes, header included (>= 24)
 //        4    1 type         FrameType
-//        5    1 flags        0 in v1
+//        5    1 flags        0 in v2
 //        6    2 name_length  EVENT: bytes of event name at the start of the body; otherwise 0
 //        8    4 source       cluster id of the sender (stamped by the supervisor)
 //       12    4 target       cluster id of the recipient, or kBroadcast
@@ -29,7 +29,9 @@
 
 namespace clustervisor::wire {
 
-inline constexpr std::uint16_t kProtocolVersion = 1;
+// 2: WELCOME carries the heartbeat interval; HEARTBEAT, STOP and STOP_HANDLER. Version 1 (16-byte
+// WELCOME, frames 1-8) is refused at the handshake with a message naming both versions.
+inline constexpr std::uint16_t kProtocolVersion = 2;
 inline constexpr std::size_t kHeaderSize = 24;
 inline constexpr std::uint32_t kBroadcast = 0xFFFFFFFFu;
 inline constexpr std::uint32_t kSupervisor = 0xFFFFFFFEu;  // source of supervisor-made frames
@@ -40,6 +42,9 @@ inline constexpr const char* kEnvClusterId = "CLUSTERVISOR_CLUSTER_ID";
 inline constexpr const char* kEnvTotalClusters = "CLUSTERVISOR_TOTAL_CLUSTERS";
 inline constexpr const char* kEnvFd = "CLUSTERVISOR_FD";
 inline constexpr const char* kEnvProtocol = "CLUSTERVISOR_PROTOCOL";
+// Only when the config sets shards.total: the worker's shard ids ("0,1,2") and the total.
+inline constexpr const char* kEnvShards = "CLUSTERVISOR_SHARDS";
+inline constexpr const char* kEnvTotalShards = "CLUSTERVISOR_TOTAL_SHARDS";
 inline constexpr int kWorkerFd = 3;
 
 enum class FrameType : std::uint8_t {
@@ -51,6 +56,9 @@ enum class FrameType : std::uint8_t {
   kReady = 6,         // worker → supervisor: the worker is ready
   kTotalChanged = 7,  // supervisor → worker: the total cluster count changed
   kWaitDone = 8,      // worker → supervisor: the worker stopped waiting for correlation
+  kHeartbeat = 9,     // worker → supervisor: the worker is alive (sent by the SDK's I/O thread)
+  kStop = 10,         // supervisor → worker: the worker is being stopped; body: ms until SIGKILL
+  kStopHandler = 11,  // worker → supervisor: the worker shuts down on kStop by itself
 };
 
 struct Header {
@@ -77,8 +85,9 @@ struct WelcomeBody {
   std::uint32_t clusterId = 0;
   std::uint32_t totalClusters = 0;
   std::uint32_t maxPayload = 0;
+  std::uint32_t heartbeatIntervalMs = 0;  // 0: the supervisor wants no heartbeats
 };
-inline constexpr std::size_t kWelcomeBodySize = 16;
+inline constexpr std::size_t kWelcomeBodySize = 20;
 
 struct WaitClosedBody {
   std::uint32_t recipients = 0;  // clusters the event was delivered to
@@ -86,6 +95,7 @@ struct WaitClosedBody {
 };
 inline constexpr std::size_t kWaitClosedBodySize = 8;
 inline constexpr std::size_t kTotalChangedBodySize = 4;
+inline constexpr std::size_t kStopBodySize = 4;
 
 enum class DecodeStatus : std::uint8_t {
   kFrame,       // a complete frame is at the front of the buffer
@@ -129,6 +139,9 @@ std::vector<std::byte> encodeWaitClosed(std::uint32_t target, std::uint64_t corr
 std::vector<std::byte> encodeReady();
 std::vector<std::byte> encodeTotalChanged(std::uint32_t totalClusters);
 std::vector<std::byte> encodeWaitDone(std::uint64_t correlation);
+std::vector<std::byte> encodeHeartbeat();
+std::vector<std::byte> encodeStop(std::uint32_t millisecondsUntilKill);
+std::vector<std::byte> encodeStopHandler();
 
 // Body accessors for a frame that decodeFrame() accepted (`frame` spans the whole frame).
 std::string_view eventName(std::span<const std::byte> frame, const Header& header);
@@ -137,6 +150,7 @@ HelloBody helloBody(std::span<const std::byte> frame);
 WelcomeBody welcomeBody(std::span<const std::byte> frame);
 WaitClosedBody waitClosedBody(std::span<const std::byte> frame);
 std::uint32_t totalChangedBody(std::span<const std::byte> frame);
+std::uint32_t stopBody(std::span<const std::byte> frame);
 
 std::string_view toString(FrameType type);
 

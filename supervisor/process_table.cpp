@@ -1,0 +1,191 @@
+// SPDX-License-Identifier: MIT
+#include "process_table.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <string>
+
+#include "clustervisor/wire/frame.hpp"
+
+namespace clustervisor {
+
+namespace {
+
+// The whole file, or nothing when the process is gone or unreadable.
+std::optional<std::string> readSmallFile(const std::string& path, std::size_t limit) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return std::nullopt;
+  }
+  std::string text;
+  char buffer[4096];
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      ::close(fd);
+      if (n < 0) {
+        return std::nullopt;
+      }
+      return text;
+    }
+    text.append(buffer, static_cast<std::size_t>(n));
+    if (text.size() > limit) {
+      ::close(fd);
+      return text;
+    }
+  }
+}
+
+template <typename T>
+bool parseNumber(std::string_view text, T& value) {
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  return ec == std::errc{} && end == text.data() + text.size() && !text.empty();
+}
+
+}  // namespace
+
+std::optional<ProcessInfo> parseStat(std::string_view stat) {
+  ProcessInfo info;
+  const auto open = stat.find(" (");
+  const auto close = stat.rfind(')');
+  if (open == std::string_view::npos || close == std::string_view::npos || close < open ||
+      !parseNumber(stat.substr(0, open), info.pid)) {
+    return std::nullopt;
+  }
+  // After ") ": field 3 (state), 4 (ppid), ... 22 (starttime).
+  std::string_view rest = stat.substr(close + 1);
+  int field = 2;
+  while (!rest.empty()) {
+    while (!rest.empty() && rest.front() == ' ') {
+      rest.remove_prefix(1);
+    }
+    const auto end = std::min(rest.find(' '), rest.size());
+    const std::string_view token = rest.substr(0, end);
+    rest.remove_prefix(end);
+    if (token.empty()) {
+      break;
+    }
+    ++field;
+    if (field == 3) {
+      info.state = token.front();
+    } else if (field == 4) {
+      if (!parseNumber(token, info.parent)) {
+        return std::nullopt;
+      }
+    } else if (field == 22) {
+      if (!parseNumber(token, info.startTime)) {
+        return std::nullopt;
+      }
+      return info;
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<ProcessInfo> readProcess(pid_t pid) {
+  const auto text = readSmallFile("/proc/" + std::to_string(pid) + "/stat", 4096);
+  if (!text) {
+    return std::nullopt;
+  }
+  return parseStat(*text);
+}
+
+namespace {
+
+// The children of this process from /proc/self/task/*/children: a few small files instead of the
+// whole process table. Nothing when the kernel does not provide them (CONFIG_PROC_CHILDREN).
+std::optional<std::vector<pid_t>> ownChildren() {
+  DIR* tasks = ::opendir("/proc/self/task");
+  if (tasks == nullptr) {
+    return std::nullopt;
+  }
+  std::vector<pid_t> pids;
+  bool any = false;
+  while (const dirent* entry = ::readdir(tasks)) {
+    if (entry->d_name[0] == '.') {
+      continue;
+    }
+    const auto text =
+        readSmallFile(std::string("/proc/self/task/") + entry->d_name + "/children", 1 << 20);
+    if (!text) {
+      continue;
+    }
+    any = true;
+    std::string_view rest(*text);
+    while (!rest.empty()) {
+      const auto end = std::min(rest.find(' '), rest.size());
+      pid_t pid = 0;
+      if (parseNumber(rest.substr(0, end), pid)) {
+        pids.push_back(pid);
+      }
+      rest.remove_prefix(std::min(end + 1, rest.size()));
+    }
+  }
+  ::closedir(tasks);
+  if (!any) {
+    return std::nullopt;
+  }
+  return pids;
+}
+
+}  // namespace
+
+std::vector<ProcessInfo> childrenOf(pid_t parent) {
+  std::vector<ProcessInfo> children;
+  if (parent == ::getpid()) {
+    if (const auto pids = ownChildren()) {
+      for (const pid_t pid : *pids) {
+        if (const auto info = readProcess(pid); info && info->parent == parent) {
+          children.push_back(*info);
+        }
+      }
+      return children;
+    }
+  }
+  DIR* proc = ::opendir("/proc");
+  if (proc == nullptr) {
+    return children;
+  }
+  while (const dirent* entry = ::readdir(proc)) {
+    pid_t pid = 0;
+    if (!parseNumber(std::string_view(entry->d_name), pid)) {
+      continue;
+    }
+    if (const auto info = readProcess(pid); info && info->parent == parent) {
+      children.push_back(*info);
+    }
+  }
+  ::closedir(proc);
+  return children;
+}
+
+std::optional<std::uint32_t> clusterOf(pid_t pid) {
+  const auto environ = readSmallFile("/proc/" + std::to_string(pid) + "/environ", 1 << 20);
+  if (!environ) {
+    return std::nullopt;
+  }
+  const std::string prefix = std::string(wire::kEnvClusterId) + "=";
+  std::string_view rest(*environ);
+  while (!rest.empty()) {
+    const auto end = std::min(rest.find('\0'), rest.size());
+    const std::string_view entry = rest.substr(0, end);
+    if (entry.starts_with(prefix)) {
+      std::uint32_t id = 0;
+      if (parseNumber(entry.substr(prefix.size()), id)) {
+        return id;
+      }
+      return std::nullopt;
+    }
+    rest.remove_prefix(std::min(end + 1, rest.size()));
+  }
+  return std::nullopt;
+}
+
+}  // namespace clustervisor

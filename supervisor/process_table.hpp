@@ -1,0 +1,38 @@
+// SPDX-License-Identifier: MIT
+//
+// ProcessTable: what /proc says about the supervisor's children. The supervisor is a child
+// subreaper, so a descendant of a worker that left the worker's process group (setsid, a double
+// fork) becomes the supervisor's child once its parent dies; these functions find such orphans
+// and tell which cluster and which run they came from. parseStat() is pure; the rest read /proc
+// with read(2), and a process that vanished meanwhile is simply absent.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+namespace clustervisor {
+
+struct ProcessInfo {
+  pid_t pid = 0;
+  pid_t parent = 0;
+  std::uint64_t startTime = 0;  // clock ticks after boot (field 22 of /proc/<pid>/stat)
+  char state = '?';
+};
+
+// Parses the text of /proc/<pid>/stat. The command name may contain spaces and parentheses, so
+// the fields are counted from the last ')'.
+std::optional<ProcessInfo> parseStat(std::string_view stat);
+
+std::optional<ProcessInfo> readProcess(pid_t pid);
+// For this process, read from /proc/self/task/*/children when the kernel provides it; otherwise,
+// and for any other parent, by scanning /proc.
+std::vector<ProcessInfo> childrenOf(pid_t parent);
+// The CLUSTERVISOR_CLUSTER_ID in the process's environment (as the worker that started it
+// inherited it), if readable.
+std::optional<std::uint32_t> clusterOf(pid_t pid);
+
+}  // namespace clustervisor

@@ -1,0 +1,45 @@
+// SPDX-License-Identifier: MIT
+#include <unistd.h>
+
+#include <boost/test/unit_test.hpp>
+
+#include "process_table.hpp"
+
+using clustervisor::parseStat;
+
+BOOST_AUTO_TEST_SUITE(process_table)
+
+BOOST_AUTO_TEST_CASE(parses_parent_state_and_start_time) {
+  const auto info = parseStat(
+      "4242 (bot) S 17 4242 4242 0 -1 4194560 120 0 0 0 1 2 0 0 20 0 3 0 98765 10000 200");
+  BOOST_REQUIRE(info.has_value());
+  BOOST_TEST(info->pid == 4242);
+  BOOST_TEST(info->parent == 17);
+  BOOST_TEST(info->state == 'S');
+  BOOST_TEST(info->startTime == 98765u);
+}
+
+BOOST_AUTO_TEST_CASE(a_command_name_with_spaces_and_parentheses_does_not_shift_fields) {
+  const auto info =
+      parseStat("7 (my (odd) bot) Z 1 7 7 0 -1 4194560 120 0 0 0 1 2 0 0 20 0 3 0 555 10000 200");
+  BOOST_REQUIRE(info.has_value());
+  BOOST_TEST(info->parent == 1);
+  BOOST_TEST(info->state == 'Z');
+  BOOST_TEST(info->startTime == 555u);
+}
+
+BOOST_AUTO_TEST_CASE(truncated_or_garbled_text_is_rejected) {
+  BOOST_TEST(!parseStat("").has_value());
+  BOOST_TEST(!parseStat("12 (x) S").has_value());
+  BOOST_TEST(!parseStat("12 (x) S notanumber 1 1 0 -1 0 0 0 0 0 0 0 0 0 0 0 0 0 5").has_value());
+  BOOST_TEST(!parseStat("x (y) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 0 0 0 0 5").has_value());
+}
+
+BOOST_AUTO_TEST_CASE(reads_this_process_from_proc) {
+  const auto self = clustervisor::readProcess(::getpid());
+  BOOST_REQUIRE(self.has_value());
+  BOOST_TEST(self->parent == ::getppid());
+  BOOST_TEST(self->startTime > 0u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

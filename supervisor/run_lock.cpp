@@ -1,0 +1,152 @@
+// SPDX-License-Identifier: MIT
+#include "run_lock.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <utility>
+
+namespace clustervisor {
+
+namespace {
+
+std::string errnoText() {
+  return std::strerror(errno);
+}
+
+// FNV-1a: a short, stable tag of the config path, so two bots with the same name in different
+// directories do not share a lock.
+std::string pathTag(const std::string& path) {
+  std::uint64_t hash = 0xcbf29ce484222325ull;
+  for (const char c : path) {
+    hash ^= static_cast<unsigned char>(c);
+    hash *= 0x100000001b3ull;
+  }
+  char text[17];
+  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(hash));
+  return std::string(text, 12);
+}
+
+std::string readPid(int fd) {
+  char buffer[32] = {};
+  const ssize_t n = ::pread(fd, buffer, sizeof buffer - 1, 0);
+  std::string text = n > 0 ? std::string(buffer, static_cast<std::size_t>(n)) : std::string();
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) {
+    text.pop_back();
+  }
+  return text;
+}
+
+}  // namespace
+
+std::optional<std::filesystem::path> RunLock::runtimeDirectory(std::string& error) {
+  std::filesystem::path directory;
+  const char* xdg = std::getenv("XDG_RUNTIME_DIR");
+  if (xdg != nullptr && xdg[0] == '/') {
+    directory = std::filesystem::path(xdg) / "clustervisor";
+  } else {
+    directory = "/tmp/clustervisor-" + std::to_string(::getuid());
+  }
+  if (::mkdir(directory.c_str(), 0700) != 0 && errno != EEXIST) {
+    error = "cannot create the runtime directory " + directory.string() + ": " + errnoText();
+    return std::nullopt;
+  }
+  struct stat st {};
+  if (::lstat(directory.c_str(), &st) != 0) {
+    error = "cannot inspect the runtime directory " + directory.string() + ": " + errnoText();
+    return std::nullopt;
+  }
+  // In a shared /tmp, someone else could have made the directory first: refuse to use it.
+  if (!S_ISDIR(st.st_mode) || st.st_uid != ::getuid() || (st.st_mode & 0022) != 0) {
+    error = "the runtime directory " + directory.string() +
+            " is not a directory owned by this user and writable only by it; remove it or set "
+            "XDG_RUNTIME_DIR";
+    return std::nullopt;
+  }
+  return directory;
+}
+
+std::optional<RunLock> RunLock::acquire(const std::filesystem::path& configFile, std::string& error,
+                                        bool& alreadyRunning) {
+  alreadyRunning = false;
+  const auto directory = runtimeDirectory(error);
+  if (!directory) {
+    return std::nullopt;
+  }
+  std::error_code ec;
+  auto canonical = std::filesystem::canonical(configFile, ec);
+  if (ec) {
+    canonical = std::filesystem::absolute(configFile, ec).lexically_normal();
+  }
+  // Named after the file, not the bot's `name`: editing the name of a running bot must not let a
+  // second supervisor of the same file start.
+  const auto path =
+      *directory / (canonical.stem().string() + "-" + pathTag(canonical.string()) + ".lock");
+  // The holder unlinks the file when it ends; a lock taken on a file that was unlinked meanwhile
+  // guards nothing, so it is taken again on the file now at the path.
+  int fd = -1;
+  for (int attempt = 0;; ++attempt) {
+    fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+      error = "cannot open the lock file " + path.string() + ": " + errnoText();
+      return std::nullopt;
+    }
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      break;  // held by another supervisor, or an error: reported below
+    }
+    struct stat held {};
+    struct stat current {};
+    if (::fstat(fd, &held) == 0 && ::stat(path.c_str(), &current) == 0 &&
+        held.st_ino == current.st_ino && held.st_dev == current.st_dev) {
+      return finishAcquire(fd, path, error);
+    }
+    ::close(fd);
+    if (attempt == 10) {
+      error = "cannot lock " + path.string() + ": it keeps being replaced";
+      return std::nullopt;
+    }
+  }
+  if (errno == EWOULDBLOCK) {
+    alreadyRunning = true;
+    const std::string pid = readPid(fd);
+    error = configFile.string() + " is already running under another supervisor" +
+            (pid.empty() ? "" : " (pid " + pid + ")") + "; stop it first, or run a copy of " +
+            "the bot from a different config file (lock file " + path.string() + ")";
+  } else {
+    error = "cannot lock " + path.string() + ": " + errnoText();
+  }
+  ::close(fd);
+  return std::nullopt;
+}
+
+std::optional<RunLock> RunLock::finishAcquire(int fd, const std::filesystem::path& path,
+                                              std::string& error) {
+  // The lock is ours; a pid in the file is from a supervisor that died and is overwritten.
+  const std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) < 0) {
+    error = "cannot write the lock file " + path.string() + ": " + errnoText();
+    ::close(fd);
+    return std::nullopt;
+  }
+  return RunLock(fd, path);
+}
+
+RunLock::RunLock(RunLock&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)), path_(std::move(other.path_)) {}
+
+RunLock::~RunLock() {
+  if (fd_ >= 0) {
+    // Unlinked while still locked: a supervisor starting now either fails to lock this file and
+    // is refused (we still run), or locks it after the close and sees it was unlinked.
+    ::unlink(path_.c_str());
+    ::close(fd_);
+  }
+}
+
+}  // namespace clustervisor

@@ -1,0 +1,47 @@
+// SPDX-License-Identifier: MIT
+//
+// RunLock: one supervisor per bot. A bot is identified by its config file (the canonical path):
+// `clustervisor run bot.toml` takes an exclusive flock(2) on a lock file in the runtime directory
+// and holds it for its whole life; a second run of the same file is refused with the pid of the
+// first. The kernel releases the lock when its holder dies, so a lock file left behind by a
+// supervisor that was killed never blocks a start (its stale pid is simply overwritten). A
+// supervisor that ends removes its lock file.
+//
+// The runtime directory is $XDG_RUNTIME_DIR/clustervisor when XDG_RUNTIME_DIR is set to an
+// absolute path, else /tmp/clustervisor-<uid>; it is created with mode 0700 and must be owned by
+// the user and not writable by anyone else. The lock's descriptor is close-on-exec, so workers
+// never inherit it.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+
+namespace clustervisor {
+
+class RunLock {
+ public:
+  // Takes the lock for the bot whose config is `configFile` and records this process's pid in it.
+  // On failure returns nothing and sets `error` to a message for the user; `alreadyRunning` tells
+  // a held lock apart from an OS failure.
+  static std::optional<RunLock> acquire(const std::filesystem::path& configFile, std::string& error,
+                                        bool& alreadyRunning);
+
+  // The directory for the supervisor's lock (and control) files, created if missing.
+  static std::optional<std::filesystem::path> runtimeDirectory(std::string& error);
+
+  RunLock(RunLock&& other) noexcept;
+  RunLock& operator=(RunLock&&) = delete;
+  ~RunLock();
+
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  RunLock(int fd, std::filesystem::path path) : fd_(fd), path_(std::move(path)) {}
+  static std::optional<RunLock> finishAcquire(int fd, const std::filesystem::path& path,
+                                              std::string& error);
+  int fd_ = -1;
+  std::filesystem::path path_;
+};
+
+}  // namespace clustervisor
