@@ -645,6 +645,7 @@ void Supervisor::onDisconnected(WorkerConnection& connection, const std::string&
     return;
   }
   disconnect(slot);
+  handle(slot, Kind::kDisconnected);
   if (protocolError) {
     logError(describe(slot) + ": protocol error: " + reason + "; disconnected, stopping it");
     handle(slot, Kind::kProtocolError);

@@ -63,6 +63,7 @@ WorkerLifecycle::Step WorkerLifecycle::on(const Event& event) {
       }
       startedAt_ = event.now;
       readyAt_.reset();
+      readyUntil_.reset();
       ++starts_;
       return moveTo(WorkerState::kStarting, Action::kArmStartTimeout);
 
@@ -85,6 +86,14 @@ WorkerLifecycle::Step WorkerLifecycle::on(const Event& event) {
       if (state_ == WorkerState::kStarting) {
         readyAt_ = event.now;
         return moveTo(WorkerState::kRunning, Action::kNone);
+      }
+      return stay();
+
+    case EventKind::kDisconnected:
+      // A worker without its connection serves nothing: its ready time ends, whatever its
+      // exit costs afterwards (a slow exit must not make a crashing run look stable).
+      if (readyAt_ && !readyUntil_ && hasProcess(state_)) {
+        readyUntil_ = event.now;
       }
       return stay();
 
@@ -118,7 +127,9 @@ WorkerLifecycle::Step WorkerLifecycle::on(const Event& event) {
       const bool success = stopCause_ == StopCause::kNone && !event.exit.signaled &&
                            std::find(codes.begin(), codes.end(), event.exit.code) != codes.end();
       const auto readyTime =
-          readyAt_ ? std::chrono::duration_cast<Duration>(event.now - *readyAt_) : Duration{0};
+          readyAt_
+              ? std::chrono::duration_cast<Duration>(readyUntil_.value_or(event.now) - *readyAt_)
+              : Duration{0};
       return ended(event, std::max(uptime, Duration{0}), std::max(readyTime, Duration{0}), success);
     }
 

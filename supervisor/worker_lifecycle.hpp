@@ -10,6 +10,8 @@
 //   queued       spawn failed           (as an exit of a failed run with uptime 0)
 //   starting     connected              running       when start.ready = "connect"
 //   starting     ready                  running       -
+//   running,
+//   stopping     disconnected           (same)        - (its ready time ends here)
 //   starting     start timeout          stopping      stop it (counts as a failed start)
 //   starting,
 //   running      heartbeat timeout      stopping      abort it: SIGABRT, then SIGKILL
@@ -71,6 +73,7 @@ class WorkerLifecycle {
     kSpawnFailed,
     kConnected,
     kReady,
+    kDisconnected,
     kStartTimeout,
     kHeartbeatTimeout,
     kProtocolError,
@@ -140,7 +143,8 @@ class WorkerLifecycle {
   WorkerState state_ = WorkerState::kQueued;
   StopCause stopCause_ = StopCause::kNone;
   Clock::time_point startedAt_{};
-  std::optional<Clock::time_point> readyAt_;  // when this run entered running
+  std::optional<Clock::time_point> readyAt_;     // when this run entered running
+  std::optional<Clock::time_point> readyUntil_;  // when its connection closed after that
   std::uint32_t starts_ = 0;
 };
 

@@ -35,7 +35,7 @@ constexpr EventKind kAllEvents[] = {
     EventKind::kSpawned,       EventKind::kSpawnFailed,  EventKind::kConnected,
     EventKind::kReady,         EventKind::kStartTimeout, EventKind::kHeartbeatTimeout,
     EventKind::kProtocolError, EventKind::kExited,       EventKind::kBackoffElapsed,
-    EventKind::kRetryElapsed,  EventKind::kShutdown,
+    EventKind::kRetryElapsed,  EventKind::kShutdown,     EventKind::kDisconnected,
 };
 
 std::string_view name(EventKind kind) {
@@ -62,6 +62,8 @@ std::string_view name(EventKind kind) {
       return "retry elapsed";
     case EventKind::kShutdown:
       return "shutdown";
+    case EventKind::kDisconnected:
+      return "disconnected";
   }
   return "unknown";
 }
@@ -234,6 +236,7 @@ const std::vector<Row> kTransitions = {
     {WorkerState::kQueued, EventKind::kExited, WorkerState::kQueued, Action::kNone},
     {WorkerState::kQueued, EventKind::kBackoffElapsed, WorkerState::kQueued, Action::kNone},
     {WorkerState::kQueued, EventKind::kRetryElapsed, WorkerState::kQueued, Action::kNone},
+    {WorkerState::kQueued, EventKind::kDisconnected, WorkerState::kQueued, Action::kNone},
     {WorkerState::kQueued, EventKind::kShutdown, WorkerState::kStopped, Action::kCancel},
 
     {WorkerState::kStarting, EventKind::kSpawned, WorkerState::kStarting, Action::kNone},
@@ -246,6 +249,7 @@ const std::vector<Row> kTransitions = {
     {WorkerState::kStarting, EventKind::kExited, WorkerState::kExited, Action::kNone},
     {WorkerState::kStarting, EventKind::kBackoffElapsed, WorkerState::kStarting, Action::kNone},
     {WorkerState::kStarting, EventKind::kRetryElapsed, WorkerState::kStarting, Action::kNone},
+    {WorkerState::kStarting, EventKind::kDisconnected, WorkerState::kStarting, Action::kNone},
     {WorkerState::kStarting, EventKind::kShutdown, WorkerState::kStopping, Action::kStop},
 
     {WorkerState::kRunning, EventKind::kSpawned, WorkerState::kRunning, Action::kNone},
@@ -258,6 +262,7 @@ const std::vector<Row> kTransitions = {
     {WorkerState::kRunning, EventKind::kExited, WorkerState::kExited, Action::kNone},
     {WorkerState::kRunning, EventKind::kBackoffElapsed, WorkerState::kRunning, Action::kNone},
     {WorkerState::kRunning, EventKind::kRetryElapsed, WorkerState::kRunning, Action::kNone},
+    {WorkerState::kRunning, EventKind::kDisconnected, WorkerState::kRunning, Action::kNone},
     {WorkerState::kRunning, EventKind::kShutdown, WorkerState::kStopping, Action::kStop},
 
     {WorkerState::kBackingOff, EventKind::kSpawned, WorkerState::kBackingOff, Action::kNone},
@@ -271,6 +276,7 @@ const std::vector<Row> kTransitions = {
     {WorkerState::kBackingOff, EventKind::kExited, WorkerState::kBackingOff, Action::kNone},
     {WorkerState::kBackingOff, EventKind::kBackoffElapsed, WorkerState::kQueued, Action::kEnqueue},
     {WorkerState::kBackingOff, EventKind::kRetryElapsed, WorkerState::kBackingOff, Action::kNone},
+    {WorkerState::kBackingOff, EventKind::kDisconnected, WorkerState::kBackingOff, Action::kNone},
     {WorkerState::kBackingOff, EventKind::kShutdown, WorkerState::kStopped, Action::kCancel},
 
     {WorkerState::kFailed, EventKind::kSpawned, WorkerState::kFailed, Action::kNone},
@@ -283,6 +289,7 @@ const std::vector<Row> kTransitions = {
     {WorkerState::kFailed, EventKind::kExited, WorkerState::kFailed, Action::kNone},
     {WorkerState::kFailed, EventKind::kBackoffElapsed, WorkerState::kFailed, Action::kNone},
     {WorkerState::kFailed, EventKind::kRetryElapsed, WorkerState::kQueued, Action::kEnqueue},
+    {WorkerState::kFailed, EventKind::kDisconnected, WorkerState::kFailed, Action::kNone},
     {WorkerState::kFailed, EventKind::kShutdown, WorkerState::kStopped, Action::kCancel},
 
     {WorkerState::kExited, EventKind::kSpawned, WorkerState::kExited, Action::kNone},
@@ -295,6 +302,7 @@ const std::vector<Row> kTransitions = {
     {WorkerState::kExited, EventKind::kExited, WorkerState::kExited, Action::kNone},
     {WorkerState::kExited, EventKind::kBackoffElapsed, WorkerState::kExited, Action::kNone},
     {WorkerState::kExited, EventKind::kRetryElapsed, WorkerState::kExited, Action::kNone},
+    {WorkerState::kExited, EventKind::kDisconnected, WorkerState::kExited, Action::kNone},
     {WorkerState::kExited, EventKind::kShutdown, WorkerState::kStopped, Action::kCancel},
 
     {WorkerState::kStopped, EventKind::kSpawned, WorkerState::kStopped, Action::kNone},
@@ -307,6 +315,7 @@ const std::vector<Row> kTransitions = {
     {WorkerState::kStopped, EventKind::kExited, WorkerState::kStopped, Action::kNone},
     {WorkerState::kStopped, EventKind::kBackoffElapsed, WorkerState::kStopped, Action::kNone},
     {WorkerState::kStopped, EventKind::kRetryElapsed, WorkerState::kStopped, Action::kNone},
+    {WorkerState::kStopped, EventKind::kDisconnected, WorkerState::kStopped, Action::kNone},
     {WorkerState::kStopped, EventKind::kShutdown, WorkerState::kStopped, Action::kNone},
 };
 
@@ -728,6 +737,26 @@ BOOST_AUTO_TEST_CASE(a_stable_run_resets_the_backoff_of_the_next_restart) {
   BOOST_TEST(stable.uptime.count() == Duration{31s}.count());
   BOOST_TEST(stable.readyTime.count() == Duration{30s}.count());
   BOOST_TEST(stable.restart.backoffStep == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(ready_time_ends_when_the_connection_closes_not_when_the_exit_is_reaped) {
+  WorkerLifecycle lifecycle(restartConfig(), ReadyWhen::kSdk);
+  lifecycle.on(event(EventKind::kSpawned, t0));
+  lifecycle.on(event(EventKind::kReady, t0 + 1s));
+  lifecycle.on(event(EventKind::kDisconnected, t0 + 2s));
+  lifecycle.on(event(EventKind::kDisconnected, t0 + 3s));  // only the first counts
+  // A slow exit (a minute after its connection closed) does not make the run stable.
+  const auto step = lifecycle.on(exited(t0 + 62s, 1));
+  BOOST_TEST(step.readyTime.count() == Duration{1s}.count());
+  BOOST_TEST(step.uptime.count() == Duration{62s}.count());
+  BOOST_TEST(step.restart.backoffStep == 1u);
+  // The next run starts a fresh ready time.
+  lifecycle.on(event(EventKind::kBackoffElapsed, t0 + 2min));
+  lifecycle.on(event(EventKind::kSpawned, t0 + 2min));
+  lifecycle.on(event(EventKind::kReady, t0 + 2min + 1s));
+  const auto next = lifecycle.on(exited(t0 + 2min + 41s, 1));
+  BOOST_TEST(next.readyTime.count() == Duration{40s}.count());
+  BOOST_TEST(next.restart.backoffStep == 1u);  // 40 s ready >= stable_after: reset
 }
 
 BOOST_AUTO_TEST_CASE(a_run_that_never_became_ready_is_never_stable_and_counts_toward_a_crash_loop) {

@@ -9,7 +9,6 @@
 #include <dirent.h>
 #include <signal.h>
 #include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -113,12 +112,6 @@ long planFor(const std::string& plan, int run) {
     return 0;
   }
   return values[static_cast<std::size_t>(std::min<int>(run, static_cast<int>(values.size())) - 1)];
-}
-
-long monotonicMs() {
-  timespec now{};
-  ::clock_gettime(CLOCK_MONOTONIC, &now);
-  return static_cast<long>(now.tv_sec) * 1000 + now.tv_nsec / 1000000;
 }
 
 // Starts `sleep 1000` as a child; with `newSession`, in a session (and process group) of its own,
@@ -270,7 +263,7 @@ int main() {
       " protocol=", env("CLUSTERVISOR_PROTOCOL"), " fds=", openFds(),
       " extra=", env("PROBE_EXTRA", "-"), " pgid-is-pid=", ::getpgrp() == ::getpid() ? 1 : 0,
       " shards=", env("CLUSTERVISOR_SHARDS", "-"),
-      " totalShards=", env("CLUSTERVISOR_TOTAL_SHARDS", "-"), " mono=", monotonicMs());
+      " totalShards=", env("CLUSTERVISOR_TOTAL_SHARDS", "-"));
   // A hung worker is sent SIGABRT; its core would only litter the test directory.
   const rlimit noCore{0, 0};
   ::setrlimit(RLIMIT_CORE, &noCore);
