@@ -82,17 +82,18 @@ BOOST_AUTO_TEST_CASE(crash_loop_with_stop_supervisor_stops_everything_and_exits_
 
 BOOST_AUTO_TEST_CASE(backoff_resets_after_a_stable_run) {
   TempDir dir;
-  // Three quick crashes (the backoff grows), one run longer than stable_after, then quick again.
-  auto run = startExiting(dir, 1, "0,0,0,700,0",
-                          "delay = \"100ms\"\nmax_delay = \"10s\"\nstable_after = \"500ms\"\n"
+  // Three quick crashes (the backoff grows), one run ready well past stable_after, then quick
+  // again. The margins leave room for slow exits in sanitizer builds (up to a second).
+  auto run = startExiting(dir, 1, "0,0,0,3500,0",
+                          "delay = \"100ms\"\nmax_delay = \"10s\"\nstable_after = \"2500ms\"\n"
                           "limit = 0\n");
-  run->waitForLines("; restarting in ", 5, 30s);
+  run->waitForLines("; restarting in ", 5, 60s);
   const auto delays = announcedDelays(*run, 0);
   BOOST_REQUIRE(delays.size() >= 5u);
-  BOOST_TEST(delays[1] > delays[0]);
-  BOOST_TEST(delays[2] > delays[1]);
-  // The fourth run lived 700 ms >= stable_after: its wait is back at the first step, and the
-  // backoff grows again from there.
+  BOOST_TEST(delays[1] > delays[0], run->transcript());
+  BOOST_TEST(delays[2] > delays[1], run->transcript());
+  // The fourth run was ready for 3.5 s >= stable_after: its wait is back at the first step, and
+  // the backoff grows again from there.
   BOOST_TEST(delays[3] >= 75, run->transcript());
   BOOST_TEST(delays[3] <= 100, run->transcript());
   BOOST_TEST(delays[4] > delays[3], run->transcript());
@@ -100,14 +101,15 @@ BOOST_AUTO_TEST_CASE(backoff_resets_after_a_stable_run) {
 
 BOOST_AUTO_TEST_CASE(a_cluster_that_crashed_stably_for_a_while_still_fails_when_it_starts_looping) {
   TempDir dir;
-  // Runs of 400 ms are stable (stable_after 300 ms) and too far apart in run time to count as a
-  // loop (3 restarts within 1s); then every run crashes at once.
-  auto run = startExiting(dir, 1, "400,400,400,400,0",
-                          "delay = \"20ms\"\nstable_after = \"300ms\"\nlimit = 3\n"
-                          "window = \"1s\"\nretry_failed_after = \"0s\"\n");
-  run->waitForLine("cluster 0 failed", 30s);
+  // Runs ready for 3 s are stable (stable_after 2.5s) and too long to fit limit + 1 = 4 of them
+  // into a 5 s window of run time; then every run crashes at once (well under a second each,
+  // even in sanitizer builds), and 4 of those fit.
+  auto run = startExiting(dir, 1, "3000,3000,3000,3000,0",
+                          "delay = \"20ms\"\nstable_after = \"2500ms\"\nlimit = 3\n"
+                          "window = \"5s\"\nretry_failed_after = \"0s\"\n");
+  run->waitForLine("cluster 0 failed", 60s);
   // The stable crashes did not fail it; the loop did, after at most limit + 1 quick crashes.
-  BOOST_TEST(run->linesContaining("RUN 4 lives 400ms").size() == 1u, run->transcript());
+  BOOST_TEST(run->linesContaining("RUN 4 lives 3000ms").size() == 1u, run->transcript());
   BOOST_TEST(run->linesContaining("RUN 9 ").empty(), run->transcript());
   // Nothing is left to run: the supervisor ends, non-zero because a cluster failed.
   const auto status = run->waitExit(30s);
