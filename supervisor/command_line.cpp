@@ -5,6 +5,7 @@ namespace clustervisor {
 
 std::string_view usageText() {
   return "usage: clustervisor run CONFIG\n"
+         "       clustervisor check CONFIG\n"
          "       clustervisor --help | --version\n"
          "\n"
          "Run a bot as many clusters: start one worker per cluster from CONFIG (a bot.toml),\n"
@@ -12,6 +13,7 @@ std::string_view usageText() {
          "\n"
          "commands:\n"
          "  run CONFIG   start the bot described by CONFIG and supervise it until SIGINT/SIGTERM\n"
+         "  check CONFIG validate CONFIG and print what a run would do; start nothing\n"
          "\n"
          "options:\n"
          "  -h, --help   show this help and exit\n"
@@ -35,12 +37,13 @@ CommandLine parseCommandLine(std::span<const std::string_view> args) {
     result.command = CommandLine::Command::kVersion;
     return result;
   }
-  if (first != "run") {
+  if (first != "run" && first != "check") {
     result.error = first.starts_with("-") ? "unknown option \"" + std::string(first) + "\""
                                           : "unknown command \"" + std::string(first) + "\"";
     return result;
   }
-  result.command = CommandLine::Command::kRun;
+  const std::string name(first);
+  result.command = first == "run" ? CommandLine::Command::kRun : CommandLine::Command::kCheck;
   bool endOfOptions = false;
   for (const std::string_view arg : args.subspan(1)) {
     if (!endOfOptions && arg == "--") {
@@ -49,18 +52,18 @@ CommandLine parseCommandLine(std::span<const std::string_view> args) {
       result.command = CommandLine::Command::kHelp;
       return result;
     } else if (!endOfOptions && arg.starts_with("-") && arg != "-") {
-      result.error = "run: unknown option \"" + std::string(arg) + "\"";
+      result.error = name + ": unknown option \"" + std::string(arg) + "\"";
       return result;
     } else if (result.configPath.empty()) {
       result.configPath = std::string(arg);
     } else {
-      result.error = "run: more than one CONFIG given (\"" + result.configPath + "\" and \"" +
+      result.error = name + ": more than one CONFIG given (\"" + result.configPath + "\" and \"" +
                      std::string(arg) + "\")";
       return result;
     }
   }
   if (result.configPath.empty()) {
-    result.error = "run: missing CONFIG (the path of a bot.toml)";
+    result.error = name + ": missing CONFIG (the path of a bot.toml)";
   }
   return result;
 }

@@ -11,9 +11,9 @@
 namespace clustervisor {
 
 struct CommandLine {
-  enum class Command { kRun, kHelp, kVersion };
+  enum class Command { kRun, kCheck, kHelp, kVersion };
   Command command = Command::kHelp;
-  std::string configPath;  // for kRun
+  std::string configPath;  // for kRun and kCheck
   std::string error;       // non-empty: a usage error, for "clustervisor: error: <error>"
 };
 

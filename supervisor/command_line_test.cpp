@@ -22,6 +22,15 @@ BOOST_AUTO_TEST_CASE(run_takes_one_config_path) {
   BOOST_TEST(parse({"run", "--", "-odd.toml"}).configPath == "-odd.toml");
 }
 
+BOOST_AUTO_TEST_CASE(check_takes_one_config_path) {
+  const auto c = parse({"check", "bot.toml"});
+  BOOST_TEST(c.error == "");
+  BOOST_TEST((c.command == CommandLine::Command::kCheck));
+  BOOST_TEST(c.configPath == "bot.toml");
+  BOOST_TEST(parse({"check"}).error == "check: missing CONFIG (the path of a bot.toml)");
+  BOOST_TEST(parse({"check", "--json", "a.toml"}).error == "check: unknown option \"--json\"");
+}
+
 struct UsageCase {
   std::vector<std::string_view> args;
   std::string error;

@@ -19,6 +19,7 @@
 #include "command_line.hpp"
 #include "exit_status.hpp"
 #include "log.hpp"
+#include "plan.hpp"
 #include "run_lock.hpp"
 #include "supervisor.hpp"
 
@@ -30,7 +31,8 @@ namespace {
 
 using namespace clustervisor;
 
-int runBot(const std::string& configPath) {
+// Loads CONFIG, or reports every problem in it (nothing is started either way).
+std::optional<config::BotConfig> loadConfig(const std::string& configPath) {
   auto loaded = config::loadConfigFile(configPath);
   if (!loaded.errors.empty()) {
     for (const auto& error : loaded.errors) {
@@ -38,6 +40,24 @@ int runBot(const std::string& configPath) {
     }
     logLine(std::to_string(loaded.errors.size()) + " error" +
             (loaded.errors.size() == 1 ? "" : "s") + " in " + configPath + "; nothing was started");
+    return std::nullopt;
+  }
+  return std::move(loaded.config);
+}
+
+int checkBot(const std::string& configPath) {
+  const auto config = loadConfig(configPath);
+  if (!config) {
+    return kExitConfig;
+  }
+  const auto lockFile = RunLock::lockFileFor(configPath, RunLock::runtimeDirectoryPath());
+  std::fputs(describePlan(*config, lockFile).c_str(), stdout);
+  return kExitOk;
+}
+
+int runBot(const std::string& configPath) {
+  auto loaded = loadConfig(configPath);
+  if (!loaded) {
     return kExitConfig;
   }
   // One supervisor per config file: a second one would start every cluster twice.
@@ -53,7 +73,7 @@ int runBot(const std::string& configPath) {
   boost::asio::io_context io(1);
   std::optional<Supervisor> supervisor;
   try {
-    supervisor.emplace(io, std::move(*loaded.config));
+    supervisor.emplace(io, std::move(*loaded));
   } catch (const boost::system::system_error& e) {
     // Signals, the event loop: what the supervisor needs from the OS before anything starts.
     logError(std::string("cannot start: ") + e.what());
@@ -83,6 +103,8 @@ int main(int argc, char** argv) {
         return kExitOk;
       case CommandLine::Command::kRun:
         return runBot(commandLine.configPath);
+      case CommandLine::Command::kCheck:
+        return checkBot(commandLine.configPath);
     }
   } catch (const std::exception& e) {
     logError(std::string("internal error: ") + e.what());

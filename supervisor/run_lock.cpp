@@ -45,14 +45,28 @@ std::string readPid(int fd) {
 
 }  // namespace
 
-std::optional<std::filesystem::path> RunLock::runtimeDirectory(std::string& error) {
-  std::filesystem::path directory;
+std::filesystem::path RunLock::runtimeDirectoryPath() {
   const char* xdg = std::getenv("XDG_RUNTIME_DIR");
   if (xdg != nullptr && xdg[0] == '/') {
-    directory = std::filesystem::path(xdg) / "clustervisor";
-  } else {
-    directory = "/tmp/clustervisor-" + std::to_string(::getuid());
+    return std::filesystem::path(xdg) / "clustervisor";
   }
+  return "/tmp/clustervisor-" + std::to_string(::getuid());
+}
+
+std::filesystem::path RunLock::lockFileFor(const std::filesystem::path& configFile,
+                                           const std::filesystem::path& directory) {
+  std::error_code ec;
+  auto canonical = std::filesystem::canonical(configFile, ec);
+  if (ec) {
+    canonical = std::filesystem::absolute(configFile, ec).lexically_normal();
+  }
+  // Named after the file, not the bot's `name`: editing the name of a running bot must not let a
+  // second supervisor of the same file start.
+  return directory / (canonical.stem().string() + "-" + pathTag(canonical.string()) + ".lock");
+}
+
+std::optional<std::filesystem::path> RunLock::runtimeDirectory(std::string& error) {
+  const std::filesystem::path directory = runtimeDirectoryPath();
   if (::mkdir(directory.c_str(), 0700) != 0 && errno != EEXIST) {
     error = "cannot create the runtime directory " + directory.string() + ": " + errnoText();
     return std::nullopt;
@@ -79,15 +93,7 @@ std::optional<RunLock> RunLock::acquire(const std::filesystem::path& configFile,
   if (!directory) {
     return std::nullopt;
   }
-  std::error_code ec;
-  auto canonical = std::filesystem::canonical(configFile, ec);
-  if (ec) {
-    canonical = std::filesystem::absolute(configFile, ec).lexically_normal();
-  }
-  // Named after the file, not the bot's `name`: editing the name of a running bot must not let a
-  // second supervisor of the same file start.
-  const auto path =
-      *directory / (canonical.stem().string() + "-" + pathTag(canonical.string()) + ".lock");
+  const auto path = lockFileFor(configFile, *directory);
   // The holder unlinks the file when it ends; a lock taken on a file that was unlinked meanwhile
   // guards nothing, so it is taken again on the file now at the path.
   int fd = -1;

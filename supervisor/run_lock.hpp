@@ -29,6 +29,11 @@ class RunLock {
 
   // The directory for the supervisor's lock (and control) files, created if missing.
   static std::optional<std::filesystem::path> runtimeDirectory(std::string& error);
+  // Where that directory is, without creating or checking it.
+  static std::filesystem::path runtimeDirectoryPath();
+  // The lock file of the bot whose config is `configFile`, in `directory`.
+  static std::filesystem::path lockFileFor(const std::filesystem::path& configFile,
+                                           const std::filesystem::path& directory);
 
   RunLock(RunLock&& other) noexcept;
   RunLock& operator=(RunLock&&) = delete;

@@ -17,8 +17,8 @@
 
 #include <toml++/toml.h>
 
-#include "duration.hpp"
-#include "size.hpp"
+#include "clustervisor/config/duration.hpp"
+#include "clustervisor/config/size.hpp"
 
 namespace clustervisor::config {
 namespace {

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "duration.hpp"
+#include "clustervisor/config/duration.hpp"
 
 #include <cstdint>
 #include <limits>

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "size.hpp"
+#include "clustervisor/config/size.hpp"
 
 #include <limits>
 

@@ -88,3 +88,41 @@ BOOST_AUTO_TEST_CASE(help_and_version_exit_zero) {
   BOOST_TEST(run({"--version"}, status).find("clustervisor ") == 0u);
   BOOST_TEST(status == 0);
 }
+
+BOOST_AUTO_TEST_CASE(check_prints_the_resolved_plan_and_starts_nothing) {
+  TempDir dir;
+  const auto config = dir.write("bot.toml",
+                                "command = [\"./bot\", \"--say\", \"hello world\"]\n"
+                                "clusters = 3\n"
+                                "environment = { TOKEN = \"x\" }\n"
+                                "[shards]\ntotal = 10\n"
+                                "[restart]\npolicy = \"on-failure\"\nlimit = 2\n");
+  int status = 0;
+  const auto output = run({"check", config.string()}, status);
+  BOOST_TEST(status == 0, output);
+  BOOST_TEST(output.find(config.string() + ": valid; nothing was started.") == 0u, output);
+  for (const std::string expected :
+       {"  command           ./bot --say 'hello world'\n", "  clusters          3 (ids 0-2)\n",
+        "  shards            10 in all, spread evenly\n", "                    cluster 0: 0-3\n",
+        "                    cluster 2: 7-9\n", "  environment       TOKEN=x\n",
+        "  restart           on failure (success: exit status 0)",
+        "  crash loop        more than 2 restarts within 1m of run time: cluster failed, retried "
+        "after 10m\n"}) {
+    BOOST_TEST(output.find(expected) != std::string::npos, expected << "\nin:\n" << output);
+  }
+  // Nothing ran: no worker, no "starting" line.
+  BOOST_TEST(output.find("starting") == std::string::npos, output);
+}
+
+BOOST_AUTO_TEST_CASE(check_of_a_bad_config_reports_every_error_and_exits_78) {
+  TempDir dir;
+  const auto config = dir.write("bot.toml", "command = [\"./bot\"]\nclusters = 0\n");
+  int status = 0;
+  const auto output = run({"check", config.string()}, status);
+  BOOST_TEST(status == 78);
+  BOOST_TEST(output == "clustervisor: error: " + config.string() +
+                           ":2:12: clusters: expected an integer from 1 to 4096, got 0\n"
+                           "clustervisor: 1 error in " +
+                           config.string() + "; nothing was started\n",
+             output);
+}

@@ -125,6 +125,10 @@ pid_t startSleeper(bool newSession) {
     ::execlp("sleep", "sleep", "1000", static_cast<char*>(nullptr));
     ::_exit(127);
   }
+  // Reported only once it has left: a test that kills us right after must find it outside.
+  while (newSession && ::getsid(pid) != pid) {
+    std::this_thread::sleep_for(1ms);
+  }
   return pid;
 }
 

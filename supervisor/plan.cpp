@@ -1,0 +1,160 @@
+// SPDX-License-Identifier: MIT
+#include "plan.hpp"
+
+#include <csignal>
+#include <cstring>
+
+#include "clustervisor/config/duration.hpp"
+#include "clustervisor/config/size.hpp"
+
+namespace clustervisor {
+
+namespace {
+
+using config::formatDuration;
+using config::formatSize;
+
+std::string signalName(int signal) {
+  if (const char* abbrev = ::sigabbrev_np(signal)) {
+    return std::string("SIG") + abbrev;
+  }
+  return "signal " + std::to_string(signal);
+}
+
+// "0-2", "7" or "" for contiguous ids.
+std::string range(const std::vector<std::uint32_t>& ids) {
+  if (ids.empty()) {
+    return "none";
+  }
+  if (ids.size() == 1) {
+    return std::to_string(ids.front());
+  }
+  return std::to_string(ids.front()) + "-" + std::to_string(ids.back());
+}
+
+std::string quoteArgument(const std::string& argument) {
+  if (!argument.empty() && argument.find_first_of(" \t\"'\\$`") == std::string::npos) {
+    return argument;
+  }
+  std::string quoted = "'";
+  for (const char c : argument) {
+    quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  }
+  return quoted + "'";
+}
+
+void line(std::string& out, std::string_view label, const std::string& value) {
+  out += "  ";
+  out += label;
+  out.append(label.size() < 18 ? 18 - label.size() : 1, ' ');
+  out += value;
+  out += '\n';
+}
+
+std::string restartText(const config::RestartConfig& restart) {
+  std::string text;
+  switch (restart.policy) {
+    case config::RestartPolicy::kAlways:
+      text = "always";
+      break;
+    case config::RestartPolicy::kOnFailure:
+      text = "on failure";
+      break;
+    case config::RestartPolicy::kNever:
+      return "never";
+  }
+  text += " (success: exit status";
+  if (restart.successExitCodes.empty()) {
+    text += " none";
+  }
+  for (std::size_t i = 0; i < restart.successExitCodes.size(); ++i) {
+    text += (i == 0 ? " " : ", ") + std::to_string(restart.successExitCodes[i]);
+  }
+  text += "); backoff " + formatDuration(restart.delay) + " doubling to " +
+          formatDuration(restart.maxDelay) + ", reset after " +
+          formatDuration(restart.stableAfter) + " ready";
+  return text;
+}
+
+std::string crashLoopText(const config::RestartConfig& restart) {
+  if (restart.policy == config::RestartPolicy::kNever) {
+    return "not applicable (never restarted)";
+  }
+  if (restart.limit == 0) {
+    return "no limit";
+  }
+  std::string text = "more than " + std::to_string(restart.limit) + " restarts within " +
+                     formatDuration(restart.window) + " of run time: ";
+  if (restart.onCrashLoop == config::CrashLoopAction::kStopSupervisor) {
+    return text + "stop everything, exit 69";
+  }
+  return text + "cluster failed, " +
+         (restart.retryFailedAfter.count() == 0
+              ? std::string("not retried")
+              : "retried after " + formatDuration(restart.retryFailedAfter));
+}
+
+}  // namespace
+
+std::string describePlan(const config::BotConfig& config, const std::filesystem::path& lockFile) {
+  std::string out = config.sourceFile.string() + ": valid; nothing was started.\n\n";
+  line(out, "name", config.name);
+  std::string command;
+  for (const auto& argument : config.command) {
+    command += (command.empty() ? "" : " ") + quoteArgument(argument);
+  }
+  line(out, "command", command);
+  line(out, "working directory", config.workingDirectory.string());
+  line(out, "clusters",
+       std::to_string(config.clusters) + " (ids 0-" + std::to_string(config.clusters - 1) + ")");
+  if (config.shards.total == 0) {
+    line(out, "shards", "none");
+  } else {
+    line(out, "shards",
+         std::to_string(config.shards.total) + " in all, " +
+             (config.shards.perCluster == 0
+                  ? std::string("spread evenly")
+                  : std::to_string(config.shards.perCluster) + " per cluster"));
+    for (std::uint32_t id = 0; id < config.clusters; ++id) {
+      line(out, "", "cluster " + std::to_string(id) + ": " + range(config::shardsFor(config, id)));
+    }
+  }
+  if (config.environment.empty()) {
+    line(out, "environment", "the supervisor's own");
+  } else {
+    bool first = true;
+    for (const auto& [name, value] : config.environment) {
+      line(out, first ? "environment" : "", name + "=" + value);
+      first = false;
+    }
+    line(out, "", "(added to the supervisor's own)");
+  }
+  line(out, "start",
+       std::string(config.start.ready == config::ReadyWhen::kSdk ? "ready when it calls ready()"
+                                                                 : "ready when it connects") +
+           "; timeout " + formatDuration(config.start.timeout) + "; " +
+           formatDuration(config.start.delay) + " between starts" +
+           (config.start.waitForReady ? ", each after the previous is ready" : ""));
+  line(out, "restart", restartText(config.restart));
+  line(out, "crash loop", crashLoopText(config.restart));
+  line(out, "heartbeat",
+       config.heartbeat.timeout.count() == 0
+           ? std::string("off")
+           : "every " + formatDuration(config.heartbeat.interval) + "; hung after " +
+                 formatDuration(config.heartbeat.timeout) + " of silence");
+  line(out, "stop",
+       "stop frame, " + signalName(config.stop.signal) + " (after " +
+           formatDuration(std::min(config.stop.signalDelay, config.stop.timeout / 2)) +
+           " for workers with an onStop handler), SIGKILL after " +
+           formatDuration(config.stop.timeout));
+  line(out, "events",
+       "payload up to " + formatSize(config.events.maxPayload) + "; outbox " +
+           formatSize(config.events.outboxLimit) + " per worker; hold " +
+           std::to_string(config.events.holdMaxCount) + " events, " +
+           formatSize(std::min(config.events.holdMaxBytes, config.events.outboxLimit / 2)) + ", " +
+           formatDuration(config.events.holdMaxAge) + " per cluster");
+  line(out, "lock file", lockFile.string());
+  return out;
+}
+
+}  // namespace clustervisor

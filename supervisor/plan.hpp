@@ -1,0 +1,18 @@
+// SPDX-License-Identifier: MIT
+//
+// describePlan(): what `clustervisor check bot.toml` prints for a valid config: the resolved
+// values a run would use (clusters, shards per cluster, environment, restart policy, start,
+// stop, heartbeats, event limits, lock file), in words an operator can check at a glance. Pure:
+// the config and the lock file's path in, text out.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include "clustervisor/config/bot_config.hpp"
+
+namespace clustervisor {
+
+std::string describePlan(const config::BotConfig& config, const std::filesystem::path& lockFile);
+
+}  // namespace clustervisor

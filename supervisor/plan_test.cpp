@@ -1,0 +1,73 @@
+// SPDX-License-Identifier: MIT
+#include <boost/test/unit_test.hpp>
+
+#include "plan.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+clustervisor::config::BotConfig sampleConfig() {
+  clustervisor::config::BotConfig config;
+  config.sourceFile = "bot.toml";
+  config.name = "bot";
+  config.command = {"./bot", "it's"};
+  config.workingDirectory = "/srv/bot";
+  config.clusters = 2;
+  return config;
+}
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(plan)
+
+BOOST_AUTO_TEST_CASE(defaults_are_spelled_out) {
+  const auto text = clustervisor::describePlan(sampleConfig(), "/run/lock");
+  const std::string expected =
+      "bot.toml: valid; nothing was started.\n"
+      "\n"
+      "  name              bot\n"
+      "  command           ./bot 'it'\\''s'\n"
+      "  working directory /srv/bot\n"
+      "  clusters          2 (ids 0-1)\n"
+      "  shards            none\n"
+      "  environment       the supervisor's own\n"
+      "  start             ready when it calls ready(); timeout 1m30s; 0s between starts\n"
+      "  restart           always (success: exit status 0); backoff 1s doubling to 1m, reset "
+      "after 30s ready\n"
+      "  crash loop        more than 5 restarts within 1m of run time: cluster failed, retried "
+      "after 10m\n"
+      "  heartbeat         every 1s; hung after 30s of silence\n"
+      "  stop              stop frame, SIGTERM (after 5s for workers with an onStop handler), "
+      "SIGKILL after 10s\n"
+      "  events            payload up to 1MiB; outbox 64MiB per worker; hold 1000 events, 16MiB, "
+      "1m per cluster\n"
+      "  lock file         /run/lock\n";
+  BOOST_TEST(text == expected);
+}
+
+BOOST_AUTO_TEST_CASE(shards_per_cluster_and_policies_are_described) {
+  auto config = sampleConfig();
+  config.clusters = 4;
+  config.shards.total = 16;
+  config.shards.perCluster = 5;
+  config.restart.onCrashLoop = clustervisor::config::CrashLoopAction::kStopSupervisor;
+  config.heartbeat.timeout = 0ms;
+  config.stop.signalDelay = 1h;  // capped at half of stop.timeout
+  const auto text = clustervisor::describePlan(config, "/run/lock");
+  BOOST_TEST(text.find("  shards            16 in all, 5 per cluster\n"
+                       "                    cluster 0: 0-4\n"
+                       "                    cluster 1: 5-9\n"
+                       "                    cluster 2: 10-14\n"
+                       "                    cluster 3: 15\n") != std::string::npos,
+             text);
+  BOOST_TEST(text.find("of run time: stop everything, exit 69\n") != std::string::npos, text);
+  BOOST_TEST(text.find("  heartbeat         off\n") != std::string::npos, text);
+  BOOST_TEST(text.find("SIGTERM (after 5s for workers") != std::string::npos, text);
+  config.restart.policy = clustervisor::config::RestartPolicy::kNever;
+  const auto never = clustervisor::describePlan(config, "/run/lock");
+  BOOST_TEST(
+      never.find("  restart           never\n"
+                 "  crash loop        not applicable (never restarted)\n") != std::string::npos,
+      never);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
