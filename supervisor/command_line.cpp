@@ -1,26 +1,47 @@
 // SPDX-License-Identifier: MIT
 #include "command_line.hpp"
 
+#include <charconv>
+
 namespace clustervisor {
 
 std::string_view usageText() {
   return "usage: clustervisor run CONFIG\n"
          "       clustervisor check CONFIG\n"
+         "       clustervisor status [--json] (CONFIG | --socket PATH)\n"
+         "       clustervisor restart (CONFIG | --socket PATH) (--all | ID...)\n"
+         "       clustervisor stop (CONFIG | --socket PATH)\n"
          "       clustervisor --help | --version\n"
          "\n"
          "Run a bot as many clusters: start one worker per cluster from CONFIG (a bot.toml),\n"
          "relay events between them and restart them when they exit.\n"
          "\n"
          "commands:\n"
-         "  run CONFIG   start the bot described by CONFIG and supervise it until SIGINT/SIGTERM\n"
-         "  check CONFIG validate CONFIG and print what a run would do; start nothing\n"
+         "  run CONFIG      start the bot described by CONFIG and supervise it until stopped\n"
+         "  check CONFIG    validate CONFIG and print what a run would do; start nothing\n"
+         "  status          show the state of every cluster of the running bot\n"
+         "  restart         restart the given clusters (or --all) of the running bot\n"
+         "  stop            stop the running bot, as SIGTERM would\n"
          "\n"
          "options:\n"
-         "  -h, --help   show this help and exit\n"
-         "  --version    show the version and exit\n"
+         "  --socket PATH   reach the supervisor at this control socket instead of the one\n"
+         "                  of CONFIG\n"
+         "  --json          status: print the supervisor's JSON answer as it is\n"
+         "  --all           restart: every cluster\n"
+         "  -h, --help      show this help and exit\n"
+         "  --version       show the version and exit\n"
          "\n"
          "See clustervisor(1), clustervisor.toml(5) and clustervisor-worker(3).\n";
 }
+
+namespace {
+
+bool parseClusterId(std::string_view text, std::uint32_t& id) {
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
+  return ec == std::errc{} && end == text.data() + text.size() && !text.empty();
+}
+
+}  // namespace
 
 CommandLine parseCommandLine(std::span<const std::string_view> args) {
   CommandLine result;
@@ -37,33 +58,90 @@ CommandLine parseCommandLine(std::span<const std::string_view> args) {
     result.command = CommandLine::Command::kVersion;
     return result;
   }
-  if (first != "run" && first != "check") {
+  using Command = CommandLine::Command;
+  if (first == "run") {
+    result.command = Command::kRun;
+  } else if (first == "check") {
+    result.command = Command::kCheck;
+  } else if (first == "status") {
+    result.command = Command::kStatus;
+  } else if (first == "restart") {
+    result.command = Command::kRestart;
+  } else if (first == "stop") {
+    result.command = Command::kStop;
+  } else {
     result.error = first.starts_with("-") ? "unknown option \"" + std::string(first) + "\""
                                           : "unknown command \"" + std::string(first) + "\"";
     return result;
   }
   const std::string name(first);
-  result.command = first == "run" ? CommandLine::Command::kRun : CommandLine::Command::kCheck;
+  const bool remote = result.command == Command::kStatus || result.command == Command::kRestart ||
+                      result.command == Command::kStop;
+  const auto fail = [&](std::string message) {
+    result.error = name + ": " + std::move(message);
+    return result;
+  };
   bool endOfOptions = false;
-  for (const std::string_view arg : args.subspan(1)) {
+  std::vector<std::string_view> positional;
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    const std::string_view arg = args[i];
     if (!endOfOptions && arg == "--") {
       endOfOptions = true;
     } else if (!endOfOptions && (arg == "-h" || arg == "--help")) {
-      result.command = CommandLine::Command::kHelp;
+      result.command = Command::kHelp;
       return result;
+    } else if (!endOfOptions && remote && (arg == "--socket" || arg.starts_with("--socket="))) {
+      if (arg == "--socket") {
+        if (i + 1 == args.size()) {
+          return fail("--socket needs a PATH");
+        }
+        result.socketPath = std::string(args[++i]);
+      } else {
+        result.socketPath = std::string(arg.substr(9));
+      }
+      if (result.socketPath.empty()) {
+        return fail("--socket needs a PATH");
+      }
+    } else if (!endOfOptions && result.command == Command::kStatus && arg == "--json") {
+      result.json = true;
+    } else if (!endOfOptions && result.command == Command::kRestart && arg == "--all") {
+      result.all = true;
     } else if (!endOfOptions && arg.starts_with("-") && arg != "-") {
-      result.error = name + ": unknown option \"" + std::string(arg) + "\"";
-      return result;
-    } else if (result.configPath.empty()) {
-      result.configPath = std::string(arg);
+      return fail("unknown option \"" + std::string(arg) + "\"");
     } else {
-      result.error = name + ": more than one CONFIG given (\"" + result.configPath + "\" and \"" +
-                     std::string(arg) + "\")";
-      return result;
+      positional.push_back(arg);
     }
   }
-  if (result.configPath.empty()) {
-    result.error = name + ": missing CONFIG (the path of a bot.toml)";
+  // CONFIG comes first unless --socket names the supervisor.
+  std::size_t next = 0;
+  if (!remote || result.socketPath.empty()) {
+    if (positional.empty()) {
+      return fail("missing CONFIG (the path of a bot.toml)");
+    }
+    result.configPath = std::string(positional[next++]);
+  }
+  if (result.command == Command::kRestart) {
+    for (; next < positional.size(); ++next) {
+      std::uint32_t id = 0;
+      if (!parseClusterId(positional[next], id)) {
+        return fail("\"" + std::string(positional[next]) +
+                    "\" is not a cluster id (a number from 0)");
+      }
+      result.clusters.push_back(id);
+    }
+    if (result.all == !result.clusters.empty()) {
+      return fail(result.all ? "give either --all or cluster ids, not both"
+                             : "say which clusters: cluster ids, or --all");
+    }
+    return result;
+  }
+  if (next < positional.size()) {
+    if (result.configPath.empty()) {
+      return fail("unexpected \"" + std::string(positional[next]) +
+                  "\" (--socket already names the supervisor)");
+    }
+    return fail("more than one CONFIG given (\"" + result.configPath + "\" and \"" +
+                std::string(positional[next]) + "\")");
   }
   return result;
 }

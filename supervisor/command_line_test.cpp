@@ -31,6 +31,27 @@ BOOST_AUTO_TEST_CASE(check_takes_one_config_path) {
   BOOST_TEST(parse({"check", "--json", "a.toml"}).error == "check: unknown option \"--json\"");
 }
 
+BOOST_AUTO_TEST_CASE(status_restart_and_stop_find_the_supervisor_by_config_or_socket) {
+  const auto status = parse({"status", "--json", "bot.toml"});
+  BOOST_TEST(status.error == "");
+  BOOST_TEST((status.command == CommandLine::Command::kStatus));
+  BOOST_TEST(status.json);
+  BOOST_TEST(status.configPath == "bot.toml");
+  const auto bySocket = parse({"stop", "--socket", "/run/x.sock"});
+  BOOST_TEST(bySocket.error == "");
+  BOOST_TEST((bySocket.command == CommandLine::Command::kStop));
+  BOOST_TEST(bySocket.socketPath == "/run/x.sock");
+  BOOST_TEST(bySocket.configPath == "");
+  BOOST_TEST(parse({"status", "--socket=/run/y.sock"}).socketPath == "/run/y.sock");
+  const auto restart = parse({"restart", "bot.toml", "2", "0"});
+  BOOST_TEST(restart.error == "");
+  BOOST_TEST((restart.clusters == std::vector<std::uint32_t>{2, 0}));
+  BOOST_TEST(!restart.all);
+  const auto all = parse({"restart", "--all", "--socket", "/s"});
+  BOOST_TEST(all.error == "");
+  BOOST_TEST(all.all);
+}
+
 struct UsageCase {
   std::vector<std::string_view> args;
   std::string error;
@@ -44,6 +65,15 @@ BOOST_AUTO_TEST_CASE(usage_errors_say_what_is_wrong) {
       {{"run"}, "run: missing CONFIG (the path of a bot.toml)"},
       {{"run", "a.toml", "b.toml"}, "run: more than one CONFIG given (\"a.toml\" and \"b.toml\")"},
       {{"run", "--fast", "a.toml"}, "run: unknown option \"--fast\""},
+      {{"status"}, "status: missing CONFIG (the path of a bot.toml)"},
+      {{"status", "--socket"}, "status: --socket needs a PATH"},
+      {{"stop", "--json", "a.toml"}, "stop: unknown option \"--json\""},
+      {{"status", "--socket", "/s", "a.toml"},
+       "status: unexpected \"a.toml\" (--socket already names the supervisor)"},
+      {{"restart", "a.toml"}, "restart: say which clusters: cluster ids, or --all"},
+      {{"restart", "a.toml", "--all", "1"}, "restart: give either --all or cluster ids, not both"},
+      {{"restart", "a.toml", "one"}, "restart: \"one\" is not a cluster id (a number from 0)"},
+      {{"restart", "a.toml", "-1"}, "restart: unknown option \"-1\""},
   };
   for (const auto& c : cases) {
     BOOST_TEST(parse(c.args).error == c.error);

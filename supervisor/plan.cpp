@@ -96,7 +96,8 @@ std::string crashLoopText(const config::RestartConfig& restart) {
 
 }  // namespace
 
-std::string describePlan(const config::BotConfig& config, const std::filesystem::path& lockFile) {
+std::string describePlan(const config::BotConfig& config, const std::filesystem::path& lockFile,
+                         const std::filesystem::path& controlSocket) {
   std::string out = config.sourceFile.string() + ": valid; nothing was started.\n\n";
   line(out, "name", config.name);
   std::string command;
@@ -154,6 +155,7 @@ std::string describePlan(const config::BotConfig& config, const std::filesystem:
            formatSize(std::min(config.events.holdMaxBytes, config.events.outboxLimit / 2)) + ", " +
            formatDuration(config.events.holdMaxAge) + " per cluster");
   line(out, "lock file", lockFile.string());
+  line(out, "control socket", controlSocket.string());
   return out;
 }
 

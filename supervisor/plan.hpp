@@ -13,6 +13,7 @@
 
 namespace clustervisor {
 
-std::string describePlan(const config::BotConfig& config, const std::filesystem::path& lockFile);
+std::string describePlan(const config::BotConfig& config, const std::filesystem::path& lockFile,
+                         const std::filesystem::path& controlSocket);
 
 }  // namespace clustervisor

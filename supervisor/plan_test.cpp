@@ -20,7 +20,7 @@ clustervisor::config::BotConfig sampleConfig() {
 BOOST_AUTO_TEST_SUITE(plan)
 
 BOOST_AUTO_TEST_CASE(defaults_are_spelled_out) {
-  const auto text = clustervisor::describePlan(sampleConfig(), "/run/lock");
+  const auto text = clustervisor::describePlan(sampleConfig(), "/run/lock", "/run/sock");
   const std::string expected =
       "bot.toml: valid; nothing was started.\n"
       "\n"
@@ -40,7 +40,8 @@ BOOST_AUTO_TEST_CASE(defaults_are_spelled_out) {
       "SIGKILL after 10s\n"
       "  events            payload up to 1MiB; outbox 64MiB per worker; hold 1000 events, 16MiB, "
       "1m per cluster\n"
-      "  lock file         /run/lock\n";
+      "  lock file         /run/lock\n"
+      "  control socket    /run/sock\n";
   BOOST_TEST(text == expected);
 }
 
@@ -52,7 +53,7 @@ BOOST_AUTO_TEST_CASE(shards_per_cluster_and_policies_are_described) {
   config.restart.onCrashLoop = clustervisor::config::CrashLoopAction::kStopSupervisor;
   config.heartbeat.timeout = 0ms;
   config.stop.signalDelay = 1h;  // capped at half of stop.timeout
-  const auto text = clustervisor::describePlan(config, "/run/lock");
+  const auto text = clustervisor::describePlan(config, "/run/lock", "/run/sock");
   BOOST_TEST(text.find("  shards            16 in all, 5 per cluster\n"
                        "                    cluster 0: 0-4\n"
                        "                    cluster 1: 5-9\n"
@@ -63,7 +64,7 @@ BOOST_AUTO_TEST_CASE(shards_per_cluster_and_policies_are_described) {
   BOOST_TEST(text.find("  heartbeat         off\n") != std::string::npos, text);
   BOOST_TEST(text.find("SIGTERM (after 5s for workers") != std::string::npos, text);
   config.restart.policy = clustervisor::config::RestartPolicy::kNever;
-  const auto never = clustervisor::describePlan(config, "/run/lock");
+  const auto never = clustervisor::describePlan(config, "/run/lock", "/run/sock");
   BOOST_TEST(
       never.find("  restart           never\n"
                  "  crash loop        not applicable (never restarted)\n") != std::string::npos,

@@ -65,6 +65,11 @@ std::filesystem::path RunLock::lockFileFor(const std::filesystem::path& configFi
   return directory / (canonical.stem().string() + "-" + pathTag(canonical.string()) + ".lock");
 }
 
+std::filesystem::path RunLock::controlSocketFor(const std::filesystem::path& configFile,
+                                                const std::filesystem::path& directory) {
+  return lockFileFor(configFile, directory).replace_extension(".sock");
+}
+
 std::optional<std::filesystem::path> RunLock::runtimeDirectory(std::string& error) {
   const std::filesystem::path directory = runtimeDirectoryPath();
   if (::mkdir(directory.c_str(), 0700) != 0 && errno != EEXIST) {

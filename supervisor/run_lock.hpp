@@ -31,6 +31,9 @@ class RunLock {
   static std::optional<std::filesystem::path> runtimeDirectory(std::string& error);
   // Where that directory is, without creating or checking it.
   static std::filesystem::path runtimeDirectoryPath();
+  // The control socket of the bot whose config is `configFile`, in `directory`.
+  static std::filesystem::path controlSocketFor(const std::filesystem::path& configFile,
+                                                const std::filesystem::path& directory);
   // The lock file of the bot whose config is `configFile`, in `directory`.
   static std::filesystem::path lockFileFor(const std::filesystem::path& configFile,
                                            const std::filesystem::path& directory);

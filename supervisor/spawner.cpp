@@ -120,7 +120,10 @@ std::vector<std::string> buildEnvironment(const SpawnRequest& request) {
   if (request.totalShards > 0) {
     std::string shards;
     for (const auto shard : request.shards) {
-      shards += (shards.empty() ? "" : ",") + std::to_string(shard);
+      if (!shards.empty()) {
+        shards += ',';
+      }
+      shards += std::to_string(shard);
     }
     merged[wire::kEnvShards] = shards;
     merged[wire::kEnvTotalShards] = std::to_string(request.totalShards);

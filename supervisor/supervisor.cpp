@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <variant>
 
 #include "exit_status.hpp"
 #include "log.hpp"
@@ -66,7 +67,8 @@ std::string_view policyName(config::RestartPolicy policy) {
 
 }  // namespace
 
-Supervisor::Supervisor(asio::io_context& io, config::BotConfig config)
+Supervisor::Supervisor(asio::io_context& io, config::BotConfig config,
+                       std::filesystem::path controlSocket)
     : io_(io),
       config_(std::move(config)),
       spawner_(io.get_executor()),
@@ -79,7 +81,8 @@ Supervisor::Supervisor(asio::io_context& io, config::BotConfig config)
       finishTimer_(io),
       orphanTimer_(io),
       random_(std::random_device{}()),
-      sweepTimer_(io) {
+      sweepTimer_(io),
+      controlPath_(std::move(controlSocket)) {
   slots_.reserve(config_.clusters);
   for (std::uint32_t id = 0; id < config_.clusters; ++id) {
     slots_.push_back(std::make_unique<Slot>(io_, id, config_));
@@ -104,6 +107,16 @@ int Supervisor::run() {
   watchSignals();
   watchChildren();
   sweep();
+  if (!controlPath_.empty()) {
+    control_ = std::make_unique<ControlServer>(
+        io_, controlPath_, [this](const control::Request& request) { return onControl(request); });
+    std::string error;
+    if (!control_->start(error)) {
+      // The bot matters more than its remote control: run on without it.
+      logError(error + "; clustervisor status/restart/stop cannot reach this supervisor");
+      control_.reset();
+    }
+  }
   logLine("starting " + std::to_string(config_.clusters) + " cluster" +
           (config_.clusters == 1 ? "" : "s") + " of " + config_.name);
   for (auto& slot : slots_) {
@@ -461,7 +474,9 @@ void Supervisor::onHello(Slot& slot, WorkerConnection& connection, std::span<std
   const auto held = held_.take(slot.id, Clock::now());
   reportExpired(slot.id, held_.droppedExpired() - expiredBefore);
   for (const auto& message : held) {
-    if (!connection.send(message)) {
+    if (connection.send(message)) {
+      ++slot.eventsOut;
+    } else {
       reportDrop(describe(slot) + ": held event dropped, outbox full");
     }
   }
@@ -494,6 +509,7 @@ void Supervisor::onReady(Slot& slot) {
 void Supervisor::routeEvent(Slot& slot, WorkerConnection& from, const wire::Header& header,
                             std::span<std::byte> frame) {
   wire::stampSource(frame, slot.id);
+  ++slot.eventsIn;
   const auto decision = relay_.route(slot.id, header.target);
   switch (decision.route) {
     case Relay::Route::kDeliver: {
@@ -503,6 +519,7 @@ void Supervisor::routeEvent(Slot& slot, WorkerConnection& from, const wire::Head
       if (decision.recipients.size() == 1) {
         const auto id = decision.recipients.front();
         if (slots_[id]->connection->send(frame)) {
+          ++slots_[id]->eventsOut;
           if (wantsAcks) {
             delivered.push_back(id);
           }
@@ -515,6 +532,7 @@ void Supervisor::routeEvent(Slot& slot, WorkerConnection& from, const wire::Head
             std::make_shared<const std::vector<std::byte>>(frame.begin(), frame.end());
         for (const auto id : decision.recipients) {
           if (slots_[id]->connection->send(shared)) {
+            ++slots_[id]->eventsOut;
             if (wantsAcks) {
               delivered.push_back(id);
             }
@@ -649,10 +667,11 @@ void Supervisor::onDisconnected(WorkerConnection& connection, const std::string&
   if (protocolError) {
     logError(describe(slot) + ": protocol error: " + reason + "; disconnected, stopping it");
     handle(slot, Kind::kProtocolError);
-  } else if (slot.pid > 0) {
+  } else if (slot.pid > 0 && slot.lifecycle.state() != WorkerState::kStopping) {
     // Its exit follows soon in the usual case; a worker that goes on running without its
     // connection gets no events, and is stopped as hung once its heartbeats are overdue.
-    logLine(describe(slot) + " closed its connection (" + reason + ")");
+    logLine(describe(slot) + " closed its connection" +
+            (reason == "closed its connection" ? std::string() : " (" + reason + ")"));
   }
 }
 
@@ -792,6 +811,9 @@ void Supervisor::onExit(Slot& slot, int status) {
     case StopCause::kProtocolError:
       line += ", stopped for a protocol error";
       break;
+    case StopCause::kRestart:
+      line += ", restarted on request";
+      break;
     case StopCause::kNone:
     case StopCause::kShutdown:
       break;
@@ -818,12 +840,15 @@ void Supervisor::onExit(Slot& slot, int status) {
       line += "; stopped";
       break;
     case WorkerState::kQueued:
+      line += "; starting it again";
+      break;
     case WorkerState::kStarting:
     case WorkerState::kRunning:
     case WorkerState::kStopping:
       break;
   }
   slot.lastExitSucceeded = step.success;
+  slot.lastExit = how;
   if (step.state == WorkerState::kFailed) {
     logError(line);
   } else {
@@ -954,6 +979,9 @@ void Supervisor::finish() {
     return;
   }
   childSignal_.cancel();
+  if (control_) {
+    control_->stop();
+  }
   // Output still in the pipes is written out; a descendant that escaped the process group and
   // keeps a pipe open cannot hold the supervisor for more than this.
   if (openCaptures_ > 0) {
@@ -967,6 +995,104 @@ void Supervisor::finish() {
     });
   }
   logLine("all workers stopped");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The control socket.
+
+boost::json::object Supervisor::status() const {
+  namespace json = boost::json;
+  const auto now = Clock::now();
+  const auto ms = [](Clock::duration d) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+  };
+  json::array clusters;
+  std::uint64_t eventsIn = 0;
+  std::uint64_t eventsOut = 0;
+  std::size_t running = 0;
+  for (const auto& slot : slots_) {
+    json::object c;
+    const WorkerState state = slot->lifecycle.state();
+    c["id"] = slot->id;
+    c["state"] = std::string(toString(state));
+    c["ready"] = state == WorkerState::kRunning;
+    c["connected"] = slot->connection != nullptr && slot->connection->welcomed();
+    if (slot->pid > 0) {
+      c["pid"] = slot->pid;
+      c["uptime_ms"] = ms(now - slot->lifecycle.startedAt());
+    } else {
+      c["pid"] = nullptr;
+      c["uptime_ms"] = nullptr;
+    }
+    c["restarts"] = slot->lifecycle.restarts();
+    c["last_exit"] = slot->lastExit.empty() ? json::value(nullptr) : json::value(slot->lastExit);
+    c["events_in"] = slot->eventsIn;
+    c["events_out"] = slot->eventsOut;
+    c["queued_bytes"] = slot->connection ? slot->connection->queuedBytes() : 0;
+    c["held_events"] = held_.heldMessages(slot->id);
+    c["shards"] = [&] {
+      json::array shards;
+      for (const auto shard : config::shardsFor(config_, slot->id)) {
+        shards.push_back(shard);
+      }
+      return shards;
+    }();
+    eventsIn += slot->eventsIn;
+    eventsOut += slot->eventsOut;
+    running += state == WorkerState::kRunning ? 1 : 0;
+    clusters.push_back(std::move(c));
+  }
+  json::object result;
+  result["name"] = config_.name;
+  result["config"] = config_.sourceFile.string();
+  result["pid"] = ::getpid();
+  result["uptime_ms"] = ms(now - startedAt_);
+  result["stopping"] = shuttingDown_;
+  result["clusters"] = std::move(clusters);
+  result["totals"] = json::object{{"clusters", slots_.size()},
+                                  {"running", running},
+                                  {"events_in", eventsIn},
+                                  {"events_out", eventsOut},
+                                  {"dropped_events", droppedEvents_}};
+  return result;
+}
+
+std::string Supervisor::onControl(const control::Request& request) {
+  if (const auto* restart = std::get_if<control::RestartRequest>(&request)) {
+    if (shuttingDown_) {
+      return control::encodeError("the supervisor is stopping");
+    }
+    std::vector<std::uint32_t> ids = restart->clusters;
+    if (restart->all) {
+      ids.clear();
+      for (const auto& slot : slots_) {
+        ids.push_back(slot->id);
+      }
+    }
+    for (const auto id : ids) {
+      if (id >= slots_.size()) {
+        return control::encodeError("cluster " + std::to_string(id) +
+                                    " does not exist (clusters are 0.." +
+                                    std::to_string(slots_.size() - 1) + ")");
+      }
+    }
+    boost::json::array restarted;
+    for (const auto id : ids) {
+      Slot& slot = *slots_[id];
+      logLine(describe(slot) + ": restart requested over the control socket (was " +
+              std::string(toString(slot.lifecycle.state())) + ")");
+      handle(slot, Kind::kRestartRequested);
+      restarted.push_back(id);
+    }
+    return control::encodeSuccess(boost::json::object{{"restarting", std::move(restarted)}});
+  }
+  if (std::holds_alternative<control::StopRequest>(request)) {
+    const bool already = shuttingDown_;
+    // After the reply is on its way: the stop may end the event loop soon.
+    asio::post(io_, [this] { beginShutdown("stop requested over the control socket"); });
+    return control::encodeSuccess(boost::json::object{{"stopping", true}, {"already", already}});
+  }
+  return control::encodeSuccess(status());
 }
 
 }  // namespace clustervisor

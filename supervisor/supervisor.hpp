@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <random>
@@ -24,8 +25,10 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/json/object.hpp>
 
 #include "clustervisor/config/bot_config.hpp"
+#include "control_server.hpp"
 #include "held_messages.hpp"
 #include "log_limiter.hpp"
 #include "output_capture.hpp"
@@ -51,7 +54,9 @@ class Supervisor final : private FrameSink {
   // How long the end of a stop waits for descendants that escaped their worker's process group.
   static constexpr std::chrono::milliseconds kOrphanTimeout{2000};
 
-  Supervisor(boost::asio::io_context& io, config::BotConfig config);
+  // `controlSocket`: where the control socket listens; empty: no control socket.
+  Supervisor(boost::asio::io_context& io, config::BotConfig config,
+             std::filesystem::path controlSocket = {});
   ~Supervisor();
 
   // Starts the workers and runs until stopped. Returns the exit status.
@@ -75,6 +80,9 @@ class Supervisor final : private FrameSink {
     std::uint64_t processStartTime = 0;  // of pid, from /proc: tells its orphans from older ones
     bool stopHandler = false;            // the worker's SDK has an onStop handler
     bool lastExitSucceeded = true;       // the last exit counted as a success
+    std::string lastExit;                // "exited with status 3", "was killed by SIGKILL"
+    std::uint64_t eventsIn = 0;          // events this cluster's workers sent
+    std::uint64_t eventsOut = 0;         // events queued for this cluster's workers
     Clock::time_point lastHeard;         // last frame from the worker
     std::shared_ptr<WorkerConnection> connection;
     std::shared_ptr<OutputCapture> out;
@@ -124,6 +132,8 @@ class Supervisor final : private FrameSink {
   void reportDrop(const std::string& message, std::uint64_t count = 1);
   void sweep();
   std::string describe(const Slot& slot) const;
+  std::string onControl(const control::Request& request);
+  boost::json::object status() const;
 
   boost::asio::io_context& io_;
   config::BotConfig config_;
@@ -153,6 +163,9 @@ class Supervisor final : private FrameSink {
   LogLimiter dropLog_;
   LogLimiter waitLog_;
   boost::asio::steady_timer sweepTimer_;
+  Clock::time_point startedAt_ = Clock::now();
+  std::filesystem::path controlPath_;
+  std::unique_ptr<ControlServer> control_;
 };
 
 }  // namespace clustervisor

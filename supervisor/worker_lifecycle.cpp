@@ -23,8 +23,12 @@ WorkerLifecycle::Step WorkerLifecycle::ended(const Event& event, Duration uptime
                                              Duration readyTime, bool success) {
   const StopCause cause = stopCause_;
   stopCause_ = StopCause::kNone;
-  if (cause == StopCause::kShutdown) {
-    Step step = moveTo(WorkerState::kStopped, Action::kNone);
+  if (cause == StopCause::kShutdown || cause == StopCause::kRestart) {
+    if (cause == StopCause::kRestart) {
+      policy_.reset();
+    }
+    Step step = cause == StopCause::kShutdown ? moveTo(WorkerState::kStopped, Action::kNone)
+                                              : moveTo(WorkerState::kQueued, Action::kEnqueue);
     step.uptime = uptime;
     step.readyTime = readyTime;
     return step;
@@ -160,6 +164,28 @@ WorkerLifecycle::Step WorkerLifecycle::on(const Event& event) {
         case WorkerState::kFailed:
         case WorkerState::kExited:
           return moveTo(WorkerState::kStopped, Action::kCancel);
+        case WorkerState::kStopped:
+          return stay();
+      }
+      return stay();
+
+    case EventKind::kRestartRequested:
+      switch (state_) {
+        case WorkerState::kStarting:
+        case WorkerState::kRunning:
+          stopCause_ = StopCause::kRestart;
+          return moveTo(WorkerState::kStopping, Action::kStop);
+        case WorkerState::kStopping:
+          if (stopCause_ != StopCause::kShutdown) {
+            stopCause_ = StopCause::kRestart;
+          }
+          return stay();
+        case WorkerState::kBackingOff:
+        case WorkerState::kFailed:
+        case WorkerState::kExited:
+          policy_.reset();
+          return moveTo(WorkerState::kQueued, Action::kEnqueue);
+        case WorkerState::kQueued:
         case WorkerState::kStopped:
           return stay();
       }

@@ -30,6 +30,16 @@
 //   stopping     shutdown               stopping      - (its exit now ends in stopped)
 //   queued, backing-off,
 //   failed, exited  shutdown            stopped       cancel its timers, leave the queue
+//   starting,
+//   running      restart requested      stopping      stop it; its exit queues it at once
+//   stopping     restart requested      stopping      - (unless stopping for the shutdown,
+//                                                       its exit queues it at once)
+//   backing-off,
+//   failed,
+//   exited       restart requested      queued        cancel its timers, enqueue (fresh count)
+//
+// An operator's restart is neither a failure nor a restart the crash-loop limit counts: the
+// exit it causes queues the cluster at once, with a fresh backoff and count.
 //
 // Any other pair leaves the state unchanged and does nothing (a late timer, a second ready).
 // The restart policy measures runs by their ready time (see RestartPolicy), so a worker that keeps
@@ -56,6 +66,7 @@ enum class StopCause {
   kStartTimeout,   // not ready within start.timeout
   kHung,           // no heartbeat within heartbeat.timeout
   kProtocolError,  // sent something that is not the protocol
+  kRestart,        // an operator asked for a restart
 };
 
 struct WorkerExit {
@@ -81,6 +92,7 @@ class WorkerLifecycle {
     kBackoffElapsed,
     kRetryElapsed,
     kShutdown,
+    kRestartRequested,  // an operator asked for a restart (clustervisor restart)
   };
 
   struct Event {

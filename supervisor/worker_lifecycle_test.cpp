@@ -32,10 +32,13 @@ constexpr WorkerState kAllStates[] = {
 };
 
 constexpr EventKind kAllEvents[] = {
-    EventKind::kSpawned,       EventKind::kSpawnFailed,  EventKind::kConnected,
-    EventKind::kReady,         EventKind::kStartTimeout, EventKind::kHeartbeatTimeout,
-    EventKind::kProtocolError, EventKind::kExited,       EventKind::kBackoffElapsed,
-    EventKind::kRetryElapsed,  EventKind::kShutdown,     EventKind::kDisconnected,
+    EventKind::kSpawned,          EventKind::kSpawnFailed,
+    EventKind::kConnected,        EventKind::kReady,
+    EventKind::kStartTimeout,     EventKind::kHeartbeatTimeout,
+    EventKind::kProtocolError,    EventKind::kExited,
+    EventKind::kBackoffElapsed,   EventKind::kRetryElapsed,
+    EventKind::kShutdown,         EventKind::kDisconnected,
+    EventKind::kRestartRequested,
 };
 
 std::string_view name(EventKind kind) {
@@ -64,6 +67,8 @@ std::string_view name(EventKind kind) {
       return "shutdown";
     case EventKind::kDisconnected:
       return "disconnected";
+    case EventKind::kRestartRequested:
+      return "restart requested";
   }
   return "unknown";
 }
@@ -104,6 +109,8 @@ std::string_view name(StopCause cause) {
       return "hung";
     case StopCause::kProtocolError:
       return "protocol error";
+    case StopCause::kRestart:
+      return "restart";
   }
   return "unknown";
 }
@@ -182,6 +189,10 @@ WorkerLifecycle lifecycleIn(WorkerState state, StopCause stoppedBy = StopCause::
           lifecycle.on(event(EventKind::kReady, t0 + 1s));
           lifecycle.on(event(EventKind::kProtocolError, t0 + 2s));
           break;
+        case StopCause::kRestart:
+          lifecycle.on(event(EventKind::kReady, t0 + 1s));
+          lifecycle.on(event(EventKind::kRestartRequested, t0 + 2s));
+          break;
         case StopCause::kNone:
           BOOST_FAIL("a stopping worker needs a stop cause");
       }
@@ -237,6 +248,7 @@ const std::vector<Row> kTransitions = {
     {WorkerState::kQueued, EventKind::kBackoffElapsed, WorkerState::kQueued, Action::kNone},
     {WorkerState::kQueued, EventKind::kRetryElapsed, WorkerState::kQueued, Action::kNone},
     {WorkerState::kQueued, EventKind::kDisconnected, WorkerState::kQueued, Action::kNone},
+    {WorkerState::kQueued, EventKind::kRestartRequested, WorkerState::kQueued, Action::kNone},
     {WorkerState::kQueued, EventKind::kShutdown, WorkerState::kStopped, Action::kCancel},
 
     {WorkerState::kStarting, EventKind::kSpawned, WorkerState::kStarting, Action::kNone},
@@ -250,6 +262,7 @@ const std::vector<Row> kTransitions = {
     {WorkerState::kStarting, EventKind::kBackoffElapsed, WorkerState::kStarting, Action::kNone},
     {WorkerState::kStarting, EventKind::kRetryElapsed, WorkerState::kStarting, Action::kNone},
     {WorkerState::kStarting, EventKind::kDisconnected, WorkerState::kStarting, Action::kNone},
+    {WorkerState::kStarting, EventKind::kRestartRequested, WorkerState::kStopping, Action::kStop},
     {WorkerState::kStarting, EventKind::kShutdown, WorkerState::kStopping, Action::kStop},
 
     {WorkerState::kRunning, EventKind::kSpawned, WorkerState::kRunning, Action::kNone},
@@ -263,6 +276,7 @@ const std::vector<Row> kTransitions = {
     {WorkerState::kRunning, EventKind::kBackoffElapsed, WorkerState::kRunning, Action::kNone},
     {WorkerState::kRunning, EventKind::kRetryElapsed, WorkerState::kRunning, Action::kNone},
     {WorkerState::kRunning, EventKind::kDisconnected, WorkerState::kRunning, Action::kNone},
+    {WorkerState::kRunning, EventKind::kRestartRequested, WorkerState::kStopping, Action::kStop},
     {WorkerState::kRunning, EventKind::kShutdown, WorkerState::kStopping, Action::kStop},
 
     {WorkerState::kBackingOff, EventKind::kSpawned, WorkerState::kBackingOff, Action::kNone},
@@ -277,6 +291,8 @@ const std::vector<Row> kTransitions = {
     {WorkerState::kBackingOff, EventKind::kBackoffElapsed, WorkerState::kQueued, Action::kEnqueue},
     {WorkerState::kBackingOff, EventKind::kRetryElapsed, WorkerState::kBackingOff, Action::kNone},
     {WorkerState::kBackingOff, EventKind::kDisconnected, WorkerState::kBackingOff, Action::kNone},
+    {WorkerState::kBackingOff, EventKind::kRestartRequested, WorkerState::kQueued,
+     Action::kEnqueue},
     {WorkerState::kBackingOff, EventKind::kShutdown, WorkerState::kStopped, Action::kCancel},
 
     {WorkerState::kFailed, EventKind::kSpawned, WorkerState::kFailed, Action::kNone},
@@ -290,6 +306,7 @@ const std::vector<Row> kTransitions = {
     {WorkerState::kFailed, EventKind::kBackoffElapsed, WorkerState::kFailed, Action::kNone},
     {WorkerState::kFailed, EventKind::kRetryElapsed, WorkerState::kQueued, Action::kEnqueue},
     {WorkerState::kFailed, EventKind::kDisconnected, WorkerState::kFailed, Action::kNone},
+    {WorkerState::kFailed, EventKind::kRestartRequested, WorkerState::kQueued, Action::kEnqueue},
     {WorkerState::kFailed, EventKind::kShutdown, WorkerState::kStopped, Action::kCancel},
 
     {WorkerState::kExited, EventKind::kSpawned, WorkerState::kExited, Action::kNone},
@@ -303,6 +320,7 @@ const std::vector<Row> kTransitions = {
     {WorkerState::kExited, EventKind::kBackoffElapsed, WorkerState::kExited, Action::kNone},
     {WorkerState::kExited, EventKind::kRetryElapsed, WorkerState::kExited, Action::kNone},
     {WorkerState::kExited, EventKind::kDisconnected, WorkerState::kExited, Action::kNone},
+    {WorkerState::kExited, EventKind::kRestartRequested, WorkerState::kQueued, Action::kEnqueue},
     {WorkerState::kExited, EventKind::kShutdown, WorkerState::kStopped, Action::kCancel},
 
     {WorkerState::kStopped, EventKind::kSpawned, WorkerState::kStopped, Action::kNone},
@@ -316,6 +334,7 @@ const std::vector<Row> kTransitions = {
     {WorkerState::kStopped, EventKind::kBackoffElapsed, WorkerState::kStopped, Action::kNone},
     {WorkerState::kStopped, EventKind::kRetryElapsed, WorkerState::kStopped, Action::kNone},
     {WorkerState::kStopped, EventKind::kDisconnected, WorkerState::kStopped, Action::kNone},
+    {WorkerState::kStopped, EventKind::kRestartRequested, WorkerState::kStopped, Action::kNone},
     {WorkerState::kStopped, EventKind::kShutdown, WorkerState::kStopped, Action::kNone},
 };
 
@@ -332,12 +351,26 @@ struct StoppingRow {
 const std::vector<StoppingRow> kStoppingTransitions = [] {
   std::vector<StoppingRow> rows;
   for (StopCause cause : {StopCause::kShutdown, StopCause::kStartTimeout, StopCause::kHung,
-                          StopCause::kProtocolError}) {
+                          StopCause::kProtocolError, StopCause::kRestart}) {
     for (EventKind kind : kAllEvents) {
       StoppingRow row{cause, kind, WorkerState::kStopping, Action::kNone};
       if (kind == EventKind::kExited) {
-        row.next = cause == StopCause::kShutdown ? WorkerState::kStopped : WorkerState::kBackingOff;
-        row.action = cause == StopCause::kShutdown ? Action::kNone : Action::kRestartAfter;
+        switch (cause) {
+          case StopCause::kShutdown:
+            row.next = WorkerState::kStopped;
+            break;
+          case StopCause::kRestart:
+            row.next = WorkerState::kQueued;
+            row.action = Action::kEnqueue;
+            break;
+          case StopCause::kNone:
+          case StopCause::kStartTimeout:
+          case StopCause::kHung:
+          case StopCause::kProtocolError:
+            row.next = WorkerState::kBackingOff;
+            row.action = Action::kRestartAfter;
+            break;
+        }
       }
       rows.push_back(row);
     }
@@ -362,7 +395,7 @@ BOOST_AUTO_TEST_CASE(transition_table_covers_every_state_and_event) {
           rows += row.event == kind ? 1 : 0;
         }
         BOOST_TEST_CONTEXT(name(state) << " x " << name(kind)) {
-          BOOST_TEST(rows == 4u);
+          BOOST_TEST(rows == 5u);  // one per stop cause
         }
       } else {
         for (const Row& row : kTransitions) {
@@ -757,6 +790,47 @@ BOOST_AUTO_TEST_CASE(ready_time_ends_when_the_connection_closes_not_when_the_exi
   const auto next = lifecycle.on(exited(t0 + 2min + 41s, 1));
   BOOST_TEST(next.readyTime.count() == Duration{40s}.count());
   BOOST_TEST(next.restart.backoffStep == 1u);  // 40 s ready >= stable_after: reset
+}
+
+BOOST_AUTO_TEST_CASE(an_operator_restart_is_not_a_failure_and_clears_the_crash_loop_count) {
+  auto config = restartConfig();
+  config.limit = 2;
+  WorkerLifecycle lifecycle(config, ReadyWhen::kSdk);
+  auto now = t0;
+  // Two quick crashes: one more would be a crash loop.
+  for (int crash = 0; crash < 2; ++crash) {
+    lifecycle.on(event(EventKind::kSpawned, now));
+    lifecycle.on(exited(now + 10ms, 1));
+    now += 1min;
+    lifecycle.on(event(EventKind::kBackoffElapsed, now));
+  }
+  lifecycle.on(event(EventKind::kSpawned, now));
+  lifecycle.on(event(EventKind::kReady, now + 1s));
+  const auto stop = lifecycle.on(event(EventKind::kRestartRequested, now + 2s));
+  BOOST_TEST(name(stop.action) == name(Action::kStop));
+  const auto requeued = lifecycle.on(exited(now + 3s, 143));
+  BOOST_TEST(name(requeued.state) == name(WorkerState::kQueued));
+  BOOST_TEST(name(requeued.action) == name(Action::kEnqueue));
+  // Counted afresh: two more quick crashes are not yet a loop.
+  for (int crash = 0; crash < 2; ++crash) {
+    lifecycle.on(event(EventKind::kSpawned, now));
+    const auto step = lifecycle.on(exited(now + 10ms, 1));
+    BOOST_TEST(name(step.state) == name(WorkerState::kBackingOff));
+    now += 1min;
+    lifecycle.on(event(EventKind::kBackoffElapsed, now));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_restart_requested_while_stopping_for_a_fault_queues_the_cluster_at_once) {
+  WorkerLifecycle lifecycle = lifecycleIn(WorkerState::kStopping, StopCause::kHung);
+  lifecycle.on(event(EventKind::kRestartRequested, t0 + 3s));
+  BOOST_TEST(name(lifecycle.stopCause()) == name(StopCause::kRestart));
+  const auto step = lifecycle.on(exited(t0 + 4s, 0));
+  BOOST_TEST(name(step.state) == name(WorkerState::kQueued));
+  // But not when the supervisor is stopping.
+  WorkerLifecycle stopping = lifecycleIn(WorkerState::kStopping, StopCause::kShutdown);
+  stopping.on(event(EventKind::kRestartRequested, t0 + 3s));
+  BOOST_TEST(name(stopping.on(exited(t0 + 4s, 0)).state) == name(WorkerState::kStopped));
 }
 
 BOOST_AUTO_TEST_CASE(a_run_that_never_became_ready_is_never_stable_and_counts_toward_a_crash_loop) {

@@ -1,0 +1,24 @@
+// SPDX-License-Identifier: MIT
+//
+// The client side of the control socket, for `clustervisor status|restart|stop`: one blocking
+// request and its one-line answer, with a deadline. Runs in the CLI process only.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+namespace clustervisor {
+
+enum class ControlCallResult {
+  kAnswered,      // `reply` holds the supervisor's answer line (without "\n")
+  kNoSupervisor,  // nothing listens at the socket (no file, or refused)
+  kFailed,        // connected, but the exchange failed (`error` says how)
+};
+
+ControlCallResult callSupervisor(const std::filesystem::path& socket, std::string_view request,
+                                 std::chrono::milliseconds timeout, std::string& reply,
+                                 std::string& error);
+
+}  // namespace clustervisor

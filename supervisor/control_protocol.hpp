@@ -1,0 +1,68 @@
+// SPDX-License-Identifier: MIT
+//
+// The control protocol, version 1: what `clustervisor status|restart|stop` and scripts send to a
+// running supervisor over its control socket, and what it answers. Documented in clustervisor(1)
+// (CONTROL SOCKET); keep the two in step.
+//
+// One request per connection: a JSON object on one line (at most kMaxRequestBytes, ended by
+// "\n"), answered by one JSON object on one line, after which the supervisor closes the
+// connection.
+//
+//   {"version":1,"command":"status"}
+//   {"version":1,"command":"restart","clusters":[0,2]}
+//   {"version":1,"command":"restart","all":true}
+//   {"version":1,"command":"stop"}
+//
+//   {"version":1,"ok":true,"result":{...}}
+//   {"version":1,"ok":false,"error":"cluster 9 does not exist (clusters are 0..3)"}
+//
+// Pure: parseRequest() takes the bytes of one line and returns a request or the error text the
+// reply carries; it never throws, whatever the input.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include <boost/json/object.hpp>
+
+namespace clustervisor::control {
+
+inline constexpr int kVersion = 1;
+inline constexpr std::size_t kMaxRequestBytes = 64 * 1024;
+
+struct StatusRequest {};
+struct StopRequest {};
+struct RestartRequest {
+  bool all = false;
+  std::vector<std::uint32_t> clusters;  // when !all: distinct, in the order given
+};
+
+using Request = std::variant<StatusRequest, StopRequest, RestartRequest>;
+
+struct ParseResult {
+  std::variant<Request, std::string> value;  // the request, or what is wrong with it
+  bool ok() const { return value.index() == 0; }
+  const Request& request() const { return std::get<0>(value); }
+  const std::string& error() const { return std::get<1>(value); }
+};
+
+// `line` is the request without its "\n". Reports the first problem found, checking in this
+// order: size, JSON syntax (more than 8 levels of nesting is refused), object, "version",
+// "command", fields the command does not take (in the order sent), then the restart rules. Of
+// duplicate keys the last one counts (Boost.JSON's behaviour). Error text is one short line, lower
+// case, naming the field; client strings in it are quoted JSON-style and cut at 40 bytes.
+ParseResult parseRequest(std::string_view line);
+
+// The request as a client sends it (one line, "\n" included). A RestartRequest with `all` set is
+// sent as "all": true and its `clusters` are ignored.
+std::string encodeRequest(const Request& request);
+
+// Replies, one line each, "\n" included. Bytes of `message` that are not UTF-8 become U+FFFD so
+// the reply always parses.
+std::string encodeSuccess(boost::json::object result);
+std::string encodeError(std::string_view message);
+
+}  // namespace clustervisor::control

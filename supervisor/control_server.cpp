@@ -1,0 +1,165 @@
+// SPDX-License-Identifier: MIT
+#include "control_server.hpp"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+
+namespace clustervisor {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+using Socket = asio::local::stream_protocol::socket;
+
+// One connection: read one line (bounded, with a deadline), answer, close.
+class ControlServer::Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(Socket socket, std::shared_ptr<Handler> handler, std::shared_ptr<int> open)
+      : socket_(std::move(socket)),
+        timer_(socket_.get_executor()),
+        handler_(std::move(handler)),
+        open_(std::move(open)) {
+    ++*open_;
+  }
+  ~Session() { --*open_; }
+
+  void start() {
+    timer_.expires_after(kRequestTimeout);
+    timer_.async_wait([self = shared_from_this()](error_code ec) {
+      if (!ec) {
+        error_code ignored;
+        self->socket_.close(ignored);  // a client that never finishes its line
+      }
+    });
+    ucred peer{};
+    socklen_t size = sizeof peer;
+    if (::getsockopt(socket_.native_handle(), SOL_SOCKET, SO_PEERCRED, &peer, &size) != 0 ||
+        peer.uid != ::geteuid()) {
+      reply(control::encodeError("permission denied: this control socket serves only uid " +
+                                 std::to_string(::geteuid())));
+      return;
+    }
+    asio::async_read_until(
+        socket_, asio::dynamic_buffer(line_, control::kMaxRequestBytes + 1), '\n',
+        [self = shared_from_this()](error_code ec, std::size_t length) {
+          if (ec == asio::error::not_found) {
+            self->reply(control::encodeError("request larger than " +
+                                             std::to_string(control::kMaxRequestBytes) + " bytes"));
+            return;
+          }
+          if (ec) {
+            self->timer_.cancel();
+            return;  // the client went away, or the deadline closed the socket
+          }
+          const auto parsed =
+              control::parseRequest(std::string_view(self->line_).substr(0, length - 1));
+          self->reply(parsed.ok() ? (*self->handler_)(parsed.request())
+                                  : control::encodeError(parsed.error()));
+        });
+  }
+
+ private:
+  void reply(std::string text) {
+    reply_ = std::move(text);
+    asio::async_write(socket_, asio::buffer(reply_),
+                      [self = shared_from_this()](error_code, std::size_t) {
+                        self->timer_.cancel();
+                        error_code ignored;
+                        self->socket_.shutdown(Socket::shutdown_both, ignored);
+                        self->socket_.close(ignored);
+                      });
+  }
+
+  Socket socket_;
+  asio::steady_timer timer_;
+  std::shared_ptr<Handler> handler_;
+  std::shared_ptr<int> open_;
+  std::string line_;
+  std::string reply_;
+};
+
+ControlServer::ControlServer(asio::io_context& io, std::filesystem::path path, Handler handler)
+    : io_(io),
+      path_(std::move(path)),
+      handler_(std::make_shared<Handler>(std::move(handler))),
+      acceptor_(io),
+      retry_(io),
+      open_(std::make_shared<int>(0)) {}
+
+ControlServer::~ControlServer() {
+  stop();
+}
+
+bool ControlServer::start(std::string& error) {
+  // sockaddr_un holds 107 characters of path.
+  if (path_.native().size() >= sizeof(sockaddr_un::sun_path)) {
+    error = "the control socket path " + path_.string() + " is longer than " +
+            std::to_string(sizeof(sockaddr_un::sun_path) - 1) +
+            " bytes; set XDG_RUNTIME_DIR to a shorter directory";
+    return false;
+  }
+  ::unlink(path_.c_str());
+  error_code ec;
+  acceptor_.open(asio::local::stream_protocol(), ec);
+  // Created with no permissions for group and others, before anyone could connect.
+  const mode_t previous = ::umask(0077);
+  if (!ec) {
+    acceptor_.bind(asio::local::stream_protocol::endpoint(path_.string()), ec);
+  }
+  ::umask(previous);
+  if (!ec) {
+    acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  }
+  if (ec) {
+    error = "cannot listen on the control socket " + path_.string() + ": " + ec.message();
+    error_code ignored;
+    acceptor_.close(ignored);
+    return false;
+  }
+  ::chmod(path_.c_str(), 0600);
+  listening_ = true;
+  accept();
+  return true;
+}
+
+void ControlServer::stop() {
+  if (!listening_) {
+    return;
+  }
+  listening_ = false;
+  retry_.cancel();
+  error_code ignored;
+  acceptor_.close(ignored);
+  ::unlink(path_.c_str());
+}
+
+void ControlServer::accept() {
+  acceptor_.async_accept([this](error_code ec, Socket socket) {
+    if (ec == asio::error::operation_aborted || !listening_) {
+      return;
+    }
+    if (ec) {
+      // Out of descriptors, say: not a reason to spin.
+      retry_.expires_after(std::chrono::milliseconds(100));
+      retry_.async_wait([this](error_code timerError) {
+        if (!timerError && listening_) {
+          accept();
+        }
+      });
+      return;
+    }
+    if (*open_ >= kMaxConnections) {
+      error_code ignored;
+      socket.close(ignored);  // a flood of clients costs them, not the supervisor
+    } else {
+      std::make_shared<Session>(std::move(socket), handler_, open_)->start();
+    }
+    accept();
+  });
+}
+
+}  // namespace clustervisor

@@ -1,0 +1,58 @@
+// SPDX-License-Identifier: MIT
+//
+// ControlServer: the supervisor's control socket. A unix stream socket, mode 0600, in the
+// runtime directory (which only the user can enter); every connection's peer credentials are
+// checked and a peer of another uid is answered with an error and closed. One request per
+// connection (control_protocol.hpp): the line is read with a size bound and a deadline, parsed,
+// handed to the handler, and the reply written back. At most kMaxConnections are served at once;
+// more are closed at once. Nothing a client sends can do more than get an error reply.
+//
+// Runs on the supervisor's io_context (one thread). The handler is called on it and returns the
+// reply line. stop() closes the listening socket and removes its file; connections in progress
+// finish on their own.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "control_protocol.hpp"
+
+namespace clustervisor {
+
+class ControlServer {
+ public:
+  using Handler = std::function<std::string(const control::Request&)>;
+  static constexpr int kMaxConnections = 16;
+  static constexpr std::chrono::seconds kRequestTimeout{5};
+
+  ControlServer(boost::asio::io_context& io, std::filesystem::path path, Handler handler);
+  ~ControlServer();
+
+  // Binds and listens. A file already at the path is removed first: the caller holds the run
+  // lock, so it can only be a socket left by a supervisor that died. False with `error` set on
+  // failure.
+  bool start(std::string& error);
+  void stop();
+
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  class Session;
+  void accept();
+
+  boost::asio::io_context& io_;
+  std::filesystem::path path_;
+  std::shared_ptr<Handler> handler_;  // shared with sessions, which may outlive stop()
+  boost::asio::local::stream_protocol::acceptor acceptor_;
+  boost::asio::steady_timer retry_;  // after an accept error (out of fds): try again later
+  std::shared_ptr<int> open_;        // sessions in progress (shared with them)
+  bool listening_ = false;
+};
+
+}  // namespace clustervisor

@@ -1,0 +1,130 @@
+// SPDX-License-Identifier: MIT
+#include "status_text.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <vector>
+
+#include "clustervisor/config/size.hpp"
+
+namespace clustervisor {
+
+namespace json = boost::json;
+
+std::string formatUptime(std::int64_t ms) {
+  char text[48];
+  if (ms < 1000) {
+    std::snprintf(text, sizeof text, "%lldms", static_cast<long long>(ms));
+  } else if (ms < 60'000) {
+    std::snprintf(text, sizeof text, "%.1fs", static_cast<double>(ms) / 1000.0);
+  } else if (ms < 3'600'000) {
+    std::snprintf(text, sizeof text, "%lldm%llds", static_cast<long long>(ms / 60'000),
+                  static_cast<long long>(ms % 60'000 / 1000));
+  } else if (ms < 86'400'000) {
+    std::snprintf(text, sizeof text, "%lldh%lldm", static_cast<long long>(ms / 3'600'000),
+                  static_cast<long long>(ms % 3'600'000 / 60'000));
+  } else {
+    std::snprintf(text, sizeof text, "%lldd%lldh", static_cast<long long>(ms / 86'400'000),
+                  static_cast<long long>(ms % 86'400'000 / 3'600'000));
+  }
+  return text;
+}
+
+namespace {
+
+const json::value* field(const json::object& object, std::string_view key) {
+  const auto it = object.find(key);
+  return it == object.end() || it->value().is_null() ? nullptr : &it->value();
+}
+
+std::string text(const json::object& object, std::string_view key) {
+  const json::value* v = field(object, key);
+  if (v == nullptr) {
+    return "-";
+  }
+  if (v->is_string()) {
+    return std::string(v->get_string());
+  }
+  if (v->is_int64()) {
+    return std::to_string(v->get_int64());
+  }
+  if (v->is_uint64()) {
+    return std::to_string(v->get_uint64());
+  }
+  if (v->is_bool()) {
+    return v->get_bool() ? "yes" : "no";
+  }
+  return "-";
+}
+
+std::int64_t number(const json::object& object, std::string_view key) {
+  const json::value* v = field(object, key);
+  if (v != nullptr && v->is_int64()) {
+    return v->get_int64();
+  }
+  if (v != nullptr && v->is_uint64()) {
+    return static_cast<std::int64_t>(v->get_uint64());
+  }
+  return -1;
+}
+
+}  // namespace
+
+std::string formatStatus(const json::object& status) {
+  std::string out = text(status, "name") + ": supervisor pid " + text(status, "pid");
+  if (const auto up = number(status, "uptime_ms"); up >= 0) {
+    out += ", up " + formatUptime(up);
+  }
+  const json::value* totals = field(status, "totals");
+  if (totals != nullptr && totals->is_object()) {
+    const auto& t = totals->get_object();
+    out += "; " + text(t, "running") + " of " + text(t, "clusters") + " clusters running";
+    out += "; events " + text(t, "events_in") + " in, " + text(t, "events_out") + " out, " +
+           text(t, "dropped_events") + " dropped";
+  }
+  if (const json::value* stopping = field(status, "stopping");
+      stopping != nullptr && stopping->is_bool() && stopping->get_bool()) {
+    out += "; stopping";
+  }
+  out += "\n";
+
+  const std::vector<std::string> header = {"CLUSTER",  "STATE",    "PID",           "UPTIME",
+                                           "RESTARTS", "READY",    "EVENTS IN/OUT", "QUEUED",
+                                           "HELD",     "LAST EXIT"};
+  std::vector<std::vector<std::string>> rows{header};
+  const json::value* clusters = field(status, "clusters");
+  if (clusters != nullptr && clusters->is_array()) {
+    for (const auto& entry : clusters->get_array()) {
+      if (!entry.is_object()) {
+        continue;
+      }
+      const auto& c = entry.get_object();
+      const auto up = number(c, "uptime_ms");
+      const auto queued = number(c, "queued_bytes");
+      rows.push_back({text(c, "id"), text(c, "state"), text(c, "pid"),
+                      up >= 0 ? formatUptime(up) : "-", text(c, "restarts"), text(c, "ready"),
+                      text(c, "events_in") + "/" + text(c, "events_out"),
+                      queued >= 0 ? config::formatSize(static_cast<std::uint64_t>(queued)) : "-",
+                      text(c, "held_events"), text(c, "last_exit")});
+    }
+  }
+  std::vector<std::size_t> widths(header.size(), 0);
+  for (const auto& row : rows) {
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      widths[i] = std::max(widths[i], row[i].size());
+    }
+  }
+  for (const auto& row : rows) {
+    std::string line;
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) {
+        line.append(widths[i] - row[i].size() + 2, ' ');
+      }
+    }
+    out += line + "\n";
+  }
+  return out;
+}
+
+}  // namespace clustervisor

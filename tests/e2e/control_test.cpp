@@ -1,0 +1,291 @@
+// SPDX-License-Identifier: MIT
+//
+// The control socket and `clustervisor status|restart|stop`, end to end.
+#define BOOST_TEST_MODULE e2e_control
+#include <boost/test/unit_test.hpp>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include <boost/json.hpp>
+
+#include "harness.hpp"
+
+using namespace clustervisor::test;
+namespace json = boost::json;
+
+namespace {
+
+struct Cli {
+  int status = -1;
+  std::string output;
+};
+
+// Runs `clustervisor ARGS...` to its end; with `asUid`, as that user (the test must be root).
+Cli cli(const std::vector<std::string>& args, uid_t asUid = static_cast<uid_t>(-1)) {
+  int pipefd[2];
+  BOOST_REQUIRE(::pipe2(pipefd, O_CLOEXEC) == 0);
+  std::vector<std::string> argv{supervisorBinary().string()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::vector<char*> pointers;
+  for (auto& a : argv) {
+    pointers.push_back(a.data());
+  }
+  pointers.push_back(nullptr);
+  const pid_t pid = ::fork();
+  BOOST_REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::dup2(pipefd[1], STDOUT_FILENO);
+    ::dup2(pipefd[1], STDERR_FILENO);
+    if (asUid != static_cast<uid_t>(-1) && (::setgid(asUid) != 0 || ::setuid(asUid) != 0)) {
+      ::_exit(125);
+    }
+    ::execv(pointers[0], pointers.data());
+    ::_exit(127);
+  }
+  ::close(pipefd[1]);
+  Cli result;
+  char buffer[4096];
+  ssize_t n;
+  while ((n = ::read(pipefd[0], buffer, sizeof buffer)) > 0) {
+    result.output.append(buffer, static_cast<std::size_t>(n));
+  }
+  ::close(pipefd[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  result.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return result;
+}
+
+// The control socket of `config`, as `clustervisor check` reports it.
+std::string socketOf(const std::filesystem::path& config) {
+  const auto check = cli({"check", config.string()});
+  BOOST_REQUIRE_MESSAGE(check.status == 0, check.output);
+  const std::string label = "  control socket    ";
+  const auto at = check.output.find(label);
+  BOOST_REQUIRE(at != std::string::npos);
+  const auto end = check.output.find('\n', at);
+  return check.output.substr(at + label.size(), end - at - label.size());
+}
+
+json::object statusOf(const std::filesystem::path& config) {
+  const auto status = cli({"status", "--json", config.string()});
+  BOOST_REQUIRE_MESSAGE(status.status == 0, status.output);
+  return json::parse(status.output).as_object();
+}
+
+const json::object& clusterIn(const json::object& status, std::size_t id) {
+  return status.at("clusters").as_array().at(id).as_object();
+}
+
+// One raw request line to the socket; the answer line.
+std::string rawRequest(const std::string& socketPath, const std::string& bytes) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  BOOST_REQUIRE(fd >= 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::strncpy(address.sun_path, socketPath.c_str(), sizeof address.sun_path - 1);
+  BOOST_REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+  std::size_t sent = 0;
+  while (sent < bytes.size()) {
+    const ssize_t n = ::send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) {
+      break;  // the supervisor may answer and close before reading everything
+    }
+    sent += static_cast<std::size_t>(n);
+  }
+  std::string answer;
+  char buffer[4096];
+  ssize_t n;
+  while ((n = ::read(fd, buffer, sizeof buffer)) > 0) {
+    answer.append(buffer, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return answer;
+}
+
+std::unique_ptr<SupervisorRun> startBot(const TempDir& dir, int clusters,
+                                        std::filesystem::path& config) {
+  config = dir.write("bot.toml", probeConfig(dir, clusters, "basic"));
+  auto run = SupervisorRun::run(config);
+  for (int c = 0; c < clusters; ++c) {
+    run->waitForLine("cluster " + std::to_string(c) + " (pid " +
+                     std::to_string(startedPid(*run, c)) + ") is ready");
+  }
+  return run;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(status_text_and_json_match_reality_after_starts_crashes_and_restarts) {
+  TempDir dir;
+  std::filesystem::path config;
+  auto run = startBot(dir, 3, config);
+  auto status = statusOf(config);
+  BOOST_TEST(status.at("name").as_string() == "bot");
+  BOOST_TEST(status.at("pid").as_int64() == run->pid());
+  for (std::size_t c = 0; c < 3; ++c) {
+    const auto& cluster = clusterIn(status, c);
+    BOOST_TEST(cluster.at("state").as_string() == "running");
+    BOOST_TEST(cluster.at("pid").as_int64() == startedPid(*run, static_cast<int>(c)));
+    BOOST_TEST(cluster.at("restarts").as_int64() == 0);
+    BOOST_TEST(cluster.at("ready").as_bool());
+    BOOST_TEST(cluster.at("last_exit").is_null());
+  }
+  // A crash: the status shows the new worker, the count and why the old one ended.
+  const pid_t crashed = startedPid(*run, 1);
+  BOOST_REQUIRE(::kill(crashed, SIGKILL) == 0);
+  const pid_t replacement = startedPid(*run, 1, 1);
+  run->waitForLine("cluster 1 (pid " + std::to_string(replacement) + ") is ready");
+  status = statusOf(config);
+  const auto& cluster1 = clusterIn(status, 1);
+  BOOST_TEST(cluster1.at("pid").as_int64() == replacement);
+  BOOST_TEST(cluster1.at("restarts").as_int64() == 1);
+  BOOST_TEST(cluster1.at("last_exit").as_string() ==
+             "was killed by SIGKILL (possibly out of memory)");
+  BOOST_TEST(status.at("totals").as_object().at("running").as_int64() == 3);
+  // The text form says the same.
+  const auto text = cli({"status", config.string()});
+  BOOST_TEST(text.status == 0, text.output);
+  BOOST_TEST(text.output.find("bot: supervisor pid " + std::to_string(run->pid())) == 0u,
+             text.output);
+  BOOST_TEST(text.output.find("3 of 3 clusters running") != std::string::npos, text.output);
+  BOOST_TEST(
+      text.output.find("\n1        running  " + std::to_string(replacement)) != std::string::npos,
+      text.output);
+  BOOST_TEST(text.output.find("was killed by SIGKILL") != std::string::npos, text.output);
+}
+
+BOOST_AUTO_TEST_CASE(restart_of_one_cluster_leaves_the_others_pids_unchanged) {
+  TempDir dir;
+  std::filesystem::path config;
+  auto run = startBot(dir, 3, config);
+  const pid_t before0 = startedPid(*run, 0);
+  const pid_t before1 = startedPid(*run, 1);
+  const pid_t before2 = startedPid(*run, 2);
+  const auto restart = cli({"restart", config.string(), "1"});
+  BOOST_TEST(restart.status == 0, restart.output);
+  BOOST_TEST(restart.output == "restarting cluster 1\n");
+  const pid_t after1 = startedPid(*run, 1, 1);
+  run->waitForLine("cluster 1 (pid " + std::to_string(after1) + ") is ready");
+  BOOST_TEST(after1 != before1);
+  run->waitForLine("cluster 1 (pid " + std::to_string(before1) +
+                   "): restart requested over the "
+                   "control socket (was running)");
+  BOOST_TEST(run->waitForLine("cluster 1 (pid " + std::to_string(before1) + ") was killed by")
+                 .find(", restarted on request; starting it again") != std::string::npos);
+  const auto status = statusOf(config);
+  BOOST_TEST(clusterIn(status, 0).at("pid").as_int64() == before0);
+  BOOST_TEST(clusterIn(status, 1).at("pid").as_int64() == after1);
+  BOOST_TEST(clusterIn(status, 2).at("pid").as_int64() == before2);
+  BOOST_TEST(processExists(before0));
+  BOOST_TEST(processExists(before2));
+}
+
+BOOST_AUTO_TEST_CASE(restart_all_then_stop_through_the_cli) {
+  TempDir dir;
+  std::filesystem::path config;
+  auto run = startBot(dir, 2, config);
+  const auto restart = cli({"restart", "--all", config.string()});
+  BOOST_TEST(restart.status == 0, restart.output);
+  BOOST_TEST(restart.output == "restarting clusters 0, 1\n");
+  for (int c = 0; c < 2; ++c) {
+    run->waitForLine("cluster " + std::to_string(c) + " (pid " +
+                     std::to_string(startedPid(*run, c, 1)) + ") is ready");
+  }
+  const auto stop = cli({"stop", config.string()});
+  BOOST_TEST(stop.status == 0, stop.output);
+  const auto status = run->waitExit(30s);
+  BOOST_REQUIRE(status.has_value());
+  BOOST_TEST(*status == 0, run->transcript());
+  run->waitForLine("clustervisor: stop requested over the control socket; stopping 2 workers");
+  // Gone with it: the socket.
+  const auto after = cli({"status", config.string()});
+  BOOST_TEST(after.status == 69, after.output);
+  BOOST_TEST(after.output.find("clustervisor: error: no supervisor is running for " +
+                               config.string()) == 0u,
+             after.output);
+}
+
+BOOST_AUTO_TEST_CASE(an_unknown_cluster_id_is_refused_and_changes_nothing) {
+  TempDir dir;
+  std::filesystem::path config;
+  auto run = startBot(dir, 2, config);
+  const auto restart = cli({"restart", config.string(), "0", "5"});
+  BOOST_TEST(restart.status == 1, restart.output);
+  BOOST_TEST(restart.output ==
+             "clustervisor: error: cluster 5 does not exist (clusters are 0..1)\n");
+  BOOST_TEST(run->linesContaining("restart requested").empty(), run->transcript());
+}
+
+BOOST_AUTO_TEST_CASE(malformed_and_oversize_requests_get_an_error_and_harm_nothing) {
+  TempDir dir;
+  std::filesystem::path config;
+  auto run = startBot(dir, 1, config);
+  const auto socketPath = socketOf(config);
+  const auto garbage = rawRequest(socketPath, "this is not json\n");
+  BOOST_TEST(garbage.find("\"ok\":false") != std::string::npos, garbage);
+  BOOST_TEST(garbage.find("request is not valid JSON") != std::string::npos, garbage);
+  const auto unknown = rawRequest(socketPath, "{\"version\":1,\"command\":\"format-disk\"}\n");
+  BOOST_TEST(unknown.find("unknown command \\\"format-disk\\\"") != std::string::npos, unknown);
+  const auto oversize = rawRequest(socketPath, std::string(200 * 1024, '{'));
+  BOOST_TEST(oversize.find("request larger than 65536 bytes") != std::string::npos, oversize);
+  // Still answering, the worker untouched.
+  const auto status = statusOf(config);
+  BOOST_TEST(clusterIn(status, 0).at("pid").as_int64() == startedPid(*run, 0));
+  BOOST_TEST(clusterIn(status, 0).at("restarts").as_int64() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(the_control_socket_is_private_to_its_user) {
+  TempDir dir;
+  std::filesystem::path config;
+  auto run = startBot(dir, 1, config);
+  const auto socketPath = socketOf(config);
+  struct stat st {};
+  BOOST_REQUIRE(::stat(socketPath.c_str(), &st) == 0);
+  BOOST_TEST((st.st_mode & 0777) == 0600u);
+  BOOST_TEST(st.st_uid == ::geteuid());
+  if (::geteuid() != 0) {
+    BOOST_TEST_MESSAGE("not root: cannot run a client as nobody; checked the mode only");
+    return;
+  }
+  const uid_t nobody = 65534;
+  // The directory keeps other users out altogether.
+  const auto refused = cli({"status", "--socket", socketPath}, nobody);
+  BOOST_TEST(refused.status == 69, refused.output);
+  BOOST_TEST(refused.output.find("Permission denied") != std::string::npos, refused.output);
+  // And were the directory and socket opened up, the peer's uid is still checked.
+  const auto directory = std::filesystem::path(socketPath).parent_path();
+  struct stat dirStat {};
+  BOOST_REQUIRE(::stat(directory.c_str(), &dirStat) == 0);
+  BOOST_REQUIRE(::chmod(directory.c_str(), 0711) == 0);
+  BOOST_REQUIRE(::chmod(socketPath.c_str(), 0666) == 0);
+  const auto checked = cli({"status", "--socket", socketPath}, nobody);
+  ::chmod(directory.c_str(), dirStat.st_mode & 07777);
+  ::chmod(socketPath.c_str(), 0600);
+  BOOST_TEST(checked.status == 1, checked.output);
+  BOOST_TEST(checked.output ==
+                 "clustervisor: error: permission denied: this control socket serves only uid " +
+                     std::to_string(::geteuid()) + "\n",
+             checked.output);
+  BOOST_TEST(processExists(startedPid(*run, 0)));
+}
+
+BOOST_AUTO_TEST_CASE(a_cli_command_without_a_running_supervisor_says_so) {
+  TempDir dir;
+  const auto config = dir.write("bot.toml", probeConfig(dir, 1, "basic"));
+  const auto status = cli({"status", config.string()});
+  BOOST_TEST(status.status == 69, status.output);
+  BOOST_TEST(status.output.find("clustervisor: error: no supervisor is running for " +
+                                config.string() + " (nothing listens at ") == 0u,
+             status.output);
+  const auto missing = cli({"stop", (dir.path() / "nope.toml").string()});
+  BOOST_TEST(missing.status == 78, missing.output);
+}
