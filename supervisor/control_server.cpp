@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
+
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
@@ -37,12 +39,11 @@ class ControlServer::Session : public std::enable_shared_from_this<Session> {
     });
     ucred peer{};
     socklen_t size = sizeof peer;
-    if (::getsockopt(socket_.native_handle(), SOL_SOCKET, SO_PEERCRED, &peer, &size) != 0 ||
-        peer.uid != ::geteuid()) {
-      reply(control::encodeError("permission denied: this control socket serves only uid " +
-                                 std::to_string(::geteuid())));
-      return;
-    }
+    permitted_ =
+        ::getsockopt(socket_.native_handle(), SOL_SOCKET, SO_PEERCRED, &peer, &size) == 0 &&
+        peer.uid == ::geteuid();
+    // The line is read in any case (bounded and timed), so the answer is not lost to a reset
+    // from closing on unread bytes; a stranger's request is never parsed.
     asio::async_read_until(
         socket_, asio::dynamic_buffer(line_, control::kMaxRequestBytes + 1), '\n',
         [self = shared_from_this()](error_code ec, std::size_t length) {
@@ -55,6 +56,12 @@ class ControlServer::Session : public std::enable_shared_from_this<Session> {
             self->timer_.cancel();
             return;  // the client went away, or the deadline closed the socket
           }
+          if (!self->permitted_) {
+            self->reply(
+                control::encodeError("permission denied: this control socket serves only uid " +
+                                     std::to_string(::geteuid())));
+            return;
+          }
           const auto parsed =
               control::parseRequest(std::string_view(self->line_).substr(0, length - 1));
           self->reply(parsed.ok() ? (*self->handler_)(parsed.request())
@@ -66,12 +73,31 @@ class ControlServer::Session : public std::enable_shared_from_this<Session> {
   void reply(std::string text) {
     reply_ = std::move(text);
     asio::async_write(socket_, asio::buffer(reply_),
-                      [self = shared_from_this()](error_code, std::size_t) {
-                        self->timer_.cancel();
+                      [self = shared_from_this()](error_code ec, std::size_t) {
                         error_code ignored;
-                        self->socket_.shutdown(Socket::shutdown_both, ignored);
-                        self->socket_.close(ignored);
+                        if (ec) {
+                          self->timer_.cancel();
+                          self->socket_.close(ignored);
+                          return;
+                        }
+                        // End our side, then wait for the client's end: closing with bytes of
+                        // its still unread would reset the connection and lose the answer.
+                        self->socket_.shutdown(Socket::shutdown_send, ignored);
+                        self->drain();
                       });
+  }
+
+  void drain() {
+    socket_.async_read_some(asio::buffer(scratch_),
+                            [self = shared_from_this()](error_code ec, std::size_t) {
+                              if (!ec) {
+                                self->drain();
+                                return;
+                              }
+                              self->timer_.cancel();
+                              error_code ignored;
+                              self->socket_.close(ignored);
+                            });
   }
 
   Socket socket_;
@@ -80,6 +106,8 @@ class ControlServer::Session : public std::enable_shared_from_this<Session> {
   std::shared_ptr<int> open_;
   std::string line_;
   std::string reply_;
+  std::array<char, 4096> scratch_{};
+  bool permitted_ = false;
 };
 
 ControlServer::ControlServer(asio::io_context& io, std::filesystem::path path, Handler handler)

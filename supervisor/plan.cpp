@@ -102,7 +102,10 @@ std::string describePlan(const config::BotConfig& config, const std::filesystem:
   line(out, "name", config.name);
   std::string command;
   for (const auto& argument : config.command) {
-    command += (command.empty() ? "" : " ") + quoteArgument(argument);
+    if (!command.empty()) {
+      command += ' ';
+    }
+    command += quoteArgument(argument);
   }
   line(out, "command", command);
   line(out, "working directory", config.workingDirectory.string());

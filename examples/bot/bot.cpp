@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 //
 // example-bot: a Discord-style bot that runs as many clusters under clustervisor, fully offline.
-// Each cluster owns two shards, caches guild settings, and plays fake guild traffic
-// (TrafficGenerator) that uses the four cross-cluster patterns of the SDK:
+// Each cluster owns the shards bot.toml gives it (two of eight), caches guild settings, and
+// plays fake guild traffic (TrafficGenerator) that uses the four cross-cluster patterns of the SDK:
 //
 //   cache invalidation  broadcast("invalidateCache"); broadcastAndWait("cacheInvalidate")
 //   config reload       broadcast("configUpdated")
@@ -33,8 +33,6 @@ namespace {
 
 using namespace std::chrono_literals;
 namespace json = boost::json;
-
-constexpr int kShardsPerCluster = 2;
 
 static_assert(std::atomic<bool>::is_always_lock_free, "set from a signal handler");
 std::atomic<bool> stopRequested{false};
@@ -167,10 +165,16 @@ int main() {
   BotState state;  // before the Cluster: listeners refer to it until the Cluster is destroyed
   try {
     auto cluster = clustervisor::Cluster::fromEnvironment();
-    const int firstShard = cluster.id() * kShardsPerCluster;
-    logLine("shards " + std::to_string(firstShard) + "-" +
-            std::to_string(firstShard + kShardsPerCluster - 1) + " of " +
-            std::to_string(cluster.totalClusters() * kShardsPerCluster) + ", logging in");
+    // The shards this cluster owns come from [shards] in bot.toml, through the environment.
+    std::string shards;
+    for (const auto shard : cluster.shards()) {
+      if (!shards.empty()) {
+        shards += ',';
+      }
+      shards += std::to_string(shard);
+    }
+    logLine("shards " + (shards.empty() ? std::string("none") : shards) + " of " +
+            std::to_string(cluster.totalShards()) + ", logging in");
     listen(cluster, state);  // before ready(): events that arrive early must find a listener
 
     // Simulated login: connect the shards and warm the settings cache.
