@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "log.hpp"
 
+#include <string.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -36,6 +37,13 @@ void logLine(std::string_view message) {
 }
 void logError(std::string_view message) {
   writeLine("clustervisor: error: ", message);
+}
+
+std::string signalName(int signal) {
+  if (const char* abbrev = ::sigabbrev_np(signal)) {
+    return std::string("SIG") + abbrev;
+  }
+  return "signal " + std::to_string(signal);
 }
 
 }  // namespace clustervisor

@@ -5,6 +5,7 @@
 // the captured worker lines use.
 #pragma once
 
+#include <string>
 #include <string_view>
 
 namespace clustervisor {
@@ -15,5 +16,8 @@ void writeAll(int fd, std::string_view bytes);
 
 void logLine(std::string_view message);
 void logError(std::string_view message);  // "clustervisor: error: …"
+
+// A signal as messages name it: "SIGTERM", or "signal 42" for one without a name.
+std::string signalName(int signal);
 
 }  // namespace clustervisor

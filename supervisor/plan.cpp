@@ -1,11 +1,10 @@
 // SPDX-License-Identifier: MIT
 #include "plan.hpp"
 
-#include <csignal>
-#include <cstring>
 
 #include "clustervisor/config/duration.hpp"
 #include "clustervisor/config/size.hpp"
+#include "log.hpp"
 
 namespace clustervisor {
 
@@ -13,13 +12,6 @@ namespace {
 
 using config::formatDuration;
 using config::formatSize;
-
-std::string signalName(int signal) {
-  if (const char* abbrev = ::sigabbrev_np(signal)) {
-    return std::string("SIG") + abbrev;
-  }
-  return "signal " + std::to_string(signal);
-}
 
 // "0-2", "7" or "" for contiguous ids.
 std::string range(const std::vector<std::uint32_t>& ids) {

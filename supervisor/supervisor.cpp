@@ -35,13 +35,6 @@ HeldMessages::Limits holdLimitsFor(const config::BotConfig& config) {
       config.events.holdMaxAge};
 }
 
-std::string signalName(int signal) {
-  if (const char* abbrev = ::sigabbrev_np(signal)) {
-    return std::string("SIG") + abbrev;
-  }
-  return "signal " + std::to_string(signal);
-}
-
 std::string formatDuration(std::chrono::steady_clock::duration d) {
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
   char text[32];
@@ -246,21 +239,7 @@ bool Supervisor::spawn(Slot& slot) {
                            Clock::now(),
                            {},
                            std::uniform_real_distribution<double>(0.0, 1.0)(random_)});
-    std::string next;
-    if (step.action == Action::kRestartAfter) {
-      next = "retrying in " + formatDuration(step.delay);
-    } else if (step.state == WorkerState::kFailed) {
-      next =
-          "crash loop: more than " + std::to_string(config_.restart.limit) + " restarts within " +
-          formatDuration(config_.restart.window) +
-          " of run time (restart.limit, restart.window); cluster " + std::to_string(slot.id) +
-          " failed" +
-          (step.action == Action::kRetryAfter ? ", retrying in " + formatDuration(step.delay) : "");
-    } else {
-      next = "not restarted (restart.policy = \"" +
-             std::string(policyName(config_.restart.policy)) + "\")";
-    }
-    logError(describe(slot) + ": " + what + "; " + next);
+    logError(describe(slot) + ": " + what + whatNext(slot, step, "retrying"));
     slot.lastExitSucceeded = false;
     carryOut(slot, step);
     return false;
@@ -360,15 +339,18 @@ void Supervisor::watchHeartbeat(Slot& slot) {
   if (config_.heartbeat.timeout.count() == 0) {
     return;
   }
-  // One timer per worker, re-armed lazily: frames only move lastHeard, and the timer, when it
-  // fires early, sleeps again until lastHeard + timeout.
-  slot.heartbeatTimer.expires_at(slot.lastHeard + config_.heartbeat.timeout);
-  slot.heartbeatTimer.async_wait([this, &slot](error_code ec) {
+  // One timer per worker, re-armed lazily: reads only move the connection's lastRead(), and the
+  // timer, when it fires early, sleeps again until the last read + timeout.
+  const auto heard = [&slot] {
+    return slot.connection ? std::max(slot.lastHeard, slot.connection->lastRead()) : slot.lastHeard;
+  };
+  slot.heartbeatTimer.expires_at(heard() + config_.heartbeat.timeout);
+  slot.heartbeatTimer.async_wait([this, &slot, heard](error_code ec) {
     if (ec || slot.pid <= 0 || !hasProcess(slot.lifecycle.state()) ||
         slot.lifecycle.state() == WorkerState::kStopping) {
       return;
     }
-    if (Clock::now() - slot.lastHeard < config_.heartbeat.timeout) {
+    if (Clock::now() - heard() < config_.heartbeat.timeout) {
       watchHeartbeat(slot);
       return;
     }
@@ -383,9 +365,6 @@ void Supervisor::onFrame(WorkerConnection& connection, const wire::Header& heade
                          std::span<std::byte> frame) {
   Slot& slot = *slots_[connection.clusterId()];
   const bool current = slot.connection.get() == &connection;
-  if (current) {
-    slot.lastHeard = Clock::now();
-  }
   if (!connection.welcomed()) {
     if (!current) {
       // A worker that exited before its HELLO was read: nobody is left to welcome.
@@ -692,6 +671,8 @@ void Supervisor::disconnect(Slot& slot) {
   if (!slot.connection) {
     return;
   }
+  // A worker that runs on without its connection is judged by what it last sent.
+  slot.lastHeard = std::max(slot.lastHeard, slot.connection->lastRead());
   slot.connection->close();
   slot.connection.reset();
   relay_.disconnected(slot.id);
@@ -767,6 +748,34 @@ void Supervisor::killOrphans(bool all) {
   }
 }
 
+std::string Supervisor::whatNext(const Slot& slot, const WorkerLifecycle::Step& step,
+                                 std::string_view again) const {
+  switch (step.state) {
+    case WorkerState::kBackingOff:
+      return "; " + std::string(again) + " in " + formatDuration(step.delay);
+    case WorkerState::kExited:
+      return "; not restarted (restart.policy = \"" +
+             std::string(policyName(config_.restart.policy)) + "\"" +
+             (step.success ? ", a successful exit" : "") + ")";
+    case WorkerState::kFailed:
+      return "; crash loop: more than " + std::to_string(config_.restart.limit) +
+             " restarts within " + formatDuration(config_.restart.window) +
+             " of run time (restart.limit, restart.window); cluster " + std::to_string(slot.id) +
+             " failed" +
+             (step.action == Action::kRetryAfter ? ", retrying in " + formatDuration(step.delay)
+                                                 : "");
+    case WorkerState::kStopped:
+      return "; stopped";
+    case WorkerState::kQueued:
+      return "; starting it again";
+    case WorkerState::kStarting:
+    case WorkerState::kRunning:
+    case WorkerState::kStopping:
+      break;
+  }
+  return {};
+}
+
 void Supervisor::onExit(Slot& slot, int status) {
   const pid_t pid = slot.pid;
   WorkerExit exit;
@@ -818,35 +827,7 @@ void Supervisor::onExit(Slot& slot, int status) {
     case StopCause::kShutdown:
       break;
   }
-  switch (step.state) {
-    case WorkerState::kBackingOff:
-      line += "; restarting in " + formatDuration(step.delay);
-      break;
-    case WorkerState::kExited:
-      line += "; not restarted (restart.policy = \"" +
-              std::string(policyName(config_.restart.policy)) + "\"" +
-              (step.success ? ", a successful exit" : "") + ")";
-      break;
-    case WorkerState::kFailed:
-      line += "; crash loop: more than " + std::to_string(config_.restart.limit) +
-              " restarts within " + formatDuration(config_.restart.window) +
-              " of run time (restart.limit, restart.window); cluster " + std::to_string(slot.id) +
-              " failed";
-      if (step.action == Action::kRetryAfter) {
-        line += ", retrying in " + formatDuration(step.delay);
-      }
-      break;
-    case WorkerState::kStopped:
-      line += "; stopped";
-      break;
-    case WorkerState::kQueued:
-      line += "; starting it again";
-      break;
-    case WorkerState::kStarting:
-    case WorkerState::kRunning:
-    case WorkerState::kStopping:
-      break;
-  }
+  line += whatNext(slot, step, "restarting");
   slot.lastExitSucceeded = step.success;
   slot.lastExit = how;
   if (step.state == WorkerState::kFailed) {

@@ -83,7 +83,7 @@ class Supervisor final : private FrameSink {
     std::string lastExit;                // "exited with status 3", "was killed by SIGKILL"
     std::uint64_t eventsIn = 0;          // events this cluster's workers sent
     std::uint64_t eventsOut = 0;         // events queued for this cluster's workers
-    Clock::time_point lastHeard;         // last frame from the worker
+    Clock::time_point lastHeard;         // the spawn, or the last read of a connection since closed
     std::shared_ptr<WorkerConnection> connection;
     std::shared_ptr<OutputCapture> out;
     std::shared_ptr<OutputCapture> err;
@@ -119,6 +119,9 @@ class Supervisor final : private FrameSink {
   void retire(Slot& slot);
   void reapChildren();
   void onExit(Slot& slot, int status);
+  // The end of an exit (or failed spawn) line: what happens to the cluster now, "; ..." on.
+  std::string whatNext(const Slot& slot, const WorkerLifecycle::Step& step,
+                       std::string_view again) const;
   void killOrphans(bool all);
   void watchSignals();
   void watchChildren();

@@ -103,6 +103,7 @@ asio::awaitable<void> WorkerConnection::readLoop() {
       co_return;
     }
     reader_.commit(n);
+    lastRead_ = std::chrono::steady_clock::now();
     for (;;) {
       const auto next = reader_.next();
       if (next.result.status == wire::DecodeStatus::kIncomplete) {

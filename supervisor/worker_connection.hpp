@@ -66,6 +66,10 @@ class WorkerConnection : public std::enable_shared_from_this<WorkerConnection> {
   bool send(Outbox::Shared frame);
   std::size_t queuedBytes() const { return outbox_.bytes(); }
 
+  // When bytes last arrived from the worker (taken once per read, not per frame); the start of
+  // the connection before that.
+  std::chrono::steady_clock::time_point lastRead() const { return lastRead_; }
+
  private:
   boost::asio::awaitable<void> readLoop();
   boost::asio::awaitable<void> writeLoop();
@@ -82,6 +86,7 @@ class WorkerConnection : public std::enable_shared_from_this<WorkerConnection> {
   bool closed_ = false;
   bool welcomed_ = false;
   bool retiring_ = false;
+  std::chrono::steady_clock::time_point lastRead_ = std::chrono::steady_clock::now();
 };
 
 }  // namespace clustervisor
