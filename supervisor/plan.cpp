@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "plan.hpp"
 
+#include <algorithm>
 
 #include "clustervisor/config/duration.hpp"
 #include "clustervisor/config/size.hpp"

@@ -30,34 +30,15 @@ struct Cli {
 
 // Runs `clustervisor ARGS...` to its end.
 Cli cli(const std::vector<std::string>& args) {
-  int pipefd[2];
-  BOOST_REQUIRE(::pipe2(pipefd, O_CLOEXEC) == 0);
   std::vector<std::string> argv{supervisorBinary().string()};
   argv.insert(argv.end(), args.begin(), args.end());
-  std::vector<char*> pointers;
-  for (auto& a : argv) {
-    pointers.push_back(a.data());
+  SupervisorRun process(argv);
+  const auto status = process.waitExit(30s);
+  BOOST_REQUIRE(status.has_value());
+  Cli result{*status, {}};
+  for (const auto& line : process.lines()) {  // whole lines: transcript() shortens long ones
+    result.output += line + "\n";
   }
-  pointers.push_back(nullptr);
-  const pid_t pid = ::fork();
-  BOOST_REQUIRE(pid >= 0);
-  if (pid == 0) {
-    ::dup2(pipefd[1], STDOUT_FILENO);
-    ::dup2(pipefd[1], STDERR_FILENO);
-    ::execv(pointers[0], pointers.data());
-    ::_exit(127);
-  }
-  ::close(pipefd[1]);
-  Cli result;
-  char buffer[4096];
-  ssize_t n;
-  while ((n = ::read(pipefd[0], buffer, sizeof buffer)) > 0) {
-    result.output.append(buffer, static_cast<std::size_t>(n));
-  }
-  ::close(pipefd[0]);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  result.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return result;
 }
 
