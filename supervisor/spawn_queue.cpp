@@ -47,12 +47,4 @@ void SpawnQueue::settled(std::uint32_t cluster) {
   }
 }
 
-void SpawnQueue::setPace(std::chrono::milliseconds delay, bool waitForReady) {
-  delay_ = delay;
-  waitForReady_ = waitForReady;
-  if (!waitForReady_) {
-    pending_.reset();
-  }
-}
-
 }  // namespace clustervisor

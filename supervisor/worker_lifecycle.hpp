@@ -138,9 +138,6 @@ class WorkerLifecycle {
   std::uint32_t starts() const { return starts_; }
   std::uint32_t restarts() const { return starts_ > 0 ? starts_ - 1 : 0; }
 
-  // Changes the policy for later exits (a reload); keeps the history.
-  void setRestartConfig(const config::RestartConfig& restart);
-
  private:
   Step stay() const {
     Step step;
