@@ -304,6 +304,10 @@ void Cluster::onStop(std::function<void(std::chrono::milliseconds)> handler) {
   impl_->connection->setStopHandler(std::move(handler));
 }
 
+void Cluster::onTotalClustersChanged(std::function<void(int, int)> handler) {
+  impl_->connection->setTotalHandler(std::move(handler));
+}
+
 void Cluster::ready() {
   impl_->connection->startListening();
   if (const error_code ec = impl_->connection->sendReady()) {

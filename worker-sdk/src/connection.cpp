@@ -126,6 +126,36 @@ void Connection::onStopFrame(std::chrono::milliseconds untilKill) {
   });
 }
 
+void Connection::setTotalHandler(TotalHandler handler) {
+  std::lock_guard lock(stopMutex_);
+  totalHandler_ = handler ? std::make_shared<TotalHandler>(std::move(handler)) : nullptr;
+}
+
+void Connection::onTotalChanged(std::uint32_t total) {
+  const std::uint32_t old = totalClusters_.exchange(total, std::memory_order_relaxed);
+  if (old == total) {
+    return;
+  }
+  std::shared_ptr<TotalHandler> handler;
+  {
+    std::lock_guard lock(stopMutex_);
+    handler = totalHandler_;
+  }
+  if (!handler) {
+    return;
+  }
+  asio::post(bus_, [self = shared_from_this(), handler, total, old] {
+    if (self->shutdown_) {
+      return;
+    }
+    try {
+      (*handler)(static_cast<int>(total), static_cast<int>(old));
+    } catch (...) {
+      self->reportListenerError("(total clusters handler)", std::current_exception());
+    }
+  });
+}
+
 void Connection::releaseBusWork() {
   std::lock_guard lock(busWorkMutex_);
   busWork_ = asio::any_io_executor();
@@ -319,7 +349,12 @@ void Connection::handleFrames() {
         onWaitClosed(h.correlation, wire::waitClosedBody(next.frame));
         break;
       case wire::FrameType::kTotalChanged:
-        totalClusters_ = wire::totalChangedBody(next.frame);
+        // Events that came before the change are handed on before the handler is told.
+        if (!batch.empty()) {
+          dispatch(std::move(batch));
+          batch.clear();
+        }
+        onTotalChanged(wire::totalChangedBody(next.frame));
         break;
       case wire::FrameType::kStop:
         // Events that came before the stop are handed on before the stop handler is.

@@ -76,6 +76,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   using StopHandler = std::function<void(std::chrono::milliseconds)>;
   // Replaces the stop handler; the first one set tells the supervisor this worker has one.
   void setStopHandler(StopHandler handler);
+  using TotalHandler = std::function<void(int newTotal, int oldTotal)>;
+  void setTotalHandler(TotalHandler handler);
   // Starts handing incoming events to listeners; until then they wait, in order, bounded by the
   // send queue limit (what does not fit is dropped and reported to the error handler).
   void startListening();
@@ -135,6 +137,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void heartbeat();
   void sendHeartbeat();
   void onStopFrame(std::chrono::milliseconds untilKill);
+  void onTotalChanged(std::uint32_t total);
   void releaseBusWork();
   void reportListenerError(std::string_view event, std::exception_ptr error);
 
@@ -160,8 +163,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // pile of them.
   std::atomic<bool> heartbeatPending_{false};
 
-  std::mutex stopMutex_;  // guards stopHandler_, stopHandlerAnnounced_
+  std::mutex stopMutex_;  // guards stopHandler_, stopHandlerAnnounced_, totalHandler_
   std::shared_ptr<StopHandler> stopHandler_;
+  std::shared_ptr<TotalHandler> totalHandler_;
   bool stopHandlerAnnounced_ = false;
   bool closing_ = false;  // I/O thread only
   wire::FrameReader reader_;

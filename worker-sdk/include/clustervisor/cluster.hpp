@@ -90,6 +90,13 @@ class Cluster {
   // call replaces the handler; an empty one is refused (std::invalid_argument).
   void onStop(std::function<void(std::chrono::milliseconds untilKill)> handler);
 
+  // Called on the bus executor when the supervisor's cluster count changes (a reload that scales
+  // the bot), after the events that arrived before the change; totalClusters() already returns
+  // `newTotal` by then. A later call replaces the handler; an empty one removes it. This
+  // worker's own id never changes: a cluster whose id is no longer below the new total is
+  // stopped by the supervisor.
+  void onTotalClustersChanged(std::function<void(int newTotal, int oldTotal)> handler);
+
  private:
   struct Impl;
   explicit Cluster(std::unique_ptr<Impl> impl);
