@@ -769,6 +769,113 @@ void applyShardsPerCluster(Validator& v, const Value& value) {
   }
 }
 
+void applyRollingBatch(Validator& v, const Value& value) {
+  if (const auto batch = v.integer(value, 1, kMaxClusters)) {
+    v.config().rolling.batch = static_cast<std::uint32_t>(*batch);
+  }
+}
+
+void applyRollingDelay(Validator& v, const Value& value) {
+  storeDuration(v, value, 0ms, 1h, v.config().rolling.delay);
+}
+
+// sockaddr_un holds 107 bytes of path and its NUL.
+constexpr std::size_t kMaxSocketPath = 107;
+
+void applyControlSocket(Validator& v, const Value& value) {
+  const auto* string = value.node.as_string();
+  if (string == nullptr) {
+    v.fail(value, "expected a socket path string, got " + describe(value.node));
+    return;
+  }
+  const std::string& text = string->get();
+  if (text.empty() || text.back() == '/') {
+    v.fail(value, "expected the path of a socket file, e.g. \"/run/mybot/control.sock\", got " +
+                      quote(text));
+  } else if (containsNul(text)) {
+    v.fail(value, "must not contain a NUL character");
+  } else if (text == "~" || text.starts_with("~/")) {
+    v.fail(value,
+           "\"~\" is not expanded; write an absolute path or one relative to the config file, "
+           "got " +
+               quote(text));
+  } else {
+    const auto path = (v.baseDirectory() / text).lexically_normal();
+    if (path.native().size() > kMaxSocketPath) {
+      v.fail(value, "the socket path resolves to " + std::to_string(path.native().size()) +
+                        " bytes; a unix socket path has at most " + std::to_string(kMaxSocketPath) +
+                        ": choose a shorter one");
+    } else {
+      v.config().control.socket = path;
+    }
+  }
+}
+
+// "127.0.0.1:9464", "[::1]:9464" or "localhost:9464": loopback only, since the metrics have no
+// authentication of their own.
+void applyMetricsListen(Validator& v, const Value& value) {
+  const auto* string = value.node.as_string();
+  if (string == nullptr) {
+    v.fail(value, "expected \"ADDRESS:PORT\" on loopback, e.g. \"127.0.0.1:9464\", got " +
+                      describe(value.node));
+    return;
+  }
+  const std::string& text = string->get();
+  const auto colon = text.rfind(':');
+  const auto bad = [&](std::string why) { v.fail(value, why + ", got " + quote(text)); };
+  if (colon == std::string::npos || colon == 0) {
+    bad("expected \"ADDRESS:PORT\" on loopback, e.g. \"127.0.0.1:9464\" or \"[::1]:9464\"");
+    return;
+  }
+  std::string host = text.substr(0, colon);
+  const std::string port = text.substr(colon + 1);
+  if (port.empty() || port.size() > 5 ||
+      !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
+      std::stoul(port) == 0 || std::stoul(port) > 65535) {
+    bad("expected a port from 1 to 65535 after the last ':'");
+    return;
+  }
+  if (host == "localhost") {
+    host = "127.0.0.1";
+  } else if (host == "[::1]") {
+    host = "::1";
+  } else {
+    // Four decimal octets, the first 127.
+    unsigned octets[4] = {};
+    int count = 0;
+    std::size_t i = 0;
+    bool ok = true;
+    while (ok && count < 4) {
+      std::size_t digits = 0;
+      unsigned octet = 0;
+      while (i < host.size() && host[i] >= '0' && host[i] <= '9' && digits < 4) {
+        octet = octet * 10 + static_cast<unsigned>(host[i] - '0');
+        ++i;
+        ++digits;
+      }
+      ok = digits > 0 && digits <= 3 && octet <= 255;
+      octets[count++] = octet;
+      if (count < 4) {
+        ok = ok && i < host.size() && host[i] == '.';
+        ++i;
+      }
+    }
+    if (!ok || i != host.size()) {
+      bad("expected a loopback address (127.0.0.1, another 127.x.y.z, [::1] or localhost) "
+          "before the port");
+      return;
+    }
+    if (octets[0] != 127) {
+      bad("metrics are served on loopback only (they have no authentication): use 127.0.0.1 or "
+          "[::1], and a reverse proxy or an SSH tunnel to reach them from elsewhere");
+      return;
+    }
+  }
+  v.config().metrics.listen = text;
+  v.config().metrics.host = host;
+  v.config().metrics.port = static_cast<std::uint16_t>(std::stoul(port));
+}
+
 // ---------------------------------------------------------------------------------------------
 // The schema. Validation walks the file against this table and knownKeys() publishes it, so the
 // accepted keys and the documented keys cannot drift apart. A rule without `apply` is a table
@@ -906,6 +1013,23 @@ constexpr std::array kRules = {
           "shards per cluster, the last may have fewer; clusters is then shards.total divided by "
           "it, rounded up (1 to 1000000)"},
          applyShardsPerCluster},
+    Rule{{"rolling", "table", "{}",
+          "how a rolling restart proceeds (clustervisor restart --rolling)"}},
+    Rule{{"rolling.batch", "integer", "1",
+          "clusters restarted at once; the next batch starts when these are ready (1 to 4096)"},
+         applyRollingBatch},
+    Rule{{"rolling.delay", "duration", "\"0s\"",
+          "wait between a batch becoming ready and the next batch (0s to 1h)"},
+         applyRollingDelay},
+    Rule{{"control", "table", "{}", "the control socket clustervisor status/restart/stop use"}},
+    Rule{{"control.socket", "string", "(in the runtime directory, see clustervisor(1))",
+          "path of the control socket; relative to the config file's directory; its directory "
+          "must exist"},
+         applyControlSocket},
+    Rule{{"metrics", "table", "{}", "the Prometheus metrics endpoint (off unless listen is set)"}},
+    Rule{{"metrics.listen", "string", "(unset: no endpoint)",
+          "loopback address and port to serve /metrics on, e.g. \"127.0.0.1:9464\""},
+         applyMetricsListen},
 };
 
 const Rule* findRule(std::string_view parent, std::string_view leaf) {

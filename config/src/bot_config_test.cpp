@@ -146,6 +146,12 @@ void checkSameConfig(const BotConfig& a, const BotConfig& b) {
   BOOST_TEST(a.events.holdMaxAge.count() == b.events.holdMaxAge.count());
   BOOST_TEST(a.shards.total == b.shards.total);
   BOOST_TEST(a.shards.perCluster == b.shards.perCluster);
+  BOOST_TEST(a.rolling.batch == b.rolling.batch);
+  BOOST_TEST(a.rolling.delay.count() == b.rolling.delay.count());
+  BOOST_TEST(a.control.socket == b.control.socket);
+  BOOST_TEST(a.metrics.listen == b.metrics.listen);
+  BOOST_TEST(a.metrics.host == b.metrics.host);
+  BOOST_TEST(a.metrics.port == b.metrics.port);
 }
 
 // The shards of every cluster, in cluster order: {{0, 1, 2}, {3, 4, 5}, ...}.
@@ -322,9 +328,9 @@ BOOST_AUTO_TEST_CASE(documented_defaults_match_config_defaults) {
   for (const auto& [table, lines] : tables) {
     text += "[" + table + "]\n" + lines;
   }
-  // clusters, environment and the keys in tables, but not name, working_directory and the
-  // shards keys, whose defaults are phrases.
-  BOOST_TEST(written == 25);
+  // clusters, environment and the keys in tables, but not name, working_directory, the shards
+  // keys, control.socket and metrics.listen, whose defaults are phrases.
+  BOOST_TEST(written == 27);
   BOOST_TEST_CONTEXT("config:\n" << text) {
     checkSameConfig(configOf(text), configOf(kCommand));
   }
@@ -661,10 +667,71 @@ BOOST_AUTO_TEST_CASE(suggests_close_key_for_typo) {
   });
 }
 
+BOOST_AUTO_TEST_CASE(reads_rolling_control_and_metrics_settings) {
+  const auto result = parseConfig(kCommand +
+                                      "[rolling]\nbatch = 3\ndelay = \"2s\"\n"
+                                      "[control]\nsocket = \"run/../ctl.sock\"\n"
+                                      "[metrics]\nlisten = \"127.0.0.1:9464\"\n",
+                                  "bot.toml", kBase);
+  BOOST_TEST_REQUIRE(result.errors.empty());
+  BOOST_TEST(result.config->rolling.batch == 3u);
+  BOOST_TEST(result.config->rolling.delay.count() == 2000);
+  BOOST_TEST(result.config->control.socket == kBase / "ctl.sock");
+  BOOST_TEST(result.config->metrics.host == "127.0.0.1");
+  BOOST_TEST(result.config->metrics.port == 9464u);
+  const auto v6 = parseConfig(kCommand + "[metrics]\nlisten = \"[::1]:80\"", "bot.toml", kBase);
+  BOOST_TEST_REQUIRE(v6.errors.empty());
+  BOOST_TEST(v6.config->metrics.host == "::1");
+  const auto named =
+      parseConfig(kCommand + "[metrics]\nlisten = \"localhost:9100\"", "bot.toml", kBase);
+  BOOST_TEST_REQUIRE(named.errors.empty());
+  BOOST_TEST(named.config->metrics.host == "127.0.0.1");
+  const auto other =
+      parseConfig(kCommand + "[metrics]\nlisten = \"127.1.2.3:9100\"", "bot.toml", kBase);
+  BOOST_TEST_REQUIRE(other.errors.empty());
+  BOOST_TEST(other.config->metrics.host == "127.1.2.3");
+}
+
+BOOST_AUTO_TEST_CASE(refuses_metrics_off_loopback_and_unusable_sockets) {
+  const std::string loopback =
+      "expected a loopback address (127.0.0.1, another 127.x.y.z, [::1] "
+      "or localhost) before the port";
+  checkCases({
+      {kCommand + "[metrics]\nlisten = \"0.0.0.0:9464\"",
+       "bot.toml:3:10: metrics.listen: metrics are served on loopback only (they have no "
+       "authentication): use 127.0.0.1 or [::1], and a reverse proxy or an SSH tunnel to reach "
+       "them from elsewhere, got \"0.0.0.0:9464\"\n"},
+      {kCommand + "[metrics]\nlisten = \"example.com:9464\"",
+       "bot.toml:3:10: metrics.listen: " + loopback + ", got \"example.com:9464\"\n"},
+      {kCommand + "[metrics]\nlisten = \"127.0.0.256:9464\"",
+       "bot.toml:3:10: metrics.listen: " + loopback + ", got \"127.0.0.256:9464\"\n"},
+      {kCommand + "[metrics]\nlisten = \"[::]:9464\"",
+       "bot.toml:3:10: metrics.listen: " + loopback + ", got \"[::]:9464\"\n"},
+      {kCommand + "[metrics]\nlisten = \"127.0.0.1:0\"",
+       "bot.toml:3:10: metrics.listen: expected a port from 1 to 65535 after the last ':', got "
+       "\"127.0.0.1:0\"\n"},
+      {kCommand + "[metrics]\nlisten = \"127.0.0.1:65536\"",
+       "bot.toml:3:10: metrics.listen: expected a port from 1 to 65535 after the last ':', got "
+       "\"127.0.0.1:65536\"\n"},
+      {kCommand + "[metrics]\nlisten = \"9464\"",
+       "bot.toml:3:10: metrics.listen: expected \"ADDRESS:PORT\" on loopback, e.g. "
+       "\"127.0.0.1:9464\" or \"[::1]:9464\", got \"9464\"\n"},
+      {kCommand + "[metrics]\nlisten = 9464",
+       "bot.toml:3:10: metrics.listen: expected \"ADDRESS:PORT\" on loopback, e.g. "
+       "\"127.0.0.1:9464\", got integer 9464\n"},
+      {kCommand + "[control]\nsocket = \"\"",
+       "bot.toml:3:10: control.socket: expected the path of a socket file, e.g. "
+       "\"/run/mybot/control.sock\", got \"\"\n"},
+      {kCommand + "[control]\nsocket = \"/" + std::string(120, 'x') + "\"",
+       "bot.toml:3:10: control.socket: the socket path resolves to 121 bytes; a unix socket "
+       "path has at most 107: choose a shorter one\n"},
+  });
+}
+
 BOOST_AUTO_TEST_CASE(lists_valid_keys_when_nothing_is_close) {
   const std::string topLevel =
       ": unknown key (expected one of: command, clusters, name, working_directory, environment, "
-      "start, restart, stop, heartbeat, events, shards)\n";
+      "start, restart, stop, heartbeat, events, shards, rolling, control, metrics)\n";
   checkCases({
       {kCommand + "threads = 2", "bot.toml:2:1: threads" + topLevel},
       {kCommand + "[logging]\nfile = \"x\"", "bot.toml:2:2: logging" + topLevel},
@@ -1389,6 +1456,13 @@ BOOST_AUTO_TEST_CASE(known_keys_are_unique_and_nested_in_known_tables) {
                           "shards",
                           "shards.total",
                           "shards.per_cluster",
+                          "rolling",
+                          "rolling.batch",
+                          "rolling.delay",
+                          "control",
+                          "control.socket",
+                          "metrics",
+                          "metrics.listen",
                       }));
   // The only required key.
   for (const KeyInfo& key : knownKeys()) {
@@ -1427,6 +1501,8 @@ BOOST_AUTO_TEST_CASE(descriptions_and_man_page_state_the_enforced_ranges) {
            RangeCase{"events.hold_max_age", "[events]\nhold_max_age = \"25h\""},
            RangeCase{"shards.total", "[shards]\ntotal = 0"},
            RangeCase{"shards.per_cluster", "[shards]\ntotal = 4\nper_cluster = 0"},
+           RangeCase{"rolling.batch", "[rolling]\nbatch = 0"},
+           RangeCase{"rolling.delay", "[rolling]\ndelay = \"2h\""},
        }) {
     BOOST_TEST_CONTEXT(c.key) {
       const LoadResult result = parseConfig(kCommand + c.setting, "bot.toml", kBase);

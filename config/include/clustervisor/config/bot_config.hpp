@@ -98,6 +98,21 @@ struct ShardsConfig {
   std::uint32_t perCluster = 0;  // shards.per_cluster; 0: spread evenly
 };
 
+struct RollingConfig {
+  std::uint32_t batch = 1;             // rolling.batch: clusters restarted at once
+  std::chrono::milliseconds delay{0};  // rolling.delay: wait after a batch is ready
+};
+
+struct ControlConfig {
+  std::filesystem::path socket;  // control.socket, made absolute; empty: the runtime directory
+};
+
+struct MetricsConfig {
+  std::string listen;  // metrics.listen as written ("127.0.0.1:9464"); empty: no endpoint
+  std::string host;    // its address: a loopback IPv4 address or "::1"
+  std::uint16_t port = 0;
+};
+
 struct BotConfig {
   std::filesystem::path sourceFile;                // the file as given
   std::string name;                                // name; default: the file's stem
@@ -111,6 +126,9 @@ struct BotConfig {
   HeartbeatConfig heartbeat;
   EventsConfig events;
   ShardsConfig shards;
+  RollingConfig rolling;
+  ControlConfig control;
+  MetricsConfig metrics;
 };
 
 // The shard ids cluster `clusterId` owns, ascending and contiguous; empty when shards.total is 0.
