@@ -3,6 +3,8 @@
 
 #include <charconv>
 
+#include "clustervisor/config/duration.hpp"
+
 namespace clustervisor {
 
 std::string_view usageText() {
@@ -10,6 +12,8 @@ std::string_view usageText() {
          "       clustervisor check CONFIG\n"
          "       clustervisor status [--json] (CONFIG | --socket PATH)\n"
          "       clustervisor restart (CONFIG | --socket PATH) (--all | ID...)\n"
+         "                            [--rolling [--batch N] [--delay DURATION]]\n"
+         "       clustervisor reload [--rolling] (CONFIG | --socket PATH)\n"
          "       clustervisor stop (CONFIG | --socket PATH)\n"
          "       clustervisor --help | --version\n"
          "\n"
@@ -21,6 +25,8 @@ std::string_view usageText() {
          "  check CONFIG    validate CONFIG and print what a run would do; start nothing\n"
          "  status          show the state of every cluster of the running bot\n"
          "  restart         restart the given clusters (or --all) of the running bot\n"
+         "  reload          re-read CONFIG in the running bot: scale the cluster count, apply\n"
+         "                  new settings (as SIGHUP does)\n"
          "  stop            stop the running bot, as SIGTERM would\n"
          "\n"
          "options:\n"
@@ -28,6 +34,11 @@ std::string_view usageText() {
          "                  of CONFIG\n"
          "  --json          status: print the supervisor's JSON answer as it is\n"
          "  --all           restart: every cluster\n"
+         "  --rolling       restart: one batch at a time, each once the previous is ready;\n"
+         "                  reload: apply changes that need new workers by a rolling restart\n"
+         "  --batch N       restart --rolling: clusters per batch (default: rolling.batch)\n"
+         "  --delay DURATION\n"
+         "                  restart --rolling: wait between batches (default: rolling.delay)\n"
          "  -h, --help      show this help and exit\n"
          "  --version       show the version and exit\n"
          "\n"
@@ -69,6 +80,8 @@ CommandLine parseCommandLine(std::span<const std::string_view> args) {
     result.command = Command::kRestart;
   } else if (first == "stop") {
     result.command = Command::kStop;
+  } else if (first == "reload") {
+    result.command = Command::kReload;
   } else {
     result.error = first.starts_with("-") ? "unknown option \"" + std::string(first) + "\""
                                           : "unknown command \"" + std::string(first) + "\"";
@@ -76,10 +89,31 @@ CommandLine parseCommandLine(std::span<const std::string_view> args) {
   }
   const std::string name(first);
   const bool remote = result.command == Command::kStatus || result.command == Command::kRestart ||
-                      result.command == Command::kStop;
+                      result.command == Command::kStop || result.command == Command::kReload;
   const auto fail = [&](std::string message) {
     result.error = name + ": " + std::move(message);
     return result;
+  };
+  // "--name VALUE" or "--name=VALUE"; a missing or empty value is a usage error.
+  const auto takesValue = [](std::string_view arg, std::string_view option) {
+    return arg == option ||
+           (arg.size() > option.size() && arg.starts_with(option) && arg[option.size()] == '=');
+  };
+  const auto valueOf = [&](std::size_t& i, std::string_view option,
+                           std::string_view what) -> std::optional<std::string_view> {
+    std::string_view value;
+    if (args[i] == option) {
+      if (i + 1 < args.size()) {
+        value = args[++i];
+      }
+    } else {
+      value = args[i].substr(option.size() + 1);
+    }
+    if (value.empty()) {
+      fail(std::string(option) + " needs " + std::string(what));
+      return std::nullopt;
+    }
+    return value;
   };
   bool endOfOptions = false;
   std::vector<std::string_view> positional;
@@ -90,18 +124,39 @@ CommandLine parseCommandLine(std::span<const std::string_view> args) {
     } else if (!endOfOptions && (arg == "-h" || arg == "--help")) {
       result.command = Command::kHelp;
       return result;
-    } else if (!endOfOptions && remote && (arg == "--socket" || arg.starts_with("--socket="))) {
-      if (arg == "--socket") {
-        if (i + 1 == args.size()) {
-          return fail("--socket needs a PATH");
-        }
-        result.socketPath = std::string(args[++i]);
-      } else {
-        result.socketPath = std::string(arg.substr(9));
+    } else if (!endOfOptions && remote && takesValue(arg, "--socket")) {
+      const auto value = valueOf(i, "--socket", "a PATH");
+      if (!value) {
+        return result;
       }
-      if (result.socketPath.empty()) {
-        return fail("--socket needs a PATH");
+      result.socketPath = std::string(*value);
+    } else if (!endOfOptions && result.command == Command::kRestart && takesValue(arg, "--batch")) {
+      const auto value = valueOf(i, "--batch", "a number of clusters");
+      if (!value) {
+        return result;
       }
+      std::uint32_t batch = 0;
+      if (!parseClusterId(*value, batch) || batch == 0) {
+        return fail("--batch needs a number of clusters from 1, not \"" + std::string(*value) +
+                    "\"");
+      }
+      result.batch = batch;
+    } else if (!endOfOptions && result.command == Command::kRestart && takesValue(arg, "--delay")) {
+      const auto value = valueOf(i, "--delay", "a DURATION");
+      if (!value) {
+        return result;
+      }
+      const auto parsed = config::parseDuration(*value);
+      if (parsed.status != config::ParsedDuration::Status::kOk || parsed.value.count() < 0 ||
+          parsed.value > std::chrono::hours(24)) {
+        return fail("--delay needs a duration such as \"5s\" or \"500ms\" (at most 24h), not \"" +
+                    std::string(*value) + "\"");
+      }
+      result.delay = parsed.value;
+    } else if (!endOfOptions &&
+               (result.command == Command::kRestart || result.command == Command::kReload) &&
+               arg == "--rolling") {
+      result.rolling = true;
     } else if (!endOfOptions && result.command == Command::kStatus && arg == "--json") {
       result.json = true;
     } else if (!endOfOptions && result.command == Command::kRestart && arg == "--all") {
@@ -132,6 +187,9 @@ CommandLine parseCommandLine(std::span<const std::string_view> args) {
     if (result.all == !result.clusters.empty()) {
       return fail(result.all ? "give either --all or cluster ids, not both"
                              : "say which clusters: cluster ids, or --all");
+    }
+    if (!result.rolling && (result.batch || result.delay)) {
+      return fail(std::string(result.batch ? "--batch" : "--delay") + " is for --rolling");
     }
     return result;
   }

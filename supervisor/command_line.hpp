@@ -4,7 +4,9 @@
 // arguments and returns either a command or a usage error; it prints nothing.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -13,13 +15,16 @@
 namespace clustervisor {
 
 struct CommandLine {
-  enum class Command { kRun, kCheck, kStatus, kRestart, kStop, kHelp, kVersion };
+  enum class Command { kRun, kCheck, kStatus, kRestart, kStop, kReload, kHelp, kVersion };
   Command command = Command::kHelp;
-  std::string configPath;  // run, check; status/restart/stop unless socketPath is given
-  std::string socketPath;  // status/restart/stop: --socket PATH
+  std::string configPath;  // run, check; status/restart/stop/reload unless socketPath is given
+  std::string socketPath;  // status/restart/stop/reload: --socket PATH
   bool json = false;       // status --json
   bool all = false;        // restart --all
-  std::vector<std::uint32_t> clusters;  // restart ID...
+  std::vector<std::uint32_t> clusters;             // restart ID...
+  bool rolling = false;                            // restart --rolling, reload --rolling
+  std::optional<std::uint32_t> batch;              // restart --rolling --batch N
+  std::optional<std::chrono::milliseconds> delay;  // restart --rolling --delay DURATION
   std::string error;  // non-empty: a usage error, for "clustervisor: error: <error>"
 };
 

@@ -50,6 +50,31 @@ BOOST_AUTO_TEST_CASE(status_restart_and_stop_find_the_supervisor_by_config_or_so
   const auto all = parse({"restart", "--all", "--socket", "/s"});
   BOOST_TEST(all.error == "");
   BOOST_TEST(all.all);
+  BOOST_TEST(!all.rolling);
+}
+
+BOOST_AUTO_TEST_CASE(rolling_restart_takes_batch_and_delay) {
+  const auto rolling =
+      parse({"restart", "bot.toml", "--all", "--rolling", "--batch", "2", "--delay=1m30s"});
+  BOOST_TEST(rolling.error == "");
+  BOOST_TEST(rolling.all);
+  BOOST_TEST(rolling.rolling);
+  BOOST_TEST(rolling.batch.value_or(0) == 2u);
+  BOOST_TEST(rolling.delay.value_or(std::chrono::milliseconds(0)).count() == 90000);
+  const auto plain = parse({"restart", "bot.toml", "--rolling", "3", "1"});
+  BOOST_TEST(plain.error == "");
+  BOOST_TEST(plain.rolling);
+  BOOST_TEST(!plain.batch.has_value());
+  BOOST_TEST(!plain.delay.has_value());
+}
+
+BOOST_AUTO_TEST_CASE(reload_finds_the_supervisor_and_may_roll) {
+  const auto reload = parse({"reload", "bot.toml"});
+  BOOST_TEST(reload.error == "");
+  BOOST_TEST((reload.command == CommandLine::Command::kReload));
+  BOOST_TEST(reload.configPath == "bot.toml");
+  BOOST_TEST(!reload.rolling);
+  BOOST_TEST(parse({"reload", "--rolling", "--socket", "/s"}).rolling);
 }
 
 struct UsageCase {
@@ -74,6 +99,19 @@ BOOST_AUTO_TEST_CASE(usage_errors_say_what_is_wrong) {
       {{"restart", "a.toml", "--all", "1"}, "restart: give either --all or cluster ids, not both"},
       {{"restart", "a.toml", "one"}, "restart: \"one\" is not a cluster id (a number from 0)"},
       {{"restart", "a.toml", "-1"}, "restart: unknown option \"-1\""},
+      {{"restart", "a.toml", "--all", "--batch", "2"}, "restart: --batch is for --rolling"},
+      {{"restart", "a.toml", "--all", "--delay=1s"}, "restart: --delay is for --rolling"},
+      {{"restart", "a.toml", "--all", "--rolling", "--batch"},
+       "restart: --batch needs a number of clusters"},
+      {{"restart", "a.toml", "--all", "--rolling", "--batch=0"},
+       "restart: --batch needs a number of clusters from 1, not \"0\""},
+      {{"restart", "a.toml", "--all", "--rolling", "--delay", "soon"},
+       "restart: --delay needs a duration such as \"5s\" or \"500ms\" (at most 24h), not \"soon\""},
+      {{"restart", "a.toml", "--all", "--rolling", "--delay", "25h"},
+       "restart: --delay needs a duration such as \"5s\" or \"500ms\" (at most 24h), not \"25h\""},
+      {{"reload"}, "reload: missing CONFIG (the path of a bot.toml)"},
+      {{"reload", "a.toml", "--batch=2"}, "reload: unknown option \"--batch=2\""},
+      {{"stop", "a.toml", "--rolling"}, "stop: unknown option \"--rolling\""},
   };
   for (const auto& c : cases) {
     BOOST_TEST(parse(c.args).error == c.error);

@@ -35,7 +35,7 @@ constexpr std::size_t kMaxDepth = 8;
 // reply stays one short line whatever the client sent.
 constexpr std::size_t kMaxQuotedBytes = 40;
 
-constexpr std::string_view kExpectedCommands = "(expected status, restart or stop)";
+constexpr std::string_view kExpectedCommands = "(expected status, restart, stop or reload)";
 constexpr std::string_view kExpectedClusterId = "a cluster id from 0 to 4294967295";
 
 // Length of the well-formed UTF-8 sequence starting at text[i], or 0 if there is none there.
@@ -157,6 +157,8 @@ std::string_view commandName(const Request& request) {
           return "status";
         } else if constexpr (std::is_same_v<T, StopRequest>) {
           return "stop";
+        } else if constexpr (std::is_same_v<T, ReloadRequest>) {
+          return "reload";
         } else {
           return "restart";
         }
@@ -169,13 +171,18 @@ ParseResult fail(std::string message) {
 }
 
 // The first field, in the order sent, that the request does not take; null if there is none.
-const json::key_value_pair* firstUnknownField(const json::object& object, bool isRestart) {
+const json::key_value_pair* firstUnknownField(const json::object& object,
+                                              std::string_view command) {
   for (const auto& field : object) {
     const std::string_view key = field.key();
     if (key == "version" || key == "command") {
       continue;
     }
-    if (isRestart && (key == "all" || key == "clusters")) {
+    if (command == "restart" && (key == "all" || key == "clusters" || key == "rolling" ||
+                                 key == "batch" || key == "delay_ms")) {
+      continue;
+    }
+    if (command == "reload" && key == "rolling") {
       continue;
     }
     return &field;
@@ -183,7 +190,82 @@ const json::key_value_pair* firstUnknownField(const json::object& object, bool i
   return nullptr;
 }
 
+// "rolling": absent or a boolean. Sets `error` when it is something else.
+bool parseRolling(const json::object& object, std::string& error) {
+  const json::value* rolling = object.if_contains("rolling");
+  if (rolling == nullptr) {
+    return false;
+  }
+  if (!rolling->is_bool()) {
+    error = R"("rolling" must be true or false, not )" + describe(*rolling);
+    return false;
+  }
+  return rolling->get_bool();
+}
+
+// A whole number in [min, max], as JSON writes integers.
+std::optional<std::int64_t> integerIn(const json::value& value, std::int64_t min,
+                                      std::int64_t max) {
+  if (!value.is_int64() || value.get_int64() < min || value.get_int64() > max) {
+    return std::nullopt;
+  }
+  return value.get_int64();
+}
+
+ParseResult parseTargets(const json::object& object);
+
 ParseResult parseRestart(const json::object& object) {
+  std::string error;
+  const bool rolling = parseRolling(object, error);
+  if (!error.empty()) {
+    return fail(error);
+  }
+  std::optional<std::uint32_t> batch;
+  std::optional<std::chrono::milliseconds> delay;
+  if (const json::value* value = object.if_contains("batch")) {
+    if (!rolling) {
+      return fail(R"("batch" is only for a rolling restart ("rolling": true))");
+    }
+    const auto n = integerIn(*value, 1, kMaxBatch);
+    if (!n) {
+      return fail(R"("batch" must be an integer from 1 to )" + std::to_string(kMaxBatch) +
+                  ", not " + describe(*value));
+    }
+    batch = static_cast<std::uint32_t>(*n);
+  }
+  if (const json::value* value = object.if_contains("delay_ms")) {
+    if (!rolling) {
+      return fail(R"("delay_ms" is only for a rolling restart ("rolling": true))");
+    }
+    const auto n = integerIn(*value, 0, kMaxDelayMs);
+    if (!n) {
+      return fail(R"("delay_ms" must be an integer from 0 to )" + std::to_string(kMaxDelayMs) +
+                  ", not " + describe(*value));
+    }
+    delay = std::chrono::milliseconds(*n);
+  }
+  auto result = parseTargets(object);
+  if (result.ok()) {
+    auto& restart = std::get<RestartRequest>(std::get<Request>(result.value));
+    restart.rolling = rolling;
+    restart.batch = batch;
+    restart.delay = delay;
+  }
+  return result;
+}
+
+ParseResult parseReload(const json::object& object) {
+  std::string error;
+  const bool rolling = parseRolling(object, error);
+  if (!error.empty()) {
+    return fail(error);
+  }
+  ReloadRequest reload;
+  reload.rolling = rolling;
+  return ParseResult{Request{reload}};
+}
+
+ParseResult parseTargets(const json::object& object) {
   const json::value* all = object.if_contains("all");
   const json::value* clusters = object.if_contains("clusters");
   if (all != nullptr && clusters != nullptr) {
@@ -197,7 +279,9 @@ ParseResult parseRestart(const json::object& object) {
       return fail(R"("all" must be true, not )" + describe(*all) +
                   R"( (to restart some clusters, give "clusters" instead))");
     }
-    return ParseResult{Request{RestartRequest{.all = true, .clusters = {}}}};
+    RestartRequest restart;
+    restart.all = true;
+    return ParseResult{Request{std::move(restart)}};
   }
   if (!clusters->is_array()) {
     return fail(R"("clusters" must be an array of cluster ids, not )" + describe(*clusters));
@@ -276,11 +360,10 @@ ParseResult parseRequest(std::string_view line) {
                 std::string(kExpectedCommands));
   }
   const std::string_view name = command->get_string();
-  const bool isRestart = name == "restart";
-  if (name != "status" && name != "stop" && !isRestart) {
+  if (name != "status" && name != "stop" && name != "restart" && name != "reload") {
     return fail("unknown command " + quote(name) + " " + std::string(kExpectedCommands));
   }
-  if (const auto* unknown = firstUnknownField(object, isRestart); unknown != nullptr) {
+  if (const auto* unknown = firstUnknownField(object, name); unknown != nullptr) {
     return fail("unknown field " + quote(unknown->key()) + " in a " + std::string(name) +
                 " request");
   }
@@ -289,6 +372,9 @@ ParseResult parseRequest(std::string_view line) {
   }
   if (name == "stop") {
     return ParseResult{Request{StopRequest{}}};
+  }
+  if (name == "reload") {
+    return parseReload(object);
   }
   return parseRestart(object);
 }
@@ -308,6 +394,18 @@ std::string encodeRequest(const Request& request) {
       }
       object["clusters"] = std::move(ids);
     }
+    if (restart->rolling) {
+      object["rolling"] = true;
+      if (restart->batch) {
+        object["batch"] = *restart->batch;
+      }
+      if (restart->delay) {
+        object["delay_ms"] = restart->delay->count();
+      }
+    }
+  }
+  if (const auto* reload = std::get_if<ReloadRequest>(&request); reload && reload->rolling) {
+    object["rolling"] = true;
   }
   return encodeLine(object);
 }

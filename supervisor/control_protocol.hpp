@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 //
-// The control protocol, version 1: what `clustervisor status|restart|stop` and scripts send to a
-// running supervisor over its control socket, and what it answers. Documented in clustervisor(1)
-// (CONTROL SOCKET); keep the two in step.
+// The control protocol, version 1: what `clustervisor status|restart|stop|reload` and scripts send
+// to a running supervisor over its control socket, and what it answers. Documented in
+// clustervisor(1) (CONTROL SOCKET); keep the two in step.
 //
 // One request per connection: a JSON object on one line (at most kMaxRequestBytes, ended by
 // "\n"), answered by one JSON object on one line, after which the supervisor closes the
@@ -11,7 +11,10 @@
 //   {"version":1,"command":"status"}
 //   {"version":1,"command":"restart","clusters":[0,2]}
 //   {"version":1,"command":"restart","all":true}
+//   {"version":1,"command":"restart","all":true,"rolling":true,"batch":2,"delay_ms":5000}
 //   {"version":1,"command":"stop"}
+//   {"version":1,"command":"reload"}
+//   {"version":1,"command":"reload","rolling":true}
 //
 //   {"version":1,"ok":true,"result":{...}}
 //   {"version":1,"ok":false,"error":"cluster 9 does not exist (clusters are 0..3)"}
@@ -20,7 +23,9 @@
 // reply carries; it never throws, whatever the input.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -38,9 +43,22 @@ struct StopRequest {};
 struct RestartRequest {
   bool all = false;
   std::vector<std::uint32_t> clusters;  // when !all: distinct, in the order given
+  // A rolling restart: `batch` clusters at a time, the next batch once the new workers are ready
+  // and `delay` has passed. Unset batch/delay: rolling.batch / rolling.delay from bot.toml.
+  bool rolling = false;
+  std::optional<std::uint32_t> batch;              // 1..kMaxBatch; only with rolling
+  std::optional<std::chrono::milliseconds> delay;  // "delay_ms", 0..kMaxDelayMs; only with rolling
+};
+// Re-read the config file and apply it. With `rolling`, changes that need new workers are applied
+// by a rolling restart of the clusters that stay; without it they are reported as needing one.
+struct ReloadRequest {
+  bool rolling = false;
 };
 
-using Request = std::variant<StatusRequest, StopRequest, RestartRequest>;
+inline constexpr std::uint32_t kMaxBatch = 1u << 20;
+inline constexpr std::int64_t kMaxDelayMs = 24ll * 3600 * 1000;
+
+using Request = std::variant<StatusRequest, StopRequest, RestartRequest, ReloadRequest>;
 
 struct ParseResult {
   std::variant<Request, std::string> value;  // the request, or what is wrong with it

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 #include <boost/test/unit_test.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <random>
 #include <string>
 #include <string_view>
@@ -30,15 +32,43 @@ std::string show(const Request& request) {
   if (std::holds_alternative<control::StopRequest>(request)) {
     return "stop";
   }
-  const auto& restart = std::get<RestartRequest>(request);
-  if (restart.all) {
-    return "restart all";
+  if (const auto* reload = std::get_if<control::ReloadRequest>(&request)) {
+    return reload->rolling ? "reload rolling" : "reload";
   }
+  const auto& restart = std::get<RestartRequest>(request);
   std::string text = "restart";
+  if (restart.all) {
+    text += " all";
+  }
   for (const std::uint32_t id : restart.clusters) {
     text += " " + std::to_string(id);
   }
+  if (restart.rolling) {
+    text += " rolling";
+    if (restart.batch) {
+      text += " batch " + std::to_string(*restart.batch);
+    }
+    if (restart.delay) {
+      text += " delay " + std::to_string(restart.delay->count()) + "ms";
+    }
+  }
   return text;
+}
+
+RestartRequest restartOf(std::vector<std::uint32_t> clusters) {
+  RestartRequest r;
+  r.all = clusters.empty();
+  r.clusters = std::move(clusters);
+  return r;
+}
+
+RestartRequest rollingOf(std::vector<std::uint32_t> clusters, std::optional<std::uint32_t> batch,
+                         std::optional<std::chrono::milliseconds> delay) {
+  RestartRequest r = restartOf(std::move(clusters));
+  r.rolling = true;
+  r.batch = batch;
+  r.delay = delay;
+  return r;
 }
 
 // What a test prints for a parse: the request or the error, marked so the two cannot be confused.
@@ -94,21 +124,34 @@ BOOST_AUTO_TEST_CASE(encodes_each_request_as_one_compact_line) {
              "{\"version\":1,\"command\":\"status\"}\n");
   BOOST_TEST(control::encodeRequest(control::StopRequest{}) ==
              "{\"version\":1,\"command\":\"stop\"}\n");
-  BOOST_TEST(control::encodeRequest(RestartRequest{.all = false, .clusters = {0, 2}}) ==
+  BOOST_TEST(control::encodeRequest(restartOf({0, 2})) ==
              "{\"version\":1,\"command\":\"restart\",\"clusters\":[0,2]}\n");
-  BOOST_TEST(control::encodeRequest(RestartRequest{.all = true, .clusters = {}}) ==
+  BOOST_TEST(control::encodeRequest(restartOf({})) ==
              "{\"version\":1,\"command\":\"restart\",\"all\":true}\n");
+  BOOST_TEST(control::encodeRequest(rollingOf({}, 2, std::chrono::milliseconds(500))) ==
+             "{\"version\":1,\"command\":\"restart\",\"all\":true,\"rolling\":true,"
+             "\"batch\":2,\"delay_ms\":500}\n");
+  BOOST_TEST(control::encodeRequest(control::ReloadRequest{}) ==
+             "{\"version\":1,\"command\":\"reload\"}\n");
+  BOOST_TEST(control::encodeRequest(control::ReloadRequest{true}) ==
+             "{\"version\":1,\"command\":\"reload\",\"rolling\":true}\n");
 }
 
 BOOST_AUTO_TEST_CASE(every_request_shape_round_trips_through_encode_and_parse) {
   const std::vector<Request> requests = {
       control::StatusRequest{},
       control::StopRequest{},
-      RestartRequest{.all = true, .clusters = {}},
-      RestartRequest{.all = false, .clusters = {0}},
-      RestartRequest{.all = false, .clusters = {0, 2}},
-      RestartRequest{.all = false, .clusters = {7, 3, 5}},  // order kept, not sorted
-      RestartRequest{.all = false, .clusters = {4294967295u}},
+      restartOf({}),
+      restartOf({0}),
+      restartOf({0, 2}),
+      restartOf({7, 3, 5}),  // order kept, not sorted
+      restartOf({4294967295u}),
+      rollingOf({}, std::nullopt, std::nullopt),
+      rollingOf({1, 0}, 1, std::nullopt),
+      rollingOf({}, std::nullopt, std::chrono::milliseconds(0)),
+      rollingOf({}, control::kMaxBatch, std::chrono::milliseconds(control::kMaxDelayMs)),
+      control::ReloadRequest{},
+      control::ReloadRequest{true},
   };
   for (const Request& request : requests) {
     BOOST_TEST_CONTEXT(show(request)) {
@@ -158,29 +201,30 @@ BOOST_AUTO_TEST_CASE(rejects_malformed_requests_with_exact_messages) {
       {R"({"version":[1],"command":"status"})",
        R"("version" must be an integer, not an array (this supervisor speaks 1))"},
       // command
-      {R"({"version":1})", R"(missing "command" (expected status, restart or stop))"},
+      {R"({"version":1})", R"(missing "command" (expected status, restart, stop or reload))"},
       {R"({"version":1,"command":7})",
-       R"("command" must be a string, not 7 (expected status, restart or stop))"},
+       R"("command" must be a string, not 7 (expected status, restart, stop or reload))"},
       {R"({"version":1,"command":{"name":"stop"}})",
-       R"("command" must be a string, not an object (expected status, restart or stop))"},
+       R"("command" must be a string, not an object (expected status, restart, stop or reload))"},
       {R"({"version":1,"command":"frobnicate"})",
-       R"(unknown command "frobnicate" (expected status, restart or stop))"},
+       R"(unknown command "frobnicate" (expected status, restart, stop or reload))"},
       {R"({"version":1,"command":"Status"})",
-       R"(unknown command "Status" (expected status, restart or stop))"},
-      {R"({"version":1,"command":""})", R"(unknown command "" (expected status, restart or stop))"},
+       R"(unknown command "Status" (expected status, restart, stop or reload))"},
+      {R"({"version":1,"command":""})",
+       R"(unknown command "" (expected status, restart, stop or reload))"},
       {R"({"version":1,"command":"sta\ntus"})",
-       R"(unknown command "sta\ntus" (expected status, restart or stop))"},
+       R"(unknown command "sta\ntus" (expected status, restart, stop or reload))"},
       {R"({"version":1,"command":"a\"b"})",
-       R"(unknown command "a\"b" (expected status, restart or stop))"},
+       R"(unknown command "a\"b" (expected status, restart, stop or reload))"},
       {R"({"version":1,"command":"\u0000"})",
-       R"(unknown command "\u0000" (expected status, restart or stop))"},
+       R"(unknown command "\u0000" (expected status, restart, stop or reload))"},
       {R"({"version":1,"command":")" + std::string(100, 'x') + R"("})",
        R"(unknown command ")" + std::string(40, 'x') +
-           R"(..." (expected status, restart or stop))"},
+           R"(..." (expected status, restart, stop or reload))"},
       // Cut on a character boundary: "é" is two bytes and would straddle byte 40.
       {R"({"version":1,"command":")" + std::string(39, 'x') + "\xC3\xA9\xC3\xA9\"}",
        R"(unknown command ")" + std::string(39, 'x') +
-           R"(..." (expected status, restart or stop))"},
+           R"(..." (expected status, restart, stop or reload))"},
       // Fields a command does not take.
       {R"({"version":1,"command":"status","x":1})", R"(unknown field "x" in a status request)"},
       {R"({"version":1,"command":"stop","all":true})", R"(unknown field "all" in a stop request)"},
@@ -235,6 +279,31 @@ BOOST_AUTO_TEST_CASE(rejects_malformed_requests_with_exact_messages) {
        R"("clusters"[0] must be a cluster id from 0 to 4294967295, not an array)"},
       {restartWith(R"("clusters":[0,1,2,1])"), R"("clusters" lists cluster 1 twice)"},
       {restartWith(R"("clusters":[5,5])"), R"("clusters" lists cluster 5 twice)"},
+      // rolling restarts
+      {restartWith(R"("all":true,"rolling":1)"), R"("rolling" must be true or false, not 1)"},
+      {restartWith(R"("all":true,"rolling":"yes")"),
+       R"("rolling" must be true or false, not a string)"},
+      {restartWith(R"("all":true,"batch":2)"),
+       R"("batch" is only for a rolling restart ("rolling": true))"},
+      {restartWith(R"("all":true,"rolling":false,"delay_ms":5)"),
+       R"("delay_ms" is only for a rolling restart ("rolling": true))"},
+      {restartWith(R"("all":true,"rolling":true,"batch":0)"),
+       R"("batch" must be an integer from 1 to 1048576, not 0)"},
+      {restartWith(R"("all":true,"rolling":true,"batch":1048577)"),
+       R"("batch" must be an integer from 1 to 1048576, not 1048577)"},
+      {restartWith(R"("all":true,"rolling":true,"batch":1.5)"),
+       R"("batch" must be an integer from 1 to 1048576, not 1.5)"},
+      {restartWith(R"("all":true,"rolling":true,"delay_ms":-1)"),
+       R"("delay_ms" must be an integer from 0 to 86400000, not -1)"},
+      {restartWith(R"("all":true,"rolling":true,"delay_ms":86400001)"),
+       R"("delay_ms" must be an integer from 0 to 86400000, not 86400001)"},
+      {restartWith(R"("rolling":true)"),
+       R"(a restart request needs "clusters": [ids] or "all": true)"},
+      // reload
+      {R"({"version":1,"command":"reload","rolling":null})",
+       R"("rolling" must be true or false, not null)"},
+      {R"({"version":1,"command":"reload","all":true})",
+       R"(unknown field "all" in a reload request)"},
   };
   for (const ErrorCase& c : cases) {
     BOOST_TEST_CONTEXT("input " << c.input) {
@@ -249,7 +318,7 @@ BOOST_AUTO_TEST_CASE(reports_the_first_problem_in_a_fixed_order) {
   BOOST_TEST(outcome(R"({"command":"frobnicate","x":1})") ==
              R"(error: missing "version" (this supervisor speaks 1))");
   BOOST_TEST(outcome(R"({"version":1,"command":"frobnicate","x":1})") ==
-             R"(error: unknown command "frobnicate" (expected status, restart or stop))");
+             R"(error: unknown command "frobnicate" (expected status, restart, stop or reload))");
   BOOST_TEST(outcome(R"({"version":1,"command":"restart","y":1,"x":2,"all":false})") ==
              R"(error: unknown field "y" in a restart request)");
 }
@@ -373,8 +442,8 @@ BOOST_AUTO_TEST_CASE(mutated_valid_requests_never_throw_and_parse_consistently) 
   const std::vector<std::string> seeds = {
       withoutNewline(control::encodeRequest(control::StatusRequest{})),
       withoutNewline(control::encodeRequest(control::StopRequest{})),
-      withoutNewline(control::encodeRequest(RestartRequest{.all = true, .clusters = {}})),
-      withoutNewline(control::encodeRequest(RestartRequest{.all = false, .clusters = {0, 2, 17}})),
+      withoutNewline(control::encodeRequest(restartOf({}))),
+      withoutNewline(control::encodeRequest(restartOf({0, 2, 17}))),
   };
   const std::vector<std::string> tokens = {"{",
                                            "}",

@@ -5,11 +5,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <array>
-
 #include <boost/asio/read_until.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/write.hpp>
+
+#include "answering_session.hpp"
 
 namespace clustervisor {
 
@@ -18,25 +16,16 @@ using boost::system::error_code;
 using Socket = asio::local::stream_protocol::socket;
 
 // One connection: read one line (bounded, with a deadline), answer, close.
-class ControlServer::Session : public std::enable_shared_from_this<Session> {
+class ControlServer::Session : public AnsweringSession<ControlServer::Session, Socket> {
  public:
   Session(Socket socket, std::shared_ptr<Handler> handler, std::shared_ptr<int> open)
-      : socket_(std::move(socket)),
-        timer_(socket_.get_executor()),
-        handler_(std::move(handler)),
-        open_(std::move(open)) {
+      : AnsweringSession(std::move(socket)), handler_(std::move(handler)), open_(std::move(open)) {
     ++*open_;
   }
   ~Session() { --*open_; }
 
   void start() {
-    timer_.expires_after(kRequestTimeout);
-    timer_.async_wait([self = shared_from_this()](error_code ec) {
-      if (!ec) {
-        error_code ignored;
-        self->socket_.close(ignored);  // a client that never finishes its line
-      }
-    });
+    expectDeadline(kRequestTimeout);  // a client that never finishes its line
     ucred peer{};
     socklen_t size = sizeof peer;
     permitted_ =
@@ -53,7 +42,7 @@ class ControlServer::Session : public std::enable_shared_from_this<Session> {
             return;
           }
           if (ec) {
-            self->timer_.cancel();
+            self->clearDeadline();
             return;  // the client went away, or the deadline closed the socket
           }
           if (!self->permitted_) {
@@ -64,49 +53,24 @@ class ControlServer::Session : public std::enable_shared_from_this<Session> {
           }
           const auto parsed =
               control::parseRequest(std::string_view(self->line_).substr(0, length - 1));
-          self->reply(parsed.ok() ? (*self->handler_)(parsed.request())
-                                  : control::encodeError(parsed.error()));
+          if (!parsed.ok()) {
+            self->reply(control::encodeError(parsed.error()));
+            return;
+          }
+          // The request is in: a long one (a rolling restart) may take minutes to answer, and
+          // the deadline is for reading the request only.
+          self->clearDeadline();
+          (*self->handler_)(parsed.request(),
+                            [self](std::string answer) { self->reply(std::move(answer)); });
         });
   }
 
  private:
-  void reply(std::string text) {
-    reply_ = std::move(text);
-    asio::async_write(socket_, asio::buffer(reply_),
-                      [self = shared_from_this()](error_code ec, std::size_t) {
-                        error_code ignored;
-                        if (ec) {
-                          self->timer_.cancel();
-                          self->socket_.close(ignored);
-                          return;
-                        }
-                        // End our side, then wait for the client's end: closing with bytes of
-                        // its still unread would reset the connection and lose the answer.
-                        self->socket_.shutdown(Socket::shutdown_send, ignored);
-                        self->drain();
-                      });
-  }
+  void reply(std::string text) { answer(std::move(text), kRequestTimeout); }
 
-  void drain() {
-    socket_.async_read_some(asio::buffer(scratch_),
-                            [self = shared_from_this()](error_code ec, std::size_t) {
-                              if (!ec) {
-                                self->drain();
-                                return;
-                              }
-                              self->timer_.cancel();
-                              error_code ignored;
-                              self->socket_.close(ignored);
-                            });
-  }
-
-  Socket socket_;
-  asio::steady_timer timer_;
   std::shared_ptr<Handler> handler_;
   std::shared_ptr<int> open_;
   std::string line_;
-  std::string reply_;
-  std::array<char, 4096> scratch_{};
   bool permitted_ = false;
 };
 

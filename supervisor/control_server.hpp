@@ -7,9 +7,9 @@
 // handed to the handler, and the reply written back. At most kMaxConnections are served at once;
 // more are closed at once. Nothing a client sends can do more than get an error reply.
 //
-// Runs on the supervisor's io_context (one thread). The handler is called on it and returns the
-// reply line. stop() closes the listening socket and removes its file; connections in progress
-// finish on their own.
+// Runs on the supervisor's io_context (one thread). The handler is called on it and answers
+// through the Reply it is given, at once or later. stop() closes the listening socket and removes
+// its file; connections in progress finish on their own.
 #pragma once
 
 #include <filesystem>
@@ -27,7 +27,11 @@ namespace clustervisor {
 
 class ControlServer {
  public:
-  using Handler = std::function<std::string(const control::Request&)>;
+  // Called with each request and the function that answers it (with one reply line). The answer
+  // may come later, from another handler on the same io_context (a rolling restart answers when
+  // it is done); a connection whose answer never comes is closed when the server is destroyed.
+  using Reply = std::function<void(std::string)>;
+  using Handler = std::function<void(const control::Request&, Reply)>;
   static constexpr int kMaxConnections = 16;
   static constexpr std::chrono::seconds kRequestTimeout{5};
 

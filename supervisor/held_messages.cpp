@@ -6,6 +6,16 @@ namespace clustervisor {
 HeldMessages::HeldMessages(std::uint32_t clusters, Limits limits)
     : limits_(limits), queues_(clusters) {}
 
+std::size_t HeldMessages::resize(std::uint32_t clusters) {
+  std::size_t dropped = 0;
+  for (std::size_t id = clusters; id < queues_.size(); ++id) {
+    dropped += queues_[id].messages.size();
+  }
+  queues_.resize(clusters);
+  droppedFull_ += dropped;
+  return dropped;
+}
+
 bool HeldMessages::hold(std::uint32_t cluster, std::vector<std::byte> frame,
                         Clock::time_point now) {
   Queue& queue = queues_[cluster];

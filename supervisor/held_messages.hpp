@@ -28,6 +28,12 @@ class HeldMessages {
 
   HeldMessages(std::uint32_t clusters, Limits limits);
 
+  // The cluster count changed (a reload). Messages held for clusters that no longer exist are
+  // dropped, and their number returned (the caller reports them).
+  std::size_t resize(std::uint32_t clusters);
+  // New limits (a reload) for messages held from now on; what is held stays.
+  void setLimits(Limits limits) { limits_ = limits; }
+
   // False when the message does not fit the limits (it is dropped and counted).
   bool hold(std::uint32_t cluster, std::vector<std::byte> frame, Clock::time_point now);
 

@@ -27,6 +27,28 @@ BOOST_AUTO_TEST_CASE(delivers_held_messages_in_order_once) {
   BOOST_TEST(held.heldBytes(1) == 0u);
 }
 
+BOOST_AUTO_TEST_CASE(shrinking_drops_and_counts_the_messages_of_removed_clusters) {
+  HeldMessages held(3, {10, 1000, 60s});
+  BOOST_TEST(held.hold(0, frame(1, 1), t0));
+  BOOST_TEST(held.hold(2, frame(1, 2), t0));
+  BOOST_TEST(held.hold(2, frame(1, 3), t0));
+  BOOST_TEST(held.resize(2) == 2u);
+  BOOST_TEST(held.droppedFull() == 2u);
+  BOOST_TEST(held.heldMessages(0) == 1u);
+  held.resize(3);  // the cluster comes back with nothing held
+  BOOST_TEST(held.heldMessages(2) == 0u);
+  BOOST_TEST(held.hold(2, frame(1, 4), t0));
+}
+
+BOOST_AUTO_TEST_CASE(new_limits_apply_to_later_messages) {
+  HeldMessages held(1, {1, 1000, 60s});
+  BOOST_TEST(held.hold(0, frame(1, 1), t0));
+  BOOST_TEST(!held.hold(0, frame(1, 2), t0));
+  held.setLimits({3, 1000, 60s});
+  BOOST_TEST(held.hold(0, frame(1, 3), t0));
+  BOOST_TEST(held.heldMessages(0) == 2u);
+}
+
 BOOST_AUTO_TEST_CASE(counts_messages_over_the_count_limit) {
   HeldMessages held(1, {2, 1000, 60s});
   BOOST_TEST(held.hold(0, frame(1, 1), t0));

@@ -52,6 +52,14 @@ std::optional<config::BotConfig> loadConfig(const std::string& configPath) {
   return std::move(loaded.config);
 }
 
+// Where the supervisor of `config` listens: control.socket, or the runtime directory's default.
+std::filesystem::path controlSocketOf(const config::BotConfig& config,
+                                      const std::string& configPath,
+                                      const std::filesystem::path& runtimeDirectory) {
+  return config.control.socket.empty() ? RunLock::controlSocketFor(configPath, runtimeDirectory)
+                                       : config.control.socket;
+}
+
 int checkBot(const std::string& configPath) {
   const auto config = loadConfig(configPath);
   if (!config) {
@@ -59,10 +67,74 @@ int checkBot(const std::string& configPath) {
   }
   const auto directory = RunLock::runtimeDirectoryPath();
   std::fputs(describePlan(*config, RunLock::lockFileFor(configPath, directory),
-                          RunLock::controlSocketFor(configPath, directory))
+                          controlSocketOf(*config, configPath, directory))
                  .c_str(),
              stdout);
   return kExitOk;
+}
+
+std::string joinIds(const boost::json::object& body, std::string_view key) {
+  std::string ids;
+  if (const auto* list = body.if_contains(key); list != nullptr && list->is_array()) {
+    for (const auto& id : list->get_array()) {
+      ids += (ids.empty() ? "" : ", ") + boost::json::serialize(id);
+    }
+  }
+  return ids;
+}
+
+// One line per kind of change in a reload's answer.
+void printReload(const boost::json::object& body) {
+  const auto keys = [&](std::string_view key) {
+    std::string text;
+    if (const auto* list = body.if_contains(key); list != nullptr && list->is_array()) {
+      for (const auto& item : list->get_array()) {
+        if (item.is_string()) {
+          text += (text.empty() ? "" : ", ") + std::string(item.get_string());
+        }
+      }
+    }
+    return text;
+  };
+  const auto number = [&](std::string_view key) {
+    const auto* value = body.if_contains(key);
+    return value != nullptr && value->is_int64() ? value->get_int64() : std::int64_t{0};
+  };
+  const std::string applied = keys("applied");
+  const std::string forWorkers = keys("restart_needed");
+  const std::string forSupervisor = keys("supervisor_restart_needed");
+  if (applied.empty() && forWorkers.empty() && forSupervisor.empty()) {
+    std::printf("reloaded: nothing changed\n");
+  } else {
+    std::printf("reloaded: %s\n", applied.empty() ? "nothing to apply now" : applied.c_str());
+  }
+  if (!forWorkers.empty()) {
+    std::printf("changed for workers: %s\n", forWorkers.c_str());
+  }
+  if (number("clusters_before") != number("clusters_after")) {
+    std::printf("clusters: %lld -> %lld", static_cast<long long>(number("clusters_before")),
+                static_cast<long long>(number("clusters_after")));
+    if (const std::string started = joinIds(body, "started"); !started.empty()) {
+      std::printf("; started %s", started.c_str());
+    }
+    if (const std::string stopped = joinIds(body, "stopped"); !stopped.empty()) {
+      std::printf("; stopped %s", stopped.c_str());
+    }
+    std::printf("\n");
+  }
+  const std::string outdated = joinIds(body, "clusters_needing_restart");
+  if (body.if_contains("restarted") != nullptr) {
+    std::printf("rolling restart done: %s\n", joinIds(body, "restarted").c_str());
+  } else if (!outdated.empty()) {
+    std::printf(
+        "clusters %s run with settings for workers from before the reload until "
+        "restarted (clustervisor restart --all --rolling, or reload --rolling)\n",
+        outdated.c_str());
+  }
+  if (!forSupervisor.empty()) {
+    std::printf("needs a supervisor restart: %s (the running supervisor keeps its own)\n",
+                forSupervisor.c_str());
+  }
 }
 
 // status, restart, stop: one request to the running supervisor.
@@ -76,18 +148,37 @@ int callBot(const CommandLine& commandLine) {
                (ec ? ec.message() : std::string("not a configuration file")));
       return kExitConfig;
     }
-    socket = RunLock::controlSocketFor(commandLine.configPath, RunLock::runtimeDirectoryPath());
+    // control.socket when the file sets one; a file that does not load (edited, say) still
+    // finds a supervisor at the default place.
+    const auto loaded = config::loadConfigFile(commandLine.configPath);
+    socket = loaded.config ? controlSocketOf(*loaded.config, commandLine.configPath,
+                                             RunLock::runtimeDirectoryPath())
+                           : RunLock::controlSocketFor(commandLine.configPath,
+                                                       RunLock::runtimeDirectoryPath());
   }
   control::Request request = control::StatusRequest{};
   if (commandLine.command == CommandLine::Command::kStop) {
     request = control::StopRequest{};
   } else if (commandLine.command == CommandLine::Command::kRestart) {
-    request = control::RestartRequest{commandLine.all, commandLine.clusters};
+    control::RestartRequest restart;
+    restart.all = commandLine.all;
+    restart.clusters = commandLine.clusters;
+    restart.rolling = commandLine.rolling;
+    restart.batch = commandLine.batch;
+    restart.delay = commandLine.delay;
+    request = restart;
+  } else if (commandLine.command == CommandLine::Command::kReload) {
+    request = control::ReloadRequest{commandLine.rolling};
   }
+  // A reload or a rolling restart is answered when it is done: as long as the stops, starts and
+  // readiness waits it takes (bounded by the supervisor's timeouts).
+  const bool untilDone =
+      commandLine.command == CommandLine::Command::kReload || commandLine.rolling;
+  const auto timeout = untilDone ? std::chrono::milliseconds(std::chrono::hours(24))
+                                 : std::chrono::milliseconds(std::chrono::seconds(10));
   std::string reply;
   std::string error;
-  switch (callSupervisor(socket, control::encodeRequest(request), std::chrono::seconds(10), reply,
-                         error)) {
+  switch (callSupervisor(socket, control::encodeRequest(request), timeout, reply, error)) {
     case ControlCallResult::kNoSupervisor:
       logError("no supervisor is running for " + who + " (nothing listens at " + socket.string() +
                ")");
@@ -122,17 +213,23 @@ int callBot(const CommandLine& commandLine) {
                  stdout);
       break;
     case CommandLine::Command::kRestart: {
-      std::string ids;
-      if (const auto* restarting = body.if_contains("restarting");
-          restarting != nullptr && restarting->is_array()) {
-        for (const auto& id : restarting->get_array()) {
-          ids += (ids.empty() ? "" : ", ") + boost::json::serialize(id);
-        }
+      if (commandLine.rolling) {
+        const std::string ids = joinIds(body, "restarted");
+        std::printf(
+            "rolling restart done: %s restarted and ready\n",
+            ids.empty()
+                ? "no cluster"
+                : ((ids.find(',') == std::string::npos ? "cluster " : "clusters ") + ids).c_str());
+        break;
       }
+      const std::string ids = joinIds(body, "restarting");
       std::printf("restarting cluster%s %s\n", ids.find(',') == std::string::npos ? "" : "s",
                   ids.c_str());
       break;
     }
+    case CommandLine::Command::kReload:
+      printReload(body);
+      break;
     case CommandLine::Command::kStop:
       std::printf("stopping %s\n", who.c_str());
       break;
@@ -163,8 +260,8 @@ int runBot(const std::string& configPath) {
   boost::asio::io_context io(1);
   std::optional<Supervisor> supervisor;
   try {
-    supervisor.emplace(io, std::move(*loaded),
-                       RunLock::controlSocketFor(configPath, lock->path().parent_path()));
+    const auto socket = controlSocketOf(*loaded, configPath, lock->path().parent_path());
+    supervisor.emplace(io, std::move(*loaded), socket);
   } catch (const boost::system::system_error& e) {
     // Signals, the event loop: what the supervisor needs from the OS before anything starts.
     logError(std::string("cannot start: ") + e.what());
@@ -199,6 +296,7 @@ int main(int argc, char** argv) {
       case CommandLine::Command::kStatus:
       case CommandLine::Command::kRestart:
       case CommandLine::Command::kStop:
+      case CommandLine::Command::kReload:
         return callBot(commandLine);
     }
   } catch (const std::exception& e) {

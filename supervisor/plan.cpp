@@ -150,8 +150,17 @@ std::string describePlan(const config::BotConfig& config, const std::filesystem:
            std::to_string(config.events.holdMaxCount) + " events, " +
            formatSize(std::min(config.events.holdMaxBytes, config.events.outboxLimit / 2)) + ", " +
            formatDuration(config.events.holdMaxAge) + " per cluster");
+  line(out, "rolling",
+       std::to_string(config.rolling.batch) + " cluster" + (config.rolling.batch == 1 ? "" : "s") +
+           " at a time, each batch once the last is ready" +
+           (config.rolling.delay.count() > 0
+                ? " and " + formatDuration(config.rolling.delay) + " have passed"
+                : std::string()));
   line(out, "lock file", lockFile.string());
   line(out, "control socket", controlSocket.string());
+  line(out, "metrics",
+       config.metrics.listen.empty() ? std::string("off")
+                                     : "http://" + config.metrics.listen + "/metrics");
   return out;
 }
 

@@ -40,9 +40,24 @@ BOOST_AUTO_TEST_CASE(defaults_are_spelled_out) {
       "SIGKILL after 10s\n"
       "  events            payload up to 1MiB; outbox 64MiB per worker; hold 1000 events, 16MiB, "
       "1m per cluster\n"
+      "  rolling           1 cluster at a time, each batch once the last is ready\n"
       "  lock file         /run/lock\n"
-      "  control socket    /run/sock\n";
+      "  control socket    /run/sock\n"
+      "  metrics           off\n";
   BOOST_TEST(text == expected);
+}
+
+BOOST_AUTO_TEST_CASE(rolling_restarts_and_metrics_are_described) {
+  auto config = sampleConfig();
+  config.rolling.batch = 2;
+  config.rolling.delay = 30s;
+  config.metrics.listen = "127.0.0.1:9464";
+  const auto text = clustervisor::describePlan(config, "/run/lock", "/run/sock");
+  BOOST_TEST(text.find("  rolling           2 clusters at a time, each batch once the last is "
+                       "ready and 30s have passed\n") != std::string::npos,
+             text);
+  BOOST_TEST(text.find("  metrics           http://127.0.0.1:9464/metrics\n") != std::string::npos,
+             text);
 }
 
 BOOST_AUTO_TEST_CASE(shards_per_cluster_and_policies_are_described) {

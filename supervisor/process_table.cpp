@@ -7,6 +7,8 @@
 
 #include <cerrno>
 #include <charconv>
+#include <cstdio>
+#include <filesystem>
 #include <string>
 
 #include "clustervisor/wire/frame.hpp"
@@ -186,6 +188,26 @@ std::optional<std::uint32_t> clusterOf(pid_t pid) {
     rest.remove_prefix(std::min(end + 1, rest.size()));
   }
   return std::nullopt;
+}
+
+SelfUsage readSelfUsage() {
+  SelfUsage usage;
+  if (std::FILE* statm = std::fopen("/proc/self/statm", "r")) {
+    unsigned long long size = 0;
+    unsigned long long resident = 0;
+    if (std::fscanf(statm, "%llu %llu", &size, &resident) == 2) {
+      usage.residentBytes = resident * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+    }
+    std::fclose(statm);
+  }
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it("/proc/self/fd", ec), end; !ec && it != end;
+       it.increment(ec)) {
+    ++usage.openFds;
+  }
+  // The directory's own descriptor, open while it was listed, is not one of ours.
+  usage.openFds -= usage.openFds > 0 ? 1 : 0;
+  return usage;
 }
 
 }  // namespace clustervisor

@@ -35,4 +35,12 @@ std::vector<ProcessInfo> childrenOf(pid_t parent);
 // inherited it), if readable.
 std::optional<std::uint32_t> clusterOf(pid_t pid);
 
+// This process's resident memory (from /proc/self/statm) and open descriptors (/proc/self/fd);
+// 0 for what cannot be read.
+struct SelfUsage {
+  std::uint64_t residentBytes = 0;
+  std::uint64_t openFds = 0;
+};
+SelfUsage readSelfUsage();
+
 }  // namespace clustervisor

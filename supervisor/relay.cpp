@@ -9,6 +9,14 @@ namespace clustervisor {
 
 Relay::Relay(std::uint32_t clusters) : connected_(clusters, false) {}
 
+void Relay::resize(std::uint32_t clusters) {
+  while (!live_.empty() && live_.back() >= clusters) {
+    live_.pop_back();
+  }
+  connected_.resize(clusters, false);
+  connectedCount_ = static_cast<std::uint32_t>(live_.size());
+}
+
 void Relay::connected(std::uint32_t id) {
   if (id < connected_.size() && !connected_[id]) {
     connected_[id] = true;

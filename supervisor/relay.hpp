@@ -20,6 +20,10 @@ class Relay {
  public:
   explicit Relay(std::uint32_t clusters);
 
+  // The cluster count changed (a reload): clusters at or above `clusters` no longer exist and
+  // are no longer connected; new ones start disconnected.
+  void resize(std::uint32_t clusters);
+
   std::uint32_t clusters() const { return static_cast<std::uint32_t>(connected_.size()); }
   void connected(std::uint32_t id);
   void disconnected(std::uint32_t id);

@@ -52,6 +52,9 @@ class RestartPolicy {
   // restarted by hand).
   void reset();
 
+  // Decides later exits by `config` (a reload); keeps the backoff step and the restart history.
+  void setConfig(const config::RestartConfig& config) { config_ = config; }
+
   // The backoff wait before the n-th restart (1-based), with the given jitter.
   Duration backoff(std::uint32_t step, double jitter) const;
 

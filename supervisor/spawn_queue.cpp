@@ -47,4 +47,12 @@ void SpawnQueue::settled(std::uint32_t cluster) {
   }
 }
 
+void SpawnQueue::setPace(std::chrono::milliseconds delay, bool waitForReady) {
+  delay_ = delay;
+  waitForReady_ = waitForReady;
+  if (!waitForReady_) {
+    pending_.reset();
+  }
+}
+
 }  // namespace clustervisor

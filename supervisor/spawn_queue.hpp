@@ -41,6 +41,7 @@ class SpawnQueue {
   bool contains(std::uint32_t cluster) const;
   std::size_t size() const { return queue_.size(); }
   std::optional<std::uint32_t> waitingFor() const { return pending_; }
+  void setPace(std::chrono::milliseconds delay, bool waitForReady);
 
  private:
   std::chrono::milliseconds delay_;

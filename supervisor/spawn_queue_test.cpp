@@ -195,4 +195,45 @@ BOOST_AUTO_TEST_CASE(a_started_cluster_queued_again_goes_to_the_back) {
   BOOST_TEST(startAll(queue, t0) == expected, boost::test_tools::per_element());
 }
 
+BOOST_AUTO_TEST_CASE(set_pace_changes_the_delay_for_the_next_start) {
+  SpawnQueue queue(5s, false);
+  queue.push(0);
+  queue.push(1);
+  queue.push(2);
+  queue.started(0, t0);
+  queue.setPace(10s, false);
+  auto poll = queue.poll(t0 + 6s);
+  BOOST_TEST(!poll.start);
+  BOOST_REQUIRE(poll.wakeAt);
+  BOOST_TEST((*poll.wakeAt == t0 + 10s));
+  queue.setPace(0ms, false);
+  poll = queue.poll(t0 + 6s);
+  BOOST_REQUIRE(poll.start);
+  BOOST_TEST(*poll.start == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(set_pace_without_wait_for_ready_releases_a_pending_cluster) {
+  SpawnQueue queue(0ms, true);
+  queue.push(0);
+  queue.push(1);
+  queue.started(0, t0);
+  BOOST_TEST(!queue.poll(t0).start);
+  queue.setPace(0ms, false);
+  BOOST_TEST(!queue.waitingFor());
+  const auto poll = queue.poll(t0);
+  BOOST_REQUIRE(poll.start);
+  BOOST_TEST(*poll.start == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(set_pace_with_wait_for_ready_holds_later_starts) {
+  SpawnQueue queue(0ms, false);
+  queue.push(0);
+  queue.push(1);
+  queue.setPace(0ms, true);
+  queue.started(0, t0);
+  BOOST_REQUIRE(queue.waitingFor());
+  BOOST_TEST(*queue.waitingFor() == 0u);
+  BOOST_TEST(!queue.poll(t0).start);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -86,6 +86,10 @@ std::string formatStatus(const json::object& status) {
       stopping != nullptr && stopping->is_bool() && stopping->get_bool()) {
     out += "; stopping";
   }
+  if (const json::value* operation = field(status, "operation");
+      operation != nullptr && operation->is_string()) {
+    out += "; " + std::string(operation->get_string()) + " in progress";
+  }
   out += "\n";
 
   const std::vector<std::string> header = {"CLUSTER",  "STATE",    "PID",           "UPTIME",
@@ -101,8 +105,16 @@ std::string formatStatus(const json::object& status) {
       const auto& c = entry.get_object();
       const auto up = number(c, "uptime_ms");
       const auto queued = number(c, "queued_bytes");
-      rows.push_back({text(c, "id"), text(c, "state"), text(c, "pid"),
-                      up >= 0 ? formatUptime(up) : "-", text(c, "restarts"), text(c, "ready"),
+      const auto flag = [&](std::string_view key) {
+        const json::value* v = field(c, key);
+        return v != nullptr && v->is_bool() && v->get_bool();
+      };
+      // A removed cluster still stopping; a worker running with settings a reload changed.
+      const std::string state = text(c, "state") + (flag("removed")    ? " (removed)"
+                                                    : flag("outdated") ? " (outdated)"
+                                                                       : "");
+      rows.push_back({text(c, "id"), state, text(c, "pid"), up >= 0 ? formatUptime(up) : "-",
+                      text(c, "restarts"), text(c, "ready"),
                       text(c, "events_in") + "/" + text(c, "events_out"),
                       queued >= 0 ? config::formatSize(static_cast<std::uint64_t>(queued)) : "-",
                       text(c, "held_events"), text(c, "last_exit")});

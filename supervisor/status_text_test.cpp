@@ -36,6 +36,22 @@ BOOST_AUTO_TEST_CASE(missing_fields_show_as_dashes) {
              text);
 }
 
+BOOST_AUTO_TEST_CASE(marks_removed_and_outdated_clusters_and_an_operation_in_progress) {
+  const auto status = boost::json::parse(R"({
+    "name":"bot","pid":100,"operation":"reload",
+    "clusters":[
+      {"id":0,"state":"running","outdated":true},
+      {"id":1,"state":"running","outdated":false},
+      {"id":4,"state":"stopping","removed":true,"outdated":true}
+    ]})")
+                          .as_object();
+  const auto text = clustervisor::formatStatus(status);
+  BOOST_TEST(text.find("bot: supervisor pid 100; reload in progress\n") == 0u, text);
+  BOOST_TEST(text.find("\n0        running (outdated)") != std::string::npos, text);
+  BOOST_TEST(text.find("\n1        running  ") != std::string::npos, text);
+  BOOST_TEST(text.find("\n4        stopping (removed)") != std::string::npos, text);
+}
+
 BOOST_AUTO_TEST_CASE(uptimes_read_naturally) {
   BOOST_TEST(clustervisor::formatUptime(340) == "340ms");
   BOOST_TEST(clustervisor::formatUptime(5200) == "5.2s");

@@ -8,12 +8,15 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstdio>
+#include <utility>
 #include <variant>
 
 #include "exit_status.hpp"
 #include "log.hpp"
+#include "metrics.hpp"
 #include "process_table.hpp"
 
 namespace clustervisor {
@@ -75,7 +78,8 @@ Supervisor::Supervisor(asio::io_context& io, config::BotConfig config,
       orphanTimer_(io),
       random_(std::random_device{}()),
       sweepTimer_(io),
-      controlPath_(std::move(controlSocket)) {
+      controlPath_(std::move(controlSocket)),
+      rolloutTimer_(io) {
   slots_.reserve(config_.clusters);
   for (std::uint32_t id = 0; id < config_.clusters; ++id) {
     slots_.push_back(std::make_unique<Slot>(io_, id, config_));
@@ -102,12 +106,25 @@ int Supervisor::run() {
   sweep();
   if (!controlPath_.empty()) {
     control_ = std::make_unique<ControlServer>(
-        io_, controlPath_, [this](const control::Request& request) { return onControl(request); });
+        io_, controlPath_, [this](const control::Request& request, ControlServer::Reply reply) {
+          onControl(request, std::move(reply));
+        });
     std::string error;
     if (!control_->start(error)) {
       // The bot matters more than its remote control: run on without it.
       logError(error + "; clustervisor status/restart/stop cannot reach this supervisor");
       control_.reset();
+    }
+  }
+  if (!config_.metrics.listen.empty()) {
+    metrics_ = std::make_unique<MetricsServer>(io_, config_.metrics.host, config_.metrics.port,
+                                               [this] { return metricsText(); });
+    std::string error;
+    if (metrics_->start(error)) {
+      logLine("serving metrics at http://" + config_.metrics.listen + "/metrics");
+    } else {
+      logError(error + "; running without the metrics endpoint");
+      metrics_.reset();
     }
   }
   logLine("starting " + std::to_string(config_.clusters) + " cluster" +
@@ -156,6 +173,7 @@ void Supervisor::carryOut(Slot& slot, const WorkerLifecycle::Step& step) {
         queue_.settled(slot.id);
         handle(slot, Kind::kStartTimeout);
         pumpQueue();
+        progressOperation();
       });
       break;
     case Action::kStop:
@@ -217,6 +235,7 @@ void Supervisor::pumpQueue() {
     if (!spawn(slot)) {
       queue_.settled(slot.id);
       checkAllEnded();
+      progressOperation();
     }
   }
 }
@@ -241,16 +260,20 @@ bool Supervisor::spawn(Slot& slot) {
                            std::uniform_real_distribution<double>(0.0, 1.0)(random_)});
     logError(describe(slot) + ": " + what + whatNext(slot, step, "retrying"));
     slot.lastExitSucceeded = false;
+    slot.lastExitNote = "could not be started: " + what;
+    countExit(slot, "spawn_failed");
     carryOut(slot, step);
     return false;
   }
   slot.pid = worker.pid;
+  slot.outdated = false;
   slot.stopHandler = false;
   slot.lastHeard = Clock::now();
   slot.processStartTime = 0;
   if (const auto info = readProcess(worker.pid)) {
     slot.processStartTime = info->startTime;
   }
+  slot.heartbeatTimeout = config_.heartbeat.timeout;
   slot.connection = std::make_shared<WorkerConnection>(
       std::move(worker.socket), slot.id, wire::maxFrameSizeFor(config_.events.maxPayload),
       config_.events.outboxLimit, static_cast<FrameSink&>(*this));
@@ -327,7 +350,7 @@ void Supervisor::abortWorker(Slot& slot) {
     return;
   }
   slot.startTimer.cancel();
-  logError(describe(slot) + " sent no heartbeat for " + formatDuration(config_.heartbeat.timeout) +
+  logError(describe(slot) + " sent no heartbeat for " + formatDuration(slot.heartbeatTimeout) +
            " (heartbeat.timeout): hung; sending SIGABRT, SIGKILL after " +
            formatDuration(config_.stop.timeout));
   // The worker alone: a core of the hung process is what helps; its group goes when it exits.
@@ -336,7 +359,7 @@ void Supervisor::abortWorker(Slot& slot) {
 }
 
 void Supervisor::watchHeartbeat(Slot& slot) {
-  if (config_.heartbeat.timeout.count() == 0) {
+  if (slot.heartbeatTimeout.count() == 0) {
     return;
   }
   // One timer per worker, re-armed lazily: reads only move the connection's lastRead(), and the
@@ -344,13 +367,13 @@ void Supervisor::watchHeartbeat(Slot& slot) {
   const auto heard = [&slot] {
     return slot.connection ? std::max(slot.lastHeard, slot.connection->lastRead()) : slot.lastHeard;
   };
-  slot.heartbeatTimer.expires_at(heard() + config_.heartbeat.timeout);
+  slot.heartbeatTimer.expires_at(heard() + slot.heartbeatTimeout);
   slot.heartbeatTimer.async_wait([this, &slot, heard](error_code ec) {
     if (ec || slot.pid <= 0 || !hasProcess(slot.lifecycle.state()) ||
         slot.lifecycle.state() == WorkerState::kStopping) {
       return;
     }
-    if (Clock::now() - heard() < config_.heartbeat.timeout) {
+    if (Clock::now() - heard() < slot.heartbeatTimeout) {
       watchHeartbeat(slot);
       return;
     }
@@ -389,7 +412,9 @@ void Supervisor::onFrame(WorkerConnection& connection, const wire::Header& heade
       routeAck(slot, header, frame);
       return;
     case wire::FrameType::kWaitDone:
-      waits_.cancel(slot.id, header.correlation);
+      if (waits_.cancel(slot.id, header.correlation)) {
+        ++waitsEndedEarly_;
+      }
       return;
     case wire::FrameType::kHeartbeat:
       return;
@@ -437,7 +462,7 @@ void Supervisor::onHello(Slot& slot, WorkerConnection& connection, std::span<std
   welcome.totalClusters = config_.clusters;
   welcome.maxPayload = config_.events.maxPayload;
   welcome.heartbeatIntervalMs =
-      config_.heartbeat.timeout.count() == 0
+      slot.heartbeatTimeout.count() == 0
           ? 0
           : static_cast<std::uint32_t>(config_.heartbeat.interval.count());
   connection.send(wire::encodeWelcome(welcome));
@@ -455,8 +480,9 @@ void Supervisor::onHello(Slot& slot, WorkerConnection& connection, std::span<std
   for (const auto& message : held) {
     if (connection.send(message)) {
       ++slot.eventsOut;
+      slot.bytesOut += message.size();
     } else {
-      reportDrop(describe(slot) + ": held event dropped, outbox full");
+      reportDrop("outbox_full", describe(slot) + ": held event dropped, outbox full");
     }
   }
   logLine(describe(slot) + " connected" +
@@ -470,6 +496,7 @@ void Supervisor::onHello(Slot& slot, WorkerConnection& connection, std::span<std
     slot.startTimer.cancel();
     queue_.settled(slot.id);
     pumpQueue();
+    progressOperation();
   }
 }
 
@@ -483,12 +510,14 @@ void Supervisor::onReady(Slot& slot) {
   slot.startTimer.cancel();
   queue_.settled(slot.id);
   pumpQueue();
+  progressOperation();
 }
 
 void Supervisor::routeEvent(Slot& slot, WorkerConnection& from, const wire::Header& header,
                             std::span<std::byte> frame) {
   wire::stampSource(frame, slot.id);
   ++slot.eventsIn;
+  slot.bytesIn += frame.size();
   const auto decision = relay_.route(slot.id, header.target);
   switch (decision.route) {
     case Relay::Route::kDeliver: {
@@ -499,6 +528,7 @@ void Supervisor::routeEvent(Slot& slot, WorkerConnection& from, const wire::Head
         const auto id = decision.recipients.front();
         if (slots_[id]->connection->send(frame)) {
           ++slots_[id]->eventsOut;
+          slots_[id]->bytesOut += frame.size();
           if (wantsAcks) {
             delivered.push_back(id);
           }
@@ -512,6 +542,7 @@ void Supervisor::routeEvent(Slot& slot, WorkerConnection& from, const wire::Head
         for (const auto id : decision.recipients) {
           if (slots_[id]->connection->send(shared)) {
             ++slots_[id]->eventsOut;
+            slots_[id]->bytesOut += frame.size();
             if (wantsAcks) {
               delivered.push_back(id);
             }
@@ -522,6 +553,9 @@ void Supervisor::routeEvent(Slot& slot, WorkerConnection& from, const wire::Head
       }
       if (wantsAcks) {
         const auto opened = waits_.open(slot.id, header.correlation, delivered, Clock::now());
+        ++waitsOpened_;
+        waitsRejected_ += opened == WaitTable::OpenResult::kRejected ? 1 : 0;
+        waitsCompleted_ += opened == WaitTable::OpenResult::kClosedEmpty ? 1 : 0;
         if (opened != WaitTable::OpenResult::kOpened) {
           if (opened == WaitTable::OpenResult::kRejected && waitLog_.allow(Clock::now())) {
             logError(describe(slot) +
@@ -537,20 +571,22 @@ void Supervisor::routeEvent(Slot& slot, WorkerConnection& from, const wire::Head
     }
     case Relay::Route::kHold:
       if (!holdFor(header.target, frame)) {
-        reportDrop("cluster " + std::to_string(header.target) +
-                   " is not connected and its held events are at the limit (" +
-                   std::to_string(held_.limits().maxMessages) + " events, " +
-                   std::to_string(held_.limits().maxBytes) + " bytes); event from cluster " +
-                   std::to_string(slot.id) + " dropped");
+        reportDrop("hold_full", "cluster " + std::to_string(header.target) +
+                                    " is not connected and its held events are at the limit (" +
+                                    std::to_string(held_.limits().maxMessages) + " events, " +
+                                    std::to_string(held_.limits().maxBytes) +
+                                    " bytes); event from cluster " + std::to_string(slot.id) +
+                                    " dropped");
       }
       if (header.correlation != 0) {
         from.send(wire::encodeWaitClosed(slot.id, header.correlation, {0, 0}));
       }
       return;
     case Relay::Route::kUnknownTarget:
-      reportDrop(describe(slot) + " sent an event to cluster " + std::to_string(header.target) +
-                 ", which does not exist (clusters are 0.." +
-                 std::to_string(relay_.clusters() - 1) + "); dropped");
+      reportDrop("unknown_target", describe(slot) + " sent an event to cluster " +
+                                       std::to_string(header.target) +
+                                       ", which does not exist (clusters are 0.." +
+                                       std::to_string(relay_.clusters() - 1) + "); dropped");
       if (header.correlation != 0) {
         from.send(wire::encodeWaitClosed(slot.id, header.correlation, {0, 0}));
       }
@@ -565,6 +601,7 @@ void Supervisor::routeAck(Slot& slot, const wire::Header& header, std::span<std:
     sendTo(header.target, frame);
   }
   if (outcome.closed) {
+    ++waitsCompleted_;
     sendTo(header.target, wire::encodeWaitClosed(header.target, header.correlation, outcome.body));
   }
 }
@@ -580,6 +617,7 @@ void Supervisor::sendTo(std::uint32_t id, std::span<const std::byte> frame) {
 }
 
 void Supervisor::closeWaits(const std::vector<WaitTable::Closed>& closed) {
+  waitsCompleted_ += closed.size();
   for (const auto& c : closed) {
     sendTo(c.waiter, wire::encodeWaitClosed(c.waiter, c.correlation, c.body));
   }
@@ -595,7 +633,8 @@ bool Supervisor::holdFor(std::uint32_t target, std::span<const std::byte> frame)
 
 void Supervisor::reportExpired(std::uint32_t cluster, std::uint64_t expired) {
   if (expired > 0) {
-    reportDrop("cluster " + std::to_string(cluster) + ": " + std::to_string(expired) +
+    reportDrop("hold_expired",
+               "cluster " + std::to_string(cluster) + ": " + std::to_string(expired) +
                    " held event(s) older than " + formatDuration(config_.events.holdMaxAge) +
                    " dropped",
                expired);
@@ -604,13 +643,20 @@ void Supervisor::reportExpired(std::uint32_t cluster, std::uint64_t expired) {
 
 void Supervisor::reportOutboxFull(std::uint32_t recipient) {
   const auto& connection = slots_[recipient]->connection;
-  reportDrop("cluster " + std::to_string(recipient) + ": event dropped, outbox full (" +
-             std::to_string(connection ? connection->queuedBytes() : 0) + " bytes queued, limit " +
-             std::to_string(config_.events.outboxLimit) + ")");
+  reportDrop("outbox_full",
+             "cluster " + std::to_string(recipient) + ": event dropped, outbox full (" +
+                 std::to_string(connection ? connection->queuedBytes() : 0) +
+                 " bytes queued, limit " + std::to_string(config_.events.outboxLimit) + ")");
 }
 
-void Supervisor::reportDrop(const std::string& message, std::uint64_t count) {
+void Supervisor::reportDrop(std::string_view reason, const std::string& message,
+                            std::uint64_t count) {
   droppedEvents_ += count;
+  if (const auto it = dropped_.find(reason); it != dropped_.end()) {
+    it->second += count;
+  } else {
+    dropped_.emplace(std::string(reason), count);
+  }
   // One line per second at most: a stuck worker must not flood the log as well.
   if (dropLog_.allow(Clock::now(), count)) {
     logError(message + dropLog_.suppressedNote() + "; " + std::to_string(droppedEvents_) +
@@ -625,7 +671,7 @@ void Supervisor::sweep() {
       return;
     }
     const auto now = Clock::now();
-    for (std::uint32_t id = 0; id < slots_.size(); ++id) {
+    for (std::uint32_t id = 0; id < clusters(); ++id) {
       reportExpired(id, held_.expire(id, now));
     }
     waits_.expire(now - kMaxWaitAge);
@@ -810,26 +856,41 @@ void Supervisor::onExit(Slot& slot, int status) {
                      how + " after " + formatDuration(step.uptime) + " (" +
                      std::to_string(restartsBefore) + " restart" +
                      (restartsBefore == 1 ? "" : "s") + ")";
+  std::string_view reason = step.success ? "success" : exit.signaled ? "signal" : "failure";
   switch (cause) {
     case StopCause::kStartTimeout:
-      line += ", stopped for not becoming ready";
+      line += ", stopped for not becoming ready within " + formatDuration(config_.start.timeout) +
+              " (start.timeout)";
+      reason = "start_timeout";
       break;
     case StopCause::kHung:
       line += ", stopped as hung";
+      reason = "hung";
       break;
     case StopCause::kProtocolError:
       line += ", stopped for a protocol error";
+      reason = "protocol_error";
       break;
     case StopCause::kRestart:
       line += ", restarted on request";
+      reason = "restart";
+      break;
+    case StopCause::kShutdown:
+      if (slot.removed) {
+        line += ", removed by a reload";
+        reason = "removed";
+      } else {
+        reason = "shutdown";
+      }
       break;
     case StopCause::kNone:
-    case StopCause::kShutdown:
       break;
   }
+  countExit(slot, reason);
   line += whatNext(slot, step, "restarting");
   slot.lastExitSucceeded = step.success;
   slot.lastExit = how;
+  slot.lastExitNote = line.substr(line.find(") ") + 2);
   if (step.state == WorkerState::kFailed) {
     logError(line);
   } else {
@@ -841,6 +902,7 @@ void Supervisor::onExit(Slot& slot, int status) {
   } else {
     pumpQueue();
     checkAllEnded();
+    progressOperation();
   }
 }
 
@@ -850,6 +912,9 @@ void Supervisor::checkAllEnded() {
   // when a cluster failed or its last exit was not a success.
   bool anyFailed = false;
   for (const auto& slot : slots_) {
+    if (slot->removed) {
+      continue;
+    }
     const WorkerState state = slot->lifecycle.state();
     if (state == WorkerState::kFailed && config_.restart.retryFailedAfter.count() == 0) {
       anyFailed = true;
@@ -875,9 +940,10 @@ void Supervisor::watchSignals() {
       return;
     }
     if (signal == SIGHUP) {
-      logLine(
-          "received SIGHUP; reloading the configuration is not supported by this version, "
-          "ignored");
+      if (!shuttingDown_) {
+        logLine("received SIGHUP; reloading " + config_.sourceFile.string());
+        enqueueOperation({control::ReloadRequest{}, {}});
+      }
     } else if (!shuttingDown_) {
       shutdownRequestedAt_ = Clock::now();
       beginShutdown("received " + signalName(signal));
@@ -909,6 +975,16 @@ void Supervisor::beginShutdown(std::string_view why) {
   shuttingDown_ = true;
   shutdownRequestedAt_ = Clock::now();
   queueTimer_.cancel();
+  rolloutTimer_.cancel();
+  if (current_) {
+    finishOperation(false, "the supervisor is stopping (" + std::string(why) + ")");
+  }
+  for (auto& waiting : operations_) {
+    if (waiting.reply) {
+      waiting.reply(control::encodeError("the supervisor is stopping"));
+    }
+  }
+  operations_.clear();
   std::size_t running = 0;
   for (auto& slot : slots_) {
     handle(*slot, Kind::kShutdown);
@@ -963,6 +1039,9 @@ void Supervisor::finish() {
   if (control_) {
     control_->stop();
   }
+  if (metrics_) {
+    metrics_->stop();
+  }
   // Output still in the pipes is written out; a descendant that escaped the process group and
   // keeps a pipe open cannot hold the supervisor for more than this.
   if (openCaptures_ > 0) {
@@ -987,11 +1066,15 @@ boost::json::object Supervisor::status() const {
   const auto ms = [](Clock::duration d) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
   };
-  json::array clusters;
+  json::array list;
   std::uint64_t eventsIn = 0;
   std::uint64_t eventsOut = 0;
   std::size_t running = 0;
   for (const auto& slot : slots_) {
+    // A removed cluster is listed while its worker still stops.
+    if (slot->removed && slot->pid <= 0) {
+      continue;
+    }
     json::object c;
     const WorkerState state = slot->lifecycle.state();
     c["id"] = slot->id;
@@ -1010,7 +1093,7 @@ boost::json::object Supervisor::status() const {
     c["events_in"] = slot->eventsIn;
     c["events_out"] = slot->eventsOut;
     c["queued_bytes"] = slot->connection ? slot->connection->queuedBytes() : 0;
-    c["held_events"] = held_.heldMessages(slot->id);
+    c["held_events"] = slot->removed ? 0 : held_.heldMessages(slot->id);
     c["shards"] = [&] {
       json::array shards;
       for (const auto shard : config::shardsFor(config_, slot->id)) {
@@ -1018,10 +1101,16 @@ boost::json::object Supervisor::status() const {
       }
       return shards;
     }();
+    if (slot->removed) {
+      c["removed"] = true;
+    }
+    c["outdated"] = slot->outdated;
     eventsIn += slot->eventsIn;
     eventsOut += slot->eventsOut;
-    running += state == WorkerState::kRunning ? 1 : 0;
-    clusters.push_back(std::move(c));
+    if (state == WorkerState::kRunning && !slot->removed) {
+      ++running;
+    }
+    list.push_back(std::move(c));
   }
   json::object result;
   result["name"] = config_.name;
@@ -1029,8 +1118,15 @@ boost::json::object Supervisor::status() const {
   result["pid"] = ::getpid();
   result["uptime_ms"] = ms(now - startedAt_);
   result["stopping"] = shuttingDown_;
-  result["clusters"] = std::move(clusters);
-  result["totals"] = json::object{{"clusters", slots_.size()},
+  result["reloads"] = reloads_;
+  if (current_) {
+    result["operation"] =
+        std::holds_alternative<control::ReloadRequest>(current_->operation.request)
+            ? "reload"
+            : "rolling restart";
+  }
+  result["clusters"] = std::move(list);
+  result["totals"] = json::object{{"clusters", clusters()},
                                   {"running", running},
                                   {"events_in", eventsIn},
                                   {"events_out", eventsOut},
@@ -1038,23 +1134,147 @@ boost::json::object Supervisor::status() const {
   return result;
 }
 
-std::string Supervisor::onControl(const control::Request& request) {
+std::string Supervisor::metricsText() const {
+  MetricsText out;
+  const auto id = [](const Slot& slot) { return std::to_string(slot.id); };
+  std::vector<const Slot*> shown;
+  for (const auto& slot : slots_) {
+    if (!slot->removed || slot->pid > 0) {
+      shown.push_back(slot.get());
+    }
+  }
+  out.family("clustervisor_clusters", "gauge", "Clusters the bot is configured to run.");
+  out.sample(std::uint64_t{clusters()});
+  out.family("clustervisor_cluster_state", "gauge",
+             "1 for the state each cluster is in (queued, starting, running, stopping, "
+             "backing-off, failed, exited, stopped), 0 for the others.");
+  constexpr std::array kStates = {WorkerState::kQueued,     WorkerState::kStarting,
+                                  WorkerState::kRunning,    WorkerState::kStopping,
+                                  WorkerState::kBackingOff, WorkerState::kFailed,
+                                  WorkerState::kExited,     WorkerState::kStopped};
+  for (const Slot* slot : shown) {
+    const std::string cluster = id(*slot);
+    for (const WorkerState state : kStates) {
+      out.sample({{"cluster", cluster}, {"state", toString(state)}},
+                 std::uint64_t{slot->lifecycle.state() == state ? 1u : 0u});
+    }
+  }
+  out.family("clustervisor_cluster_ready", "gauge", "1 when the cluster's worker is ready.");
+  for (const Slot* slot : shown) {
+    out.sample({{"cluster", id(*slot)}}, std::uint64_t{slot->lifecycle.ready() ? 1u : 0u});
+  }
+  out.family("clustervisor_cluster_restarts_total", "counter",
+             "Starts of each cluster after its first (crashes, requests, failed spawns).");
+  for (const Slot* slot : shown) {
+    out.sample({{"cluster", id(*slot)}}, std::uint64_t{slot->lifecycle.restarts()});
+  }
+  out.family("clustervisor_cluster_exits_total", "counter",
+             "Worker exits by reason: success, failure (an exit status the policy counts as "
+             "failed), signal, start_timeout, hung, protocol_error, restart (requested), "
+             "shutdown, removed (by a reload), spawn_failed.");
+  for (const Slot* slot : shown) {
+    const std::string cluster = id(*slot);
+    for (const auto& [reason, count] : slot->exits) {
+      out.sample({{"cluster", cluster}, {"reason", reason}}, count);
+    }
+  }
+  out.family("clustervisor_cluster_events_received_total", "counter",
+             "Events the cluster's workers sent to the supervisor.");
+  for (const Slot* slot : shown) {
+    out.sample({{"cluster", id(*slot)}}, slot->eventsIn);
+  }
+  out.family("clustervisor_cluster_events_delivered_total", "counter",
+             "Events queued for the cluster's workers.");
+  for (const Slot* slot : shown) {
+    out.sample({{"cluster", id(*slot)}}, slot->eventsOut);
+  }
+  out.family("clustervisor_cluster_received_bytes_total", "counter",
+             "Bytes of the events the cluster's workers sent (frames, headers included).");
+  for (const Slot* slot : shown) {
+    out.sample({{"cluster", id(*slot)}}, slot->bytesIn);
+  }
+  out.family("clustervisor_cluster_delivered_bytes_total", "counter",
+             "Bytes of the events queued for the cluster's workers.");
+  for (const Slot* slot : shown) {
+    out.sample({{"cluster", id(*slot)}}, slot->bytesOut);
+  }
+  out.family("clustervisor_cluster_outbox_bytes", "gauge",
+             "Bytes queued for the cluster's worker and not yet written (events.outbox_limit "
+             "bounds it).");
+  for (const Slot* slot : shown) {
+    out.sample({{"cluster", id(*slot)}},
+               std::uint64_t{slot->connection ? slot->connection->queuedBytes() : 0u});
+  }
+  out.family("clustervisor_cluster_held_events", "gauge",
+             "emitTo events kept for the cluster while it is not connected.");
+  for (const Slot* slot : shown) {
+    out.sample({{"cluster", id(*slot)}},
+               std::uint64_t{slot->removed ? 0u : held_.heldMessages(slot->id)});
+  }
+  out.family("clustervisor_dropped_events_total", "counter",
+             "Events dropped, by reason: outbox_full, hold_full, hold_expired, unknown_target, "
+             "removed (held for a cluster a reload removed).");
+  for (const char* reason :
+       {"outbox_full", "hold_full", "hold_expired", "unknown_target", "removed"}) {
+    const auto it = dropped_.find(std::string_view(reason));
+    out.sample({{"reason", reason}}, it == dropped_.end() ? std::uint64_t{0} : it->second);
+  }
+  out.family("clustervisor_waits_opened_total", "counter",
+             "broadcastAndWait calls the supervisor tracked.");
+  out.sample(waitsOpened_);
+  out.family("clustervisor_waits_completed_total", "counter",
+             "broadcastAndWait calls every recipient acknowledged (or left).");
+  out.sample(waitsCompleted_);
+  out.family("clustervisor_waits_ended_early_total", "counter",
+             "broadcastAndWait calls the waiting worker ended before every recipient acknowledged "
+             "(its timeout, or its expected count reached).");
+  out.sample(waitsEndedEarly_);
+  out.family("clustervisor_waits_rejected_total", "counter",
+             "broadcastAndWait calls refused (too many open, or a reused id).");
+  out.sample(waitsRejected_);
+  out.family("clustervisor_waits_open", "gauge", "broadcastAndWait calls open now.");
+  out.sample(std::uint64_t{waits_.openWaits()});
+  out.family("clustervisor_reloads_total", "counter", "Reloads applied.");
+  out.sample(reloads_);
+  out.family("clustervisor_reload_failures_total", "counter",
+             "Reloads refused because the config file was invalid.");
+  out.sample(reloadFailures_);
+  const auto usage = readSelfUsage();
+  out.family("clustervisor_supervisor_resident_bytes", "gauge",
+             "Resident memory of the supervisor process.");
+  out.sample(usage.residentBytes);
+  out.family("clustervisor_supervisor_open_fds", "gauge",
+             "Open file descriptors of the supervisor process.");
+  out.sample(usage.openFds);
+  out.family("clustervisor_supervisor_uptime_seconds", "gauge",
+             "Seconds since the supervisor started.");
+  out.sample(std::chrono::duration<double>(Clock::now() - startedAt_).count());
+  return out.text();
+}
+
+void Supervisor::onControl(const control::Request& request, ControlServer::Reply reply) {
   if (const auto* restart = std::get_if<control::RestartRequest>(&request)) {
     if (shuttingDown_) {
-      return control::encodeError("the supervisor is stopping");
+      reply(control::encodeError("the supervisor is stopping"));
+      return;
+    }
+    for (const auto id : restart->clusters) {
+      if (id >= clusters()) {
+        reply(control::encodeError("cluster " + std::to_string(id) +
+                                   " does not exist (clusters are 0.." +
+                                   std::to_string(clusters() - 1) + ")"));
+        return;
+      }
+    }
+    if (restart->rolling) {
+      enqueueOperation({*restart, std::move(reply)});
+      return;
     }
     std::vector<std::uint32_t> ids = restart->clusters;
     if (restart->all) {
       ids.clear();
-      for (const auto& slot : slots_) {
-        ids.push_back(slot->id);
-      }
-    }
-    for (const auto id : ids) {
-      if (id >= slots_.size()) {
-        return control::encodeError("cluster " + std::to_string(id) +
-                                    " does not exist (clusters are 0.." +
-                                    std::to_string(slots_.size() - 1) + ")");
+      for (std::uint32_t id = 0; id < clusters(); ++id) {
+        ids.push_back(id);
       }
     }
     boost::json::array restarted;
@@ -1065,15 +1285,388 @@ std::string Supervisor::onControl(const control::Request& request) {
       handle(slot, Kind::kRestartRequested);
       restarted.push_back(id);
     }
-    return control::encodeSuccess(boost::json::object{{"restarting", std::move(restarted)}});
+    reply(control::encodeSuccess(boost::json::object{{"restarting", std::move(restarted)}}));
+    return;
+  }
+  if (const auto* reload = std::get_if<control::ReloadRequest>(&request)) {
+    if (shuttingDown_) {
+      reply(control::encodeError("the supervisor is stopping"));
+      return;
+    }
+    logLine("reload requested over the control socket");
+    enqueueOperation({*reload, std::move(reply)});
+    return;
   }
   if (std::holds_alternative<control::StopRequest>(request)) {
     const bool already = shuttingDown_;
+    reply(control::encodeSuccess(boost::json::object{{"stopping", true}, {"already", already}}));
     // After the reply is on its way: the stop may end the event loop soon.
     asio::post(io_, [this] { beginShutdown("stop requested over the control socket"); });
-    return control::encodeSuccess(boost::json::object{{"stopping", true}, {"already", already}});
+    return;
   }
-  return control::encodeSuccess(status());
+  reply(control::encodeSuccess(status()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reloads and rolling restarts: one at a time, each answered when it is done.
+
+void Supervisor::enqueueOperation(Operation operation) {
+  if (shuttingDown_) {
+    if (operation.reply) {
+      operation.reply(control::encodeError("the supervisor is stopping"));
+    }
+    return;
+  }
+  if (current_) {
+    logLine(std::string(std::holds_alternative<control::ReloadRequest>(operation.request)
+                            ? "reload"
+                            : "rolling restart") +
+            " queued behind the " +
+            (std::holds_alternative<control::ReloadRequest>(current_->operation.request)
+                 ? "reload"
+                 : "rolling restart") +
+            " in progress");
+  }
+  operations_.push_back(std::move(operation));
+  if (!current_) {
+    nextOperation();
+  }
+}
+
+void Supervisor::nextOperation() {
+  if (current_ || operations_.empty() || shuttingDown_) {
+    return;
+  }
+  current_.emplace();
+  current_->operation = std::move(operations_.front());
+  operations_.pop_front();
+  // Starting an operation can finish steps at once (a spawn that fails, a cluster with nothing
+  // to stop); progress is judged once it has all been set in motion.
+  applying_ = true;
+  if (std::holds_alternative<control::ReloadRequest>(current_->operation.request)) {
+    beginReload();
+  } else {
+    const auto& restart = std::get<control::RestartRequest>(current_->operation.request);
+    std::vector<std::uint32_t> ids = restart.clusters;
+    if (restart.all) {
+      ids.clear();
+      for (std::uint32_t id = 0; id < clusters(); ++id) {
+        ids.push_back(id);
+      }
+    }
+    // Clusters a reload removed while this waited in line are no longer there to restart.
+    std::erase_if(ids, [this](std::uint32_t id) { return id >= clusters(); });
+    beginRollout(std::move(ids), restart.batch.value_or(config_.rolling.batch),
+                 restart.delay.value_or(config_.rolling.delay));
+  }
+  applying_ = false;
+  progressOperation();
+}
+
+void Supervisor::finishOperation(bool ok, std::string error) {
+  if (!current_) {
+    return;
+  }
+  rolloutTimer_.cancel();
+  Operation operation = std::move(current_->operation);
+  boost::json::object result = std::move(current_->result);
+  current_.reset();
+  if (operation.reply) {
+    operation.reply(ok ? control::encodeSuccess(std::move(result)) : control::encodeError(error));
+  }
+  // Outside the handler that finished this one: the next may finish at once too.
+  asio::post(io_, [this] { nextOperation(); });
+}
+
+void Supervisor::progressOperation() {
+  if (!current_ || applying_) {
+    return;
+  }
+  std::erase_if(current_->removing, [this](std::uint32_t id) {
+    return slots_[id]->lifecycle.state() == WorkerState::kStopped;
+  });
+  if (!current_->removing.empty()) {
+    return;
+  }
+  if (current_->rollout && !advanceRollout()) {
+    return;
+  }
+  if (current_) {
+    finishOperation(true);
+  }
+}
+
+void Supervisor::beginReload() {
+  const auto& path = config_.sourceFile;
+  auto loaded = config::loadConfigFile(path);
+  if (!loaded.errors.empty()) {
+    ++reloadFailures_;
+    std::string errors;
+    for (const auto& error : loaded.errors) {
+      logError(error.format());
+      errors += (errors.empty() ? "" : "\n") + error.format();
+    }
+    const std::string summary = std::to_string(loaded.errors.size()) + " error" +
+                                (loaded.errors.size() == 1 ? "" : "s") + " in " + path.string() +
+                                "; reload refused, the running configuration stays";
+    logError(summary);
+    finishOperation(false, errors + "\n" + summary);
+    return;
+  }
+  config::BotConfig next = std::move(*loaded.config);
+  const ConfigChange change = compareConfigs(config_, next);
+  // What only a new supervisor takes: it keeps serving where it was started.
+  next.control = config_.control;
+  next.metrics = config_.metrics;
+  const std::uint32_t from = config_.clusters;
+  const std::uint32_t to = next.clusters;
+  config_ = std::move(next);
+  ++reloads_;
+  for (auto& slot : slots_) {
+    slot->lifecycle.setRestartConfig(config_.restart);
+    slot->lifecycle.setReadyWhen(config_.start.ready);
+  }
+  queue_.setPace(config_.start.delay, config_.start.waitForReady);
+  held_.setLimits(holdLimitsFor(config_));
+
+  const auto keys = [](const std::vector<std::string>& list) {
+    boost::json::array array;
+    for (const auto& key : list) {
+      array.emplace_back(key);
+    }
+    return array;
+  };
+  const auto joined = [](const std::vector<std::string>& list) {
+    std::string text;
+    for (const auto& key : list) {
+      text += (text.empty() ? "" : ", ") + key;
+    }
+    return text;
+  };
+  auto& result = current_->result;
+  result["clusters_before"] = from;
+  result["clusters_after"] = to;
+  result["applied"] = keys(change.applied);
+  result["restart_needed"] = keys(change.forNewWorkers);
+  result["supervisor_restart_needed"] = keys(change.forNewSupervisor);
+  if (change.empty()) {
+    logLine("reloaded " + path.string() + ": nothing changed");
+  } else {
+    logLine("reloaded " + path.string() + ": " +
+            (change.applied.empty() ? std::string("nothing to apply now")
+                                    : "applied " + joined(change.applied)));
+  }
+  if (!change.forNewSupervisor.empty()) {
+    logLine("reload: " + joined(change.forNewSupervisor) +
+            " take effect when the supervisor is started again");
+  }
+  applyScale(from, to);
+  // Running workers started with what this reload changed for workers are out of date until
+  // they restart, whatever restarts them; earlier reloads may have left some too.
+  for (const auto id : change.clustersToRestart()) {
+    if (slots_[id]->pid > 0) {
+      slots_[id]->outdated = true;
+    }
+  }
+  std::vector<std::uint32_t> outdated;
+  for (std::uint32_t id = 0; id < clusters(); ++id) {
+    if (slots_[id]->outdated) {
+      outdated.push_back(id);
+    }
+  }
+  const bool rolling = std::get<control::ReloadRequest>(current_->operation.request).rolling;
+  boost::json::array needing;
+  for (const auto id : outdated) {
+    needing.push_back(id);
+  }
+  result["clusters_needing_restart"] = std::move(needing);
+  if (outdated.empty()) {
+    return;
+  }
+  const std::string what = change.forNewWorkers.empty()
+                               ? std::string("an earlier reload's settings for workers")
+                               : joined(change.forNewWorkers) + " changed";
+  if (rolling) {
+    logLine("reload: " + what + "; rolling restart of " + std::to_string(outdated.size()) +
+            " cluster" + (outdated.size() == 1 ? "" : "s"));
+    result["rolling"] = true;
+    beginRollout(outdated, config_.rolling.batch, config_.rolling.delay);
+    return;
+  }
+  logLine("reload: " + what + "; " + std::to_string(outdated.size()) + " running worker" +
+          (outdated.size() == 1 ? " keeps" : "s keep") +
+          " the settings they were started with until restarted (clustervisor restart --all "
+          "--rolling, or clustervisor reload --rolling)");
+}
+
+void Supervisor::applyScale(std::uint32_t from, std::uint32_t to) {
+  auto& result = current_->result;
+  boost::json::array started;
+  boost::json::array stopping;
+  if (to > from) {
+    relay_.resize(to);
+    held_.resize(to);
+    for (std::uint32_t id = from; id < to; ++id) {
+      if (id < slots_.size()) {
+        // A cluster removed earlier comes back: a fresh start, as if it were new.
+        Slot& slot = *slots_[id];
+        slot.removed = false;
+        slot.lifecycle = WorkerLifecycle(config_.restart, config_.start.ready);
+        slot.lastExit.clear();
+        slot.lastExitNote.clear();
+        slot.lastExitSucceeded = true;
+      } else {
+        slots_.push_back(std::make_unique<Slot>(io_, id, config_));
+      }
+      queue_.push(id);
+      started.push_back(id);
+    }
+    logLine("scaling from " + std::to_string(from) + " to " + std::to_string(to) +
+            " clusters: starting clusters " + std::to_string(from) + ".." + std::to_string(to - 1));
+  } else if (to < from) {
+    logLine("scaling from " + std::to_string(from) + " to " + std::to_string(to) +
+            " clusters: stopping clusters " + std::to_string(to) + ".." + std::to_string(from - 1));
+    // No event reaches a removed cluster from now on; the waits it was part of complete without
+    // it, and what was held for it is dropped and counted.
+    relay_.resize(to);
+    const auto dropped = held_.resize(to);
+    if (dropped > 0) {
+      reportDrop("removed",
+                 std::to_string(dropped) + " held event(s) for the removed clusters dropped",
+                 dropped);
+    }
+    for (std::uint32_t id = to; id < from; ++id) {
+      Slot& slot = *slots_[id];
+      slot.removed = true;
+      closeWaits(waits_.clusterGone(id));
+      handle(slot, Kind::kShutdown);
+      if (slot.lifecycle.state() != WorkerState::kStopped) {
+        current_->removing.push_back(id);
+      }
+      stopping.push_back(id);
+    }
+  }
+  if (to != from) {
+    // Every worker that stays learns the new total; new workers get it in their WELCOME.
+    const auto frame = wire::encodeTotalChanged(to);
+    for (std::uint32_t id = 0; id < std::min(from, to); ++id) {
+      sendTo(id, frame);
+    }
+  }
+  result["started"] = std::move(started);
+  result["stopped"] = std::move(stopping);
+  pumpQueue();
+}
+
+void Supervisor::beginRollout(std::vector<std::uint32_t> ids, std::uint32_t batch,
+                              std::chrono::milliseconds delay) {
+  Rollout rollout;
+  rollout.pending.assign(ids.begin(), ids.end());
+  rollout.batchSize = std::max<std::uint32_t>(batch, 1);
+  rollout.delay = delay;
+  current_->rollout = std::move(rollout);
+  std::string list;
+  for (const auto id : ids) {
+    list += (list.empty() ? "" : ", ") + std::to_string(id);
+  }
+  logLine("rolling restart of cluster" + std::string(ids.size() == 1 ? " " : "s ") + list + ", " +
+          std::to_string(current_->rollout->batchSize) + " at a time" +
+          (delay.count() > 0 ? ", " + formatDuration(delay) + " apart" : std::string()));
+  startBatch();
+}
+
+void Supervisor::startBatch() {
+  // A restart can settle at once (a spawn that fails): progress is judged after the batch.
+  const bool wasApplying = std::exchange(applying_, true);
+  auto& rollout = *current_->rollout;
+  while (rollout.batch.size() < rollout.batchSize && !rollout.pending.empty()) {
+    const std::uint32_t id = rollout.pending.front();
+    rollout.pending.pop_front();
+    if (id >= clusters()) {
+      continue;  // removed by a reload meanwhile
+    }
+    Slot& slot = *slots_[id];
+    rollout.batch.emplace_back(id, slot.lifecycle.starts());
+    logLine(describe(slot) + ": rolling restart (was " +
+            std::string(toString(slot.lifecycle.state())) + ")");
+    handle(slot, Kind::kRestartRequested);
+  }
+  applying_ = wasApplying;
+}
+
+bool Supervisor::advanceRollout() {
+  auto& rollout = *current_->rollout;
+  if (rollout.waiting) {
+    return false;
+  }
+  for (auto it = rollout.batch.begin(); it != rollout.batch.end();) {
+    const auto [id, startsBefore] = *it;
+    const Slot& slot = *slots_[id];
+    const bool newWorker = slot.lifecycle.starts() > startsBefore;
+    const WorkerState state = slot.lifecycle.state();
+    if (slot.removed) {
+      it = rollout.batch.erase(it);
+      continue;
+    }
+    if (newWorker && state == WorkerState::kRunning) {
+      rollout.restarted.push_back(id);
+      logLine(describe(slot) + " is back and ready (rolling restart: " +
+              std::to_string(rollout.restarted.size()) + " done, " +
+              std::to_string(rollout.pending.size() + rollout.batch.size() - 1) + " to go)");
+      it = rollout.batch.erase(it);
+      continue;
+    }
+    const bool ended = state == WorkerState::kBackingOff || state == WorkerState::kFailed ||
+                       state == WorkerState::kExited || state == WorkerState::kStopped;
+    if (newWorker && ended) {
+      const auto list = [](const auto& ids) {
+        std::string text;
+        for (const auto other : ids) {
+          text += (text.empty() ? "" : ", ") + std::to_string(other);
+        }
+        return text.empty() ? std::string("none") : text;
+      };
+      std::vector<std::uint32_t> notRestarted(rollout.pending.begin(), rollout.pending.end());
+      const std::string message = "rolling restart halted: the new worker of cluster " +
+                                  std::to_string(id) + " did not become ready (" +
+                                  slot.lastExitNote +
+                                  "); restarted and ready: " + list(rollout.restarted) +
+                                  "; not restarted: " + list(notRestarted);
+      logError(message);
+      finishOperation(false, message);
+      return false;
+    }
+    ++it;
+  }
+  if (!rollout.batch.empty()) {
+    return false;
+  }
+  if (rollout.pending.empty()) {
+    boost::json::array restarted;
+    for (const auto id : rollout.restarted) {
+      restarted.push_back(id);
+    }
+    logLine("rolling restart done: " + std::to_string(rollout.restarted.size()) + " cluster" +
+            (rollout.restarted.size() == 1 ? "" : "s") + " restarted and ready");
+    current_->result["restarted"] = std::move(restarted);
+    return true;
+  }
+  if (rollout.delay.count() > 0) {
+    rollout.waiting = true;
+    rolloutTimer_.expires_after(rollout.delay);
+    rolloutTimer_.async_wait([this](error_code ec) {
+      if (ec || !current_ || !current_->rollout) {
+        return;
+      }
+      current_->rollout->waiting = false;
+      startBatch();
+      progressOperation();
+    });
+    return false;
+  }
+  startBatch();
+  // The batch may be done at once (clusters removed meanwhile): look again.
+  return advanceRollout();
 }
 
 }  // namespace clustervisor

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 //
 // Supervisor: runs one bot. Starts a worker per cluster through the spawn queue, relays events
-// between them, watches their readiness and heartbeats, restarts them by the restart policy, and
-// stops everything on SIGINT/SIGTERM.
+// between them, watches their readiness and heartbeats, restarts them by the restart policy,
+// reloads its config (SIGHUP, `clustervisor reload`: scaling the cluster count live), restarts
+// clusters on request (one by one or rolling), serves status and metrics, and stops everything
+// on SIGINT/SIGTERM.
 //
 // Everything happens on the one io_context thread that calls run(): signal handling (SIGCHLD is
 // reaped with waitpid(WNOHANG) in a loop), worker sockets, output capture and timers. Decisions
@@ -15,11 +17,14 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <random>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
@@ -28,9 +33,11 @@
 #include <boost/json/object.hpp>
 
 #include "clustervisor/config/bot_config.hpp"
+#include "config_change.hpp"
 #include "control_server.hpp"
 #include "held_messages.hpp"
 #include "log_limiter.hpp"
+#include "metrics_server.hpp"
 #include "output_capture.hpp"
 #include "relay.hpp"
 #include "spawn_queue.hpp"
@@ -75,15 +82,24 @@ class Supervisor final : private FrameSink {
           startTimer(io),
           heartbeatTimer(io) {}
     std::uint32_t id = 0;
+    bool removed = false;   // a reload lowered the cluster count below this id
+    bool outdated = false;  // its worker runs with settings a reload changed since it started
     WorkerLifecycle lifecycle;
     pid_t pid = -1;
     std::uint64_t processStartTime = 0;  // of pid, from /proc: tells its orphans from older ones
     bool stopHandler = false;            // the worker's SDK has an onStop handler
     bool lastExitSucceeded = true;       // the last exit counted as a success
     std::string lastExit;                // "exited with status 3", "was killed by SIGKILL"
+    std::string lastExitNote;            // the whole exit line after "cluster N (pid P) "
     std::uint64_t eventsIn = 0;          // events this cluster's workers sent
     std::uint64_t eventsOut = 0;         // events queued for this cluster's workers
-    Clock::time_point lastHeard;         // the spawn, or the last read of a connection since closed
+    std::uint64_t bytesIn = 0;           // bytes of those events
+    std::uint64_t bytesOut = 0;
+    std::map<std::string, std::uint64_t, std::less<>> exits;  // by reason, for the metrics
+    // The liveness timeout the current worker was started under (a reload may change the
+    // config's; a worker told to send no heartbeats must not be judged by a new one).
+    std::chrono::milliseconds heartbeatTimeout{0};
+    Clock::time_point lastHeard;  // the spawn, or the last read of a connection since closed
     std::shared_ptr<WorkerConnection> connection;
     std::shared_ptr<OutputCapture> out;
     std::shared_ptr<OutputCapture> err;
@@ -132,11 +148,49 @@ class Supervisor final : private FrameSink {
   bool holdFor(std::uint32_t target, std::span<const std::byte> frame);
   void reportExpired(std::uint32_t cluster, std::uint64_t expired);
   void reportOutboxFull(std::uint32_t recipient);
-  void reportDrop(const std::string& message, std::uint64_t count = 1);
+  // `reason` labels the count in the metrics: outbox_full, hold_full, hold_expired,
+  // unknown_target, removed.
+  void reportDrop(std::string_view reason, const std::string& message, std::uint64_t count = 1);
   void sweep();
   std::string describe(const Slot& slot) const;
-  std::string onControl(const control::Request& request);
+  void onControl(const control::Request& request, ControlServer::Reply reply);
   boost::json::object status() const;
+  std::string metricsText() const;
+  std::uint32_t clusters() const { return config_.clusters; }
+
+  // Reloads and rolling restarts take a while; they run one at a time, in the order asked.
+  using OperationRequest = std::variant<control::ReloadRequest, control::RestartRequest>;
+  struct Operation {
+    OperationRequest request;
+    ControlServer::Reply reply;  // empty: nobody waits for the answer (SIGHUP)
+  };
+  struct Rollout {
+    std::deque<std::uint32_t> pending;
+    // The batch being restarted: each cluster with its start count when it was restarted, so
+    // its new worker can be told from the old one.
+    std::vector<std::pair<std::uint32_t, std::uint32_t>> batch;
+    std::vector<std::uint32_t> restarted;  // their new worker is ready
+    std::uint32_t batchSize = 1;
+    std::chrono::milliseconds delay{0};
+    bool waiting = false;  // for the delay between batches
+  };
+  struct Current {
+    Operation operation;
+    boost::json::object result;           // what the answer reports
+    std::vector<std::uint32_t> removing;  // clusters a reload removed, until they stopped
+    std::optional<Rollout> rollout;
+  };
+  void enqueueOperation(Operation operation);
+  void nextOperation();
+  void progressOperation();
+  void finishOperation(bool ok, std::string error = {});
+  void beginReload();
+  void applyScale(std::uint32_t from, std::uint32_t to);
+  void beginRollout(std::vector<std::uint32_t> ids, std::uint32_t batch,
+                    std::chrono::milliseconds delay);
+  void startBatch();
+  bool advanceRollout();  // false while the rollout goes on
+  void countExit(Slot& slot, std::string_view reason) { ++slot.exits[std::string(reason)]; }
 
   boost::asio::io_context& io_;
   config::BotConfig config_;
@@ -169,6 +223,18 @@ class Supervisor final : private FrameSink {
   Clock::time_point startedAt_ = Clock::now();
   std::filesystem::path controlPath_;
   std::unique_ptr<ControlServer> control_;
+  std::unique_ptr<MetricsServer> metrics_;
+  std::deque<Operation> operations_;
+  std::optional<Current> current_;
+  boost::asio::steady_timer rolloutTimer_;
+  bool applying_ = false;      // an operation is being set in motion: progress is judged after
+  std::uint64_t reloads_ = 0;  // reloads applied
+  std::uint64_t reloadFailures_ = 0;   // reloads refused (invalid config)
+  std::uint64_t waitsOpened_ = 0;      // broadcastAndWait calls tracked
+  std::uint64_t waitsCompleted_ = 0;   // every recipient acknowledged
+  std::uint64_t waitsEndedEarly_ = 0;  // the waiter ended it first (its timeout or expected count)
+  std::uint64_t waitsRejected_ = 0;    // too many open, or a reused id
+  std::map<std::string, std::uint64_t, std::less<>> dropped_;  // dropped events by reason
 };
 
 }  // namespace clustervisor

@@ -5,6 +5,10 @@
 
 namespace clustervisor {
 
+void WorkerLifecycle::setRestartConfig(const config::RestartConfig& restart) {
+  policy_.setConfig(restart);
+}
+
 WorkerLifecycle::Step WorkerLifecycle::moveTo(WorkerState next, Action action, Duration delay) {
   Step step;
   step.state = next;

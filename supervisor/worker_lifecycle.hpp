@@ -138,6 +138,11 @@ class WorkerLifecycle {
   std::uint32_t starts() const { return starts_; }
   std::uint32_t restarts() const { return starts_ > 0 ? starts_ - 1 : 0; }
 
+  // Changes the policy for later exits (a reload); keeps the history.
+  void setRestartConfig(const config::RestartConfig& restart);
+  // Changes when a later start counts as ready (a reload); a worker already running stays so.
+  void setReadyWhen(config::ReadyWhen readyWhen) { readyWhen_ = readyWhen; }
+
  private:
   Step stay() const {
     Step step;

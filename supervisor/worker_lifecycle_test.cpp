@@ -856,4 +856,30 @@ BOOST_AUTO_TEST_CASE(a_run_that_never_became_ready_is_never_stable_and_counts_to
   BOOST_TEST(name(loop.state) == name(WorkerState::kFailed));
 }
 
+BOOST_AUTO_TEST_CASE(restart_config_change_keeps_the_crash_loop_history) {
+  auto config = restartConfig();
+  config.limit = 3;
+  WorkerLifecycle lifecycle(config, ReadyWhen::kSdk);
+  auto now = t0;
+  for (std::uint32_t exit = 1; exit <= 3; ++exit) {
+    lifecycle.on(event(EventKind::kSpawned, now));
+    BOOST_TEST(name(lifecycle.on(exited(now + 10ms, 1)).state) == name(WorkerState::kBackingOff));
+    now += 1h;
+    lifecycle.on(event(EventKind::kBackoffElapsed, now));
+  }
+  config.maxDelay = 2min;  // a reload that touches something else
+  lifecycle.setRestartConfig(config);
+  lifecycle.on(event(EventKind::kSpawned, now));
+  const auto step = lifecycle.on(exited(now + 10ms, 1));
+  BOOST_TEST(name(step.state) == name(WorkerState::kFailed));
+  BOOST_TEST(step.restart.restartsInWindow == 4u);
+}
+
+BOOST_AUTO_TEST_CASE(restart_config_change_applies_to_later_exits) {
+  WorkerLifecycle lifecycle = lifecycleIn(WorkerState::kRunning);
+  lifecycle.setRestartConfig(restartConfig(clustervisor::config::RestartPolicy::kNever));
+  const auto step = lifecycle.on(exited(t0 + 5s, 1));
+  BOOST_TEST(name(step.state) == name(WorkerState::kExited));
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -176,6 +176,11 @@ int main() {
     logLine("shards " + (shards.empty() ? std::string("none") : shards) + " of " +
             std::to_string(cluster.totalShards()) + ", logging in");
     listen(cluster, state);  // before ready(): events that arrive early must find a listener
+    // `clustervisor reload` after changing `clusters` in bot.toml scales the bot while it runs.
+    cluster.onTotalClustersChanged([](int total, int old) {
+      logLine("the bot now runs " + std::to_string(total) + " clusters (was " +
+              std::to_string(old) + ")");
+    });
 
     // Simulated login: connect the shards and warm the settings cache.
     std::this_thread::sleep_for(500ms);

@@ -23,23 +23,10 @@ namespace json = boost::json;
 
 namespace {
 
-struct Cli {
-  int status = -1;
-  std::string output;
-};
+using Cli = CliResult;
 
-// Runs `clustervisor ARGS...` to its end.
 Cli cli(const std::vector<std::string>& args) {
-  std::vector<std::string> argv{supervisorBinary().string()};
-  argv.insert(argv.end(), args.begin(), args.end());
-  SupervisorRun process(argv);
-  const auto status = process.waitExit(30s);
-  BOOST_REQUIRE(status.has_value());
-  Cli result{*status, {}};
-  for (const auto& line : process.lines()) {  // whole lines: transcript() shortens long ones
-    result.output += line + "\n";
-  }
-  return result;
+  return runCli(args);
 }
 
 // The control socket of `config`, as `clustervisor check` reports it.

@@ -96,7 +96,7 @@ SupervisorRun::SupervisorRun(std::vector<std::string> args) {
   if (pid_ == 0) {
     ::dup2(pipefd[1], STDOUT_FILENO);
     ::dup2(pipefd[1], STDERR_FILENO);
-    ::execv(argv[0], argv.data());
+    ::execvp(argv[0], argv.data());  // a bare name ("curl") is looked up in PATH
     ::_exit(127);
   }
   ::close(pipefd[1]);
@@ -381,6 +381,19 @@ bool waitGone(pid_t pid, std::chrono::milliseconds timeout) {
     std::this_thread::sleep_for(10ms);
   }
   return true;
+}
+
+CliResult runCli(const std::vector<std::string>& args, std::chrono::milliseconds timeout) {
+  std::vector<std::string> argv{supervisorBinary().string()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  SupervisorRun process(argv);
+  const auto status = process.waitExit(timeout);
+  BOOST_REQUIRE_MESSAGE(status.has_value(), "clustervisor " << args.front() << " did not end");
+  CliResult result{*status, {}};
+  for (const auto& line : process.lines()) {  // whole lines: transcript() shortens long ones
+    result.output += line + "\n";
+  }
+  return result;
 }
 
 }  // namespace clustervisor::test

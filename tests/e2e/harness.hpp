@@ -99,6 +99,14 @@ class SupervisorRun {
   bool eof_ = false;
 };
 
+// A command that ran to its end: `clustervisor ARGS...` with its exit status and its output
+// (stdout and stderr merged, whole lines).
+struct CliResult {
+  int status = -1;
+  std::string output;
+};
+CliResult runCli(const std::vector<std::string>& args, std::chrono::milliseconds timeout = 30s);
+
 // Pid printed by a probe worker's START line for `cluster` (the n-th such line, 0-based).
 pid_t startedPid(SupervisorRun& run, int cluster, std::size_t nth = 0,
                  std::chrono::milliseconds timeout = 20s);

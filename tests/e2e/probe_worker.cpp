@@ -500,6 +500,49 @@ int main() {
     ::_exit(std::atoi(env("PROBE_STATUS", "3").c_str()));
   }
 
+  // PROBE_STALL_ON: once the test creates that file, starts of cluster PROBE_ONLY never become
+  // ready (a release that broke start-up, for rolling restarts).
+  if (!env("PROBE_STALL_ON").empty() && env("PROBE_ONLY") == std::to_string(id) &&
+      std::ifstream(env("PROBE_DIR") + "/" + env("PROBE_STALL_ON")).good()) {
+    say("NOT READY (stalled)");
+    sleepForever();
+  }
+
+  // scale: the cluster count changes under the workers. Every worker reports the totals it is
+  // told, counts the ticks cluster 0 broadcasts all along (checking their order), and answers
+  // each ping round with what it knows; cluster 0 starts round N when the test creates round-N.
+  if (mode == "scale") {
+    cluster.onTotalClustersChanged(
+        [id](int total, int old) { say("TOTAL id=", id, " total=", total, " old=", old); });
+    auto ticks = std::make_shared<std::atomic<long>>(0);
+    auto lastTick = std::make_shared<long>(-1);
+    events.on("tick", [ticks, lastTick](const json::value& data, int) {
+      const long n = static_cast<long>(data.at("n").as_int64());
+      if (*lastTick >= 0 && n != *lastTick + 1) {
+        say("ORDER broken expected=", *lastTick + 1, " got=", n);
+      }
+      *lastTick = n;
+      ++*ticks;
+    });
+    events.on("round", [&cluster, id, ticks](const json::value& data, int) {
+      say("PONG id=", id, " round=", data.at("n").as_int64(), " total=", cluster.totalClusters(),
+          " ticks=", ticks->load());
+    });
+    cluster.ready();
+    if (id != 0) {
+      sleepForever();
+    }
+    long tick = 0;
+    for (int round = 1;; ++round) {
+      while (!std::ifstream(env("PROBE_DIR") + "/round-" + std::to_string(round)).good()) {
+        events.broadcast("tick", {{"n", tick++}});
+        std::this_thread::sleep_for(5ms);
+      }
+      events.broadcast("round", {{"n", round}});
+      say("PONG id=0 round=", round, " total=", cluster.totalClusters(), " ticks=", tick);
+    }
+  }
+
   if (mode == "never-ready" &&
       (env("PROBE_ONLY").empty() || env("PROBE_ONLY") == std::to_string(id)) &&
       firstTime("never-ready-" + std::to_string(id))) {

@@ -55,7 +55,7 @@ BOOST_AUTO_TEST_CASE(
   run->waitForLine("clustervisor: cluster 1 (pid " + std::to_string(first) +
                    ") was killed by SIGTERM after ");
   BOOST_TEST(run->waitForLine("cluster 1 (pid " + std::to_string(first) + ") was killed")
-                 .find(", stopped for not becoming ready; restarting in ") != std::string::npos);
+                 .find(", stopped for not becoming ready within ") != std::string::npos);
   // The second run calls ready().
   const pid_t second = startedPid(*run, 1, 1);
   run->waitForLine("clustervisor: cluster 1 (pid " + std::to_string(second) + ") is ready after ");

@@ -1,0 +1,89 @@
+// SPDX-License-Identifier: MIT
+//
+// AnsweringSession: the part the control socket and the metrics endpoint share. A connection
+// reads one request, sends one answer, and closes: after the answer is written, our side is
+// shut down and the connection is read until the client closes it, because closing with bytes
+// of the client's still unread would reset the connection and lose the answer. Every step is
+// bounded by a deadline, so a client that stalls costs a connection slot for a few seconds.
+//
+// Derived classes read the request from socket_ (with expectDeadline() armed) and call
+// answer() once.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+
+namespace clustervisor {
+
+template <class Derived, class Socket>
+class AnsweringSession : public std::enable_shared_from_this<Derived> {
+ protected:
+  explicit AnsweringSession(Socket socket)
+      : socket_(std::move(socket)), timer_(socket_.get_executor()) {}
+
+  // Closes the connection unless what follows is done within `limit`.
+  void expectDeadline(std::chrono::steady_clock::duration limit) {
+    timer_.expires_after(limit);
+    timer_.async_wait([self = this->shared_from_this()](boost::system::error_code ec) {
+      if (!ec) {
+        boost::system::error_code ignored;
+        self->socket_.close(ignored);
+      }
+    });
+  }
+
+  // No deadline: the request is in, and its answer may take long.
+  void clearDeadline() { timer_.cancel(); }
+
+  // Sends `text` (once; later calls are ignored), then waits for the client's end.
+  void answer(std::string text, std::chrono::steady_clock::duration limit) {
+    if (answered_) {
+      return;
+    }
+    answered_ = true;
+    expectDeadline(limit);
+    answer_ = std::move(text);
+    boost::asio::async_write(
+        socket_, boost::asio::buffer(answer_),
+        [self = this->shared_from_this()](boost::system::error_code ec, std::size_t) {
+          boost::system::error_code ignored;
+          if (ec) {
+            self->timer_.cancel();
+            self->socket_.close(ignored);
+            return;
+          }
+          self->socket_.shutdown(Socket::shutdown_send, ignored);
+          self->drain();
+        });
+  }
+
+  Socket socket_;
+  boost::asio::steady_timer timer_;
+
+ private:
+  void drain() {
+    socket_.async_read_some(
+        boost::asio::buffer(scratch_),
+        [self = this->shared_from_this()](boost::system::error_code ec, std::size_t) {
+          if (!ec) {
+            self->drain();
+            return;
+          }
+          self->timer_.cancel();
+          boost::system::error_code ignored;
+          self->socket_.close(ignored);
+        });
+  }
+
+  std::string answer_;
+  std::array<char, 4096> scratch_{};
+  bool answered_ = false;
+};
+
+}  // namespace clustervisor

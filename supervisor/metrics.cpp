@@ -1,0 +1,83 @@
+// SPDX-License-Identifier: MIT
+#include "metrics.hpp"
+
+#include <cmath>
+#include <cstdio>
+
+namespace clustervisor {
+
+void MetricsText::family(std::string_view name, std::string_view type, std::string_view help) {
+  name_ = name;
+  text_ += "# HELP ";
+  text_ += name;
+  text_ += ' ';
+  // HELP text escapes backslash and newline.
+  for (const char c : help) {
+    if (c == '\\') {
+      text_ += "\\\\";
+    } else if (c == '\n') {
+      text_ += "\\n";
+    } else {
+      text_ += c;
+    }
+  }
+  text_ += "\n# TYPE ";
+  text_ += name;
+  text_ += ' ';
+  text_ += type;
+  text_ += '\n';
+}
+
+void MetricsText::labels(std::initializer_list<Label> labels) {
+  text_ += name_;
+  if (labels.size() == 0) {
+    return;
+  }
+  text_ += '{';
+  bool first = true;
+  for (const auto& [key, value] : labels) {
+    if (!first) {
+      text_ += ',';
+    }
+    first = false;
+    text_ += key;
+    text_ += "=\"";
+    for (const char c : value) {
+      if (c == '\\') {
+        text_ += "\\\\";
+      } else if (c == '"') {
+        text_ += "\\\"";
+      } else if (c == '\n') {
+        text_ += "\\n";
+      } else {
+        text_ += c;
+      }
+    }
+    text_ += '"';
+  }
+  text_ += '}';
+}
+
+void MetricsText::sample(std::initializer_list<Label> labelList, std::uint64_t value) {
+  labels(labelList);
+  text_ += ' ';
+  text_ += std::to_string(value);
+  text_ += '\n';
+}
+
+void MetricsText::sample(std::initializer_list<Label> labelList, double value) {
+  labels(labelList);
+  text_ += ' ';
+  if (std::isnan(value)) {
+    text_ += "NaN";
+  } else if (std::isinf(value)) {
+    text_ += value > 0 ? "+Inf" : "-Inf";
+  } else {
+    char number[32];
+    std::snprintf(number, sizeof number, "%.17g", value);
+    text_ += number;
+  }
+  text_ += '\n';
+}
+
+}  // namespace clustervisor

@@ -1,0 +1,178 @@
+// SPDX-License-Identifier: MIT
+#include "metrics_server.hpp"
+
+#include <string_view>
+
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/read_until.hpp>
+
+#include "answering_session.hpp"
+#include "metrics.hpp"
+
+namespace clustervisor {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using boost::system::error_code;
+
+namespace {
+
+std::string response(std::string_view status, std::string_view contentType, std::string body,
+                     bool head, std::string_view extraHeaders = {}) {
+  std::string text = "HTTP/1.1 ";
+  text += status;
+  text += "\r\nContent-Type: ";
+  text += contentType;
+  text += "\r\nContent-Length: " + std::to_string(body.size());
+  text += "\r\nConnection: close\r\n";
+  text += extraHeaders;
+  text += "\r\n";
+  if (!head) {
+    text += body;
+  }
+  return text;
+}
+
+}  // namespace
+
+class MetricsServer::Session : public AnsweringSession<MetricsServer::Session, tcp::socket> {
+ public:
+  Session(tcp::socket socket, std::shared_ptr<Render> render, std::shared_ptr<int> open)
+      : AnsweringSession(std::move(socket)), render_(std::move(render)), open_(std::move(open)) {
+    ++*open_;
+  }
+  ~Session() { --*open_; }
+
+  void start() {
+    expectDeadline(kRequestTimeout);
+    asio::async_read_until(socket_, asio::dynamic_buffer(head_, kMaxRequestHead), "\r\n\r\n",
+                           [self = shared_from_this()](error_code ec, std::size_t length) {
+                             self->onHead(ec, length);
+                           });
+  }
+
+ private:
+  void onHead(error_code ec, std::size_t length) {
+    if (ec == asio::error::not_found) {
+      respond(response("431 Request Header Fields Too Large", "text/plain", "request too large\n",
+                       false));
+      return;
+    }
+    if (ec) {
+      clearDeadline();
+      return;
+    }
+    const std::string_view head(head_.data(), length);
+    const auto lineEnd = head.find("\r\n");
+    const std::string_view requestLine = head.substr(0, lineEnd);
+    const auto firstSpace = requestLine.find(' ');
+    const auto secondSpace = requestLine.find(' ', firstSpace + 1);
+    if (firstSpace == std::string_view::npos || secondSpace == std::string_view::npos ||
+        !requestLine.substr(secondSpace + 1).starts_with("HTTP/1.")) {
+      respond(response("400 Bad Request", "text/plain", "bad request\n", false));
+      return;
+    }
+    const std::string_view method = requestLine.substr(0, firstSpace);
+    std::string_view target = requestLine.substr(firstSpace + 1, secondSpace - firstSpace - 1);
+    target = target.substr(0, target.find('?'));
+    const bool headOnly = method == "HEAD";
+    if (method != "GET" && !headOnly) {
+      respond(response("405 Method Not Allowed", "text/plain", "only GET and HEAD\n", false,
+                       "Allow: GET, HEAD\r\n"));
+      return;
+    }
+    if (target == "/metrics") {
+      respond(response("200 OK", MetricsText::kContentType, (*render_)(), headOnly));
+    } else if (target == "/") {
+      respond(response("200 OK", "text/plain; charset=utf-8",
+                       "clustervisor: the metrics are at /metrics\n", headOnly));
+    } else {
+      respond(response("404 Not Found", "text/plain", "not found; the metrics are at /metrics\n",
+                       headOnly));
+    }
+  }
+
+  void respond(std::string text) { answer(std::move(text), kRequestTimeout); }
+
+  std::shared_ptr<Render> render_;
+  std::shared_ptr<int> open_;
+  std::string head_;
+};
+
+MetricsServer::MetricsServer(asio::io_context& io, std::string host, std::uint16_t port,
+                             Render render)
+    : host_(std::move(host)),
+      port_(port),
+      render_(std::make_shared<Render>(std::move(render))),
+      acceptor_(io),
+      retry_(io),
+      open_(std::make_shared<int>(0)) {}
+
+MetricsServer::~MetricsServer() {
+  stop();
+}
+
+bool MetricsServer::start(std::string& error) {
+  error_code ec;
+  const auto address = asio::ip::make_address(host_, ec);
+  if (ec || !address.is_loopback()) {
+    error = "metrics.listen: " + host_ + " is not a loopback address";
+    return false;
+  }
+  const tcp::endpoint endpoint(address, port_);
+  acceptor_.open(endpoint.protocol(), ec);
+  if (!ec) {
+    acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
+  }
+  if (!ec) {
+    acceptor_.bind(endpoint, ec);
+  }
+  if (!ec) {
+    acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  }
+  if (ec) {
+    error = "cannot serve metrics on " + host_ + ":" + std::to_string(port_) + ": " + ec.message();
+    error_code ignored;
+    acceptor_.close(ignored);
+    return false;
+  }
+  listening_ = true;
+  accept();
+  return true;
+}
+
+void MetricsServer::stop() {
+  if (!listening_) {
+    return;
+  }
+  listening_ = false;
+  retry_.cancel();
+  error_code ignored;
+  acceptor_.close(ignored);
+}
+
+void MetricsServer::accept() {
+  acceptor_.async_accept([this](error_code ec, tcp::socket socket) {
+    if (ec == asio::error::operation_aborted || !listening_) {
+      return;
+    }
+    if (ec) {
+      retry_.expires_after(std::chrono::milliseconds(100));
+      retry_.async_wait([this](error_code timerError) {
+        if (!timerError && listening_) {
+          accept();
+        }
+      });
+      return;
+    }
+    if (*open_ >= kMaxConnections) {
+      error_code ignored;
+      socket.close(ignored);
+    } else {
+      std::make_shared<Session>(std::move(socket), render_, open_)->start();
+    }
+    accept();
+  });
+}
+
+}  // namespace clustervisor

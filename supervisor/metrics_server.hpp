@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: MIT
+//
+// MetricsServer: the Prometheus endpoint (metrics.listen in bot.toml). A minimal HTTP/1.1 server
+// on a loopback TCP address that answers GET /metrics (and HEAD) with the text the supervisor
+// builds, "/" with a pointer to it, anything else with 404 or 405. One request per connection
+// (Connection: close); the request head is bounded (8 KiB) and must arrive within 5 s; at most
+// 16 connections at once. It serves numbers only and accepts no input, so a stranger on the
+// machine learns no more than `clustervisor status` would show its owner; it listens on loopback
+// only (the config refuses other addresses).
+//
+// Runs on the supervisor's io_context; the callback is called on it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+namespace clustervisor {
+
+class MetricsServer {
+ public:
+  using Render = std::function<std::string()>;
+  static constexpr int kMaxConnections = 16;
+  static constexpr std::size_t kMaxRequestHead = 8 * 1024;
+  static constexpr std::chrono::seconds kRequestTimeout{5};
+
+  MetricsServer(boost::asio::io_context& io, std::string host, std::uint16_t port, Render render);
+  ~MetricsServer();
+
+  // Binds and listens; false with `error` set when the address cannot be used.
+  bool start(std::string& error);
+  void stop();
+
+ private:
+  class Session;
+  void accept();
+
+  std::string host_;
+  std::uint16_t port_;
+  std::shared_ptr<Render> render_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  boost::asio::steady_timer retry_;
+  std::shared_ptr<int> open_;
+  bool listening_ = false;
+};
+
+}  // namespace clustervisor

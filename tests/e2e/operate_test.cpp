@@ -1,0 +1,476 @@
+// SPDX-License-Identifier: MIT
+//
+// Operating a running bot, end to end: `clustervisor reload` and SIGHUP (live scaling, invalid
+// files, settings for new workers, serialized reloads, no leaks), rolling restarts (order,
+// readiness gating, batches, halting), the control.socket key and the metrics endpoint.
+#define BOOST_TEST_MODULE e2e_operate
+#include <boost/test/unit_test.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <map>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include <boost/json.hpp>
+
+#include "harness.hpp"
+
+using namespace clustervisor::test;
+namespace json = boost::json;
+
+namespace {
+
+json::object statusOf(const std::filesystem::path& config) {
+  const auto status = runCli({"status", "--json", config.string()});
+  BOOST_REQUIRE_MESSAGE(status.status == 0, status.output);
+  return json::parse(status.output).as_object();
+}
+
+bool clusterOutdated(const json::object& status, std::size_t id) {
+  return status.at("clusters").as_array().at(id).as_object().at("outdated").as_bool();
+}
+
+// Index of the first line at or after `from` that contains every needle; fails the test when
+// none arrives in time.
+std::size_t lineIndex(SupervisorRun& run, std::initializer_list<std::string> needles,
+                      std::size_t from = 0, std::chrono::milliseconds timeout = 20s) {
+  std::vector<std::string> all(needles);
+  std::size_t index = 0;
+  std::string what;
+  for (const auto& needle : all) {
+    what += (what.empty() ? "" : " + ") + needle;
+  }
+  run.waitForLine(
+      [&](const std::string& line) {
+        for (const auto& needle : all) {
+          if (line.find(needle) == std::string::npos) {
+            return false;
+          }
+        }
+        return true;
+      },
+      what, timeout, from, &index);
+  return index;
+}
+
+void waitReady(SupervisorRun& run, int cluster, std::size_t nthStart = 0) {
+  run.waitForLine("cluster " + std::to_string(cluster) + " (pid " +
+                  std::to_string(startedPid(run, cluster, nthStart)) + ") is ready");
+}
+
+void touch(const TempDir& dir, const std::string& name) {
+  std::ofstream(dir.path() / name) << "1\n";
+}
+
+// The value of "key=" in a probe line ("PONG id=2 round=1 total=4 ticks=17").
+long field(const std::string& line, const std::string& key) {
+  const auto at = line.find(" " + key + "=");
+  BOOST_REQUIRE_MESSAGE(at != std::string::npos, "no " << key << " in: " << line);
+  return std::atol(line.c_str() + at + key.size() + 2);
+}
+
+struct ProcessUsage {
+  std::size_t fds = 0;
+  long rssKiB = 0;
+};
+
+ProcessUsage usageOf(pid_t pid) {
+  ProcessUsage usage;
+  const std::filesystem::path proc = "/proc/" + std::to_string(pid);
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(proc / "fd")) {
+    ++usage.fds;
+  }
+  std::ifstream status(proc / "status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.starts_with("VmRSS:")) {
+      usage.rssKiB = std::atol(line.c_str() + 6);
+    }
+  }
+  return usage;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(reload_scales_4_to_6_to_3_with_events_flowing_and_totals_updated) {
+  TempDir dir;
+  const auto config = dir.write("bot.toml", probeConfig(dir, 4, "scale"));
+  auto run = SupervisorRun::run(config);
+  std::map<int, pid_t> pids;
+  for (int c = 0; c < 4; ++c) {
+    waitReady(*run, c);
+    pids[c] = startedPid(*run, c);
+  }
+  touch(dir, "round-1");
+  long ticksAtRound1 = 0;
+  for (int c = 1; c < 4; ++c) {
+    const auto pong = run->waitForLine("PONG id=" + std::to_string(c) + " round=1 ");
+    BOOST_TEST(field(pong, "total") == 4);
+    if (c == 1) {
+      ticksAtRound1 = field(pong, "ticks");
+    }
+  }
+
+  // 4 -> 6: two clusters start; the four that stay keep their processes and learn the total.
+  dir.write("bot.toml", probeConfig(dir, 6, "scale"));
+  auto reload = runCli({"reload", config.string()});
+  BOOST_TEST(reload.status == 0, reload.output);
+  BOOST_TEST(reload.output.find("reloaded: clusters\n") == 0u, reload.output);
+  BOOST_TEST(reload.output.find("clusters: 4 -> 6; started 4, 5\n") != std::string::npos,
+             reload.output);
+  for (int c = 0; c < 4; ++c) {
+    run->waitForLine("TOTAL id=" + std::to_string(c) + " total=6 old=4");
+  }
+  for (int c = 4; c < 6; ++c) {
+    waitReady(*run, c);
+    BOOST_TEST(run->waitForLine("START id=" + std::to_string(c) + " ").find(" total=6 ") !=
+               std::string::npos);
+  }
+  // The round's broadcast reaches the new clusters as well as the old ones.
+  touch(dir, "round-2");
+  long ticksBefore = 0;
+  for (int c = 1; c < 6; ++c) {
+    const auto pong = run->waitForLine("PONG id=" + std::to_string(c) + " round=2 ");
+    BOOST_TEST(field(pong, "total") == 6);
+    if (c == 1) {
+      ticksBefore = field(pong, "ticks");
+      BOOST_TEST(ticksBefore > ticksAtRound1);  // events kept flowing through the reload
+    }
+  }
+
+  // 6 -> 3: three clusters stop; the rest keep running and learn the total.
+  dir.write("bot.toml", probeConfig(dir, 3, "scale"));
+  reload = runCli({"reload", config.string()});
+  BOOST_TEST(reload.status == 0, reload.output);
+  BOOST_TEST(reload.output.find("clusters: 6 -> 3; stopped 3, 4, 5\n") != std::string::npos,
+             reload.output);
+  // The answer came once the removed clusters were gone.
+  for (int c = 3; c < 6; ++c) {
+    BOOST_TEST(countLines(*run, {"cluster " + std::to_string(c) + " (pid " +
+                                     std::to_string(startedPid(*run, c)) + ") ",
+                                 ", removed by a reload; stopped"}) == 1u);
+  }
+  for (int c = 0; c < 3; ++c) {
+    run->waitForLine("TOTAL id=" + std::to_string(c) + " total=3 old=6");
+  }
+  touch(dir, "round-3");
+  for (int c = 1; c < 3; ++c) {
+    const auto pong = run->waitForLine("PONG id=" + std::to_string(c) + " round=3 ");
+    BOOST_TEST(field(pong, "total") == 3);
+    if (c == 1) {
+      BOOST_TEST(field(pong, "ticks") > ticksBefore);  // events kept flowing
+    }
+  }
+  // Nobody that stayed was restarted, and the broadcast order held throughout.
+  for (int c = 0; c < 3; ++c) {
+    BOOST_TEST(countLines(*run, {"START id=" + std::to_string(c) + " "}) == 1u);
+    BOOST_TEST(processExists(pids[c]));
+  }
+  BOOST_TEST(!run->hasLine("ORDER broken"), run->transcript());
+  const auto status = statusOf(config);
+  BOOST_TEST(status.at("clusters").as_array().size() == 3u);
+  BOOST_TEST(status.at("totals").as_object().at("clusters").as_int64() == 3);
+  BOOST_TEST(status.at("reloads").as_int64() == 2);
+  run->signal(SIGTERM);
+  BOOST_TEST(run->waitExit(30s).value_or(-1) == 0, run->transcript());
+}
+
+BOOST_AUTO_TEST_CASE(an_invalid_reload_keeps_the_running_config_and_reports_every_error) {
+  TempDir dir;
+  const auto config = dir.write("bot.toml", probeConfig(dir, 2, "basic"));
+  auto run = SupervisorRun::run(config);
+  waitReady(*run, 0);
+  waitReady(*run, 1);
+  dir.write("bot.toml",
+            probeConfig(dir, 0, "basic", "", "[stop]\ntimeout = \"5s\"\nsignal = \"SIGFOO\"\n"));
+  const auto reload = runCli({"reload", config.string()});
+  BOOST_TEST(reload.status == 1, reload.output);
+  // Every error, each with file:line:column, and the verdict.
+  BOOST_TEST(reload.output.find(config.string() + ":2:12: clusters: ") != std::string::npos,
+             reload.output);
+  BOOST_TEST(reload.output.find(": stop.signal: ") != std::string::npos, reload.output);
+  BOOST_TEST(reload.output.find("2 errors in " + config.string()) != std::string::npos,
+             reload.output);
+  BOOST_TEST(
+      reload.output.find("reload refused, the running configuration stays") != std::string::npos,
+      reload.output);
+  run->waitForLine("reload refused, the running configuration stays");
+  auto status = statusOf(config);
+  BOOST_TEST(status.at("clusters").as_array().size() == 2u);
+  BOOST_TEST(status.at("reloads").as_int64() == 0);
+  BOOST_TEST(countLines(*run, {"START id="}) == 2u);  // nothing restarted
+
+  // Fixed, and sent by SIGHUP this time: applied.
+  dir.write("bot.toml", probeConfig(dir, 3, "basic"));
+  run->signal(SIGHUP);
+  run->waitForLine("received SIGHUP; reloading");
+  waitReady(*run, 2);
+  status = statusOf(config);
+  BOOST_TEST(status.at("clusters").as_array().size() == 3u);
+  BOOST_TEST(status.at("reloads").as_int64() == 1);
+}
+
+BOOST_AUTO_TEST_CASE(worker_settings_are_reported_then_applied_by_a_rolling_reload) {
+  TempDir dir;
+  const auto config = dir.write("bot.toml", probeConfig(dir, 3, "basic", "PROBE_EXTRA = \"old\""));
+  auto run = SupervisorRun::run(config);
+  for (int c = 0; c < 3; ++c) {
+    waitReady(*run, c);
+  }
+  dir.write("bot.toml", probeConfig(dir, 3, "basic", "PROBE_EXTRA = \"new\""));
+  auto reload = runCli({"reload", config.string()});
+  BOOST_TEST(reload.status == 0, reload.output);
+  BOOST_TEST(reload.output ==
+             "reloaded: nothing to apply now\n"
+             "changed for workers: environment\n"
+             "clusters 0, 1, 2 run with settings for workers from before the "
+             "reload until restarted (clustervisor restart --all --rolling, or "
+             "reload --rolling)\n");
+  BOOST_TEST(clusterOutdated(statusOf(config), 1));
+  BOOST_TEST(countLines(*run, {"START id="}) == 3u);  // reported, not applied
+
+  // --rolling applies it; a second reload sent meanwhile waits its turn.
+  SupervisorRun rolling({supervisorBinary().string(), "reload", "--rolling", config.string()});
+  run->waitForLine(
+      "reload: an earlier reload's settings for workers; rolling restart of 3 "
+      "clusters");
+  SupervisorRun second({supervisorBinary().string(), "reload", config.string()});
+  run->waitForLine("reload queued behind the reload in progress");
+  BOOST_TEST(rolling.waitExit(60s).value_or(-1) == 0, rolling.transcript());
+  BOOST_TEST(rolling.transcript().find("rolling restart done: 0, 1, 2") != std::string::npos,
+             rolling.transcript());
+  BOOST_TEST(second.waitExit(60s).value_or(-1) == 0, second.transcript());
+  BOOST_TEST(second.transcript().find("reloaded: nothing changed") != std::string::npos,
+             second.transcript());
+  for (int c = 0; c < 3; ++c) {
+    BOOST_TEST(run->waitForLine("START id=" + std::to_string(c) +
+                                " pid=" + std::to_string(startedPid(*run, c, 1)))
+                   .find(" extra=new ") != std::string::npos);
+  }
+  BOOST_TEST(!clusterOutdated(statusOf(config), 1));
+  // The second reload was applied only after the rolling restart was done.
+  const auto done = lineIndex(*run, {"rolling restart done: 3 clusters restarted and ready"});
+  BOOST_TEST(countLines(*run, {"reloaded ", ": nothing changed"}) == 2u);
+  lineIndex(*run, {"reloaded ", ": nothing changed"}, done);
+}
+
+BOOST_AUTO_TEST_CASE(rolling_restart_goes_one_cluster_at_a_time_each_after_the_last_is_ready) {
+  TempDir dir;
+  // Every start takes 300ms to become ready, so an overlap would show.
+  const auto config =
+      dir.write("bot.toml", probeConfig(dir, 4, "slow-ready", "PROBE_READY_MS = \"300\""));
+  auto run = SupervisorRun::run(config);
+  std::map<int, pid_t> before;
+  for (int c = 0; c < 4; ++c) {
+    waitReady(*run, c);
+    before[c] = startedPid(*run, c);
+  }
+  const auto result = runCli({"restart", "--all", "--rolling", config.string()}, 60s);
+  BOOST_TEST(result.status == 0, result.output);
+  BOOST_TEST(result.output == "rolling restart done: clusters 0, 1, 2, 3 restarted and ready\n");
+  std::size_t previousReady = 0;
+  for (int c = 0; c < 4; ++c) {
+    const std::string name = "cluster " + std::to_string(c);
+    const auto asked = lineIndex(
+        *run, {name + " (pid " + std::to_string(before[c]) + "): rolling restart (was running)"});
+    const auto ready =
+        lineIndex(*run, {name + " (pid " + std::to_string(startedPid(*run, c, 1)) + ") is ready"});
+    BOOST_TEST(asked > previousReady, "cluster " << c << " restarted before the last was ready");
+    BOOST_TEST(ready > asked);
+    previousReady = ready;
+  }
+}
+
+BOOST_AUTO_TEST_CASE(rolling_restart_in_batches_restarts_a_batch_together) {
+  TempDir dir;
+  const auto config = dir.write(
+      "bot.toml",
+      probeConfig(dir, 4, "slow-ready", "PROBE_READY_MS = \"300\"", "[rolling]\nbatch = 3\n"));
+  auto run = SupervisorRun::run(config);
+  for (int c = 0; c < 4; ++c) {
+    waitReady(*run, c);
+  }
+  // The command line's --batch wins over rolling.batch.
+  const auto result =
+      runCli({"restart", config.string(), "--rolling", "--batch", "2", "3", "2", "1", "0"}, 60s);
+  BOOST_TEST(result.status == 0, result.output);
+  BOOST_TEST(run->hasLine("rolling restart of clusters 3, 2, 1, 0, 2 at a time"));
+  const auto asked = [&](int c) {
+    return lineIndex(*run, {"cluster " + std::to_string(c) + " (pid ", "): rolling restart"});
+  };
+  const auto ready = [&](int c) {
+    return lineIndex(*run, {"cluster " + std::to_string(c) + " (pid " +
+                            std::to_string(startedPid(*run, c, 1)) + ") is ready"});
+  };
+  // 3 and 2 together, then 1 and 0 once both are ready.
+  BOOST_TEST(asked(2) < ready(3));
+  BOOST_TEST(asked(1) > std::max(ready(3), ready(2)));
+  BOOST_TEST(asked(0) < ready(1));
+}
+
+BOOST_AUTO_TEST_CASE(rolling_restart_halts_when_a_new_worker_never_becomes_ready) {
+  TempDir dir;
+  const auto config = dir.write(
+      "bot.toml", probeConfig(dir, 4, "basic", "PROBE_STALL_ON = \"broken\", PROBE_ONLY = \"2\"",
+                              "[start]\ntimeout = \"1s\"\n"));
+  auto run = SupervisorRun::run(config);
+  std::map<int, pid_t> before;
+  for (int c = 0; c < 4; ++c) {
+    waitReady(*run, c);
+    before[c] = startedPid(*run, c);
+  }
+  touch(dir, "broken");  // from now on, cluster 2 cannot start
+  const auto result = runCli({"restart", "--all", "--rolling", config.string()}, 60s);
+  BOOST_TEST(result.status == 1, result.output);
+  BOOST_TEST(result.output.find("rolling restart halted: the new worker of cluster 2 did not "
+                                "become ready (") != std::string::npos,
+             result.output);
+  BOOST_TEST(result.output.find("stopped for not becoming ready within 1.0s (start.timeout)") !=
+                 std::string::npos,
+             result.output);
+  BOOST_TEST(result.output.find("restarted and ready: 0, 1; not restarted: 3") != std::string::npos,
+             result.output);
+  run->waitForLine("rolling restart halted");
+  // Cluster 3 was left alone.
+  BOOST_TEST(countLines(*run, {"START id=3 "}) == 1u);
+  BOOST_TEST(processExists(before[3]));
+  BOOST_TEST(!run->hasLine("cluster 3 (pid " + std::to_string(before[3]) + "): rolling restart"));
+}
+
+BOOST_AUTO_TEST_CASE(a_hundred_reloads_leak_no_fds_or_memory) {
+  TempDir dir;
+  const std::string two = probeConfig(dir, 2, "basic");
+  const std::string three = probeConfig(dir, 3, "basic", "", "[restart]\ndelay = \"150ms\"\n");
+  const auto config = dir.write("bot.toml", two);
+  auto run = SupervisorRun::run(config);
+  waitReady(*run, 0);
+  waitReady(*run, 1);
+  // Every reload scales 2 <-> 3 (a worker started or stopped, a slot reused) and changes a
+  // restart setting; the first ones warm up the allocator.
+  const auto reloads = [&](int count) {
+    for (int i = 0; i < count; ++i) {
+      dir.write("bot.toml", i % 2 == 0 ? three : two);
+      const auto reload = runCli({"reload", config.string()});
+      BOOST_REQUIRE_MESSAGE(reload.status == 0, reload.output);
+    }
+  };
+  reloads(20);
+  const auto start = usageOf(run->pid());
+  reloads(100);
+  const auto end = usageOf(run->pid());
+  BOOST_TEST_MESSAGE("supervisor after 20 reloads: " << start.fds << " fds, " << start.rssKiB
+                                                     << " KiB; after 120: " << end.fds << " fds, "
+                                                     << end.rssKiB << " KiB");
+  BOOST_TEST(end.fds == start.fds);
+  BOOST_TEST(statusOf(config).at("reloads").as_int64() == 120);
+#if defined(__SANITIZE_ADDRESS__)
+  // AddressSanitizer keeps freed memory in quarantine, so RSS grows without a leak; its leak
+  // checker looks at the supervisor when it exits instead. The other builds measure.
+  run->signal(SIGTERM);
+  BOOST_TEST(run->waitExit(30s).value_or(-1) == 0, run->transcript());
+#else
+  // A leak of even 2 KiB per reload would show as 200 KiB.
+  BOOST_TEST(end.rssKiB - start.rssKiB < 200,
+             "RSS grew by " << end.rssKiB - start.rssKiB << " KiB");
+#endif
+}
+
+BOOST_AUTO_TEST_CASE(the_control_socket_can_be_placed_by_the_config) {
+  TempDir dir;
+  const auto socket = dir.path() / "ctl.sock";
+  const auto config =
+      dir.write("bot.toml", probeConfig(dir, 1, "basic", "", "[control]\nsocket = \"ctl.sock\"\n"));
+  auto run = SupervisorRun::run(config);
+  waitReady(*run, 0);
+  BOOST_TEST(std::filesystem::is_socket(socket));
+  BOOST_TEST(((std::filesystem::status(socket).permissions() & std::filesystem::perms::all) ==
+              (std::filesystem::perms::owner_read | std::filesystem::perms::owner_write)));
+  BOOST_TEST(runCli({"status", config.string()}).status == 0);
+  BOOST_TEST(runCli({"status", "--socket", socket.string()}).status == 0);
+  const auto check = runCli({"check", config.string()});
+  BOOST_TEST(check.output.find(socket.string()) != std::string::npos, check.output);
+  BOOST_TEST(runCli({"stop", config.string()}).status == 0);
+  BOOST_TEST(run->waitExit(30s).value_or(-1) == 0);
+  BOOST_TEST(!std::filesystem::exists(socket));
+}
+
+BOOST_AUTO_TEST_CASE(the_metrics_endpoint_serves_prometheus_text_to_curl) {
+  TempDir dir;
+  // A free port: bind to 0, read it back, release it.
+  const int port = [] {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    BOOST_REQUIRE(fd >= 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    BOOST_REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    socklen_t size = sizeof address;
+    BOOST_REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size) == 0);
+    ::close(fd);
+    return static_cast<int>(ntohs(address.sin_port));
+  }();
+  const std::string address = "127.0.0.1:" + std::to_string(port);
+  const auto config =
+      dir.write("bot.toml", probeConfig(dir, 2, "crash", "PROBE_CRASH = \"1\"",
+                                        "[metrics]\nlisten = \"" + address + "\"\n"));
+  auto run = SupervisorRun::run(config);
+  run->waitForLine("serving metrics at http://" + address + "/metrics");
+  waitReady(*run, 0);
+  waitReady(*run, 1, 1);  // cluster 1 crashed once and is back
+  SupervisorRun curl({"curl", "--silent", "--show-error", "--fail", "--include",
+                      "http://" + address + "/metrics"});
+  BOOST_REQUIRE(curl.waitExit(20s).value_or(-1) == 0);
+  const auto lines = curl.lines();
+  BOOST_REQUIRE(!lines.empty());
+  BOOST_TEST(lines[0].starts_with("HTTP/1.1 200 OK"));
+  BOOST_TEST(curl.transcript().find("Content-Type: text/plain; version=0.0.4") !=
+             std::string::npos);
+  // Every sample line is `name{labels} value`, every family has HELP and TYPE.
+  const std::regex sample(R"(^[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? -?[0-9.e+]+$)");
+  std::set<std::string> families;
+  std::map<std::string, std::string> values;
+  bool body = false;
+  for (const auto& line : lines) {
+    if (!body) {
+      body = line.empty() || line == "\r";
+      continue;
+    }
+    if (line.starts_with("# TYPE ")) {
+      families.insert(line.substr(7, line.find(' ', 7) - 7));
+    } else if (!line.starts_with("# HELP ")) {
+      BOOST_TEST(std::regex_match(line, sample), "not a sample: " << line);
+      values[line.substr(0, line.rfind(' '))] = line.substr(line.rfind(' ') + 1);
+    }
+  }
+  for (const char* family :
+       {"clustervisor_cluster_state", "clustervisor_cluster_restarts_total",
+        "clustervisor_cluster_exits_total", "clustervisor_cluster_events_received_total",
+        "clustervisor_cluster_delivered_bytes_total", "clustervisor_cluster_outbox_bytes",
+        "clustervisor_cluster_held_events", "clustervisor_dropped_events_total",
+        "clustervisor_waits_opened_total", "clustervisor_waits_ended_early_total",
+        "clustervisor_supervisor_resident_bytes", "clustervisor_supervisor_open_fds"}) {
+    BOOST_TEST(families.count(family) == 1u, family);
+  }
+  BOOST_TEST(values["clustervisor_cluster_state{cluster=\"0\",state=\"running\"}"] == "1");
+  BOOST_TEST(values["clustervisor_cluster_state{cluster=\"0\",state=\"queued\"}"] == "0");
+  BOOST_TEST(values["clustervisor_cluster_restarts_total{cluster=\"1\"}"] == "1");
+  BOOST_TEST(values["clustervisor_cluster_exits_total{cluster=\"1\",reason=\"failure\"}"] == "1");
+  BOOST_TEST(std::stol(values["clustervisor_supervisor_resident_bytes"]) > 0);
+  // Anything but GET /metrics: the right status, and the supervisor unharmed.
+  SupervisorRun missing({"curl", "--silent", "--output", "/dev/null", "--write-out", "%{http_code}",
+                         "http://" + address + "/nope"});
+  missing.waitExit(20s);
+  BOOST_TEST(missing.transcript().find("404") != std::string::npos, missing.transcript());
+  SupervisorRun post({"curl", "--silent", "--output", "/dev/null", "--write-out", "%{http_code}",
+                      "--data", "x=1", "http://" + address + "/metrics"});
+  post.waitExit(20s);
+  BOOST_TEST(post.transcript().find("405") != std::string::npos, post.transcript());
+  BOOST_TEST(statusOf(config).at("totals").as_object().at("running").as_int64() == 2);
+}
