@@ -136,9 +136,9 @@ CommandLine parseCommandLine(std::span<const std::string_view> args) {
         return result;
       }
       std::uint32_t batch = 0;
-      if (!parseClusterId(*value, batch) || batch == 0) {
-        return fail("--batch needs a number of clusters from 1, not \"" + std::string(*value) +
-                    "\"");
+      if (!parseClusterId(*value, batch) || batch == 0 || batch > 4096) {
+        return fail("--batch needs a number of clusters from 1 to 4096, not \"" +
+                    std::string(*value) + "\"");
       }
       result.batch = batch;
     } else if (!endOfOptions && result.command == Command::kRestart && takesValue(arg, "--delay")) {

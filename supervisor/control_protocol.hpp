@@ -55,7 +55,7 @@ struct ReloadRequest {
   bool rolling = false;
 };
 
-inline constexpr std::uint32_t kMaxBatch = 1u << 20;
+inline constexpr std::uint32_t kMaxBatch = 4096;  // the most clusters a bot has
 inline constexpr std::int64_t kMaxDelayMs = 24ll * 3600 * 1000;
 
 using Request = std::variant<StatusRequest, StopRequest, RestartRequest, ReloadRequest>;

@@ -94,7 +94,26 @@ bool ControlServer::start(std::string& error) {
             " bytes; set XDG_RUNTIME_DIR to a shorter directory";
     return false;
   }
-  ::unlink(path_.c_str());
+  // What is there already: a socket nobody answers on is a leftover of a supervisor that died,
+  // and goes; anything else (a file, a live socket of another bot with the same
+  // control.socket) is not ours to remove.
+  struct stat existing {};
+  if (::lstat(path_.c_str(), &existing) == 0) {
+    if (!S_ISSOCK(existing.st_mode)) {
+      error = "cannot listen on the control socket " + path_.string() +
+              ": something that is not a socket is there (check control.socket)";
+      return false;
+    }
+    Socket probe(io_);
+    error_code connectError;
+    probe.connect(asio::local::stream_protocol::endpoint(path_.string()), connectError);
+    if (!connectError) {
+      error = "cannot listen on the control socket " + path_.string() +
+              ": another supervisor answers there (two bots with the same control.socket?)";
+      return false;
+    }
+    ::unlink(path_.c_str());
+  }
   error_code ec;
   acceptor_.open(asio::local::stream_protocol(), ec);
   // Created with no permissions for group and others, before anyone could connect.
@@ -113,6 +132,11 @@ bool ControlServer::start(std::string& error) {
     return false;
   }
   ::chmod(path_.c_str(), 0600);
+  struct stat bound {};
+  if (::lstat(path_.c_str(), &bound) == 0) {
+    boundInode_ = bound.st_ino;
+    boundDevice_ = bound.st_dev;
+  }
   listening_ = true;
   accept();
   return true;
@@ -126,7 +150,12 @@ void ControlServer::stop() {
   retry_.cancel();
   error_code ignored;
   acceptor_.close(ignored);
-  ::unlink(path_.c_str());
+  // Only the socket this server made: another may have taken the path since.
+  struct stat current {};
+  if (::lstat(path_.c_str(), &current) == 0 && current.st_ino == boundInode_ &&
+      current.st_dev == boundDevice_) {
+    ::unlink(path_.c_str());
+  }
 }
 
 void ControlServer::accept() {

@@ -12,6 +12,8 @@
 // its file; connections in progress finish on their own.
 #pragma once
 
+#include <sys/types.h>
+
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -38,8 +40,8 @@ class ControlServer {
   ControlServer(boost::asio::io_context& io, std::filesystem::path path, Handler handler);
   ~ControlServer();
 
-  // Binds and listens. A file already at the path is removed first: the caller holds the run
-  // lock, so it can only be a socket left by a supervisor that died. False with `error` set on
+  // Binds and listens. A socket already at the path that nobody answers on is removed first (a
+  // supervisor that died left it); anything else there is refused. False with `error` set on
   // failure.
   bool start(std::string& error);
   void stop();
@@ -57,6 +59,8 @@ class ControlServer {
   boost::asio::steady_timer retry_;  // after an accept error (out of fds): try again later
   std::shared_ptr<int> open_;        // sessions in progress (shared with them)
   bool listening_ = false;
+  ino_t boundInode_ = 0;  // the socket file start() made, removed by stop() if still there
+  dev_t boundDevice_ = 0;
 };
 
 }  // namespace clustervisor

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "outbox.hpp"
 
+#include <limits>
+
 #include <algorithm>
 
 namespace clustervisor {
@@ -12,6 +14,13 @@ bool Outbox::push(Shared frame) {
   bytes_ += frame->size();
   segments_.push_back({std::move(frame), {}});
   return true;
+}
+
+void Outbox::pushControl(std::span<const std::byte> frame) {
+  const std::size_t limit = limit_;
+  limit_ = std::numeric_limits<std::size_t>::max();
+  push(frame);
+  limit_ = limit;
 }
 
 bool Outbox::push(std::span<const std::byte> frame) {

@@ -27,6 +27,10 @@ class Outbox {
 
   bool push(Shared frame);
   bool push(std::span<const std::byte> frame);
+  // A control frame (STOP, TOTAL_CHANGED, WAIT_CLOSED, a forwarded ACK: tens of bytes, bounded by
+  // what the supervisor tracks) is queued even over the limit: losing one would leave a worker
+  // with a wrong total or a wait that never closes, while the limit is for the event flood.
+  void pushControl(std::span<const std::byte> frame);
 
   // Up to maxSegments segments from the front; returns how many were added to `out`.
   std::size_t gather(std::vector<std::span<const std::byte>>& out, std::size_t maxSegments);

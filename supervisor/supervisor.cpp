@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "supervisor.hpp"
 
+#include <malloc.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -273,7 +274,10 @@ bool Supervisor::spawn(Slot& slot) {
   if (const auto info = readProcess(worker.pid)) {
     slot.processStartTime = info->startTime;
   }
+  // What this worker is started under, whatever a reload changes before it says hello.
   slot.heartbeatTimeout = config_.heartbeat.timeout;
+  slot.heartbeatInterval = config_.heartbeat.interval;
+  slot.maxPayload = config_.events.maxPayload;
   slot.connection = std::make_shared<WorkerConnection>(
       std::move(worker.socket), slot.id, wire::maxFrameSizeFor(config_.events.maxPayload),
       config_.events.outboxLimit, static_cast<FrameSink&>(*this));
@@ -318,9 +322,9 @@ void Supervisor::stopWorker(Slot& slot) {
   }
   slot.startTimer.cancel();
   slot.heartbeatTimer.cancel();
-  // The stop frame first; it may not fit a full outbox, and then only the signal tells.
+  // The stop frame first (a control frame: it passes a full outbox).
   const bool told = slot.connection && slot.connection->welcomed() &&
-                    slot.connection->send(wire::encodeStop(static_cast<std::uint32_t>(
+                    slot.connection->sendControl(wire::encodeStop(static_cast<std::uint32_t>(
                         std::min<std::int64_t>(config_.stop.timeout.count(), 0xFFFFFFFF))));
   // At most half the stop timeout: the signal always gets its chance before SIGKILL.
   const auto signalDelay = std::min(config_.stop.signalDelay, config_.stop.timeout / 2);
@@ -460,11 +464,10 @@ void Supervisor::onHello(Slot& slot, WorkerConnection& connection, std::span<std
   wire::WelcomeBody welcome;
   welcome.clusterId = slot.id;
   welcome.totalClusters = config_.clusters;
-  welcome.maxPayload = config_.events.maxPayload;
-  welcome.heartbeatIntervalMs =
-      slot.heartbeatTimeout.count() == 0
-          ? 0
-          : static_cast<std::uint32_t>(config_.heartbeat.interval.count());
+  welcome.maxPayload = slot.maxPayload;
+  welcome.heartbeatIntervalMs = slot.heartbeatTimeout.count() == 0
+                                    ? 0
+                                    : static_cast<std::uint32_t>(slot.heartbeatInterval.count());
   connection.send(wire::encodeWelcome(welcome));
   connection.setWelcomed();
   if (slot.lifecycle.state() == WorkerState::kStopping) {
@@ -563,8 +566,8 @@ void Supervisor::routeEvent(Slot& slot, WorkerConnection& from, const wire::Head
                      "completes without acknowledgements" +
                      waitLog_.suppressedNote());
           }
-          from.send(wire::encodeWaitClosed(slot.id, header.correlation,
-                                           {static_cast<std::uint32_t>(delivered.size()), 0}));
+          from.sendControl(wire::encodeWaitClosed(
+              slot.id, header.correlation, {static_cast<std::uint32_t>(delivered.size()), 0}));
         }
       }
       return;
@@ -579,7 +582,7 @@ void Supervisor::routeEvent(Slot& slot, WorkerConnection& from, const wire::Head
                                     " dropped");
       }
       if (header.correlation != 0) {
-        from.send(wire::encodeWaitClosed(slot.id, header.correlation, {0, 0}));
+        from.sendControl(wire::encodeWaitClosed(slot.id, header.correlation, {0, 0}));
       }
       return;
     case Relay::Route::kUnknownTarget:
@@ -588,7 +591,7 @@ void Supervisor::routeEvent(Slot& slot, WorkerConnection& from, const wire::Head
                                        ", which does not exist (clusters are 0.." +
                                        std::to_string(relay_.clusters() - 1) + "); dropped");
       if (header.correlation != 0) {
-        from.send(wire::encodeWaitClosed(slot.id, header.correlation, {0, 0}));
+        from.sendControl(wire::encodeWaitClosed(slot.id, header.correlation, {0, 0}));
       }
       return;
   }
@@ -607,12 +610,13 @@ void Supervisor::routeAck(Slot& slot, const wire::Header& header, std::span<std:
 }
 
 void Supervisor::sendTo(std::uint32_t id, std::span<const std::byte> frame) {
+  // Acks, WAIT_CLOSED, TOTAL_CHANGED: control frames, which a full outbox still takes.
   if (id >= slots_.size()) {
     return;
   }
   const auto& connection = slots_[id]->connection;
-  if (connection && connection->welcomed() && !connection->send(frame)) {
-    reportOutboxFull(id);
+  if (connection && connection->welcomed()) {
+    connection->sendControl(frame);
   }
 }
 
@@ -675,6 +679,10 @@ void Supervisor::sweep() {
       reportExpired(id, held_.expire(id, now));
     }
     waits_.expire(now - kMaxWaitAge);
+    // Outboxes that held a burst (a worker that was stopped, a flood) free their memory when
+    // they drain, but the allocator keeps it; give it back, so the supervisor's size follows
+    // its load instead of its worst moment.
+    ::malloc_trim(0);
     sweep();
   });
 }
@@ -887,6 +895,7 @@ void Supervisor::onExit(Slot& slot, int status) {
       break;
   }
   countExit(slot, reason);
+  slot.outdated = false;  // the next worker starts with the current settings
   line += whatNext(slot, step, "restarting");
   slot.lastExitSucceeded = step.success;
   slot.lastExit = how;
@@ -977,7 +986,14 @@ void Supervisor::beginShutdown(std::string_view why) {
   queueTimer_.cancel();
   rolloutTimer_.cancel();
   if (current_) {
-    finishOperation(false, "the supervisor is stopping (" + std::string(why) + ")");
+    std::string error = "the supervisor is stopping (" + std::string(why) + ")";
+    if (applying_) {
+      // Reached from inside the operation's own steps (a spawn that failed into a crash loop
+      // that stops the supervisor): they still use it, so it ends once they return.
+      asio::post(io_, [this, error = std::move(error)] { finishOperation(false, error); });
+    } else {
+      finishOperation(false, error);
+    }
   }
   for (auto& waiting : operations_) {
     if (waiting.reply) {
@@ -1511,6 +1527,7 @@ void Supervisor::applyScale(std::uint32_t from, std::uint32_t to) {
         // A cluster removed earlier comes back: a fresh start, as if it were new.
         Slot& slot = *slots_[id];
         slot.removed = false;
+        slot.outdated = false;
         slot.lifecycle = WorkerLifecycle(config_.restart, config_.start.ready);
         slot.lastExit.clear();
         slot.lastExitNote.clear();

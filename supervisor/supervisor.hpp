@@ -99,7 +99,9 @@ class Supervisor final : private FrameSink {
     // The liveness timeout the current worker was started under (a reload may change the
     // config's; a worker told to send no heartbeats must not be judged by a new one).
     std::chrono::milliseconds heartbeatTimeout{0};
-    Clock::time_point lastHeard;  // the spawn, or the last read of a connection since closed
+    std::chrono::milliseconds heartbeatInterval{0};
+    std::uint32_t maxPayload = 0;  // events.max_payload its connection was made with
+    Clock::time_point lastHeard;   // the spawn, or the last read of a connection since closed
     std::shared_ptr<WorkerConnection> connection;
     std::shared_ptr<OutputCapture> out;
     std::shared_ptr<OutputCapture> err;
@@ -129,6 +131,7 @@ class Supervisor final : private FrameSink {
   void routeEvent(Slot& slot, WorkerConnection& from, const wire::Header& header,
                   std::span<std::byte> frame);
   void routeAck(Slot& slot, const wire::Header& header, std::span<std::byte> frame);
+  // A control frame (ack, WAIT_CLOSED, TOTAL_CHANGED) to the cluster's connected worker.
   void sendTo(std::uint32_t id, std::span<const std::byte> frame);
   void closeWaits(const std::vector<WaitTable::Closed>& closed);
   void disconnect(Slot& slot);

@@ -76,6 +76,15 @@ bool WorkerConnection::send(Outbox::Shared frame) {
   return true;
 }
 
+bool WorkerConnection::sendControl(std::span<const std::byte> frame) {
+  if (closed_ || retiring_) {
+    return false;
+  }
+  outbox_.pushControl(frame);
+  wakeWriter();
+  return true;
+}
+
 void WorkerConnection::wakeWriter() {
   writerWakeup_.cancel_one();
 }

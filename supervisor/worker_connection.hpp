@@ -64,6 +64,9 @@ class WorkerConnection : public std::enable_shared_from_this<WorkerConnection> {
   // Queue bytes for the worker; false when the outbox is full (the frame is dropped).
   bool send(std::span<const std::byte> frame);
   bool send(Outbox::Shared frame);
+  // A control frame: queued even when the outbox is at its limit (see Outbox::pushControl).
+  // False only when the connection no longer takes frames.
+  bool sendControl(std::span<const std::byte> frame);
   std::size_t queuedBytes() const { return outbox_.bytes(); }
 
   // When bytes last arrived from the worker (taken once per read, not per frame); the start of

@@ -789,7 +789,8 @@ void applyControlSocket(Validator& v, const Value& value) {
     return;
   }
   const std::string& text = string->get();
-  if (text.empty() || text.back() == '/') {
+  const auto name = std::filesystem::path(text).lexically_normal().filename();
+  if (text.empty() || text.back() == '/' || name.empty() || name == "." || name == "..") {
     v.fail(value, "expected the path of a socket file, e.g. \"/run/mybot/control.sock\", got " +
                       quote(text));
   } else if (containsNul(text)) {
@@ -853,7 +854,8 @@ void applyMetricsListen(Validator& v, const Value& value) {
         ++i;
         ++digits;
       }
-      ok = digits > 0 && digits <= 3 && octet <= 255;
+      // No leading zeros: "010" reads as octal to some tools and is refused by inet_pton.
+      ok = digits > 0 && digits <= 3 && octet <= 255 && !(digits > 1 && host[i - digits] == '0');
       octets[count++] = octet;
       if (count < 4) {
         ok = ok && i < host.size() && host[i] == '.';

@@ -705,6 +705,11 @@ BOOST_AUTO_TEST_CASE(refuses_metrics_off_loopback_and_unusable_sockets) {
        "bot.toml:3:10: metrics.listen: " + loopback + ", got \"example.com:9464\"\n"},
       {kCommand + "[metrics]\nlisten = \"127.0.0.256:9464\"",
        "bot.toml:3:10: metrics.listen: " + loopback + ", got \"127.0.0.256:9464\"\n"},
+      {kCommand + "[metrics]\nlisten = \"127.0.0.01:9464\"",
+       "bot.toml:3:10: metrics.listen: " + loopback + ", got \"127.0.0.01:9464\"\n"},
+      {kCommand + "[control]\nsocket = \"run/..\"",
+       "bot.toml:3:10: control.socket: expected the path of a socket file, e.g. "
+       "\"/run/mybot/control.sock\", got \"run/..\"\n"},
       {kCommand + "[metrics]\nlisten = \"[::]:9464\"",
        "bot.toml:3:10: metrics.listen: " + loopback + ", got \"[::]:9464\"\n"},
       {kCommand + "[metrics]\nlisten = \"127.0.0.1:0\"",

@@ -219,12 +219,17 @@ BOOST_AUTO_TEST_CASE(an_invalid_reload_keeps_the_running_config_and_reports_ever
 
 BOOST_AUTO_TEST_CASE(worker_settings_are_reported_then_applied_by_a_rolling_reload) {
   TempDir dir;
-  const auto config = dir.write("bot.toml", probeConfig(dir, 3, "basic", "PROBE_EXTRA = \"old\""));
+  // Each start takes 400ms to be ready: the rolling restart lasts long enough for the second
+  // reload to arrive while it runs.
+  const auto config = dir.write(
+      "bot.toml",
+      probeConfig(dir, 3, "slow-ready", "PROBE_EXTRA = \"old\", PROBE_READY_MS = \"400\""));
   auto run = SupervisorRun::run(config);
   for (int c = 0; c < 3; ++c) {
     waitReady(*run, c);
   }
-  dir.write("bot.toml", probeConfig(dir, 3, "basic", "PROBE_EXTRA = \"new\""));
+  dir.write("bot.toml",
+            probeConfig(dir, 3, "slow-ready", "PROBE_EXTRA = \"new\", PROBE_READY_MS = \"400\""));
   auto reload = runCli({"reload", config.string()});
   BOOST_TEST(reload.status == 0, reload.output);
   BOOST_TEST(reload.output ==
@@ -364,7 +369,14 @@ BOOST_AUTO_TEST_CASE(a_hundred_reloads_leak_no_fds_or_memory) {
   reloads(20);
   const auto start = usageOf(run->pid());
   reloads(100);
-  const auto end = usageOf(run->pid());
+  // The last removed worker's connection drains for up to a second after the answer, and the
+  // CLI's session closes: wait for the count to settle, with a deadline.
+  auto end = usageOf(run->pid());
+  for (const auto deadline = std::chrono::steady_clock::now() + 5s;
+       end.fds != start.fds && std::chrono::steady_clock::now() < deadline;
+       end = usageOf(run->pid())) {
+    std::this_thread::sleep_for(20ms);
+  }
   BOOST_TEST_MESSAGE("supervisor after 20 reloads: " << start.fds << " fds, " << start.rssKiB
                                                      << " KiB; after 120: " << end.fds << " fds, "
                                                      << end.rssKiB << " KiB");
@@ -396,6 +408,22 @@ BOOST_AUTO_TEST_CASE(the_control_socket_can_be_placed_by_the_config) {
   BOOST_TEST(runCli({"status", "--socket", socket.string()}).status == 0);
   const auto check = runCli({"check", config.string()});
   BOOST_TEST(check.output.find(socket.string()) != std::string::npos, check.output);
+  // A second bot told to use the same path does not take it over; nor is a file replaced.
+  const auto other = dir.write(
+      "other.toml", probeConfig(dir, 1, "basic", "", "[control]\nsocket = \"ctl.sock\"\n"));
+  auto second = SupervisorRun::run(other);
+  second->waitForLine("another supervisor answers there");
+  const auto onFile = dir.write(
+      "third.toml", probeConfig(dir, 1, "basic", "", "[control]\nsocket = \"other.toml\"\n"));
+  auto third = SupervisorRun::run(onFile);
+  third->waitForLine("something that is not a socket is there");
+  BOOST_TEST(std::filesystem::is_regular_file(other));
+  second->signal(SIGTERM);
+  third->signal(SIGTERM);
+  BOOST_TEST(second->waitExit(30s).value_or(-1) == 0);
+  BOOST_TEST(third->waitExit(30s).value_or(-1) == 0);
+  BOOST_TEST(std::filesystem::is_socket(socket));  // still the first bot's
+  BOOST_TEST(runCli({"status", config.string()}).status == 0);
   BOOST_TEST(runCli({"stop", config.string()}).status == 0);
   BOOST_TEST(run->waitExit(30s).value_or(-1) == 0);
   BOOST_TEST(!std::filesystem::exists(socket));
