@@ -19,8 +19,10 @@
 #include <fstream>
 #include <future>
 #include <iostream>
+#include <map>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -252,6 +254,115 @@ int tokensMain() {
   return 0;
 }
 
+// Monotonic nanoseconds: the same clock in every process of the machine.
+long long nowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// chaos: every cluster floods the others with numbered events (a broadcast "b" and an emitTo
+// "e" to a random other cluster each round, a broadcastAndWait "w" every 50 rounds) until the
+// test creates "quiesce"; then it broadcasts "fin" with what it sent. Receivers check on the fly
+// that each sender run's numbers arrive in order without gaps or repeats ("CHAOS-BAD" when
+// not), and on "fin" report how many arrived ("FIN"). Waits report which clusters acknowledged
+// ("WAITED"), receivers report each acknowledgement they are about to send ("ACK").
+int chaosMain(Cluster& cluster) {
+  auto& events = cluster.events();
+  const int id = cluster.id();
+  const int run = countRun(std::to_string(id));
+  struct Stream {
+    long first = -1;
+    long next = -1;
+    long count = 0;
+  };
+  // Per "<kind>:<from>:<run>", touched on the bus executor only.
+  auto streams = std::make_shared<std::map<std::string, Stream>>();
+  const auto check = [streams, id, run](const char* kind, const json::value& data) {
+    const long from = static_cast<long>(data.at("from").as_int64());
+    const long senderRun = static_cast<long>(data.at("run").as_int64());
+    const long n = static_cast<long>(data.at("n").as_int64());
+    Stream& stream = (*streams)[std::string(kind) + ":" + std::to_string(from) + ":" +
+                                std::to_string(senderRun)];
+    if (stream.first < 0) {
+      stream.first = n;
+    } else if (n != stream.next) {
+      say("CHAOS-BAD id=", id, " run=", run, " kind=", kind, " from=", from,
+          " senderRun=", senderRun, " expected=", stream.next, " got=", n);
+    }
+    stream.next = n + 1;
+    ++stream.count;
+  };
+  events.on("b", [check](const json::value& data, int) { check("b", data); });
+  events.on("e", [check](const json::value& data, int) { check("e", data); });
+  events.on("w", [id, run](const json::value& data, int) {
+    say("ACK id=", id, " run=", run, " waiter=", data.at("from").as_int64(),
+        " waiterRun=", data.at("run").as_int64(), " k=", data.at("k").as_int64());
+  });
+  events.on("fin", [streams, id, run](const json::value& data, int) {
+    const long from = static_cast<long>(data.at("from").as_int64());
+    const long senderRun = static_cast<long>(data.at("run").as_int64());
+    const auto key = [&](const char* kind) {
+      return std::string(kind) + ":" + std::to_string(from) + ":" + std::to_string(senderRun);
+    };
+    const Stream b = (*streams)[key("b")];
+    const Stream e = (*streams)[key("e")];
+    say("FIN id=", id, " run=", run, " from=", from, " senderRun=", senderRun, " b=", b.count,
+        " bFirst=", b.first, " bSent=", data.at("b").as_int64(), " e=", e.count,
+        " eFirst=", e.first,
+        " eSent=", data.at("e").as_array().at(static_cast<std::size_t>(id)).as_int64());
+  });
+  cluster.ready();
+  // At the start, every cluster is connected before the flood begins: a broadcast reaches only
+  // the clusters connected when it is relayed. (Later runs start while the others run.)
+  if (run == 1) {
+    barrier(cluster);
+  }
+
+  std::mt19937 random(static_cast<unsigned>(id * 7919 + run));
+  const int total = cluster.totalClusters();
+  long broadcasts = 0;
+  std::vector<long> emitted(static_cast<std::size_t>(total), 0);
+  long waits = 0;
+  const std::string pad(100, 'x');  // events of about the size a bot sends
+  const int burst = std::atoi(env("PROBE_BURST", "5").c_str());
+  while (!std::ifstream(env("PROBE_DIR") + "/quiesce").good()) {
+    for (int i = 0; i < burst; ++i) {
+      events.broadcast("b", {{"from", id}, {"run", run}, {"n", broadcasts++}, {"pad", pad}});
+      int target = static_cast<int>(random() % static_cast<unsigned>(total - 1));
+      target += target >= id ? 1 : 0;
+      events.emitTo(target, "e",
+                    {{"from", id},
+                     {"run", run},
+                     {"n", emitted[static_cast<std::size_t>(target)]++},
+                     {"pad", pad}});
+    }
+    if (broadcasts % (burst * 100) == 0) {
+      const long k = waits++;
+      const long long started = nowNs();
+      events.broadcastAndWaitDetailed(
+          "w", {{"from", id}, {"run", run}, {"k", k}}, 2s, total - 1,
+          [id, run, k, started](boost::system::error_code, clustervisor::AckReport report) {
+            std::string acked;
+            for (const int c : report.clusters) {
+              acked += (acked.empty() ? "" : ",") + std::to_string(c);
+            }
+            say("WAITED id=", id, " run=", run, " k=", k, " count=", report.acked,
+                " acked=", acked.empty() ? "-" : acked, " t0=", started, " t1=", nowNs());
+          });
+    }
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(std::atoi(env("PROBE_PACE_MS", "2").c_str())));
+  }
+  json::array perTarget;
+  for (const long n : emitted) {
+    perTarget.push_back(n);
+  }
+  events.broadcast("fin", {{"from", id}, {"run", run}, {"b", broadcasts}, {"e", perTarget}});
+  say("QUIESCED id=", id, " run=", run, " b=", broadcasts);
+  sleepForever();
+}
+
 }  // namespace
 
 int main() {
@@ -322,7 +433,8 @@ int main() {
     waitForFile("listen");
     say("LISTENING");
   }
-  if (mode != "order" && mode != "burst-exit" && mode != "acks" && mode != "wait") {
+  if (mode != "order" && mode != "burst-exit" && mode != "acks" && mode != "wait" &&
+      mode != "chaos") {
     events.listen();
   }
   if (mode == "late" && id == 0) {
@@ -541,6 +653,10 @@ int main() {
       events.broadcast("round", {{"n", round}});
       say("PONG id=0 round=", round, " total=", cluster.totalClusters(), " ticks=", tick);
     }
+  }
+
+  if (mode == "chaos") {
+    return chaosMain(cluster);
   }
 
   if (mode == "never-ready" &&
