@@ -241,18 +241,43 @@ void Supervisor::pumpQueue() {
   }
 }
 
-bool Supervisor::spawn(Slot& slot) {
+SpawnRequest Supervisor::spawnRequest(std::uint32_t cluster) const {
   SpawnRequest request;
-  request.clusterId = slot.id;
+  request.clusterId = cluster;
   request.totalClusters = config_.clusters;
   request.command = config_.command;
   request.workingDirectory = config_.workingDirectory;
   request.environment = config_.environment;
-  request.shards = config::shardsFor(config_, slot.id);
+  request.shards = config::shardsFor(config_, cluster);
   request.totalShards = config_.shards.total;
+  return request;
+}
+
+std::pair<std::shared_ptr<OutputCapture>, std::shared_ptr<OutputCapture>> Supervisor::capture(
+    std::uint32_t cluster, SpawnedWorker& worker) {
+  const std::string prefix = "[cluster " + std::to_string(cluster) + "] ";
+  const auto onEnd = [this] {
+    --openCaptures_;
+    if (finished_ && openCaptures_ == 0) {
+      finishTimer_.cancel();
+    }
+  };
+  openCaptures_ += 2;
+  auto out = std::make_shared<OutputCapture>(std::move(worker.out), prefix, STDOUT_FILENO, onEnd);
+  auto err = std::make_shared<OutputCapture>(std::move(worker.err), prefix, STDERR_FILENO, onEnd);
+  out->start();
+  err->start();
+  // Every capture, also those of earlier workers still draining, so a stop can close them all.
+  std::erase_if(captures_, [](const auto& c) { return c.expired(); });
+  captures_.push_back(out);
+  captures_.push_back(err);
+  return {std::move(out), std::move(err)};
+}
+
+bool Supervisor::spawn(Slot& slot) {
   error_code ec;
   std::string what;
-  auto worker = spawner_.spawn(request, ec, what);
+  auto worker = spawner_.spawn(spawnRequest(slot.id), ec, what);
   if (ec) {
     const WorkerLifecycle::Step step =
         slot.lifecycle.on({Kind::kSpawnFailed,
@@ -282,22 +307,7 @@ bool Supervisor::spawn(Slot& slot) {
       std::move(worker.socket), slot.id, wire::maxFrameSizeFor(config_.events.maxPayload),
       config_.events.outboxLimit, static_cast<FrameSink&>(*this));
   slot.connection->start();
-  const std::string prefix = "[cluster " + std::to_string(slot.id) + "] ";
-  const auto onEnd = [this] {
-    --openCaptures_;
-    if (finished_ && openCaptures_ == 0) {
-      finishTimer_.cancel();
-    }
-  };
-  openCaptures_ += 2;
-  slot.out = std::make_shared<OutputCapture>(std::move(worker.out), prefix, STDOUT_FILENO, onEnd);
-  slot.err = std::make_shared<OutputCapture>(std::move(worker.err), prefix, STDERR_FILENO, onEnd);
-  slot.out->start();
-  slot.err->start();
-  // Every capture, also those of earlier runs still draining, so a stop can close them all.
-  std::erase_if(captures_, [](const auto& c) { return c.expired(); });
-  captures_.push_back(slot.out);
-  captures_.push_back(slot.err);
+  std::tie(slot.out, slot.err) = capture(slot.id, worker);
   handle(slot, Kind::kSpawned);
   const auto restarts = slot.lifecycle.restarts();
   logLine(describe(slot) + " started" +
@@ -322,31 +332,38 @@ void Supervisor::stopWorker(Slot& slot) {
   }
   slot.startTimer.cancel();
   slot.heartbeatTimer.cancel();
+  armKillTimer(slot, beginStopSequence(slot.connection.get(), slot.stopHandler, slot.signalTimer,
+                                       [&slot] { return slot.pid; }));
+}
+
+std::string Supervisor::beginStopSequence(WorkerConnection* connection, bool stopHandler,
+                                          asio::steady_timer& signalTimer,
+                                          std::function<pid_t()> pid) {
   // The stop frame first (a control frame: it passes a full outbox).
-  const bool told = slot.connection && slot.connection->welcomed() &&
-                    slot.connection->sendControl(wire::encodeStop(static_cast<std::uint32_t>(
+  const bool told = connection != nullptr && connection->welcomed() &&
+                    connection->sendControl(wire::encodeStop(static_cast<std::uint32_t>(
                         std::min<std::int64_t>(config_.stop.timeout.count(), 0xFFFFFFFF))));
   // At most half the stop timeout: the signal always gets its chance before SIGKILL.
   const auto signalDelay = std::min(config_.stop.signalDelay, config_.stop.timeout / 2);
-  const bool signalLater = told && slot.stopHandler && signalDelay.count() > 0;
-  armKillTimer(slot, signalLater ? "the stop frame" : signalName(config_.stop.signal));
-  const auto sendSignal = [this, &slot] {
-    if (slot.pid > 0) {
+  const bool signalLater = told && stopHandler && signalDelay.count() > 0;
+  const auto sendSignal = [this, pid] {
+    if (const pid_t target = pid(); target > 0) {
       // The whole process group: the worker and whatever it started.
-      ::kill(-slot.pid, config_.stop.signal);
+      ::kill(-target, config_.stop.signal);
     }
   };
   if (signalLater) {
     // The worker shuts down on the stop frame; the signal is the fallback.
-    slot.signalTimer.expires_after(signalDelay);
-    slot.signalTimer.async_wait([sendSignal](error_code ec) {
+    signalTimer.expires_after(signalDelay);
+    signalTimer.async_wait([sendSignal](error_code ec) {
       if (!ec) {
         sendSignal();
       }
     });
-  } else {
-    sendSignal();
+    return "the stop frame";
   }
+  sendSignal();
+  return signalName(config_.stop.signal);
 }
 
 void Supervisor::abortWorker(Slot& slot) {
@@ -391,6 +408,10 @@ void Supervisor::watchHeartbeat(Slot& slot) {
 void Supervisor::onFrame(WorkerConnection& connection, const wire::Header& header,
                          std::span<std::byte> frame) {
   Slot& slot = *slots_[connection.clusterId()];
+  if (slot.successor && slot.successor->connection.get() == &connection) {
+    onSuccessorFrame(slot, connection, header, frame);
+    return;
+  }
   const bool current = slot.connection.get() == &connection;
   if (!connection.welcomed()) {
     if (!current) {
@@ -416,7 +437,8 @@ void Supervisor::onFrame(WorkerConnection& connection, const wire::Header& heade
       routeAck(slot, header, frame);
       return;
     case wire::FrameType::kWaitDone:
-      if (waits_.cancel(slot.id, header.correlation)) {
+      // Only the cluster's current worker has waits (those of one it replaced were closed).
+      if (current && waits_.cancel(slot.id, header.correlation)) {
         ++waitsEndedEarly_;
       }
       return;
@@ -445,12 +467,14 @@ void Supervisor::onFrame(WorkerConnection& connection, const wire::Header& heade
                  true);
 }
 
-void Supervisor::onHello(Slot& slot, WorkerConnection& connection, std::span<std::byte> frame) {
+bool Supervisor::welcome(Slot& slot, WorkerConnection& connection, std::span<std::byte> frame,
+                         std::chrono::milliseconds heartbeatTimeout,
+                         std::chrono::milliseconds heartbeatInterval, std::uint32_t maxPayload) {
   const auto hello = wire::helloBody(frame);
   if (hello.magic != wire::kHelloMagic) {
     connection.close();
     onDisconnected(connection, "HELLO without the \"CVSR\" magic: not a clustervisor worker", true);
-    return;
+    return false;
   }
   if (hello.minVersion > wire::kProtocolVersion || hello.maxVersion < wire::kProtocolVersion) {
     connection.close();
@@ -459,17 +483,24 @@ void Supervisor::onHello(Slot& slot, WorkerConnection& connection, std::span<std
                        std::to_string(hello.maxVersion) + "; this supervisor speaks " +
                        std::to_string(wire::kProtocolVersion),
                    true);
+    return false;
+  }
+  wire::WelcomeBody body;
+  body.clusterId = slot.id;
+  body.totalClusters = config_.clusters;
+  body.maxPayload = maxPayload;
+  body.heartbeatIntervalMs =
+      heartbeatTimeout.count() == 0 ? 0 : static_cast<std::uint32_t>(heartbeatInterval.count());
+  connection.send(wire::encodeWelcome(body));
+  connection.setWelcomed();
+  return true;
+}
+
+void Supervisor::onHello(Slot& slot, WorkerConnection& connection, std::span<std::byte> frame) {
+  if (!welcome(slot, connection, frame, slot.heartbeatTimeout, slot.heartbeatInterval,
+               slot.maxPayload)) {
     return;
   }
-  wire::WelcomeBody welcome;
-  welcome.clusterId = slot.id;
-  welcome.totalClusters = config_.clusters;
-  welcome.maxPayload = slot.maxPayload;
-  welcome.heartbeatIntervalMs = slot.heartbeatTimeout.count() == 0
-                                    ? 0
-                                    : static_cast<std::uint32_t>(slot.heartbeatInterval.count());
-  connection.send(wire::encodeWelcome(welcome));
-  connection.setWelcomed();
   if (slot.lifecycle.state() == WorkerState::kStopping) {
     // Its stop began before it said hello: it gets nothing more (held events stay held for the
     // next worker), and the kill timer already runs.
@@ -525,8 +556,16 @@ void Supervisor::routeEvent(Slot& slot, WorkerConnection& from, const wire::Head
   switch (decision.route) {
     case Relay::Route::kDeliver: {
       std::vector<std::uint32_t> delivered;
-      // A wait from a worker that already exited has nobody to tell: just deliver the event.
-      const bool wantsAcks = header.correlation != 0 && !from.retiring();
+      // A wait from a worker that already exited has nobody to tell: just deliver the event. One
+      // from a successor not ready yet, or from a worker it replaced, is not tracked (the
+      // cluster's waits belong to its current worker) and is closed at once, unacknowledged.
+      const bool current = slots_[slot.id]->connection.get() == &from;
+      const bool wantsAcks = header.correlation != 0 && !from.retiring() && current;
+      if (header.correlation != 0 && !from.retiring() && !current) {
+        from.sendControl(
+            wire::encodeWaitClosed(slot.id, header.correlation,
+                                   {static_cast<std::uint32_t>(decision.recipients.size()), 0}));
+      }
       if (decision.recipients.size() == 1) {
         const auto id = decision.recipients.front();
         if (slots_[id]->connection->send(frame)) {
@@ -690,6 +729,11 @@ void Supervisor::sweep() {
 void Supervisor::onDisconnected(WorkerConnection& connection, const std::string& reason,
                                 bool protocolError) {
   Slot& slot = *slots_[connection.clusterId()];
+  if (slot.successor && slot.successor->connection.get() == &connection) {
+    failSuccessor(slot, protocolError ? "protocol error: " + reason
+                                      : "closed its connection before it was ready");
+    return;
+  }
   if (slot.connection.get() != &connection) {
     // A previous worker's connection, read to its end: forget it.
     std::erase_if(retiring_, [&](const auto& c) { return c.get() == &connection; });
@@ -757,10 +801,23 @@ void Supervisor::reapChildren() {
       break;
     }
     reaped = true;
+    bool found = false;
     for (auto& slot : slots_) {
       if (slot->pid == pid) {
         onExit(*slot, status);
+        found = true;
         break;
+      }
+      if (slot->successor && slot->successor->pid == pid) {
+        onSuccessorExit(*slot, status);
+        found = true;
+        break;
+      }
+    }
+    for (std::size_t i = 0; !found && i < replaced_.size(); ++i) {
+      if (replaced_[i]->pid == pid) {
+        onReplacedExit(i, status);
+        found = true;
       }
     }
   }
@@ -779,8 +836,14 @@ void Supervisor::killOrphans(bool all) {
     if (child.state == 'Z') {
       continue;  // reaped by waitpid
     }
-    const bool isWorker = std::any_of(slots_.begin(), slots_.end(),
-                                      [&](const auto& slot) { return slot->pid == child.pid; });
+    const bool isWorker =
+        std::any_of(slots_.begin(), slots_.end(),
+                    [&](const auto& slot) {
+                      return slot->pid == child.pid ||
+                             (slot->successor && slot->successor->pid == child.pid);
+                    }) ||
+        std::any_of(replaced_.begin(), replaced_.end(),
+                    [&](const auto& replaced) { return replaced->pid == child.pid; });
     if (isWorker) {
       continue;
     }
@@ -832,6 +895,8 @@ std::string Supervisor::whatNext(const Slot& slot, const WorkerLifecycle::Step& 
 
 void Supervisor::onExit(Slot& slot, int status) {
   const pid_t pid = slot.pid;
+  // A successor waiting to take over has nothing to take over now; the policy decides.
+  failSuccessor(slot, "was stopped: the running worker exited meanwhile");
   WorkerExit exit;
   std::string how;
   const bool wasStopping = slot.lifecycle.state() == WorkerState::kStopping;
@@ -1003,6 +1068,7 @@ void Supervisor::beginShutdown(std::string_view why) {
   operations_.clear();
   std::size_t running = 0;
   for (auto& slot : slots_) {
+    failSuccessor(*slot, "was stopped with the supervisor before it was ready");
     handle(*slot, Kind::kShutdown);
     if (slot->lifecycle.state() == WorkerState::kStopping) {
       ++running;
@@ -1024,9 +1090,12 @@ void Supervisor::maybeFinish() {
     return;
   }
   for (const auto& slot : slots_) {
-    if (slot->lifecycle.state() != WorkerState::kStopped) {
+    if (slot->lifecycle.state() != WorkerState::kStopped || slot->successor) {
       return;
     }
+  }
+  if (!replaced_.empty()) {
+    return;
   }
   finished_ = true;
   reapChildren();
@@ -1119,6 +1188,9 @@ boost::json::object Supervisor::status() const {
     }();
     if (slot->removed) {
       c["removed"] = true;
+    }
+    if (slot->successor) {
+      c["successor_pid"] = slot->successor->pid;
     }
     c["outdated"] = slot->outdated;
     eventsIn += slot->eventsIn;
@@ -1298,6 +1370,7 @@ void Supervisor::onControl(const control::Request& request, ControlServer::Reply
       Slot& slot = *slots_[id];
       logLine(describe(slot) + ": restart requested over the control socket (was " +
               std::string(toString(slot.lifecycle.state())) + ")");
+      failSuccessor(slot, "was stopped: a restart of its cluster was requested");
       handle(slot, Kind::kRestartRequested);
       restarted.push_back(id);
     }
@@ -1321,6 +1394,220 @@ void Supervisor::onControl(const control::Request& request, ControlServer::Reply
     return;
   }
   reply(control::encodeSuccess(status()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Successors: a rolling restart keeps a cluster's running worker until its new one is ready.
+
+bool Supervisor::startSuccessor(Slot& slot) {
+  slot.handOverFailure.clear();
+  error_code ec;
+  std::string what;
+  auto worker = spawner_.spawn(spawnRequest(slot.id), ec, what);
+  if (ec) {
+    slot.handOverFailure = "could not be started: " + what;
+    logError(describe(slot) + ": its new worker " + slot.handOverFailure +
+             "; the running worker goes on");
+    return false;
+  }
+  auto successor = std::make_unique<Successor>(io_);
+  successor->pid = worker.pid;
+  successor->spawnedAt = Clock::now();
+  if (const auto info = readProcess(worker.pid)) {
+    successor->processStartTime = info->startTime;
+  }
+  successor->heartbeatTimeout = config_.heartbeat.timeout;
+  successor->heartbeatInterval = config_.heartbeat.interval;
+  successor->maxPayload = config_.events.maxPayload;
+  successor->connection = std::make_shared<WorkerConnection>(
+      std::move(worker.socket), slot.id, wire::maxFrameSizeFor(config_.events.maxPayload),
+      config_.events.outboxLimit, static_cast<FrameSink&>(*this));
+  successor->connection->start();
+  std::tie(successor->out, successor->err) = capture(slot.id, worker);
+  successor->timer.expires_after(config_.start.timeout);
+  successor->timer.async_wait([this, &slot](error_code timerError) {
+    if (!timerError) {
+      failSuccessor(slot, "was not ready within " + formatDuration(config_.start.timeout) +
+                              " (start.timeout)");
+    }
+  });
+  logLine(describe(slot) + ": new worker (pid " + std::to_string(worker.pid) +
+          ") started next to it; it takes over once it is ready");
+  slot.successor = std::move(successor);
+  return true;
+}
+
+void Supervisor::failSuccessor(Slot& slot, const std::string& why) {
+  Successor* successor = slot.successor.get();
+  if (successor == nullptr || successor->failed) {
+    return;
+  }
+  successor->failed = true;
+  slot.handOverFailure = why;
+  if (!shuttingDown_) {
+    logError(describe(slot) + ": its new worker (pid " + std::to_string(successor->pid) + ") " +
+             why + "; stopping it, the running worker goes on");
+  }
+  if (successor->connection) {
+    successor->connection->close();
+  }
+  ::kill(-successor->pid, config_.stop.signal);
+  successor->timer.expires_after(config_.stop.timeout);
+  successor->timer.async_wait([this, &slot](error_code ec) {
+    if (!ec && slot.successor) {
+      ::kill(-slot.successor->pid, SIGKILL);
+    }
+  });
+  progressOperation();
+}
+
+void Supervisor::onSuccessorFrame(Slot& slot, WorkerConnection& connection,
+                                  const wire::Header& header, std::span<std::byte> frame) {
+  Successor& successor = *slot.successor;
+  if (successor.failed) {
+    return;
+  }
+  if (!connection.welcomed()) {
+    if (header.type != wire::FrameType::kHello) {
+      failSuccessor(slot, "sent " + std::string(wire::toString(header.type)) + " before HELLO");
+      return;
+    }
+    if (welcome(slot, connection, frame, successor.heartbeatTimeout, successor.heartbeatInterval,
+                successor.maxPayload) &&
+        config_.start.ready == config::ReadyWhen::kConnect) {
+      promote(slot);
+    }
+    return;
+  }
+  switch (header.type) {
+    case wire::FrameType::kEvent:
+      routeEvent(slot, connection, header, frame);
+      return;
+    case wire::FrameType::kReady:
+      promote(slot);
+      return;
+    case wire::FrameType::kStopHandler:
+      successor.stopHandler = true;
+      return;
+    case wire::FrameType::kHeartbeat:
+    case wire::FrameType::kAck:       // it was sent no events
+    case wire::FrameType::kWaitDone:  // its waits were closed at once
+      return;
+    case wire::FrameType::kHello:
+    case wire::FrameType::kWelcome:
+    case wire::FrameType::kWaitClosed:
+    case wire::FrameType::kTotalChanged:
+    case wire::FrameType::kStop:
+      break;
+  }
+  failSuccessor(
+      slot, "protocol error: unexpected " + std::string(wire::toString(header.type)) + " frame");
+}
+
+void Supervisor::promote(Slot& slot) {
+  if (slot.lifecycle.state() != WorkerState::kRunning || slot.pid <= 0) {
+    // Restarted or stopped meanwhile: there is no running worker to hand over from.
+    failSuccessor(slot, "was stopped: its cluster was restarted or stopped meanwhile");
+    return;
+  }
+  auto successor = std::move(slot.successor);
+  successor->timer.cancel();
+  const auto now = Clock::now();
+  // The cluster's waits belong to its worker: those the old one made or had yet to acknowledge
+  // complete now, as they would at a restart (told to the old worker, still the cluster's here).
+  closeWaits(waits_.clusterGone(slot.id));
+  auto replaced = std::make_unique<Replaced>(io_);
+  replaced->cluster = slot.id;
+  replaced->pid = slot.pid;
+  replaced->connection = std::move(slot.connection);
+  const bool oldStopHandler = slot.stopHandler;
+  slot.startTimer.cancel();
+  slot.heartbeatTimer.cancel();
+  slot.killTimer.cancel();
+  slot.signalTimer.cancel();
+
+  // From here on the cluster is the new worker; the relay keeps the cluster connected, so the
+  // next event goes to it.
+  slot.pid = successor->pid;
+  slot.processStartTime = successor->processStartTime;
+  slot.connection = std::move(successor->connection);
+  slot.out = std::move(successor->out);
+  slot.err = std::move(successor->err);
+  slot.stopHandler = successor->stopHandler;
+  slot.heartbeatTimeout = successor->heartbeatTimeout;
+  slot.heartbeatInterval = successor->heartbeatInterval;
+  slot.maxPayload = successor->maxPayload;
+  slot.lastHeard = now;
+  slot.outdated = false;
+  slot.handOverFailure.clear();
+  slot.lifecycle.handOver(successor->spawnedAt, now);
+  watchHeartbeat(slot);
+  logLine(describe(slot) + " is ready after " + formatDuration(now - successor->spawnedAt) +
+          " and takes over cluster " + std::to_string(slot.id) + " from pid " +
+          std::to_string(replaced->pid) + ", which is stopped");
+
+  Replaced& old = *replaced;
+  replaced_.push_back(std::move(replaced));
+  const std::string what = beginStopSequence(old.connection.get(), oldStopHandler, old.signalTimer,
+                                             [&old] { return old.pid; });
+  old.killTimer.expires_after(config_.stop.timeout);
+  old.killTimer.async_wait([this, &old, what](error_code ec) {
+    if (!ec && old.pid > 0) {
+      logLine("cluster " + std::to_string(old.cluster) + "'s replaced worker (pid " +
+              std::to_string(old.pid) + ") did not exit within " +
+              formatDuration(config_.stop.timeout) + " of " + what + "; sending SIGKILL");
+      ::kill(-old.pid, SIGKILL);
+    }
+  });
+  progressOperation();
+}
+
+void Supervisor::onSuccessorExit(Slot& slot, int status) {
+  auto successor = std::move(slot.successor);
+  successor->timer.cancel();
+  const std::string how = WIFSIGNALED(status)
+                              ? "was killed by " + signalName(WTERMSIG(status))
+                              : "exited with status " + std::to_string(WEXITSTATUS(status));
+  if (successor->connection) {
+    successor->connection->close();
+  }
+  ::kill(-successor->pid, SIGKILL);  // whatever it started in its group
+  countExit(slot, successor->failed ? "start_timeout" : "failure");
+  if (!successor->failed) {
+    slot.handOverFailure = how + " after " + formatDuration(Clock::now() - successor->spawnedAt);
+    logError(describe(slot) + ": its new worker (pid " + std::to_string(successor->pid) + ") " +
+             slot.handOverFailure + " before it was ready; the running worker goes on");
+  } else {
+    logLine(describe(slot) + ": its new worker (pid " + std::to_string(successor->pid) + ") " +
+            how);
+  }
+  if (shuttingDown_) {
+    maybeFinish();
+  } else {
+    progressOperation();
+  }
+}
+
+void Supervisor::onReplacedExit(std::size_t index, int status) {
+  std::unique_ptr<Replaced> replaced = std::move(replaced_[index]);
+  replaced_.erase(replaced_.begin() + static_cast<std::ptrdiff_t>(index));
+  replaced->killTimer.cancel();
+  replaced->signalTimer.cancel();
+  ::kill(-replaced->pid, SIGKILL);
+  const std::string how = WIFSIGNALED(status)
+                              ? "was killed by " + signalName(WTERMSIG(status))
+                              : "exited with status " + std::to_string(WEXITSTATUS(status));
+  logLine("cluster " + std::to_string(replaced->cluster) + "'s replaced worker (pid " +
+          std::to_string(replaced->pid) + ") " + how);
+  countExit(*slots_[replaced->cluster], "restart");
+  if (replaced->connection) {
+    // What it wrote before exiting is still read and relayed.
+    replaced->connection->retire(kDrainTimeout);
+    retiring_.push_back(std::move(replaced->connection));
+  }
+  if (shuttingDown_) {
+    maybeFinish();
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1555,6 +1842,7 @@ void Supervisor::applyScale(std::uint32_t from, std::uint32_t to) {
     for (std::uint32_t id = to; id < from; ++id) {
       Slot& slot = *slots_[id];
       slot.removed = true;
+      failSuccessor(slot, "was stopped: its cluster was removed by the reload");
       closeWaits(waits_.clusterGone(id));
       handle(slot, Kind::kShutdown);
       if (slot.lifecycle.state() != WorkerState::kStopped) {
@@ -1606,7 +1894,14 @@ void Supervisor::startBatch() {
     rollout.batch.emplace_back(id, slot.lifecycle.starts());
     logLine(describe(slot) + ": rolling restart (was " +
             std::string(toString(slot.lifecycle.state())) + ")");
-    handle(slot, Kind::kRestartRequested);
+    slot.handOverFailure.clear();
+    if (slot.lifecycle.state() == WorkerState::kRunning && !slot.successor) {
+      // The running worker keeps serving until its successor is ready.
+      startSuccessor(slot);
+    } else {
+      // Nothing ready to keep: a plain restart.
+      handle(slot, Kind::kRestartRequested);
+    }
   }
   applying_ = wasApplying;
 }
@@ -1635,7 +1930,8 @@ bool Supervisor::advanceRollout() {
     }
     const bool ended = state == WorkerState::kBackingOff || state == WorkerState::kFailed ||
                        state == WorkerState::kExited || state == WorkerState::kStopped;
-    if (newWorker && ended) {
+    const bool handOverFailed = !newWorker && !slot.handOverFailure.empty();
+    if (handOverFailed || (newWorker && ended)) {
       const auto list = [](const auto& ids) {
         std::string text;
         for (const auto other : ids) {
@@ -1644,11 +1940,20 @@ bool Supervisor::advanceRollout() {
         return text.empty() ? std::string("none") : text;
       };
       std::vector<std::uint32_t> notRestarted(rollout.pending.begin(), rollout.pending.end());
-      const std::string message = "rolling restart halted: the new worker of cluster " +
-                                  std::to_string(id) + " did not become ready (" +
-                                  slot.lastExitNote +
-                                  "); restarted and ready: " + list(rollout.restarted) +
-                                  "; not restarted: " + list(notRestarted);
+      std::vector<std::uint32_t> inProgress;
+      for (const auto& entry : rollout.batch) {
+        if (entry.first != id) {
+          inProgress.push_back(entry.first);
+        }
+      }
+      const std::string message =
+          "rolling restart halted: the new worker of cluster " + std::to_string(id) +
+          " did not become ready (" +
+          (handOverFailed ? slot.handOverFailure + "); its old worker keeps running"
+                          : slot.lastExitNote + ")") +
+          "; restarted and ready: " + list(rollout.restarted) +
+          (inProgress.empty() ? std::string() : "; still starting: " + list(inProgress)) +
+          "; not restarted: " + list(notRestarted);
       logError(message);
       finishOperation(false, message);
       return false;

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <deque>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -72,6 +73,34 @@ class Supervisor final : private FrameSink {
  private:
   using Clock = std::chrono::steady_clock;
 
+  // A worker a rolling restart starts next to the cluster's running one. It gets no events and
+  // takes the cluster over once it is ready (promote()); if it is not, it is stopped and the
+  // running worker goes on.
+  struct Successor {
+    explicit Successor(boost::asio::io_context& io) : timer(io) {}
+    pid_t pid = -1;
+    std::uint64_t processStartTime = 0;
+    Clock::time_point spawnedAt;
+    bool stopHandler = false;
+    bool failed = false;  // being stopped
+    std::chrono::milliseconds heartbeatTimeout{0};
+    std::chrono::milliseconds heartbeatInterval{0};
+    std::uint32_t maxPayload = 0;
+    std::shared_ptr<WorkerConnection> connection;
+    std::shared_ptr<OutputCapture> out;
+    std::shared_ptr<OutputCapture> err;
+    boost::asio::steady_timer timer;  // start.timeout; once it failed, SIGKILL after stop.timeout
+  };
+  // A worker a successor took over from: stopped as in the stop sequence, no longer the cluster's.
+  struct Replaced {
+    explicit Replaced(boost::asio::io_context& io) : killTimer(io), signalTimer(io) {}
+    std::uint32_t cluster = 0;
+    pid_t pid = -1;
+    std::shared_ptr<WorkerConnection> connection;
+    boost::asio::steady_timer killTimer;
+    boost::asio::steady_timer signalTimer;
+  };
+
   struct Slot {
     Slot(boost::asio::io_context& io, std::uint32_t clusterId, const config::BotConfig& config)
         : id(clusterId),
@@ -101,7 +130,9 @@ class Supervisor final : private FrameSink {
     std::chrono::milliseconds heartbeatTimeout{0};
     std::chrono::milliseconds heartbeatInterval{0};
     std::uint32_t maxPayload = 0;  // events.max_payload its connection was made with
-    Clock::time_point lastHeard;   // the spawn, or the last read of a connection since closed
+    std::unique_ptr<Successor> successor;
+    std::string handOverFailure;  // why the last successor did not take over; empty if none
+    Clock::time_point lastHeard;  // the spawn, or the last read of a connection since closed
     std::shared_ptr<WorkerConnection> connection;
     std::shared_ptr<OutputCapture> out;
     std::shared_ptr<OutputCapture> err;
@@ -122,7 +153,26 @@ class Supervisor final : private FrameSink {
   void carryOut(Slot& slot, const WorkerLifecycle::Step& step);
   void pumpQueue();
   bool spawn(Slot& slot);
+  SpawnRequest spawnRequest(std::uint32_t cluster) const;
+  // Starts copying the worker's stdout and stderr to ours, prefixed with its cluster.
+  std::pair<std::shared_ptr<OutputCapture>, std::shared_ptr<OutputCapture>> capture(
+      std::uint32_t cluster, SpawnedWorker& worker);
   void stopWorker(Slot& slot);
+  // The stop frame and the stop signal (at once, or after stop.signal_delay for a worker with a
+  // stop handler); returns what the SIGKILL after stop.timeout follows.
+  std::string beginStopSequence(WorkerConnection* connection, bool stopHandler,
+                                boost::asio::steady_timer& signalTimer, std::function<pid_t()> pid);
+  bool startSuccessor(Slot& slot);
+  void failSuccessor(Slot& slot, const std::string& why);
+  void promote(Slot& slot);
+  void onSuccessorFrame(Slot& slot, WorkerConnection& connection, const wire::Header& header,
+                        std::span<std::byte> frame);
+  void onSuccessorExit(Slot& slot, int status);
+  void onReplacedExit(std::size_t index, int status);
+  // Checks a HELLO and answers it with a WELCOME; false (connection closed) when it is refused.
+  bool welcome(Slot& slot, WorkerConnection& connection, std::span<std::byte> frame,
+               std::chrono::milliseconds heartbeatTimeout,
+               std::chrono::milliseconds heartbeatInterval, std::uint32_t maxPayload);
   void abortWorker(Slot& slot);
   void armKillTimer(Slot& slot, std::string what);
   void watchHeartbeat(Slot& slot);
@@ -227,6 +277,7 @@ class Supervisor final : private FrameSink {
   std::filesystem::path controlPath_;
   std::unique_ptr<ControlServer> control_;
   std::unique_ptr<MetricsServer> metrics_;
+  std::vector<std::unique_ptr<Replaced>> replaced_;
   std::deque<Operation> operations_;
   std::optional<Current> current_;
   boost::asio::steady_timer rolloutTimer_;

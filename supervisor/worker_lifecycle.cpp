@@ -5,6 +5,18 @@
 
 namespace clustervisor {
 
+void WorkerLifecycle::handOver(Clock::time_point spawnedAt, Clock::time_point now) {
+  if (state_ != WorkerState::kRunning) {
+    return;
+  }
+  startedAt_ = spawnedAt;
+  readyAt_ = now;
+  readyUntil_.reset();
+  stopCause_ = StopCause::kNone;
+  ++starts_;
+  policy_.reset();
+}
+
 void WorkerLifecycle::setRestartConfig(const config::RestartConfig& restart) {
   policy_.setConfig(restart);
 }

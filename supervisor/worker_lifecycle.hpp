@@ -140,6 +140,10 @@ class WorkerLifecycle {
 
   // Changes the policy for later exits (a reload); keeps the history.
   void setRestartConfig(const config::RestartConfig& restart);
+  // A successor took the cluster over, ready (a rolling restart keeps the old worker until the
+  // new one is ready): a new start, spawned at `spawnedAt`, that is running from `now`. Only in
+  // the running state; the restart history is reset, as for a requested restart.
+  void handOver(Clock::time_point spawnedAt, Clock::time_point now);
   // Changes when a later start counts as ready (a reload); a worker already running stays so.
   void setReadyWhen(config::ReadyWhen readyWhen) { readyWhen_ = readyWhen; }
 

@@ -435,6 +435,24 @@ BOOST_AUTO_TEST_CASE(every_event_while_stopping_follows_the_table_for_each_stop_
   }
 }
 
+BOOST_AUTO_TEST_CASE(a_hand_over_is_a_new_start_that_is_already_running) {
+  WorkerLifecycle lifecycle(RestartConfig{}, ReadyWhen::kSdk);
+  lifecycle.on({EventKind::kSpawned, t0});
+  lifecycle.on({EventKind::kReady, t0 + 1s});
+  BOOST_TEST(lifecycle.restarts() == 0u);
+  lifecycle.handOver(t0 + 10s, t0 + 12s);
+  BOOST_TEST(name(lifecycle.state()) == name(WorkerState::kRunning));
+  BOOST_TEST(lifecycle.restarts() == 1u);
+  BOOST_TEST((lifecycle.startedAt() == t0 + 10s));
+  // Its run time counts from the hand-over: an exit 1 s later is 1 s of ready time.
+  const auto step = lifecycle.on({EventKind::kExited, t0 + 13s, WorkerExit{false, 1}, 0.0});
+  BOOST_TEST(step.readyTime.count() == 1000);
+  BOOST_TEST(step.uptime.count() == 3000);
+  // Nothing happens outside the running state.
+  lifecycle.handOver(t0 + 20s, t0 + 21s);
+  BOOST_TEST(lifecycle.restarts() == 1u);
+}
+
 BOOST_AUTO_TEST_CASE(stop_cause_is_recorded_until_the_exit) {
   for (StopCause cause : {StopCause::kShutdown, StopCause::kStartTimeout, StopCause::kHung,
                           StopCause::kProtocolError}) {

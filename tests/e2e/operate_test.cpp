@@ -293,6 +293,45 @@ BOOST_AUTO_TEST_CASE(rolling_restart_goes_one_cluster_at_a_time_each_after_the_l
   }
 }
 
+BOOST_AUTO_TEST_CASE(rolling_restart_keeps_the_old_worker_serving_until_the_new_one_is_ready) {
+  TempDir dir;
+  const auto config =
+      dir.write("bot.toml", probeConfig(dir, 2, "slow-ready", "PROBE_READY_MS = \"800\""));
+  auto run = SupervisorRun::run(config);
+  waitReady(*run, 0);
+  waitReady(*run, 1);
+  const pid_t old = startedPid(*run, 1);
+  SupervisorRun rolling(
+      {supervisorBinary().string(), "restart", config.string(), "--rolling", "1"});
+  const auto started =
+      run->waitForLine("cluster 1 (pid " + std::to_string(old) + "): new worker (pid ");
+  const pid_t successor =
+      static_cast<pid_t>(std::atol(started.c_str() + started.find("new worker (pid ") + 16));
+  // While the new worker logs in, the old one is the cluster: running, connected, serving.
+  auto status = statusOf(config);
+  const auto& during = status.at("clusters").as_array().at(1).as_object();
+  BOOST_TEST(during.at("pid").as_int64() == old);
+  BOOST_TEST(during.at("state").as_string() == "running");
+  BOOST_TEST(during.at("connected").as_bool());
+  BOOST_TEST(during.at("successor_pid").as_int64() == successor);
+  BOOST_TEST(processExists(old));
+  BOOST_TEST(rolling.waitExit(30s).value_or(-1) == 0, rolling.transcript());
+  // It takes over once ready, and only then is the old one stopped.
+  const auto takeOver =
+      lineIndex(*run, {"cluster 1 (pid " + std::to_string(successor) + ") is ready after ",
+                       " and takes over cluster 1 from pid " + std::to_string(old)});
+  const auto oldGone =
+      lineIndex(*run, {"cluster 1's replaced worker (pid " + std::to_string(old) + ")"});
+  BOOST_TEST(takeOver < oldGone);
+  BOOST_TEST(waitGone(old));
+  status = statusOf(config);
+  const auto& after = status.at("clusters").as_array().at(1).as_object();
+  BOOST_TEST(after.at("pid").as_int64() == successor);
+  BOOST_TEST(after.at("restarts").as_int64() == 1);
+  BOOST_TEST(after.at("ready").as_bool());
+  BOOST_TEST(!run->hasLine("cluster 1 (pid " + std::to_string(old) + ") was killed"));
+}
+
 BOOST_AUTO_TEST_CASE(rolling_restart_in_batches_restarts_a_batch_together) {
   TempDir dir;
   const auto config = dir.write(
@@ -337,12 +376,22 @@ BOOST_AUTO_TEST_CASE(rolling_restart_halts_when_a_new_worker_never_becomes_ready
   BOOST_TEST(result.output.find("rolling restart halted: the new worker of cluster 2 did not "
                                 "become ready (") != std::string::npos,
              result.output);
-  BOOST_TEST(result.output.find("stopped for not becoming ready within 1.0s (start.timeout)") !=
-                 std::string::npos,
+  BOOST_TEST(result.output.find("(was not ready within 1.0s (start.timeout)); its old worker keeps "
+                                "running") != std::string::npos,
              result.output);
   BOOST_TEST(result.output.find("restarted and ready: 0, 1; not restarted: 3") != std::string::npos,
              result.output);
   run->waitForLine("rolling restart halted");
+  // Cluster 2 is still served by its old worker, the stalled new one is gone.
+  const pid_t stalled = startedPid(*run, 2, 1);
+  BOOST_TEST(waitGone(stalled));
+  BOOST_TEST(processExists(before[2]));
+  const auto status = runCli({"status", "--json", config.string()});
+  const auto cluster2 =
+      boost::json::parse(status.output).at("clusters").as_array().at(2).as_object();
+  BOOST_TEST(cluster2.at("pid").as_int64() == before[2]);
+  BOOST_TEST(cluster2.at("state").as_string() == "running");
+  BOOST_TEST(cluster2.at("restarts").as_int64() == 0);
   // Cluster 3 was left alone.
   BOOST_TEST(countLines(*run, {"START id=3 "}) == 1u);
   BOOST_TEST(processExists(before[3]));
