@@ -40,6 +40,7 @@ class AnsweringSession : public std::enable_shared_from_this<Derived> {
 
   // No deadline: the request is in, and its answer may take long.
   void clearDeadline() { timer_.cancel(); }
+  bool answered() const { return answered_; }
 
   // Sends `text` (once; later calls are ignored), then waits for the client's end.
   void answer(std::string text, std::chrono::steady_clock::duration limit) {
@@ -59,12 +60,29 @@ class AnsweringSession : public std::enable_shared_from_this<Derived> {
             return;
           }
           self->socket_.shutdown(Socket::shutdown_send, ignored);
-          self->drain();
+          self->written_ = true;
+          if (!self->readPending_) {
+            self->drain();  // else the read in progress goes on as the drain
+          }
         });
   }
 
+  // For a derived class's own read that was in progress when the answer was written: it goes
+  // on as the drain.
+  void continueDrain(boost::system::error_code ec) {
+    if (!ec) {
+      drain();
+      return;
+    }
+    timer_.cancel();
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+  }
+  bool written() const { return written_; }
+
   Socket socket_;
   boost::asio::steady_timer timer_;
+  bool readPending_ = false;  // a derived class's read is in progress
 
  private:
   void drain() {
@@ -84,6 +102,7 @@ class AnsweringSession : public std::enable_shared_from_this<Derived> {
   std::string answer_;
   std::array<char, 4096> scratch_{};
   bool answered_ = false;
+  bool written_ = false;
 };
 
 }  // namespace clustervisor

@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
+
 #include <boost/asio/read_until.hpp>
 
 #include "answering_session.hpp"
@@ -22,7 +24,7 @@ class ControlServer::Session : public AnsweringSession<ControlServer::Session, S
       : AnsweringSession(std::move(socket)), handler_(std::move(handler)), open_(std::move(open)) {
     ++*open_;
   }
-  ~Session() { --*open_; }
+  ~Session() { releaseSlot(); }
 
   void start() {
     expectDeadline(kRequestTimeout);  // a client that never finishes its line
@@ -62,16 +64,59 @@ class ControlServer::Session : public AnsweringSession<ControlServer::Session, S
           self->clearDeadline();
           (*self->handler_)(parsed.request(),
                             [self](std::string answer) { self->reply(std::move(answer)); });
+          if (!self->answered()) {
+            self->watchHangUp();
+          }
         });
   }
 
  private:
-  void reply(std::string text) { answer(std::move(text), kRequestTimeout); }
+  void reply(std::string text) {
+    if (!hungUp_) {
+      answer(std::move(text), kRequestTimeout);
+    }
+  }
+
+  // While a long request is worked on, a client that goes away (Ctrl-C on `restart --rolling`)
+  // frees its connection slot at once; the work goes on, and its answer is dropped.
+  void watchHangUp() {
+    readPending_ = true;
+    socket_.async_read_some(asio::buffer(probe_),
+                            [self = shared_from_this()](error_code ec, std::size_t) {
+                              self->readPending_ = false;
+                              if (self->answered()) {
+                                // Answered meanwhile: this read goes on as its drain, or the
+                                // write, when it completes, starts one.
+                                if (self->written()) {
+                                  self->continueDrain(ec);
+                                }
+                                return;
+                              }
+                              if (!ec) {
+                                self->watchHangUp();  // more bytes after the request: ignored
+                                return;
+                              }
+                              self->hungUp_ = true;
+                              error_code ignored;
+                              self->socket_.close(ignored);
+                              self->releaseSlot();
+                            });
+  }
+
+  void releaseSlot() {
+    if (!released_) {
+      released_ = true;
+      --*open_;
+    }
+  }
 
   std::shared_ptr<Handler> handler_;
   std::shared_ptr<int> open_;
   std::string line_;
+  std::array<char, 256> probe_{};
   bool permitted_ = false;
+  bool hungUp_ = false;
+  bool released_ = false;
 };
 
 ControlServer::ControlServer(asio::io_context& io, std::filesystem::path path, Handler handler)

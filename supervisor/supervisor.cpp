@@ -1225,6 +1225,12 @@ boost::json::object Supervisor::status() const {
 std::string Supervisor::metricsText() const {
   MetricsText out;
   const auto id = [](const Slot& slot) { return std::to_string(slot.id); };
+  // Gauges describe the clusters there are (and removed ones still stopping); counters keep
+  // every cluster that ever ran, so a removed cluster's last counts are not lost to a scrape.
+  std::vector<const Slot*> counted;
+  for (const auto& slot : slots_) {
+    counted.push_back(slot.get());
+  }
   std::vector<const Slot*> shown;
   for (const auto& slot : slots_) {
     if (!slot->removed || slot->pid > 0) {
@@ -1253,14 +1259,14 @@ std::string Supervisor::metricsText() const {
   }
   out.family("clustervisor_cluster_restarts_total", "counter",
              "Starts of each cluster after its first (crashes, requests, failed spawns).");
-  for (const Slot* slot : shown) {
+  for (const Slot* slot : counted) {
     out.sample({{"cluster", id(*slot)}}, std::uint64_t{slot->lifecycle.restarts()});
   }
   out.family("clustervisor_cluster_exits_total", "counter",
              "Worker exits by reason: success, failure (an exit status the policy counts as "
              "failed), signal, start_timeout, hung, protocol_error, restart (requested), "
              "shutdown, removed (by a reload), spawn_failed.");
-  for (const Slot* slot : shown) {
+  for (const Slot* slot : counted) {
     const std::string cluster = id(*slot);
     for (const auto& [reason, count] : slot->exits) {
       out.sample({{"cluster", cluster}, {"reason", reason}}, count);
@@ -1268,22 +1274,22 @@ std::string Supervisor::metricsText() const {
   }
   out.family("clustervisor_cluster_events_received_total", "counter",
              "Events the cluster's workers sent to the supervisor.");
-  for (const Slot* slot : shown) {
+  for (const Slot* slot : counted) {
     out.sample({{"cluster", id(*slot)}}, slot->eventsIn);
   }
   out.family("clustervisor_cluster_events_delivered_total", "counter",
              "Events queued for the cluster's workers.");
-  for (const Slot* slot : shown) {
+  for (const Slot* slot : counted) {
     out.sample({{"cluster", id(*slot)}}, slot->eventsOut);
   }
   out.family("clustervisor_cluster_received_bytes_total", "counter",
              "Bytes of the events the cluster's workers sent (frames, headers included).");
-  for (const Slot* slot : shown) {
+  for (const Slot* slot : counted) {
     out.sample({{"cluster", id(*slot)}}, slot->bytesIn);
   }
   out.family("clustervisor_cluster_delivered_bytes_total", "counter",
              "Bytes of the events queued for the cluster's workers.");
-  for (const Slot* slot : shown) {
+  for (const Slot* slot : counted) {
     out.sample({{"cluster", id(*slot)}}, slot->bytesOut);
   }
   out.family("clustervisor_cluster_outbox_bytes", "gauge",

@@ -398,6 +398,36 @@ BOOST_AUTO_TEST_CASE(rolling_restart_halts_when_a_new_worker_never_becomes_ready
   BOOST_TEST(!run->hasLine("cluster 3 (pid " + std::to_string(before[3]) + "): rolling restart"));
 }
 
+BOOST_AUTO_TEST_CASE(clients_that_give_up_on_a_long_request_free_their_connection) {
+  TempDir dir;
+  // Each start takes 3 s to be ready, so a rolling restart of cluster 0 takes that long, and
+  // twenty of them queue behind one another.
+  const auto config =
+      dir.write("bot.toml", probeConfig(dir, 1, "slow-ready", "PROBE_READY_MS = \"3000\""));
+  auto run = SupervisorRun::run(config);
+  waitReady(*run, 0);
+  for (int i = 0; i < 20; ++i) {
+    SupervisorRun client(
+        {supervisorBinary().string(), "restart", config.string(), "--rolling", "0"});
+    if (i == 0) {
+      run->waitForLine("rolling restart of cluster 0");
+    } else {
+      run->waitForLines("rolling restart queued behind", static_cast<std::size_t>(i));
+    }
+    client.signal(SIGKILL);  // Ctrl-C, in effect
+    client.waitExit(10s);
+  }
+  // More clients gave up than the 16 connections the socket serves: status still gets through.
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  int status = -1;
+  while (status != 0 && std::chrono::steady_clock::now() < deadline) {
+    status = runCli({"status", config.string()}).status;
+  }
+  BOOST_TEST(status == 0);
+  run->signal(SIGTERM);
+  BOOST_TEST(run->waitExit(60s).value_or(-1) == 0, run->transcript());
+}
+
 BOOST_AUTO_TEST_CASE(a_hundred_reloads_leak_no_fds_or_memory) {
   TempDir dir;
   const std::string two = probeConfig(dir, 2, "basic");
