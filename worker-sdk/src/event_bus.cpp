@@ -75,6 +75,10 @@ Subscription EventBus::on(std::string_view event, Listener listener) {
           connection_->addListener(event, std::move(listener), false)};
 }
 
+Subscription EventBus::onRaw(std::string_view event, RawListener listener) {
+  return {connection_, std::string(event), connection_->addRawListener(event, std::move(listener))};
+}
+
 Subscription EventBus::once(std::string_view event, Listener listener) {
   return {connection_, std::string(event),
           connection_->addListener(event, std::move(listener), true)};
