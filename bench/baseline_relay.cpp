@@ -432,8 +432,11 @@ class Worker {
         send(target, bench::kEventData, bench::kPayload);
         ++sent;
       }
-      const bool blocked =
-          link_.out.size() >= kWriteBatch || sent - minCredit(broadcast) >= bench::kWindow;
+      // Wait only when there is nothing to do: the window is closed or the socket is full.
+      if (!link_.flush()) {
+        std::exit(0);
+      }
+      const bool blocked = link_.pending() || sent - minCredit(broadcast) >= bench::kWindow;
       pump(blocked ? 1 : 0);
     }
     send(target, bench::kEventEnd, std::to_string(sent));

@@ -26,6 +26,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -52,6 +53,7 @@ struct Options {
   bool smoke = false;
   std::string jsonPath;
   std::vector<std::string> only;  // case groups to run; empty: all
+  std::string side;               // "baseline" or "clustervisor": run only that side
   fs::path clustervisor = CLUSTERVISOR_BINARY;
   fs::path worker;
   fs::path baseline;
@@ -62,6 +64,7 @@ struct Options {
                "clustervisor-bench: %s\n"
                "usage: clustervisor-bench [--seconds S] [--runs N] [--json PATH] [--smoke]\n"
                "                          [--big CLUSTERS] [--restarts N] [--only GROUP,...]\n"
+               "                          [--side baseline|clustervisor]\n"
                "groups: unicast broadcast roundtrip wait restart memory json stall\n",
                error.c_str());
   std::exit(64);
@@ -369,6 +372,31 @@ class Bench {
         peak = std::max(peak, rssKiB(child.pid));
         std::this_thread::sleep_for(10ms);
       }
+      // What the supervisor holds for the stalled worker and for the busiest other one.
+      double stalledQueued = std::nan("");
+      double othersQueued = std::nan("");
+      const Child status =
+          launch({o_.clustervisor.string(), "status", "--json", (dir / "bench.toml").string()},
+                 dir / "status.json");
+      if (exited(status, 10s)) {
+        std::ifstream in(dir / "status.json");
+        const std::string text((std::istreambuf_iterator<char>(in)),
+                               std::istreambuf_iterator<char>());
+        boost::system::error_code ec;
+        const auto doc = json::parse(text, ec);
+        if (!ec && doc.is_object() && doc.as_object().contains("clusters")) {
+          othersQueued = 0;
+          for (const auto& c : doc.at("clusters").as_array()) {
+            const auto id = c.at("id").to_number<int>();
+            const auto queued = c.at("queued_bytes").to_number<double>();
+            if (id == s.clusters - 1) {
+              stalledQueued = queued;
+            } else {
+              othersQueued = std::max(othersQueued, queued);
+            }
+          }
+        }
+      }
       ::kill(stalled, SIGCONT);
       // The supervisor's own count of what it dropped, from its last report.
       double dropped = 0;
@@ -382,6 +410,8 @@ class Bench {
       }
       return {{"idle_rss_kib", static_cast<double>(idleRss)},
               {"peak_rss_kib", static_cast<double>(peak)},
+              {"stalled_queued_kib", stalledQueued / 1024},
+              {"others_queued_kib", othersQueued / 1024},
               {"dropped", dropped}};
     });
   }
@@ -528,6 +558,11 @@ int main(int argc, char** argv) {
       for (std::string group; std::getline(list, group, ',');) {
         o.only.push_back(group);
       }
+    } else if (arg == "--side") {
+      o.side = value();
+      if (o.side != "baseline" && o.side != "clustervisor") {
+        usage("--side takes baseline or clustervisor");
+      }
     } else if (arg == "--smoke") {
       o.smoke = true;
       o.seconds = 0.2;
@@ -575,6 +610,8 @@ int main(int argc, char** argv) {
       {"json.broadcast16.events_per_s", "7  broadcast N=16, json::value", "events/s"},
       {"stall.idle_rss_kib", "8  RSS, 16 clusters before the flood", "KiB", Goal::kNone, 0, true},
       {"stall.peak_rss_kib", "8  peak RSS, 1 of 16 stalled, 15 flood", "KiB", Goal::kNone, 0, true},
+      {"stall.stalled_queued_kib", "8  queued for the stalled worker", "KiB", Goal::kNone, 0, true},
+      {"stall.others_queued_kib", "8  queued for the busiest other", "KiB", Goal::kNone, 0, true},
       {"stall.dropped", "8  events dropped (outbox full)", "events", Goal::kNone, 0, true},
   };
   const auto record = [&](const std::string& prefix, Side side, const Figures& figures) {
@@ -591,6 +628,9 @@ int main(int argc, char** argv) {
   for (int run = 1; run <= o.runs; ++run) {
     std::fprintf(stderr, "clustervisor-bench: run %d of %d\n", run, o.runs);
     for (const Side side : {Side::kBaseline, Side::kClustervisor}) {
+      if (!o.side.empty() && o.side != (side == Side::kBaseline ? "baseline" : "clustervisor")) {
+        continue;
+      }
       if (wanted("unicast")) {
         record("unicast", side, bench.stream(side, {"unicast", 2, false, d}));
       }

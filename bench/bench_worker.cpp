@@ -212,14 +212,17 @@ class Worker {
       creditVersion_.fetch_add(1);
       creditVersion_.notify_all();
     });
-    bus_.on(std::string(bench::kEventData), [this](const json::value& data, int) {
-      if (json_ && !data.is_object()) {
-        std::fprintf(stderr, "bench-worker: payload is not an object\n");
-      }
-      if (++received_ % bench::kCreditEvery == 0) {
-        sendRaw(0, bench::kEventCredit, std::to_string(received_));
-      }
-    });
+    // A typical worker parses (json::value listener); the text path only counts.
+    if (json_) {
+      bus_.on(std::string(bench::kEventData), [this](const json::value& data, int) {
+        if (!data.is_object()) {
+          std::fprintf(stderr, "bench-worker: payload is not an object\n");
+        }
+        received();
+      });
+    } else {
+      bus_.onRaw(std::string(bench::kEventData), [this](std::string_view, int) { received(); });
+    }
     bus_.on(std::string(bench::kEventEnd), [this](const json::value& data, int) {
       const auto end = bench::nowNs();
       bench::writeResults(dir_, static_cast<std::uint32_t>(id_),
@@ -227,6 +230,12 @@ class Worker {
                            {"received", static_cast<std::int64_t>(received_)},
                            {"expected", data.as_int64()}});
     });
+  }
+
+  void received() {
+    if (++received_ % bench::kCreditEvery == 0) {
+      sendRaw(0, bench::kEventCredit, std::to_string(received_));
+    }
   }
 
   std::uint64_t minCredit(const std::vector<int>& receivers) const {
@@ -262,18 +271,26 @@ class Worker {
   // --- round trip: 0 pings 1, 1 pongs back, one at a time.
 
   void roundTripListeners() {
-    bus_.on(std::string(bench::kEventPing),
-            [this](const json::value&, int source) { sendData(source, bench::kEventPong); });
-    bus_.on(std::string(bench::kEventPong), [this](const json::value&, int) {
-      const auto now = bench::nowNs();
-      samples_.push_back(now - sentAt_);
-      if (now >= until_) {
-        done_.set_value();
-        return;
-      }
-      sentAt_ = bench::nowNs();
-      sendData(1, bench::kEventPing);
-    });
+    if (json_) {
+      bus_.on(std::string(bench::kEventPing),
+              [this](const json::value&, int source) { sendData(source, bench::kEventPong); });
+      bus_.on(std::string(bench::kEventPong), [this](const json::value&, int) { pong(); });
+    } else {
+      bus_.onRaw(std::string(bench::kEventPing),
+                 [this](std::string_view, int source) { sendData(source, bench::kEventPong); });
+      bus_.onRaw(std::string(bench::kEventPong), [this](std::string_view, int) { pong(); });
+    }
+  }
+
+  void pong() {
+    const auto now = bench::nowNs();
+    samples_.push_back(now - sentAt_);
+    if (now >= until_) {
+      done_.set_value();
+      return;
+    }
+    sentAt_ = bench::nowNs();
+    sendData(1, bench::kEventPing);
   }
 
   void roundTrip() {
