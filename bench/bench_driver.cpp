@@ -703,7 +703,7 @@ int main(int argc, char** argv) {
     }
     const double ratio = r.clustervisorOnly ? std::nan("") : median(ratios);
     std::optional<bool> met;
-    switch (r.goal) {
+    switch (std::isnan(ratio) && r.goal != Goal::kAbsoluteAtLeast ? Goal::kNone : r.goal) {
       case Goal::kNone:
         break;
       case Goal::kRatioAtLeast:
