@@ -547,6 +547,20 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
+    if (arg == "--help" || arg == "-h") {
+      std::printf(
+          "usage: clustervisor-bench [options]\n"
+          "  --seconds S        how long each case runs (default 2)\n"
+          "  --runs N           run everything N times; the table shows medians (default 1)\n"
+          "  --json PATH        also write the figures as JSON\n"
+          "  --only G,...       only these groups: unicast broadcast roundtrip wait restart\n"
+          "                     memory json stall\n"
+          "  --side S           only the baseline or only clustervisor\n"
+          "  --big N            clusters of the large memory case (default 1024)\n"
+          "  --restarts N       restart samples (default 200)\n"
+          "  --smoke            every case briefly; fails only when a case gave no figure\n");
+      return 0;
+    }
     if (arg == "--seconds") {
       seconds = std::atof(value().c_str());
     } else if (arg == "--runs") {
