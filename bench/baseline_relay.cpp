@@ -99,8 +99,12 @@ void appendFrame(std::vector<char>& out, std::uint8_t type, std::uint32_t source
   std::memcpy(p + 8, &source, 4);
   std::memcpy(p + 12, &target, 4);
   std::memcpy(p + 16, &correlation, 8);
-  std::memcpy(p + kHeader, name.data(), name.size());
-  std::memcpy(p + kHeader + name.size(), payload.data(), payload.size());
+  if (!name.empty()) {
+    std::memcpy(p + kHeader, name.data(), name.size());
+  }
+  if (!payload.empty()) {
+    std::memcpy(p + kHeader + name.size(), payload.data(), payload.size());
+  }
 }
 
 // The outbox of one socket: what is queued and how much of it is written.
@@ -253,7 +257,9 @@ int relay(const std::string& scenario, std::uint32_t clusters) {
       if (scratch.size() < kept + kReadChunk) {
         scratch.resize(kept + kReadChunk);
       }
-      std::memcpy(scratch.data(), link.partial.data(), kept);
+      if (kept > 0) {
+        std::memcpy(scratch.data(), link.partial.data(), kept);
+      }
       const ssize_t got = ::read(link.fd, scratch.data() + kept, kReadChunk);
       if (got <= 0) {
         if (got == 0 || (errno != EAGAIN && errno != EINTR)) {
