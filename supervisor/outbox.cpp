@@ -8,6 +8,9 @@
 namespace clustervisor {
 
 bool Outbox::push(Shared frame) {
+  if (frame->size() < kShareFrom) {
+    return push(std::span<const std::byte>(*frame));
+  }
   if (bytes_ + frame->size() > limit_) {
     return false;
   }

@@ -4,10 +4,13 @@
 //
 // Frames arrive either as shared buffers (a broadcast is encoded once and the same buffer is
 // queued for every recipient) or as bytes to copy (a unicast, appended to the last owned segment
-// so bursts coalesce into few large writes). The writer takes a batch of segments with
-// gather(), writes them in one gathered write, then pop()s them. Segments handed out by gather()
-// are never modified until popped. The total is bounded: a push that would exceed the limit is
-// refused, and the caller counts and logs the drop.
+// so bursts coalesce into few large writes). A shared frame smaller than kShareFrom is copied
+// like a unicast: for a small event, a copy into the current segment costs less than a segment
+// of its own (a reference count, an I/O vector entry, a node to free) and keeps bursts of
+// broadcasts in few large writes. Either way a frame counts its full size against the limit. The
+// writer takes a batch of segments with gather(), writes them in one gathered write, then pop()s
+// them. Segments handed out by gather() are never modified until popped. The total is bounded: a
+// push that would exceed the limit is refused, and the caller counts and logs the drop.
 #pragma once
 
 #include <cstddef>
@@ -22,6 +25,7 @@ class Outbox {
  public:
   using Shared = std::shared_ptr<const std::vector<std::byte>>;
   static constexpr std::size_t kCoalesceBytes = 64 * 1024;
+  static constexpr std::size_t kShareFrom = 1024;
 
   explicit Outbox(std::size_t limitBytes) : limit_(limitBytes) {}
 

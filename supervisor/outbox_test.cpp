@@ -34,7 +34,7 @@ BOOST_AUTO_TEST_CASE(coalesces_small_copied_frames_into_one_segment) {
 BOOST_AUTO_TEST_CASE(shares_broadcast_buffers_without_copying) {
   Outbox a(1 << 20);
   Outbox b(1 << 20);
-  const auto shared = std::make_shared<const std::vector<std::byte>>(bytes(64, 7));
+  const auto shared = std::make_shared<const std::vector<std::byte>>(bytes(Outbox::kShareFrom, 7));
   a.push(shared);
   b.push(shared);
   std::vector<std::span<const std::byte>> outA;
@@ -43,6 +43,28 @@ BOOST_AUTO_TEST_CASE(shares_broadcast_buffers_without_copying) {
   b.gather(outB, 4);
   BOOST_TEST(outA[0].data() == outB[0].data());
   BOOST_TEST(shared.use_count() == 3);
+}
+
+BOOST_AUTO_TEST_CASE(copies_small_broadcast_frames_into_the_current_segment) {
+  Outbox box(1 << 20);
+  const auto small = std::make_shared<const std::vector<std::byte>>(bytes(100, 5));
+  box.push(std::span<const std::byte>(bytes(50, 1)));
+  box.push(small);
+  box.push(small);
+  BOOST_TEST(small.use_count() == 1);  // copied, not kept
+  BOOST_TEST(box.bytes() == 250u);
+  std::vector<std::span<const std::byte>> out;
+  BOOST_TEST(box.gather(out, 8) == 1u);
+  BOOST_TEST(total(out) == 250u);
+  BOOST_TEST(static_cast<int>(out[0][249]) == 5);
+}
+
+BOOST_AUTO_TEST_CASE(a_copied_broadcast_frame_still_counts_against_the_limit) {
+  Outbox box(150);
+  const auto small = std::make_shared<const std::vector<std::byte>>(bytes(100, 5));
+  BOOST_TEST(box.push(small));
+  BOOST_TEST(!box.push(small));
+  BOOST_TEST(box.bytes() == 100u);
 }
 
 BOOST_AUTO_TEST_CASE(refuses_a_push_over_the_limit_and_counts_bytes) {

@@ -16,7 +16,8 @@ OutputCapture::OutputCapture(asio::readable_pipe pipe, std::string prefix, int o
     : pipe_(std::move(pipe)),
       prefix_(std::move(prefix)),
       outputFd_(outputFd),
-      buffer_(8192, '\0'),
+      // Uninitialized: an idle worker's pipe costs no more than the page its reads touch.
+      buffer_(new char[kReadSize]),
       onEnd_(std::move(onEnd)) {}
 
 void OutputCapture::start() {
@@ -29,23 +30,23 @@ void OutputCapture::close() {
 }
 
 void OutputCapture::readLoop() {
-  pipe_.async_read_some(asio::buffer(buffer_), [self = shared_from_this()](
-                                                   boost::system::error_code ec, std::size_t n) {
-    const auto emit = [&](std::string_view line, bool continued) {
-      self->writeLine(line, continued);
-    };
-    if (n > 0) {
-      self->splitter_.feed(std::string_view(self->buffer_).substr(0, n), emit);
-    }
-    if (ec) {
-      self->splitter_.finish(emit);
-      if (auto onEnd = std::exchange(self->onEnd_, nullptr)) {
-        onEnd();
-      }
-      return;
-    }
-    self->readLoop();
-  });
+  pipe_.async_read_some(asio::buffer(buffer_.get(), kReadSize),
+                        [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+                          const auto emit = [&](std::string_view line, bool continued) {
+                            self->writeLine(line, continued);
+                          };
+                          if (n > 0) {
+                            self->splitter_.feed(std::string_view(self->buffer_.get(), n), emit);
+                          }
+                          if (ec) {
+                            self->splitter_.finish(emit);
+                            if (auto onEnd = std::exchange(self->onEnd_, nullptr)) {
+                              onEnd();
+                            }
+                            return;
+                          }
+                          self->readLoop();
+                        });
 }
 
 void OutputCapture::writeLine(std::string_view line, bool continued) {

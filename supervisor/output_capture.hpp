@@ -36,8 +36,9 @@ class OutputCapture : public std::enable_shared_from_this<OutputCapture> {
   boost::asio::readable_pipe pipe_;
   std::string prefix_;
   int outputFd_;
+  static constexpr std::size_t kReadSize = 8192;
   LineSplitter splitter_;
-  std::string buffer_;
+  std::unique_ptr<char[]> buffer_;
   std::string line_;
   std::function<void()> onEnd_;
 };

@@ -86,7 +86,12 @@ bool WorkerConnection::sendControl(std::span<const std::byte> frame) {
 }
 
 void WorkerConnection::wakeWriter() {
-  writerWakeup_.cancel_one();
+  // Only a waiting writer needs the (not free) timer cancellation; a busy one finds the new
+  // bytes when its write completes.
+  if (writerIdle_) {
+    writerIdle_ = false;
+    writerWakeup_.cancel_one();
+  }
 }
 
 void WorkerConnection::fail(const std::string& reason, bool protocolError) {
@@ -142,7 +147,9 @@ asio::awaitable<void> WorkerConnection::writeLoop() {
   while (!closed_ && !retiring_) {
     if (outbox_.empty()) {
       writerWakeup_.expires_at(asio::steady_timer::time_point::max());
+      writerIdle_ = true;
       co_await writerWakeup_.async_wait(kAsTuple);
+      writerIdle_ = false;
       continue;
     }
     segments.clear();

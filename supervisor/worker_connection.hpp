@@ -87,6 +87,7 @@ class WorkerConnection : public std::enable_shared_from_this<WorkerConnection> {
   boost::asio::steady_timer retireTimer_;
   FrameSink& sink_;
   bool closed_ = false;
+  bool writerIdle_ = false;  // the write loop waits on writerWakeup_
   bool welcomed_ = false;
   bool retiring_ = false;
   std::chrono::steady_clock::time_point lastRead_ = std::chrono::steady_clock::now();

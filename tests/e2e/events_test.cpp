@@ -40,6 +40,27 @@ BOOST_AUTO_TEST_CASE(broadcast_reaches_every_other_cluster_and_skips_the_sender)
   BOOST_TEST(run->linesContaining("RECV b ").size() == 3u);
 }
 
+BOOST_AUTO_TEST_CASE(raw_listeners_get_the_text_as_sent_in_order_with_parsed_ones) {
+  TempDir dir;
+  auto run = start(dir, 2, "raw-listeners");
+  // The last of the three events: an empty payload, null for parsed listeners.
+  run->waitForLine("[cluster 1] PARSED2 null");
+  std::vector<std::string> seen;
+  for (const auto& line : run->linesContaining("[cluster 1] ")) {
+    if (line.find("] PARSED") != std::string::npos || line.find("] RAW") != std::string::npos) {
+      seen.push_back(line.substr(line.find("] ") + 2));
+    }
+  }
+  // In the order the listeners were added; the raw one sees the text exactly as it was sent;
+  // text that is not JSON reaches a raw listener, and with no parsed listener it is not parsed.
+  const std::vector<std::string> expected = {"PARSED1 {\"n\":1}", "RAW r from=0 text={\"n\": 1}",
+                                             "PARSED2 {\"n\":1}", "RAW bad text=not json",
+                                             "PARSED1 null",      "RAW r from=0 text=",
+                                             "PARSED2 null"};
+  BOOST_TEST(seen == expected, run->transcript());
+  BOOST_TEST(run->linesContaining("LISTENER_ERROR").empty(), run->transcript());
+}
+
 BOOST_AUTO_TEST_CASE(emit_to_outside_the_cluster_range_is_an_error_the_caller_sees) {
   TempDir dir;
   auto run = start(dir, 2, "broadcast");

@@ -424,6 +424,14 @@ int main() {
     }
   });
   logEvents(events, {"b", "marker", "forged", "back", "big", "held"});
+  if (mode == "raw-listeners") {
+    // A raw listener between two parsed ones, and one for text that is not JSON.
+    events.on("r", [](const json::value& data, int) { say("PARSED1 ", json::serialize(data)); });
+    events.onRaw(
+        "r", [](std::string_view text, int source) { say("RAW r from=", source, " text=", text); });
+    events.on("r", [](const json::value& data, int) { say("PARSED2 ", json::serialize(data)); });
+    events.onRaw("bad", [](std::string_view text, int) { say("RAW bad text=", text); });
+  }
   events.on("ping", [&events](const json::value&, int source) {
     events.emitTo(source, "pong", {{"from", 0}});
   });
@@ -443,6 +451,14 @@ int main() {
     events.emitTo(1, "marker", {{"early", 2}});
     echoThroughSupervisor(events, id);
     say("SENT");
+  }
+
+  if (mode == "raw-listeners" && id == 0) {
+    barrier(cluster);
+    boost::system::error_code ec;
+    events.broadcastRaw("r", R"({"n": 1})", ec);
+    events.broadcastRaw("bad", "not json", ec);
+    events.broadcastRaw("r", "", ec);
   }
 
   if (mode == "broadcast" && id == 0) {

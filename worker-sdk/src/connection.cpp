@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "connection.hpp"
 
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -37,10 +38,13 @@ Connection::Connection(Settings settings)
       busWork_(asio::prefer(settings.busExecutor, asio::execution::outstanding_work.tracked)),
       socket_(settings.ioExecutor),
       closeTimer_(settings.ioExecutor),
+      corkTimer_(settings.ioExecutor),
       heartbeatTimer_(settings.ioExecutor),
       heartbeatInterval_(settings.heartbeatInterval),
       heartbeatFromBus_(settings.heartbeatFromBus),
-      reader_(std::move(settings.reader)) {
+      reader_(std::move(settings.reader)),
+      fd_(settings.fd),
+      waitTimer_(settings.ioExecutor) {
   socket_.assign(asio::local::stream_protocol(), settings.fd);
   std::random_device random;
   const std::uint64_t seed = (static_cast<std::uint64_t>(random()) << 32) | random();
@@ -85,9 +89,7 @@ void Connection::sendHeartbeat() {
   if (shutdown_) {
     return;
   }
-  const auto frame = wire::encodeHeartbeat();
-  enqueue(
-      frame.size(), [&](std::byte* out) { std::memcpy(out, frame.data(), frame.size()); }, true);
+  enqueueFrame(wire::encodeHeartbeat(), true);
 }
 
 void Connection::setStopHandler(StopHandler handler) {
@@ -99,9 +101,7 @@ void Connection::setStopHandler(StopHandler handler) {
     stopHandlerAnnounced_ = stopHandlerAnnounced_ || announce;
   }
   if (announce) {
-    const auto frame = wire::encodeStopHandler();
-    enqueue(
-        frame.size(), [&](std::byte* out) { std::memcpy(out, frame.data(), frame.size()); }, true);
+    enqueueFrame(wire::encodeStopHandler(), true);
   }
 }
 
@@ -186,9 +186,11 @@ error_code Connection::checkTarget(int clusterId) const {
   return {};
 }
 
-error_code Connection::enqueue(std::size_t frameSize, const std::function<void(std::byte*)>& write,
-                               bool control) {
+template <typename Write>
+error_code Connection::enqueue(std::size_t frameSize, const Write& write, bool control) {
+  const bool onBus = bus_.running_in_this_thread();
   bool startWriting = false;
+  bool helpCorkedWriter = false;
   {
     std::lock_guard lock(sendMutex_);
     if (!connected()) {
@@ -201,15 +203,31 @@ error_code Connection::enqueue(std::size_t frameSize, const std::function<void(s
     pending_.resize(offset + frameSize);
     write(pending_.data() + offset);
     queuedBytes_ += frameSize;
+    urgent_ = urgent_ || onBus;
     if (!writing_) {
       writing_ = true;
       startWriting = true;
+    } else if (onBus && corked_ && !writeInFlight_ && !busHelping_) {
+      // The I/O thread holds back a burst; a reply should not wait for it.
+      busHelping_ = true;
+      helpCorkedWriter = true;
     }
   }
-  if (startWriting) {
-    asio::post(io_, [self = shared_from_this()] { self->flush(); });
+  if (startWriting && onBus) {
+    // After the current handler, on this thread: the sends of a whole batch of listeners go
+    // out in one write, without waking the I/O thread.
+    asio::post(bus_, [self = shared_from_this()] { self->flushFromBus(true); });
+  } else if (startWriting) {
+    asio::post(io_, [self = shared_from_this()] { self->flushSoon(); });
+  } else if (helpCorkedWriter) {
+    asio::post(bus_, [self = shared_from_this()] { self->flushFromBus(false); });
   }
   return {};
+}
+
+error_code Connection::enqueueFrame(std::span<const std::byte> frame, bool control) {
+  return enqueue(
+      frame.size(), [&](std::byte* out) { std::memcpy(out, frame.data(), frame.size()); }, control);
 }
 
 error_code Connection::sendEvent(std::uint32_t target, std::uint64_t correlation,
@@ -238,9 +256,7 @@ error_code Connection::sendEvent(std::uint32_t target, std::uint64_t correlation
 }
 
 error_code Connection::sendReady() {
-  const auto frame = wire::encodeReady();
-  return enqueue(frame.size(),
-                 [&](std::byte* out) { std::memcpy(out, frame.data(), frame.size()); });
+  return enqueueFrame(wire::encodeReady(), false);
 }
 
 void Connection::closeWhenFlushed() {
@@ -265,21 +281,55 @@ void Connection::closeWhenFlushed() {
 
 void Connection::closeSocket() {
   connected_ = false;  // before the close, so the read loop's error is not a "lost supervisor"
-  error_code ignored;
-  socket_.close(ignored);
+  {
+    std::lock_guard lock(sendMutex_);
+    socketOpen_ = false;
+    error_code ignored;
+    socket_.close(ignored);
+  }
   closeTimer_.cancel();
+  corkTimer_.cancel();
   heartbeatTimer_.cancel();
+  waitTimer_.cancel();
+}
+
+void Connection::flushSoon() {
+  // Within kCork of the last write, a burst is under way: let it gather for the rest of kCork, so
+  // it goes out in a few large writes rather than many small ones (each of which also wakes the
+  // supervisor and, through it, every recipient).
+  // Sends from the bus executor (replies, acknowledgements) are never held back.
+  const auto since = std::chrono::steady_clock::now() - lastWriteEnd_;
+  bool holdBack = false;
+  {
+    std::lock_guard lock(sendMutex_);
+    holdBack = since < kCork && pending_.size() < kCorkBytes && !urgent_;
+    corked_ = holdBack;
+  }
+  if (!holdBack) {
+    flush();
+    return;
+  }
+  corkTimer_.expires_after(kCork - since);
+  corkTimer_.async_wait([self = shared_from_this()](error_code) {
+    {
+      std::lock_guard lock(self->sendMutex_);
+      self->corked_ = false;
+    }
+    self->flush();
+  });
 }
 
 void Connection::flush() {
   bool drained = false;
   {
     std::lock_guard lock(sendMutex_);
-    if (pending_.empty() || !socket_.is_open()) {
+    if (pending_.empty() || !socketOpen_) {
       writing_ = false;
       drained = true;
     } else {
       std::swap(pending_, inflight_);
+      writeInFlight_ = true;
+      urgent_ = false;
     }
   }
   if (drained) {
@@ -293,7 +343,9 @@ void Connection::flush() {
                       {
                         std::lock_guard lock(self->sendMutex_);
                         self->queuedBytes_ -= written;
+                        self->writeInFlight_ = false;
                       }
+                      self->lastWriteEnd_ = std::chrono::steady_clock::now();
                       // Keep a burst's buffer for the next burst, but not a huge one forever.
                       self->inflight_.clear();
                       if (self->inflight_.capacity() > 4 * 1024 * 1024) {
@@ -303,8 +355,55 @@ void Connection::flush() {
                         self->lost("cannot write to the supervisor: " + ec.message());
                         return;
                       }
-                      self->flush();
+                      self->flushSoon();
                     });
+}
+
+void Connection::flushFromBus(bool owner) {
+  std::unique_lock lock(sendMutex_);
+  if (!owner) {
+    busHelping_ = false;
+    if (writeInFlight_) {
+      return;  // the I/O thread woke meanwhile and writes it all
+    }
+  }
+  if (!pending_.empty() && socketOpen_) {
+    // Non-blocking: what the socket does not take now goes to the I/O thread's write. An error
+    // is left to that write as well, which reports it.
+    const ssize_t n = ::send(fd_, pending_.data(), pending_.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n > 0) {
+      const auto written = static_cast<std::size_t>(n);
+      pending_.erase(pending_.begin(), pending_.begin() + n);
+      queuedBytes_ -= written;
+    }
+    urgent_ = !pending_.empty();
+  }
+  if (!owner) {
+    return;  // the I/O thread's held-back flush still owns writing_ and ends it
+  }
+  if (!pending_.empty() && socketOpen_) {
+    lock.unlock();
+    asio::post(io_, [self = shared_from_this()] { self->flush(); });
+    return;
+  }
+  writing_ = false;
+  lock.unlock();
+  if (shutdown_) {
+    // A shutdown may be waiting for this write to end before it closes the socket.
+    asio::post(io_, [self = shared_from_this()] {
+      if (!self->closing_) {
+        return;
+      }
+      bool idle = false;
+      {
+        std::lock_guard guard(self->sendMutex_);
+        idle = !self->writing_ && self->pending_.empty();
+      }
+      if (idle) {
+        self->closeSocket();
+      }
+    });
+  }
 }
 
 void Connection::readLoop() {
@@ -326,7 +425,21 @@ void Connection::readLoop() {
 }
 
 void Connection::handleFrames() {
-  std::vector<Incoming> batch;
+  // The frames of one read lie back to back in the reader's buffer, valid until the next
+  // prepare(): the events among them are handed on as one copy of the stretch they occupy.
+  Batch batch;
+  const std::byte* stretch = nullptr;  // start of the first event frame in the batch
+  const std::byte* stretchEnd = nullptr;
+  const auto handOn = [&] {
+    if (batch.empty()) {
+      return;
+    }
+    batch.bytes.assign(reinterpret_cast<const char*>(stretch),
+                       reinterpret_cast<const char*>(stretchEnd));
+    dispatch(std::move(batch));
+    batch = Batch{};
+    stretch = nullptr;
+  };
   for (;;) {
     const auto next = reader_.next();
     const auto& h = next.result.header;
@@ -338,10 +451,20 @@ void Connection::handleFrames() {
       break;
     }
     switch (h.type) {
-      case wire::FrameType::kEvent:
-        batch.push_back({std::string(wire::eventName(next.frame, h)),
-                         std::string(wire::eventPayload(next.frame, h)), h.source, h.correlation});
+      case wire::FrameType::kEvent: {
+        if (stretch == nullptr) {
+          stretch = next.frame.data();
+          batch.events.reserve(reader_.buffered() / 64 + 1);
+        }
+        stretchEnd = next.frame.data() + next.frame.size();
+        const std::size_t nameLength = h.nameLength;
+        batch.events.push_back(
+            {static_cast<std::size_t>(next.frame.data() - stretch) + wire::kHeaderSize,
+             static_cast<std::uint16_t>(nameLength),
+             static_cast<std::uint32_t>(next.frame.size() - wire::kHeaderSize - nameLength),
+             h.source, h.correlation});
         break;
+      }
       case wire::FrameType::kAck:
         onAck(h.source, h.correlation);
         break;
@@ -350,18 +473,12 @@ void Connection::handleFrames() {
         break;
       case wire::FrameType::kTotalChanged:
         // Events that came before the change are handed on before the handler is told.
-        if (!batch.empty()) {
-          dispatch(std::move(batch));
-          batch.clear();
-        }
+        handOn();
         onTotalChanged(wire::totalChangedBody(next.frame));
         break;
       case wire::FrameType::kStop:
         // Events that came before the stop are handed on before the stop handler is.
-        if (!batch.empty()) {
-          dispatch(std::move(batch));
-          batch.clear();
-        }
+        handOn();
         onStopFrame(std::chrono::milliseconds(wire::stopBody(next.frame)));
         break;
       case wire::FrameType::kHello:
@@ -378,9 +495,7 @@ void Connection::handleFrames() {
       break;
     }
   }
-  if (!batch.empty()) {
-    dispatch(std::move(batch));
-  }
+  handOn();
 }
 
 void Connection::startListening() {
@@ -406,79 +521,130 @@ void Connection::startListening() {
   }
 }
 
-void Connection::dispatch(std::vector<Incoming> batch) {
+void Connection::dispatch(Batch batch) {
   std::lock_guard lock(parkedMutex_);
   if (listening_) {
     post(std::move(batch));
     return;
   }
   // Not listening yet: keep events, in order, until listeners are in place (bounded).
-  for (auto& event : batch) {
-    const std::size_t size = event.name.size() + event.payload.size();
+  if (parkedBytes_ + batch.bytes.size() <= sendQueueLimit_) {
+    parkedBytes_ += batch.bytes.size();
+    parked_.push_back(std::move(batch));
+    return;
+  }
+  Batch kept;
+  for (const auto& event : batch.events) {
+    const std::size_t size = event.nameLength + std::size_t{event.payloadLength};
     if (parkedBytes_ + size > sendQueueLimit_) {
       ++droppedBeforeListening_;
       continue;
     }
     parkedBytes_ += size;
-    if (parked_.empty()) {
-      parked_.emplace_back();
-    }
-    parked_.back().push_back(std::move(event));
+    auto copy = event;
+    copy.offset = kept.bytes.size();
+    kept.bytes.insert(kept.bytes.end(),
+                      batch.bytes.begin() + static_cast<std::ptrdiff_t>(event.offset),
+                      batch.bytes.begin() + static_cast<std::ptrdiff_t>(event.offset + size));
+    kept.events.push_back(copy);
+  }
+  if (!kept.empty()) {
+    parked_.push_back(std::move(kept));
   }
 }
 
-void Connection::post(std::vector<Incoming> batch) {
-  asio::post(bus_, [self = shared_from_this(), batch = std::move(batch)] {
-    for (const auto& event : batch) {
-      if (self->shutdown_) {
-        return;
-      }
-      bool hasListeners = false;
-      {
-        std::lock_guard lock(self->listenersMutex_);
-        hasListeners = self->listeners_.contains(event.name);
-      }
-      if (hasListeners) {
-        error_code ec;
-        const boost::json::value data = event.payload.empty()
-                                            ? boost::json::value(nullptr)
-                                            : boost::json::parse(event.payload, ec);
-        if (ec) {
-          self->reportListenerError(event.name,
-                                    std::make_exception_ptr(std::runtime_error(
-                                        "payload from cluster " + std::to_string(event.source) +
-                                        " is not valid JSON: " + ec.message())));
-        } else {
-          // Taken only now, so a once-listener is used up by an event it is actually given.
-          std::vector<ListenerEntry> listeners;
-          {
-            std::lock_guard lock(self->listenersMutex_);
-            if (auto it = self->listeners_.find(event.name); it != self->listeners_.end()) {
-              listeners = it->second;
-              std::erase_if(it->second, [](const ListenerEntry& e) { return e.once; });
-              if (it->second.empty()) {
-                self->listeners_.erase(it);
-              }
-            }
-          }
-          for (const auto& entry : listeners) {
-            try {
-              (*entry.listener)(data, static_cast<int>(event.source));
-            } catch (...) {
-              self->reportListenerError(event.name, std::current_exception());
-            }
-          }
-        }
-      }
-      if (event.correlation != 0) {
-        const auto frame = wire::encodeAck(self->id_, event.source, event.correlation);
-        // A failed ack means the connection is gone; the waiter learns from the supervisor.
-        (void)self->enqueue(
-            frame.size(), [&](std::byte* out) { std::memcpy(out, frame.data(), frame.size()); },
-            true);
-      }
+void Connection::post(Batch batch) {
+  asio::post(bus_, [self = shared_from_this(), batch = std::move(batch)] { self->deliver(batch); });
+}
+
+void Connection::deliver(const Batch& batch) {
+  for (const auto& event : batch.events) {
+    if (shutdown_) {
+      return;
     }
-  });
+    const std::string_view name(batch.bytes.data() + event.offset, event.nameLength);
+    const std::string_view payload(batch.bytes.data() + event.offset + event.nameLength,
+                                   event.payloadLength);
+    if (listenersVersion_.load(std::memory_order_acquire) != snapshotVersion_) {
+      std::lock_guard lock(listenersMutex_);
+      snapshot_ = listeners_;
+      snapshotVersion_ = listenersVersion_.load(std::memory_order_relaxed);
+    }
+    if (const auto it = snapshot_->find(name); it != snapshot_->end()) {
+      deliverOne(name, payload, event.source, it->second);
+    }
+    if (event.correlation != 0) {
+      // A failed ack means the connection is gone; the waiter learns from the supervisor.
+      (void)enqueue(
+          wire::kHeaderSize,
+          [&](std::byte* out) {
+            wire::Header h;
+            h.type = wire::FrameType::kAck;
+            h.source = id_;
+            h.target = event.source;
+            h.correlation = event.correlation;
+            wire::encodeHeader(h, std::span<std::byte, wire::kHeaderSize>(out, wire::kHeaderSize));
+          },
+          true);
+    }
+  }
+}
+
+void Connection::deliverOne(std::string_view name, std::string_view payload, std::uint32_t source,
+                            const std::vector<ListenerEntry>& found) {
+  bool wantsJson = false;
+  bool hasOnce = false;
+  for (const auto& entry : found) {
+    wantsJson = wantsJson || entry.listener != nullptr;
+    hasOnce = hasOnce || entry.once;
+  }
+  boost::json::value data;
+  bool parsed = !wantsJson || payload.empty();
+  if (wantsJson && !payload.empty()) {
+    error_code ec;
+    parser_.reset();
+    parser_.write(payload.data(), payload.size(), ec);
+    if (ec) {
+      reportListenerError(name, std::make_exception_ptr(std::runtime_error(
+                                    "payload from cluster " + std::to_string(source) +
+                                    " is not valid JSON: " + ec.message())));
+    } else {
+      data = parser_.release();
+      parsed = true;
+    }
+  }
+  std::vector<ListenerEntry> taken;
+  const std::vector<ListenerEntry>* listeners = &found;
+  if (hasOnce && parsed) {
+    // Taken only now, so a once-listener is used up by an event it is actually given.
+    std::lock_guard lock(listenersMutex_);
+    auto map = *listeners_;
+    if (auto it = map.find(name); it != map.end()) {
+      taken = it->second;
+      std::erase_if(it->second, [](const ListenerEntry& e) { return e.once; });
+      if (it->second.empty()) {
+        map.erase(it);
+      }
+      publishListeners(std::move(map));
+    }
+    listeners = &taken;
+  }
+  for (const auto& entry : *listeners) {
+    try {
+      if (entry.raw) {
+        (*entry.raw)(payload, static_cast<int>(source));
+      } else if (parsed) {
+        (*entry.listener)(data, static_cast<int>(source));
+      }
+    } catch (...) {
+      reportListenerError(name, std::current_exception());
+    }
+  }
+}
+
+void Connection::publishListeners(ListenerMap map) {
+  listeners_ = std::make_shared<const ListenerMap>(std::move(map));
+  listenersVersion_.fetch_add(1, std::memory_order_release);
 }
 
 void Connection::reportListenerError(std::string_view event, std::exception_ptr error) {
@@ -509,28 +675,47 @@ void Connection::reportListenerError(std::string_view event, std::exception_ptr 
 std::uint64_t Connection::addListener(std::string_view event, Listener listener, bool once) {
   std::lock_guard lock(listenersMutex_);
   const auto id = nextListenerId_++;
-  auto it = listeners_.find(event);
-  if (it == listeners_.end()) {
-    it = listeners_.emplace(std::string(event), std::vector<ListenerEntry>{}).first;
+  auto map = *listeners_;
+  auto it = map.find(event);
+  if (it == map.end()) {
+    it = map.emplace(std::string(event), std::vector<ListenerEntry>{}).first;
   }
-  it->second.push_back({id, std::make_shared<Listener>(std::move(listener)), once});
+  it->second.push_back({id, std::make_shared<Listener>(std::move(listener)), nullptr, once});
+  publishListeners(std::move(map));
+  return id;
+}
+
+std::uint64_t Connection::addRawListener(std::string_view event, RawListener listener) {
+  std::lock_guard lock(listenersMutex_);
+  const auto id = nextListenerId_++;
+  auto map = *listeners_;
+  auto it = map.find(event);
+  if (it == map.end()) {
+    it = map.emplace(std::string(event), std::vector<ListenerEntry>{}).first;
+  }
+  it->second.push_back({id, nullptr, std::make_shared<RawListener>(std::move(listener)), false});
+  publishListeners(std::move(map));
   return id;
 }
 
 void Connection::removeListener(const std::string& event, std::uint64_t id) {
   std::lock_guard lock(listenersMutex_);
-  if (auto it = listeners_.find(event); it != listeners_.end()) {
+  auto map = *listeners_;
+  if (auto it = map.find(event); it != map.end()) {
     std::erase_if(it->second, [id](const ListenerEntry& e) { return e.id == id; });
     if (it->second.empty()) {
-      listeners_.erase(it);
+      map.erase(it);
     }
+    publishListeners(std::move(map));
   }
 }
 
 void Connection::removeAllListeners(std::string_view event) {
   std::lock_guard lock(listenersMutex_);
-  if (auto it = listeners_.find(event); it != listeners_.end()) {
-    listeners_.erase(it);
+  auto map = *listeners_;
+  if (auto it = map.find(event); it != map.end()) {
+    map.erase(it);
+    publishListeners(std::move(map));
   }
 }
 
@@ -548,12 +733,19 @@ void Connection::startWait(std::string_view event, std::string_view payload,
     return;
   }
   const std::uint64_t id = nextWaitId_.fetch_add(1, std::memory_order_relaxed);  // never 0
-  auto wait = std::make_shared<Wait>(io_, std::move(handler));
+  auto wait = std::make_shared<Wait>(std::move(handler));
   wait->expected = expectedClusters;
   wait->work = asio::prefer(bus_.get_inner_executor(), asio::execution::outstanding_work.tracked);
+  bool arm = false;
   {
     std::lock_guard lock(waitsMutex_);
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    wait->deadline = deadlines_.emplace(deadline, id);
     waits_.emplace(id, wait);
+    if (deadline < armedDeadline_) {
+      armedDeadline_ = deadline;
+      arm = true;
+    }
   }
   // Registered before sending, so an ack can never arrive for a wait that is not known yet.
   if (const error_code ec = sendEvent(wire::kBroadcast, id, event, payload)) {
@@ -561,6 +753,9 @@ void Connection::startWait(std::string_view event, std::string_view payload,
     {
       std::lock_guard lock(waitsMutex_);
       mine = waits_.erase(id) == 1;
+      if (mine) {
+        deadlines_.erase(wait->deadline);
+      }
     }
     // If the connection was lost meanwhile, lost() already took the wait and completes it.
     if (mine) {
@@ -568,20 +763,43 @@ void Connection::startWait(std::string_view event, std::string_view payload,
     }
     return;
   }
-  asio::post(io_, [self = shared_from_this(), id, wait, timeout] {
-    {
-      std::lock_guard lock(self->waitsMutex_);
-      if (!self->waits_.contains(id)) {
-        return;  // already finished: the supervisor closed it before the timer could start
-      }
+  if (arm) {
+    asio::post(io_, [self = shared_from_this()] { self->armWaitTimer(); });
+  }
+}
+
+void Connection::armWaitTimer() {
+  std::chrono::steady_clock::time_point next;
+  {
+    std::lock_guard lock(waitsMutex_);
+    if (deadlines_.empty() || !connected()) {
+      armedDeadline_ = std::chrono::steady_clock::time_point::max();
+      return;
     }
-    wait->timer.expires_after(timeout);
-    wait->timer.async_wait([self, id](error_code ec) {
-      if (!ec) {
-        self->finishWait(id, true);
-      }
-    });
+    next = deadlines_.begin()->first;
+    armedDeadline_ = next;
+  }
+  waitTimer_.expires_at(next);
+  waitTimer_.async_wait([self = shared_from_this()](error_code ec) {
+    if (!ec) {
+      self->onWaitTimer();
+    }
   });
+}
+
+void Connection::onWaitTimer() {
+  std::vector<std::uint64_t> expired;
+  {
+    std::lock_guard lock(waitsMutex_);
+    const auto now = std::chrono::steady_clock::now();
+    for (auto it = deadlines_.begin(); it != deadlines_.end() && it->first <= now; ++it) {
+      expired.push_back(it->second);
+    }
+  }
+  for (const auto id : expired) {
+    finishWait(id, true);
+  }
+  armWaitTimer();
 }
 
 void Connection::onAck(std::uint32_t source, std::uint64_t correlation) {
@@ -626,14 +844,12 @@ void Connection::finishWait(std::uint64_t id, bool timedOut) {
     }
     wait = std::move(it->second);
     waits_.erase(it);
+    deadlines_.erase(wait->deadline);
   }
-  wait->timer.cancel();
   if (wait->recipients < 0 && connected()) {
     // Ended by the count or the timeout, not by the supervisor: let it forget the wait now
     // rather than track acknowledgements nobody will count.
-    const auto done = wire::encodeWaitDone(id);
-    (void)enqueue(
-        done.size(), [&](std::byte* out) { std::memcpy(out, done.data(), done.size()); }, true);
+    (void)enqueueFrame(wire::encodeWaitDone(id), true);
   }
   AckReport report;
   report.acked = static_cast<int>(wait->acked.size());
@@ -675,13 +891,15 @@ void Connection::lost(std::string_view why) {
   if (!connected_.exchange(false)) {
     return;
   }
-  error_code ignored;
-  socket_.close(ignored);
-  heartbeatTimer_.cancel();
   {
     std::lock_guard lock(sendMutex_);
+    socketOpen_ = false;
+    error_code ignored;
+    socket_.close(ignored);
     pending_.clear();
   }
+  heartbeatTimer_.cancel();
+  waitTimer_.cancel();
   std::vector<std::uint64_t> ids;
   {
     std::lock_guard lock(waitsMutex_);

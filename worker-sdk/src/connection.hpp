@@ -5,17 +5,26 @@
 // Threads and ownership: the socket, the read loop, the write loop, wait timers and all wait
 // bookkeeping live on the I/O executor (one SDK thread). Senders on any thread append encoded
 // frames to a mutex-guarded, bounded send buffer; the write loop takes the whole buffer in one
-// write, so bursts of small events coalesce. Incoming events are handed in batches to the bus
-// strand, where listeners run and, afterwards, acknowledgements are queued. Connection is shared
+// write, so bursts of small events coalesce. A send made on the bus strand (a listener's reply,
+// an acknowledgement, the next wait started by a completion handler) is written by the bus strand
+// itself once its current handler returns, when no write is in progress: one write for all the
+// sends of a batch, and no hand-over to the I/O thread on the request/response path. Other sends
+// that follow a write by less than kCork wait for the rest of it (unless kCorkBytes are queued),
+// so bursts go out in few large writes.
+// Incoming events are handed in batches (one buffer per read) to the bus strand, where listeners
+// run and, afterwards, acknowledgements are queued. Listeners are looked up in a copy-on-write
+// snapshot, so delivering an event takes no lock and copies nothing. Connection is shared
 // (shared_ptr) by Cluster, EventBus, Subscriptions and in-flight operations; Cluster::~Cluster
 // calls shutdown(), after which no callback is started.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -27,6 +36,7 @@
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/json/parser.hpp>
 
 #include "clustervisor/event_bus.hpp"
 #include "clustervisor/wire/frame_reader.hpp"
@@ -63,6 +73,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // written (for at most kFlushOnShutdown), then the socket is closed.
   void shutdown();
   static constexpr std::chrono::seconds kFlushOnShutdown{2};
+  // A send from outside the bus executor that comes less than this after the previous write
+  // waits for the rest of it (see flushSoon()).
+  static constexpr std::chrono::microseconds kCork{100};
+  static constexpr std::size_t kCorkBytes = 64 * 1024;  // this much queued is written at once
 
   std::uint32_t id() const { return id_; }
   std::uint32_t totalClusters() const { return totalClusters_.load(std::memory_order_relaxed); }
@@ -84,6 +98,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   boost::system::error_code checkTarget(int clusterId) const;
 
   std::uint64_t addListener(std::string_view event, Listener listener, bool once);
+  std::uint64_t addRawListener(std::string_view event, RawListener listener);
   void removeListener(const std::string& event, std::uint64_t id);
   void removeAllListeners(std::string_view event);
   void setErrorHandler(ErrorHandler handler);
@@ -93,45 +108,64 @@ class Connection : public std::enable_shared_from_this<Connection> {
                  std::chrono::milliseconds timeout, int expectedClusters, WaitHandler handler);
 
  private:
-  struct Incoming {
-    std::string name;
-    std::string payload;
-    std::uint32_t source;
-    std::uint64_t correlation;
+  // The events of one read, in one buffer (with their headers and any frames between them).
+  struct Batch {
+    struct Event {
+      std::size_t offset;  // of the name in bytes; the payload follows it
+      std::uint16_t nameLength;
+      std::uint32_t payloadLength;
+      std::uint32_t source;
+      std::uint64_t correlation;
+    };
+    std::vector<char> bytes;
+    std::vector<Event> events;
+    bool empty() const { return events.empty(); }
   };
   struct Wait {
     // Built around its handler: any_completion_handler in Boost 1.81 has no usable move
     // assignment (it would wrap itself recursively), so the handler is only ever moved-constructed.
-    Wait(const boost::asio::any_io_executor& io, WaitHandler h)
-        : timer(io), handler(std::move(h)) {}
+    explicit Wait(WaitHandler h) : handler(std::move(h)) {}
     int expected = 0;
     std::vector<int> acked;  // ascending, distinct
     int recipients = -1;
-    boost::asio::steady_timer timer;
+    std::multimap<std::chrono::steady_clock::time_point, std::uint64_t>::iterator deadline;
     WaitHandler handler;
     boost::asio::any_io_executor work;  // keeps the bus executor's context alive meanwhile
   };
   struct ListenerEntry {
     std::uint64_t id;
-    std::shared_ptr<Listener> listener;
+    std::shared_ptr<Listener> listener;  // one of these two is set
+    std::shared_ptr<RawListener> raw;
     bool once;
   };
+  using ListenerMap = std::map<std::string, std::vector<ListenerEntry>, std::less<>>;
 
   // Control frames (acks, WAIT_DONE) pass `control`: they are tiny, and refusing them would
   // make other clusters' waits time out, so they are not held to the queue limit.
-  boost::system::error_code enqueue(std::size_t frameSize,
-                                    const std::function<void(std::byte*)>& write,
+  template <typename Write>
+  boost::system::error_code enqueue(std::size_t frameSize, const Write& write,
                                     bool control = false);
+  boost::system::error_code enqueueFrame(std::span<const std::byte> frame, bool control);
+  void flushSoon();
   void flush();
+  // `owner`: scheduled by the enqueue that set writing_ (and so ends it); otherwise a helper that
+  // writes what a held-back I/O-thread flush is waiting on.
+  void flushFromBus(bool owner);
   void closeWhenFlushed();
   void closeSocket();
   void readLoop();
   void handleFrames();
-  void dispatch(std::vector<Incoming> batch);
-  void post(std::vector<Incoming> batch);
+  void dispatch(Batch batch);
+  void post(Batch batch);
+  void deliver(const Batch& batch);
+  void deliverOne(std::string_view name, std::string_view payload, std::uint32_t source,
+                  const std::vector<ListenerEntry>& found);
+  void publishListeners(ListenerMap map);  // listenersMutex_ held
   void onAck(std::uint32_t source, std::uint64_t correlation);
   void onWaitClosed(std::uint64_t correlation, const wire::WaitClosedBody& body);
   void finishWait(std::uint64_t id, bool timedOut);
+  void armWaitTimer();
+  void onWaitTimer();
   void completeHandler(WaitHandler handler, boost::system::error_code ec, AckReport report);
   void lost(std::string_view why);
   void heartbeat();
@@ -156,6 +190,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   boost::asio::local::stream_protocol::socket socket_;
   boost::asio::steady_timer closeTimer_;
+  boost::asio::steady_timer corkTimer_;
+  // When the I/O thread's last write ended (I/O thread only); see flushSoon().
+  std::chrono::steady_clock::time_point lastWriteEnd_{};
   boost::asio::steady_timer heartbeatTimer_;
   const std::chrono::milliseconds heartbeatInterval_;
   const bool heartbeatFromBus_;
@@ -172,25 +209,46 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::atomic<bool> connected_{true};
   std::atomic<bool> shutdown_{false};
 
-  std::mutex sendMutex_;  // guards pending_, queuedBytes_, writing_
+  // Guards pending_, queuedBytes_, the writer flags below and socketOpen_. Held across the bus
+  // strand's direct write, and taken to close the socket, so that write never meets a closed (or
+  // reused) fd.
+  std::mutex sendMutex_;
+  const int fd_;
+  bool socketOpen_ = true;
+  bool writeInFlight_ = false;  // the I/O thread's async_write is running
+  bool corked_ = false;         // the I/O thread holds a flush back (flushSoon)
+  bool urgent_ = false;         // pending_ holds a send from the bus executor
+  bool busHelping_ = false;     // a helper flushFromBus(false) is posted
   std::vector<std::byte> pending_;
   std::vector<std::byte> inflight_;  // I/O thread only
   std::size_t queuedBytes_ = 0;
-  bool writing_ = false;
+  bool writing_ = false;  // a flush is scheduled, held back or writing
 
   std::mutex parkedMutex_;  // guards listening_, parked_, parkedBytes_, droppedBeforeListening_
   bool listening_ = false;
-  std::vector<std::vector<Incoming>> parked_;
+  std::vector<Batch> parked_;
   std::size_t parkedBytes_ = 0;
   std::uint64_t droppedBeforeListening_ = 0;
 
   std::mutex listenersMutex_;  // guards listeners_, errorHandler_, nextListenerId_
-  std::map<std::string, std::vector<ListenerEntry>, std::less<>> listeners_;
+  std::shared_ptr<const ListenerMap> listeners_ = std::make_shared<const ListenerMap>();
+  std::atomic<std::uint64_t> listenersVersion_{1};  // bumped (under the mutex) by every change
   ErrorHandler errorHandler_;
   std::uint64_t nextListenerId_ = 1;
+  // The bus strand's copy of listeners_, refreshed when listenersVersion_ moves.
+  std::shared_ptr<const ListenerMap> snapshot_;
+  std::uint64_t snapshotVersion_ = 0;
+  boost::json::parser parser_;  // bus strand only; keeps its memory from one event to the next
 
-  std::mutex waitsMutex_;  // guards waits_
+  std::mutex waitsMutex_;  // guards waits_, deadlines_, armedDeadline_
   std::unordered_map<std::uint64_t, std::shared_ptr<Wait>> waits_;
+  // Every open wait's timeout, on one timer (I/O thread) set for the earliest. A wait whose
+  // deadline is later than the one armed (the usual case: same timeout, later start) needs no
+  // trip to the I/O thread; the timer re-arms for the next deadline when it fires.
+  std::multimap<std::chrono::steady_clock::time_point, std::uint64_t> deadlines_;
+  std::chrono::steady_clock::time_point armedDeadline_ =
+      std::chrono::steady_clock::time_point::max();
+  boost::asio::steady_timer waitTimer_;
   // Starts at a random value: a restarted worker must not reuse the wait ids of its previous
   // life, or a late ack meant for the old process could be counted for a new wait.
   std::atomic<std::uint64_t> nextWaitId_;

@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: MIT
 #include "clustervisor/event_bus.hpp"
 
-#include <boost/json/serialize.hpp>
+#include <algorithm>
+#include <string>
+
+#include <boost/json/serializer.hpp>
 
 #include "connection.hpp"
 
@@ -10,6 +13,22 @@ namespace clustervisor {
 using boost::system::error_code;
 
 namespace {
+
+// The JSON text of `data`, in a buffer of this thread's that is reused from one send to the next
+// (the SDK copies the text into its send queue before the call returns), so a send does not
+// allocate a string per event. Valid until the next call on this thread.
+std::string_view serialize(const boost::json::value& data) {
+  thread_local std::string text;
+  boost::json::serializer serializer;
+  serializer.reset(&data);
+  text.clear();
+  while (!serializer.done()) {
+    const std::size_t used = text.size();
+    text.resize(std::max<std::size_t>(2 * used, used + 512));
+    text.resize(used + serializer.read(text.data() + used, text.size() - used).size());
+  }
+  return text;
+}
 
 void throwIf(const error_code& ec, const char* what) {
   if (ec) {
@@ -41,7 +60,7 @@ void EventBus::broadcast(std::string_view event, const boost::json::value& data)
 }
 
 void EventBus::broadcast(std::string_view event, const boost::json::value& data, error_code& ec) {
-  broadcastRaw(event, boost::json::serialize(data), ec);
+  broadcastRaw(event, serialize(data), ec);
 }
 
 void EventBus::emitTo(int clusterId, std::string_view event, const boost::json::value& data) {
@@ -54,7 +73,7 @@ void EventBus::emitTo(int clusterId, std::string_view event, const boost::json::
                       error_code& ec) {
   ec = connection_->checkTarget(clusterId);
   if (!ec) {
-    emitToRaw(clusterId, event, boost::json::serialize(data), ec);
+    emitToRaw(clusterId, event, serialize(data), ec);
   }
 }
 
@@ -73,6 +92,10 @@ void EventBus::emitToRaw(int clusterId, std::string_view event, std::string_view
 Subscription EventBus::on(std::string_view event, Listener listener) {
   return {connection_, std::string(event),
           connection_->addListener(event, std::move(listener), false)};
+}
+
+Subscription EventBus::onRaw(std::string_view event, RawListener listener) {
+  return {connection_, std::string(event), connection_->addRawListener(event, std::move(listener))};
 }
 
 Subscription EventBus::once(std::string_view event, Listener listener) {
@@ -94,14 +117,12 @@ void EventBus::setErrorHandler(ErrorHandler handler) {
 
 void EventBus::startWait(std::string_view event, const boost::json::value& data, Duration timeout,
                          int expectedClusters, CountHandler handler) {
-  connection_->startWait(event, boost::json::serialize(data), timeout, expectedClusters,
-                         std::move(handler));
+  connection_->startWait(event, serialize(data), timeout, expectedClusters, std::move(handler));
 }
 
 void EventBus::startWait(std::string_view event, const boost::json::value& data, Duration timeout,
                          int expectedClusters, ReportHandler handler) {
-  connection_->startWait(event, boost::json::serialize(data), timeout, expectedClusters,
-                         std::move(handler));
+  connection_->startWait(event, serialize(data), timeout, expectedClusters, std::move(handler));
 }
 
 }  // namespace clustervisor

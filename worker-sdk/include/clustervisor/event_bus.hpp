@@ -55,6 +55,9 @@ class Connection;
 }
 
 using Listener = std::function<void(const boost::json::value& data, int sourceCluster)>;
+// A listener that takes the payload as the JSON text that was sent, unparsed (empty for null);
+// the view is valid until the listener returns.
+using RawListener = std::function<void(std::string_view json, int sourceCluster)>;
 
 // Called when a listener throws, with the exception; or when an event's payload is not valid
 // JSON, with a std::runtime_error saying so (the listeners are then not called).
@@ -161,6 +164,9 @@ class EventBus {
   Subscription on(std::string_view event, Listener listener);
   // Like on(), removed after its first call.
   Subscription once(std::string_view event, Listener listener);
+  // Like on(), with the payload as JSON text: for a worker that parses it its own way, forwards
+  // it, or only counts events. The SDK parses a payload only for events that have a Listener.
+  Subscription onRaw(std::string_view event, RawListener listener);
   void off(Subscription& subscription) { subscription.remove(); }
   void removeAllListeners(std::string_view event);
 

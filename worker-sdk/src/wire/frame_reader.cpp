@@ -7,38 +7,49 @@
 namespace clustervisor::wire {
 
 FrameReader::FrameReader(std::size_t maxFrameSize, std::size_t readChunk)
-    : maxFrameSize_(maxFrameSize), readChunk_(readChunk), buffer_(readChunk) {}
+    : maxFrameSize_(maxFrameSize), readChunk_(readChunk) {}
+
+void FrameReader::reallocate(std::size_t capacity) {
+  // new[] of std::byte leaves the bytes uninitialized: pages are touched only when read into.
+  std::unique_ptr<std::byte[]> fresh(new std::byte[capacity]);
+  if (end_ > begin_) {
+    std::memcpy(fresh.get(), buffer_.get() + begin_, end_ - begin_);
+  }
+  end_ -= begin_;
+  begin_ = 0;
+  buffer_ = std::move(fresh);
+  capacity_ = capacity;
+}
 
 std::span<std::byte> FrameReader::prepare() {
   if (begin_ == end_) {
     begin_ = end_ = 0;
     // A large frame grew the buffer; do not keep that memory for an idle connection.
-    if (buffer_.size() > 4 * readChunk_) {
-      buffer_.resize(readChunk_);
-      buffer_.shrink_to_fit();
+    if (capacity_ > 4 * readChunk_) {
+      reallocate(readChunk_);
     }
   }
   // Room for the rest of a half-received frame (its length is known once 4 bytes are here),
   // or one read chunk, whichever is larger.
   std::size_t wanted = readChunk_;
   if (end_ - begin_ >= 4) {
-    const DecodeResult peek =
-        decodeFrame(std::span(buffer_).subspan(begin_, end_ - begin_), maxFrameSize_);
+    const DecodeResult peek = decodeFrame(
+        std::span<const std::byte>(buffer_.get() + begin_, end_ - begin_), maxFrameSize_);
     if (peek.status == DecodeStatus::kIncomplete && peek.header.length > end_ - begin_) {
       wanted = std::max(wanted, static_cast<std::size_t>(peek.header.length) - (end_ - begin_));
     }
   }
-  if (buffer_.size() - end_ < wanted) {
+  if (capacity_ - end_ < wanted) {
     if (begin_ > 0) {
-      std::memmove(buffer_.data(), buffer_.data() + begin_, end_ - begin_);
+      std::memmove(buffer_.get(), buffer_.get() + begin_, end_ - begin_);
       end_ -= begin_;
       begin_ = 0;
     }
-    if (buffer_.size() - end_ < wanted) {
-      buffer_.resize(end_ + wanted);
+    if (capacity_ - end_ < wanted) {
+      reallocate(end_ + wanted);
     }
   }
-  return std::span(buffer_).subspan(end_);
+  return {buffer_.get() + end_, capacity_ - end_};
 }
 
 void FrameReader::commit(std::size_t bytesRead) {
@@ -47,7 +58,7 @@ void FrameReader::commit(std::size_t bytesRead) {
 
 FrameReader::Next FrameReader::next() {
   Next out;
-  const auto pending = std::span(buffer_).subspan(begin_, end_ - begin_);
+  const auto pending = std::span<std::byte>(buffer_.get() + begin_, end_ - begin_);
   out.result = decodeFrame(pending, maxFrameSize_);
   if (out.result.status == DecodeStatus::kFrame) {
     out.frame = pending.first(out.result.header.length);

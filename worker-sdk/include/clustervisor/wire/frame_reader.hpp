@@ -4,12 +4,14 @@
 // prepare(), commit()s how many arrived, then takes whole frames with next() until it says
 // kIncomplete. Frames are returned as views into the buffer, valid until the next prepare().
 // Pure and single-threaded; it never allocates more than one frame limit plus one read chunk,
-// and gives memory back after a large frame has passed.
+// and gives memory back after a large frame has passed. The buffer is allocated at the first
+// prepare() and never zero-filled, so memory a connection's reads never reach is never touched
+// (an idle connection costs a page, not a read chunk).
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <span>
-#include <vector>
 
 #include "clustervisor/wire/frame.hpp"
 
@@ -36,9 +38,12 @@ class FrameReader {
   void setMaxFrameSize(std::size_t maxFrameSize) { maxFrameSize_ = maxFrameSize; }
 
  private:
+  void reallocate(std::size_t capacity);  // keeps the bytes [begin_, end_), moved to 0
+
   std::size_t maxFrameSize_;
   std::size_t readChunk_;
-  std::vector<std::byte> buffer_;
+  std::unique_ptr<std::byte[]> buffer_;
+  std::size_t capacity_ = 0;
   std::size_t begin_ = 0;
   std::size_t end_ = 0;
 };
