@@ -341,7 +341,8 @@ int chaosMain(Cluster& cluster) {
       const long k = waits++;
       const long long started = nowNs();
       events.broadcastAndWaitDetailed(
-          "w", {{"from", id}, {"run", run}, {"k", k}}, 2s, total - 1,
+          "w", {{"from", id}, {"run", run}, {"k", k}},
+          std::chrono::milliseconds(std::atoi(env("PROBE_WAIT_MS", "2000").c_str())), total - 1,
           [id, run, k, started](boost::system::error_code, clustervisor::AckReport report) {
             std::string acked;
             for (const int c : report.clusters) {
