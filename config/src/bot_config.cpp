@@ -19,6 +19,7 @@
 
 #include "clustervisor/config/duration.hpp"
 #include "clustervisor/config/size.hpp"
+#include "toml_precheck.hpp"
 
 namespace clustervisor::config {
 namespace {
@@ -1158,6 +1159,14 @@ std::string Diagnostic::format() const {
 LoadResult parseConfig(std::string_view text, std::string_view fileName,
                        const std::filesystem::path& baseDirectory) {
   LoadResult result;
+  // What toml++ cannot be trusted with (nesting that would overflow the stack, a table header
+  // it asserts on) is refused before it sees the text.
+  if (const TomlPrecheck precheck = precheckToml(text); !precheck.ok()) {
+    result.errors.push_back(
+        Diagnostic{SourceLocation{std::string(fileName), precheck.line, precheck.column}, "",
+                   "syntax error: " + precheck.problem});
+    return result;
+  }
   toml::table root;
   try {
     root = toml::parse(text, fileName);

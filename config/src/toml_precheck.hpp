@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: MIT
+//
+// precheckToml(): a linear scan of config text for what toml++ 3.3.0 (Debian 12's) must not be
+// given, run before it parses anything.
+//
+//   - Nesting. toml++ limits nested values (arrays, inline tables) but not dotted keys or table
+//     headers, and it walks and frees the tree it builds recursively: `a.a.a.…a = 1` with some
+//     ten thousand segments, 20 KiB of text, overflows the stack. The scan counts how deeply the
+//     text nests and refuses more than kMaxTomlDepth levels.
+//   - A table header whose key starts with a character that cannot start a key (`[#`, `[[[`,
+//     `[=`): toml++ asserts that this never happens (an abort in a debug build, undefined
+//     behaviour in a release one) instead of reporting it.
+//
+// The scan knows just enough TOML to tell keys from values and strings from the rest. Its depth
+// is never below that of the tree toml++ would build (it counts every key segment twice once the
+// text has an array of tables, as a segment may then go through one); on text that is not valid
+// TOML it may report less than toml++ would, never a crash. Pure; nothing is kept.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace clustervisor::config {
+
+// Deeper than any bot.toml needs (it nests two levels), shallow enough for any stack.
+inline constexpr std::size_t kMaxTomlDepth = 32;
+
+struct TomlPrecheck {
+  std::size_t depth = 0;  // the deepest level seen (when ok(): of the whole text)
+  // Empty when the text may be given to toml++; otherwise a syntax error at line:column (1-based)
+  // and the scan stopped there.
+  std::string problem;
+  std::uint32_t line = 0;
+  std::uint32_t column = 0;
+
+  bool ok() const { return problem.empty(); }
+};
+
+TomlPrecheck precheckToml(std::string_view text, std::size_t maxDepth = kMaxTomlDepth);
+
+}  // namespace clustervisor::config
