@@ -752,9 +752,9 @@ BOOST_AUTO_TEST_CASE(reports_syntax_error_with_position) {
 BOOST_AUTO_TEST_CASE(rejects_invalid_utf8_as_syntax_error) {
   checkCases({
       {kCommand + "name = \"\xFF\"\n",
-       "bot.toml:2:8: syntax error: Encountered invalid utf-8 sequence\n"},
+       "bot.toml:2:9: syntax error: invalid UTF-8 (byte 0xFF); a bot.toml must be UTF-8\n"},
       {kCommand + "# \xC3\x28\n",
-       "bot.toml:2:2: syntax error: Encountered invalid utf-8 sequence\n"},
+       "bot.toml:2:3: syntax error: invalid UTF-8 (byte 0xC3); a bot.toml must be UTF-8\n"},
   });
 }
 

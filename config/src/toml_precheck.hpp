@@ -7,6 +7,12 @@
 //     headers, and it walks and frees the tree it builds recursively: `a.a.a.…a = 1` with some
 //     ten thousand segments, 20 KiB of text, overflows the stack. The scan counts how deeply the
 //     text nests and refuses more than kMaxTomlDepth levels.
+//   - Malformed UTF-8, which toml++ reports one character early (at the end of the line before,
+//     for one at the start of a line); this names the byte and its own position.
+//   - Characters above U+007F outside strings and comments (where TOML allows none), in quoted
+//     keys (no bot.toml key has them) and right after a backslash in a multi-line string: toml++
+//     classifies each of those with functions that are undefined behaviour (TOML_UNREACHABLE) for
+//     many code points, U+00E9 among them.
 //   - A table header whose key starts with a character that cannot start a key (`[#`, `[[[`,
 //     `[=`): toml++ asserts that this never happens (an abort in a debug build, undefined
 //     behaviour in a release one) instead of reporting it.
@@ -14,7 +20,8 @@
 // The scan knows just enough TOML to tell keys from values and strings from the rest. Its depth
 // is never below that of the tree toml++ would build (it counts every key segment twice once the
 // text has an array of tables, as a segment may then go through one); on text that is not valid
-// TOML it may report less than toml++ would, never a crash. Pure; nothing is kept.
+// TOML it may report another problem than toml++ would, or none where toml++ stops anyway. Pure;
+// nothing is kept.
 #pragma once
 
 #include <cstddef>

@@ -82,15 +82,63 @@ BOOST_AUTO_TEST_CASE(refuses_a_table_header_that_does_not_start_with_a_key) {
   BOOST_TEST(outcome("x = 1\n[[[1]]]\n") == "2:3: " + kBadHeader + "'['");
   BOOST_TEST(outcome("[[ =") == "1:4: " + kBadHeader + "'='");
   BOOST_TEST(outcome("[\x01]") == "1:2: " + kBadHeader + "byte 0x01");
-  BOOST_TEST(outcome("[\xc3\xa9]") == "1:2: " + kBadHeader + "byte 0xC3");
   // What toml++ reports by itself is left to it.
   BOOST_TEST(outcome("[]\n") == "depth 0");
   BOOST_TEST(outcome("[") == "depth 0");
   BOOST_TEST(outcome("[ \"a\" ]\n['b'.c]\n") == "depth 2");
 }
 
-BOOST_AUTO_TEST_CASE(counts_columns_in_characters) {
-  BOOST_TEST(outcome("\xc3\xa9\xc3\xa9 = 1\n[=]") == "2:2: " + kBadHeader + "'='");
+BOOST_AUTO_TEST_CASE(refuses_non_ascii_outside_strings_and_comments) {
+  // toml++ 3.3.0 classifies such a character with functions that are undefined for many code
+  // points (U+FE7F was found by fuzzing).
+  const std::string unexpected = " (outside strings and comments TOML allows only ASCII)";
+  BOOST_TEST(outcome("\xc3\xa9 = 1\n") == "1:1: unexpected character U+00E9" + unexpected);
+  BOOST_TEST(outcome("\xef\xb9\xbf") == "1:1: unexpected character U+FE7F" + unexpected);
+  BOOST_TEST(outcome("x = 1\xc3\xa9\n") == "1:6: unexpected character U+00E9" + unexpected);
+  BOOST_TEST(outcome("x = tru\xc3\xa9\n") == "1:8: unexpected character U+00E9" + unexpected);
+  BOOST_TEST(outcome("x = [1, \xf0\x9f\x98\x80]\n") ==
+             "1:9: unexpected character U+1F600" + unexpected);
+  BOOST_TEST(outcome("[a \xc3\xa9]\n") == "1:4: unexpected character U+00E9" + unexpected);
+  BOOST_TEST(outcome("[\xc3\xa9]\n") == "1:2: unexpected character U+00E9" + unexpected);
+  BOOST_TEST(outcome("x = {a = 1 \xc3\xa9}\n") == "1:12: unexpected character U+00E9" + unexpected);
+  BOOST_TEST(outcome("x = \"\xc3\xa9\xc3\xa9\" \xc3\xa9\n") ==
+             "1:10: unexpected character U+00E9" + unexpected);
+}
+
+BOOST_AUTO_TEST_CASE(allows_non_ascii_in_strings_comments_and_a_byte_order_mark) {
+  BOOST_TEST(outcome("\xef\xbb\xbfx = \"\xc3\xa9\" # \xc3\xa9\ny = '\xc3\xa9'\n"
+                     "z = \"\"\"\xc3\xa9\n\xc3\xa9\\n\"\"\"\n") == "depth 1");
+}
+
+BOOST_AUTO_TEST_CASE(refuses_non_ascii_in_quoted_keys) {
+  const std::string inKey = " in a key (every key of a bot.toml is ASCII)";
+  BOOST_TEST(outcome("\"\xc3\xa9\" = 1\n") == "1:2: non-ASCII character U+00E9" + inKey);
+  BOOST_TEST(outcome("[a.'x\xc3\xa9']\n") == "1:6: non-ASCII character U+00E9" + inKey);
+  BOOST_TEST(outcome("x = {\"\xc3\xa9\" = 1}\n") == "1:7: non-ASCII character U+00E9" + inKey);
+}
+
+BOOST_AUTO_TEST_CASE(refuses_non_ascii_right_after_a_backslash_in_a_multi_line_string) {
+  const std::string afterBackslash =
+      " right after a backslash in a multi-line string (write it as an escape such as \\u00E9)";
+  BOOST_TEST(outcome("x = \"\"\"a\\\xc3\xa9\"\"\"\n") ==
+             "1:10: non-ASCII character U+00E9" + afterBackslash);
+  BOOST_TEST(outcome("x = \"\"\"a \\\n\n   \xc3\xa9\"\"\"\n") ==
+             "3:4: non-ASCII character U+00E9" + afterBackslash);
+  // In a one-line string toml++ reports the bad escape by itself.
+  BOOST_TEST(outcome("x = \"a\\\xc3\xa9\"\n") == "depth 1");
+}
+
+BOOST_AUTO_TEST_CASE(refuses_malformed_utf8_anywhere_at_its_own_position) {
+  const std::string notUtf8 = "; a bot.toml must be UTF-8";
+  BOOST_TEST(outcome("x = 1\n\xff = 1\n") == "2:1: invalid UTF-8 (byte 0xFF)" + notUtf8);
+  BOOST_TEST(outcome("x = \"\xc3\xa9\xc3\" # \n") == "1:7: invalid UTF-8 (byte 0xC3)" + notUtf8);
+  BOOST_TEST(outcome("# \xc0\x80 overlong\n") == "1:3: invalid UTF-8 (byte 0xC0)" + notUtf8);
+  BOOST_TEST(outcome("x = '\xed\xa0\x80'") == "1:6: invalid UTF-8 (byte 0xED)" + notUtf8);
+  BOOST_TEST(outcome("x = '\xf4\x90\x80\x80'") == "1:6: invalid UTF-8 (byte 0xF4)" + notUtf8);
+  const LoadResult result = parseConfig("command = [\"./bot\"]\n\xff = 1\n", "bot.toml", "/b");
+  BOOST_TEST_REQUIRE(result.errors.size() == 1U);
+  BOOST_TEST(result.errors[0].format() ==
+             "bot.toml:2:1: syntax error: invalid UTF-8 (byte 0xFF); a bot.toml must be UTF-8");
 }
 
 BOOST_AUTO_TEST_CASE(table_header_error_reaches_the_diagnostic_with_its_position) {
