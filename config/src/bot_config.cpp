@@ -13,6 +13,7 @@
 #include <utility>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <toml++/toml.h>
@@ -28,6 +29,7 @@ using namespace std::chrono_literals;
 
 // Bounds the work and memory a config file can cost; a real bot.toml is a few hundred bytes.
 constexpr std::size_t kMaxFileSize = 1024 * 1024;
+constexpr std::string_view kFileTooLarge = "file is larger than 1 MiB";
 
 // Values quoted in messages are cut here so a pasted blob cannot flood the terminal.
 constexpr std::size_t kMaxQuotedBytes = 60;
@@ -1110,15 +1112,44 @@ void Validator::checkShards() {
 // ---------------------------------------------------------------------------------------------
 // Reading the file.
 
-// Reads at most kMaxFileSize bytes; returns the message of a line-0 diagnostic on failure.
+std::string fileTypeName(mode_t mode) {
+  if (S_ISFIFO(mode)) {
+    return "a FIFO";
+  }
+  if (S_ISCHR(mode)) {
+    return "a character device";
+  }
+  if (S_ISBLK(mode)) {
+    return "a block device";
+  }
+  if (S_ISSOCK(mode)) {
+    return "a socket";
+  }
+  return "not a regular file";
+}
+
+// Reads at most kMaxFileSize bytes of a regular file; returns the message of a line-0 diagnostic
+// on failure. O_NONBLOCK keeps open() from waiting for a writer when the path is a FIFO, and
+// anything but a regular file is refused: a FIFO or a device such as /dev/zero could make the
+// read wait or run forever. A file known to be too large is refused before any of it is read.
 std::optional<std::string> readFile(const std::filesystem::path& path, std::string& text) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) {
     return "cannot read: " + std::generic_category().message(errno);
   }
   std::optional<std::string> error;
+  struct stat status {};
+  if (::fstat(fd, &status) != 0) {
+    error = "cannot read: " + std::generic_category().message(errno);
+  } else if (S_ISDIR(status.st_mode)) {
+    error = "cannot read: " + std::generic_category().message(EISDIR);
+  } else if (!S_ISREG(status.st_mode)) {
+    error = "cannot read: " + fileTypeName(status.st_mode) + ", not a regular file";
+  } else if (static_cast<std::uint64_t>(status.st_size) > kMaxFileSize) {
+    error = std::string(kFileTooLarge);
+  }
   std::array<char, 64 * 1024> buffer{};
-  for (;;) {
+  while (!error) {
     const ssize_t n = ::read(fd, buffer.data(), buffer.size());
     if (n < 0 && errno == EINTR) {
       continue;
@@ -1131,9 +1162,9 @@ std::optional<std::string> readFile(const std::filesystem::path& path, std::stri
       break;
     }
     text.append(buffer.data(), static_cast<std::size_t>(n));
+    // The file may grow while it is read.
     if (text.size() > kMaxFileSize) {
-      error = "file is larger than 1 MiB";
-      break;
+      error = std::string(kFileTooLarge);
     }
   }
   ::close(fd);

@@ -15,6 +15,8 @@
 #include <string_view>
 #include <vector>
 
+#include <sys/stat.h>
+
 #include <boost/test/unit_test.hpp>
 
 namespace clustervisor::config {
@@ -1295,6 +1297,33 @@ BOOST_AUTO_TEST_CASE(rejects_file_larger_than_one_mib) {
   BOOST_TEST(!result.config.has_value());
   BOOST_TEST_REQUIRE(result.errors.size() == 1U);
   BOOST_TEST(result.errors[0].format() == big.string() + ": file is larger than 1 MiB");
+}
+
+BOOST_AUTO_TEST_CASE(refuses_a_file_far_over_the_limit_from_its_size) {
+  const TempDir dir;
+  // 50 GiB, sparse: refused from its size, so the test cannot take long or use that much.
+  const std::filesystem::path huge = dir.write("huge.toml", kCommand);
+  std::filesystem::resize_file(huge, 50ULL * 1024 * 1024 * 1024);
+  const LoadResult result = loadConfigFile(huge);
+  BOOST_TEST_REQUIRE(result.errors.size() == 1U);
+  BOOST_TEST(result.errors[0].format() == huge.string() + ": file is larger than 1 MiB");
+}
+
+BOOST_AUTO_TEST_CASE(refuses_a_fifo_or_device_without_waiting_for_it) {
+  const TempDir dir;
+  // Nobody writes to the FIFO: opening it for reading would wait forever, reading /dev/zero
+  // would never end.
+  const std::filesystem::path fifo = dir.path() / "bot.toml";
+  BOOST_TEST_REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  LoadResult result = loadConfigFile(fifo);
+  BOOST_TEST_REQUIRE(result.errors.size() == 1U);
+  BOOST_TEST(result.errors[0].format() ==
+             fifo.string() + ": cannot read: a FIFO, not a regular file");
+
+  result = loadConfigFile("/dev/zero");
+  BOOST_TEST_REQUIRE(result.errors.size() == 1U);
+  BOOST_TEST(result.errors[0].format() ==
+             "/dev/zero: cannot read: a character device, not a regular file");
 }
 
 // --- robustness --------------------------------------------------------------------------------
