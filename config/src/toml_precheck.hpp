@@ -14,8 +14,9 @@
 //     classifies each of those with functions that are undefined behaviour (TOML_UNREACHABLE) for
 //     many code points, U+00E9 among them.
 //   - A table header whose key starts with a character that cannot start a key (`[#`, `[[[`,
-//     `[=`): toml++ asserts that this never happens (an abort in a debug build, undefined
-//     behaviour in a release one) instead of reporting it.
+//     `[=`): toml++ asserts that this never happens, instead of reporting it: an abort in a
+//     debug build and, where it is built with clang, a __builtin_assume of something false (the
+//     Debian package, built with g++, reports the error as it should).
 //
 // The scan knows just enough TOML to tell keys from values and strings from the rest. Its depth
 // is never below that of the tree toml++ would build (it counts every key segment twice once the
