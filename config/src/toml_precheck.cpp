@@ -438,14 +438,16 @@ class Scanner {
     } else if (isQuote(c)) {
       skipString(false);
     } else {
+      // A number, date, time or boolean: toml++ reads ahead to the next character that ends a
+      // value, asking of each whether it does.
       while (!atEnd()) {
         const char s = peek();
         if (!isAscii(s)) {
           unexpectedNonAscii();
           return;
         }
-        if (s == ',' || s == ']' || s == '}' || s == '\n' || s == '\r' || s == '#' || s == ' ' ||
-            s == '\t' || s == '[' || s == '{' || isQuote(s)) {
+        if (s == ' ' || s == '\t' || (s >= '\n' && s <= '\r') || s == ']' || s == '}' || s == ',' ||
+            s == '#') {
           break;
         }
         advance();

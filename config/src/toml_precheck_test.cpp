@@ -96,6 +96,10 @@ BOOST_AUTO_TEST_CASE(refuses_non_ascii_outside_strings_and_comments) {
   BOOST_TEST(outcome("\xef\xb9\xbf") == "1:1: unexpected character U+FE7F" + unexpected);
   BOOST_TEST(outcome("x = 1\xc3\xa9\n") == "1:6: unexpected character U+00E9" + unexpected);
   BOOST_TEST(outcome("x = tru\xc3\xa9\n") == "1:8: unexpected character U+00E9" + unexpected);
+  // toml++ reads a number, date or boolean ahead to the next space, comma or bracket (fuzzing
+  // found this one).
+  BOOST_TEST(outcome("x = 4old_.\\0[env\xc3\xa9\"]\n") ==
+             "1:17: unexpected character U+00E9" + unexpected);
   BOOST_TEST(outcome("x = [1, \xf0\x9f\x98\x80]\n") ==
              "1:9: unexpected character U+1F600" + unexpected);
   BOOST_TEST(outcome("[a \xc3\xa9]\n") == "1:4: unexpected character U+00E9" + unexpected);
