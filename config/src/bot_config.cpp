@@ -103,9 +103,11 @@ std::string quote(std::string_view text) {
   return out;
 }
 
-// One segment of a dotted key as the user would write it: bare when TOML allows, else quoted.
+// One segment of a dotted key as the user would write it: bare when TOML allows, else quoted
+// (and a long one quoted, so that it is cut short).
 std::string keySegment(std::string_view segment) {
-  if (!segment.empty() && std::all_of(segment.begin(), segment.end(), isBareKeyChar)) {
+  if (!segment.empty() && segment.size() <= kMaxQuotedBytes &&
+      std::all_of(segment.begin(), segment.end(), isBareKeyChar)) {
     return std::string(segment);
   }
   return quote(segment);
@@ -951,8 +953,16 @@ void Validator::unknownKey(const toml::key& key, std::string_view prefix) {
     }
     expected += expected.empty() ? "" : ", ";
     expected += rule.leaf();
+    // The distance is at least the difference in length: a key far longer than any (a hostile
+    // file can hold one of a megabyte) costs nothing to rule out.
+    const std::size_t within = std::max<std::size_t>(2, rule.leaf().size() / 3);
+    const std::size_t keyLength = key.str().size();
+    const std::size_t leafLength = rule.leaf().size();
+    if ((keyLength > leafLength ? keyLength - leafLength : leafLength - keyLength) > within) {
+      continue;
+    }
     const std::size_t distance = editDistance(key.str(), rule.leaf());
-    if (distance <= std::max<std::size_t>(2, rule.leaf().size() / 3) && distance < bestDistance) {
+    if (distance <= within && distance < bestDistance) {
       suggestion = &rule;
       bestDistance = distance;
     }

@@ -1299,6 +1299,14 @@ BOOST_AUTO_TEST_CASE(rejects_file_larger_than_one_mib) {
   BOOST_TEST(result.errors[0].format() == big.string() + ": file is larger than 1 MiB");
 }
 
+BOOST_AUTO_TEST_CASE(an_unknown_key_of_a_megabyte_is_named_cut_short) {
+  const std::string key(1000 * 1000, 'k');
+  BOOST_TEST(errorsOf(kCommand + key + " = 1\n") ==
+             "bot.toml:2:1: \"" + std::string(60, 'k') +
+                 "\"...: unknown key (expected one of: command, clusters, name, working_directory, "
+                 "environment, start, restart, stop, heartbeat, events, shards)\n");
+}
+
 BOOST_AUTO_TEST_CASE(refuses_a_file_far_over_the_limit_from_its_size) {
   const TempDir dir;
   // 50 GiB, sparse: refused from its size, so the test cannot take long or use that much.
