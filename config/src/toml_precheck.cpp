@@ -395,8 +395,14 @@ class Scanner {
       return;
     }
     const std::size_t depth = levels(keySegments()) + (isArray ? 1 : 0);
-    if (!stopped() && enter(depth, at)) {
-      base_ = depth;
+    if (stopped() || !enter(depth, at)) {
+      return;
+    }
+    base_ = depth;
+    // The closing brackets, so that what follows them is checked as the rest of the line.
+    skipSpaces();
+    for (int i = 0; i < (isArray ? 2 : 1) && peek() == ']' && !atEnd(); ++i) {
+      advance();
     }
   }
 

@@ -104,6 +104,9 @@ BOOST_AUTO_TEST_CASE(refuses_non_ascii_outside_strings_and_comments) {
              "1:9: unexpected character U+1F600" + unexpected);
   BOOST_TEST(outcome("[a \xc3\xa9]\n") == "1:4: unexpected character U+00E9" + unexpected);
   BOOST_TEST(outcome("[\xc3\xa9]\n") == "1:2: unexpected character U+00E9" + unexpected);
+  // Right after a header (fuzzing found this one).
+  BOOST_TEST(outcome("[start]\xef\xbb\x86\n") == "1:8: unexpected character U+FEC6" + unexpected);
+  BOOST_TEST(outcome("[[a]] \xc3\xa9\n") == "1:7: unexpected character U+00E9" + unexpected);
   BOOST_TEST(outcome("x = {a = 1 \xc3\xa9}\n") == "1:12: unexpected character U+00E9" + unexpected);
   BOOST_TEST(outcome("x = \"\xc3\xa9\xc3\xa9\" \xc3\xa9\n") ==
              "1:10: unexpected character U+00E9" + unexpected);
