@@ -120,6 +120,17 @@ BOOST_AUTO_TEST_CASE(usage_errors_say_what_is_wrong) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(usage_errors_quote_arguments_escaped_and_cut_short) {
+  const std::string huge(100000, 'y');
+  BOOST_TEST(parse({"run", "--" + huge}).error ==
+             "run: unknown option \"--" + std::string(58, 'y') + "\"...");
+  BOOST_TEST(parse({"\x1b[2J\r\n\t\"\\"}).error ==
+             "unknown command \"\\u001B[2J\\r\\n\\t\\\"\\\\\"");
+  // Cut on a character boundary: the 60th byte is the second of "\xc3\xa9".
+  BOOST_TEST(parse({"restart", "a.toml", std::string(59, '1') + "\xc3\xa9"}).error ==
+             "restart: \"" + std::string(59, '1') + "\"... is not a cluster id (a number from 0)");
+}
+
 BOOST_AUTO_TEST_CASE(help_and_version_are_recognised) {
   BOOST_TEST((parse({"--help"}).command == CommandLine::Command::kHelp));
   BOOST_TEST((parse({"-h"}).command == CommandLine::Command::kHelp));

@@ -13,12 +13,14 @@
 #include <utility>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <toml++/toml.h>
 
 #include "clustervisor/config/duration.hpp"
 #include "clustervisor/config/size.hpp"
+#include "toml_precheck.hpp"
 
 namespace clustervisor::config {
 namespace {
@@ -27,6 +29,7 @@ using namespace std::chrono_literals;
 
 // Bounds the work and memory a config file can cost; a real bot.toml is a few hundred bytes.
 constexpr std::size_t kMaxFileSize = 1024 * 1024;
+constexpr std::string_view kFileTooLarge = "file is larger than 1 MiB";
 
 // Values quoted in messages are cut here so a pasted blob cannot flood the terminal.
 constexpr std::size_t kMaxQuotedBytes = 60;
@@ -100,9 +103,11 @@ std::string quote(std::string_view text) {
   return out;
 }
 
-// One segment of a dotted key as the user would write it: bare when TOML allows, else quoted.
+// One segment of a dotted key as the user would write it: bare when TOML allows, else quoted
+// (and a long one quoted, so that it is cut short).
 std::string keySegment(std::string_view segment) {
-  if (!segment.empty() && std::all_of(segment.begin(), segment.end(), isBareKeyChar)) {
+  if (!segment.empty() && segment.size() <= kMaxQuotedBytes &&
+      std::all_of(segment.begin(), segment.end(), isBareKeyChar)) {
     return std::string(segment);
   }
   return quote(segment);
@@ -1074,8 +1079,16 @@ void Validator::unknownKey(const toml::key& key, std::string_view prefix) {
     }
     expected += expected.empty() ? "" : ", ";
     expected += rule.leaf();
+    // The distance is at least the difference in length: a key far longer than any (a hostile
+    // file can hold one of a megabyte) costs nothing to rule out.
+    const std::size_t within = std::max<std::size_t>(2, rule.leaf().size() / 3);
+    const std::size_t keyLength = key.str().size();
+    const std::size_t leafLength = rule.leaf().size();
+    if ((keyLength > leafLength ? keyLength - leafLength : leafLength - keyLength) > within) {
+      continue;
+    }
     const std::size_t distance = editDistance(key.str(), rule.leaf());
-    if (distance <= std::max<std::size_t>(2, rule.leaf().size() / 3) && distance < bestDistance) {
+    if (distance <= within && distance < bestDistance) {
       suggestion = &rule;
       bestDistance = distance;
     }
@@ -1235,15 +1248,44 @@ void Validator::checkShards() {
 // ---------------------------------------------------------------------------------------------
 // Reading the file.
 
-// Reads at most kMaxFileSize bytes; returns the message of a line-0 diagnostic on failure.
+std::string fileTypeName(mode_t mode) {
+  if (S_ISFIFO(mode)) {
+    return "a FIFO";
+  }
+  if (S_ISCHR(mode)) {
+    return "a character device";
+  }
+  if (S_ISBLK(mode)) {
+    return "a block device";
+  }
+  if (S_ISSOCK(mode)) {
+    return "a socket";
+  }
+  return "not a regular file";
+}
+
+// Reads at most kMaxFileSize bytes of a regular file; returns the message of a line-0 diagnostic
+// on failure. O_NONBLOCK keeps open() from waiting for a writer when the path is a FIFO, and
+// anything but a regular file is refused: a FIFO or a device such as /dev/zero could make the
+// read wait or run forever. A file known to be too large is refused before any of it is read.
 std::optional<std::string> readFile(const std::filesystem::path& path, std::string& text) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) {
     return "cannot read: " + std::generic_category().message(errno);
   }
   std::optional<std::string> error;
+  struct stat status {};
+  if (::fstat(fd, &status) != 0) {
+    error = "cannot read: " + std::generic_category().message(errno);
+  } else if (S_ISDIR(status.st_mode)) {
+    error = "cannot read: " + std::generic_category().message(EISDIR);
+  } else if (!S_ISREG(status.st_mode)) {
+    error = "cannot read: " + fileTypeName(status.st_mode) + ", not a regular file";
+  } else if (static_cast<std::uint64_t>(status.st_size) > kMaxFileSize) {
+    error = std::string(kFileTooLarge);
+  }
   std::array<char, 64 * 1024> buffer{};
-  for (;;) {
+  while (!error) {
     const ssize_t n = ::read(fd, buffer.data(), buffer.size());
     if (n < 0 && errno == EINTR) {
       continue;
@@ -1256,9 +1298,9 @@ std::optional<std::string> readFile(const std::filesystem::path& path, std::stri
       break;
     }
     text.append(buffer.data(), static_cast<std::size_t>(n));
+    // The file may grow while it is read.
     if (text.size() > kMaxFileSize) {
-      error = "file is larger than 1 MiB";
-      break;
+      error = std::string(kFileTooLarge);
     }
   }
   ::close(fd);
@@ -1284,6 +1326,14 @@ std::string Diagnostic::format() const {
 LoadResult parseConfig(std::string_view text, std::string_view fileName,
                        const std::filesystem::path& baseDirectory) {
   LoadResult result;
+  // What toml++ cannot be trusted with (nesting that would overflow the stack, a table header
+  // it asserts on) is refused before it sees the text.
+  if (const TomlPrecheck precheck = precheckToml(text); !precheck.ok()) {
+    result.errors.push_back(
+        Diagnostic{SourceLocation{std::string(fileName), precheck.line, precheck.column}, "",
+                   "syntax error: " + precheck.problem});
+    return result;
+  }
   toml::table root;
   try {
     root = toml::parse(text, fileName);

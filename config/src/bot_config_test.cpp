@@ -15,6 +15,8 @@
 #include <string_view>
 #include <vector>
 
+#include <sys/stat.h>
+
 #include <boost/test/unit_test.hpp>
 
 namespace clustervisor::config {
@@ -824,9 +826,9 @@ BOOST_AUTO_TEST_CASE(reports_syntax_error_with_position) {
 BOOST_AUTO_TEST_CASE(rejects_invalid_utf8_as_syntax_error) {
   checkCases({
       {kCommand + "name = \"\xFF\"\n",
-       "bot.toml:2:8: syntax error: Encountered invalid utf-8 sequence\n"},
+       "bot.toml:2:9: syntax error: invalid UTF-8 (byte 0xFF); a bot.toml must be UTF-8\n"},
       {kCommand + "# \xC3\x28\n",
-       "bot.toml:2:2: syntax error: Encountered invalid utf-8 sequence\n"},
+       "bot.toml:2:3: syntax error: invalid UTF-8 (byte 0xC3); a bot.toml must be UTF-8\n"},
   });
 }
 
@@ -1367,6 +1369,42 @@ BOOST_AUTO_TEST_CASE(rejects_file_larger_than_one_mib) {
   BOOST_TEST(!result.config.has_value());
   BOOST_TEST_REQUIRE(result.errors.size() == 1U);
   BOOST_TEST(result.errors[0].format() == big.string() + ": file is larger than 1 MiB");
+}
+
+BOOST_AUTO_TEST_CASE(an_unknown_key_of_a_megabyte_is_named_cut_short) {
+  const std::string key(1000 * 1000, 'k');
+  BOOST_TEST(errorsOf(kCommand + key + " = 1\n") ==
+             "bot.toml:2:1: \"" + std::string(60, 'k') +
+                 "\"...: unknown key (expected one of: command, clusters, name, working_directory, "
+                 "environment, start, restart, stop, heartbeat, events, shards, rolling, control, "
+                 "metrics)\n");
+}
+
+BOOST_AUTO_TEST_CASE(refuses_a_file_far_over_the_limit_from_its_size) {
+  const TempDir dir;
+  // 50 GiB, sparse: refused from its size, so the test cannot take long or use that much.
+  const std::filesystem::path huge = dir.write("huge.toml", kCommand);
+  std::filesystem::resize_file(huge, 50ULL * 1024 * 1024 * 1024);
+  const LoadResult result = loadConfigFile(huge);
+  BOOST_TEST_REQUIRE(result.errors.size() == 1U);
+  BOOST_TEST(result.errors[0].format() == huge.string() + ": file is larger than 1 MiB");
+}
+
+BOOST_AUTO_TEST_CASE(refuses_a_fifo_or_device_without_waiting_for_it) {
+  const TempDir dir;
+  // Nobody writes to the FIFO: opening it for reading would wait forever, reading /dev/zero
+  // would never end.
+  const std::filesystem::path fifo = dir.path() / "bot.toml";
+  BOOST_TEST_REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  LoadResult result = loadConfigFile(fifo);
+  BOOST_TEST_REQUIRE(result.errors.size() == 1U);
+  BOOST_TEST(result.errors[0].format() ==
+             fifo.string() + ": cannot read: a FIFO, not a regular file");
+
+  result = loadConfigFile("/dev/zero");
+  BOOST_TEST_REQUIRE(result.errors.size() == 1U);
+  BOOST_TEST(result.errors[0].format() ==
+             "/dev/zero: cannot read: a character device, not a regular file");
 }
 
 // --- robustness --------------------------------------------------------------------------------
