@@ -216,28 +216,38 @@ void Supervisor::carryOut(Slot& slot, const WorkerLifecycle::Step& step) {
 }
 
 void Supervisor::pumpQueue() {
-  while (!shuttingDown_) {
-    const auto now = Clock::now();
-    const auto poll = queue_.poll(now);
-    if (poll.wakeAt) {
-      queueTimer_.expires_at(*poll.wakeAt);
-      queueTimer_.async_wait([this](error_code ec) {
-        if (!ec) {
-          pumpQueue();
-        }
-      });
-      return;
-    }
-    if (!poll.start) {
-      return;
-    }
-    Slot& slot = *slots_[*poll.start];
-    queue_.started(slot.id, now);
-    if (!spawn(slot)) {
-      queue_.settled(slot.id);
-      checkAllEnded();
-      progressOperation();
-    }
+  if (shuttingDown_) {
+    return;
+  }
+  const auto now = Clock::now();
+  const auto poll = queue_.poll(now);
+  if (poll.wakeAt) {
+    queueTimer_.expires_at(*poll.wakeAt);
+    queueTimer_.async_wait([this](error_code ec) {
+      if (!ec) {
+        pumpQueue();
+      }
+    });
+    return;
+  }
+  if (!poll.start) {
+    return;
+  }
+  Slot& slot = *slots_[*poll.start];
+  queue_.started(slot.id, now);
+  if (!spawn(slot)) {
+    queue_.settled(slot.id);
+    checkAllEnded();
+    progressOperation();
+  }
+  // One start per turn of the event loop: however many clusters wait, the workers already
+  // started get their WELCOME, heartbeats and the control socket are served between two forks.
+  if (!pumpScheduled_) {
+    pumpScheduled_ = true;
+    asio::post(io_, [this] {
+      pumpScheduled_ = false;
+      pumpQueue();
+    });
   }
 }
 
