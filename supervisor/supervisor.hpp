@@ -281,9 +281,9 @@ class Supervisor final : private FrameSink {
   std::deque<Operation> operations_;
   std::optional<Current> current_;
   boost::asio::steady_timer rolloutTimer_;
-  bool applying_ = false;
-  bool pumpScheduled_ = false;  // a pumpQueue() is posted to the event loop      // an operation is being set in motion: progress is judged after
-  std::uint64_t reloads_ = 0;  // reloads applied
+  bool applying_ = false;       // an operation is being set in motion: progress is judged after
+  bool pumpScheduled_ = false;  // a pumpQueue() is posted to the event loop
+  std::uint64_t reloads_ = 0;   // reloads applied
   std::uint64_t reloadFailures_ = 0;   // reloads refused (invalid config)
   std::uint64_t waitsOpened_ = 0;      // broadcastAndWait calls tracked
   std::uint64_t waitsCompleted_ = 0;   // every recipient acknowledged
