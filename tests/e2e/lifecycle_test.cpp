@@ -8,6 +8,8 @@
 
 #include <fstream>
 
+#include <boost/json.hpp>
+
 #include "harness.hpp"
 
 using namespace clustervisor::test;
@@ -92,6 +94,50 @@ BOOST_AUTO_TEST_CASE(oversize_frame_costs_only_the_worker_that_sent_it) {
   run->waitForLine("[cluster 1] RECV back from=2");
   BOOST_TEST(run->linesContaining("START id=0").size() == 1u);
   BOOST_TEST(run->linesContaining("START id=1").size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_worker_that_never_reads_costs_only_itself_and_its_outbox_bound) {
+  TempDir dir;
+  // Cluster 2 takes its WELCOME, says it is ready and never reads again; cluster 0 broadcasts
+  // 20000 events of ~250 bytes (5 MB, far past the 1 MiB outbox and the socket's buffer), at a
+  // pace a reading worker keeps up with.
+  const auto config = dir.write(
+      "bot.toml", probeConfig(dir, 3, "flood", "PROBE_RAW = \"2:noread\", PROBE_COUNT = \"20000\"",
+                              "[heartbeat]\ntimeout = \"0s\"\n"
+                              "[events]\nmax_payload = \"16KiB\"\noutbox_limit = \"1MiB\"\n"));
+  auto run = SupervisorRun::run(config);
+  run->waitForLine("[cluster 2] RAW not reading");
+  run->waitForLine("cluster 1 (pid " + std::to_string(startedPid(*run, 1)) + ") is ready");
+  run->waitForLine("cluster 0 (pid " + std::to_string(startedPid(*run, 0)) + ") is ready");
+  std::ofstream(dir.path() / "go") << "1\n";
+  // The reader gets every event, in order, however far behind the stalled one is.
+  run->waitForLine("[cluster 1] FLOOD got 20000 in order", 60s);
+  BOOST_TEST(!run->hasLine("FLOOD broken"));
+  // What did not fit the stalled worker's outbox was dropped for it alone, counted and logged.
+  const auto drop = run->waitForLine("cluster 2: event dropped, outbox full (");
+  BOOST_TEST(drop.find("limit 1048576)") != std::string::npos, drop);
+  BOOST_TEST(!run->hasLine("cluster 1: event dropped"));
+  const auto status = runCli({"status", "--json", config.string()});
+  BOOST_REQUIRE(status.status == 0);
+  const auto parsed = boost::json::parse(status.output).as_object();
+  BOOST_TEST(parsed.at("totals").as_object().at("dropped_events").as_int64() > 0);
+  const auto& stalled = parsed.at("clusters").as_array().at(2).as_object();
+  BOOST_TEST(stalled.at("queued_bytes").as_int64() <= 1048576);
+  BOOST_TEST(stalled.at("state").as_string() == "running");  // not restarted for being slow
+  BOOST_TEST(run->linesContaining("START id=0").size() == 1u);
+  BOOST_TEST(run->linesContaining("START id=1").size() == 1u);
+  // The supervisor's memory does not follow the flood into the stalled worker's queue.
+  std::ifstream statusFile("/proc/" + std::to_string(run->pid()) + "/status");
+  long rssKiB = 0;
+  for (std::string line; std::getline(statusFile, line);) {
+    if (line.starts_with("VmRSS:")) {
+      rssKiB = std::atol(line.c_str() + 6);
+    }
+  }
+  BOOST_TEST_MESSAGE("supervisor RSS after the flood: " << rssKiB << " KiB");
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+  BOOST_TEST(rssKiB < 32 * 1024);
+#endif
 }
 
 BOOST_AUTO_TEST_CASE(sigterm_stops_every_worker_reaps_them_and_exits_zero) {

@@ -209,6 +209,13 @@ int rawWorker(const std::string& mode) {
     clustervisor::wire::encodeHeader(h, std::span<std::byte, clustervisor::wire::kHeaderSize>(
                                             frame.data(), clustervisor::wire::kHeaderSize));
   }
+  if (mode == "noread") {
+    // Says it is ready, then never reads again: what is sent to it piles up in the supervisor.
+    frame = clustervisor::wire::encodeReady();
+    (void)!::write(fd, frame.data(), frame.size());
+    say("RAW not reading");
+    sleepForever();
+  }
   (void)!::write(fd, frame.data(), frame.size());
   say("RAW sent ", mode);
   sleepForever();
@@ -443,7 +450,7 @@ int main() {
     say("LISTENING");
   }
   if (mode != "order" && mode != "burst-exit" && mode != "acks" && mode != "wait" &&
-      mode != "chaos") {
+      mode != "chaos" && mode != "flood") {
     events.listen();
   }
   if (mode == "late" && id == 0) {
@@ -674,6 +681,36 @@ int main() {
 
   if (mode == "chaos") {
     return chaosMain(cluster);
+  }
+
+  // flood: when the test creates "go", cluster 0 broadcasts PROBE_COUNT numbered events as fast
+  // as it can; the others check their order and say when all arrived.
+  if (mode == "flood") {
+    const long count = std::atol(env("PROBE_COUNT", "20000").c_str());
+    auto next = std::make_shared<long>(0);
+    events.on("f", [next, count](const json::value& data, int) {
+      const long n = static_cast<long>(data.at("n").as_int64());
+      if (n != *next) {
+        say("FLOOD broken expected=", *next, " got=", n);
+      }
+      *next = n + 1;
+      if (*next == count) {
+        say("FLOOD got ", count, " in order");
+      }
+    });
+    cluster.ready();
+    if (id == 0) {
+      waitForFile("go");
+      const std::string pad(200, 'p');
+      for (long n = 0; n < count; ++n) {
+        events.broadcast("f", {{"n", n}, {"pad", pad}});
+        if (n % 100 == 99) {
+          std::this_thread::sleep_for(1ms);  // a pace a reading worker keeps up with
+        }
+      }
+      say("FLOOD sent ", count);
+    }
+    sleepForever();
   }
 
   if (mode == "never-ready" &&
