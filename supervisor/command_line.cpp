@@ -3,6 +3,7 @@
 
 #include <charconv>
 
+#include "clustervisor/config/bot_config.hpp"
 #include "clustervisor/config/duration.hpp"
 
 namespace clustervisor {
@@ -47,48 +48,6 @@ std::string_view usageText() {
 
 namespace {
 
-// An argument quoted for an error line: control characters escaped so they cannot garble the
-// terminal, and cut after 60 bytes (on a UTF-8 character boundary, marked "...") so that a huge
-// argument does not flood it.
-std::string quoted(std::string_view text) {
-  constexpr std::size_t kMaxQuotedBytes = 60;
-  bool cut = false;
-  if (text.size() > kMaxQuotedBytes) {
-    std::size_t end = kMaxQuotedBytes;
-    while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0U) == 0x80U) {
-      --end;
-    }
-    text = text.substr(0, end);
-    cut = true;
-  }
-  std::string out = "\"";
-  for (const char c : text) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (c == '\n') {
-      out += "\\n";
-    } else if (c == '\r') {
-      out += "\\r";
-    } else if (c == '\t') {
-      out += "\\t";
-    } else if (byte < 0x20U || byte == 0x7FU) {
-      constexpr std::string_view kHex = "0123456789ABCDEF";
-      out += "\\u00";
-      out += kHex[byte >> 4U];
-      out += kHex[byte & 0xFU];
-    } else {
-      out += c;
-    }
-  }
-  out += '"';
-  if (cut) {
-    out += "...";
-  }
-  return out;
-}
-
 bool parseClusterId(std::string_view text, std::uint32_t& id) {
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
   return ec == std::errc{} && end == text.data() + text.size() && !text.empty();
@@ -125,8 +84,8 @@ CommandLine parseCommandLine(std::span<const std::string_view> args) {
   } else if (first == "reload") {
     result.command = Command::kReload;
   } else {
-    result.error =
-        (first.starts_with("-") ? "unknown option " : "unknown command ") + quoted(first);
+    result.error = (first.starts_with("-") ? "unknown option " : "unknown command ") +
+                   config::quoteForMessage(first);
     return result;
   }
   const std::string name(first);
@@ -204,7 +163,7 @@ CommandLine parseCommandLine(std::span<const std::string_view> args) {
     } else if (!endOfOptions && result.command == Command::kRestart && arg == "--all") {
       result.all = true;
     } else if (!endOfOptions && arg.starts_with("-") && arg != "-") {
-      return fail("unknown option " + quoted(arg));
+      return fail("unknown option " + config::quoteForMessage(arg));
     } else {
       positional.push_back(arg);
     }
@@ -221,7 +180,8 @@ CommandLine parseCommandLine(std::span<const std::string_view> args) {
     for (; next < positional.size(); ++next) {
       std::uint32_t id = 0;
       if (!parseClusterId(positional[next], id)) {
-        return fail(quoted(positional[next]) + " is not a cluster id (a number from 0)");
+        return fail(config::quoteForMessage(positional[next]) +
+                    " is not a cluster id (a number from 0)");
       }
       result.clusters.push_back(id);
     }
@@ -236,11 +196,11 @@ CommandLine parseCommandLine(std::span<const std::string_view> args) {
   }
   if (next < positional.size()) {
     if (result.configPath.empty()) {
-      return fail("unexpected " + quoted(positional[next]) +
+      return fail("unexpected " + config::quoteForMessage(positional[next]) +
                   " (--socket already names the supervisor)");
     }
-    return fail("more than one CONFIG given (" + quoted(result.configPath) + " and " +
-                quoted(positional[next]) + ")");
+    return fail("more than one CONFIG given (" + config::quoteForMessage(result.configPath) +
+                " and " + config::quoteForMessage(positional[next]) + ")");
   }
   return result;
 }

@@ -1410,6 +1410,10 @@ std::vector<std::uint32_t> shardsFor(const BotConfig& config, std::uint32_t clus
   return shards;
 }
 
+std::string quoteForMessage(std::string_view text) {
+  return quote(text);
+}
+
 const std::vector<KeyInfo>& knownKeys() {
   static const std::vector<KeyInfo> keys = [] {
     std::vector<KeyInfo> infos;

@@ -161,6 +161,11 @@ LoadResult parseConfig(std::string_view text, std::string_view fileName,
 // Reads `path` and parses it. A file that cannot be read is one Diagnostic at line 0.
 LoadResult loadConfigFile(const std::filesystem::path& path);
 
+// `text` as a double-quoted string for an error line: quotes, backslashes and control
+// characters escaped so they cannot garble a terminal, cut after 60 bytes on a UTF-8 character
+// boundary and marked "..." after the closing quote. Config diagnostics quote values with it.
+std::string quoteForMessage(std::string_view text);
+
 // Every key the parser accepts, tables included ("restart", "restart.delay", …).
 const std::vector<KeyInfo>& knownKeys();
 
