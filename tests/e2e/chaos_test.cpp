@@ -67,12 +67,6 @@ long number(const std::map<std::string, std::string>& fields, const std::string&
   return std::atol(it->second.c_str());
 }
 
-json::object statusOf(const std::filesystem::path& config) {
-  const auto status = runCli({"status", "--json", config.string()});
-  BOOST_REQUIRE_MESSAGE(status.status == 0, status.output);
-  return json::parse(status.output).as_object();
-}
-
 bool allRunning(const json::object& status) {
   for (const auto& c : status.at("clusters").as_array()) {
     if (c.as_object().at("state").as_string() != "running") {
@@ -98,26 +92,6 @@ pid_t pidOf(const std::filesystem::path& config, int cluster) {
   return c.at("pid").is_int64() ? static_cast<pid_t>(c.at("pid").as_int64()) : -1;
 }
 
-struct Usage {
-  std::size_t fds = 0;
-  long rssKiB = 0;
-};
-
-Usage usageOf(pid_t pid) {
-  Usage usage;
-  const std::filesystem::path proc = "/proc/" + std::to_string(pid);
-  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(proc / "fd")) {
-    ++usage.fds;
-  }
-  std::ifstream status(proc / "status");
-  for (std::string line; std::getline(status, line);) {
-    if (line.starts_with("VmRSS:")) {
-      usage.rssKiB = std::atol(line.c_str() + 6);
-    }
-  }
-  return usage;
-}
-
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(nothing_meant_for_a_live_cluster_is_lost_under_kills_stops_and_restarts) {
@@ -141,7 +115,7 @@ BOOST_AUTO_TEST_CASE(nothing_meant_for_a_live_cluster_is_lost_under_kills_stops_
   run->waitForLine("starting 8 clusters");  // the control socket listens from here on
   waitAllRunning(config);
   std::this_thread::sleep_for(300ms);  // the flood and the supervisor's buffers get going
-  const Usage before = usageOf(run->pid());
+  const ProcessUsage before = usageOf(run->pid());
 
   // The disturbances, each with when it began (monotonic ns, as the workers log).
   std::vector<long long> disturbed;
@@ -194,12 +168,7 @@ BOOST_AUTO_TEST_CASE(nothing_meant_for_a_live_cluster_is_lost_under_kills_stops_
   BOOST_TEST(allRunning(status));
   BOOST_TEST(zombieChildren(run->pid()).empty());
   // A status connection may still be closing: wait for the count to settle, with a deadline.
-  Usage after = usageOf(run->pid());
-  for (const auto deadline = std::chrono::steady_clock::now() + 5s;
-       after.fds != before.fds && std::chrono::steady_clock::now() < deadline;
-       after = usageOf(run->pid())) {
-    std::this_thread::sleep_for(20ms);
-  }
+  ProcessUsage after = usageWhenFdsAre(run->pid(), before.fds);
   BOOST_TEST_MESSAGE("supervisor before: " << before.fds << " fds, " << before.rssKiB
                                            << " KiB; after: " << after.fds << " fds, "
                                            << after.rssKiB << " KiB");

@@ -40,12 +40,6 @@ std::string socketOf(const std::filesystem::path& config) {
   return check.output.substr(at + label.size(), end - at - label.size());
 }
 
-json::object statusOf(const std::filesystem::path& config) {
-  const auto status = cli({"status", "--json", config.string()});
-  BOOST_REQUIRE_MESSAGE(status.status == 0, status.output);
-  return json::parse(status.output).as_object();
-}
-
 const json::object& clusterIn(const json::object& status, std::size_t id) {
   return status.at("clusters").as_array().at(id).as_object();
 }

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "harness.hpp"
 
+#include <boost/json/parse.hpp>
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -394,6 +396,37 @@ CliResult runCli(const std::vector<std::string>& args, std::chrono::milliseconds
     result.output += line + "\n";
   }
   return result;
+}
+
+boost::json::object statusOf(const std::filesystem::path& config) {
+  const auto status = runCli({"status", "--json", config.string()});
+  BOOST_REQUIRE_MESSAGE(status.status == 0, status.output);
+  return boost::json::parse(status.output).as_object();
+}
+
+ProcessUsage usageOf(pid_t pid) {
+  ProcessUsage usage;
+  const std::filesystem::path proc = "/proc/" + std::to_string(pid);
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(proc / "fd")) {
+    ++usage.fds;
+  }
+  std::ifstream status(proc / "status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.starts_with("VmRSS:")) {
+      usage.rssKiB = std::atol(line.c_str() + 6);
+    }
+  }
+  return usage;
+}
+
+ProcessUsage usageWhenFdsAre(pid_t pid, std::size_t fds, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto usage = usageOf(pid);
+  while (usage.fds != fds && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+    usage = usageOf(pid);
+  }
+  return usage;
 }
 
 }  // namespace clustervisor::test

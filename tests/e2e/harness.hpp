@@ -6,6 +6,8 @@
 // destructor kills whatever is left, so a failing test cannot leave processes behind.
 #pragma once
 
+#include <boost/json/object.hpp>
+
 #include <sys/types.h>
 
 #include <chrono>
@@ -106,6 +108,20 @@ struct CliResult {
   std::string output;
 };
 CliResult runCli(const std::vector<std::string>& args, std::chrono::milliseconds timeout = 30s);
+
+// `clustervisor status --json CONFIG` of a running supervisor: its result object (fails the test
+// when the command does not succeed).
+boost::json::object statusOf(const std::filesystem::path& config);
+
+// A process's open descriptors and resident memory, from /proc.
+struct ProcessUsage {
+  std::size_t fds = 0;
+  long rssKiB = 0;
+};
+ProcessUsage usageOf(pid_t pid);
+// usageOf(pid), read again until its fd count is `fds` or `timeout` passes (a connection that
+// is still closing, say).
+ProcessUsage usageWhenFdsAre(pid_t pid, std::size_t fds, std::chrono::milliseconds timeout = 5s);
 
 // Pid printed by a probe worker's START line for `cluster` (the n-th such line, 0-based).
 pid_t startedPid(SupervisorRun& run, int cluster, std::size_t nth = 0,

@@ -117,9 +117,7 @@ BOOST_AUTO_TEST_CASE(a_worker_that_never_reads_costs_only_itself_and_its_outbox_
   const auto drop = run->waitForLine("cluster 2: event dropped, outbox full (");
   BOOST_TEST(drop.find("limit 1048576)") != std::string::npos, drop);
   BOOST_TEST(!run->hasLine("cluster 1: event dropped"));
-  const auto status = runCli({"status", "--json", config.string()});
-  BOOST_REQUIRE(status.status == 0);
-  const auto parsed = boost::json::parse(status.output).as_object();
+  const auto parsed = statusOf(config);
   BOOST_TEST(parsed.at("totals").as_object().at("dropped_events").as_int64() > 0);
   const auto& stalled = parsed.at("clusters").as_array().at(2).as_object();
   BOOST_TEST(stalled.at("queued_bytes").as_int64() <= 1048576);
@@ -127,13 +125,7 @@ BOOST_AUTO_TEST_CASE(a_worker_that_never_reads_costs_only_itself_and_its_outbox_
   BOOST_TEST(run->linesContaining("START id=0").size() == 1u);
   BOOST_TEST(run->linesContaining("START id=1").size() == 1u);
   // The supervisor's memory does not follow the flood into the stalled worker's queue.
-  std::ifstream statusFile("/proc/" + std::to_string(run->pid()) + "/status");
-  long rssKiB = 0;
-  for (std::string line; std::getline(statusFile, line);) {
-    if (line.starts_with("VmRSS:")) {
-      rssKiB = std::atol(line.c_str() + 6);
-    }
-  }
+  const long rssKiB = usageOf(run->pid()).rssKiB;
   BOOST_TEST_MESSAGE("supervisor RSS after the flood: " << rssKiB << " KiB");
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
   BOOST_TEST(rssKiB < 32 * 1024);

@@ -28,12 +28,6 @@ namespace json = boost::json;
 
 namespace {
 
-json::object statusOf(const std::filesystem::path& config) {
-  const auto status = runCli({"status", "--json", config.string()});
-  BOOST_REQUIRE_MESSAGE(status.status == 0, status.output);
-  return json::parse(status.output).as_object();
-}
-
 bool clusterOutdated(const json::object& status, std::size_t id) {
   return status.at("clusters").as_array().at(id).as_object().at("outdated").as_bool();
 }
@@ -75,26 +69,6 @@ long field(const std::string& line, const std::string& key) {
   const auto at = line.find(" " + key + "=");
   BOOST_REQUIRE_MESSAGE(at != std::string::npos, "no " << key << " in: " << line);
   return std::atol(line.c_str() + at + key.size() + 2);
-}
-
-struct ProcessUsage {
-  std::size_t fds = 0;
-  long rssKiB = 0;
-};
-
-ProcessUsage usageOf(pid_t pid) {
-  ProcessUsage usage;
-  const std::filesystem::path proc = "/proc/" + std::to_string(pid);
-  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(proc / "fd")) {
-    ++usage.fds;
-  }
-  std::ifstream status(proc / "status");
-  for (std::string line; std::getline(status, line);) {
-    if (line.starts_with("VmRSS:")) {
-      usage.rssKiB = std::atol(line.c_str() + 6);
-    }
-  }
-  return usage;
 }
 
 }  // namespace
@@ -386,9 +360,8 @@ BOOST_AUTO_TEST_CASE(rolling_restart_halts_when_a_new_worker_never_becomes_ready
   const pid_t stalled = startedPid(*run, 2, 1);
   BOOST_TEST(waitGone(stalled));
   BOOST_TEST(processExists(before[2]));
-  const auto status = runCli({"status", "--json", config.string()});
-  const auto cluster2 =
-      boost::json::parse(status.output).at("clusters").as_array().at(2).as_object();
+  const auto status = statusOf(config);
+  const auto& cluster2 = status.at("clusters").as_array().at(2).as_object();
   BOOST_TEST(cluster2.at("pid").as_int64() == before[2]);
   BOOST_TEST(cluster2.at("state").as_string() == "running");
   BOOST_TEST(cluster2.at("restarts").as_int64() == 0);
@@ -450,12 +423,7 @@ BOOST_AUTO_TEST_CASE(a_hundred_reloads_leak_no_fds_or_memory) {
   reloads(100);
   // The last removed worker's connection drains for up to a second after the answer, and the
   // CLI's session closes: wait for the count to settle, with a deadline.
-  auto end = usageOf(run->pid());
-  for (const auto deadline = std::chrono::steady_clock::now() + 5s;
-       end.fds != start.fds && std::chrono::steady_clock::now() < deadline;
-       end = usageOf(run->pid())) {
-    std::this_thread::sleep_for(20ms);
-  }
+  const auto end = usageWhenFdsAre(run->pid(), start.fds);
   BOOST_TEST_MESSAGE("supervisor after 20 reloads: " << start.fds << " fds, " << start.rssKiB
                                                      << " KiB; after 120: " << end.fds << " fds, "
                                                      << end.rssKiB << " KiB");
