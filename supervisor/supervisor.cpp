@@ -1247,6 +1247,14 @@ std::string Supervisor::metricsText() const {
       shown.push_back(slot.get());
     }
   }
+  // A family with one sample per cluster of `slots`.
+  const auto perCluster = [&](std::string_view name, std::string_view type, std::string_view help,
+                              const std::vector<const Slot*>& slots, const auto& value) {
+    out.family(name, type, help);
+    for (const Slot* slot : slots) {
+      out.sample({{"cluster", id(*slot)}}, value(*slot));
+    }
+  };
   out.family("clustervisor_clusters", "gauge", "Clusters the bot is configured to run.");
   out.sample(std::uint64_t{clusters()});
   out.family("clustervisor_cluster_state", "gauge",
@@ -1263,15 +1271,11 @@ std::string Supervisor::metricsText() const {
                  std::uint64_t{slot->lifecycle.state() == state ? 1u : 0u});
     }
   }
-  out.family("clustervisor_cluster_ready", "gauge", "1 when the cluster's worker is ready.");
-  for (const Slot* slot : shown) {
-    out.sample({{"cluster", id(*slot)}}, std::uint64_t{slot->lifecycle.ready() ? 1u : 0u});
-  }
-  out.family("clustervisor_cluster_restarts_total", "counter",
-             "Starts of each cluster after its first (crashes, requests, failed spawns).");
-  for (const Slot* slot : counted) {
-    out.sample({{"cluster", id(*slot)}}, std::uint64_t{slot->lifecycle.restarts()});
-  }
+  perCluster("clustervisor_cluster_ready", "gauge", "1 when the cluster's worker is ready.", shown,
+             [&](const Slot& slot) { return std::uint64_t{slot.lifecycle.ready() ? 1u : 0u}; });
+  perCluster("clustervisor_cluster_restarts_total", "counter",
+             "Starts of each cluster after its first (crashes, requests, failed spawns).", counted,
+             [&](const Slot& slot) { return std::uint64_t{slot.lifecycle.restarts()}; });
   out.family("clustervisor_cluster_exits_total", "counter",
              "Worker exits by reason: success, failure (an exit status the policy counts as "
              "failed), signal, start_timeout, hung, protocol_error, restart (requested), "
@@ -1282,39 +1286,29 @@ std::string Supervisor::metricsText() const {
       out.sample({{"cluster", cluster}, {"reason", reason}}, count);
     }
   }
-  out.family("clustervisor_cluster_events_received_total", "counter",
-             "Events the cluster's workers sent to the supervisor.");
-  for (const Slot* slot : counted) {
-    out.sample({{"cluster", id(*slot)}}, slot->eventsIn);
-  }
-  out.family("clustervisor_cluster_events_delivered_total", "counter",
-             "Events queued for the cluster's workers.");
-  for (const Slot* slot : counted) {
-    out.sample({{"cluster", id(*slot)}}, slot->eventsOut);
-  }
-  out.family("clustervisor_cluster_received_bytes_total", "counter",
-             "Bytes of the events the cluster's workers sent (frames, headers included).");
-  for (const Slot* slot : counted) {
-    out.sample({{"cluster", id(*slot)}}, slot->bytesIn);
-  }
-  out.family("clustervisor_cluster_delivered_bytes_total", "counter",
-             "Bytes of the events queued for the cluster's workers.");
-  for (const Slot* slot : counted) {
-    out.sample({{"cluster", id(*slot)}}, slot->bytesOut);
-  }
-  out.family("clustervisor_cluster_outbox_bytes", "gauge",
+  perCluster("clustervisor_cluster_events_received_total", "counter",
+             "Events the cluster's workers sent to the supervisor.", counted,
+             [&](const Slot& slot) { return std::uint64_t{slot.eventsIn}; });
+  perCluster("clustervisor_cluster_events_delivered_total", "counter",
+             "Events queued for the cluster's workers.", counted,
+             [&](const Slot& slot) { return std::uint64_t{slot.eventsOut}; });
+  perCluster("clustervisor_cluster_received_bytes_total", "counter",
+             "Bytes of the events the cluster's workers sent (frames, headers included).", counted,
+             [&](const Slot& slot) { return std::uint64_t{slot.bytesIn}; });
+  perCluster("clustervisor_cluster_delivered_bytes_total", "counter",
+             "Bytes of the events queued for the cluster's workers.", counted,
+             [&](const Slot& slot) { return std::uint64_t{slot.bytesOut}; });
+  perCluster("clustervisor_cluster_outbox_bytes", "gauge",
              "Bytes queued for the cluster's worker and not yet written (events.outbox_limit "
-             "bounds it).");
-  for (const Slot* slot : shown) {
-    out.sample({{"cluster", id(*slot)}},
-               std::uint64_t{slot->connection ? slot->connection->queuedBytes() : 0u});
-  }
-  out.family("clustervisor_cluster_held_events", "gauge",
-             "emitTo events kept for the cluster while it is not connected.");
-  for (const Slot* slot : shown) {
-    out.sample({{"cluster", id(*slot)}},
-               std::uint64_t{slot->removed ? 0u : held_.heldMessages(slot->id)});
-  }
+             "bounds it).",
+             shown, [&](const Slot& slot) {
+               return std::uint64_t{slot.connection ? slot.connection->queuedBytes() : 0u};
+             });
+  perCluster("clustervisor_cluster_held_events", "gauge",
+             "emitTo events kept for the cluster while it is not connected.", shown,
+             [&](const Slot& slot) {
+               return std::uint64_t{slot.removed ? 0u : held_.heldMessages(slot.id)};
+             });
   out.family("clustervisor_dropped_events_total", "counter",
              "Events dropped, by reason: outbox_full, hold_full, hold_expired, unknown_target, "
              "removed (held for a cluster a reload removed).");
