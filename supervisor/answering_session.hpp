@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MIT
 //
-// AnsweringSession: the part the control socket and the metrics endpoint share. A connection
-// reads one request, sends one answer, and closes: after the answer is written, our side is
-// shut down and the connection is read until the client closes it, because closing with bytes
-// of the client's still unread would reset the connection and lose the answer. Every step is
-// bounded by a deadline, so a client that stalls costs a connection slot for a few seconds.
+// AnsweringSession and acceptSessions(): the parts the control socket and the metrics endpoint
+// share. A connection reads one request, sends one answer, and closes: after the answer is
+// written, our side is shut down and the connection is read until the client closes it, because
+// closing with bytes of the client's still unread would reset the connection and lose the
+// answer. Every step is bounded by a deadline, so a client that stalls costs a connection slot
+// for a few seconds.
 //
 // Derived classes read the request from socket_ (with expectDeadline() armed) and call
 // answer() once.
@@ -16,10 +17,45 @@
 #include <string>
 
 #include <boost/asio/buffer.hpp>
+#include <boost/asio/error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 
 namespace clustervisor {
+
+// Accepts connections on `acceptor` until it is closed or `listening` turns false: each socket
+// goes to `start` while fewer than `maxOpen` sessions are open (`open` counts them), and is
+// closed at once otherwise (a flood of clients costs them, not the supervisor). After an accept
+// error (out of descriptors, say) it tries again 100 ms later rather than spin. The acceptor,
+// timer and flag belong to the server, which outlives the loop.
+template <class Acceptor, class Start>
+void acceptSessions(Acceptor& acceptor, boost::asio::steady_timer& retry, const bool& listening,
+                    const std::shared_ptr<int>& open, int maxOpen, Start start) {
+  acceptor.async_accept(
+      [&acceptor, &retry, &listening, open, maxOpen, start](
+          boost::system::error_code ec, typename Acceptor::protocol_type::socket socket) {
+        if (ec == boost::asio::error::operation_aborted || !listening) {
+          return;
+        }
+        if (ec) {
+          retry.expires_after(std::chrono::milliseconds(100));
+          retry.async_wait([&acceptor, &retry, &listening, open, maxOpen,
+                            start](boost::system::error_code timerError) {
+            if (!timerError && listening) {
+              acceptSessions(acceptor, retry, listening, open, maxOpen, start);
+            }
+          });
+          return;
+        }
+        if (*open >= maxOpen) {
+          boost::system::error_code ignored;
+          socket.close(ignored);
+        } else {
+          start(std::move(socket));
+        }
+        acceptSessions(acceptor, retry, listening, open, maxOpen, start);
+      });
+}
 
 template <class Derived, class Socket>
 class AnsweringSession : public std::enable_shared_from_this<Derived> {

@@ -204,28 +204,10 @@ void ControlServer::stop() {
 }
 
 void ControlServer::accept() {
-  acceptor_.async_accept([this](error_code ec, Socket socket) {
-    if (ec == asio::error::operation_aborted || !listening_) {
-      return;
-    }
-    if (ec) {
-      // Out of descriptors, say: not a reason to spin.
-      retry_.expires_after(std::chrono::milliseconds(100));
-      retry_.async_wait([this](error_code timerError) {
-        if (!timerError && listening_) {
-          accept();
-        }
-      });
-      return;
-    }
-    if (*open_ >= kMaxConnections) {
-      error_code ignored;
-      socket.close(ignored);  // a flood of clients costs them, not the supervisor
-    } else {
-      std::make_shared<Session>(std::move(socket), handler_, open_)->start();
-    }
-    accept();
-  });
+  acceptSessions(acceptor_, retry_, listening_, open_, kMaxConnections,
+                 [handler = handler_, open = open_](Socket socket) {
+                   std::make_shared<Session>(std::move(socket), handler, open)->start();
+                 });
 }
 
 }  // namespace clustervisor

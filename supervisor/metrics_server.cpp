@@ -152,27 +152,10 @@ void MetricsServer::stop() {
 }
 
 void MetricsServer::accept() {
-  acceptor_.async_accept([this](error_code ec, tcp::socket socket) {
-    if (ec == asio::error::operation_aborted || !listening_) {
-      return;
-    }
-    if (ec) {
-      retry_.expires_after(std::chrono::milliseconds(100));
-      retry_.async_wait([this](error_code timerError) {
-        if (!timerError && listening_) {
-          accept();
-        }
-      });
-      return;
-    }
-    if (*open_ >= kMaxConnections) {
-      error_code ignored;
-      socket.close(ignored);
-    } else {
-      std::make_shared<Session>(std::move(socket), render_, open_)->start();
-    }
-    accept();
-  });
+  acceptSessions(acceptor_, retry_, listening_, open_, kMaxConnections,
+                 [render = render_, open = open_](tcp::socket socket) {
+                   std::make_shared<Session>(std::move(socket), render, open)->start();
+                 });
 }
 
 }  // namespace clustervisor
