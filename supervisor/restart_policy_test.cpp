@@ -30,7 +30,7 @@ std::string_view name(Verdict verdict) {
 
 // delay 1s, max_delay 60s, stable_after 30s, limit 5, window 60s: the defaults, spelled out so
 // the expectations below do not silently follow a change of default.
-clustervisor::config::RestartConfig restartConfig() {
+clustervisor::config::RestartConfig defaultsSpelledOut() {
   clustervisor::config::RestartConfig config;
   config.policy = clustervisor::config::RestartPolicy::kAlways;
   config.delay = 1s;
@@ -52,7 +52,7 @@ const std::vector<double> kJitters = {0.0, 0.01, 0.25, 0.5, 0.75, 0.9, 0.99, 0.9
 BOOST_AUTO_TEST_SUITE(restart_policy)
 
 BOOST_AUTO_TEST_CASE(backoff_doubles_from_delay_up_to_max_delay) {
-  const RestartPolicy policy(restartConfig());
+  const RestartPolicy policy(defaultsSpelledOut());
   const std::vector<Duration> bases = {1s, 2s, 4s, 8s, 16s, 32s, 60s, 60s, 60s};
   for (std::uint32_t step = 1; step <= bases.size(); ++step) {
     BOOST_TEST_CONTEXT("step " << step) {
@@ -67,7 +67,7 @@ BOOST_AUTO_TEST_CASE(backoff_doubles_from_delay_up_to_max_delay) {
 }
 
 BOOST_AUTO_TEST_CASE(jitter_scales_the_wait_between_three_quarters_and_all_of_it) {
-  const RestartPolicy policy(restartConfig());
+  const RestartPolicy policy(defaultsSpelledOut());
   for (std::uint32_t step = 1; step <= 8; ++step) {
     const Duration full = policy.backoff(step, 1.0);
     BOOST_TEST_CONTEXT("step " << step) {
@@ -96,7 +96,7 @@ BOOST_AUTO_TEST_CASE(every_jittered_wait_is_longer_than_the_one_before_until_the
       {1ms, 1h}, {2ms, 10min}, {7ms, 60s}, {100ms, 30s}, {1s, 60s}, {1500ms, 5min}, {3s, 1h},
   };
   for (const Pace& pace : paces) {
-    auto config = restartConfig();
+    auto config = defaultsSpelledOut();
     config.delay = pace.delay;
     config.maxDelay = pace.maxDelay;
     const RestartPolicy policy(config);
@@ -118,7 +118,7 @@ BOOST_AUTO_TEST_CASE(every_jittered_wait_is_longer_than_the_one_before_until_the
 }
 
 BOOST_AUTO_TEST_CASE(quick_crashes_wait_longer_each_time_until_the_cap_then_stay_near_it) {
-  auto config = restartConfig();
+  auto config = defaultsSpelledOut();
   config.limit = 0;
   std::mt19937 random(20240601);
   std::uniform_real_distribution<double> jitter(0.0, 1.0);
@@ -143,7 +143,7 @@ BOOST_AUTO_TEST_CASE(quick_crashes_wait_longer_each_time_until_the_cap_then_stay
 }
 
 BOOST_AUTO_TEST_CASE(a_run_of_stable_after_resets_the_backoff) {
-  RestartPolicy policy(restartConfig());
+  RestartPolicy policy(defaultsSpelledOut());
   BOOST_TEST(policy.afterExit(1s, false, 0.0).backoffStep == 1u);
   BOOST_TEST(policy.afterExit(1s, false, 0.0).backoffStep == 2u);
   BOOST_TEST(policy.afterExit(1s, false, 0.0).backoffStep == 3u);
@@ -154,7 +154,7 @@ BOOST_AUTO_TEST_CASE(a_run_of_stable_after_resets_the_backoff) {
 }
 
 BOOST_AUTO_TEST_CASE(a_run_shorter_than_stable_after_keeps_the_backoff_growing) {
-  RestartPolicy policy(restartConfig());
+  RestartPolicy policy(defaultsSpelledOut());
   BOOST_TEST(policy.afterExit(1s, false, 0.0).backoffStep == 1u);
   BOOST_TEST(policy.afterExit(1s, false, 0.0).backoffStep == 2u);
   const auto afterShortRun = policy.afterExit(29999ms, false, 0.0);
@@ -163,7 +163,7 @@ BOOST_AUTO_TEST_CASE(a_run_shorter_than_stable_after_keeps_the_backoff_growing) 
 }
 
 BOOST_AUTO_TEST_CASE(gives_up_after_more_than_limit_restarts_within_the_window) {
-  RestartPolicy policy(restartConfig());
+  RestartPolicy policy(defaultsSpelledOut());
   for (std::size_t exit = 1; exit <= 5; ++exit) {
     const auto decision = policy.afterExit(1s, false, 0.5);
     BOOST_TEST_CONTEXT("exit " << exit) {
@@ -181,7 +181,7 @@ BOOST_AUTO_TEST_CASE(gives_up_after_more_than_limit_restarts_within_the_window) 
 BOOST_AUTO_TEST_CASE(restarts_spread_beyond_the_window_never_make_a_crash_loop) {
   // Five restarts fit in 60s of run time exactly when the runs are 12s long: never more than
   // the limit, however long it goes on.
-  RestartPolicy policy(restartConfig());
+  RestartPolicy policy(defaultsSpelledOut());
   for (int exit = 1; exit <= 100; ++exit) {
     const auto decision = policy.afterExit(12s, false, 0.5);
     BOOST_TEST_CONTEXT("exit " << exit) {
@@ -192,7 +192,7 @@ BOOST_AUTO_TEST_CASE(restarts_spread_beyond_the_window_never_make_a_crash_loop) 
 }
 
 BOOST_AUTO_TEST_CASE(runs_just_short_enough_to_fit_six_restarts_in_the_window_crash_loop) {
-  RestartPolicy policy(restartConfig());
+  RestartPolicy policy(defaultsSpelledOut());
   for (int exit = 1; exit <= 5; ++exit) {
     BOOST_TEST(name(policy.afterExit(11999ms, false, 0.5).verdict) == name(Verdict::kRestart));
   }
@@ -202,7 +202,7 @@ BOOST_AUTO_TEST_CASE(runs_just_short_enough_to_fit_six_restarts_in_the_window_cr
 BOOST_AUTO_TEST_CASE(backoff_waits_do_not_spread_a_crash_loop_out_of_the_window) {
   // Every wait is an hour, far longer than the 60s window: only run time counts, so six workers
   // that each crash after 10ms are still six restarts within the window.
-  auto config = restartConfig();
+  auto config = defaultsSpelledOut();
   config.delay = 1h;
   config.maxDelay = 1h;
   RestartPolicy policy(config);
@@ -217,7 +217,7 @@ BOOST_AUTO_TEST_CASE(backoff_waits_do_not_spread_a_crash_loop_out_of_the_window)
 }
 
 BOOST_AUTO_TEST_CASE(a_backoff_grown_to_its_cap_still_hits_the_limit) {
-  auto config = restartConfig();
+  auto config = defaultsSpelledOut();
   config.delay = 10s;
   config.maxDelay = 10min;
   config.limit = 8;
@@ -232,7 +232,7 @@ BOOST_AUTO_TEST_CASE(a_backoff_grown_to_its_cap_still_hits_the_limit) {
 }
 
 BOOST_AUTO_TEST_CASE(limit_zero_never_reports_a_crash_loop) {
-  auto config = restartConfig();
+  auto config = defaultsSpelledOut();
   config.limit = 0;
   RestartPolicy policy(config);
   for (int exit = 1; exit <= 1000; ++exit) {
@@ -244,7 +244,7 @@ BOOST_AUTO_TEST_CASE(limit_zero_never_reports_a_crash_loop) {
 }
 
 BOOST_AUTO_TEST_CASE(policy_never_restarts_no_exit) {
-  auto config = restartConfig();
+  auto config = defaultsSpelledOut();
   config.policy = clustervisor::config::RestartPolicy::kNever;
   RestartPolicy policy(config);
   for (int exit = 1; exit <= 10; ++exit) {
@@ -260,7 +260,7 @@ BOOST_AUTO_TEST_CASE(policy_never_restarts_no_exit) {
 }
 
 BOOST_AUTO_TEST_CASE(policy_on_failure_is_done_after_a_success_and_restarts_after_a_failure) {
-  auto config = restartConfig();
+  auto config = defaultsSpelledOut();
   config.policy = clustervisor::config::RestartPolicy::kOnFailure;
   RestartPolicy policy(config);
   BOOST_TEST(name(policy.afterExit(10ms, true, 0.5).verdict) == name(Verdict::kDone));
@@ -272,7 +272,7 @@ BOOST_AUTO_TEST_CASE(policy_on_failure_is_done_after_a_success_and_restarts_afte
 }
 
 BOOST_AUTO_TEST_CASE(policy_always_restarts_after_a_success_too) {
-  RestartPolicy policy(restartConfig());
+  RestartPolicy policy(defaultsSpelledOut());
   const auto decision = policy.afterExit(10ms, true, 0.0);
   BOOST_TEST(name(decision.verdict) == name(Verdict::kRestart));
   BOOST_TEST(decision.backoffStep == 1u);
@@ -280,7 +280,7 @@ BOOST_AUTO_TEST_CASE(policy_always_restarts_after_a_success_too) {
 }
 
 BOOST_AUTO_TEST_CASE(stable_runs_then_a_crash_loop_still_gives_up) {
-  RestartPolicy policy(restartConfig());
+  RestartPolicy policy(defaultsSpelledOut());
   for (int exit = 1; exit <= 10; ++exit) {
     const auto decision = policy.afterExit(2min, false, 0.5);
     BOOST_TEST_CONTEXT("stable exit " << exit) {
@@ -297,7 +297,7 @@ BOOST_AUTO_TEST_CASE(stable_runs_then_a_crash_loop_still_gives_up) {
 }
 
 BOOST_AUTO_TEST_CASE(reset_forgets_the_backoff_and_the_restarts_in_the_window) {
-  RestartPolicy policy(restartConfig());
+  RestartPolicy policy(defaultsSpelledOut());
   for (int exit = 1; exit <= 5; ++exit) {
     policy.afterExit(10ms, false, 0.5);
   }
@@ -314,7 +314,7 @@ BOOST_AUTO_TEST_CASE(reset_forgets_the_backoff_and_the_restarts_in_the_window) {
 }
 
 BOOST_AUTO_TEST_CASE(zero_delay_gives_zero_waits) {
-  auto config = restartConfig();
+  auto config = defaultsSpelledOut();
   config.delay = 0ms;
   config.limit = 0;
   RestartPolicy policy(config);
@@ -334,7 +334,7 @@ BOOST_AUTO_TEST_CASE(zero_delay_gives_zero_waits) {
 }
 
 BOOST_AUTO_TEST_CASE(delay_above_max_delay_is_capped_from_the_first_wait) {
-  auto config = restartConfig();
+  auto config = defaultsSpelledOut();
   config.delay = 2min;
   config.maxDelay = 1min;
   const RestartPolicy policy(config);

@@ -13,7 +13,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-const SpawnQueue::Clock::time_point t0{};
+const SpawnQueue::Clock::time_point kQueueStart{};
 
 // Starts whatever the queue names at `now`, until it names nothing; returns the started ids.
 std::vector<std::uint32_t> startAll(SpawnQueue& queue, SpawnQueue::Clock::time_point now) {
@@ -36,9 +36,9 @@ BOOST_AUTO_TEST_CASE(starts_clusters_in_the_order_they_were_queued) {
   }
   BOOST_TEST(queue.size() == 4u);
   const std::vector<std::uint32_t> expected = {2, 0, 3, 1};
-  BOOST_TEST(startAll(queue, t0) == expected, boost::test_tools::per_element());
+  BOOST_TEST(startAll(queue, kQueueStart) == expected, boost::test_tools::per_element());
   BOOST_TEST(queue.size() == 0u);
-  const auto idle = queue.poll(t0);
+  const auto idle = queue.poll(kQueueStart);
   BOOST_TEST(!idle.start);
   BOOST_TEST(!idle.wakeAt);
 }
@@ -53,27 +53,27 @@ BOOST_AUTO_TEST_CASE(a_cluster_queued_twice_keeps_its_first_place) {
   BOOST_TEST(queue.contains(2));
   BOOST_TEST(!queue.contains(3));
   const std::vector<std::uint32_t> expected = {1, 2};
-  BOOST_TEST(startAll(queue, t0) == expected, boost::test_tools::per_element());
+  BOOST_TEST(startAll(queue, kQueueStart) == expected, boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(waits_the_start_delay_between_starts) {
   SpawnQueue queue(5s, false);
   queue.push(0);
   queue.push(1);
-  auto poll = queue.poll(t0);
+  auto poll = queue.poll(kQueueStart);
   BOOST_REQUIRE(poll.start);
   BOOST_TEST(*poll.start == 0u);  // the first start is not delayed
-  queue.started(0, t0);
+  queue.started(0, kQueueStart);
 
-  poll = queue.poll(t0 + 1s);
+  poll = queue.poll(kQueueStart + 1s);
   BOOST_TEST(!poll.start);
   BOOST_REQUIRE(poll.wakeAt);
-  BOOST_TEST((*poll.wakeAt == t0 + 5s));
+  BOOST_TEST((*poll.wakeAt == kQueueStart + 5s));
 
-  poll = queue.poll(t0 + 4999ms);
+  poll = queue.poll(kQueueStart + 4999ms);
   BOOST_TEST(!poll.start);
 
-  poll = queue.poll(t0 + 5s);
+  poll = queue.poll(kQueueStart + 5s);
   BOOST_REQUIRE(poll.start);
   BOOST_TEST(*poll.start == 1u);
   BOOST_TEST(!poll.wakeAt);
@@ -82,22 +82,22 @@ BOOST_AUTO_TEST_CASE(waits_the_start_delay_between_starts) {
 BOOST_AUTO_TEST_CASE(start_delay_counts_from_the_last_start_across_an_empty_queue) {
   SpawnQueue queue(5s, false);
   queue.push(0);
-  queue.started(0, t0);
-  BOOST_TEST(!queue.poll(t0 + 1s).wakeAt);  // nothing to start
+  queue.started(0, kQueueStart);
+  BOOST_TEST(!queue.poll(kQueueStart + 1s).wakeAt);  // nothing to start
   queue.push(1);
-  const auto poll = queue.poll(t0 + 2s);
+  const auto poll = queue.poll(kQueueStart + 2s);
   BOOST_TEST(!poll.start);
   BOOST_REQUIRE(poll.wakeAt);
-  BOOST_TEST((*poll.wakeAt == t0 + 5s));
+  BOOST_TEST((*poll.wakeAt == kQueueStart + 5s));
 }
 
 BOOST_AUTO_TEST_CASE(without_wait_for_ready_the_next_starts_before_the_previous_is_ready) {
   SpawnQueue queue(0ms, false);
   queue.push(0);
   queue.push(1);
-  queue.started(0, t0);
+  queue.started(0, kQueueStart);
   BOOST_TEST(!queue.waitingFor());
-  const auto poll = queue.poll(t0);
+  const auto poll = queue.poll(kQueueStart);
   BOOST_REQUIRE(poll.start);
   BOOST_TEST(*poll.start == 1u);
 }
@@ -106,16 +106,16 @@ BOOST_AUTO_TEST_CASE(wait_for_ready_holds_the_queue_until_the_started_cluster_se
   SpawnQueue queue(0ms, true);
   queue.push(0);
   queue.push(1);
-  queue.started(0, t0);
+  queue.started(0, kQueueStart);
   BOOST_REQUIRE(queue.waitingFor());
   BOOST_TEST(*queue.waitingFor() == 0u);
-  auto poll = queue.poll(t0 + 1h);
+  auto poll = queue.poll(kQueueStart + 1h);
   BOOST_TEST(!poll.start);
   BOOST_TEST(!poll.wakeAt);  // nothing to wait for but the event
 
   queue.settled(0);
   BOOST_TEST(!queue.waitingFor());
-  poll = queue.poll(t0 + 1h);
+  poll = queue.poll(kQueueStart + 1h);
   BOOST_REQUIRE(poll.start);
   BOOST_TEST(*poll.start == 1u);
 }
@@ -124,12 +124,12 @@ BOOST_AUTO_TEST_CASE(wait_for_ready_still_keeps_the_start_delay) {
   SpawnQueue queue(5s, true);
   queue.push(0);
   queue.push(1);
-  queue.started(0, t0);
+  queue.started(0, kQueueStart);
   queue.settled(0);
-  const auto poll = queue.poll(t0 + 1s);
+  const auto poll = queue.poll(kQueueStart + 1s);
   BOOST_TEST(!poll.start);
   BOOST_REQUIRE(poll.wakeAt);
-  BOOST_TEST((*poll.wakeAt == t0 + 5s));
+  BOOST_TEST((*poll.wakeAt == kQueueStart + 5s));
 }
 
 BOOST_AUTO_TEST_CASE(settled_for_a_cluster_that_is_not_pending_is_ignored) {
@@ -137,12 +137,12 @@ BOOST_AUTO_TEST_CASE(settled_for_a_cluster_that_is_not_pending_is_ignored) {
   queue.push(0);
   queue.push(1);
   queue.push(2);
-  queue.started(0, t0);
+  queue.started(0, kQueueStart);
   queue.settled(1);  // still queued
   queue.settled(7);  // unknown
   BOOST_REQUIRE(queue.waitingFor());
   BOOST_TEST(*queue.waitingFor() == 0u);
-  BOOST_TEST(!queue.poll(t0).start);
+  BOOST_TEST(!queue.poll(kQueueStart).start);
   BOOST_TEST(queue.contains(1));
   BOOST_TEST(queue.size() == 2u);
 }
@@ -151,10 +151,10 @@ BOOST_AUTO_TEST_CASE(removing_the_pending_cluster_releases_the_queue) {
   SpawnQueue queue(0ms, true);
   queue.push(0);
   queue.push(1);
-  queue.started(0, t0);
+  queue.started(0, kQueueStart);
   queue.remove(0);
   BOOST_TEST(!queue.waitingFor());
-  const auto poll = queue.poll(t0);
+  const auto poll = queue.poll(kQueueStart);
   BOOST_REQUIRE(poll.start);
   BOOST_TEST(*poll.start == 1u);
 }
@@ -168,19 +168,19 @@ BOOST_AUTO_TEST_CASE(removing_a_queued_cluster_takes_it_out_of_the_order) {
   queue.remove(9);  // not queued: nothing happens
   BOOST_TEST(!queue.contains(1));
   const std::vector<std::uint32_t> expected = {0, 2};
-  BOOST_TEST(startAll(queue, t0) == expected, boost::test_tools::per_element());
+  BOOST_TEST(startAll(queue, kQueueStart) == expected, boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(spawn_failure_reported_as_started_then_settled_moves_on) {
   SpawnQueue queue(0ms, true);
   queue.push(0);
   queue.push(1);
-  const auto first = queue.poll(t0);
+  const auto first = queue.poll(kQueueStart);
   BOOST_REQUIRE(first.start);
-  queue.started(*first.start, t0);  // the spawn failed
+  queue.started(*first.start, kQueueStart);  // the spawn failed
   queue.settled(*first.start);
   BOOST_TEST(!queue.contains(0));
-  const auto next = queue.poll(t0);
+  const auto next = queue.poll(kQueueStart);
   BOOST_REQUIRE(next.start);
   BOOST_TEST(*next.start == 1u);
 }
@@ -189,10 +189,10 @@ BOOST_AUTO_TEST_CASE(a_started_cluster_queued_again_goes_to_the_back) {
   SpawnQueue queue(0ms, false);
   queue.push(0);
   queue.push(1);
-  queue.started(0, t0);
+  queue.started(0, kQueueStart);
   queue.push(0);  // it exited and backed off before 1 was started
   const std::vector<std::uint32_t> expected = {1, 0};
-  BOOST_TEST(startAll(queue, t0) == expected, boost::test_tools::per_element());
+  BOOST_TEST(startAll(queue, kQueueStart) == expected, boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(set_pace_changes_the_delay_for_the_next_start) {
@@ -200,14 +200,14 @@ BOOST_AUTO_TEST_CASE(set_pace_changes_the_delay_for_the_next_start) {
   queue.push(0);
   queue.push(1);
   queue.push(2);
-  queue.started(0, t0);
+  queue.started(0, kQueueStart);
   queue.setPace(10s, false);
-  auto poll = queue.poll(t0 + 6s);
+  auto poll = queue.poll(kQueueStart + 6s);
   BOOST_TEST(!poll.start);
   BOOST_REQUIRE(poll.wakeAt);
-  BOOST_TEST((*poll.wakeAt == t0 + 10s));
+  BOOST_TEST((*poll.wakeAt == kQueueStart + 10s));
   queue.setPace(0ms, false);
-  poll = queue.poll(t0 + 6s);
+  poll = queue.poll(kQueueStart + 6s);
   BOOST_REQUIRE(poll.start);
   BOOST_TEST(*poll.start == 1u);
 }
@@ -216,11 +216,11 @@ BOOST_AUTO_TEST_CASE(set_pace_without_wait_for_ready_releases_a_pending_cluster)
   SpawnQueue queue(0ms, true);
   queue.push(0);
   queue.push(1);
-  queue.started(0, t0);
-  BOOST_TEST(!queue.poll(t0).start);
+  queue.started(0, kQueueStart);
+  BOOST_TEST(!queue.poll(kQueueStart).start);
   queue.setPace(0ms, false);
   BOOST_TEST(!queue.waitingFor());
-  const auto poll = queue.poll(t0);
+  const auto poll = queue.poll(kQueueStart);
   BOOST_REQUIRE(poll.start);
   BOOST_TEST(*poll.start == 1u);
 }
@@ -230,10 +230,10 @@ BOOST_AUTO_TEST_CASE(set_pace_with_wait_for_ready_holds_later_starts) {
   queue.push(0);
   queue.push(1);
   queue.setPace(0ms, true);
-  queue.started(0, t0);
+  queue.started(0, kQueueStart);
   BOOST_REQUIRE(queue.waitingFor());
   BOOST_TEST(*queue.waitingFor() == 0u);
-  BOOST_TEST(!queue.poll(t0).start);
+  BOOST_TEST(!queue.poll(kQueueStart).start);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

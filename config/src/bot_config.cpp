@@ -42,17 +42,8 @@ constexpr std::size_t kMaxNameLength = 64;
 constexpr std::string_view kReservedEnvironmentPrefix = "CLUSTERVISOR_";
 constexpr std::string_view kFallbackName = "bot";
 
-constexpr std::uint64_t kKiB = 1024;
-constexpr std::uint64_t kMiB = 1024 * kKiB;
-constexpr std::uint64_t kGiB = 1024 * kMiB;
-
 // ---------------------------------------------------------------------------------------------
 // Text helpers for messages.
-
-bool isBareKeyChar(char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
-         c == '-';
-}
 
 // A TOML basic string, escaped so that control characters cannot garble a terminal. Text longer
 // than kMaxQuotedBytes is cut at a UTF-8 character boundary and marked with "...".

@@ -6,12 +6,9 @@
 namespace clustervisor::config {
 namespace {
 
-using Status = ParsedSize::Status;
+using SizeStatus = ParsedSize::Status;
 
 constexpr std::uint64_t kMax = std::numeric_limits<std::uint64_t>::max();
-constexpr std::uint64_t kKiB = 1024;
-constexpr std::uint64_t kMiB = kKiB * 1024;
-constexpr std::uint64_t kGiB = kMiB * 1024;
 
 struct Unit {
   std::string_view suffix;
@@ -55,9 +52,9 @@ ParsedSize parseSize(std::string_view text) {
     return {};
   }
   if (tooLarge || count > kMax / unit) {
-    return {Status::kTooLarge, 0};
+    return {SizeStatus::kTooLarge, 0};
   }
-  return {Status::kOk, count * unit};
+  return {SizeStatus::kOk, count * unit};
 }
 
 std::string formatSize(std::uint64_t bytes) {

@@ -10,18 +10,14 @@
 namespace clustervisor::config {
 namespace {
 
-using Status = ParsedSize::Status;
+using SizeStatus = ParsedSize::Status;
 
-struct Valid {
+struct ValidSize {
   std::string_view text;
   std::uint64_t bytes;
 };
 
-constexpr std::uint64_t kKiB = 1024;
-constexpr std::uint64_t kMiB = 1024 * kKiB;
-constexpr std::uint64_t kGiB = 1024 * kMiB;
-
-void checkStatus(std::string_view text, Status expected) {
+void checkSizeStatus(std::string_view text, SizeStatus expected) {
   BOOST_TEST_CONTEXT("\"" << text << "\"") {
     BOOST_TEST((parseSize(text).status == expected));
   }
@@ -32,21 +28,21 @@ void checkStatus(std::string_view text, Status expected) {
 BOOST_AUTO_TEST_SUITE(size)
 
 BOOST_AUTO_TEST_CASE(parses_binary_and_decimal_units) {
-  for (const Valid& c : {
-           Valid{"0B", 0},
-           Valid{"100000B", 100'000},
-           Valid{"1KiB", kKiB},
-           Valid{"512KiB", 512 * kKiB},
-           Valid{"1MiB", kMiB},
-           Valid{"16GiB", 16 * kGiB},
-           Valid{"1KB", 1000},
-           Valid{"64MB", 64'000'000},
-           Valid{"2GB", 2'000'000'000},
-           Valid{"0001MiB", kMiB},
+  for (const ValidSize& c : {
+           ValidSize{"0B", 0},
+           ValidSize{"100000B", 100'000},
+           ValidSize{"1KiB", kKiB},
+           ValidSize{"512KiB", 512 * kKiB},
+           ValidSize{"1MiB", kMiB},
+           ValidSize{"16GiB", 16 * kGiB},
+           ValidSize{"1KB", 1000},
+           ValidSize{"64MB", 64'000'000},
+           ValidSize{"2GB", 2'000'000'000},
+           ValidSize{"0001MiB", kMiB},
        }) {
     BOOST_TEST_CONTEXT("\"" << c.text << "\"") {
       const ParsedSize parsed = parseSize(c.text);
-      BOOST_TEST((parsed.status == Status::kOk));
+      BOOST_TEST((parsed.status == SizeStatus::kOk));
       BOOST_TEST(parsed.bytes == c.bytes);
     }
   }
@@ -58,7 +54,7 @@ BOOST_AUTO_TEST_CASE(rejects_malformed_size) {
            "1mib",  "1kb",   "1kB",  "1Ki",    "1KIB",   "1TiB",     "1TB",   "1.5MiB",
            "-1MiB", "+1MiB", "1e3B", "1_000B", "0x10B",  "1MiB1KiB", "1BB",
        }) {
-    checkStatus(text, Status::kSyntax);
+    checkSizeStatus(text, SizeStatus::kSyntax);
   }
 }
 
@@ -69,29 +65,29 @@ BOOST_AUTO_TEST_CASE(rejects_overflowing_size) {
            "17179869184GiB",  // 2^34 GiB = 2^64 B
            "18446744073709552KB",
        }) {
-    checkStatus(text, Status::kTooLarge);
+    checkSizeStatus(text, SizeStatus::kTooLarge);
   }
 }
 
 BOOST_AUTO_TEST_CASE(accepts_largest_size) {
   const ParsedSize parsed = parseSize("18446744073709551615B");
-  BOOST_TEST((parsed.status == Status::kOk));
+  BOOST_TEST((parsed.status == SizeStatus::kOk));
   BOOST_TEST(parsed.bytes == std::numeric_limits<std::uint64_t>::max());
   BOOST_TEST(parseSize("17179869183GiB").bytes == 17179869183 * kGiB);
 }
 
 BOOST_AUTO_TEST_CASE(formats_in_largest_exact_binary_unit) {
-  for (const Valid& c : {
-           Valid{"0B", 0},
-           Valid{"1B", 1},
-           Valid{"1000B", 1000},
-           Valid{"1536B", 1536},
-           Valid{"1KiB", kKiB},
-           Valid{"64KiB", 64 * kKiB},
-           Valid{"1025KiB", kMiB + kKiB},
-           Valid{"256MiB", 256 * kMiB},
-           Valid{"16GiB", 16 * kGiB},
-           Valid{"18446744073709551615B", std::numeric_limits<std::uint64_t>::max()},
+  for (const ValidSize& c : {
+           ValidSize{"0B", 0},
+           ValidSize{"1B", 1},
+           ValidSize{"1000B", 1000},
+           ValidSize{"1536B", 1536},
+           ValidSize{"1KiB", kKiB},
+           ValidSize{"64KiB", 64 * kKiB},
+           ValidSize{"1025KiB", kMiB + kKiB},
+           ValidSize{"256MiB", 256 * kMiB},
+           ValidSize{"16GiB", 16 * kGiB},
+           ValidSize{"18446744073709551615B", std::numeric_limits<std::uint64_t>::max()},
        }) {
     BOOST_TEST(formatSize(c.bytes) == c.text);
     BOOST_TEST(parseSize(formatSize(c.bytes)).bytes == c.bytes);

@@ -4,12 +4,13 @@
 #include <algorithm>
 
 namespace clustervisor::config {
-namespace {
 
 bool isBareKeyChar(char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
          c == '-';
 }
+
+namespace {
 
 bool isQuote(char c) {
   return c == '"' || c == '\'';

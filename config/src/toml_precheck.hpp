@@ -46,6 +46,9 @@ struct TomlPrecheck {
   bool ok() const { return problem.empty(); }
 };
 
+// Whether `c` may appear in a bare (unquoted) TOML key: A-Z a-z 0-9 _ -.
+bool isBareKeyChar(char c);
+
 TomlPrecheck precheckToml(std::string_view text, std::size_t maxDepth = kMaxTomlDepth);
 
 }  // namespace clustervisor::config

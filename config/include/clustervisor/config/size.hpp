@@ -15,6 +15,10 @@
 
 namespace clustervisor::config {
 
+inline constexpr std::uint64_t kKiB = 1024;
+inline constexpr std::uint64_t kMiB = 1024 * kKiB;
+inline constexpr std::uint64_t kGiB = 1024 * kMiB;
+
 struct ParsedSize {
   enum class Status {
     kOk,
