@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "outbox.hpp"
 
-#include <limits>
-
 #include <algorithm>
+#include <limits>
 
 namespace clustervisor {
 
@@ -45,10 +44,18 @@ bool Outbox::push(std::span<const std::byte> frame) {
   return true;
 }
 
-std::size_t Outbox::gather(std::vector<std::span<const std::byte>>& out, std::size_t maxSegments) {
-  const std::size_t n = std::min(maxSegments, segments_.size());
-  for (std::size_t i = 0; i < n; ++i) {
-    out.push_back(segments_[i].bytes());
+std::size_t Outbox::gather(std::vector<std::span<const std::byte>>& out, std::size_t maxSegments,
+                           std::size_t maxBytes) {
+  const std::size_t limit = std::min(maxSegments, segments_.size());
+  std::size_t n = 0;
+  std::size_t bytes = 0;
+  for (; n < limit; ++n) {
+    const auto segment = segments_[n].bytes();
+    if (n > 0 && (bytes >= maxBytes || segment.size() > maxBytes - bytes)) {
+      break;
+    }
+    bytes += segment.size();
+    out.push_back(segment);
   }
   inFlight_ = n;
   return n;

@@ -15,6 +15,7 @@
 
 #include <cstddef>
 #include <deque>
+#include <limits>
 #include <memory>
 #include <span>
 #include <vector>
@@ -36,8 +37,10 @@ class Outbox {
   // with a wrong total or a wait that never closes, while the limit is for the event flood.
   void pushControl(std::span<const std::byte> frame);
 
-  // Up to maxSegments segments from the front; returns how many were added to `out`.
-  std::size_t gather(std::vector<std::span<const std::byte>>& out, std::size_t maxSegments);
+  // Up to maxSegments segments from the front, and no more than maxBytes unless the first
+  // segment alone is larger; returns how many were added to `out`.
+  std::size_t gather(std::vector<std::span<const std::byte>>& out, std::size_t maxSegments,
+                     std::size_t maxBytes = std::numeric_limits<std::size_t>::max());
   // Removes `segments` segments from the front (those gather() handed out and were written).
   void pop(std::size_t segments);
 

@@ -45,6 +45,24 @@ BOOST_AUTO_TEST_CASE(shares_broadcast_buffers_without_copying) {
   BOOST_TEST(shared.use_count() == 3);
 }
 
+BOOST_AUTO_TEST_CASE(gather_stops_at_the_byte_cap_but_always_takes_one_segment) {
+  Outbox box(1 << 20);
+  const auto big = std::make_shared<const std::vector<std::byte>>(bytes(4096, 1));
+  for (int i = 0; i < 4; ++i) {
+    box.push(big);
+  }
+  std::vector<std::span<const std::byte>> out;
+  BOOST_TEST(box.gather(out, 16, 9000) == 2u);
+  BOOST_TEST(total(out) == 8192u);
+  out.clear();
+  BOOST_TEST(box.gather(out, 16, 100) == 1u);  // larger than the cap on its own
+  box.pop(1);
+  out.clear();
+  BOOST_TEST(box.gather(out, 16, 4096 + 4096) == 2u);
+  box.pop(2);
+  BOOST_TEST(box.bytes() == 4096u);
+}
+
 BOOST_AUTO_TEST_CASE(copies_small_broadcast_frames_into_the_current_segment) {
   Outbox box(1 << 20);
   const auto small = std::make_shared<const std::vector<std::byte>>(bytes(100, 5));

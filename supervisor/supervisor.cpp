@@ -396,6 +396,9 @@ void Supervisor::watchHeartbeat(Slot& slot) {
   // One timer per worker, re-armed lazily: reads only move the connection's lastRead(), and the
   // timer, when it fires early, sleeps again until the last read + timeout.
   const auto heard = [&slot] {
+    if (slot.connection && slot.connection->readingPaused()) {
+      return Clock::now();  // held back: the supervisor is the one not reading
+    }
     return slot.connection ? std::max(slot.lastHeard, slot.connection->lastRead()) : slot.lastHeard;
   };
   slot.heartbeatTimer.expires_at(heard() + slot.heartbeatTimeout);
@@ -581,6 +584,7 @@ void Supervisor::routeEvent(Slot& slot, WorkerConnection& from, const wire::Head
         if (slots_[id]->connection->send(frame)) {
           ++slots_[id]->eventsOut;
           slots_[id]->bytesOut += frame.size();
+          noteCongestion(from, id);
           if (wantsAcks) {
             delivered.push_back(id);
           }
@@ -595,6 +599,7 @@ void Supervisor::routeEvent(Slot& slot, WorkerConnection& from, const wire::Head
           if (slots_[id]->connection->send(shared)) {
             ++slots_[id]->eventsOut;
             slots_[id]->bytesOut += frame.size();
+            noteCongestion(from, id);
             if (wantsAcks) {
               delivered.push_back(id);
             }
@@ -655,6 +660,77 @@ void Supervisor::routeAck(Slot& slot, const wire::Header& header, std::span<std:
   if (outcome.closed) {
     ++waitsCompleted_;
     sendTo(header.target, wire::encodeWaitClosed(header.target, header.correlation, outcome.body));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backpressure: a sender waits while a receiver it fed is congested and still taking bytes.
+
+void Supervisor::noteCongestion(WorkerConnection& from, std::uint32_t recipient) {
+  auto& to = *slots_[recipient]->connection;
+  if (to.queuedBytes() < to.highWater() || from.retiring()) {
+    return;
+  }
+  auto& ids = from.heldBackBy();
+  if (std::find(ids.begin(), ids.end(), recipient) == ids.end()) {
+    ids.push_back(recipient);
+  }
+  to.watchDrain();
+}
+
+bool Supervisor::holdsBack(WorkerConnection& connection) {
+  const auto now = Clock::now();
+  auto& ids = connection.heldBackBy();
+  std::erase_if(ids, [&](std::uint32_t id) { return !congested(id, now); });
+  if (ids.empty()) {
+    return false;
+  }
+  if (!connection.readingPaused()) {
+    ++heldBack_;
+  }
+  return true;
+}
+
+bool Supervisor::congested(std::uint32_t id, Clock::time_point now) {
+  if (id >= slots_.size()) {
+    return false;
+  }
+  Slot& slot = *slots_[id];
+  const auto& connection = slot.connection;
+  if (!connection || !connection->open() || connection->retiring() ||
+      connection->queuedBytes() <= connection->lowWater()) {
+    return false;
+  }
+  if (!connection->stalled(now)) {
+    return true;
+  }
+  if (connection->firstNoticeOfStall()) {
+    ++stalls_;
+    logError(describe(slot) + " took no bytes for " +
+             formatDuration(WorkerConnection::kStallTimeout) + " with " +
+             std::to_string(connection->queuedBytes()) +
+             " bytes queued: senders no longer wait for it, and events that do not fit its "
+             "outbox (limit " +
+             std::to_string(config_.events.outboxLimit) + ") are dropped for it");
+  }
+  return false;
+}
+
+void Supervisor::onDrained(WorkerConnection&) {
+  resumeHeldBack();
+}
+
+void Supervisor::resumeHeldBack() {
+  for (const auto& slot : slots_) {
+    if (slot->connection) {
+      slot->connection->resumeReading();
+    }
+    if (slot->successor && slot->successor->connection) {
+      slot->successor->connection->resumeReading();
+    }
+  }
+  for (const auto& connection : retiring_) {
+    connection->resumeReading();
   }
 }
 
@@ -738,6 +814,7 @@ void Supervisor::sweep() {
 
 void Supervisor::onDisconnected(WorkerConnection& connection, const std::string& reason,
                                 bool protocolError) {
+  resumeHeldBack();  // nobody waits for a connection that is gone
   Slot& slot = *slots_[connection.clusterId()];
   if (slot.successor && slot.successor->connection.get() == &connection) {
     failSuccessor(slot, protocolError ? "protocol error: " + reason
@@ -1228,7 +1305,9 @@ boost::json::object Supervisor::status() const {
                                   {"running", running},
                                   {"events_in", eventsIn},
                                   {"events_out", eventsOut},
-                                  {"dropped_events", droppedEvents_}};
+                                  {"dropped_events", droppedEvents_},
+                                  {"senders_held_back", heldBack_},
+                                  {"receivers_stalled", stalls_}};
   return result;
 }
 
@@ -1317,6 +1396,13 @@ std::string Supervisor::metricsText() const {
     const auto it = dropped_.find(std::string_view(reason));
     out.sample({{"reason", reason}}, it == dropped_.end() ? std::uint64_t{0} : it->second);
   }
+  out.family("clustervisor_senders_held_back_total", "counter",
+             "Times a worker's events were not read while a cluster it sent to caught up "
+             "(backpressure).");
+  out.sample(heldBack_);
+  out.family("clustervisor_receivers_stalled_total", "counter",
+             "Times a worker took no bytes for the stall timeout with bytes queued for it.");
+  out.sample(stalls_);
   out.family("clustervisor_waits_opened_total", "counter",
              "broadcastAndWait calls the supervisor tracked.");
   out.sample(waitsOpened_);

@@ -147,6 +147,13 @@ class Supervisor final : private FrameSink {
                std::span<std::byte> frame) override;
   void onDisconnected(WorkerConnection& connection, const std::string& reason,
                       bool protocolError) override;
+  bool holdsBack(WorkerConnection& connection) override;
+  void onDrained(WorkerConnection& connection) override;
+  // After a successful send to `recipient`: if that pushed it past its high-water mark, the
+  // sender waits for it before its next frame.
+  void noteCongestion(WorkerConnection& from, std::uint32_t recipient);
+  bool congested(std::uint32_t id, Clock::time_point now);
+  void resumeHeldBack();
 
   // Feeds an event to a slot's lifecycle and carries out the step.
   void handle(Slot& slot, WorkerLifecycle::EventKind kind, WorkerExit exit = {});
@@ -270,6 +277,8 @@ class Supervisor final : private FrameSink {
   // Connections of workers that exited, read to the end before they are closed.
   std::vector<std::shared_ptr<WorkerConnection>> retiring_;
   std::uint64_t droppedEvents_ = 0;
+  std::uint64_t heldBack_ = 0;  // times a sender waited for a congested receiver
+  std::uint64_t stalls_ = 0;    // times a receiver was found stalled
   LogLimiter dropLog_;
   LogLimiter waitLog_;
   boost::asio::steady_timer sweepTimer_;

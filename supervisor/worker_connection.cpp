@@ -17,6 +17,9 @@ namespace {
 constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
 // IOV_MAX is 1024 on Linux; fewer segments per write keeps each write's latency low.
 constexpr std::size_t kMaxSegmentsPerWrite = 256;
+// Writes small enough that a worker which reads at all completes one well within the stall
+// timeout, so a slow reader is never taken for a stalled one.
+constexpr std::size_t kMaxBytesPerWrite = 256 * 1024;
 }  // namespace
 
 WorkerConnection::WorkerConnection(asio::local::stream_protocol::socket socket,
@@ -28,6 +31,7 @@ WorkerConnection::WorkerConnection(asio::local::stream_protocol::socket socket,
       outbox_(outboxLimit),
       writerWakeup_(socket_.get_executor(), asio::steady_timer::time_point::max()),
       retireTimer_(socket_.get_executor()),
+      resumeTimer_(socket_.get_executor()),
       sink_(sink) {}
 
 void WorkerConnection::start() {
@@ -44,6 +48,7 @@ void WorkerConnection::close() {
   socket_.close(ignored);
   writerWakeup_.cancel();
   retireTimer_.cancel();
+  resumeTimer_.cancel();
 }
 
 void WorkerConnection::retire(std::chrono::milliseconds timeout) {
@@ -52,6 +57,7 @@ void WorkerConnection::retire(std::chrono::milliseconds timeout) {
   }
   retiring_ = true;
   writerWakeup_.cancel();  // the write loop sees retiring_ and ends
+  resumeTimer_.cancel();   // what it sent before it exited is read without waiting
   retireTimer_.expires_after(timeout);
   retireTimer_.async_wait([self = shared_from_this()](error_code ec) {
     if (!ec) {
@@ -61,16 +67,30 @@ void WorkerConnection::retire(std::chrono::milliseconds timeout) {
 }
 
 bool WorkerConnection::send(std::span<const std::byte> frame) {
-  if (closed_ || retiring_ || !outbox_.push(frame)) {
+  if (closed_ || retiring_) {
     return false;
+  }
+  const bool wasEmpty = outbox_.empty();
+  if (!outbox_.push(frame)) {
+    return false;
+  }
+  if (wasEmpty) {
+    queued();
   }
   wakeWriter();
   return true;
 }
 
 bool WorkerConnection::send(Outbox::Shared frame) {
-  if (closed_ || retiring_ || !outbox_.push(std::move(frame))) {
+  if (closed_ || retiring_) {
     return false;
+  }
+  const bool wasEmpty = outbox_.empty();
+  if (!outbox_.push(std::move(frame))) {
+    return false;
+  }
+  if (wasEmpty) {
+    queued();
   }
   wakeWriter();
   return true;
@@ -80,9 +100,28 @@ bool WorkerConnection::sendControl(std::span<const std::byte> frame) {
   if (closed_ || retiring_) {
     return false;
   }
+  if (outbox_.empty()) {
+    queued();
+  }
   outbox_.pushControl(frame);
   wakeWriter();
   return true;
+}
+
+void WorkerConnection::queued() {
+  // The stall clock starts when there is something to take, not at the last write.
+  madeProgress();
+}
+
+void WorkerConnection::madeProgress() {
+  lastProgress_ = std::chrono::steady_clock::now();
+  stallNoticed_ = false;
+}
+
+void WorkerConnection::resumeReading() {
+  if (paused_) {
+    resumeTimer_.cancel();
+  }
 }
 
 void WorkerConnection::wakeWriter() {
@@ -111,6 +150,12 @@ asio::awaitable<void> WorkerConnection::readLoop() {
     if (closed_) {
       co_return;
     }
+    if (ec == asio::error::eof && reader_.buffered() > 0) {
+      fail("closed its connection in the middle of a frame (" + std::to_string(reader_.buffered()) +
+               " bytes of it discarded)",
+           true);
+      co_return;
+    }
     if (ec) {
       fail(ec == asio::error::eof ? "closed its connection" : "read failed: " + ec.message(),
            false);
@@ -136,7 +181,27 @@ asio::awaitable<void> WorkerConnection::readLoop() {
       if (closed_) {
         co_return;
       }
+      if (!heldBackBy_.empty()) {
+        co_await waitWhileHeldBack();
+        if (closed_) {
+          co_return;
+        }
+      }
     }
+  }
+}
+
+asio::awaitable<void> WorkerConnection::waitWhileHeldBack() {
+  // The rest of the last read stays in the frame reader meanwhile; nothing is read from the
+  // socket, so the worker's own send queue takes the wait.
+  while (!closed_ && !retiring_ && sink_.holdsBack(*this)) {
+    paused_ = true;
+    resumeTimer_.expires_after(kRecheckInterval);
+    co_await resumeTimer_.async_wait(kAsTuple);
+  }
+  paused_ = false;
+  if (retiring_) {
+    heldBackBy_.clear();
   }
 }
 
@@ -154,7 +219,7 @@ asio::awaitable<void> WorkerConnection::writeLoop() {
     }
     segments.clear();
     buffers.clear();
-    const std::size_t count = outbox_.gather(segments, kMaxSegmentsPerWrite);
+    const std::size_t count = outbox_.gather(segments, kMaxSegmentsPerWrite, kMaxBytesPerWrite);
     for (const auto& s : segments) {
       buffers.emplace_back(s.data(), s.size());
     }
@@ -169,6 +234,14 @@ asio::awaitable<void> WorkerConnection::writeLoop() {
       co_return;
     }
     outbox_.pop(count);
+    madeProgress();
+    if (drainWatched_ && outbox_.bytes() <= lowWater()) {
+      drainWatched_ = false;
+      sink_.onDrained(*this);
+      if (closed_) {
+        co_return;
+      }
+    }
   }
 }
 

@@ -8,12 +8,21 @@
 // coroutines on the supervisor's single io_context thread. The first transport error, end of
 // file or protocol error ends both loops and reports once to the sink; after close() nothing is
 // reported. Owned by a shared_ptr held by the supervisor's cluster slot and by the two loops.
+//
+// Backpressure: a connection whose outbox is past its high-water mark (half the limit) is
+// congested. The sink remembers which congested connections a sender fed (heldBackBy()), and the
+// sender's read loop waits before its next frame until the sink says none of them holds it back
+// any more: each fell below its low-water mark (a quarter of the limit), went away, or is
+// stalled, having taken no bytes for kStallTimeout while it had some queued. A stalled worker
+// holds nobody back; what does not fit its outbox is dropped for it alone.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <chrono>
 
@@ -37,6 +46,11 @@ class FrameSink {
   // The connection ended. `protocolError` is true when the worker sent something malformed.
   virtual void onDisconnected(WorkerConnection& connection, const std::string& reason,
                               bool protocolError) = 0;
+  // Whether the connection's read loop must wait before its next frame; asked after a frame
+  // when heldBackBy() is not empty, and again while it waits, at least every kRecheckInterval.
+  virtual bool holdsBack(WorkerConnection& connection) = 0;
+  // The outbox fell to its low-water mark after watchDrain().
+  virtual void onDrained(WorkerConnection& connection) = 0;
 
  protected:
   ~FrameSink() = default;
@@ -44,6 +58,9 @@ class FrameSink {
 
 class WorkerConnection : public std::enable_shared_from_this<WorkerConnection> {
  public:
+  static constexpr std::chrono::seconds kStallTimeout{2};
+  static constexpr std::chrono::milliseconds kRecheckInterval{100};
+
   WorkerConnection(boost::asio::local::stream_protocol::socket socket, std::uint32_t clusterId,
                    std::size_t maxFrameSize, std::size_t outboxLimit, FrameSink& sink);
 
@@ -69,6 +86,21 @@ class WorkerConnection : public std::enable_shared_from_this<WorkerConnection> {
   bool sendControl(std::span<const std::byte> frame);
   std::size_t queuedBytes() const { return outbox_.bytes(); }
 
+  // Backpressure (see above).
+  std::size_t highWater() const { return outbox_.limit() / 2; }
+  std::size_t lowWater() const { return outbox_.limit() / 4; }
+  // Bytes are queued and none was taken for kStallTimeout.
+  bool stalled(std::chrono::steady_clock::time_point now) const {
+    return !outbox_.empty() && now - lastProgress_ >= kStallTimeout;
+  }
+  // True once per stall: the first call after the worker stalled (for the log line).
+  bool firstNoticeOfStall() { return !std::exchange(stallNoticed_, true); }
+  void watchDrain() { drainWatched_ = true; }
+  // The congested connections this one fed since its read loop last went on; the sink edits it.
+  std::vector<std::uint32_t>& heldBackBy() { return heldBackBy_; }
+  bool readingPaused() const { return paused_; }
+  void resumeReading();  // a paused read loop asks holdsBack() again now
+
   // When bytes last arrived from the worker (taken once per read, not per frame); the start of
   // the connection before that.
   std::chrono::steady_clock::time_point lastRead() const { return lastRead_; }
@@ -76,6 +108,9 @@ class WorkerConnection : public std::enable_shared_from_this<WorkerConnection> {
  private:
   boost::asio::awaitable<void> readLoop();
   boost::asio::awaitable<void> writeLoop();
+  boost::asio::awaitable<void> waitWhileHeldBack();
+  void queued();
+  void madeProgress();
   void fail(const std::string& reason, bool protocolError);
   void wakeWriter();
 
@@ -85,12 +120,19 @@ class WorkerConnection : public std::enable_shared_from_this<WorkerConnection> {
   Outbox outbox_;
   boost::asio::steady_timer writerWakeup_;
   boost::asio::steady_timer retireTimer_;
+  boost::asio::steady_timer resumeTimer_;
   FrameSink& sink_;
   bool closed_ = false;
   bool writerIdle_ = false;  // the write loop waits on writerWakeup_
   bool welcomed_ = false;
   bool retiring_ = false;
+  bool paused_ = false;
+  bool drainWatched_ = false;
+  bool stallNoticed_ = false;
+  std::vector<std::uint32_t> heldBackBy_;
   std::chrono::steady_clock::time_point lastRead_ = std::chrono::steady_clock::now();
+  // When the worker last took bytes, or when bytes were queued for an idle writer.
+  std::chrono::steady_clock::time_point lastProgress_ = std::chrono::steady_clock::now();
 };
 
 }  // namespace clustervisor

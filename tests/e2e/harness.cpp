@@ -328,6 +328,17 @@ std::optional<std::string> procStat(const std::string& pid) {
 
 }  // namespace
 
+bool waitUntil(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return false;
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+  return true;
+}
+
 bool processExists(pid_t pid) {
   // Zombies count: a process exists until it has been reaped.
   return procStat(std::to_string(pid)).has_value();

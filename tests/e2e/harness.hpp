@@ -127,6 +127,9 @@ ProcessUsage usageWhenFdsAre(pid_t pid, std::size_t fds, std::chrono::millisecon
 pid_t startedPid(SupervisorRun& run, int cluster, std::size_t nth = 0,
                  std::chrono::milliseconds timeout = 20s);
 
+// Polls `condition` every 10 ms until it holds (true) or `timeout` passes (false).
+bool waitUntil(const std::function<bool()>& condition, std::chrono::milliseconds timeout = 20s);
+
 bool processExists(pid_t pid);
 // Waits until `pid` has exited but not been reaped yet (its parent is not reaping), or the
 // timeout.

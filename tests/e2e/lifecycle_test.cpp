@@ -5,6 +5,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <fstream>
 
@@ -96,11 +97,59 @@ BOOST_AUTO_TEST_CASE(oversize_frame_costs_only_the_worker_that_sent_it) {
   BOOST_TEST(run->linesContaining("START id=1").size() == 1u);
 }
 
+BOOST_AUTO_TEST_CASE(a_frame_cut_off_by_end_of_file_costs_only_the_worker_that_sent_it) {
+  TempDir dir;
+  auto run = start(dir, 3, "restart-hello", "PROBE_RAW = \"1:truncated\"");
+  const auto error = run->waitForLine(
+      "protocol error: closed its connection in the middle of a "
+      "frame (");
+  BOOST_TEST(error.find("clustervisor: error: cluster 1 (pid ") == 0u, error);
+  BOOST_TEST(error.find(" bytes of it discarded); disconnected, stopping it") != std::string::npos,
+             error);
+  run->waitForLine("[cluster 1] START id=1");
+  run->waitForLine("[cluster 0] RECV back from=1");
+  run->waitForLine("[cluster 2] RECV back from=1");
+  BOOST_TEST(!run->hasLine("RECV cut"));  // half an event is no event
+  BOOST_TEST(run->linesContaining("START id=0").size() == 1u);
+  BOOST_TEST(run->linesContaining("START id=2").size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_flood_of_acks_for_unknown_waits_costs_only_the_worker_that_sends_it) {
+  TempDir dir;
+  // Cluster 2 sends acknowledgements for waits nobody opened, flat out, for the whole test;
+  // cluster 0 broadcasts 20000 events meanwhile.
+  const auto config =
+      dir.write("bot.toml",
+                probeConfig(dir, 3, "flood", "PROBE_RAW = \"2:ackflood\", PROBE_COUNT = \"20000\"",
+                            "[heartbeat]\ntimeout = \"0s\"\n"));
+  auto run = SupervisorRun::run(config);
+  run->waitForLine("cluster 1 (pid " + std::to_string(startedPid(*run, 1)) + ") is ready");
+  run->waitForLine("cluster 0 (pid " + std::to_string(startedPid(*run, 0)) + ") is ready");
+  run->waitForLine("[cluster 2] RAW acks sent 1000000", 60s);
+  const auto go = std::chrono::steady_clock::now();
+  std::ofstream(dir.path() / "go") << "1\n";
+  run->waitForLine("[cluster 1] FLOOD got 20000 in order", 60s);
+  const auto elapsed = std::chrono::steady_clock::now() - go;
+  BOOST_TEST_MESSAGE("20000 broadcasts delivered in "
+                     << std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count()
+                     << " ms during the ack flood");
+  BOOST_TEST(!run->hasLine("FLOOD broken"));
+  BOOST_TEST(!run->hasLine("event dropped"));
+  // The flood goes on (the acks are ignored, as late acks for a closed wait are), and the
+  // supervisor still answers.
+  const auto status = statusOf(config);
+  BOOST_TEST(status.at("clusters").as_array().at(2).as_object().at("state").as_string() ==
+             "running");
+  BOOST_TEST(status.at("totals").as_object().at("dropped_events").as_int64() == 0);
+  BOOST_TEST(run->linesContaining("START id=0").size() == 1u);
+  BOOST_TEST(run->linesContaining("START id=1").size() == 1u);
+}
+
 BOOST_AUTO_TEST_CASE(a_worker_that_never_reads_costs_only_itself_and_its_outbox_bound) {
   TempDir dir;
   // Cluster 2 takes its WELCOME, says it is ready and never reads again; cluster 0 broadcasts
-  // 20000 events of ~250 bytes (5 MB, far past the 1 MiB outbox and the socket's buffer), at a
-  // pace a reading worker keeps up with.
+  // 20000 events of ~250 bytes (5 MB, far past the 1 MiB outbox and the socket's buffer) as fast
+  // as it can.
   const auto config = dir.write(
       "bot.toml", probeConfig(dir, 3, "flood", "PROBE_RAW = \"2:noread\", PROBE_COUNT = \"20000\"",
                               "[heartbeat]\ntimeout = \"0s\"\n"
@@ -113,15 +162,19 @@ BOOST_AUTO_TEST_CASE(a_worker_that_never_reads_costs_only_itself_and_its_outbox_
   // The reader gets every event, in order, however far behind the stalled one is.
   run->waitForLine("[cluster 1] FLOOD got 20000 in order", 60s);
   BOOST_TEST(!run->hasLine("FLOOD broken"));
-  // What did not fit the stalled worker's outbox was dropped for it alone, counted and logged.
+  // Cluster 0 waited for it until it was found stalled; from then on, what did not fit its
+  // outbox was dropped for it alone, counted and logged.
+  const auto stalled = run->waitForLine(") took no bytes for 2.0s with ");
+  BOOST_TEST(stalled.find("cluster 2 (pid ") != std::string::npos, stalled);
   const auto drop = run->waitForLine("cluster 2: event dropped, outbox full (");
   BOOST_TEST(drop.find("limit 1048576)") != std::string::npos, drop);
   BOOST_TEST(!run->hasLine("cluster 1: event dropped"));
   const auto parsed = statusOf(config);
   BOOST_TEST(parsed.at("totals").as_object().at("dropped_events").as_int64() > 0);
-  const auto& stalled = parsed.at("clusters").as_array().at(2).as_object();
-  BOOST_TEST(stalled.at("queued_bytes").as_int64() <= 1048576);
-  BOOST_TEST(stalled.at("state").as_string() == "running");  // not restarted for being slow
+  BOOST_TEST(parsed.at("totals").as_object().at("receivers_stalled").as_int64() == 1);
+  const auto& cluster2 = parsed.at("clusters").as_array().at(2).as_object();
+  BOOST_TEST(cluster2.at("queued_bytes").as_int64() <= 1048576);
+  BOOST_TEST(cluster2.at("state").as_string() == "running");  // not restarted for being slow
   BOOST_TEST(run->linesContaining("START id=0").size() == 1u);
   BOOST_TEST(run->linesContaining("START id=1").size() == 1u);
   // The supervisor's memory does not follow the flood into the stalled worker's queue.
@@ -130,6 +183,39 @@ BOOST_AUTO_TEST_CASE(a_worker_that_never_reads_costs_only_itself_and_its_outbox_
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
   BOOST_TEST(rssKiB < 32 * 1024);
 #endif
+}
+
+BOOST_AUTO_TEST_CASE(a_receiver_that_falls_behind_holds_back_its_sender_and_loses_nothing) {
+  TempDir dir;
+  // The smallest outbox (64 KiB): cluster 1 is stopped while cluster 0 floods 20000 events of
+  // ~250 bytes, so its outbox passes the high-water mark at once.
+  const auto config = dir.write(
+      "bot.toml", probeConfig(dir, 3, "flood", "PROBE_COUNT = \"20000\"",
+                              "[heartbeat]\ntimeout = \"0s\"\n"
+                              "[events]\nmax_payload = \"16KiB\"\noutbox_limit = \"64KiB\"\n"));
+  auto run = SupervisorRun::run(config);
+  for (int id = 0; id < 3; ++id) {
+    run->waitForLine("cluster " + std::to_string(id) + " (pid " +
+                     std::to_string(startedPid(*run, id)) + ") is ready");
+  }
+  const pid_t slow = startedPid(*run, 1);
+  BOOST_REQUIRE(::kill(slow, SIGSTOP) == 0);
+  std::ofstream(dir.path() / "go") << "1\n";
+  const auto heldBack = [&] {
+    return statusOf(config).at("totals").as_object().at("senders_held_back").as_int64();
+  };
+  BOOST_REQUIRE(waitUntil([&] { return heldBack() > 0; }));  // cluster 0 waits for cluster 1
+  BOOST_REQUIRE(::kill(slow, SIGCONT) == 0);
+  // Both receivers get everything, in order; nothing was dropped anywhere.
+  run->waitForLine("[cluster 1] FLOOD got 20000 in order", 60s);
+  run->waitForLine("[cluster 2] FLOOD got 20000 in order", 60s);
+  BOOST_TEST(!run->hasLine("FLOOD broken"));
+  BOOST_TEST(!run->hasLine("event dropped"));
+  BOOST_TEST(!run->hasLine("took no bytes"));
+  const auto totals = statusOf(config).at("totals").as_object();
+  BOOST_TEST(totals.at("dropped_events").as_int64() == 0);
+  BOOST_TEST(totals.at("receivers_stalled").as_int64() == 0);
+  BOOST_TEST(run->linesContaining("START id=1").size() == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(sigterm_stops_every_worker_reaps_them_and_exits_zero) {
@@ -525,4 +611,36 @@ BOOST_AUTO_TEST_CASE(cluster_id_total_and_shards_are_the_same_after_every_restar
       }
     }
   }
+}
+
+BOOST_AUTO_TEST_CASE(running_out_of_descriptors_while_spawning_is_an_error_and_a_retry) {
+  TempDir dir;
+  const auto config =
+      dir.write("bot.toml", probeConfig(dir, 2, "basic", "", "[restart]\ndelay = \"100ms\"\n"));
+  auto run = SupervisorRun::run(config);
+  run->waitForLine("cluster 1 (pid " + std::to_string(startedPid(*run, 1)) + ") is ready");
+  run->waitForLine("cluster 0 (pid " + std::to_string(startedPid(*run, 0)) + ") is ready");
+  // The supervisor's descriptor limit lowered below the lowest free descriptor: what it has
+  // stays open, but a new worker's socket pair and pipes cannot be made.
+  rlimit original{};
+  rlimit lowered{};
+  BOOST_REQUIRE(::prlimit(run->pid(), RLIMIT_NOFILE, nullptr, &original) == 0);
+  lowered.rlim_cur = 5;
+  lowered.rlim_max = original.rlim_max;
+  BOOST_REQUIRE(::prlimit(run->pid(), RLIMIT_NOFILE, &lowered, nullptr) == 0);
+  BOOST_REQUIRE(::kill(startedPid(*run, 1), SIGKILL) == 0);
+  // Each attempt is an error line naming the cause, followed by a growing backoff.
+  const auto errors = run->waitForLines("Too many open files", 3);
+  BOOST_TEST_MESSAGE(errors.front());
+  for (const auto& line : errors) {
+    BOOST_TEST(line.find("clustervisor: error: cluster 1") == 0u, line);
+    BOOST_TEST(line.find("; retrying in ") != std::string::npos, line);
+  }
+  BOOST_TEST(processExists(run->pid()));
+  // With descriptors to spare again, the next attempt starts the cluster.
+  BOOST_REQUIRE(::prlimit(run->pid(), RLIMIT_NOFILE, &original, nullptr) == 0);
+  const auto restarted = startedPid(*run, 1, 1);
+  run->waitForLine("cluster 1 (pid " + std::to_string(restarted) + ") is ready");
+  BOOST_TEST(statusOf(config).at("totals").as_object().at("running").as_int64() == 2);
+  BOOST_TEST(run->linesContaining("START id=0").size() == 1u);
 }

@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -208,6 +209,38 @@ int rawWorker(const std::string& mode) {
     frame.assign(clustervisor::wire::kHeaderSize, std::byte{0});
     clustervisor::wire::encodeHeader(h, std::span<std::byte, clustervisor::wire::kHeaderSize>(
                                             frame.data(), clustervisor::wire::kHeaderSize));
+  }
+  if (mode == "truncated") {
+    // Half of an event, then end of file: the process goes on running without its socket.
+    frame = clustervisor::wire::encodeEvent(0, 0, 0, "cut", R"({"half":"of me"})");
+    (void)!::write(fd, frame.data(), frame.size() / 2);
+    ::close(fd);
+    say("RAW sent half a frame and closed");
+    sleepForever();
+  }
+  if (mode == "ackflood") {
+    // Acknowledgements for waits that do not exist, as fast as the socket takes them, while
+    // reading (and discarding) what arrives, so the flood is all this worker does wrong.
+    frame = clustervisor::wire::encodeReady();
+    (void)!::write(fd, frame.data(), frame.size());
+    std::vector<std::byte> batch;
+    for (std::uint64_t i = 0; i < 1000; ++i) {
+      const auto ack = clustervisor::wire::encodeAck(0, static_cast<std::uint32_t>(i % 3),
+                                                     0x5EED0000ULL + i * 7919);
+      batch.insert(batch.end(), ack.begin(), ack.end());
+    }
+    say("RAW ack flood");
+    std::byte sink[65536];
+    for (std::uint64_t sent = 0;; sent += 1000) {
+      if (::write(fd, batch.data(), batch.size()) < 0) {
+        return 3;
+      }
+      while (::recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0) {
+      }
+      if (sent % 1'000'000 == 0) {
+        say("RAW acks sent ", sent);
+      }
+    }
   }
   if (mode == "noread") {
     // Says it is ready, then never reads again: what is sent to it piles up in the supervisor.
@@ -684,7 +717,8 @@ int main() {
   }
 
   // flood: when the test creates "go", cluster 0 broadcasts PROBE_COUNT numbered events as fast
-  // as it can; the others check their order and say when all arrived.
+  // as it can (the supervisor holds it back while a receiver catches up); the others check their
+  // order and say when all arrived.
   if (mode == "flood") {
     const long count = std::atol(env("PROBE_COUNT", "20000").c_str());
     auto next = std::make_shared<long>(0);
@@ -704,9 +738,6 @@ int main() {
       const std::string pad(200, 'p');
       for (long n = 0; n < count; ++n) {
         events.broadcast("f", {{"n", n}, {"pad", pad}});
-        if (n % 100 == 99) {
-          std::this_thread::sleep_for(1ms);  // a pace a reading worker keeps up with
-        }
       }
       say("FLOOD sent ", count);
     }

@@ -167,3 +167,39 @@ BOOST_AUTO_TEST_CASE(never_policy_leaves_a_crashed_cluster_exited_and_the_superv
   run->waitForLine("; not restarted (restart.policy = \"never\")");
   BOOST_TEST(run->linesContaining("RUN 2 ").empty());
 }
+
+BOOST_AUTO_TEST_CASE(two_thousand_restarts_leak_no_fds_and_no_memory) {
+  TempDir dir;
+  // Each cluster's first worker lives until the test kills it; the next 1000 exit as soon as
+  // they are ready, restarted without backoff or crash-loop limit; the one after lives on.
+  constexpr int kRestarts = 1000;
+  std::string plan = "3600000";
+  for (int i = 0; i < kRestarts; ++i) {
+    plan += ",0";
+  }
+  plan += ",3600000";
+  const auto config = dir.write(
+      "bot.toml", probeConfig(dir, 2, "exit", "PROBE_PLAN = \"" + plan + "\"",
+                              "[restart]\ndelay = \"0s\"\nmax_delay = \"0s\"\nlimit = 0\n"));
+  auto run = SupervisorRun::run(config);
+  run->waitForLines("RUN 1 lives", 2);
+  const pid_t first[] = {startedPid(*run, 0), startedPid(*run, 1)};
+  const auto before = usageOf(run->pid());
+  for (const pid_t pid : first) {
+    BOOST_REQUIRE(::kill(pid, SIGKILL) == 0);
+  }
+  run->waitForLines("RUN " + std::to_string(kRestarts + 2) + " lives", 2, 180s);
+  const auto after = usageWhenFdsAre(run->pid(), before.fds);
+  BOOST_TEST_MESSAGE("supervisor before: " << before.fds << " fds, " << before.rssKiB
+                                           << " KiB; after " << 2 * (kRestarts + 1) << " restarts: "
+                                           << after.fds << " fds, " << after.rssKiB << " KiB");
+  BOOST_TEST(after.fds == before.fds);
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+  BOOST_TEST(after.rssKiB - before.rssKiB < 2048);
+#endif
+  BOOST_TEST(zombieChildren(run->pid()).empty());
+  const auto status = statusOf(config);
+  for (const auto& cluster : status.at("clusters").as_array()) {
+    BOOST_TEST(cluster.as_object().at("restarts").as_int64() == kRestarts + 1);
+  }
+}
