@@ -7,7 +7,9 @@
 #include <signal.h>
 #include <sys/resource.h>
 
+#include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include <boost/json.hpp>
 
@@ -643,4 +645,67 @@ BOOST_AUTO_TEST_CASE(running_out_of_descriptors_while_spawning_is_an_error_and_a
   run->waitForLine("cluster 1 (pid " + std::to_string(restarted) + ") is ready");
   BOOST_TEST(statusOf(config).at("totals").as_object().at("running").as_int64() == 2);
   BOOST_TEST(run->linesContaining("START id=0").size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(running_out_of_processes_while_spawning_is_an_error_and_a_retry) {
+  // RLIMIT_NPROC never binds root: as root, the supervisor runs as nobody, from copies of the
+  // binaries that nobody may run, in a directory nobody may write.
+  std::vector<std::string> prefix;
+  if (::geteuid() == 0) {
+    if (!std::filesystem::exists("/usr/bin/setpriv")) {
+      BOOST_TEST_MESSAGE("root without setpriv: cannot run as another user; skipped");
+      return;
+    }
+    prefix = {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"};
+  }
+  TempDir dir;
+  std::filesystem::permissions(dir.path(), std::filesystem::perms::all);
+  const auto supervisor = dir.path() / "clustervisor";
+  const auto probe = dir.path() / "probe-worker";
+  std::filesystem::copy_file(supervisorBinary(), supervisor);
+  std::filesystem::copy_file(probeWorkerBinary(), probe);
+  std::string text = probeConfig(
+      dir, 2, "basic", "", "[restart]\ndelay = \"100ms\"\n[control]\nsocket = \"control.sock\"\n");
+  text.replace(text.find(probeWorkerBinary().string()), probeWorkerBinary().string().size(),
+               probe.string());
+  const auto config = dir.write("bot.toml", text);
+  std::vector<std::string> argv = prefix;
+  argv.insert(argv.end(), {supervisor.string(), "run", config.string()});
+  SupervisorRun run(argv);
+  run.waitForLine("cluster 1 (pid " + std::to_string(startedPid(run, 1)) + ") is ready");
+  run.waitForLine("cluster 0 (pid " + std::to_string(startedPid(run, 0)) + ") is ready");
+  // The supervisor's soft RLIMIT_NPROC set to 1 (tasks of the uid: no fork succeeds), then back.
+  // Only the same uid may change it (root would need CAP_SYS_RESOURCE, which a container may
+  // not grant), so prlimit(1) runs as the supervisor's user.
+  const auto setSoftLimit = [&](const std::string& value) {
+    std::string command;
+    for (const auto& word : prefix) {
+      command += word + " ";
+    }
+    command += "prlimit --pid " + std::to_string(run.pid()) + " --nproc=" + value + ":";
+    return std::system(command.c_str()) == 0;
+  };
+  std::string original;
+  {
+    std::ifstream limits("/proc/" + std::to_string(run.pid()) + "/limits");
+    for (std::string line; std::getline(limits, line);) {
+      if (line.rfind("Max processes", 0) == 0) {
+        std::istringstream(line.substr(13)) >> original;
+      }
+    }
+  }
+  BOOST_REQUIRE(!original.empty());
+  BOOST_REQUIRE(setSoftLimit("1"));
+  BOOST_REQUIRE(::kill(startedPid(run, 1), SIGKILL) == 0);
+  const auto errors = run.waitForLines("Resource temporarily unavailable", 3);
+  BOOST_TEST_MESSAGE(errors.front());
+  for (const auto& line : errors) {
+    BOOST_TEST(line.find("clustervisor: error: cluster 1") == 0u, line);
+    BOOST_TEST(line.find("; retrying in ") != std::string::npos, line);
+  }
+  BOOST_TEST(processExists(run.pid()));
+  BOOST_REQUIRE(setSoftLimit(original));
+  const auto restarted = startedPid(run, 1, 1);
+  run.waitForLine("cluster 1 (pid " + std::to_string(restarted) + ") is ready");
+  BOOST_TEST(run.linesContaining("START id=0").size() == 1u);
 }
