@@ -7,7 +7,6 @@
 // events must add up: see the checks at the end.
 //
 // CHAOS_SEED=<n> in the environment replays a run; the seed used is printed.
-#define BOOST_TEST_MODULE e2e_chaos
 #include <boost/test/unit_test.hpp>
 
 #include <signal.h>
@@ -24,6 +23,9 @@
 #include <boost/json.hpp>
 
 #include "harness.hpp"
+
+// Inside the suite, so that its file-local names are its own in a unity build.
+BOOST_AUTO_TEST_SUITE(e2e_chaos)
 
 using namespace clustervisor::test;
 namespace json = boost::json;
@@ -259,3 +261,5 @@ BOOST_AUTO_TEST_CASE(nothing_meant_for_a_live_cluster_is_lost_under_kills_stops_
   run->signal(SIGTERM);
   BOOST_TEST(run->waitExit(60s).value_or(-1) == 0);
 }
+
+BOOST_AUTO_TEST_SUITE_END()

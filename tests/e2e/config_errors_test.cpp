@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT
 //
 // A bad config or command line: the exact text the user sees, the exit status, nothing started.
-#define BOOST_TEST_MODULE e2e_config_errors
 #include <boost/test/unit_test.hpp>
 
 #include "harness.hpp"
+
+// Inside the suite, so that its file-local names are its own in a unity build.
+BOOST_AUTO_TEST_SUITE(e2e_config_errors)
 
 using namespace clustervisor::test;
 
@@ -126,3 +128,5 @@ BOOST_AUTO_TEST_CASE(check_of_a_bad_config_reports_every_error_and_exits_78) {
                            config.string() + "; nothing was started\n",
              output);
 }
+
+BOOST_AUTO_TEST_SUITE_END()

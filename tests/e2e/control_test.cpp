@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 //
 // The control socket and `clustervisor status|restart|stop`, end to end.
-#define BOOST_TEST_MODULE e2e_control
 #include <boost/test/unit_test.hpp>
 
 #include <fcntl.h>
@@ -17,6 +16,9 @@
 #include <boost/json.hpp>
 
 #include "harness.hpp"
+
+// Inside the suite, so that its file-local names are its own in a unity build.
+BOOST_AUTO_TEST_SUITE(e2e_control)
 
 using namespace clustervisor::test;
 namespace json = boost::json;
@@ -293,3 +295,5 @@ BOOST_AUTO_TEST_CASE(a_cli_command_without_a_running_supervisor_says_so) {
   const auto missing = cli({"stop", (dir.path() / "nope.toml").string()});
   BOOST_TEST(missing.status == 78, missing.output);
 }
+
+BOOST_AUTO_TEST_SUITE_END()

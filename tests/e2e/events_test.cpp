@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: MIT
 //
 // The EventBus contract (DESIGN.md §3), end to end: real supervisor, real probe workers.
-#define BOOST_TEST_MODULE e2e_events
 #include <boost/test/unit_test.hpp>
 
 #include <signal.h>
 
 #include "harness.hpp"
+
+// Inside the suite, so that its file-local names are its own in a unity build.
+BOOST_AUTO_TEST_SUITE(e2e_events)
 
 using namespace clustervisor::test;
 
@@ -220,3 +222,5 @@ BOOST_AUTO_TEST_CASE(events_arriving_before_the_worker_listens_wait_for_it_in_or
   BOOST_TEST(listening < broadcastAt);
   BOOST_TEST(broadcastAt < emitAt);
 }
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -4,7 +4,6 @@
 // malformed UTF-8, NUL bytes, wrong types, numbers and durations out of every range, paths that
 // are not files. Each is one clear error (with file:line:col where there is a position) and exit
 // 78, or usage and exit 64; never a crash, a hang or a worker started.
-#define BOOST_TEST_MODULE e2e_hostile_input
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,6 +14,9 @@
 #include <vector>
 
 #include "harness.hpp"
+
+// Inside the suite, so that its file-local names are its own in a unity build.
+BOOST_AUTO_TEST_SUITE(e2e_hostile_input)
 
 using namespace clustervisor::test;
 
@@ -316,3 +318,5 @@ BOOST_AUTO_TEST_CASE(a_hundred_thousand_arguments_are_a_usage_error) {
   BOOST_TEST(firstLine(output) ==
              "clustervisor: error: restart: give either --all or cluster ids, not both");
 }
+
+BOOST_AUTO_TEST_SUITE_END()

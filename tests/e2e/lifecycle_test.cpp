@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 //
 // Spawning, restarting and stopping, end to end.
-#define BOOST_TEST_MODULE e2e_lifecycle
 #include <boost/test/unit_test.hpp>
 
 #include <signal.h>
@@ -14,6 +13,9 @@
 #include <boost/json.hpp>
 
 #include "harness.hpp"
+
+// Inside the suite, so that its file-local names are its own in a unity build.
+BOOST_AUTO_TEST_SUITE(e2e_lifecycle)
 
 using namespace clustervisor::test;
 
@@ -709,3 +711,5 @@ BOOST_AUTO_TEST_CASE(running_out_of_processes_while_spawning_is_an_error_and_a_r
   run.waitForLine("cluster 1 (pid " + std::to_string(restarted) + ") is ready");
   BOOST_TEST(run.linesContaining("START id=0").size() == 1u);
 }
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT
 //
 // Worker output capture: every line prefixed with its cluster; long and partial lines kept.
-#define BOOST_TEST_MODULE e2e_logs
 #include <boost/test/unit_test.hpp>
 
 #include "harness.hpp"
+
+// Inside the suite, so that its file-local names are its own in a unity build.
+BOOST_AUTO_TEST_SUITE(e2e_logs)
 
 using namespace clustervisor::test;
 
@@ -41,3 +43,5 @@ BOOST_AUTO_TEST_CASE(stderr_lines_are_prefixed_too) {
   run->waitForLine("[cluster 0] to-stderr-0");
   run->waitForLine("[cluster 1] to-stderr-1");
 }
+
+BOOST_AUTO_TEST_SUITE_END()

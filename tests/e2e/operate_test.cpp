@@ -3,7 +3,6 @@
 // Operating a running bot, end to end: `clustervisor reload` and SIGHUP (live scaling, invalid
 // files, settings for new workers, serialized reloads, no leaks), rolling restarts (order,
 // readiness gating, batches, halting), the control.socket key and the metrics endpoint.
-#define BOOST_TEST_MODULE e2e_operate
 #include <boost/test/unit_test.hpp>
 
 #include <arpa/inet.h>
@@ -22,6 +21,9 @@
 #include <boost/json.hpp>
 
 #include "harness.hpp"
+
+// Inside the suite, so that its file-local names are its own in a unity build.
+BOOST_AUTO_TEST_SUITE(e2e_operate)
 
 using namespace clustervisor::test;
 namespace json = boost::json;
@@ -549,3 +551,5 @@ BOOST_AUTO_TEST_CASE(the_metrics_endpoint_serves_prometheus_text_to_curl) {
   BOOST_TEST(post.transcript().find("405") != std::string::npos, post.transcript());
   BOOST_TEST(statusOf(config).at("totals").as_object().at("running").as_int64() == 2);
 }
+
+BOOST_AUTO_TEST_SUITE_END()

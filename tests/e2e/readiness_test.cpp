@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 //
 // Readiness, the spawn queue and heartbeats, end to end.
-#define BOOST_TEST_MODULE e2e_readiness
 #include <boost/test/unit_test.hpp>
 
 #include <signal.h>
@@ -12,6 +11,9 @@
 #include <sstream>
 
 #include "harness.hpp"
+
+// Inside the suite, so that its file-local names are its own in a unity build.
+BOOST_AUTO_TEST_SUITE(e2e_readiness)
 
 using namespace clustervisor::test;
 
@@ -174,3 +176,5 @@ BOOST_AUTO_TEST_CASE(stopping_while_clusters_wait_in_the_spawn_queue_starts_none
   BOOST_TEST(run->linesContaining("clustervisor: cluster 1 (pid").empty(), run->transcript());
   BOOST_TEST(run->linesContaining("clustervisor: cluster 2 (pid").empty(), run->transcript());
 }
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -2,12 +2,14 @@
 //
 // The restart policy end to end: backoff, its reset after a stable run, the crash-loop limit and
 // what follows it, policies that do not restart.
-#define BOOST_TEST_MODULE e2e_restart
 #include <boost/test/unit_test.hpp>
 
 #include <signal.h>
 
 #include "harness.hpp"
+
+// Inside the suite, so that its file-local names are its own in a unity build.
+BOOST_AUTO_TEST_SUITE(e2e_restart)
 
 using namespace clustervisor::test;
 
@@ -207,3 +209,5 @@ BOOST_AUTO_TEST_CASE(two_thousand_restarts_leak_no_fds_no_memory_and_no_zombies)
     BOOST_TEST(cluster.as_object().at("restarts").as_int64() == kRestarts + 1);
   }
 }
+
+BOOST_AUTO_TEST_SUITE_END()

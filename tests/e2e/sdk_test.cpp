@@ -2,7 +2,6 @@
 //
 // The SDK against a supervisor played by the test itself over a real socketpair: the handshake
 // and what a worker does when its supervisor goes away.
-#define BOOST_TEST_MODULE e2e_sdk
 #include <boost/test/unit_test.hpp>
 
 #include <fcntl.h>
@@ -17,6 +16,9 @@
 #include "clustervisor/wire/frame_reader.hpp"
 #include "clustervisor/worker.hpp"
 #include "harness.hpp"
+
+// Inside the suite, so that its file-local names are its own in a unity build.
+BOOST_AUTO_TEST_SUITE(e2e_sdk)
 
 using namespace clustervisor::test;
 namespace wire = clustervisor::wire;
@@ -150,3 +152,5 @@ BOOST_AUTO_TEST_CASE(from_environment_outside_clustervisor_says_how_to_start_the
                "it with `clustervisor run bot.toml`");
   }
 }
+
+BOOST_AUTO_TEST_SUITE_END()
