@@ -64,6 +64,7 @@ ConfigChange compareConfigs(const config::BotConfig& running, const config::BotC
   note(applied, a.events.holdMaxCount != b.events.holdMaxCount, "events.hold_max_count");
   note(applied, a.events.holdMaxBytes != b.events.holdMaxBytes, "events.hold_max_bytes");
   note(applied, a.events.holdMaxAge != b.events.holdMaxAge, "events.hold_max_age");
+  note(applied, a.events.stallTimeout != b.events.stallTimeout, "events.stall_timeout");
   note(workers, a.shards.total != b.shards.total, "shards.total");
   note(workers, a.shards.perCluster != b.shards.perCluster, "shards.per_cluster");
   note(applied, a.rolling.batch != b.rolling.batch, "rolling.batch");

@@ -146,7 +146,8 @@ std::string describePlan(const config::BotConfig& config, const std::filesystem:
            formatDuration(config.stop.timeout));
   line(out, "events",
        "payload up to " + formatSize(config.events.maxPayload) + "; outbox " +
-           formatSize(config.events.outboxLimit) + " per worker; hold " +
+           formatSize(config.events.outboxLimit) + " per worker, stalled after " +
+           formatDuration(config.events.stallTimeout) + "; hold " +
            std::to_string(config.events.holdMaxCount) + " events, " +
            formatSize(std::min(config.events.holdMaxBytes, config.events.outboxLimit / 2)) + ", " +
            formatDuration(config.events.holdMaxAge) + " per cluster");

@@ -701,17 +701,20 @@ bool Supervisor::congested(std::uint32_t id, Clock::time_point now) {
       connection->queuedBytes() <= connection->lowWater()) {
     return false;
   }
-  if (!connection->stalled(now)) {
+  if (!connection->stalled(now, config_.events.stallTimeout)) {
     return true;
   }
   if (connection->firstNoticeOfStall()) {
     ++stalls_;
-    logError(describe(slot) + " took no bytes for " +
-             formatDuration(WorkerConnection::kStallTimeout) + " with " +
-             std::to_string(connection->queuedBytes()) +
+    if (!stallLog_.allow(now)) {
+      return false;
+    }
+    logError(describe(slot) + " took no bytes for " + formatDuration(config_.events.stallTimeout) +
+             " with " + std::to_string(connection->queuedBytes()) +
              " bytes queued: senders no longer wait for it, and events that do not fit its "
              "outbox (limit " +
-             std::to_string(config_.events.outboxLimit) + ") are dropped for it");
+             std::to_string(config_.events.outboxLimit) + ") are dropped for it" +
+             stallLog_.suppressedNote());
   }
   return false;
 }
@@ -731,6 +734,11 @@ void Supervisor::resumeHeldBack() {
   }
   for (const auto& connection : retiring_) {
     connection->resumeReading();
+  }
+  for (const auto& replaced : replaced_) {
+    if (replaced->connection) {
+      replaced->connection->resumeReading();
+    }
   }
 }
 
@@ -812,6 +820,18 @@ void Supervisor::sweep() {
   });
 }
 
+namespace {
+
+// The process has exited and is not reaped yet (the reaper comes later in this event loop turn).
+bool hasExited(pid_t pid) {
+  siginfo_t info{};
+  return pid > 0 &&
+         ::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+         info.si_pid == pid;
+}
+
+}  // namespace
+
 void Supervisor::onDisconnected(WorkerConnection& connection, const std::string& reason,
                                 bool protocolError) {
   resumeHeldBack();  // nobody waits for a connection that is gone
@@ -825,6 +845,12 @@ void Supervisor::onDisconnected(WorkerConnection& connection, const std::string&
     // A previous worker's connection, read to its end: forget it.
     std::erase_if(retiring_, [&](const auto& c) { return c.get() == &connection; });
     return;
+  }
+  // A frame cut off by end of file is the worker's fault only while it lives on: a worker that
+  // crashed (or is being stopped) mid-write cut it by dying, and its exit says why.
+  if (protocolError && connection.endedMidFrame() &&
+      (slot.lifecycle.state() == WorkerState::kStopping || hasExited(slot.pid))) {
+    protocolError = false;
   }
   disconnect(slot);
   handle(slot, Kind::kDisconnected);

@@ -280,6 +280,7 @@ class Supervisor final : private FrameSink {
   std::uint64_t heldBack_ = 0;  // times a sender waited for a congested receiver
   std::uint64_t stalls_ = 0;    // times a receiver was found stalled
   LogLimiter dropLog_;
+  LogLimiter stallLog_;
   LogLimiter waitLog_;
   boost::asio::steady_timer sweepTimer_;
   Clock::time_point startedAt_ = Clock::now();

@@ -17,8 +17,7 @@ namespace {
 constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
 // IOV_MAX is 1024 on Linux; fewer segments per write keeps each write's latency low.
 constexpr std::size_t kMaxSegmentsPerWrite = 256;
-// Writes small enough that a worker which reads at all completes one well within the stall
-// timeout, so a slow reader is never taken for a stalled one.
+// Bytes per gathered write: a bounded batch keeps each write's latency low.
 constexpr std::size_t kMaxBytesPerWrite = 256 * 1024;
 }  // namespace
 
@@ -151,6 +150,7 @@ asio::awaitable<void> WorkerConnection::readLoop() {
       co_return;
     }
     if (ec == asio::error::eof && reader_.buffered() > 0) {
+      endedMidFrame_ = true;
       fail("closed its connection in the middle of a frame (" + std::to_string(reader_.buffered()) +
                " bytes of it discarded)",
            true);
@@ -191,6 +191,14 @@ asio::awaitable<void> WorkerConnection::readLoop() {
   }
 }
 
+std::size_t WorkerConnection::CountProgress::operator()(const error_code& error,
+                                                        std::size_t transferred) const {
+  if (transferred > 0) {
+    connection->madeProgress();
+  }
+  return asio::transfer_all()(error, transferred);
+}
+
 asio::awaitable<void> WorkerConnection::waitWhileHeldBack() {
   // The rest of the last read stays in the frame reader meanwhile; nothing is read from the
   // socket, so the worker's own send queue takes the wait.
@@ -199,7 +207,11 @@ asio::awaitable<void> WorkerConnection::waitWhileHeldBack() {
     resumeTimer_.expires_after(kRecheckInterval);
     co_await resumeTimer_.async_wait(kAsTuple);
   }
-  paused_ = false;
+  if (paused_) {
+    paused_ = false;
+    // Not reading was the supervisor's doing: the heartbeat clock starts again now.
+    lastRead_ = std::chrono::steady_clock::now();
+  }
   if (retiring_) {
     heldBackBy_.clear();
   }
@@ -223,7 +235,9 @@ asio::awaitable<void> WorkerConnection::writeLoop() {
     for (const auto& s : segments) {
       buffers.emplace_back(s.data(), s.size());
     }
-    const auto [ec, n] = co_await asio::async_write(socket_, buffers, kAsTuple);
+    // Every partial write is progress: a worker that reads, however slowly, is not stalled.
+    const auto [ec, n] =
+        co_await asio::async_write(socket_, buffers, CountProgress{this}, kAsTuple);
     // Retired meanwhile: the worker is gone and its write side may fail, but the read side is
     // still draining what it sent; writing simply stops.
     if (closed_ || retiring_) {

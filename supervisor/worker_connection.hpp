@@ -13,8 +13,9 @@
 // congested. The sink remembers which congested connections a sender fed (heldBackBy()), and the
 // sender's read loop waits before its next frame until the sink says none of them holds it back
 // any more: each fell below its low-water mark (a quarter of the limit), went away, or is
-// stalled, having taken no bytes for kStallTimeout while it had some queued. A stalled worker
-// holds nobody back; what does not fit its outbox is dropped for it alone.
+// stalled, having taken no bytes for the stall timeout (events.stall_timeout) while it had some
+// queued. A stalled worker holds nobody back; what does not fit its outbox is dropped for it
+// alone. Progress counts every partial write, so a slow reader is never taken for a stalled one.
 #pragma once
 
 #include <cstdint>
@@ -58,7 +59,6 @@ class FrameSink {
 
 class WorkerConnection : public std::enable_shared_from_this<WorkerConnection> {
  public:
-  static constexpr std::chrono::seconds kStallTimeout{2};
   static constexpr std::chrono::milliseconds kRecheckInterval{100};
 
   WorkerConnection(boost::asio::local::stream_protocol::socket socket, std::uint32_t clusterId,
@@ -89,9 +89,10 @@ class WorkerConnection : public std::enable_shared_from_this<WorkerConnection> {
   // Backpressure (see above).
   std::size_t highWater() const { return outbox_.limit() / 2; }
   std::size_t lowWater() const { return outbox_.limit() / 4; }
-  // Bytes are queued and none was taken for kStallTimeout.
-  bool stalled(std::chrono::steady_clock::time_point now) const {
-    return !outbox_.empty() && now - lastProgress_ >= kStallTimeout;
+  // Bytes are queued and none was taken for `timeout`.
+  bool stalled(std::chrono::steady_clock::time_point now,
+               std::chrono::steady_clock::duration timeout) const {
+    return !outbox_.empty() && now - lastProgress_ >= timeout;
   }
   // True once per stall: the first call after the worker stalled (for the log line).
   bool firstNoticeOfStall() { return !std::exchange(stallNoticed_, true); }
@@ -99,6 +100,8 @@ class WorkerConnection : public std::enable_shared_from_this<WorkerConnection> {
   // The congested connections this one fed since its read loop last went on; the sink edits it.
   std::vector<std::uint32_t>& heldBackBy() { return heldBackBy_; }
   bool readingPaused() const { return paused_; }
+  // The worker closed its end in the middle of a frame (reported as a protocol error).
+  bool endedMidFrame() const { return endedMidFrame_; }
   void resumeReading();  // a paused read loop asks holdsBack() again now
 
   // When bytes last arrived from the worker (taken once per read, not per frame); the start of
@@ -109,6 +112,11 @@ class WorkerConnection : public std::enable_shared_from_this<WorkerConnection> {
   boost::asio::awaitable<void> readLoop();
   boost::asio::awaitable<void> writeLoop();
   boost::asio::awaitable<void> waitWhileHeldBack();
+  // async_write's completion condition: every partial write counts as progress.
+  struct CountProgress {
+    WorkerConnection* connection;
+    std::size_t operator()(const boost::system::error_code& error, std::size_t transferred) const;
+  };
   void queued();
   void madeProgress();
   void fail(const std::string& reason, bool protocolError);
@@ -129,6 +137,7 @@ class WorkerConnection : public std::enable_shared_from_this<WorkerConnection> {
   bool paused_ = false;
   bool drainWatched_ = false;
   bool stallNoticed_ = false;
+  bool endedMidFrame_ = false;
   std::vector<std::uint32_t> heldBackBy_;
   std::chrono::steady_clock::time_point lastRead_ = std::chrono::steady_clock::now();
   // When the worker last took bytes, or when bytes were queued for an idle writer.

@@ -749,6 +749,10 @@ void applyHoldMaxAge(Validator& v, const Value& value) {
   storeDuration(v, value, 0ms, 24h, v.config().events.holdMaxAge);
 }
 
+void applyStallTimeout(Validator& v, const Value& value) {
+  storeDuration(v, value, 100ms, 24h, v.config().events.stallTimeout);
+}
+
 void applyShardsTotal(Validator& v, const Value& value) {
   const auto total = v.integer(value, 1, kMaxCount);
   v.shardsTotal = {&value.node, total.has_value()};
@@ -1002,6 +1006,11 @@ constexpr std::array kRules = {
     Rule{{"events.hold_max_age", "duration", "\"60s\"",
           "held events older than this are dropped (0s to 24h)"},
          applyHoldMaxAge},
+    Rule{{"events.stall_timeout", "duration", "\"2s\"",
+          "a worker that takes no bytes for this long while events wait for it is stalled: "
+          "senders stop waiting for it and what does not fit its outbox is dropped (100ms to "
+          "24h)"},
+         applyStallTimeout},
     Rule{{"shards", "table", "{}", "how the bot's shards are split among the clusters"}},
     Rule{{"shards.total", "integer", "(unset: no shards)",
           "number of shards, split among the clusters in contiguous runs (1 to 1000000; at least "

@@ -146,6 +146,7 @@ void checkSameConfig(const BotConfig& a, const BotConfig& b) {
   BOOST_TEST(a.events.holdMaxCount == b.events.holdMaxCount);
   BOOST_TEST(a.events.holdMaxBytes == b.events.holdMaxBytes);
   BOOST_TEST(a.events.holdMaxAge.count() == b.events.holdMaxAge.count());
+  BOOST_TEST(a.events.stallTimeout.count() == b.events.stallTimeout.count());
   BOOST_TEST(a.shards.total == b.shards.total);
   BOOST_TEST(a.shards.perCluster == b.shards.perCluster);
   BOOST_TEST(a.rolling.batch == b.rolling.batch);
@@ -265,6 +266,7 @@ BOOST_AUTO_TEST_CASE(accepts_minimal_config_with_defaults) {
   BOOST_TEST(config.events.holdMaxCount == 1000U);
   BOOST_TEST(config.events.holdMaxBytes == 16ULL * 1024 * 1024);
   BOOST_TEST(config.events.holdMaxAge.count() == 60'000);
+  BOOST_TEST(config.events.stallTimeout.count() == 2'000);
   BOOST_TEST(config.shards.total == 0U);
   BOOST_TEST(config.shards.perCluster == 0U);
   BOOST_TEST(shardsFor(config, 0).empty());
@@ -332,7 +334,7 @@ BOOST_AUTO_TEST_CASE(documented_defaults_match_config_defaults) {
   }
   // clusters, environment and the keys in tables, but not name, working_directory, the shards
   // keys, control.socket and metrics.listen, whose defaults are phrases.
-  BOOST_TEST(written == 27);
+  BOOST_TEST(written == 28);
   BOOST_TEST_CONTEXT("config:\n" << text) {
     checkSameConfig(configOf(text), configOf(kCommand));
   }
@@ -748,7 +750,7 @@ BOOST_AUTO_TEST_CASE(lists_valid_keys_when_nothing_is_close) {
        "bot.toml:3:1: stop.grace: unknown key (expected one of: timeout, signal, signal_delay)\n"},
       {kCommand + "[events]\nqueue = 1",
        "bot.toml:3:1: events.queue: unknown key (expected one of: max_payload, outbox_limit, "
-       "hold_max_count, hold_max_bytes, hold_max_age)\n"},
+       "hold_max_count, hold_max_bytes, hold_max_age, stall_timeout)\n"},
       {kCommand + "[restart.backoff]\nbase = \"1s\"",
        "bot.toml:2:10: restart.backoff: unknown key (expected one of: policy, success_exit_codes, "
        "delay, max_delay, stable_after, limit, window, on_crash_loop, retry_failed_after)\n"},
@@ -904,6 +906,8 @@ BOOST_AUTO_TEST_CASE(accepts_durations_at_both_limits_and_rejects_beyond) {
                         [](const BotConfig& b) { return b.heartbeat.timeout; }, 0s, 24h},
            DurationCase{"events", "hold_max_age", "0s", "24h", "", "24h1ms", "",
                         [](const BotConfig& b) { return b.events.holdMaxAge; }, 0s, 24h},
+           DurationCase{"events", "stall_timeout", "100ms", "24h", "99ms", "24h1ms", "",
+                        [](const BotConfig& b) { return b.events.stallTimeout; }, 100ms, 24h},
        }) {
     const std::string key = c.table + "." + c.leaf;
     BOOST_TEST_CONTEXT(key) {
@@ -1496,6 +1500,7 @@ BOOST_AUTO_TEST_CASE(known_keys_are_unique_and_nested_in_known_tables) {
                           "events.hold_max_count",
                           "events.hold_max_bytes",
                           "events.hold_max_age",
+                          "events.stall_timeout",
                           "shards",
                           "shards.total",
                           "shards.per_cluster",
@@ -1542,6 +1547,7 @@ BOOST_AUTO_TEST_CASE(descriptions_and_man_page_state_the_enforced_ranges) {
            RangeCase{"events.hold_max_count", "[events]\nhold_max_count = -1"},
            RangeCase{"events.hold_max_bytes", "[events]\nhold_max_bytes = \"17GiB\""},
            RangeCase{"events.hold_max_age", "[events]\nhold_max_age = \"25h\""},
+           RangeCase{"events.stall_timeout", "[events]\nstall_timeout = \"10ms\""},
            RangeCase{"shards.total", "[shards]\ntotal = 0"},
            RangeCase{"shards.per_cluster", "[shards]\ntotal = 4\nper_cluster = 0"},
            RangeCase{"rolling.batch", "[rolling]\nbatch = 0"},

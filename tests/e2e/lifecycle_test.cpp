@@ -168,14 +168,18 @@ BOOST_AUTO_TEST_CASE(a_worker_that_never_reads_costs_only_itself_and_its_outbox_
   BOOST_TEST(!run->hasLine("FLOOD broken"));
   // Cluster 0 waited for it until it was found stalled; from then on, what did not fit its
   // outbox was dropped for it alone, counted and logged.
-  const auto stalled = run->waitForLine(") took no bytes for 2.0s with ");
-  BOOST_TEST(stalled.find("cluster 2 (pid ") != std::string::npos, stalled);
+  run->waitForLine(
+      [](const std::string& line) {
+        return line.find("cluster 2 (pid ") != std::string::npos &&
+               line.find(") took no bytes for 2.0s with ") != std::string::npos;
+      },
+      "cluster 2 found stalled");
   const auto drop = run->waitForLine("cluster 2: event dropped, outbox full (");
   BOOST_TEST(drop.find("limit 1048576)") != std::string::npos, drop);
   BOOST_TEST(!run->hasLine("cluster 1: event dropped"));
   const auto parsed = statusOf(config);
   BOOST_TEST(parsed.at("totals").as_object().at("dropped_events").as_int64() > 0);
-  BOOST_TEST(parsed.at("totals").as_object().at("receivers_stalled").as_int64() == 1);
+  BOOST_TEST(parsed.at("totals").as_object().at("receivers_stalled").as_int64() >= 1);
   const auto& cluster2 = parsed.at("clusters").as_array().at(2).as_object();
   BOOST_TEST(cluster2.at("queued_bytes").as_int64() <= 1048576);
   BOOST_TEST(cluster2.at("state").as_string() == "running");  // not restarted for being slow
@@ -196,7 +200,8 @@ BOOST_AUTO_TEST_CASE(a_receiver_that_falls_behind_holds_back_its_sender_and_lose
   const auto config = dir.write(
       "bot.toml", probeConfig(dir, 3, "flood", "PROBE_COUNT = \"20000\"",
                               "[heartbeat]\ntimeout = \"0s\"\n"
-                              "[events]\nmax_payload = \"16KiB\"\noutbox_limit = \"64KiB\"\n"));
+                              "[events]\nmax_payload = \"16KiB\"\noutbox_limit = \"64KiB\"\n"
+                              "stall_timeout = \"1h\"\n"));  // however slow the test is
   auto run = SupervisorRun::run(config);
   for (int id = 0; id < 3; ++id) {
     run->waitForLine("cluster " + std::to_string(id) + " (pid " +

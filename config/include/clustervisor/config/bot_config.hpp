@@ -91,6 +91,7 @@ struct EventsConfig {
   std::uint32_t holdMaxCount = 1000;                 // events.hold_max_count
   std::uint64_t holdMaxBytes = 16ull * 1024 * 1024;  // events.hold_max_bytes, <= outboxLimit / 2
   std::chrono::milliseconds holdMaxAge{60000};       // events.hold_max_age
+  std::chrono::milliseconds stallTimeout{2000};      // events.stall_timeout
 };
 
 struct ShardsConfig {
