@@ -212,6 +212,28 @@ std::optional<std::int64_t> integerIn(const json::value& value, std::int64_t min
   return value.get_int64();
 }
 
+// An optional setting of a rolling restart ("batch", "delay_ms"): absent, or an integer in
+// [min, max] when the request is rolling. Sets `error` (the first one only) otherwise.
+std::optional<std::int64_t> rollingSetting(const json::object& object, std::string_view key,
+                                           bool rolling, std::int64_t min, std::int64_t max,
+                                           std::string& error) {
+  const json::value* value = object.if_contains(key);
+  if (value == nullptr || !error.empty()) {
+    return std::nullopt;
+  }
+  const std::string quoted = "\"" + std::string(key) + "\"";
+  if (!rolling) {
+    error = quoted + R"( is only for a rolling restart ("rolling": true))";
+    return std::nullopt;
+  }
+  const auto n = integerIn(*value, min, max);
+  if (!n) {
+    error = quoted + " must be an integer from " + std::to_string(min) + " to " +
+            std::to_string(max) + ", not " + describe(*value);
+  }
+  return n;
+}
+
 ParseResult parseTargets(const json::object& object);
 
 ParseResult parseRestart(const json::object& object) {
@@ -220,36 +242,21 @@ ParseResult parseRestart(const json::object& object) {
   if (!error.empty()) {
     return fail(error);
   }
-  std::optional<std::uint32_t> batch;
-  std::optional<std::chrono::milliseconds> delay;
-  if (const json::value* value = object.if_contains("batch")) {
-    if (!rolling) {
-      return fail(R"("batch" is only for a rolling restart ("rolling": true))");
-    }
-    const auto n = integerIn(*value, 1, kMaxBatch);
-    if (!n) {
-      return fail(R"("batch" must be an integer from 1 to )" + std::to_string(kMaxBatch) +
-                  ", not " + describe(*value));
-    }
-    batch = static_cast<std::uint32_t>(*n);
-  }
-  if (const json::value* value = object.if_contains("delay_ms")) {
-    if (!rolling) {
-      return fail(R"("delay_ms" is only for a rolling restart ("rolling": true))");
-    }
-    const auto n = integerIn(*value, 0, kMaxDelayMs);
-    if (!n) {
-      return fail(R"("delay_ms" must be an integer from 0 to )" + std::to_string(kMaxDelayMs) +
-                  ", not " + describe(*value));
-    }
-    delay = std::chrono::milliseconds(*n);
+  const auto batch = rollingSetting(object, "batch", rolling, 1, kMaxBatch, error);
+  const auto delay = rollingSetting(object, "delay_ms", rolling, 0, kMaxDelayMs, error);
+  if (!error.empty()) {
+    return fail(error);
   }
   auto result = parseTargets(object);
   if (result.ok()) {
     auto& restart = std::get<RestartRequest>(std::get<Request>(result.value));
     restart.rolling = rolling;
-    restart.batch = batch;
-    restart.delay = delay;
+    if (batch) {
+      restart.batch = static_cast<std::uint32_t>(*batch);
+    }
+    if (delay) {
+      restart.delay = std::chrono::milliseconds(*delay);
+    }
   }
   return result;
 }

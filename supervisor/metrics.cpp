@@ -6,21 +6,26 @@
 
 namespace clustervisor {
 
+void MetricsText::appendEscaped(std::string_view text, bool quote) {
+  for (const char c : text) {
+    if (c == '\\') {
+      text_ += "\\\\";
+    } else if (c == '\n') {
+      text_ += "\\n";
+    } else if (quote && c == '"') {
+      text_ += "\\\"";
+    } else {
+      text_ += c;
+    }
+  }
+}
+
 void MetricsText::family(std::string_view name, std::string_view type, std::string_view help) {
   name_ = name;
   text_ += "# HELP ";
   text_ += name;
   text_ += ' ';
-  // HELP text escapes backslash and newline.
-  for (const char c : help) {
-    if (c == '\\') {
-      text_ += "\\\\";
-    } else if (c == '\n') {
-      text_ += "\\n";
-    } else {
-      text_ += c;
-    }
-  }
+  appendEscaped(help, false);  // HELP text escapes backslash and newline
   text_ += "\n# TYPE ";
   text_ += name;
   text_ += ' ';
@@ -42,17 +47,7 @@ void MetricsText::labels(std::initializer_list<Label> labels) {
     first = false;
     text_ += key;
     text_ += "=\"";
-    for (const char c : value) {
-      if (c == '\\') {
-        text_ += "\\\\";
-      } else if (c == '"') {
-        text_ += "\\\"";
-      } else if (c == '\n') {
-        text_ += "\\n";
-      } else {
-        text_ += c;
-      }
-    }
+    appendEscaped(value, true);  // label values escape the quote as well
     text_ += '"';
   }
   text_ += '}';

@@ -39,6 +39,8 @@ class MetricsText {
 
  private:
   void labels(std::initializer_list<Label> labels);
+  // `text` with backslash and newline escaped, and the double quote too when `quote` is set.
+  void appendEscaped(std::string_view text, bool quote);
 
   std::string text_;
   std::string name_;
