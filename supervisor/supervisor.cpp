@@ -396,9 +396,6 @@ void Supervisor::watchHeartbeat(Slot& slot) {
   // One timer per worker, re-armed lazily: reads only move the connection's lastRead(), and the
   // timer, when it fires early, sleeps again until the last read + timeout.
   const auto heard = [&slot] {
-    if (slot.connection && slot.connection->readingPaused()) {
-      return Clock::now();  // held back: the supervisor is the one not reading
-    }
     return slot.connection ? std::max(slot.lastHeard, slot.connection->lastRead()) : slot.lastHeard;
   };
   slot.heartbeatTimer.expires_at(heard() + slot.heartbeatTimeout);
@@ -572,7 +569,7 @@ void Supervisor::routeEvent(Slot& slot, WorkerConnection& from, const wire::Head
       // A wait from a worker that already exited has nobody to tell: just deliver the event. One
       // from a successor not ready yet, or from a worker it replaced, is not tracked (the
       // cluster's waits belong to its current worker) and is closed at once, unacknowledged.
-      const bool current = slots_[slot.id]->connection.get() == &from;
+      const bool current = slot.connection.get() == &from;
       const bool wantsAcks = header.correlation != 0 && !from.retiring() && current;
       if (header.correlation != 0 && !from.retiring() && !current) {
         from.sendControl(
@@ -820,18 +817,6 @@ void Supervisor::sweep() {
   });
 }
 
-namespace {
-
-// The process has exited and is not reaped yet (the reaper comes later in this event loop turn).
-bool hasExited(pid_t pid) {
-  siginfo_t info{};
-  return pid > 0 &&
-         ::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
-         info.si_pid == pid;
-}
-
-}  // namespace
-
 void Supervisor::onDisconnected(WorkerConnection& connection, const std::string& reason,
                                 bool protocolError) {
   resumeHeldBack();  // nobody waits for a connection that is gone
@@ -846,12 +831,6 @@ void Supervisor::onDisconnected(WorkerConnection& connection, const std::string&
     std::erase_if(retiring_, [&](const auto& c) { return c.get() == &connection; });
     return;
   }
-  // A frame cut off by end of file is the worker's fault only while it lives on: a worker that
-  // crashed (or is being stopped) mid-write cut it by dying, and its exit says why.
-  if (protocolError && connection.endedMidFrame() &&
-      (slot.lifecycle.state() == WorkerState::kStopping || hasExited(slot.pid))) {
-    protocolError = false;
-  }
   disconnect(slot);
   handle(slot, Kind::kDisconnected);
   if (protocolError) {
@@ -860,8 +839,14 @@ void Supervisor::onDisconnected(WorkerConnection& connection, const std::string&
   } else if (slot.pid > 0 && slot.lifecycle.state() != WorkerState::kStopping) {
     // Its exit follows soon in the usual case; a worker that goes on running without its
     // connection gets no events, and is stopped as hung once its heartbeats are overdue.
-    logLine(describe(slot) + " closed its connection" +
-            (reason == "closed its connection" ? std::string() : " (" + reason + ")"));
+    const std::string line =
+        describe(slot) + " closed its connection" +
+        (reason == "closed its connection" ? std::string() : " (" + reason + ")");
+    if (connection.endedMidFrame()) {
+      logError(line);  // a frame was lost
+    } else {
+      logLine(line);
+    }
   }
 }
 

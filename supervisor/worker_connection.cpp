@@ -65,51 +65,28 @@ void WorkerConnection::retire(std::chrono::milliseconds timeout) {
   });
 }
 
-bool WorkerConnection::send(std::span<const std::byte> frame) {
-  if (closed_ || retiring_) {
+template <typename Push>
+bool WorkerConnection::queue(const Push& push) {
+  if (closed_ || retiring_ || !push()) {
     return false;
-  }
-  const bool wasEmpty = outbox_.empty();
-  if (!outbox_.push(frame)) {
-    return false;
-  }
-  if (wasEmpty) {
-    queued();
   }
   wakeWriter();
   return true;
+}
+
+bool WorkerConnection::send(std::span<const std::byte> frame) {
+  return queue([&] { return outbox_.push(frame); });
 }
 
 bool WorkerConnection::send(Outbox::Shared frame) {
-  if (closed_ || retiring_) {
-    return false;
-  }
-  const bool wasEmpty = outbox_.empty();
-  if (!outbox_.push(std::move(frame))) {
-    return false;
-  }
-  if (wasEmpty) {
-    queued();
-  }
-  wakeWriter();
-  return true;
+  return queue([&] { return outbox_.push(std::move(frame)); });
 }
 
 bool WorkerConnection::sendControl(std::span<const std::byte> frame) {
-  if (closed_ || retiring_) {
-    return false;
-  }
-  if (outbox_.empty()) {
-    queued();
-  }
-  outbox_.pushControl(frame);
-  wakeWriter();
-  return true;
-}
-
-void WorkerConnection::queued() {
-  // The stall clock starts when there is something to take, not at the last write.
-  madeProgress();
+  return queue([&] {
+    outbox_.pushControl(frame);
+    return true;
+  });
 }
 
 void WorkerConnection::madeProgress() {
@@ -150,10 +127,12 @@ asio::awaitable<void> WorkerConnection::readLoop() {
       co_return;
     }
     if (ec == asio::error::eof && reader_.buffered() > 0) {
+      // Not a protocol error: a worker that crashes mid-write cuts a frame too, and its end of
+      // file can come before its exit can be seen. Its exit, or its heartbeats, decide.
       endedMidFrame_ = true;
-      fail("closed its connection in the middle of a frame (" + std::to_string(reader_.buffered()) +
-               " bytes of it discarded)",
-           true);
+      fail("in the middle of a frame; " + std::to_string(reader_.buffered()) +
+               " bytes of it discarded",
+           false);
       co_return;
     }
     if (ec) {
@@ -204,12 +183,13 @@ asio::awaitable<void> WorkerConnection::waitWhileHeldBack() {
   // socket, so the worker's own send queue takes the wait.
   while (!closed_ && !retiring_ && sink_.holdsBack(*this)) {
     paused_ = true;
+    // Not reading is the supervisor's doing: the worker counts as heard from while it waits.
+    lastRead_ = std::chrono::steady_clock::now();
     resumeTimer_.expires_after(kRecheckInterval);
     co_await resumeTimer_.async_wait(kAsTuple);
   }
   if (paused_) {
     paused_ = false;
-    // Not reading was the supervisor's doing: the heartbeat clock starts again now.
     lastRead_ = std::chrono::steady_clock::now();
   }
   if (retiring_) {
@@ -227,6 +207,8 @@ asio::awaitable<void> WorkerConnection::writeLoop() {
       writerIdle_ = true;
       co_await writerWakeup_.async_wait(kAsTuple);
       writerIdle_ = false;
+      // The stall clock starts when there is something to take, not at the last write.
+      madeProgress();
       continue;
     }
     segments.clear();

@@ -100,7 +100,7 @@ class WorkerConnection : public std::enable_shared_from_this<WorkerConnection> {
   // The congested connections this one fed since its read loop last went on; the sink edits it.
   std::vector<std::uint32_t>& heldBackBy() { return heldBackBy_; }
   bool readingPaused() const { return paused_; }
-  // The worker closed its end in the middle of a frame (reported as a protocol error).
+  // The worker closed its end in the middle of a frame (the partial frame was discarded).
   bool endedMidFrame() const { return endedMidFrame_; }
   void resumeReading();  // a paused read loop asks holdsBack() again now
 
@@ -117,7 +117,9 @@ class WorkerConnection : public std::enable_shared_from_this<WorkerConnection> {
     WorkerConnection* connection;
     std::size_t operator()(const boost::system::error_code& error, std::size_t transferred) const;
   };
-  void queued();
+  // Queues through `push` (false: refused) unless the connection takes no more frames.
+  template <typename Push>
+  bool queue(const Push& push);
   void madeProgress();
   void fail(const std::string& reason, bool protocolError);
   void wakeWriter();
