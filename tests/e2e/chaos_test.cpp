@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -152,10 +153,17 @@ BOOST_AUTO_TEST_CASE(nothing_meant_for_a_live_cluster_is_lost_under_kills_stops_
   }
   BOOST_TEST_MESSAGE(kills << " kills, " << restarts << " restarts through the control socket");
 
-  // Every cluster back, then a quiet spell (the waits in it must see every cluster), then the
-  // flood ends and every sender says what it sent.
+  // Every cluster back, then a quiet spell until a wait begun 3 s after the last disturbance has
+  // ended (such waits must see every cluster), then the flood ends and every sender says what it
+  // sent.
   waitAllRunning(config);
-  std::this_thread::sleep_for(3500ms);
+  const long long lastDisturbance = *std::max_element(disturbed.begin(), disturbed.end());
+  run->waitForLine(
+      [&](const std::string& line) {
+        return line.find("WAITED id=") != std::string::npos &&
+               std::atoll(fieldsOf(line).at("t0").c_str()) > lastDisturbance + 3'000'000'000LL;
+      },
+      "a broadcastAndWait begun 3 s after the last disturbance", 60s);
   std::ofstream(dir.path() / "quiesce") << "1\n";
   std::map<int, long> currentRun;  // cluster -> its run at the end
   for (int c = 0; c < kClusters; ++c) {
@@ -257,6 +265,7 @@ BOOST_AUTO_TEST_CASE(nothing_meant_for_a_live_cluster_is_lost_under_kills_stops_
     }
   }
   BOOST_TEST_MESSAGE(waited.size() << " waits, " << undisturbedWaits << " undisturbed");
+  BOOST_TEST(undisturbedWaits > 0u);  // the quiet spell above waited for one
 
   run->signal(SIGTERM);
   BOOST_TEST(run->waitExit(60s).value_or(-1) == 0);
