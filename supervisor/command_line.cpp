@@ -5,6 +5,7 @@
 
 #include "clustervisor/config/bot_config.hpp"
 #include "clustervisor/config/duration.hpp"
+#include "control_protocol.hpp"
 
 namespace clustervisor {
 
@@ -137,9 +138,9 @@ CommandLine parseCommandLine(std::span<const std::string_view> args) {
         return result;
       }
       std::uint32_t batch = 0;
-      if (!parseClusterId(*value, batch) || batch == 0 || batch > 4096) {
-        return fail("--batch needs a number of clusters from 1 to 4096, not \"" +
-                    std::string(*value) + "\"");
+      if (!parseClusterId(*value, batch) || batch == 0 || batch > control::kMaxBatch) {
+        return fail("--batch needs a number of clusters from 1 to " +
+                    std::to_string(control::kMaxBatch) + ", not \"" + std::string(*value) + "\"");
       }
       result.batch = batch;
     } else if (!endOfOptions && result.command == Command::kRestart && takesValue(arg, "--delay")) {
@@ -149,7 +150,7 @@ CommandLine parseCommandLine(std::span<const std::string_view> args) {
       }
       const auto parsed = config::parseDuration(*value);
       if (parsed.status != config::ParsedDuration::Status::kOk || parsed.value.count() < 0 ||
-          parsed.value > std::chrono::hours(24)) {
+          parsed.value.count() > control::kMaxDelayMs) {
         return fail("--delay needs a duration such as \"5s\" or \"500ms\" (at most 24h), not \"" +
                     std::string(*value) + "\"");
       }
