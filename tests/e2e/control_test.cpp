@@ -25,15 +25,9 @@ namespace json = boost::json;
 
 namespace {
 
-using Cli = CliResult;
-
-Cli cli(const std::vector<std::string>& args) {
-  return runCli(args);
-}
-
 // The control socket of `config`, as `clustervisor check` reports it.
 std::string socketOf(const std::filesystem::path& config) {
-  const auto check = cli({"check", config.string()});
+  const auto check = runCli({"check", config.string()});
   BOOST_REQUIRE_MESSAGE(check.status == 0, check.output);
   const std::string label = "  control socket    ";
   const auto at = check.output.find(label);
@@ -113,7 +107,7 @@ BOOST_AUTO_TEST_CASE(status_text_and_json_match_reality_after_starts_crashes_and
              "was killed by SIGKILL (possibly out of memory)");
   BOOST_TEST(status.at("totals").as_object().at("running").as_int64() == 3);
   // The text form says the same.
-  const auto text = cli({"status", config.string()});
+  const auto text = runCli({"status", config.string()});
   BOOST_TEST(text.status == 0, text.output);
   BOOST_TEST(text.output.find("bot: supervisor pid " + std::to_string(run->pid())) == 0u,
              text.output);
@@ -131,7 +125,7 @@ BOOST_AUTO_TEST_CASE(restart_of_one_cluster_leaves_the_others_pids_unchanged) {
   const pid_t before0 = startedPid(*run, 0);
   const pid_t before1 = startedPid(*run, 1);
   const pid_t before2 = startedPid(*run, 2);
-  const auto restart = cli({"restart", config.string(), "1"});
+  const auto restart = runCli({"restart", config.string(), "1"});
   BOOST_TEST(restart.status == 0, restart.output);
   BOOST_TEST(restart.output == "restarting cluster 1\n");
   const pid_t after1 = startedPid(*run, 1, 1);
@@ -154,21 +148,21 @@ BOOST_AUTO_TEST_CASE(restart_all_then_stop_through_the_cli) {
   TempDir dir;
   std::filesystem::path config;
   auto run = startBot(dir, 2, config);
-  const auto restart = cli({"restart", "--all", config.string()});
+  const auto restart = runCli({"restart", "--all", config.string()});
   BOOST_TEST(restart.status == 0, restart.output);
   BOOST_TEST(restart.output == "restarting clusters 0, 1\n");
   for (int c = 0; c < 2; ++c) {
     run->waitForLine("cluster " + std::to_string(c) + " (pid " +
                      std::to_string(startedPid(*run, c, 1)) + ") is ready");
   }
-  const auto stop = cli({"stop", config.string()});
+  const auto stop = runCli({"stop", config.string()});
   BOOST_TEST(stop.status == 0, stop.output);
   const auto status = run->waitExit(30s);
   BOOST_REQUIRE(status.has_value());
   BOOST_TEST(*status == 0, run->transcript());
   run->waitForLine("clustervisor: stop requested over the control socket; stopping 2 workers");
   // Gone with it: the socket.
-  const auto after = cli({"status", config.string()});
+  const auto after = runCli({"status", config.string()});
   BOOST_TEST(after.status == 69, after.output);
   BOOST_TEST(after.output.find("clustervisor: error: no supervisor is running for " +
                                config.string()) == 0u,
@@ -179,7 +173,7 @@ BOOST_AUTO_TEST_CASE(an_unknown_cluster_id_is_refused_and_changes_nothing) {
   TempDir dir;
   std::filesystem::path config;
   auto run = startBot(dir, 2, config);
-  const auto restart = cli({"restart", config.string(), "0", "5"});
+  const auto restart = runCli({"restart", config.string(), "0", "5"});
   BOOST_TEST(restart.status == 1, restart.output);
   BOOST_TEST(restart.output ==
              "clustervisor: error: cluster 5 does not exist (clusters are 0..1)\n");
@@ -287,12 +281,12 @@ BOOST_AUTO_TEST_CASE(the_control_socket_is_private_to_its_user) {
 BOOST_AUTO_TEST_CASE(a_cli_command_without_a_running_supervisor_says_so) {
   TempDir dir;
   const auto config = dir.write("bot.toml", probeConfig(dir, 1, "basic"));
-  const auto status = cli({"status", config.string()});
+  const auto status = runCli({"status", config.string()});
   BOOST_TEST(status.status == 69, status.output);
   BOOST_TEST(status.output.find("clustervisor: error: no supervisor is running for " +
                                 config.string() + " (nothing listens at ") == 0u,
              status.output);
-  const auto missing = cli({"stop", (dir.path() / "nope.toml").string()});
+  const auto missing = runCli({"stop", (dir.path() / "nope.toml").string()});
   BOOST_TEST(missing.status == 78, missing.output);
 }
 

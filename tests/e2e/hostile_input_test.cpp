@@ -24,14 +24,11 @@ namespace {
 
 const std::string kCommand = "command = [\"./bot\"]\n";
 
+// runCli() with the status through `status`: the form these tests were written in.
 std::string run(const std::vector<std::string>& args, int& status) {
-  std::vector<std::string> argv{supervisorBinary().string()};
-  argv.insert(argv.end(), args.begin(), args.end());
-  SupervisorRun process(argv);
-  const auto exit = process.waitExit(30s);
-  BOOST_REQUIRE_MESSAGE(exit.has_value(), "clustervisor did not exit within 30s");
-  status = *exit;
-  return process.transcript();
+  auto result = runCli(args);
+  status = result.status;
+  return std::move(result.output);
 }
 
 // `clustervisor check` and `clustervisor run` on `config` both exit 78 with exactly
