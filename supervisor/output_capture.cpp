@@ -40,6 +40,7 @@ void OutputCapture::readLoop() {
                           }
                           if (ec) {
                             self->splitter_.finish(emit);
+                            self->close();  // its descriptor is not kept until the slot is reused
                             if (auto onEnd = std::exchange(self->onEnd_, nullptr)) {
                               onEnd();
                             }
