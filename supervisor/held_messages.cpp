@@ -12,8 +12,7 @@ std::size_t HeldMessages::resize(std::uint32_t clusters) {
     dropped += queues_[id].messages.size();
   }
   queues_.resize(clusters);
-  droppedFull_ += dropped;
-  return dropped;
+  return dropped;  // the caller counts them as dropped for a removed cluster, not as over a limit
 }
 
 bool HeldMessages::hold(std::uint32_t cluster, std::vector<std::byte> frame,
