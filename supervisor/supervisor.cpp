@@ -991,6 +991,16 @@ std::string Supervisor::whatNext(const Slot& slot, const WorkerLifecycle::Step& 
   return {};
 }
 
+namespace {
+
+// "was killed by SIGKILL" or "exited with status 3", from a waitpid() status.
+std::string describeExit(int status) {
+  return WIFSIGNALED(status) ? "was killed by " + signalName(WTERMSIG(status))
+                             : "exited with status " + std::to_string(WEXITSTATUS(status));
+}
+
+}  // namespace
+
 void Supervisor::onExit(Slot& slot, int status) {
   const pid_t pid = slot.pid;
   // A successor waiting to take over has nothing to take over now; the policy decides.
@@ -1001,13 +1011,13 @@ void Supervisor::onExit(Slot& slot, int status) {
   if (WIFSIGNALED(status)) {
     exit.signaled = true;
     exit.code = WTERMSIG(status);
-    how = "was killed by " + signalName(exit.code);
+    how = describeExit(status);
     if (exit.code == SIGKILL && !wasStopping) {
       how += " (possibly out of memory)";
     }
   } else {
     exit.code = WEXITSTATUS(status);
-    how = "exited with status " + std::to_string(exit.code);
+    how = describeExit(status);
   }
   slot.killTimer.cancel();
   slot.signalTimer.cancel();
@@ -1672,9 +1682,7 @@ void Supervisor::promote(Slot& slot) {
 void Supervisor::onSuccessorExit(Slot& slot, int status) {
   auto successor = std::move(slot.successor);
   successor->timer.cancel();
-  const std::string how = WIFSIGNALED(status)
-                              ? "was killed by " + signalName(WTERMSIG(status))
-                              : "exited with status " + std::to_string(WEXITSTATUS(status));
+  const std::string how = describeExit(status);
   if (successor->connection) {
     successor->connection->close();
   }
@@ -1701,9 +1709,7 @@ void Supervisor::onReplacedExit(std::size_t index, int status) {
   replaced->killTimer.cancel();
   replaced->signalTimer.cancel();
   ::kill(-replaced->pid, SIGKILL);
-  const std::string how = WIFSIGNALED(status)
-                              ? "was killed by " + signalName(WTERMSIG(status))
-                              : "exited with status " + std::to_string(WEXITSTATUS(status));
+  const std::string how = describeExit(status);
   logLine("cluster " + std::to_string(replaced->cluster) + "'s replaced worker (pid " +
           std::to_string(replaced->pid) + ") " + how);
   countExit(*slots_[replaced->cluster], "restart");
