@@ -45,6 +45,20 @@ BOOST_AUTO_TEST_CASE(shares_broadcast_buffers_without_copying) {
   BOOST_TEST(shared.use_count() == 3);
 }
 
+BOOST_AUTO_TEST_CASE(control_frames_are_queued_past_the_limit_and_events_still_refused) {
+  Outbox box(100);
+  BOOST_TEST(box.push(std::span<const std::byte>(bytes(100, 1))));
+  BOOST_TEST(!box.push(std::span<const std::byte>(bytes(1, 2))));
+  box.pushControl(std::span<const std::byte>(bytes(30, 3)));
+  BOOST_TEST(box.bytes() == 130u);
+  BOOST_TEST(box.limit() == 100u);  // the limit is unchanged for what follows
+  BOOST_TEST(!box.push(std::span<const std::byte>(bytes(1, 4))));
+  std::vector<std::span<const std::byte>> out;
+  box.gather(out, 16);
+  BOOST_TEST(total(out) == 130u);
+  BOOST_TEST(static_cast<int>(out.back().back()) == 3);  // after the event, in order
+}
+
 BOOST_AUTO_TEST_CASE(gather_stops_at_the_byte_cap_but_always_takes_one_segment) {
   Outbox box(1 << 20);
   const auto big = std::make_shared<const std::vector<std::byte>>(bytes(4096, 1));
