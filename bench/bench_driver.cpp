@@ -218,9 +218,19 @@ struct Scenario {
   int clusters = 2;
   bool json = false;
   double seconds = 1;
+  bool ioThread = false;  // SDK workers: ClusterOptions::listenersOnIoThread
 };
 
 using Figures = std::map<std::string, double>;
+
+// The figures of a run with listeners on the SDK's I/O thread: "io_" before each name.
+Figures ioNamed(const Figures& figures) {
+  Figures named;
+  for (const auto& [name, value] : figures) {
+    named["io_" + name] = value;
+  }
+  return named;
+}
 
 class Bench {
  public:
@@ -234,7 +244,8 @@ class Bench {
     const std::map<std::string, std::string> env = {{bench::kEnvCase, s.name},
                                                     {bench::kEnvDir, dir.string()},
                                                     {bench::kEnvSeconds, std::to_string(s.seconds)},
-                                                    {bench::kEnvJson, s.json ? "1" : "0"}};
+                                                    {bench::kEnvJson, s.json ? "1" : "0"},
+                                                    {bench::kEnvIoThread, s.ioThread ? "1" : "0"}};
     Child child;
     if (side == Side::kBaseline) {
       child = launch({o_.baseline.string(), "relay", s.name, std::to_string(s.clusters)},
@@ -615,6 +626,19 @@ int main(int argc, char** argv) {
       {"wait4.p99_us", "4  broadcastAndWait N=4 p99", "us", Goal::kRatioAtMost, 2},
       {"wait16.p50_us", "4  broadcastAndWait N=16 p50", "us", Goal::kRatioAtMost, 1.5},
       {"wait16.p99_us", "4  broadcastAndWait N=16 p99", "us", Goal::kRatioAtMost, 2},
+      // The same cases with listeners on the SDK's I/O thread (one SDK thread per worker).
+      {"unicast.io_events_per_s", "1  unicast, io-thread listeners", "events/s",
+       Goal::kRatioAtLeast, 0.5},
+      {"broadcast4.io_events_per_s", "2  broadcast N=4, io-thread", "events/s", Goal::kRatioAtLeast,
+       0.5},
+      {"broadcast16.io_events_per_s", "2  broadcast N=16, io-thread", "events/s",
+       Goal::kRatioAtLeast, 0.5},
+      {"roundtrip.io_p50_us", "3  round trip p50, io-thread", "us", Goal::kRatioAtMost, 1.3},
+      {"roundtrip.io_p99_us", "3  round trip p99, io-thread", "us", Goal::kRatioAtMost, 1.5},
+      {"wait4.io_p50_us", "4  bAW N=4 p50, io-thread", "us", Goal::kRatioAtMost, 1.5},
+      {"wait4.io_p99_us", "4  bAW N=4 p99, io-thread", "us", Goal::kRatioAtMost, 2},
+      {"wait16.io_p50_us", "4  bAW N=16 p50, io-thread", "us", Goal::kRatioAtMost, 1.5},
+      {"wait16.io_p99_us", "4  bAW N=16 p99, io-thread", "us", Goal::kRatioAtMost, 2},
       {"restart.p50_ms", "5  restart, death->connected p50", "ms", Goal::kRatioAtMost, 2},
       {"restart.p90_ms", "5  restart, death->connected p90", "ms"},
       {"idle16.rss_kib", "6  RSS, 16 idle clusters", "KiB", Goal::kRatioAtMost, 2},
@@ -652,19 +676,34 @@ int main(int argc, char** argv) {
       if (!o.side.empty() && o.side != (side == Side::kBaseline ? "baseline" : "clustervisor")) {
         continue;
       }
+      // Cases 1-4 run twice on the clustervisor side: with the SDK's default threads, and with
+      // listeners on its I/O thread ("io_" figures). Both are compared with the same baseline.
+      const auto both = [&](const std::string& prefix, const Scenario& s, auto measure) {
+        const Figures figures = measure(s);
+        record(prefix, side, figures);
+        if (side == Side::kBaseline) {
+          record(prefix, side, ioNamed(figures));
+          return;
+        }
+        Scenario io = s;
+        io.ioThread = true;
+        record(prefix, side, ioNamed(measure(io)));
+      };
+      const auto stream = [&](const Scenario& s) { return bench.stream(side, s); };
+      const auto latency = [&](const Scenario& s) { return bench.latency(side, s); };
       if (wanted("unicast")) {
-        record("unicast", side, bench.stream(side, {"unicast", 2, false, d}));
+        both("unicast", {"unicast", 2, false, d}, stream);
       }
       if (wanted("broadcast")) {
-        record("broadcast4", side, bench.stream(side, {"broadcast", 4, false, d}));
-        record("broadcast16", side, bench.stream(side, {"broadcast", 16, false, d}));
+        both("broadcast4", {"broadcast", 4, false, d}, stream);
+        both("broadcast16", {"broadcast", 16, false, d}, stream);
       }
       if (wanted("roundtrip")) {
-        record("roundtrip", side, bench.latency(side, {"roundtrip", 2, false, d}));
+        both("roundtrip", {"roundtrip", 2, false, d}, latency);
       }
       if (wanted("wait")) {
-        record("wait4", side, bench.latency(side, {"wait", 4, false, d}));
-        record("wait16", side, bench.latency(side, {"wait", 16, false, d}));
+        both("wait4", {"wait", 4, false, d}, latency);
+        both("wait16", {"wait", 16, false, d}, latency);
       }
       if (wanted("restart")) {
         record("restart", side, bench.restart(side));

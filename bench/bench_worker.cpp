@@ -4,7 +4,8 @@
 // runs under `clustervisor run` and plays the scenario named by BENCH_CASE (see scenario.hpp);
 // cluster 0 drives, the others answer. With BENCH_JSON=1 payloads are boost::json::value objects
 // built per event and parsed by the SDK on receipt; otherwise they are pre-serialized JSON text
-// sent with emitToRaw/broadcastRaw.
+// sent with emitToRaw/broadcastRaw. With BENCH_IO_THREAD=1 listeners run on the SDK's I/O thread
+// (ClusterOptions::listenersOnIoThread).
 //
 // BENCH_CASE=restart-baseline is not an SDK worker: it is the child of the baseline's
 // fork/exec/waitpid loop, which speaks the handshake by hand, so that both restart figures
@@ -405,6 +406,7 @@ int main() {
     // which welcomes lag far behind (see README.md, "Performance"); wait for ours rather than
     // give up after the default 10 s and measure a bot that lost clusters.
     options.handshakeTimeout = std::chrono::minutes(2);
+    options.listenersOnIoThread = bench::envOr(bench::kEnvIoThread, "0") == "1";
     auto cluster = clustervisor::Cluster::fromEnvironment(options);
     if (scenario == bench::kRestart) {
       connectedThenCrash(dir, bench::nowNs());

@@ -26,10 +26,11 @@
 namespace clustervisor::bench {
 
 // Environment of every bench worker.
-inline constexpr const char* kEnvCase = "BENCH_CASE";        // see the scenario names below
-inline constexpr const char* kEnvDir = "BENCH_DIR";          // where results files go
-inline constexpr const char* kEnvSeconds = "BENCH_SECONDS";  // how long the measured phase runs
-inline constexpr const char* kEnvJson = "BENCH_JSON";        // "1": build/parse json::value
+inline constexpr const char* kEnvCase = "BENCH_CASE";           // see the scenario names below
+inline constexpr const char* kEnvDir = "BENCH_DIR";             // where results files go
+inline constexpr const char* kEnvSeconds = "BENCH_SECONDS";     // how long the measured phase runs
+inline constexpr const char* kEnvJson = "BENCH_JSON";           // "1": build/parse json::value
+inline constexpr const char* kEnvIoThread = "BENCH_IO_THREAD";  // "1": listenersOnIoThread
 // Baseline workers only (SDK workers learn these from the supervisor).
 inline constexpr const char* kEnvId = "BENCH_ID";
 inline constexpr const char* kEnvTotal = "BENCH_TOTAL";

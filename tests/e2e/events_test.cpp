@@ -118,6 +118,46 @@ BOOST_AUTO_TEST_CASE(acks_come_after_listeners_ran_and_a_throwing_listener_still
   BOOST_TEST(run->linesContaining("exited").empty(), run->transcript());
 }
 
+// ClusterOptions::listenersOnIoThread: the same contract with one SDK thread.
+BOOST_AUTO_TEST_CASE(listeners_on_the_io_thread_get_events_in_order) {
+  TempDir dir;
+  auto run = start(dir, 2, "order", "PROBE_THREADS = \"io\"");
+  run->waitForLine("[cluster 1] ORDER sent 5000", 60s);
+  run->waitForLine("[cluster 0] ORDER done 5000", 60s);
+  BOOST_TEST(run->linesContaining("ORDER broken").empty(), run->transcript());
+}
+
+BOOST_AUTO_TEST_CASE(listeners_on_the_io_thread_ack_after_they_ran_and_when_they_throw) {
+  TempDir dir;
+  auto run = start(dir, 4, "acks", "PROBE_THREADS = \"io\"");
+  const auto line = run->waitForLine("[cluster 0] ACKS acked=");
+  BOOST_TEST(field(line, "acked") == "3");
+  BOOST_TEST(field(line, "clusters") == "[1,2,3]");
+  BOOST_TEST(field(line, "timedOut") == "0");
+  BOOST_TEST(field(run->waitForLine("[cluster 0] ACKS listenersDoneBeforeReturn="),
+                   "listenersDoneBeforeReturn") == "3");
+  run->waitForLine("[cluster 2] LISTENER_ERROR work listener failed on purpose");
+  BOOST_TEST(field(run->waitForLine("[cluster 0] ACKS again="), "again") == "3");
+  BOOST_TEST(run->linesContaining("exited").empty(), run->transcript());
+}
+
+BOOST_AUTO_TEST_CASE(listeners_on_the_io_thread_get_raw_and_parsed_events_in_order) {
+  TempDir dir;
+  auto run = start(dir, 2, "raw-listeners", "PROBE_THREADS = \"io\"");
+  run->waitForLine("[cluster 1] PARSED2 null");
+  std::vector<std::string> seen;
+  for (const auto& line : run->linesContaining("[cluster 1] ")) {
+    if (line.find("] PARSED") != std::string::npos || line.find("] RAW") != std::string::npos) {
+      seen.push_back(line.substr(line.find("] ") + 2));
+    }
+  }
+  const std::vector<std::string> expected = {"PARSED1 {\"n\":1}", "RAW r from=0 text={\"n\": 1}",
+                                             "PARSED2 {\"n\":1}", "RAW bad text=not json",
+                                             "PARSED1 null",      "RAW r from=0 text=",
+                                             "PARSED2 null"};
+  BOOST_TEST(seen == expected, run->transcript());
+}
+
 BOOST_AUTO_TEST_CASE(broadcast_and_wait_with_zero_expected_returns_zero_at_once) {
   TempDir dir;
   // A 60 s timeout: returning "at once" means long before it.

@@ -434,7 +434,10 @@ int main() {
   clustervisor::ClusterOptions options;
   // Heartbeats from the executor: a worker that stops running it stops heartbeating.
   std::optional<boost::asio::io_context> ownContext;
-  if (mode == "hang") {
+  // PROBE_THREADS=io: listeners on the SDK's I/O thread (ClusterOptions::listenersOnIoThread).
+  const bool onIoThread = env("PROBE_THREADS") == "io";
+  options.listenersOnIoThread = onIoThread;
+  if (mode == "hang" && !onIoThread) {
     ownContext.emplace();
     options.executor = ownContext->get_executor();
     options.heartbeatFromExecutor = true;
@@ -757,6 +760,22 @@ int main() {
         std::chrono::milliseconds(planFor(env("PROBE_READY_MS", "0"), id + 1)));
   }
 
+  if (mode == "hang" && onIoThread) {
+    // The listener runs on the SDK's only thread: while it blocks, so do the heartbeats.
+    events.on("block", [](const json::value&, int) {
+      say("HANG blocked");
+      sleepForever();
+    });
+    cluster.ready();
+    if (firstTime("hang")) {
+      say("HANG running");
+      waitForFile("hang");
+      events.emitTo(id, "block", nullptr);
+      sleepForever();
+    }
+    say("HANG recovered");
+    sleepForever();
+  }
   if (mode == "hang") {
     cluster.ready();
     if (firstTime("hang")) {

@@ -162,6 +162,21 @@ BOOST_AUTO_TEST_CASE(a_worker_whose_executor_blocks_is_hung_when_it_heartbeats_f
   run->waitForLine("[cluster 0] HANG recovered");
 }
 
+BOOST_AUTO_TEST_CASE(a_listener_that_blocks_the_io_thread_stops_the_heartbeats_and_is_hung) {
+  TempDir dir;
+  auto run = SupervisorRun::run(
+      dir.write("bot.toml", probeConfig(dir, 1, "hang", "PROBE_THREADS = \"io\"",
+                                        "[heartbeat]\ninterval = \"100ms\"\ntimeout = \"1s\"\n")));
+  const pid_t hung = startedPid(*run, 0);
+  run->waitForLine("[cluster 0] HANG running");
+  dir.write("hang", "now\n");
+  run->waitForLine("[cluster 0] HANG blocked");
+  const auto exit = run->waitForLine("cluster 0 (pid " + std::to_string(hung) + ") was killed");
+  BOOST_TEST(exit.find("was killed by SIGABRT after ") != std::string::npos, exit);
+  BOOST_TEST(exit.find(", stopped as hung; restarting in ") != std::string::npos, exit);
+  run->waitForLine("[cluster 0] HANG recovered");
+}
+
 BOOST_AUTO_TEST_CASE(stopping_while_clusters_wait_in_the_spawn_queue_starts_none_of_them) {
   TempDir dir;
   auto run = SupervisorRun::run(

@@ -11,6 +11,9 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <stdexcept>
+
+#include <boost/asio/io_context.hpp>
 
 #include "clustervisor/wire/frame.hpp"
 #include "clustervisor/wire/frame_reader.hpp"
@@ -151,6 +154,17 @@ BOOST_AUTO_TEST_CASE(from_environment_outside_clustervisor_says_how_to_start_the
                "CLUSTERVISOR_CLUSTER_ID is not set: this program is a clustervisor worker; start "
                "it with `clustervisor run bot.toml`");
   }
+}
+
+BOOST_AUTO_TEST_CASE(an_executor_and_listeners_on_the_io_thread_together_are_refused) {
+  boost::asio::io_context io;
+  clustervisor::ClusterOptions options;
+  options.executor = io.get_executor();
+  options.listenersOnIoThread = true;
+  BOOST_CHECK_EXCEPTION(clustervisor::Cluster::fromEnvironment(options), std::invalid_argument,
+                        [](const std::invalid_argument& e) {
+                          return std::string(e.what()).find("set one of them") != std::string::npos;
+                        });
 }
 
 BOOST_AUTO_TEST_SUITE_END()

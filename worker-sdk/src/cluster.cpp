@@ -181,6 +181,11 @@ struct Cluster::Impl {
 };
 
 Cluster Cluster::fromEnvironment(ClusterOptions options) {
+  if (options.executor && options.listenersOnIoThread) {
+    throw std::invalid_argument(
+        "Cluster::fromEnvironment: ClusterOptions::executor and listenersOnIoThread both say "
+        "where listeners run; set one of them");
+  }
   const std::uint32_t id = readVariable(wire::kEnvClusterId);
   const std::uint32_t total = readVariable(wire::kEnvTotalClusters);
   const std::uint32_t fdNumber = readVariable(wire::kEnvFd);
@@ -233,6 +238,8 @@ Cluster Cluster::fromEnvironment(ClusterOptions options) {
   asio::any_io_executor busExecutor;
   if (options.executor) {
     busExecutor = *options.executor;
+  } else if (options.listenersOnIoThread) {
+    busExecutor = impl->io->get_executor();
   } else {
     impl->dispatchContext = std::make_shared<asio::io_context>(1);
     impl->dispatchWork.emplace(impl->dispatchContext->get_executor());

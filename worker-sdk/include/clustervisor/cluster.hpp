@@ -11,13 +11,13 @@
 // Threads: the SDK runs one I/O thread of its own for the socket, so the connection keeps
 // working while user code blocks. Listeners and completion handlers run on the bus executor:
 // by default a second SDK thread; pass ClusterOptions::executor (say, your io_context's) to run
-// them there instead; while connected, the SDK keeps outstanding work on that executor (events
-// may arrive at any time), so its io_context::run() returns only after the Cluster is destroyed
-// or the supervisor is lost. The destructor writes what is still queued for the supervisor (for
-// at most 2 s), stops both threads, and no listener runs after it returns; broadcastAndWait
-// calls still open complete (with the count so far) on their executors.
-// The SDK's threads block every signal, so signals go to the worker's own threads (sigwait,
-// signalfd and asio::signal_set work as usual).
+// them there instead, or set ClusterOptions::listenersOnIoThread to run them on the I/O thread;
+// while connected, the SDK keeps outstanding work on that executor (events may arrive at any time),
+// so its io_context::run() returns only after the Cluster is destroyed or the supervisor is lost.
+// The destructor writes what is still queued for the supervisor (for at most 2 s), stops both
+// threads, and no listener runs after it returns; broadcastAndWait calls still open complete (with
+// the count so far) on their executors. The SDK's threads block every signal, so signals go to the
+// worker's own threads (sigwait, signalfd and asio::signal_set work as usual).
 //
 // When the supervisor goes away (socket closed), the SDK calls the onSupervisorLost handler;
 // without one it writes a line to stderr and ends the process with _exit(1), so a worker never
@@ -53,6 +53,14 @@ struct ClusterOptions {
   // deadlock) stops the heartbeats, and the supervisor kills the worker as hung after
   // heartbeat.timeout.
   bool heartbeatFromExecutor = false;
+  // Run listeners and completion handlers on the SDK's I/O thread: one thread does everything,
+  // as in a Node.js process. An event then reaches its listener without a hand-over between
+  // threads (lower latency and less CPU per event: README, "Performance"). The price is the
+  // isolation of the default: while a listener runs, the connection waits (no reads, writes or
+  // heartbeats), so a listener that blocks for heartbeat.timeout gets the worker killed as hung.
+  // Keep listeners short, or hand long work to a thread of your own. Cannot be combined with
+  // `executor` (fromEnvironment() throws std::invalid_argument).
+  bool listenersOnIoThread = false;
 };
 
 class Cluster {
