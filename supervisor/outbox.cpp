@@ -50,7 +50,7 @@ std::size_t Outbox::gather(std::vector<std::span<const std::byte>>& out, std::si
   std::size_t n = 0;
   std::size_t bytes = 0;
   for (; n < limit; ++n) {
-    const auto segment = segments_[n].bytes();
+    const auto segment = segments_[n].bytes().subspan(n == 0 ? frontWritten_ : 0);
     if (n > 0 && (bytes >= maxBytes || segment.size() > maxBytes - bytes)) {
       break;
     }
@@ -63,10 +63,27 @@ std::size_t Outbox::gather(std::vector<std::span<const std::byte>>& out, std::si
 
 void Outbox::pop(std::size_t segments) {
   for (std::size_t i = 0; i < segments && !segments_.empty(); ++i) {
-    bytes_ -= segments_.front().bytes().size();
+    bytes_ -= segments_.front().bytes().size() - frontWritten_;
+    frontWritten_ = 0;
     segments_.pop_front();
   }
   inFlight_ = 0;
+}
+
+void Outbox::consume(std::size_t bytes) {
+  inFlight_ = 0;
+  while (bytes > 0 && !segments_.empty()) {
+    const std::size_t left = segments_.front().bytes().size() - frontWritten_;
+    if (bytes < left) {
+      frontWritten_ += bytes;
+      bytes_ -= bytes;
+      return;
+    }
+    bytes -= left;
+    bytes_ -= left;
+    frontWritten_ = 0;
+    segments_.pop_front();
+  }
 }
 
 }  // namespace clustervisor

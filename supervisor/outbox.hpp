@@ -9,7 +9,8 @@
 // of its own (a reference count, an I/O vector entry, a node to free) and keeps bursts of
 // broadcasts in few large writes. Either way a frame counts its full size against the limit. The
 // writer takes a batch of segments with gather(), writes them in one gathered write, then pop()s
-// them. Segments handed out by gather() are never modified until popped. The total is bounded: a
+// them. Segments handed out by gather() are never modified until popped. A non-blocking write
+// that took only part of them consume()s what it wrote: the next gather() starts after it. The total is bounded: a
 // push that would exceed the limit is refused, and the caller counts and logs the drop.
 #pragma once
 
@@ -43,6 +44,9 @@ class Outbox {
                      std::size_t maxBytes = std::numeric_limits<std::size_t>::max());
   // Removes `segments` segments from the front (those gather() handed out and were written).
   void pop(std::size_t segments);
+  // Removes the first `bytes` bytes (a write took them); a segment written in part keeps the
+  // rest, and what gather() handed out may be modified again.
+  void consume(std::size_t bytes);
 
   bool empty() const { return segments_.empty(); }
   std::size_t bytes() const { return bytes_; }
@@ -58,7 +62,8 @@ class Outbox {
   };
   std::size_t limit_;
   std::size_t bytes_ = 0;
-  std::size_t inFlight_ = 0;  // front segments handed out by gather()
+  std::size_t inFlight_ = 0;     // front segments handed out by gather()
+  std::size_t frontWritten_ = 0;  // bytes of the front segment already written
   std::deque<Segment> segments_;
 };
 

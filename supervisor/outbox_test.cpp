@@ -127,4 +127,33 @@ BOOST_AUTO_TEST_CASE(never_appends_to_a_segment_being_written) {
   BOOST_TEST(static_cast<int>(out[0][0]) == 2);
 }
 
+BOOST_AUTO_TEST_CASE(a_partial_write_is_consumed_and_the_rest_comes_next_in_order) {
+  Outbox box(1 << 20);
+  const auto shared = std::make_shared<const std::vector<std::byte>>(bytes(Outbox::kShareFrom, 9));
+  box.push(std::span<const std::byte>(bytes(100, 1)));
+  box.push(shared);
+  box.push(std::span<const std::byte>(bytes(10, 2)));
+  std::vector<std::span<const std::byte>> out;
+  BOOST_TEST(box.gather(out, 16) == 3u);
+  box.consume(60);  // part of the first segment
+  BOOST_TEST(box.bytes() == 40u + Outbox::kShareFrom + 10u);
+  // What was handed out may change again: a new frame joins the last owned segment.
+  box.push(std::span<const std::byte>(bytes(5, 3)));
+  out.clear();
+  BOOST_TEST(box.gather(out, 16) == 3u);
+  BOOST_TEST(out[0].size() == 40u);
+  BOOST_TEST(static_cast<int>(out[0][0]) == 1);
+  BOOST_TEST(out[2].size() == 15u);
+  BOOST_TEST(static_cast<int>(out[2].back()) == 3);
+  box.consume(40 + 24);  // the rest of the first, part of the shared one
+  out.clear();
+  box.gather(out, 16);
+  BOOST_TEST(out[0].size() == Outbox::kShareFrom - 24u);
+  box.pop(1);  // pop() counts only the unwritten rest of a segment written in part
+  BOOST_TEST(box.bytes() == 15u);
+  box.consume(15);
+  BOOST_TEST(box.empty());
+  BOOST_TEST(box.bytes() == 0u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -315,7 +315,7 @@ bool Supervisor::spawn(Slot& slot) {
   slot.maxPayload = config_.events.maxPayload;
   slot.connection = std::make_shared<WorkerConnection>(
       std::move(worker.socket), slot.id, wire::maxFrameSizeFor(config_.events.maxPayload),
-      config_.events.outboxLimit, static_cast<FrameSink&>(*this));
+      config_.events.outboxLimit, static_cast<FrameSink&>(*this), writeBatch_);
   slot.connection->start();
   std::tie(slot.out, slot.err) = capture(slot.id, worker);
   handle(slot, Kind::kSpawned);
@@ -1538,7 +1538,7 @@ bool Supervisor::startSuccessor(Slot& slot) {
   successor->maxPayload = config_.events.maxPayload;
   successor->connection = std::make_shared<WorkerConnection>(
       std::move(worker.socket), slot.id, wire::maxFrameSizeFor(config_.events.maxPayload),
-      config_.events.outboxLimit, static_cast<FrameSink&>(*this));
+      config_.events.outboxLimit, static_cast<FrameSink&>(*this), writeBatch_);
   successor->connection->start();
   std::tie(successor->out, successor->err) = capture(slot.id, worker);
   successor->timer.expires_after(config_.start.timeout);

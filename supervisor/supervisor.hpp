@@ -255,6 +255,7 @@ class Supervisor final : private FrameSink {
   boost::asio::io_context& io_;
   config::BotConfig config_;
   Spawner spawner_;
+  WriteBatch writeBatch_;  // shared by every connection; outlives them
   std::vector<std::unique_ptr<Slot>> slots_;
   SpawnQueue queue_;
   boost::asio::steady_timer queueTimer_;

@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: MIT
 #include "worker_connection.hpp"
 
+#include <sys/socket.h>
+
+#include <array>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -21,9 +25,27 @@ constexpr std::size_t kMaxSegmentsPerWrite = 256;
 constexpr std::size_t kMaxBytesPerWrite = 256 * 1024;
 }  // namespace
 
+void WriteBatch::end() {
+  open_ = false;
+  // A write may end in a callback that relays nothing, but keep the list stable regardless.
+  std::swap(due_, writing_);
+  for (const auto& connection : writing_) {
+    connection->writeNow();
+  }
+  writing_.clear();
+}
+
+bool WriteBatch::defer(std::shared_ptr<WorkerConnection> connection) {
+  if (!open_) {
+    return false;
+  }
+  due_.push_back(std::move(connection));
+  return true;
+}
+
 WorkerConnection::WorkerConnection(asio::local::stream_protocol::socket socket,
                                    std::uint32_t clusterId, std::size_t maxFrameSize,
-                                   std::size_t outboxLimit, FrameSink& sink)
+                                   std::size_t outboxLimit, FrameSink& sink, WriteBatch& batch)
     : socket_(std::move(socket)),
       clusterId_(clusterId),
       reader_(maxFrameSize),
@@ -31,7 +53,8 @@ WorkerConnection::WorkerConnection(asio::local::stream_protocol::socket socket,
       writerWakeup_(socket_.get_executor(), asio::steady_timer::time_point::max()),
       retireTimer_(socket_.get_executor()),
       resumeTimer_(socket_.get_executor()),
-      sink_(sink) {}
+      sink_(sink),
+      batch_(batch) {}
 
 void WorkerConnection::start() {
   asio::co_spawn(socket_.get_executor(), readLoop(), asio::detached);
@@ -102,10 +125,54 @@ void WorkerConnection::resumeReading() {
 
 void WorkerConnection::wakeWriter() {
   // Only a waiting writer needs the (not free) timer cancellation; a busy one finds the new
-  // bytes when its write completes.
-  if (writerIdle_) {
+  // bytes when its write completes. Within a read, the read's end writes instead.
+  if (!writerIdle_ || writeDue_) {
+    return;
+  }
+  if (batch_.defer(shared_from_this())) {
+    writeDue_ = true;
+    return;
+  }
+  writerIdle_ = false;
+  writerWakeup_.cancel_one();
+}
+
+void WorkerConnection::writeNow() {
+  writeDue_ = false;
+  if (closed_ || retiring_ || !writerIdle_ || outbox_.empty()) {
+    return;
+  }
+  std::array<iovec, kMaxSegmentsPerWrite> iov{};
+  std::vector<std::span<const std::byte>>& segments = directSegments_;
+  segments.clear();
+  outbox_.gather(segments, kMaxSegmentsPerWrite, kMaxBytesPerWrite);
+  for (std::size_t i = 0; i < segments.size(); ++i) {
+    iov[i] = {const_cast<std::byte*>(segments[i].data()), segments[i].size()};
+  }
+  msghdr message{};
+  message.msg_iov = iov.data();
+  message.msg_iovlen = segments.size();
+  const ssize_t n = ::sendmsg(socket_.native_handle(), &message, MSG_DONTWAIT | MSG_NOSIGNAL);
+  // Nothing written (the socket is full, or an error the write loop will meet and report)
+  // leaves it all to the write loop.
+  outbox_.consume(n > 0 ? static_cast<std::size_t>(n) : 0);
+  if (n > 0) {
+    madeProgress();
+    noteDrain();
+    if (closed_) {
+      return;
+    }
+  }
+  if (!outbox_.empty()) {
     writerIdle_ = false;
     writerWakeup_.cancel_one();
+  }
+}
+
+void WorkerConnection::noteDrain() {
+  if (drainWatched_ && outbox_.bytes() <= lowWater()) {
+    drainWatched_ = false;
+    sink_.onDrained(*this);
   }
 }
 
@@ -142,30 +209,47 @@ asio::awaitable<void> WorkerConnection::readLoop() {
     }
     reader_.commit(n);
     lastRead_ = std::chrono::steady_clock::now();
+    // What the read's frames queue for idle writers is written once they are relayed, or
+    // before this loop waits for a congested receiver.
     for (;;) {
-      const auto next = reader_.next();
-      if (next.result.status == wire::DecodeStatus::kIncomplete) {
-        break;
-      }
-      if (next.result.status != wire::DecodeStatus::kFrame) {
-        std::string reason = std::string(next.result.error);
-        if (next.result.status == wire::DecodeStatus::kOversize) {
-          reason += " (" + std::to_string(next.result.header.length) + " > " +
-                    std::to_string(reader_.maxFrameSize()) + " bytes)";
-        }
-        fail(reason, true);
+      batch_.begin();
+      const Relayed relayed = relayFrames();
+      batch_.end();
+      if (relayed == Relayed::kEnded || closed_) {
         co_return;
       }
-      sink_.onFrame(*this, next.result.header, next.frame);
+      if (relayed == Relayed::kAll) {
+        break;
+      }
+      co_await waitWhileHeldBack();
       if (closed_) {
         co_return;
       }
-      if (!heldBackBy_.empty()) {
-        co_await waitWhileHeldBack();
-        if (closed_) {
-          co_return;
-        }
+    }
+  }
+}
+
+WorkerConnection::Relayed WorkerConnection::relayFrames() {
+  for (;;) {
+    const auto next = reader_.next();
+    if (next.result.status == wire::DecodeStatus::kIncomplete) {
+      return Relayed::kAll;
+    }
+    if (next.result.status != wire::DecodeStatus::kFrame) {
+      std::string reason = std::string(next.result.error);
+      if (next.result.status == wire::DecodeStatus::kOversize) {
+        reason += " (" + std::to_string(next.result.header.length) + " > " +
+                  std::to_string(reader_.maxFrameSize()) + " bytes)";
       }
+      fail(reason, true);
+      return Relayed::kEnded;
+    }
+    sink_.onFrame(*this, next.result.header, next.frame);
+    if (closed_) {
+      return Relayed::kEnded;
+    }
+    if (!heldBackBy_.empty()) {
+      return Relayed::kHeldBack;
     }
   }
 }
@@ -231,12 +315,9 @@ asio::awaitable<void> WorkerConnection::writeLoop() {
     }
     outbox_.pop(count);
     madeProgress();
-    if (drainWatched_ && outbox_.bytes() <= lowWater()) {
-      drainWatched_ = false;
-      sink_.onDrained(*this);
-      if (closed_) {
-        co_return;
-      }
+    noteDrain();
+    if (closed_) {
+      co_return;
     }
   }
 }

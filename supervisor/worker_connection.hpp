@@ -57,12 +57,34 @@ class FrameSink {
   ~FrameSink() = default;
 };
 
+class WorkerConnection;
+
+// The writes one read makes due. While a read loop relays the frames of one read, a frame for a
+// connection whose write loop is idle does not wake that loop: the connection is noted, and when
+// the read's frames are relayed each noted connection writes what it has at once, with one
+// non-blocking gathered write; only what the socket does not take goes to its write loop. One
+// write per recipient per read, and none of the trips through the event loop that waking a
+// write loop costs (they are most of a relay hop's latency). One per supervisor (single thread).
+class WriteBatch {
+ public:
+  void begin() { open_ = true; }
+  void end();  // writes for every connection noted since begin()
+  // Notes `connection` for end(); false when no batch is open.
+  bool defer(std::shared_ptr<WorkerConnection> connection);
+
+ private:
+  bool open_ = false;
+  std::vector<std::shared_ptr<WorkerConnection>> due_;
+  std::vector<std::shared_ptr<WorkerConnection>> writing_;
+};
+
 class WorkerConnection : public std::enable_shared_from_this<WorkerConnection> {
  public:
   static constexpr std::chrono::milliseconds kRecheckInterval{100};
 
   WorkerConnection(boost::asio::local::stream_protocol::socket socket, std::uint32_t clusterId,
-                   std::size_t maxFrameSize, std::size_t outboxLimit, FrameSink& sink);
+                   std::size_t maxFrameSize, std::size_t outboxLimit, FrameSink& sink,
+                   WriteBatch& batch);
 
   void start();
   void close();  // idempotent; no callback afterwards
@@ -112,6 +134,10 @@ class WorkerConnection : public std::enable_shared_from_this<WorkerConnection> {
   boost::asio::awaitable<void> readLoop();
   boost::asio::awaitable<void> writeLoop();
   boost::asio::awaitable<void> waitWhileHeldBack();
+  // Relays the frames of the last read until they are all relayed, the connection ended, or a
+  // congested receiver holds this worker back (heldBackBy() is not empty).
+  enum class Relayed { kAll, kEnded, kHeldBack };
+  Relayed relayFrames();
   // async_write's completion condition: every partial write counts as progress.
   struct CountProgress {
     WorkerConnection* connection;
@@ -123,6 +149,10 @@ class WorkerConnection : public std::enable_shared_from_this<WorkerConnection> {
   void madeProgress();
   void fail(const std::string& reason, bool protocolError);
   void wakeWriter();
+  // WriteBatch::end(): one non-blocking write of what is queued; the write loop gets the rest.
+  friend class WriteBatch;
+  void writeNow();
+  void noteDrain();  // tells the sink once the outbox is down to its low-water mark
 
   boost::asio::local::stream_protocol::socket socket_;
   std::uint32_t clusterId_;
@@ -132,8 +162,10 @@ class WorkerConnection : public std::enable_shared_from_this<WorkerConnection> {
   boost::asio::steady_timer retireTimer_;
   boost::asio::steady_timer resumeTimer_;
   FrameSink& sink_;
+  WriteBatch& batch_;
   bool closed_ = false;
   bool writerIdle_ = false;  // the write loop waits on writerWakeup_
+  bool writeDue_ = false;    // noted in batch_, whose end() writes (the write loop stays idle)
   bool welcomed_ = false;
   bool retiring_ = false;
   bool paused_ = false;
@@ -141,6 +173,7 @@ class WorkerConnection : public std::enable_shared_from_this<WorkerConnection> {
   bool stallNoticed_ = false;
   bool endedMidFrame_ = false;
   std::vector<std::uint32_t> heldBackBy_;
+  std::vector<std::span<const std::byte>> directSegments_;  // writeNow()'s, kept for its capacity
   std::chrono::steady_clock::time_point lastRead_ = std::chrono::steady_clock::now();
   // When the worker last took bytes, or when bytes were queued for an idle writer.
   std::chrono::steady_clock::time_point lastProgress_ = std::chrono::steady_clock::now();
