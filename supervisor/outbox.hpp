@@ -10,8 +10,9 @@
 // broadcasts in few large writes. Either way a frame counts its full size against the limit. The
 // writer takes a batch of segments with gather(), writes them in one gathered write, then pop()s
 // them. Segments handed out by gather() are never modified until popped. A non-blocking write
-// that took only part of them consume()s what it wrote: the next gather() starts after it. The total is bounded: a
-// push that would exceed the limit is refused, and the caller counts and logs the drop.
+// that took only part of them consume()s what it wrote: the next gather() starts after it.
+// The total is bounded: a push that would exceed the limit is refused, and the caller counts
+// and logs the drop.
 #pragma once
 
 #include <cstddef>
@@ -62,7 +63,7 @@ class Outbox {
   };
   std::size_t limit_;
   std::size_t bytes_ = 0;
-  std::size_t inFlight_ = 0;     // front segments handed out by gather()
+  std::size_t inFlight_ = 0;      // front segments handed out by gather()
   std::size_t frontWritten_ = 0;  // bytes of the front segment already written
   std::deque<Segment> segments_;
 };
