@@ -23,6 +23,10 @@ constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t kMaxSegmentsPerWrite = 256;
 // Bytes per gathered write: a bounded batch keeps each write's latency low.
 constexpr std::size_t kMaxBytesPerWrite = 256 * 1024;
+// A read up to this size relays its frames through a WriteBatch. A larger one is part of a
+// stream: the write loops, which wake a turn of the event loop later, gather more of it per
+// write, and fewer, larger writes wake the receivers less often.
+constexpr std::size_t kSmallRead = 4096;
 }  // namespace
 
 void WriteBatch::end() {
@@ -125,10 +129,11 @@ void WorkerConnection::resumeReading() {
 
 void WorkerConnection::wakeWriter() {
   // Only a waiting writer needs the (not free) timer cancellation; a busy one finds the new
-  // bytes when its write completes. Within a read, the read's end writes instead.
+  // bytes when its write completes.
   if (!writerIdle_ || writeDue_) {
     return;
   }
+  // Within a small read, the read's end writes instead.
   if (batch_.defer(shared_from_this())) {
     writeDue_ = true;
     return;
@@ -209,12 +214,17 @@ asio::awaitable<void> WorkerConnection::readLoop() {
     }
     reader_.commit(n);
     lastRead_ = std::chrono::steady_clock::now();
-    // What the read's frames queue for idle writers is written once they are relayed, or
+    // What a small read's frames queue for idle writers is written once they are relayed, or
     // before this loop waits for a congested receiver.
+    const bool direct = n <= kSmallRead;
     for (;;) {
-      batch_.begin();
+      if (direct) {
+        batch_.begin();
+      }
       const Relayed relayed = relayFrames();
-      batch_.end();
+      if (direct) {
+        batch_.end();
+      }
       if (relayed == Relayed::kEnded || closed_) {
         co_return;
       }
