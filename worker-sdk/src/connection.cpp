@@ -496,6 +496,12 @@ void Connection::handleFrames() {
     }
   }
   handOn();
+  for (const auto id : countedOut_) {
+    if (connected()) {
+      (void)enqueueFrame(wire::encodeWaitDone(id), true);
+    }
+  }
+  countedOut_.clear();
 }
 
 void Connection::startListening() {
@@ -818,7 +824,9 @@ void Connection::onAck(std::uint32_t source, std::uint64_t correlation) {
     wait->acked.insert(pos, cluster);
   }
   if (static_cast<int>(wait->acked.size()) >= wait->expected) {
-    finishWait(correlation, false);
+    // The supervisor is told at the end of this read, unless the read also closes the wait: the
+    // ack that completes a wait over every recipient comes with the supervisor's WAIT_CLOSED.
+    finishWait(correlation, false, &countedOut_);
   }
 }
 
@@ -827,6 +835,8 @@ void Connection::onWaitClosed(std::uint64_t correlation, const wire::WaitClosedB
     std::lock_guard lock(waitsMutex_);
     auto it = waits_.find(correlation);
     if (it == waits_.end()) {
+      // Ended by its count earlier in this read: the supervisor has forgotten it already.
+      std::erase(countedOut_, correlation);
       return;
     }
     it->second->recipients = static_cast<int>(body.recipients);
@@ -834,7 +844,8 @@ void Connection::onWaitClosed(std::uint64_t correlation, const wire::WaitClosedB
   finishWait(correlation, false);
 }
 
-void Connection::finishWait(std::uint64_t id, bool timedOut) {
+void Connection::finishWait(std::uint64_t id, bool timedOut,
+                            std::vector<std::uint64_t>* tellLater) {
   std::shared_ptr<Wait> wait;
   {
     std::lock_guard lock(waitsMutex_);
@@ -849,7 +860,11 @@ void Connection::finishWait(std::uint64_t id, bool timedOut) {
   if (wait->recipients < 0 && connected()) {
     // Ended by the count or the timeout, not by the supervisor: let it forget the wait now
     // rather than track acknowledgements nobody will count.
-    (void)enqueueFrame(wire::encodeWaitDone(id), true);
+    if (tellLater != nullptr) {
+      tellLater->push_back(id);
+    } else {
+      (void)enqueueFrame(wire::encodeWaitDone(id), true);
+    }
   }
   AckReport report;
   report.acked = static_cast<int>(wait->acked.size());

@@ -163,7 +163,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void publishListeners(ListenerMap map);  // listenersMutex_ held
   void onAck(std::uint32_t source, std::uint64_t correlation);
   void onWaitClosed(std::uint64_t correlation, const wire::WaitClosedBody& body);
-  void finishWait(std::uint64_t id, bool timedOut);
+  // `tellLater`: the WAIT_DONE for the supervisor goes there instead of out at once.
+  void finishWait(std::uint64_t id, bool timedOut, std::vector<std::uint64_t>* tellLater = nullptr);
   void armWaitTimer();
   void onWaitTimer();
   void completeHandler(WaitHandler handler, boost::system::error_code ec, AckReport report);
@@ -249,6 +250,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::chrono::steady_clock::time_point armedDeadline_ =
       std::chrono::steady_clock::time_point::max();
   boost::asio::steady_timer waitTimer_;
+  // Waits ended by their count during the read being handled, whose WAIT_DONE is sent at its
+  // end unless a WAIT_CLOSED in the same read shows the supervisor closed them (I/O thread).
+  std::vector<std::uint64_t> countedOut_;
   // Starts at a random value: a restarted worker must not reuse the wait ids of its previous
   // life, or a late ack meant for the old process could be counted for a new wait.
   std::atomic<std::uint64_t> nextWaitId_;
