@@ -29,22 +29,24 @@ constexpr std::size_t kMaxBytesPerWrite = 256 * 1024;
 constexpr std::size_t kSmallRead = 4096;
 }  // namespace
 
-void WriteBatch::end() {
-  open_ = false;
-  // A write may end in a callback that relays nothing, but keep the list stable regardless.
+bool WriteBatch::defer(std::shared_ptr<WorkerConnection> connection) {
+  if (!open_) {
+    return false;
+  }
+  if (due_.empty()) {
+    // After the handlers already queued: the other reads that came in with this one.
+    asio::post(connection->socket_.get_executor(), [this] { write(); });
+  }
+  due_.push_back(std::move(connection));
+  return true;
+}
+
+void WriteBatch::write() {
   std::swap(due_, writing_);
   for (const auto& connection : writing_) {
     connection->writeNow();
   }
   writing_.clear();
-}
-
-bool WriteBatch::defer(std::shared_ptr<WorkerConnection> connection) {
-  if (!open_) {
-    return false;
-  }
-  due_.push_back(std::move(connection));
-  return true;
 }
 
 WorkerConnection::WorkerConnection(asio::local::stream_protocol::socket socket,
@@ -133,7 +135,7 @@ void WorkerConnection::wakeWriter() {
   if (!writerIdle_ || writeDue_) {
     return;
   }
-  // Within a small read, the read's end writes instead.
+  // Within a small read, the WriteBatch writes instead.
   if (batch_.defer(shared_from_this())) {
     writeDue_ = true;
     return;
@@ -214,8 +216,7 @@ asio::awaitable<void> WorkerConnection::readLoop() {
     }
     reader_.commit(n);
     lastRead_ = std::chrono::steady_clock::now();
-    // What a small read's frames queue for idle writers is written once they are relayed, or
-    // before this loop waits for a congested receiver.
+    // What a small read's frames queue for idle writers is written by the WriteBatch.
     const bool direct = n <= kSmallRead;
     for (;;) {
       if (direct) {

@@ -59,20 +59,22 @@ class FrameSink {
 
 class WorkerConnection;
 
-// The writes one read makes due. While a read loop relays the frames of one read, a frame for a
-// connection whose write loop is idle does not wake that loop: the connection is noted, and when
-// the read's frames are relayed each noted connection writes what it has at once, with one
-// non-blocking gathered write; only what the socket does not take goes to its write loop. One
-// write per recipient per read, and none of the trips through the event loop that waking a
-// write loop costs (they are most of a relay hop's latency). One per supervisor (single thread).
+// The writes that small reads make due. While a read loop relays the frames of a small read
+// (a few events, a reply, acknowledgements: the latency-bound traffic), a frame for a connection
+// whose write loop is idle does not wake that loop: the connection is noted, and once the
+// handlers already queued have run (the other reads that arrived with this one), each noted
+// connection writes what it has with one non-blocking gathered write; only what the socket does
+// not take goes to its write loop. One write per recipient per turn of the event loop, and none
+// of the trips through it that waking a write loop costs. One per supervisor (single thread).
 class WriteBatch {
  public:
-  void begin() { open_ = true; }
-  void end();  // writes for every connection noted since begin()
-  // Notes `connection` for end(); false when no batch is open.
+  void begin() { open_ = true; }  // a small read's frames are being relayed
+  void end() { open_ = false; }
+  // Notes `connection` for the write; false when outside begin()/end().
   bool defer(std::shared_ptr<WorkerConnection> connection);
 
  private:
+  void write();
   bool open_ = false;
   std::vector<std::shared_ptr<WorkerConnection>> due_;
   std::vector<std::shared_ptr<WorkerConnection>> writing_;
@@ -149,7 +151,7 @@ class WorkerConnection : public std::enable_shared_from_this<WorkerConnection> {
   void madeProgress();
   void fail(const std::string& reason, bool protocolError);
   void wakeWriter();
-  // WriteBatch::end(): one non-blocking write of what is queued; the write loop gets the rest.
+  // For WriteBatch: one non-blocking write of what is queued; the write loop gets the rest.
   friend class WriteBatch;
   void writeNow();
   void noteDrain();  // tells the sink once the outbox is down to its low-water mark
