@@ -9,6 +9,7 @@
 #include <cstring>
 #include <random>
 #include <stdexcept>
+#include <utility>
 
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/dispatch.hpp>
@@ -213,7 +214,9 @@ error_code Connection::enqueue(std::size_t frameSize, const Write& write, bool c
       helpCorkedWriter = true;
     }
   }
-  if (startWriting && onBus) {
+  if (startWriting && onBus && delivering_) {
+    flushAfterDelivery_ = true;  // deliver() writes once the batch's listeners have run
+  } else if (startWriting && onBus) {
     // After the current handler, on this thread: the sends of a whole batch of listeners go
     // out in one write, without waking the I/O thread.
     asio::post(bus_, [self = shared_from_this()] { self->flushFromBus(true); });
@@ -528,9 +531,12 @@ void Connection::startListening() {
 }
 
 void Connection::dispatch(Batch batch) {
-  std::lock_guard lock(parkedMutex_);
+  std::unique_lock lock(parkedMutex_);
   if (listening_) {
-    post(std::move(batch));
+    // Parked batches were queued on the bus strand before listening_ was set, so this one
+    // follows them even when it runs at once.
+    lock.unlock();
+    handOver(std::move(batch));
     return;
   }
   // Not listening yet: keep events, in order, until listeners are in place (bounded).
@@ -563,7 +569,25 @@ void Connection::post(Batch batch) {
   asio::post(bus_, [self = shared_from_this(), batch = std::move(batch)] { self->deliver(batch); });
 }
 
+void Connection::handOver(Batch batch) {
+  // With listeners on the I/O thread (the bus strand runs there), dispatch() runs them now,
+  // without a trip through the event loop; otherwise it queues them for the bus executor.
+  asio::dispatch(bus_,
+                 [self = shared_from_this(), batch = std::move(batch)] { self->deliver(batch); });
+}
+
 void Connection::deliver(const Batch& batch) {
+  // Sends made by the listeners (replies) and the acknowledgements go out in one write when the
+  // batch is done, without another trip through the bus executor.
+  delivering_ = true;
+  deliverEach(batch);
+  delivering_ = false;
+  if (std::exchange(flushAfterDelivery_, false)) {
+    flushFromBus(true);
+  }
+}
+
+void Connection::deliverEach(const Batch& batch) {
   for (const auto& event : batch.events) {
     if (shutdown_) {
       return;

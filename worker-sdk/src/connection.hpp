@@ -157,7 +157,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void handleFrames();
   void dispatch(Batch batch);
   void post(Batch batch);
+  void handOver(Batch batch);
   void deliver(const Batch& batch);
+  void deliverEach(const Batch& batch);
   void deliverOne(std::string_view name, std::string_view payload, std::uint32_t source,
                   const std::vector<ListenerEntry>& found);
   void publishListeners(ListenerMap map);  // listenersMutex_ held
@@ -239,7 +241,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // The bus strand's copy of listeners_, refreshed when listenersVersion_ moves.
   std::shared_ptr<const ListenerMap> snapshot_;
   std::uint64_t snapshotVersion_ = 0;
-  boost::json::parser parser_;  // bus strand only; keeps its memory from one event to the next
+  boost::json::parser parser_;       // bus strand only; keeps its memory from one event to the next
+  bool delivering_ = false;          // bus strand only: deliver() is running
+  bool flushAfterDelivery_ = false;  // bus strand only: a send during it started writing_
 
   std::mutex waitsMutex_;  // guards waits_, deadlines_, armedDeadline_
   std::unordered_map<std::uint64_t, std::shared_ptr<Wait>> waits_;
