@@ -91,8 +91,13 @@ struct WorkerSetup {
     // own error pipe would leak into the worker. Close those gaps here; the launcher's pipe (in
     // the whitelist) must stay open until exec.
     closeAllBut(launcher.fd_whitelist);
-    // Signals the supervisor ignores or blocks must not stay so in the worker.
-    ::signal(SIGPIPE, SIG_DFL);
+    // Signals the supervisor ignores, handles or blocks must not stay so in the worker. The
+    // supervisor's handlers (asio's) would write into the supervisor's own signal pipe until the
+    // exec: defaults first, then the mask (the parent blocked everything around the fork), so a
+    // signal that came meanwhile gets its default action.
+    for (const int signal : {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGCHLD}) {
+      ::signal(signal, SIG_DFL);
+    }
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -218,11 +223,19 @@ SpawnedWorker Spawner::spawn(const SpawnRequest& request, error_code& ec, std::s
 
   bp::posix::default_launcher launcher;
   launcher.env = envp.data();
+  // No signal handler of the supervisor runs in the child between fork and exec (see
+  // WorkerSetup); a signal for the supervisor meanwhile waits the few hundred microseconds.
+  sigset_t all;
+  sigset_t previous;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &previous);
   // Initializers run in this order in the child: WorkerSetup must come after process_stdio,
   // which needs its pipe descriptors until it has dup2'd them onto 1 and 2.
-  auto process = launcher(
-      executor_, ec, worker.program, args, bp::process_stdio{nullptr, worker.out, worker.err},
-      bp::process_start_dir(request.workingDirectory.string()), WorkerSetup{pair[1], ::getpid()});
+  auto process = launcher(launchContext_.get_executor(), ec, worker.program, args,
+                          bp::process_stdio{nullptr, worker.out, worker.err},
+                          bp::process_start_dir(request.workingDirectory.string()),
+                          WorkerSetup{pair[1], ::getpid()});
+  ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
   ::close(pair[1]);
   if (ec) {
     ::close(pair[0]);

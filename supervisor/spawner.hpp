@@ -18,6 +18,7 @@
 #include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/readable_pipe.hpp>
 #include <boost/system/error_code.hpp>
@@ -44,7 +45,8 @@ struct SpawnedWorker {
 
 class Spawner {
  public:
-  explicit Spawner(boost::asio::any_io_executor executor) : executor_(std::move(executor)) {}
+  explicit Spawner(boost::asio::any_io_executor executor)
+      : executor_(std::move(executor)), launchContext_(1) {}
 
   // On failure `ec` is set and `what` says what failed on which path, for the log.
   SpawnedWorker spawn(const SpawnRequest& request, boost::system::error_code& ec,
@@ -58,6 +60,12 @@ class Spawner {
 
  private:
   boost::asio::any_io_executor executor_;
+  // What the launcher is given instead of the supervisor's io_context: before exec, the child
+  // of a fork calls notify_fork(fork_child) on the launcher's context, which rebuilds that
+  // context's reactor and registers every descriptor it holds again (thousands of system calls
+  // with a thousand clusters, all while the supervisor waits for the exec). This context holds
+  // nothing and is never run.
+  boost::asio::io_context launchContext_;
 };
 
 }  // namespace clustervisor
