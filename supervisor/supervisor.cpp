@@ -576,24 +576,9 @@ void Supervisor::routeEvent(Slot& slot, WorkerConnection& from, const wire::Head
             wire::encodeWaitClosed(slot.id, header.correlation,
                                    {static_cast<std::uint32_t>(decision.recipients.size()), 0}));
       }
-      if (decision.recipients.size() == 1) {
-        const auto id = decision.recipients.front();
-        if (slots_[id]->connection->send(frame)) {
-          ++slots_[id]->eventsOut;
-          slots_[id]->bytesOut += frame.size();
-          noteCongestion(from, id);
-          if (wantsAcks) {
-            delivered.push_back(id);
-          }
-        } else {
-          reportOutboxFull(id);
-        }
-      } else if (!decision.recipients.empty()) {
-        // Encoded once; every recipient's outbox shares the same bytes.
-        const auto shared =
-            std::make_shared<const std::vector<std::byte>>(frame.begin(), frame.end());
+      const auto deliver = [&](const auto& bytes) {
         for (const auto id : decision.recipients) {
-          if (slots_[id]->connection->send(shared)) {
+          if (slots_[id]->connection->send(bytes)) {
             ++slots_[id]->eventsOut;
             slots_[id]->bytesOut += frame.size();
             noteCongestion(from, id);
@@ -604,6 +589,12 @@ void Supervisor::routeEvent(Slot& slot, WorkerConnection& from, const wire::Head
             reportOutboxFull(id);
           }
         }
+      };
+      if (decision.recipients.size() <= 1 || frame.size() < Outbox::kShareFrom) {
+        deliver(std::span<const std::byte>(frame));  // copied into each outbox (see Outbox)
+      } else {
+        // Encoded once; every recipient's outbox shares the same bytes.
+        deliver(std::make_shared<const std::vector<std::byte>>(frame.begin(), frame.end()));
       }
       if (wantsAcks) {
         const auto opened = waits_.open(slot.id, header.correlation, delivered, Clock::now());
