@@ -37,8 +37,11 @@ bool Outbox::push(std::span<const std::byte> frame) {
     owned.insert(owned.end(), frame.begin(), frame.end());
     return true;
   }
+  // A segment opened behind others is the next part of a stream: sized for a whole write, so it
+  // is not copied as it grows. A lone one starts small (an idle worker's outbox stays small).
   Segment segment;
-  segment.owned.reserve(std::max(frame.size(), std::min<std::size_t>(kCoalesceBytes, 4096)));
+  segment.owned.reserve(
+      std::max(frame.size(), segments_.empty() ? kFirstSegmentBytes : kCoalesceBytes));
   segment.owned.assign(frame.begin(), frame.end());
   segments_.push_back(std::move(segment));
   return true;

@@ -29,6 +29,7 @@ class Outbox {
   using Shared = std::shared_ptr<const std::vector<std::byte>>;
   static constexpr std::size_t kCoalesceBytes = 64 * 1024;
   static constexpr std::size_t kShareFrom = 1024;
+  static constexpr std::size_t kFirstSegmentBytes = 4096;
 
   explicit Outbox(std::size_t limitBytes) : limit_(limitBytes) {}
 
