@@ -26,7 +26,7 @@ std::unique_ptr<SupervisorRun> start(const TempDir& dir, int clusters, const std
 }
 }  // namespace
 
-BOOST_AUTO_TEST_CASE(workers_get_their_environment_and_only_fds_0_to_3) {
+BOOST_AUTO_TEST_CASE(workers_get_their_environment_only_fds_0_to_3_and_default_signals) {
   TempDir dir;
   auto run = start(dir, 3, "basic", "PROBE_EXTRA = \"from-config\"");
   for (int c = 0; c < 3; ++c) {
@@ -36,6 +36,7 @@ BOOST_AUTO_TEST_CASE(workers_get_their_environment_and_only_fds_0_to_3) {
     BOOST_TEST(line.find(" total=3 fd=3 protocol=2 fds=0,1,2,3 extra=from-config pgid-is-pid=1") !=
                    std::string::npos,
                line);
+    BOOST_TEST(line.find(" signals=default") != std::string::npos, line);
   }
 }
 

@@ -406,6 +406,27 @@ int chaosMain(Cluster& cluster) {
 
 }  // namespace
 
+// "default" when no signal is blocked and the signals the supervisor ignores or handles are at
+// their default action; otherwise what differs.
+std::string signalState() {
+  std::string odd;
+  sigset_t mask;
+  ::pthread_sigmask(SIG_SETMASK, nullptr, &mask);
+  for (int s = 1; s < NSIG; ++s) {
+    if (sigismember(&mask, s) == 1) {
+      odd += "blocked:" + std::to_string(s) + ",";
+    }
+  }
+  for (const int s : {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGCHLD}) {
+    struct sigaction action {};
+    ::sigaction(s, nullptr, &action);
+    if (action.sa_handler != SIG_DFL) {
+      odd += "not-default:" + std::to_string(s) + ",";
+    }
+  }
+  return odd.empty() ? "default" : odd;
+}
+
 int main() {
   const std::string mode = env("PROBE_MODE", "basic");
   const std::string rawMode = env("PROBE_RAW");  // "<cluster>:<mode>"
@@ -419,7 +440,7 @@ int main() {
       " protocol=", env("CLUSTERVISOR_PROTOCOL"), " fds=", openFds(),
       " extra=", env("PROBE_EXTRA", "-"), " pgid-is-pid=", ::getpgrp() == ::getpid() ? 1 : 0,
       " shards=", env("CLUSTERVISOR_SHARDS", "-"),
-      " totalShards=", env("CLUSTERVISOR_TOTAL_SHARDS", "-"));
+      " totalShards=", env("CLUSTERVISOR_TOTAL_SHARDS", "-"), " signals=", signalState());
   // A hung worker is sent SIGABRT; its core would only litter the test directory.
   const rlimit noCore{0, 0};
   ::setrlimit(RLIMIT_CORE, &noCore);
