@@ -650,6 +650,8 @@ int main(int argc, char** argv) {
        "6  slope " + std::to_string(mid) + "->" + big + " / 16->" + std::to_string(mid), "x"},
       {"json.unicast.events_per_s", "7  unicast A->B, json::value", "events/s",
        Goal::kAbsoluteAtLeast, 1e6},
+      {"json.unicast.io_events_per_s", "7  unicast, json::value, io-thread", "events/s",
+       Goal::kAbsoluteAtLeast, 1e6},
       {"json.broadcast16.events_per_s", "7  broadcast N=16, json::value", "events/s"},
       {"stall.idle_rss_kib", "8  RSS, 16 clusters before the flood", "KiB", Goal::kNone, 0, true},
       {"stall.peak_rss_kib", "8  peak RSS, 1 of 16 stalled, 15 flood", "KiB", Goal::kNone, 0, true},
@@ -676,8 +678,9 @@ int main(int argc, char** argv) {
       if (!o.side.empty() && o.side != (side == Side::kBaseline ? "baseline" : "clustervisor")) {
         continue;
       }
-      // Cases 1-4 run twice on the clustervisor side: with the SDK's default threads, and with
-      // listeners on its I/O thread ("io_" figures). Both are compared with the same baseline.
+      // Cases 1-4 and the unicast of case 7 run twice on the clustervisor side: with the SDK's
+      // default threads, and with listeners on its I/O thread ("io_" figures). Both are
+      // compared with the same baseline.
       const auto both = [&](const std::string& prefix, const Scenario& s, auto measure) {
         const Figures figures = measure(s);
         record(prefix, side, figures);
@@ -731,7 +734,7 @@ int main(int argc, char** argv) {
       if (wanted("json")) {
         // The baseline has no JSON: its column repeats the plain relay for reference.
         const bool asJson = side == Side::kClustervisor;
-        record("json.unicast", side, bench.stream(side, {"unicast", 2, asJson, d}));
+        both("json.unicast", {"unicast", 2, asJson, d}, stream);
         record("json.broadcast16", side, bench.stream(side, {"broadcast", 16, asJson, d}));
       }
       if (wanted("stall") && side == Side::kClustervisor) {
