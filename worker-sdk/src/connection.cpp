@@ -628,6 +628,17 @@ void Connection::deliverOne(std::string_view name, std::string_view payload, std
     wantsJson = wantsJson || entry.listener != nullptr;
     hasOnce = hasOnce || entry.once;
   }
+  if (!wantsJson) {
+    // Only raw listeners (never once-listeners): the text as it came, nothing to parse.
+    for (const auto& entry : found) {
+      try {
+        (*entry.raw)(payload, static_cast<int>(source));
+      } catch (...) {
+        reportListenerError(name, std::current_exception());
+      }
+    }
+    return;
+  }
   boost::json::value data;
   bool parsed = !wantsJson || payload.empty();
   if (wantsJson && !payload.empty()) {

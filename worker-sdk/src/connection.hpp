@@ -222,8 +222,25 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool corked_ = false;         // the I/O thread holds a flush back (flushSoon)
   bool urgent_ = false;         // pending_ holds a send from the bus executor
   bool busHelping_ = false;     // a helper flushFromBus(false) is posted
-  std::vector<std::byte> pending_;
-  std::vector<std::byte> inflight_;  // I/O thread only
+  // Grown by the size of each frame and written over at once: no zero-filling first.
+  template <typename T>
+  struct UninitializedAllocator : std::allocator<T> {
+    template <typename U>
+    struct rebind {
+      using other = UninitializedAllocator<U>;
+    };
+    template <typename U>
+    void construct(U* p) noexcept {
+      ::new (static_cast<void*>(p)) U;
+    }
+    template <typename U, typename... Args>
+    void construct(U* p, Args&&... args) {
+      ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+    }
+  };
+  using Bytes = std::vector<std::byte, UninitializedAllocator<std::byte>>;
+  Bytes pending_;
+  Bytes inflight_;  // I/O thread only
   std::size_t queuedBytes_ = 0;
   bool writing_ = false;  // a flush is scheduled, held back or writing
 
