@@ -576,15 +576,30 @@ void Connection::handOver(Batch batch) {
                  [self = shared_from_this(), batch = std::move(batch)] { self->deliver(batch); });
 }
 
+template <typename F>
+void Connection::asBatch(F&& f) {
+  if (delivering_ || !bus_.running_in_this_thread()) {
+    f();
+    return;
+  }
+  // Restores the state and writes even when `f` throws (a completion handler may).
+  struct Batching {
+    Connection& c;
+    explicit Batching(Connection& connection) : c(connection) { c.delivering_ = true; }
+    ~Batching() {
+      c.delivering_ = false;
+      if (std::exchange(c.flushAfterDelivery_, false)) {
+        c.flushFromBus(true);
+      }
+    }
+  } batching(*this);
+  f();
+}
+
 void Connection::deliver(const Batch& batch) {
   // Sends made by the listeners (replies) and the acknowledgements go out in one write when the
   // batch is done, without another trip through the bus executor.
-  delivering_ = true;
-  deliverEach(batch);
-  delivering_ = false;
-  if (std::exchange(flushAfterDelivery_, false)) {
-    flushFromBus(true);
-  }
+  asBatch([&] { deliverEach(batch); });
 }
 
 void Connection::deliverEach(const Batch& batch) {
@@ -908,30 +923,37 @@ void Connection::finishWait(std::uint64_t id, bool timedOut,
   report.timedOut = timedOut;
   // A wait that was sent and then lost its connection still reports what it learned, as a
   // count, not an error: the error code is only for "nothing was sent".
-  completeHandler(std::move(wait->handler), {}, std::move(report));
+  completeHandler(std::move(wait->handler), {}, std::move(report), true);
 }
 
-void Connection::completeHandler(WaitHandler handler, error_code ec, AckReport report) {
-  // Always through a post, so a wait that completes at once never calls its handler inside the
-  // initiating function; the bound executor then runs it where the handler belongs (a
-  // coroutine's executor for use_awaitable, the bus executor for a plain callback).
+void Connection::completeHandler(WaitHandler handler, error_code ec, AckReport report,
+                                 bool outsideInitiation) {
+  // A wait that completes at once never calls its handler inside the initiating function: then
+  // always through a post. Otherwise dispatch, which runs it now when this thread runs its
+  // executor (listeners on the I/O thread) and posts it otherwise. The bound executor runs it
+  // where the handler belongs (a coroutine's executor for use_awaitable, the bus executor for a
+  // plain callback); on the bus strand, what it sends leaves in one write when it returns.
   std::visit(
       [&](auto& h) {
         if (!h) {
           return;
         }
         auto executor = asio::get_associated_executor(h, bus_);
-        using H = std::decay_t<decltype(h)>;
-        if constexpr (std::is_same_v<H, CountHandler>) {
-          asio::post(bus_, asio::bind_executor(executor,
-                                               [h = std::move(h), ec, n = report.acked]() mutable {
-                                                 std::move(h)(ec, n);
-                                               }));
+        auto complete = [self = shared_from_this(), h = std::move(h), ec,
+                         r = std::move(report)]() mutable {
+          self->asBatch([&] {
+            using H = std::decay_t<decltype(h)>;
+            if constexpr (std::is_same_v<H, CountHandler>) {
+              std::move(h)(ec, r.acked);
+            } else {
+              std::move(h)(ec, std::move(r));
+            }
+          });
+        };
+        if (outsideInitiation) {
+          asio::dispatch(bus_, asio::bind_executor(executor, std::move(complete)));
         } else {
-          asio::post(bus_, asio::bind_executor(
-                               executor, [h = std::move(h), ec, r = std::move(report)]() mutable {
-                                 std::move(h)(ec, std::move(r));
-                               }));
+          asio::post(bus_, asio::bind_executor(executor, std::move(complete)));
         }
       },
       handler);

@@ -169,7 +169,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void finishWait(std::uint64_t id, bool timedOut, std::vector<std::uint64_t>* tellLater = nullptr);
   void armWaitTimer();
   void onWaitTimer();
-  void completeHandler(WaitHandler handler, boost::system::error_code ec, AckReport report);
+  // `outsideInitiation`: not called from the function that started the wait, so the handler
+  // may run at once.
+  void completeHandler(WaitHandler handler, boost::system::error_code ec, AckReport report,
+                       bool outsideInitiation = false);
+  // Runs `f`; on the bus strand, sends made meanwhile are written in one write when it returns
+  // (see flushAfterDelivery_).
+  template <typename F>
+  void asBatch(F&& f);
   void lost(std::string_view why);
   void heartbeat();
   void sendHeartbeat();
@@ -259,7 +266,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::shared_ptr<const ListenerMap> snapshot_;
   std::uint64_t snapshotVersion_ = 0;
   boost::json::parser parser_;       // bus strand only; keeps its memory from one event to the next
-  bool delivering_ = false;          // bus strand only: deliver() is running
+  bool delivering_ = false;          // bus strand only: inside asBatch()
   bool flushAfterDelivery_ = false;  // bus strand only: a send during it started writing_
 
   std::mutex waitsMutex_;  // guards waits_, deadlines_, armedDeadline_
