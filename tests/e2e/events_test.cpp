@@ -27,24 +27,14 @@ std::string field(const std::string& line, const std::string& key) {
   const auto begin = at + key.size() + 2;
   return line.substr(begin, line.find(' ', begin) - begin);
 }
-}  // namespace
 
-BOOST_AUTO_TEST_CASE(broadcast_reaches_every_other_cluster_and_skips_the_sender) {
-  TempDir dir;
-  auto run = start(dir, 4, "broadcast");
-  for (int c = 1; c < 4; ++c) {
-    run->waitForLine("[cluster " + std::to_string(c) + "] RECV b from=0 data={\"n\":1}");
-  }
-  // The sender's emitTo to itself was sent after the broadcast on the same connection, so had
-  // the broadcast come back to the sender it would be here before this line.
-  run->waitForLine("[cluster 0] RECV marker from=0 data={\"self\":true}");
-  BOOST_TEST(run->linesContaining("[cluster 0] RECV b ").empty(), run->transcript());
-  BOOST_TEST(run->linesContaining("RECV b ").size() == 3u);
-}
+// The checks below run with the SDK's default threads and with listeners on its I/O thread
+// (ClusterOptions::listenersOnIoThread, PROBE_THREADS = "io"): the same contract either way.
+const std::string kIoThread = "PROBE_THREADS = \"io\"";
 
-BOOST_AUTO_TEST_CASE(raw_listeners_get_the_text_as_sent_in_order_with_parsed_ones) {
+void expectRawAndParsedListenersInOrder(const std::string& environment) {
   TempDir dir;
-  auto run = start(dir, 2, "raw-listeners");
+  auto run = start(dir, 2, "raw-listeners", environment);
   // The last of the three events: an empty payload, null for parsed listeners.
   run->waitForLine("[cluster 1] PARSED2 null");
   std::vector<std::string> seen;
@@ -63,6 +53,51 @@ BOOST_AUTO_TEST_CASE(raw_listeners_get_the_text_as_sent_in_order_with_parsed_one
   BOOST_TEST(run->linesContaining("LISTENER_ERROR").empty(), run->transcript());
 }
 
+void expectEventsInOrder(const std::string& environment) {
+  TempDir dir;
+  auto run = start(dir, 2, "order", environment);
+  run->waitForLine("[cluster 1] ORDER sent 5000", 60s);
+  run->waitForLine("[cluster 0] ORDER done 5000", 60s);
+  BOOST_TEST(run->linesContaining("ORDER broken").empty(), run->transcript());
+}
+
+void expectAcksAfterListenersEvenWhenOneThrows(const std::string& environment) {
+  TempDir dir;
+  auto run = start(dir, 4, "acks", environment);
+  const auto line = run->waitForLine("[cluster 0] ACKS acked=");
+  BOOST_TEST(field(line, "acked") == "3");
+  BOOST_TEST(field(line, "clusters") == "[1,2,3]");
+  BOOST_TEST(field(line, "timedOut") == "0");
+  BOOST_TEST(field(run->waitForLine("[cluster 0] ACKS listenersDoneBeforeReturn="),
+                   "listenersDoneBeforeReturn") == "3");
+  run->waitForLine("[cluster 2] LISTENER_ERROR work listener failed on purpose");
+  // The worker whose listener threw kept running and acknowledging.
+  BOOST_TEST(field(run->waitForLine("[cluster 0] ACKS again="), "again") == "3");
+  BOOST_TEST(run->linesContaining("exited").empty(), run->transcript());
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(broadcast_reaches_every_other_cluster_and_skips_the_sender) {
+  TempDir dir;
+  auto run = start(dir, 4, "broadcast");
+  for (int c = 1; c < 4; ++c) {
+    run->waitForLine("[cluster " + std::to_string(c) + "] RECV b from=0 data={\"n\":1}");
+  }
+  // The sender's emitTo to itself was sent after the broadcast on the same connection, so had
+  // the broadcast come back to the sender it would be here before this line.
+  run->waitForLine("[cluster 0] RECV marker from=0 data={\"self\":true}");
+  BOOST_TEST(run->linesContaining("[cluster 0] RECV b ").empty(), run->transcript());
+  BOOST_TEST(run->linesContaining("RECV b ").size() == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(raw_listeners_get_the_text_as_sent_in_order_with_parsed_ones) {
+  expectRawAndParsedListenersInOrder("");
+}
+
+BOOST_AUTO_TEST_CASE(listeners_on_the_io_thread_get_raw_and_parsed_events_in_order) {
+  expectRawAndParsedListenersInOrder(kIoThread);
+}
+
 BOOST_AUTO_TEST_CASE(emit_to_outside_the_cluster_range_is_an_error_the_caller_sees) {
   TempDir dir;
   auto run = start(dir, 2, "broadcast");
@@ -78,11 +113,11 @@ BOOST_AUTO_TEST_CASE(supervisor_stamps_the_real_source_over_a_forged_one) {
 }
 
 BOOST_AUTO_TEST_CASE(events_from_one_sender_arrive_in_order) {
-  TempDir dir;
-  auto run = start(dir, 2, "order");
-  run->waitForLine("[cluster 1] ORDER sent 5000", 60s);
-  run->waitForLine("[cluster 0] ORDER done 5000", 60s);
-  BOOST_TEST(run->linesContaining("ORDER broken").empty(), run->transcript());
+  expectEventsInOrder("");
+}
+
+BOOST_AUTO_TEST_CASE(listeners_on_the_io_thread_get_events_in_order) {
+  expectEventsInOrder(kIoThread);
 }
 
 BOOST_AUTO_TEST_CASE(events_sent_just_before_a_worker_exits_are_still_delivered_in_order) {
@@ -104,58 +139,11 @@ BOOST_AUTO_TEST_CASE(events_sent_just_before_a_worker_exits_are_still_delivered_
 }
 
 BOOST_AUTO_TEST_CASE(acks_come_after_listeners_ran_and_a_throwing_listener_still_acks) {
-  TempDir dir;
-  auto run = start(dir, 4, "acks");
-  const auto line = run->waitForLine("[cluster 0] ACKS acked=");
-  BOOST_TEST(field(line, "acked") == "3");
-  BOOST_TEST(field(line, "clusters") == "[1,2,3]");
-  BOOST_TEST(field(line, "timedOut") == "0");
-  BOOST_TEST(field(run->waitForLine("[cluster 0] ACKS listenersDoneBeforeReturn="),
-                   "listenersDoneBeforeReturn") == "3");
-  run->waitForLine("[cluster 2] LISTENER_ERROR work listener failed on purpose");
-  // The worker whose listener threw kept running and acknowledging.
-  BOOST_TEST(field(run->waitForLine("[cluster 0] ACKS again="), "again") == "3");
-  BOOST_TEST(run->linesContaining("exited").empty(), run->transcript());
-}
-
-// ClusterOptions::listenersOnIoThread: the same contract with one SDK thread.
-BOOST_AUTO_TEST_CASE(listeners_on_the_io_thread_get_events_in_order) {
-  TempDir dir;
-  auto run = start(dir, 2, "order", "PROBE_THREADS = \"io\"");
-  run->waitForLine("[cluster 1] ORDER sent 5000", 60s);
-  run->waitForLine("[cluster 0] ORDER done 5000", 60s);
-  BOOST_TEST(run->linesContaining("ORDER broken").empty(), run->transcript());
+  expectAcksAfterListenersEvenWhenOneThrows("");
 }
 
 BOOST_AUTO_TEST_CASE(listeners_on_the_io_thread_ack_after_they_ran_and_when_they_throw) {
-  TempDir dir;
-  auto run = start(dir, 4, "acks", "PROBE_THREADS = \"io\"");
-  const auto line = run->waitForLine("[cluster 0] ACKS acked=");
-  BOOST_TEST(field(line, "acked") == "3");
-  BOOST_TEST(field(line, "clusters") == "[1,2,3]");
-  BOOST_TEST(field(line, "timedOut") == "0");
-  BOOST_TEST(field(run->waitForLine("[cluster 0] ACKS listenersDoneBeforeReturn="),
-                   "listenersDoneBeforeReturn") == "3");
-  run->waitForLine("[cluster 2] LISTENER_ERROR work listener failed on purpose");
-  BOOST_TEST(field(run->waitForLine("[cluster 0] ACKS again="), "again") == "3");
-  BOOST_TEST(run->linesContaining("exited").empty(), run->transcript());
-}
-
-BOOST_AUTO_TEST_CASE(listeners_on_the_io_thread_get_raw_and_parsed_events_in_order) {
-  TempDir dir;
-  auto run = start(dir, 2, "raw-listeners", "PROBE_THREADS = \"io\"");
-  run->waitForLine("[cluster 1] PARSED2 null");
-  std::vector<std::string> seen;
-  for (const auto& line : run->linesContaining("[cluster 1] ")) {
-    if (line.find("] PARSED") != std::string::npos || line.find("] RAW") != std::string::npos) {
-      seen.push_back(line.substr(line.find("] ") + 2));
-    }
-  }
-  const std::vector<std::string> expected = {"PARSED1 {\"n\":1}", "RAW r from=0 text={\"n\": 1}",
-                                             "PARSED2 {\"n\":1}", "RAW bad text=not json",
-                                             "PARSED1 null",      "RAW r from=0 text=",
-                                             "PARSED2 null"};
-  BOOST_TEST(seen == expected, run->transcript());
+  expectAcksAfterListenersEvenWhenOneThrows(kIoThread);
 }
 
 BOOST_AUTO_TEST_CASE(broadcast_and_wait_with_zero_expected_returns_zero_at_once) {

@@ -43,6 +43,22 @@ long forkedAtMs(pid_t pid) {
   return std::atol(field.c_str()) * 1000 / ::sysconf(_SC_CLK_TCK);
 }
 
+// The probe's "hang" mode blocks the thread that sends its heartbeats once the test says so: its
+// own executor (heartbeatFromExecutor), or with PROBE_THREADS = "io" the SDK's only thread.
+void expectBlockedWorkerKilledAsHung(const std::string& environment) {
+  TempDir dir;
+  auto run = SupervisorRun::run(
+      dir.write("bot.toml", probeConfig(dir, 1, "hang", environment,
+                                        "[heartbeat]\ninterval = \"100ms\"\ntimeout = \"1s\"\n")));
+  const pid_t hung = startedPid(*run, 0);
+  run->waitForLine("[cluster 0] HANG running");
+  dir.write("hang", "now\n");
+  run->waitForLine("[cluster 0] HANG blocked");
+  const auto exit = run->waitForLine("cluster 0 (pid " + std::to_string(hung) + ") was killed");
+  BOOST_TEST(exit.find("was killed by SIGABRT after ") != std::string::npos, exit);
+  BOOST_TEST(exit.find(", stopped as hung; restarting in ") != std::string::npos, exit);
+  run->waitForLine("[cluster 0] HANG recovered");
+}
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(
@@ -148,33 +164,11 @@ BOOST_AUTO_TEST_CASE(a_frozen_worker_misses_its_heartbeats_and_is_killed_and_res
 }
 
 BOOST_AUTO_TEST_CASE(a_worker_whose_executor_blocks_is_hung_when_it_heartbeats_from_the_executor) {
-  TempDir dir;
-  auto run = SupervisorRun::run(dir.write(
-      "bot.toml",
-      probeConfig(dir, 1, "hang", "", "[heartbeat]\ninterval = \"100ms\"\ntimeout = \"1s\"\n")));
-  const pid_t hung = startedPid(*run, 0);
-  run->waitForLine("[cluster 0] HANG running");
-  dir.write("hang", "now\n");
-  run->waitForLine("[cluster 0] HANG blocked");
-  const auto exit = run->waitForLine("cluster 0 (pid " + std::to_string(hung) + ") was killed");
-  BOOST_TEST(exit.find("was killed by SIGABRT after ") != std::string::npos, exit);
-  BOOST_TEST(exit.find(", stopped as hung; restarting in ") != std::string::npos, exit);
-  run->waitForLine("[cluster 0] HANG recovered");
+  expectBlockedWorkerKilledAsHung("");
 }
 
 BOOST_AUTO_TEST_CASE(a_listener_that_blocks_the_io_thread_stops_the_heartbeats_and_is_hung) {
-  TempDir dir;
-  auto run = SupervisorRun::run(
-      dir.write("bot.toml", probeConfig(dir, 1, "hang", "PROBE_THREADS = \"io\"",
-                                        "[heartbeat]\ninterval = \"100ms\"\ntimeout = \"1s\"\n")));
-  const pid_t hung = startedPid(*run, 0);
-  run->waitForLine("[cluster 0] HANG running");
-  dir.write("hang", "now\n");
-  run->waitForLine("[cluster 0] HANG blocked");
-  const auto exit = run->waitForLine("cluster 0 (pid " + std::to_string(hung) + ") was killed");
-  BOOST_TEST(exit.find("was killed by SIGABRT after ") != std::string::npos, exit);
-  BOOST_TEST(exit.find(", stopped as hung; restarting in ") != std::string::npos, exit);
-  run->waitForLine("[cluster 0] HANG recovered");
+  expectBlockedWorkerKilledAsHung("PROBE_THREADS = \"io\"");
 }
 
 BOOST_AUTO_TEST_CASE(stopping_while_clusters_wait_in_the_spawn_queue_starts_none_of_them) {
