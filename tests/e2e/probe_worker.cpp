@@ -781,6 +781,21 @@ int main() {
         std::chrono::milliseconds(planFor(env("PROBE_READY_MS", "0"), id + 1)));
   }
 
+  if (mode == "send-then-block") {
+    // A listener that sends, then blocks for PROBE_BLOCK_MS: the SDK's own thread must still
+    // get the heartbeats out meanwhile.
+    events.on("block", [&events, id](const json::value&, int) {
+      events.emitTo(id, "marker", {{"sentBy", "listener"}});
+      say("BLOCKING");
+      std::this_thread::sleep_for(
+          std::chrono::milliseconds(std::atoi(env("PROBE_BLOCK_MS", "3000").c_str())));
+      say("UNBLOCKED");
+    });
+    cluster.ready();
+    waitForFile("block");
+    events.emitTo(id, "block", nullptr);
+    sleepForever();
+  }
   if (mode == "hang" && onIoThread) {
     // The listener runs on the SDK's only thread: while it blocks, so do the heartbeats.
     events.on("block", [](const json::value&, int) {

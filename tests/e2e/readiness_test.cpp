@@ -171,6 +171,23 @@ BOOST_AUTO_TEST_CASE(a_listener_that_blocks_the_io_thread_stops_the_heartbeats_a
   expectBlockedWorkerKilledAsHung("PROBE_THREADS = \"io\"");
 }
 
+BOOST_AUTO_TEST_CASE(a_listener_that_sends_then_blocks_keeps_the_heartbeats_going) {
+  TempDir dir;
+  // The listener blocks three times heartbeat.timeout, right after a send of its own.
+  auto run = SupervisorRun::run(
+      dir.write("bot.toml", probeConfig(dir, 1, "send-then-block", "PROBE_BLOCK_MS = \"3000\"",
+                                        "[heartbeat]\ninterval = \"100ms\"\ntimeout = \"1s\"\n")));
+  const pid_t worker = startedPid(*run, 0);
+  run->waitForLine("cluster 0 (pid " + std::to_string(worker) + ") is ready");
+  dir.write("block", "now\n");
+  run->waitForLine("[cluster 0] BLOCKING");
+  run->waitForLine("[cluster 0] UNBLOCKED");
+  // What it sent before blocking arrived once it returned.
+  run->waitForLine("[cluster 0] RECV marker from=0 data={\"sentBy\":\"listener\"}");
+  BOOST_TEST(run->linesContaining("was killed").empty(), run->transcript());
+  BOOST_TEST(run->linesContaining("hung").empty(), run->transcript());
+}
+
 BOOST_AUTO_TEST_CASE(stopping_while_clusters_wait_in_the_spawn_queue_starts_none_of_them) {
   TempDir dir;
   auto run = SupervisorRun::run(

@@ -43,6 +43,7 @@ Connection::Connection(Settings settings)
       heartbeatTimer_(settings.ioExecutor),
       heartbeatInterval_(settings.heartbeatInterval),
       heartbeatFromBus_(settings.heartbeatFromBus),
+      busOnIoThread_(settings.busOnIoThread),
       reader_(std::move(settings.reader)),
       fd_(settings.fd),
       waitTimer_(settings.ioExecutor) {
@@ -192,6 +193,7 @@ error_code Connection::enqueue(std::size_t frameSize, const Write& write, bool c
   const bool onBus = bus_.running_in_this_thread();
   bool startWriting = false;
   bool helpCorkedWriter = false;
+  bool helpBusWriter = false;
   {
     std::lock_guard lock(sendMutex_);
     if (!connected()) {
@@ -207,11 +209,17 @@ error_code Connection::enqueue(std::size_t frameSize, const Write& write, bool c
     urgent_ = urgent_ || onBus;
     if (!writing_) {
       writing_ = true;
+      busOwnsWrite_ = onBus;
       startWriting = true;
     } else if (onBus && corked_ && !writeInFlight_ && !busHelping_) {
       // The I/O thread holds back a burst; a reply should not wait for it.
       busHelping_ = true;
       helpCorkedWriter = true;
+    } else if (!onBus && busOwnsWrite_ && !ioHelping_) {
+      // The bus executor writes when its handler returns, which may be long (a listener that
+      // blocks after a send): a heartbeat must not wait for it.
+      ioHelping_ = true;
+      helpBusWriter = true;
     }
   }
   if (startWriting && onBus && delivering_) {
@@ -224,6 +232,8 @@ error_code Connection::enqueue(std::size_t frameSize, const Write& write, bool c
     asio::post(io_, [self = shared_from_this()] { self->flushSoon(); });
   } else if (helpCorkedWriter) {
     asio::post(bus_, [self = shared_from_this()] { self->flushFromBus(false); });
+  } else if (helpBusWriter) {
+    asio::post(io_, [self = shared_from_this()] { self->flushForBus(); });
   }
   return {};
 }
@@ -362,14 +372,7 @@ void Connection::flush() {
                     });
 }
 
-void Connection::flushFromBus(bool owner) {
-  std::unique_lock lock(sendMutex_);
-  if (!owner) {
-    busHelping_ = false;
-    if (writeInFlight_) {
-      return;  // the I/O thread woke meanwhile and writes it all
-    }
-  }
+void Connection::sendPendingNow() {
   if (!pending_.empty() && socketOpen_) {
     // Non-blocking: what the socket does not take now goes to the I/O thread's write. An error
     // is left to that write as well, which reports it.
@@ -381,9 +384,29 @@ void Connection::flushFromBus(bool owner) {
     }
     urgent_ = !pending_.empty();
   }
+}
+
+void Connection::flushForBus() {
+  std::lock_guard lock(sendMutex_);
+  ioHelping_ = false;
+  if (busOwnsWrite_) {
+    sendPendingNow();  // the bus executor's flush still owns writing_ and ends it
+  }
+}
+
+void Connection::flushFromBus(bool owner) {
+  std::unique_lock lock(sendMutex_);
+  if (!owner) {
+    busHelping_ = false;
+    if (writeInFlight_) {
+      return;  // the I/O thread woke meanwhile and writes it all
+    }
+  }
+  sendPendingNow();
   if (!owner) {
     return;  // the I/O thread's held-back flush still owns writing_ and ends it
   }
+  busOwnsWrite_ = false;
   if (!pending_.empty() && socketOpen_) {
     lock.unlock();
     asio::post(io_, [self = shared_from_this()] { self->flush(); });
@@ -570,15 +593,19 @@ void Connection::post(Batch batch) {
 }
 
 void Connection::handOver(Batch batch) {
-  // With listeners on the I/O thread (the bus strand runs there), dispatch() runs them now,
-  // without a trip through the event loop; otherwise it queues them for the bus executor.
+  if (!busOnIoThread_) {
+    post(std::move(batch));
+    return;
+  }
+  // The bus strand runs on this thread: dispatch() runs the listeners now, without a trip
+  // through the event loop, unless the strand has work queued, which they then follow.
   asio::dispatch(bus_,
                  [self = shared_from_this(), batch = std::move(batch)] { self->deliver(batch); });
 }
 
 template <typename F>
 void Connection::asBatch(F&& f) {
-  if (delivering_ || !bus_.running_in_this_thread()) {
+  if (!bus_.running_in_this_thread() || delivering_) {
     f();
     return;
   }
@@ -655,8 +682,8 @@ void Connection::deliverOne(std::string_view name, std::string_view payload, std
     return;
   }
   boost::json::value data;
-  bool parsed = !wantsJson || payload.empty();
-  if (wantsJson && !payload.empty()) {
+  bool parsed = payload.empty();
+  if (!payload.empty()) {
     error_code ec;
     parser_.reset();
     parser_.write(payload.data(), payload.size(), ec);
@@ -929,10 +956,11 @@ void Connection::finishWait(std::uint64_t id, bool timedOut,
 void Connection::completeHandler(WaitHandler handler, error_code ec, AckReport report,
                                  bool outsideInitiation) {
   // A wait that completes at once never calls its handler inside the initiating function: then
-  // always through a post. Otherwise dispatch, which runs it now when this thread runs its
-  // executor (listeners on the I/O thread) and posts it otherwise. The bound executor runs it
-  // where the handler belongs (a coroutine's executor for use_awaitable, the bus executor for a
-  // plain callback); on the bus strand, what it sends leaves in one write when it returns.
+  // always through a post. Otherwise, with the bus strand on the I/O thread (this thread),
+  // dispatch, which runs it now unless the strand has work queued; a post elsewhere. The bound
+  // executor runs it where the handler belongs (a coroutine's executor for use_awaitable, the bus
+  // executor for a plain callback); on the bus strand, what it sends leaves in one write when it
+  // returns.
   std::visit(
       [&](auto& h) {
         if (!h) {
@@ -950,7 +978,7 @@ void Connection::completeHandler(WaitHandler handler, error_code ec, AckReport r
             }
           });
         };
-        if (outsideInitiation) {
+        if (outsideInitiation && busOnIoThread_) {
           asio::dispatch(bus_, asio::bind_executor(executor, std::move(complete)));
         } else {
           asio::post(bus_, asio::bind_executor(executor, std::move(complete)));

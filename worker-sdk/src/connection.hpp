@@ -61,6 +61,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::function<void()> onSupervisorLost;
     std::chrono::milliseconds heartbeatInterval{0};  // from the welcome; 0: no heartbeats
     bool heartbeatFromBus = false;                   // ClusterOptions::heartbeatFromExecutor
+    bool busOnIoThread = false;                      // ClusterOptions::listenersOnIoThread
     // The execution contexts behind the executors: a Connection kept alive by a handler queued
     // on a user's executor must not outlive the services its socket and strand belong to.
     std::vector<std::shared_ptr<void>> keepAlive;
@@ -151,6 +152,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // `owner`: scheduled by the enqueue that set writing_ (and so ends it); otherwise a helper that
   // writes what a held-back I/O-thread flush is waiting on.
   void flushFromBus(bool owner);
+  // I/O thread: writes what is queued while the bus executor owns writing_ (see ioHelping_).
+  void flushForBus();
+  void sendPendingNow();  // sendMutex_ held: a non-blocking send of what pending_ holds
   void closeWhenFlushed();
   void closeSocket();
   void readLoop();
@@ -206,6 +210,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   boost::asio::steady_timer heartbeatTimer_;
   const std::chrono::milliseconds heartbeatInterval_;
   const bool heartbeatFromBus_;
+  // The bus strand runs on the I/O thread: work handed to it from that thread may run at once.
+  const bool busOnIoThread_;
   // A heartbeat posted to the bus executor and not yet run: a blocked executor gets one, not a
   // pile of them.
   std::atomic<bool> heartbeatPending_{false};
@@ -229,9 +235,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool corked_ = false;         // the I/O thread holds a flush back (flushSoon)
   bool urgent_ = false;         // pending_ holds a send from the bus executor
   bool busHelping_ = false;     // a helper flushFromBus(false) is posted
+  bool busOwnsWrite_ = false;   // writing_ was set by a send on the bus executor
+  bool ioHelping_ = false;      // a helper flushForBus() is posted
   // Grown by the size of each frame and written over at once: no zero-filling first.
   template <typename T>
   struct UninitializedAllocator : std::allocator<T> {
+    UninitializedAllocator() = default;
+    template <typename U>
+    UninitializedAllocator(const UninitializedAllocator<U>&) noexcept {}  // NOLINT: a rebind
     template <typename U>
     struct rebind {
       using other = UninitializedAllocator<U>;

@@ -48,7 +48,8 @@ struct ClusterOptions {
   // Bytes the SDK may queue for the supervisor before sends fail with Errc::kQueueFull.
   std::size_t sendQueueLimit = 64 * 1024 * 1024;
   // Heartbeats (heartbeat.interval in bot.toml) are sent by the SDK's I/O thread, so they prove
-  // the process is alive and scheduled even while your code blocks. Set this to send them from
+  // the process is alive and scheduled even while your code blocks (your listeners too, unless
+  // they run on that thread: listenersOnIoThread). Set this to send them from
   // the bus executor instead: then a blocked executor (a listener that never returns, a
   // deadlock) stops the heartbeats, and the supervisor kills the worker as hung after
   // heartbeat.timeout.

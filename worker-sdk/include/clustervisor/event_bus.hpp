@@ -15,10 +15,11 @@
 //
 // Threads: broadcast, emitTo, broadcastAndWait, on and off may be called from any thread.
 // Listeners run one at a time, in arrival order, on the bus executor (Cluster chooses it: its own
-// dispatch thread, or the executor given in ClusterOptions), never on the SDK's I/O thread, so a
-// slow listener cannot stall the connection. Events from one sender reach listeners in the order
-// they were sent. After the listeners for an event returned, the SDK acknowledges it; a listener
-// that throws does not stop the acknowledgement (the error goes to the error handler).
+// dispatch thread, or the executor given in ClusterOptions), not on the SDK's I/O thread, so a
+// slow listener cannot stall the connection; unless ClusterOptions::listenersOnIoThread puts
+// them there, trading that isolation for latency. Events from one sender reach listeners in the
+// order they were sent. After the listeners for an event returned, the SDK acknowledges it; a
+// listener that throws does not stop the acknowledgement (the error goes to the error handler).
 //
 // Completion tokens follow Asio: a callback, asio::use_awaitable, asio::use_future (the default,
 // so `bus.broadcastAndWait(...).get()` works in a worker without an event loop), asio::deferred.
