@@ -37,11 +37,18 @@ bool Outbox::push(std::span<const std::byte> frame) {
     owned.insert(owned.end(), frame.begin(), frame.end());
     return true;
   }
-  // A segment opened behind others is the next part of a stream: sized for a whole write, so it
-  // is not copied as it grows. A lone one starts small (an idle worker's outbox stays small).
+  // Sized for what is likely to follow, never much more than is queued already (the limit
+  // counts bytes, not capacity): behind an owned segment (full, or being written), as large as
+  // that one, up to a whole write, so a stream's segments are not copied as they grow; behind a
+  // shared frame, this frame; a first segment, 4 KiB.
+  std::size_t size = kFirstSegmentBytes;
+  if (!segments_.empty()) {
+    const Segment& last = segments_.back();
+    size = last.shared ? frame.size()
+                       : std::clamp(last.owned.size(), kFirstSegmentBytes, kCoalesceBytes);
+  }
   Segment segment;
-  segment.owned.reserve(
-      std::max(frame.size(), segments_.empty() ? kFirstSegmentBytes : kCoalesceBytes));
+  segment.owned.reserve(std::max(frame.size(), size));
   segment.owned.assign(frame.begin(), frame.end());
   segments_.push_back(std::move(segment));
   return true;
@@ -71,6 +78,14 @@ void Outbox::pop(std::size_t segments) {
     segments_.pop_front();
   }
   inFlight_ = 0;
+}
+
+std::size_t Outbox::footprint() const {
+  std::size_t total = 0;
+  for (const auto& segment : segments_) {
+    total += segment.shared ? segment.shared->size() : segment.owned.capacity();
+  }
+  return total;
 }
 
 void Outbox::consume(std::size_t bytes) {

@@ -51,6 +51,8 @@ class Outbox {
   void consume(std::size_t bytes);
 
   bool empty() const { return segments_.empty(); }
+  // The memory the queued segments take (capacity, not bytes queued); O(segments).
+  std::size_t footprint() const;
   std::size_t bytes() const { return bytes_; }
   std::size_t limit() const { return limit_; }
 

@@ -156,4 +156,25 @@ BOOST_AUTO_TEST_CASE(a_partial_write_is_consumed_and_the_rest_comes_next_in_orde
   BOOST_TEST(box.bytes() == 0u);
 }
 
+BOOST_AUTO_TEST_CASE(memory_stays_near_the_bytes_queued_whatever_the_mix_of_frames) {
+  // A receiver that takes nothing while small frames alternate with shared ones: each small
+  // frame opens a segment of its own.
+  const std::size_t limit = 1 << 20;
+  Outbox mixed(limit);
+  const auto shared = std::make_shared<const std::vector<std::byte>>(bytes(Outbox::kShareFrom, 5));
+  while (mixed.push(shared) && mixed.push(std::span<const std::byte>(bytes(100, 6)))) {
+  }
+  BOOST_TEST(mixed.footprint() <= 2 * mixed.bytes() + Outbox::kFirstSegmentBytes);
+  // A stream whose writer is always busy: every gather() closes the segments it hands out.
+  Outbox stream(limit);
+  std::vector<std::span<const std::byte>> out;
+  for (int i = 0; stream.push(std::span<const std::byte>(bytes(128, 7))); ++i) {
+    if (i % 300 == 0) {
+      out.clear();
+      stream.gather(out, 1024);
+    }
+  }
+  BOOST_TEST(stream.footprint() <= 2 * stream.bytes() + Outbox::kCoalesceBytes);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
