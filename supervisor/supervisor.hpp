@@ -255,7 +255,9 @@ class Supervisor final : private FrameSink {
   boost::asio::io_context& io_;
   config::BotConfig config_;
   Spawner spawner_;
-  WriteBatch writeBatch_;  // shared by every connection; outlives them
+  // Shared by every connection. Its posted write captures it: the io_context (main.cpp) is
+  // destroyed after the supervisor, which drops that handler unrun.
+  WriteBatch writeBatch_;
   std::vector<std::unique_ptr<Slot>> slots_;
   SpawnQueue queue_;
   boost::asio::steady_timer queueTimer_;

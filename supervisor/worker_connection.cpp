@@ -135,6 +135,8 @@ void WorkerConnection::wakeWriter() {
   if (!writerIdle_ || writeDue_) {
     return;
   }
+  // The stall clock starts when there is something to take, not at the last write.
+  madeProgress();
   // Within a small read, the WriteBatch writes instead.
   if (batch_.defer(shared_from_this())) {
     writeDue_ = true;
@@ -149,7 +151,7 @@ void WorkerConnection::writeNow() {
   if (closed_ || retiring_ || !writerIdle_ || outbox_.empty()) {
     return;
   }
-  std::array<iovec, kMaxSegmentsPerWrite> iov{};
+  std::array<iovec, kMaxSegmentsPerWrite> iov;  // the first segments.size() are set below
   std::vector<std::span<const std::byte>>& segments = directSegments_;
   segments.clear();
   outbox_.gather(segments, kMaxSegmentsPerWrite, kMaxBytesPerWrite);
@@ -219,13 +221,10 @@ asio::awaitable<void> WorkerConnection::readLoop() {
     // What a small read's frames queue for idle writers is written by the WriteBatch.
     const bool direct = n <= kSmallRead;
     for (;;) {
-      if (direct) {
-        batch_.begin();
-      }
-      const Relayed relayed = relayFrames();
-      if (direct) {
-        batch_.end();
-      }
+      const Relayed relayed = [&] {
+        const WriteBatch::Scope scope(batch_, direct);
+        return relayFrames();
+      }();
       if (relayed == Relayed::kEnded || closed_) {
         co_return;
       }
@@ -301,9 +300,7 @@ asio::awaitable<void> WorkerConnection::writeLoop() {
       writerWakeup_.expires_at(asio::steady_timer::time_point::max());
       writerIdle_ = true;
       co_await writerWakeup_.async_wait(kAsTuple);
-      writerIdle_ = false;
-      // The stall clock starts when there is something to take, not at the last write.
-      madeProgress();
+      writerIdle_ = false;  // wakeWriter() started the stall clock
       continue;
     }
     segments.clear();

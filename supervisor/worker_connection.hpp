@@ -68,9 +68,18 @@ class WorkerConnection;
 // of the trips through it that waking a write loop costs. One per supervisor (single thread).
 class WriteBatch {
  public:
-  void begin() { open_ = true; }  // a small read's frames are being relayed
-  void end() { open_ = false; }
-  // Notes `connection` for the write; false when outside begin()/end().
+  // While one lives (with `open`), a small read's frames are being relayed.
+  class Scope {
+   public:
+    Scope(WriteBatch& batch, bool open) : batch_(batch) { batch_.open_ = open; }
+    ~Scope() { batch_.open_ = false; }
+    Scope(const Scope&) = delete;
+    Scope& operator=(const Scope&) = delete;
+
+   private:
+    WriteBatch& batch_;
+  };
+  // Notes `connection` for the write; false when no Scope is open.
   bool defer(std::shared_ptr<WorkerConnection> connection);
 
  private:
@@ -167,7 +176,7 @@ class WorkerConnection : public std::enable_shared_from_this<WorkerConnection> {
   WriteBatch& batch_;
   bool closed_ = false;
   bool writerIdle_ = false;  // the write loop waits on writerWakeup_
-  bool writeDue_ = false;    // noted in batch_, whose end() writes (the write loop stays idle)
+  bool writeDue_ = false;    // noted in batch_, which writes soon (the write loop stays idle)
   bool welcomed_ = false;
   bool retiring_ = false;
   bool paused_ = false;
