@@ -53,6 +53,24 @@ void closeAllBut(const std::vector<int>& keep) {
   }
 }
 
+// No signal handler of the supervisor may run in the child between fork and exec (see
+// WorkerSetup): every signal is blocked around the launch, and one for the supervisor meanwhile
+// waits the fraction of a millisecond.
+class SignalsBlocked {
+ public:
+  SignalsBlocked() {
+    sigset_t all;
+    sigfillset(&all);
+    ::pthread_sigmask(SIG_SETMASK, &all, &previous_);
+  }
+  ~SignalsBlocked() { ::pthread_sigmask(SIG_SETMASK, &previous_, nullptr); }
+  SignalsBlocked(const SignalsBlocked&) = delete;
+  SignalsBlocked& operator=(const SignalsBlocked&) = delete;
+
+ private:
+  sigset_t previous_;
+};
+
 // Puts the worker's end of the socketpair on fd 3 in the child. Boost 1.81's posix::bind_fd
 // falls off the end of a function returning error_code (a crash at -O2), hence this one.
 // Everything here runs between fork and exec: async-signal-safe calls only.
@@ -93,10 +111,12 @@ struct WorkerSetup {
     closeAllBut(launcher.fd_whitelist);
     // Signals the supervisor ignores, handles or blocks must not stay so in the worker. The
     // supervisor's handlers (asio's) would write into the supervisor's own signal pipe until the
-    // exec: defaults first, then the mask (the parent blocked everything around the fork), so a
-    // signal that came meanwhile gets its default action.
-    for (const int signal : {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGCHLD}) {
-      ::signal(signal, SIG_DFL);
+    // exec, so they go before the mask does (the parent blocked everything around the fork).
+    // Ignoring first discards what came meanwhile: a Ctrl-C at the terminal before setpgid()
+    // reached the supervisor too, which stops its workers in order.
+    for (const int number : {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGCHLD}) {
+      ::signal(number, SIG_IGN);
+      ::signal(number, SIG_DFL);
     }
     sigset_t none;
     sigemptyset(&none);
@@ -223,19 +243,15 @@ SpawnedWorker Spawner::spawn(const SpawnRequest& request, error_code& ec, std::s
 
   bp::posix::default_launcher launcher;
   launcher.env = envp.data();
-  // No signal handler of the supervisor runs in the child between fork and exec (see
-  // WorkerSetup); a signal for the supervisor meanwhile waits the few hundred microseconds.
-  sigset_t all;
-  sigset_t previous;
-  sigfillset(&all);
-  ::pthread_sigmask(SIG_SETMASK, &all, &previous);
   // Initializers run in this order in the child: WorkerSetup must come after process_stdio,
   // which needs its pipe descriptors until it has dup2'd them onto 1 and 2.
-  auto process = launcher(launchContext_.get_executor(), ec, worker.program, args,
-                          bp::process_stdio{nullptr, worker.out, worker.err},
-                          bp::process_start_dir(request.workingDirectory.string()),
-                          WorkerSetup{pair[1], ::getpid()});
-  ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+  auto process = [&] {
+    const SignalsBlocked blocked;
+    return launcher(launchContext_.get_executor(), ec, worker.program, args,
+                    bp::process_stdio{nullptr, worker.out, worker.err},
+                    bp::process_start_dir(request.workingDirectory.string()),
+                    WorkerSetup{pair[1], ::getpid()});
+  }();
   ::close(pair[1]);
   if (ec) {
     ::close(pair[0]);
