@@ -810,7 +810,6 @@ void Supervisor::sweep() {
 
 void Supervisor::onDisconnected(WorkerConnection& connection, const std::string& reason,
                                 bool protocolError) {
-  resumeHeldBack();  // nobody waits for a connection that is gone
   Slot& slot = *slots_[connection.clusterId()];
   if (slot.successor && slot.successor->connection.get() == &connection) {
     failSuccessor(slot, protocolError ? "protocol error: " + reason
@@ -852,6 +851,7 @@ void Supervisor::retire(Slot& slot) {
   closeWaits(waits_.clusterGone(slot.id));
   connection->retire(kDrainTimeout);
   retiring_.push_back(std::move(connection));
+  resumeHeldBack();  // nobody waits for a cluster whose worker is gone
 }
 
 void Supervisor::disconnect(Slot& slot) {
@@ -864,6 +864,7 @@ void Supervisor::disconnect(Slot& slot) {
   slot.connection.reset();
   relay_.disconnected(slot.id);
   closeWaits(waits_.clusterGone(slot.id));
+  resumeHeldBack();  // nobody waits for a connection that is gone
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -997,18 +998,16 @@ void Supervisor::onExit(Slot& slot, int status) {
   // A successor waiting to take over has nothing to take over now; the policy decides.
   failSuccessor(slot, "was stopped: the running worker exited meanwhile");
   WorkerExit exit;
-  std::string how;
+  std::string how = describeExit(status);
   const bool wasStopping = slot.lifecycle.state() == WorkerState::kStopping;
   if (WIFSIGNALED(status)) {
     exit.signaled = true;
     exit.code = WTERMSIG(status);
-    how = describeExit(status);
     if (exit.code == SIGKILL && !wasStopping) {
       how += " (possibly out of memory)";
     }
   } else {
     exit.code = WEXITSTATUS(status);
-    how = describeExit(status);
   }
   slot.killTimer.cancel();
   slot.signalTimer.cancel();
@@ -1649,6 +1648,7 @@ void Supervisor::promote(Slot& slot) {
   slot.outdated = false;
   slot.handOverFailure.clear();
   slot.lifecycle.handOver(successor->spawnedAt, now);
+  resumeHeldBack();  // the cluster's new outbox is empty: nobody waits for the old one
   watchHeartbeat(slot);
   logLine(describe(slot) + " is ready after " + formatDuration(now - successor->spawnedAt) +
           " and takes over cluster " + std::to_string(slot.id) + " from pid " +
