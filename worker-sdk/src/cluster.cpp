@@ -258,7 +258,6 @@ Cluster Cluster::fromEnvironment(ClusterOptions options) {
   settings.onSupervisorLost = std::move(options.onSupervisorLost);
   settings.heartbeatInterval = std::chrono::milliseconds(welcome.heartbeatIntervalMs);
   settings.heartbeatFromBus = options.heartbeatFromExecutor;
-  settings.busOnIoThread = options.listenersOnIoThread;
   settings.keepAlive = {impl->io, impl->dispatchContext};
   impl->connection = std::make_shared<detail::Connection>(std::move(settings));
   impl->bus.emplace(impl->connection);

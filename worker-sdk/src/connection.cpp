@@ -43,7 +43,7 @@ Connection::Connection(Settings settings)
       heartbeatTimer_(settings.ioExecutor),
       heartbeatInterval_(settings.heartbeatInterval),
       heartbeatFromBus_(settings.heartbeatFromBus),
-      busOnIoThread_(settings.busOnIoThread),
+      busOnIoThread_(settings.busExecutor == settings.ioExecutor),
       reader_(std::move(settings.reader)),
       fd_(settings.fd),
       waitTimer_(settings.ioExecutor) {
@@ -222,8 +222,8 @@ error_code Connection::enqueue(std::size_t frameSize, const Write& write, bool c
       helpBusWriter = true;
     }
   }
-  if (startWriting && onBus && delivering_) {
-    flushAfterDelivery_ = true;  // deliver() writes once the batch's listeners have run
+  if (startWriting && onBus && batching_) {
+    flushAfterBatch_ = true;  // asBatch() writes when the handler returns
   } else if (startWriting && onBus) {
     // After the current handler, on this thread: the sends of a whole batch of listeners go
     // out in one write, without waking the I/O thread.
@@ -462,7 +462,7 @@ void Connection::handleFrames() {
     }
     batch.bytes.assign(reinterpret_cast<const char*>(stretch),
                        reinterpret_cast<const char*>(stretchEnd));
-    dispatch(std::move(batch));
+    receive(std::move(batch));
     batch = Batch{};
     stretch = nullptr;
   };
@@ -553,7 +553,7 @@ void Connection::startListening() {
   }
 }
 
-void Connection::dispatch(Batch batch) {
+void Connection::receive(Batch batch) {
   std::unique_lock lock(parkedMutex_);
   if (listening_) {
     // Parked batches were queued on the bus strand before listening_ was set, so this one
@@ -605,17 +605,17 @@ void Connection::handOver(Batch batch) {
 
 template <typename F>
 void Connection::asBatch(F&& f) {
-  if (!bus_.running_in_this_thread() || delivering_) {
+  if (!bus_.running_in_this_thread() || batching_) {
     f();
     return;
   }
   // Restores the state and writes even when `f` throws (a completion handler may).
   struct Batching {
     Connection& c;
-    explicit Batching(Connection& connection) : c(connection) { c.delivering_ = true; }
+    explicit Batching(Connection& connection) : c(connection) { c.batching_ = true; }
     ~Batching() {
-      c.delivering_ = false;
-      if (std::exchange(c.flushAfterDelivery_, false)) {
+      c.batching_ = false;
+      if (std::exchange(c.flushAfterBatch_, false)) {
         c.flushFromBus(true);
       }
     }

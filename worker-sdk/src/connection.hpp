@@ -61,7 +61,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::function<void()> onSupervisorLost;
     std::chrono::milliseconds heartbeatInterval{0};  // from the welcome; 0: no heartbeats
     bool heartbeatFromBus = false;                   // ClusterOptions::heartbeatFromExecutor
-    bool busOnIoThread = false;                      // ClusterOptions::listenersOnIoThread
     // The execution contexts behind the executors: a Connection kept alive by a handler queued
     // on a user's executor must not outlive the services its socket and strand belong to.
     std::vector<std::shared_ptr<void>> keepAlive;
@@ -159,7 +158,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void closeSocket();
   void readLoop();
   void handleFrames();
-  void dispatch(Batch batch);
+  // A read's events: parked until listening, then handed to the bus strand.
+  void receive(Batch batch);
   void post(Batch batch);
   void handOver(Batch batch);
   void deliver(const Batch& batch);
@@ -178,7 +178,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void completeHandler(WaitHandler handler, boost::system::error_code ec, AckReport report,
                        bool outsideInitiation = false);
   // Runs `f`; on the bus strand, sends made meanwhile are written in one write when it returns
-  // (see flushAfterDelivery_).
+  // (see flushAfterBatch_).
   template <typename F>
   void asBatch(F&& f);
   void lost(std::string_view why);
@@ -276,9 +276,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // The bus strand's copy of listeners_, refreshed when listenersVersion_ moves.
   std::shared_ptr<const ListenerMap> snapshot_;
   std::uint64_t snapshotVersion_ = 0;
-  boost::json::parser parser_;       // bus strand only; keeps its memory from one event to the next
-  bool delivering_ = false;          // bus strand only: inside asBatch()
-  bool flushAfterDelivery_ = false;  // bus strand only: a send during it started writing_
+  boost::json::parser parser_;    // bus strand only; keeps its memory from one event to the next
+  bool batching_ = false;         // bus strand only: inside asBatch()
+  bool flushAfterBatch_ = false;  // bus strand only: a send during it started writing_
 
   std::mutex waitsMutex_;  // guards waits_, deadlines_, armedDeadline_
   std::unordered_map<std::uint64_t, std::shared_ptr<Wait>> waits_;

@@ -14,7 +14,7 @@
 // them there instead, or set ClusterOptions::listenersOnIoThread to run them on the I/O thread;
 // while connected, the SDK keeps outstanding work on that executor (events may arrive at any time),
 // so its io_context::run() returns only after the Cluster is destroyed or the supervisor is lost.
-// The destructor writes what is still queued for the supervisor (for at most 2 s), stops both
+// The destructor writes what is still queued for the supervisor (for at most 2 s), stops its
 // threads, and no listener runs after it returns; broadcastAndWait calls still open complete (with
 // the count so far) on their executors. The SDK's threads block every signal, so signals go to the
 // worker's own threads (sigwait, signalfd and asio::signal_set work as usual).
