@@ -7,9 +7,6 @@
 namespace clustervisor {
 
 bool Outbox::push(Shared frame) {
-  if (frame->size() < kShareFrom) {
-    return push(std::span<const std::byte>(*frame));
-  }
   if (bytes_ + frame->size() > limit_) {
     return false;
   }
@@ -69,15 +66,6 @@ std::size_t Outbox::gather(std::vector<std::span<const std::byte>>& out, std::si
   }
   inFlight_ = n;
   return n;
-}
-
-void Outbox::pop(std::size_t segments) {
-  for (std::size_t i = 0; i < segments && !segments_.empty(); ++i) {
-    bytes_ -= segments_.front().bytes().size() - frontWritten_;
-    frontWritten_ = 0;
-    segments_.pop_front();
-  }
-  inFlight_ = 0;
 }
 
 std::size_t Outbox::footprint() const {

@@ -2,15 +2,15 @@
 //
 // Outbox: the bytes waiting to be written to one worker. Pure: no I/O.
 //
-// Frames arrive either as shared buffers (a broadcast is encoded once and the same buffer is
-// queued for every recipient) or as bytes to copy (a unicast, appended to the last owned segment
-// so bursts coalesce into few large writes). A shared frame smaller than kShareFrom is copied
-// like a unicast: for a small event, a copy into the current segment costs less than a segment
-// of its own (a reference count, an I/O vector entry, a node to free) and keeps bursts of
-// broadcasts in few large writes. Either way a frame counts its full size against the limit. The
-// writer takes a batch of segments with gather(), writes them in one gathered write, then pop()s
-// them. Segments handed out by gather() are never modified until popped. A non-blocking write
-// that took only part of them consume()s what it wrote: the next gather() starts after it.
+// Frames arrive either as shared buffers (a large broadcast is encoded once and the same buffer
+// is queued for every recipient) or as bytes to copy (appended to the last owned segment so
+// bursts coalesce into few large writes). worthSharing() says which: for a frame smaller than
+// kShareFrom, a copy into the current segment costs less than a segment of its own (a reference
+// count, an I/O vector entry, a node to free) and keeps bursts of broadcasts in few large
+// writes. Either way a frame counts its full size against the limit. The writer takes a batch of
+// segments with gather(), writes them in one gathered write, then consume()s what the socket
+// took. Segments handed out by gather() are never modified until consumed; after a write that
+// took only part of them, the next gather() starts where it stopped.
 // The total is bounded: a push that would exceed the limit is refused, and the caller counts
 // and logs the drop.
 #pragma once
@@ -33,7 +33,8 @@ class Outbox {
 
   explicit Outbox(std::size_t limitBytes) : limit_(limitBytes) {}
 
-  bool push(Shared frame);
+  static bool worthSharing(std::size_t frameSize) { return frameSize >= kShareFrom; }
+  bool push(Shared frame);  // a frame worthSharing()
   bool push(std::span<const std::byte> frame);
   // A control frame (STOP, TOTAL_CHANGED, WAIT_CLOSED, a forwarded ACK: tens of bytes, bounded by
   // what the supervisor tracks) is queued even over the limit: losing one would leave a worker
@@ -44,8 +45,6 @@ class Outbox {
   // segment alone is larger; returns how many were added to `out`.
   std::size_t gather(std::vector<std::span<const std::byte>>& out, std::size_t maxSegments,
                      std::size_t maxBytes = std::numeric_limits<std::size_t>::max());
-  // Removes `segments` segments from the front (those gather() handed out and were written).
-  void pop(std::size_t segments);
   // Removes the first `bytes` bytes (a write took them); a segment written in part keeps the
   // rest, and what gather() handed out may be modified again.
   void consume(std::size_t bytes);

@@ -590,7 +590,7 @@ void Supervisor::routeEvent(Slot& slot, WorkerConnection& from, const wire::Head
           }
         }
       };
-      if (decision.recipients.size() <= 1 || frame.size() < Outbox::kShareFrom) {
+      if (decision.recipients.size() <= 1 || !Outbox::worthSharing(frame.size())) {
         deliver(std::span<const std::byte>(frame));  // copied into each outbox (see Outbox)
       } else {
         // Encoded once; every recipient's outbox shares the same bytes.
