@@ -1,10 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "worker_connection.hpp"
 
-#include <sys/socket.h>
-
-#include <array>
-
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -42,11 +38,11 @@ bool WriteBatch::defer(std::shared_ptr<WorkerConnection> connection) {
 }
 
 void WriteBatch::write() {
-  std::swap(due_, writing_);
-  for (const auto& connection : writing_) {
+  // Runs outside any Scope, so nothing is noted meanwhile.
+  for (const auto& connection : due_) {
     connection->writeNow();
   }
-  writing_.clear();
+  due_.clear();
 }
 
 WorkerConnection::WorkerConnection(asio::local::stream_protocol::socket socket,
@@ -151,23 +147,12 @@ void WorkerConnection::writeNow() {
   if (closed_ || retiring_ || !writerIdle_ || outbox_.empty()) {
     return;
   }
-  std::array<iovec, kMaxSegmentsPerWrite> iov;  // the first segments.size() are set below
-  std::vector<std::span<const std::byte>>& segments = directSegments_;
-  segments.clear();
-  outbox_.gather(segments, kMaxSegmentsPerWrite, kMaxBytesPerWrite);
-  for (std::size_t i = 0; i < segments.size(); ++i) {
-    iov[i] = {const_cast<std::byte*>(segments[i].data()), segments[i].size()};
-  }
-  msghdr message{};
-  message.msg_iov = iov.data();
-  message.msg_iovlen = segments.size();
-  const ssize_t n = ::sendmsg(socket_.native_handle(), &message, MSG_DONTWAIT | MSG_NOSIGNAL);
-  // Nothing written (the socket is full, or an error the write loop will meet and report)
-  // leaves it all to the write loop.
-  outbox_.consume(n > 0 ? static_cast<std::size_t>(n) : 0);
+  // The socket is non-blocking (Spawner): what it does not take now, or an error the write loop
+  // will meet and report, is left to the write loop.
+  error_code ec;
+  const std::size_t n = socket_.send(gatherBuffers(), 0, ec);
   if (n > 0) {
-    madeProgress();
-    noteDrain();
+    wrote(n);
     if (closed_) {
       return;
     }
@@ -176,6 +161,22 @@ void WorkerConnection::writeNow() {
     writerIdle_ = false;
     writerWakeup_.cancel_one();
   }
+}
+
+const std::vector<asio::const_buffer>& WorkerConnection::gatherBuffers() {
+  segments_.clear();
+  buffers_.clear();
+  outbox_.gather(segments_, kMaxSegmentsPerWrite, kMaxBytesPerWrite);
+  for (const auto& s : segments_) {
+    buffers_.emplace_back(s.data(), s.size());
+  }
+  return buffers_;
+}
+
+void WorkerConnection::wrote(std::size_t bytes) {
+  outbox_.consume(bytes);
+  madeProgress();
+  noteDrain();
 }
 
 void WorkerConnection::noteDrain() {
@@ -293,8 +294,6 @@ asio::awaitable<void> WorkerConnection::waitWhileHeldBack() {
 
 asio::awaitable<void> WorkerConnection::writeLoop() {
   const auto self = shared_from_this();
-  std::vector<std::span<const std::byte>> segments;
-  std::vector<asio::const_buffer> buffers;
   while (!closed_ && !retiring_) {
     if (outbox_.empty()) {
       writerWakeup_.expires_at(asio::steady_timer::time_point::max());
@@ -303,15 +302,9 @@ asio::awaitable<void> WorkerConnection::writeLoop() {
       writerIdle_ = false;  // wakeWriter() started the stall clock
       continue;
     }
-    segments.clear();
-    buffers.clear();
-    const std::size_t count = outbox_.gather(segments, kMaxSegmentsPerWrite, kMaxBytesPerWrite);
-    for (const auto& s : segments) {
-      buffers.emplace_back(s.data(), s.size());
-    }
     // Every partial write is progress: a worker that reads, however slowly, is not stalled.
     const auto [ec, n] =
-        co_await asio::async_write(socket_, buffers, CountProgress{this}, kAsTuple);
+        co_await asio::async_write(socket_, gatherBuffers(), CountProgress{this}, kAsTuple);
     // Retired meanwhile: the worker is gone and its write side may fail, but the read side is
     // still draining what it sent; writing simply stops.
     if (closed_ || retiring_) {
@@ -321,9 +314,7 @@ asio::awaitable<void> WorkerConnection::writeLoop() {
       fail("write failed: " + ec.message(), false);
       co_return;
     }
-    outbox_.pop(count);
-    madeProgress();
-    noteDrain();
+    wrote(n);
     if (closed_) {
       co_return;
     }

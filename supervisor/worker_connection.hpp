@@ -86,7 +86,6 @@ class WriteBatch {
   void write();
   bool open_ = false;
   std::vector<std::shared_ptr<WorkerConnection>> due_;
-  std::vector<std::shared_ptr<WorkerConnection>> writing_;
 };
 
 class WorkerConnection : public std::enable_shared_from_this<WorkerConnection> {
@@ -163,7 +162,11 @@ class WorkerConnection : public std::enable_shared_from_this<WorkerConnection> {
   // For WriteBatch: one non-blocking write of what is queued; the write loop gets the rest.
   friend class WriteBatch;
   void writeNow();
-  void noteDrain();  // tells the sink once the outbox is down to its low-water mark
+  // The next batch of the outbox as buffers, in buffers_ (free whenever the write loop is not
+  // in a write).
+  const std::vector<boost::asio::const_buffer>& gatherBuffers();
+  void wrote(std::size_t bytes);  // the worker took `bytes` from the front of the outbox
+  void noteDrain();               // tells the sink once the outbox is down to its low-water mark
 
   boost::asio::local::stream_protocol::socket socket_;
   std::uint32_t clusterId_;
@@ -184,7 +187,8 @@ class WorkerConnection : public std::enable_shared_from_this<WorkerConnection> {
   bool stallNoticed_ = false;
   bool endedMidFrame_ = false;
   std::vector<std::uint32_t> heldBackBy_;
-  std::vector<std::span<const std::byte>> directSegments_;  // writeNow()'s, kept for its capacity
+  std::vector<std::span<const std::byte>> segments_;  // gatherBuffers()'s, kept for their capacity
+  std::vector<boost::asio::const_buffer> buffers_;
   std::chrono::steady_clock::time_point lastRead_ = std::chrono::steady_clock::now();
   // When the worker last took bytes, or when bytes were queued for an idle writer.
   std::chrono::steady_clock::time_point lastProgress_ = std::chrono::steady_clock::now();
