@@ -32,9 +32,25 @@ std::string field(const std::string& line, const std::string& key) {
 // (ClusterOptions::listenersOnIoThread, PROBE_THREADS = "io"): the same contract either way.
 const std::string kIoThread = "PROBE_THREADS = \"io\"";
 
+// The SDK starts the threads the environment asks for: its I/O thread, and its dispatch thread
+// unless listeners run on the I/O thread. ThreadSanitizer's runtime starts a thread of its own
+// with the first one the program creates (the probe is built like this test).
+void expectSdkThreads(SupervisorRun& run, int cluster, const std::string& environment) {
+#if defined(__SANITIZE_THREAD__)
+  constexpr int kRuntimeThreads = 1;
+#else
+  constexpr int kRuntimeThreads = 0;
+#endif
+  const auto line = run.waitForLine("[cluster " + std::to_string(cluster) + "] SDK id=");
+  BOOST_TEST(
+      std::stoi(field(line, "sdkThreads")) == (environment == kIoThread ? 1 : 2) + kRuntimeThreads,
+      line);
+}
+
 void expectRawAndParsedListenersInOrder(const std::string& environment) {
   TempDir dir;
   auto run = start(dir, 2, "raw-listeners", environment);
+  expectSdkThreads(*run, 1, environment);
   // The last of the three events: an empty payload, null for parsed listeners.
   run->waitForLine("[cluster 1] PARSED2 null");
   std::vector<std::string> seen;
@@ -56,6 +72,7 @@ void expectRawAndParsedListenersInOrder(const std::string& environment) {
 void expectEventsInOrder(const std::string& environment) {
   TempDir dir;
   auto run = start(dir, 2, "order", environment);
+  expectSdkThreads(*run, 0, environment);
   run->waitForLine("[cluster 1] ORDER sent 5000", 60s);
   run->waitForLine("[cluster 0] ORDER done 5000", 60s);
   BOOST_TEST(run->linesContaining("ORDER broken").empty(), run->transcript());
@@ -64,6 +81,7 @@ void expectEventsInOrder(const std::string& environment) {
 void expectAcksAfterListenersEvenWhenOneThrows(const std::string& environment) {
   TempDir dir;
   auto run = start(dir, 4, "acks", environment);
+  expectSdkThreads(*run, 2, environment);
   const auto line = run->waitForLine("[cluster 0] ACKS acked=");
   BOOST_TEST(field(line, "acked") == "3");
   BOOST_TEST(field(line, "clusters") == "[1,2,3]");

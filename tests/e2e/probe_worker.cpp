@@ -404,8 +404,6 @@ int chaosMain(Cluster& cluster) {
   sleepForever();
 }
 
-}  // namespace
-
 // "default" when no signal is blocked and the signals the supervisor ignores or handles are at
 // their default action; otherwise what differs.
 std::string signalState() {
@@ -426,6 +424,18 @@ std::string signalState() {
   }
   return odd.empty() ? "default" : odd;
 }
+
+// The process's thread count, from /proc/self/status (-1 if it cannot be read).
+int threadCount() {
+  std::ifstream in("/proc/self/status");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("Threads:", 0) == 0) {
+      return std::atoi(line.c_str() + 8);
+    }
+  }
+  return -1;
+}
+}  // namespace
 
 int main() {
   const std::string mode = env("PROBE_MODE", "basic");
@@ -470,6 +480,7 @@ int main() {
       ::_exit(7);
     };
   }
+  const int threadsBefore = threadCount();
   auto cluster = Cluster::fromEnvironment(options);
   auto& events = cluster.events();
   const int id = cluster.id();
@@ -479,7 +490,8 @@ int main() {
       shards += (shards.empty() ? "" : ",") + std::to_string(shard);
     }
     say("SDK id=", id, " total=", cluster.totalClusters(),
-        " shards=", shards.empty() ? "-" : shards, " totalShards=", cluster.totalShards());
+        " shards=", shards.empty() ? "-" : shards, " totalShards=", cluster.totalShards(),
+        " sdkThreads=", threadCount() - threadsBefore);
   }
   events.setErrorHandler([](std::string_view event, std::exception_ptr error) {
     try {
@@ -782,18 +794,20 @@ int main() {
   }
 
   if (mode == "send-then-block") {
-    // A listener that sends, then blocks for PROBE_BLOCK_MS: the SDK's own thread must still
-    // get the heartbeats out meanwhile.
-    events.on("block", [&events, id](const json::value&, int) {
-      events.emitTo(id, "marker", {{"sentBy", "listener"}});
+    // Cluster 0's listener sends to cluster 1, then blocks for PROBE_BLOCK_MS: the SDK's own
+    // thread must still get the heartbeats out meanwhile, and with them what was queued.
+    events.on("block", [&events](const json::value&, int) {
+      events.emitTo(1, "marker", {{"sentBy", "listener"}});
       say("BLOCKING");
       std::this_thread::sleep_for(
           std::chrono::milliseconds(std::atoi(env("PROBE_BLOCK_MS", "3000").c_str())));
       say("UNBLOCKED");
     });
     cluster.ready();
-    waitForFile("block");
-    events.emitTo(id, "block", nullptr);
+    if (id == 0) {
+      waitForFile("block");
+      events.emitTo(0, "block", nullptr);
+    }
     sleepForever();
   }
   if (mode == "hang" && onIoThread) {

@@ -173,17 +173,22 @@ BOOST_AUTO_TEST_CASE(a_listener_that_blocks_the_io_thread_stops_the_heartbeats_a
 
 BOOST_AUTO_TEST_CASE(a_listener_that_sends_then_blocks_keeps_the_heartbeats_going) {
   TempDir dir;
-  // The listener blocks three times heartbeat.timeout, right after a send of its own.
+  // Cluster 0's listener blocks three times heartbeat.timeout, right after a send of its own.
   auto run = SupervisorRun::run(
-      dir.write("bot.toml", probeConfig(dir, 1, "send-then-block", "PROBE_BLOCK_MS = \"3000\"",
+      dir.write("bot.toml", probeConfig(dir, 2, "send-then-block", "PROBE_BLOCK_MS = \"3000\"",
                                         "[heartbeat]\ninterval = \"100ms\"\ntimeout = \"1s\"\n")));
-  const pid_t worker = startedPid(*run, 0);
-  run->waitForLine("cluster 0 (pid " + std::to_string(worker) + ") is ready");
+  for (int c = 0; c < 2; ++c) {
+    run->waitForLine("cluster " + std::to_string(c) + " (pid " +
+                     std::to_string(startedPid(*run, c)) + ") is ready");
+  }
   dir.write("block", "now\n");
   run->waitForLine("[cluster 0] BLOCKING");
   run->waitForLine("[cluster 0] UNBLOCKED");
-  // What it sent before blocking arrived once it returned.
-  run->waitForLine("[cluster 0] RECV marker from=0 data={\"sentBy\":\"listener\"}");
+  run->waitForLine("[cluster 1] RECV marker from=0 data={\"sentBy\":\"listener\"}");
+  // What it sent went out while it was still blocked, with the heartbeats.
+  BOOST_TEST(
+      indexOf(*run, "[cluster 1] RECV marker from=0") < indexOf(*run, "[cluster 0] UNBLOCKED"),
+      run->transcript());
   BOOST_TEST(run->linesContaining("was killed").empty(), run->transcript());
   BOOST_TEST(run->linesContaining("hung").empty(), run->transcript());
 }
