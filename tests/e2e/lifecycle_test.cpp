@@ -24,6 +24,25 @@ std::unique_ptr<SupervisorRun> start(const TempDir& dir, int clusters, const std
                                      const std::string& environment = "") {
   return SupervisorRun::run(dir.write("bot.toml", probeConfig(dir, clusters, mode, environment)));
 }
+
+// Failed starts of `cluster`: each an error line with the cause and "retrying in", and not a busy
+// loop: each wait longer than the one before (the restart backoff doubles, with jitter).
+// Returns the waits, in milliseconds.
+std::vector<long> expectRetriesWithGrowingDelays(const std::vector<std::string>& lines,
+                                                 int cluster) {
+  BOOST_TEST_MESSAGE(lines.front());
+  std::vector<long> delays;
+  for (const auto& line : lines) {
+    BOOST_TEST(line.find("clustervisor: error: cluster " + std::to_string(cluster)) == 0u, line);
+    const auto at = line.rfind("; retrying in ");
+    BOOST_REQUIRE_MESSAGE(at != std::string::npos, line);
+    delays.push_back(delayMs(line.substr(at + 14)));
+  }
+  for (std::size_t i = 1; i < delays.size(); ++i) {
+    BOOST_TEST(delays[i] > delays[i - 1], lines[i - 1] << "\n" << lines[i]);
+  }
+  return delays;
+}
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(workers_get_their_environment_only_fds_0_to_3_and_default_signals) {
@@ -146,8 +165,11 @@ BOOST_AUTO_TEST_CASE(a_flood_of_acks_for_unknown_waits_costs_only_the_worker_tha
   // The flood goes on (the acks are ignored, as late acks for a closed wait are), and the
   // supervisor still answers.
   const auto status = statusOf(config);
-  BOOST_TEST(status.at("clusters").as_array().at(2).as_object().at("state").as_string() ==
-             "running");
+  const auto& flooder = status.at("clusters").as_array().at(2).as_object();
+  BOOST_TEST(flooder.at("state").as_string() == "running");
+  BOOST_TEST(flooder.at("restarts").as_int64() == 0);  // never disconnected nor restarted
+  BOOST_TEST(!run->hasLine("protocol error"), run->transcript());
+  BOOST_TEST(!run->hasLine("closed its connection"), run->transcript());
   BOOST_TEST(status.at("totals").as_object().at("dropped_events").as_int64() == 0);
   BOOST_TEST(run->linesContaining("START id=0").size() == 1u);
   BOOST_TEST(run->linesContaining("START id=1").size() == 1u);
@@ -273,17 +295,9 @@ BOOST_AUTO_TEST_CASE(missing_program_is_reported_with_its_path_and_retried_with_
   const std::string expected = "clustervisor: error: cluster 0: cannot start \"" +
                                (dir.path() / "no-such-worker").string() + "\" in \"" +
                                dir.path().string() + "\": No such file or directory; retrying in ";
-  const auto lines = run->waitForLines(expected, 4);
-  // Not a busy loop: each wait is longer than the one before (100ms doubling, with jitter).
-  std::vector<long> delays;
-  for (const auto& line : lines) {
-    delays.push_back(delayMs(line.substr(line.rfind("retrying in ") + 12)));
-  }
+  const auto delays = expectRetriesWithGrowingDelays(run->waitForLines(expected, 4), 0);
   BOOST_TEST(delays[0] >= 75);
   BOOST_TEST(delays[0] <= 100);
-  for (std::size_t i = 1; i < delays.size(); ++i) {
-    BOOST_TEST(delays[i] > delays[i - 1], run->transcript());
-  }
   run->signal(SIGTERM);
   const auto status = run->waitExit(30s);
   BOOST_REQUIRE(status.has_value());
@@ -628,8 +642,8 @@ BOOST_AUTO_TEST_CASE(cluster_id_total_and_shards_are_the_same_after_every_restar
 
 BOOST_AUTO_TEST_CASE(running_out_of_descriptors_while_spawning_is_an_error_and_a_retry) {
   TempDir dir;
-  const auto config =
-      dir.write("bot.toml", probeConfig(dir, 2, "basic", "", "[restart]\ndelay = \"100ms\"\n"));
+  const auto config = dir.write(
+      "bot.toml", probeConfig(dir, 2, "basic", "", "[restart]\ndelay = \"100ms\"\nlimit = 0\n"));
   auto run = SupervisorRun::run(config);
   run->waitForLine("cluster 1 (pid " + std::to_string(startedPid(*run, 1)) + ") is ready");
   run->waitForLine("cluster 0 (pid " + std::to_string(startedPid(*run, 0)) + ") is ready");
@@ -643,12 +657,7 @@ BOOST_AUTO_TEST_CASE(running_out_of_descriptors_while_spawning_is_an_error_and_a
   BOOST_REQUIRE(::prlimit(run->pid(), RLIMIT_NOFILE, &lowered, nullptr) == 0);
   BOOST_REQUIRE(::kill(startedPid(*run, 1), SIGKILL) == 0);
   // Each attempt is an error line naming the cause, followed by a growing backoff.
-  const auto errors = run->waitForLines("Too many open files", 3);
-  BOOST_TEST_MESSAGE(errors.front());
-  for (const auto& line : errors) {
-    BOOST_TEST(line.find("clustervisor: error: cluster 1") == 0u, line);
-    BOOST_TEST(line.find("; retrying in ") != std::string::npos, line);
-  }
+  expectRetriesWithGrowingDelays(run->waitForLines("Too many open files", 3), 1);
   BOOST_TEST(processExists(run->pid()));
   // With descriptors to spare again, the next attempt starts the cluster.
   BOOST_REQUIRE(::prlimit(run->pid(), RLIMIT_NOFILE, &original, nullptr) == 0);
@@ -676,7 +685,8 @@ BOOST_AUTO_TEST_CASE(running_out_of_processes_while_spawning_is_an_error_and_a_r
   std::filesystem::copy_file(supervisorBinary(), supervisor);
   std::filesystem::copy_file(probeWorkerBinary(), probe);
   std::string text = probeConfig(
-      dir, 2, "basic", "", "[restart]\ndelay = \"100ms\"\n[control]\nsocket = \"control.sock\"\n");
+      dir, 2, "basic", "",
+      "[restart]\ndelay = \"100ms\"\nlimit = 0\n[control]\nsocket = \"control.sock\"\n");
   text.replace(text.find(probeWorkerBinary().string()), probeWorkerBinary().string().size(),
                probe.string());
   const auto config = dir.write("bot.toml", text);
@@ -708,12 +718,7 @@ BOOST_AUTO_TEST_CASE(running_out_of_processes_while_spawning_is_an_error_and_a_r
   BOOST_REQUIRE(!original.empty());
   BOOST_REQUIRE(setSoftLimit("1"));
   BOOST_REQUIRE(::kill(startedPid(run, 1), SIGKILL) == 0);
-  const auto errors = run.waitForLines("Resource temporarily unavailable", 3);
-  BOOST_TEST_MESSAGE(errors.front());
-  for (const auto& line : errors) {
-    BOOST_TEST(line.find("clustervisor: error: cluster 1") == 0u, line);
-    BOOST_TEST(line.find("; retrying in ") != std::string::npos, line);
-  }
+  expectRetriesWithGrowingDelays(run.waitForLines("Resource temporarily unavailable", 3), 1);
   BOOST_TEST(processExists(run.pid()));
   BOOST_REQUIRE(setSoftLimit(original));
   const auto restarted = startedPid(run, 1, 1);
