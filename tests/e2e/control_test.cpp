@@ -71,8 +71,7 @@ std::unique_ptr<SupervisorRun> startBot(const TempDir& dir, int clusters,
   config = dir.write("bot.toml", probeConfig(dir, clusters, "basic"));
   auto run = SupervisorRun::run(config);
   for (int c = 0; c < clusters; ++c) {
-    run->waitForLine("cluster " + std::to_string(c) + " (pid " +
-                     std::to_string(startedPid(*run, c)) + ") is ready");
+    waitReady(*run, c);
   }
   return run;
 }

@@ -307,6 +307,11 @@ pid_t startedPid(SupervisorRun& run, int cluster, std::size_t nth,
   return static_cast<pid_t>(std::stol(line.substr(at + 5)));
 }
 
+void waitReady(SupervisorRun& run, int cluster, std::size_t nth) {
+  run.waitForLine("cluster " + std::to_string(cluster) + " (pid " +
+                  std::to_string(startedPid(run, cluster, nth)) + ") is ready");
+}
+
 namespace {
 
 // The content of /proc/<pid>/stat, or nullopt when the process is gone. Read with plain

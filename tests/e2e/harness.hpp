@@ -126,6 +126,8 @@ ProcessUsage usageWhenFdsAre(pid_t pid, std::size_t fds, std::chrono::millisecon
 // Pid printed by a probe worker's START line for `cluster` (the n-th such line, 0-based).
 pid_t startedPid(SupervisorRun& run, int cluster, std::size_t nth = 0,
                  std::chrono::milliseconds timeout = 20s);
+// Waits for the supervisor's "is ready" line of that worker (the n-th start of `cluster`).
+void waitReady(SupervisorRun& run, int cluster, std::size_t nth = 0);
 
 // Polls `condition` every 10 ms until it holds (true) or `timeout` passes (false).
 bool waitUntil(const std::function<bool()>& condition, std::chrono::milliseconds timeout = 20s);

@@ -150,8 +150,8 @@ BOOST_AUTO_TEST_CASE(a_flood_of_acks_for_unknown_waits_costs_only_the_worker_tha
                 probeConfig(dir, 3, "flood", "PROBE_RAW = \"2:ackflood\", PROBE_COUNT = \"20000\"",
                             "[heartbeat]\ntimeout = \"0s\"\n"));
   auto run = SupervisorRun::run(config);
-  run->waitForLine("cluster 1 (pid " + std::to_string(startedPid(*run, 1)) + ") is ready");
-  run->waitForLine("cluster 0 (pid " + std::to_string(startedPid(*run, 0)) + ") is ready");
+  waitReady(*run, 1);
+  waitReady(*run, 0);
   run->waitForLine("[cluster 2] RAW acks sent 1000000", 60s);
   const auto go = std::chrono::steady_clock::now();
   std::ofstream(dir.path() / "go") << "1\n";
@@ -186,8 +186,8 @@ BOOST_AUTO_TEST_CASE(a_worker_that_never_reads_costs_only_itself_and_its_outbox_
                               "[events]\nmax_payload = \"16KiB\"\noutbox_limit = \"1MiB\"\n"));
   auto run = SupervisorRun::run(config);
   run->waitForLine("[cluster 2] RAW not reading");
-  run->waitForLine("cluster 1 (pid " + std::to_string(startedPid(*run, 1)) + ") is ready");
-  run->waitForLine("cluster 0 (pid " + std::to_string(startedPid(*run, 0)) + ") is ready");
+  waitReady(*run, 1);
+  waitReady(*run, 0);
   std::ofstream(dir.path() / "go") << "1\n";
   // The reader gets every event, in order, however far behind the stalled one is.
   run->waitForLine("[cluster 1] FLOOD got 20000 in order", 60s);
@@ -230,8 +230,7 @@ BOOST_AUTO_TEST_CASE(a_receiver_that_falls_behind_holds_back_its_sender_and_lose
                               "stall_timeout = \"1h\"\n"));  // however slow the test is
   auto run = SupervisorRun::run(config);
   for (int id = 0; id < 3; ++id) {
-    run->waitForLine("cluster " + std::to_string(id) + " (pid " +
-                     std::to_string(startedPid(*run, id)) + ") is ready");
+    waitReady(*run, id);
   }
   const pid_t slow = startedPid(*run, 1);
   BOOST_REQUIRE(::kill(slow, SIGSTOP) == 0);
@@ -534,7 +533,7 @@ BOOST_AUTO_TEST_CASE(a_worker_with_an_on_stop_handler_is_told_first_and_exits_cl
   auto run = start(dir, 2, "onstop");
   const pid_t pid = startedPid(*run, 0);
   run->waitForLine("cluster 0 (pid " + std::to_string(pid) + ") is ready");
-  run->waitForLine("cluster 1 (pid " + std::to_string(startedPid(*run, 1)) + ") is ready");
+  waitReady(*run, 1);
   run->signal(SIGTERM);
   const auto status = run->waitExit(30s);
   BOOST_REQUIRE(status.has_value());
@@ -645,8 +644,8 @@ BOOST_AUTO_TEST_CASE(running_out_of_descriptors_while_spawning_is_an_error_and_a
   const auto config = dir.write(
       "bot.toml", probeConfig(dir, 2, "basic", "", "[restart]\ndelay = \"100ms\"\nlimit = 0\n"));
   auto run = SupervisorRun::run(config);
-  run->waitForLine("cluster 1 (pid " + std::to_string(startedPid(*run, 1)) + ") is ready");
-  run->waitForLine("cluster 0 (pid " + std::to_string(startedPid(*run, 0)) + ") is ready");
+  waitReady(*run, 1);
+  waitReady(*run, 0);
   // The supervisor's descriptor limit lowered below the lowest free descriptor: what it has
   // stays open, but a new worker's socket pair and pipes cannot be made.
   rlimit original{};
@@ -693,8 +692,8 @@ BOOST_AUTO_TEST_CASE(running_out_of_processes_while_spawning_is_an_error_and_a_r
   std::vector<std::string> argv = prefix;
   argv.insert(argv.end(), {supervisor.string(), "run", config.string()});
   SupervisorRun run(argv);
-  run.waitForLine("cluster 1 (pid " + std::to_string(startedPid(run, 1)) + ") is ready");
-  run.waitForLine("cluster 0 (pid " + std::to_string(startedPid(run, 0)) + ") is ready");
+  waitReady(run, 1);
+  waitReady(run, 0);
   // The supervisor's soft RLIMIT_NPROC set to 1 (tasks of the uid: no fork succeeds), then back.
   // Only the same uid may change it (root would need CAP_SYS_RESOURCE, which a container may
   // not grant), so prlimit(1) runs as the supervisor's user.

@@ -57,11 +57,6 @@ std::size_t lineIndex(SupervisorRun& run, std::initializer_list<std::string> nee
   return index;
 }
 
-void waitReady(SupervisorRun& run, int cluster, std::size_t nthStart = 0) {
-  run.waitForLine("cluster " + std::to_string(cluster) + " (pid " +
-                  std::to_string(startedPid(run, cluster, nthStart)) + ") is ready");
-}
-
 void touch(const TempDir& dir, const std::string& name) {
   std::ofstream(dir.path() / name) << "1\n";
 }

@@ -99,8 +99,7 @@ BOOST_AUTO_TEST_CASE(spawn_queue_waits_for_each_cluster_to_be_ready_before_start
       dir.write("bot.toml", probeConfig(dir, 3, "slow-ready", "PROBE_READY_MS = \"300,300,0\"",
                                         "[start]\nwait_for_ready = true\n")));
   for (int c = 0; c < 3; ++c) {
-    run->waitForLine("cluster " + std::to_string(c) + " (pid " +
-                     std::to_string(startedPid(*run, c)) + ") is ready");
+    waitReady(*run, c);
   }
   BOOST_TEST(indexOf(*run, "cluster 0 (pid") < indexOf(*run, "clustervisor: cluster 1 (pid"));
   BOOST_TEST(indexOf(*run, ") is ready after") < indexOf(*run, "clustervisor: cluster 1 (pid"));
@@ -178,8 +177,7 @@ BOOST_AUTO_TEST_CASE(a_listener_that_sends_then_blocks_keeps_the_heartbeats_goin
       dir.write("bot.toml", probeConfig(dir, 2, "send-then-block", "PROBE_BLOCK_MS = \"3000\"",
                                         "[heartbeat]\ninterval = \"100ms\"\ntimeout = \"1s\"\n")));
   for (int c = 0; c < 2; ++c) {
-    run->waitForLine("cluster " + std::to_string(c) + " (pid " +
-                     std::to_string(startedPid(*run, c)) + ") is ready");
+    waitReady(*run, c);
   }
   dir.write("block", "now\n");
   run->waitForLine("[cluster 0] BLOCKING");
