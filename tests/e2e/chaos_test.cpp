@@ -80,12 +80,8 @@ bool allRunning(const json::object& status) {
 }
 
 void waitAllRunning(const std::filesystem::path& config) {
-  const auto deadline = std::chrono::steady_clock::now() + 60s;
-  while (!allRunning(statusOf(config))) {
-    BOOST_REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline,
-                          "not every cluster is running again");
-    std::this_thread::sleep_for(50ms);
-  }
+  BOOST_REQUIRE_MESSAGE(waitUntil([&] { return allRunning(statusOf(config)); }, 60s),
+                        "not every cluster is running again");
 }
 
 pid_t pidOf(const std::filesystem::path& config, int cluster) {

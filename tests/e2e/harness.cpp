@@ -391,14 +391,7 @@ bool waitZombie(pid_t pid, std::chrono::milliseconds timeout) {
 }
 
 bool waitGone(pid_t pid, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (processExists(pid)) {
-    if (std::chrono::steady_clock::now() >= deadline) {
-      return false;
-    }
-    std::this_thread::sleep_for(10ms);
-  }
-  return true;
+  return waitUntil([pid] { return !processExists(pid); }, timeout);
 }
 
 CliResult runCli(const std::vector<std::string>& args, std::chrono::milliseconds timeout) {
