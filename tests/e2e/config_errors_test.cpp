@@ -10,15 +10,6 @@ BOOST_AUTO_TEST_SUITE(e2e_config_errors)
 
 using namespace clustervisor::test;
 
-namespace {
-// runCli() with the status through `status`: the form these tests were written in.
-std::string run(const std::vector<std::string>& args, int& status) {
-  auto result = runCli(args);
-  status = result.status;
-  return std::move(result.output);
-}
-}  // namespace
-
 BOOST_AUTO_TEST_CASE(bad_config_reports_every_error_with_position_and_exits_78) {
   TempDir dir;
   const auto config = dir.write("bot.toml",
@@ -26,8 +17,7 @@ BOOST_AUTO_TEST_CASE(bad_config_reports_every_error_with_position_and_exits_78) 
                                 "clusters = \"four\"\n"
                                 "[restart]\n"
                                 "delay = \"soon\"\n");
-  int status = 0;
-  const auto output = run({"run", config.string()}, status);
+  const auto [status, output] = runCli({"run", config.string()});
   BOOST_TEST(status == 78);
   const std::string file = config.string();
   BOOST_TEST(output ==
@@ -51,8 +41,7 @@ BOOST_AUTO_TEST_CASE(bad_config_reports_every_error_with_position_and_exits_78) 
 BOOST_AUTO_TEST_CASE(syntax_error_names_line_and_column) {
   TempDir dir;
   const auto config = dir.write("bot.toml", "command = [\"./bot\"\nclusters = 2\n");
-  int status = 0;
-  const auto output = run({"run", config.string()}, status);
+  const auto [status, output] = runCli({"run", config.string()});
   BOOST_TEST(status == 78);
   BOOST_TEST(output.find("clustervisor: error: " + config.string() + ":2:1: syntax error: ") == 0u,
              output);
@@ -61,8 +50,7 @@ BOOST_AUTO_TEST_CASE(syntax_error_names_line_and_column) {
 BOOST_AUTO_TEST_CASE(missing_config_file_exits_78) {
   TempDir dir;
   const auto missing = (dir.path() / "absent.toml").string();
-  int status = 0;
-  const auto output = run({"run", missing}, status);
+  const auto [status, output] = runCli({"run", missing});
   BOOST_TEST(status == 78);
   BOOST_TEST(output == "clustervisor: error: " + missing +
                            ": cannot read: No such file or directory\n"
@@ -71,8 +59,7 @@ BOOST_AUTO_TEST_CASE(missing_config_file_exits_78) {
 }
 
 BOOST_AUTO_TEST_CASE(bad_command_line_prints_usage_and_exits_64) {
-  int status = 0;
-  const auto output = run({"start", "bot.toml"}, status);
+  const auto [status, output] = runCli({"start", "bot.toml"});
   BOOST_TEST(status == 64);
   BOOST_TEST(
       output.find(
@@ -81,11 +68,12 @@ BOOST_AUTO_TEST_CASE(bad_command_line_prints_usage_and_exits_64) {
 }
 
 BOOST_AUTO_TEST_CASE(help_and_version_exit_zero) {
-  int status = 1;
-  BOOST_TEST(run({"--help"}, status).find("usage: clustervisor run CONFIG") == 0u);
-  BOOST_TEST(status == 0);
-  BOOST_TEST(run({"--version"}, status).find("clustervisor ") == 0u);
-  BOOST_TEST(status == 0);
+  const auto help = runCli({"--help"});
+  BOOST_TEST(help.output.find("usage: clustervisor run CONFIG") == 0u);
+  BOOST_TEST(help.status == 0);
+  const auto version = runCli({"--version"});
+  BOOST_TEST(version.output.find("clustervisor ") == 0u);
+  BOOST_TEST(version.status == 0);
 }
 
 BOOST_AUTO_TEST_CASE(check_prints_the_resolved_plan_and_starts_nothing) {
@@ -96,8 +84,7 @@ BOOST_AUTO_TEST_CASE(check_prints_the_resolved_plan_and_starts_nothing) {
                                 "environment = { TOKEN = \"x\" }\n"
                                 "[shards]\ntotal = 10\n"
                                 "[restart]\npolicy = \"on-failure\"\nlimit = 2\n");
-  int status = 0;
-  const auto output = run({"check", config.string()}, status);
+  const auto [status, output] = runCli({"check", config.string()});
   BOOST_TEST(status == 0, output);
   BOOST_TEST(output.find(config.string() + ": valid; nothing was started.") == 0u, output);
   for (const std::string expected :
@@ -116,8 +103,7 @@ BOOST_AUTO_TEST_CASE(check_prints_the_resolved_plan_and_starts_nothing) {
 BOOST_AUTO_TEST_CASE(check_of_a_bad_config_reports_every_error_and_exits_78) {
   TempDir dir;
   const auto config = dir.write("bot.toml", "command = [\"./bot\"]\nclusters = 0\n");
-  int status = 0;
-  const auto output = run({"check", config.string()}, status);
+  const auto [status, output] = runCli({"check", config.string()});
   BOOST_TEST(status == 78);
   BOOST_TEST(output == "clustervisor: error: " + config.string() +
                            ":2:12: clusters: expected an integer from 1 to 4096, got 0\n"

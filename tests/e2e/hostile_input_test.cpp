@@ -24,13 +24,6 @@ namespace {
 
 const std::string kCommand = "command = [\"./bot\"]\n";
 
-// runCli() with the status through `status`: the form these tests were written in.
-std::string run(const std::vector<std::string>& args, int& status) {
-  auto result = runCli(args);
-  status = result.status;
-  return std::move(result.output);
-}
-
 // `clustervisor check` and `clustervisor run` on `config` both exit 78 with exactly
 // `errors` (one "file:..." line each, "clustervisor: error: " added) and the closing line.
 void expectConfigErrors(const std::filesystem::path& config,
@@ -43,8 +36,7 @@ void expectConfigErrors(const std::filesystem::path& config,
               (errors.size() == 1 ? "" : "s") + " in " + config.string() +
               "; nothing was started\n";
   for (const std::string command : {"check", "run"}) {
-    int status = 0;
-    const std::string output = run({command, config.string()}, status);
+    const auto [status, output] = runCli({command, config.string()});
     BOOST_TEST_CONTEXT(command) {
       BOOST_TEST(status == 78);
       BOOST_TEST(output == expected);
@@ -111,10 +103,9 @@ BOOST_AUTO_TEST_CASE(non_ascii_outside_strings_is_refused_and_inside_them_is_kep
   expectConfigErrors(dir.write("key.toml", kCommand + "[environment]\n\"\xc3\xa9\" = \"x\"\n"),
                      {":3:2: syntax error: non-ASCII character U+00E9 in a key (every key of a "
                       "bot.toml is ASCII)"});
-  int status = 0;
   const auto valid = dir.write(
       "valid.toml", "# caf\xc3\xa9\ncommand = [\"./bot\", \"--greeting=h\xc3\xa9llo\"]\n");
-  const std::string output = run({"check", valid.string()}, status);
+  const auto [status, output] = runCli({"check", valid.string()});
   BOOST_TEST(status == 0, output);
   BOOST_TEST(
       output.find("  command           ./bot --greeting=h\xc3\xa9llo\n") != std::string::npos,
@@ -282,8 +273,7 @@ BOOST_AUTO_TEST_CASE(hostile_command_lines_print_usage_and_exit_64) {
       {{"--frobnicate"}, "unknown option \"--frobnicate\""},
   };
   for (const Case& c : cases) {
-    int status = 0;
-    const std::string output = run(c.args, status);
+    const auto [status, output] = runCli(c.args);
     BOOST_TEST_CONTEXT(c.error) {
       BOOST_TEST(status == 64);
       BOOST_TEST(output.find("clustervisor: error: " + c.error + "\n" + usage) == 0U, output);
@@ -292,15 +282,13 @@ BOOST_AUTO_TEST_CASE(hostile_command_lines_print_usage_and_exit_64) {
 }
 
 BOOST_AUTO_TEST_CASE(a_huge_or_garbled_argument_is_quoted_short_and_escaped) {
-  int status = 0;
-  std::string output =
-      run({"check", std::string(120000, 'x'), "--" + std::string(120000, 'y')}, status);
-  BOOST_TEST(status == 64);
-  BOOST_TEST(firstLine(output) ==
+  const auto huge = runCli({"check", std::string(120000, 'x'), "--" + std::string(120000, 'y')});
+  BOOST_TEST(huge.status == 64);
+  BOOST_TEST(firstLine(huge.output) ==
              "clustervisor: error: check: unknown option \"--" + std::string(58, 'y') + "\"...");
-  output = run({"status", "-\x1b[2J\r\n"}, status);
-  BOOST_TEST(status == 64);
-  BOOST_TEST(firstLine(output) ==
+  const auto garbled = runCli({"status", "-\x1b[2J\r\n"});
+  BOOST_TEST(garbled.status == 64);
+  BOOST_TEST(firstLine(garbled.output) ==
              "clustervisor: error: status: unknown option \"-\\u001B[2J\\r\\n\"");
 }
 
@@ -309,8 +297,7 @@ BOOST_AUTO_TEST_CASE(a_hundred_thousand_arguments_are_a_usage_error) {
   for (int i = 0; i < 100000; ++i) {
     args.push_back(std::to_string(i));
   }
-  int status = 0;
-  const std::string output = run(args, status);
+  const auto [status, output] = runCli(args);
   BOOST_TEST(status == 64);
   BOOST_TEST(firstLine(output) ==
              "clustervisor: error: restart: give either --all or cluster ids, not both");
