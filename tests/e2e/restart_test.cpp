@@ -170,7 +170,7 @@ BOOST_AUTO_TEST_CASE(never_policy_leaves_a_crashed_cluster_exited_and_the_superv
   BOOST_TEST(run->linesContaining("RUN 2 ").empty());
 }
 
-BOOST_AUTO_TEST_CASE(two_thousand_restarts_leak_no_fds_no_memory_and_no_zombies) {
+BOOST_AUTO_TEST_CASE(back_to_back_restarts_leak_no_fds_no_memory_and_no_zombies) {
   TempDir dir;
   // Each cluster's first worker lives until the test kills it; the next 1000 exit as soon as
   // they are ready, restarted without backoff or crash-loop limit; the one after lives on.
@@ -194,7 +194,8 @@ BOOST_AUTO_TEST_CASE(two_thousand_restarts_leak_no_fds_no_memory_and_no_zombies)
   for (const pid_t pid : first) {
     BOOST_REQUIRE(::kill(pid, SIGKILL) == 0);
   }
-  run->waitForLines("RUN " + std::to_string(kRestarts + 2) + " lives", 2, 180s);
+  // Under the suite's own time limit (180 s), so a slow run fails here, with the transcript.
+  run->waitForLines("RUN " + std::to_string(kRestarts + 2) + " lives", 2, 150s);
   const auto after = usageWhenFdsAre(run->pid(), before.fds);
   BOOST_TEST_MESSAGE("supervisor before: " << before.fds << " fds, " << before.rssKiB
                                            << " KiB; after " << 2 * (kRestarts + 1) << " restarts: "
