@@ -35,6 +35,9 @@ class SpawnQueue {
   Poll poll(Clock::time_point now) const;
   // The cluster poll() named was started (or its spawn failed) at `now`.
   void started(std::uint32_t cluster, Clock::time_point now);
+  // Its process exists since `now` (the spawn returns after the exec): start.delay counts from
+  // here, so the processes themselves are at least start.delay apart however long a spawn took.
+  void spawned(Clock::time_point now) { lastStart_ = now; }
   // The cluster no longer holds the queue (ready, exited, timed out). Others are ignored.
   void settled(std::uint32_t cluster);
 

@@ -236,4 +236,17 @@ BOOST_AUTO_TEST_CASE(set_pace_with_wait_for_ready_holds_later_starts) {
   BOOST_TEST(!queue.poll(kQueueStart).start);
 }
 
+BOOST_AUTO_TEST_CASE(the_delay_counts_from_when_the_previous_process_exists) {
+  SpawnQueue queue(300ms, false);
+  queue.push(0);
+  queue.push(1);
+  queue.started(0, kQueueStart);
+  queue.spawned(kQueueStart + 40ms);  // a slow spawn
+  BOOST_TEST(!queue.poll(kQueueStart + 300ms).start);
+  const auto poll = queue.poll(kQueueStart + 300ms);
+  BOOST_REQUIRE(poll.wakeAt);
+  BOOST_TEST((*poll.wakeAt == kQueueStart + 340ms));
+  BOOST_TEST((queue.poll(kQueueStart + 340ms).start == std::optional<std::uint32_t>(1)));
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -235,7 +235,9 @@ void Supervisor::pumpQueue() {
   }
   Slot& slot = *slots_[*poll.start];
   queue_.started(slot.id, now);
-  if (!spawn(slot)) {
+  if (spawn(slot)) {
+    queue_.spawned(Clock::now());
+  } else {
     queue_.settled(slot.id);
     checkAllEnded();
     progressOperation();
