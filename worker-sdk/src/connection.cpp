@@ -480,6 +480,7 @@ void Connection::handleFrames() {
       case wire::FrameType::kEvent: {
         if (stretch == nullptr) {
           stretch = next.frame.data();
+          batch = spareBatch();
           batch.events.reserve(reader_.buffered() / 64 + 1);
         }
         stretchEnd = next.frame.data() + next.frame.size();
@@ -588,8 +589,33 @@ void Connection::receive(Batch batch) {
   }
 }
 
+Connection::Batch Connection::spareBatch() {
+  std::lock_guard lock(spareMutex_);
+  if (spare_.empty()) {
+    return {};
+  }
+  Batch batch = std::move(spare_.back());
+  spare_.pop_back();
+  return batch;
+}
+
+void Connection::recycle(Batch batch) {
+  if (batch.bytes.capacity() > kSpareBytes) {
+    return;  // a large frame's buffer is not kept
+  }
+  batch.bytes.clear();
+  batch.events.clear();
+  std::lock_guard lock(spareMutex_);
+  if (spare_.size() < kSpareBatches) {
+    spare_.push_back(std::move(batch));
+  }
+}
+
 void Connection::post(Batch batch) {
-  asio::post(bus_, [self = shared_from_this(), batch = std::move(batch)] { self->deliver(batch); });
+  asio::post(bus_, [self = shared_from_this(), batch = std::move(batch)]() mutable {
+    self->deliver(batch);
+    self->recycle(std::move(batch));
+  });
 }
 
 void Connection::handOver(Batch batch) {
@@ -599,8 +625,10 @@ void Connection::handOver(Batch batch) {
   }
   // The bus strand runs on this thread: dispatch() runs the listeners now, without a trip
   // through the event loop, unless the strand has work queued, which they then follow.
-  asio::dispatch(bus_,
-                 [self = shared_from_this(), batch = std::move(batch)] { self->deliver(batch); });
+  asio::dispatch(bus_, [self = shared_from_this(), batch = std::move(batch)]() mutable {
+    self->deliver(batch);
+    self->recycle(std::move(batch));
+  });
 }
 
 template <typename F>
