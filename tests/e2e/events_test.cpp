@@ -76,6 +76,10 @@ void expectEventsInOrder(const std::string& environment) {
   run->waitForLine("[cluster 1] ORDER sent 5000", 60s);
   run->waitForLine("[cluster 0] ORDER done 5000", 60s);
   BOOST_TEST(run->linesContaining("ORDER broken").empty(), run->transcript());
+  // Payload copies a listener kept still hold what was sent (the SDK reuses its parse memory).
+  const auto kept = run->waitForLine("[cluster 0] ORDER kept");
+  BOOST_TEST(field(kept, "intact") == "100");
+  BOOST_TEST(field(kept, "of") == "100");
 }
 
 void expectAcksAfterListenersEvenWhenOneThrows(const std::string& environment) {

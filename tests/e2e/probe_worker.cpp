@@ -561,14 +561,31 @@ int main() {
     const int count = mode == "order" ? 5000 : 40;
     if (id == 0) {
       auto next = std::make_shared<int>(0);
-      events.on("seq", [next, count](const json::value& data, int source) {
+      // Copies of every 50th payload, kept past their delivery and checked at the end: the SDK
+      // reuses the memory it parses into, which must never show through a copy.
+      auto kept = std::make_shared<std::vector<json::value>>();
+      events.on("seq", [next, kept, count](const json::value& data, int source) {
         const auto n = data.at("n").as_int64();
         if (n != *next) {
           say("ORDER broken expected=", *next, " got=", n, " from=", source);
         }
+        if (n % 50 == 0) {
+          kept->push_back(data);
+        }
         *next = static_cast<int>(n) + 1;
         if (*next == count) {
           say("ORDER done ", count);
+          int intact = 0;
+          for (std::size_t i = 0; i < kept->size(); ++i) {
+            const auto& copy = (*kept)[i].as_object();
+            const auto want = static_cast<std::int64_t>(i * 50);
+            intact += copy.at("n").as_int64() == want &&
+                              copy.at("pad").as_string() ==
+                                  std::string(static_cast<std::size_t>(want % 300), 'p')
+                          ? 1
+                          : 0;
+          }
+          say("ORDER kept intact=", intact, " of=", kept->size());
         }
       });
     }

@@ -709,20 +709,17 @@ void Connection::deliverOne(std::string_view name, std::string_view payload, std
     }
     return;
   }
-  boost::json::value data;
-  bool parsed = payload.empty();
-  if (!payload.empty()) {
-    error_code ec;
-    parser_.reset();
-    parser_.write(payload.data(), payload.size(), ec);
-    if (ec) {
-      reportListenerError(name, std::make_exception_ptr(std::runtime_error(
-                                    "payload from cluster " + std::to_string(source) +
-                                    " is not valid JSON: " + ec.message())));
-    } else {
-      data = parser_.release();
-      parsed = true;
-    }
+  // The value lives in the arena (see ParseArena) and dies before the delivery ends.
+  // (Constructed, not assigned: assigning a value on another resource would copy it.)
+  ParseArena::Delivery delivery(arena_);
+  error_code ec;
+  const boost::json::value data =
+      payload.empty() ? boost::json::value() : delivery.parse(parser_, payload, ec);
+  const bool parsed = !ec;
+  if (ec) {
+    reportListenerError(name, std::make_exception_ptr(std::runtime_error(
+                                  "payload from cluster " + std::to_string(source) +
+                                  " is not valid JSON: " + ec.message())));
   }
   std::vector<ListenerEntry> taken;
   const std::vector<ListenerEntry>* listeners = &found;

@@ -40,6 +40,7 @@
 
 #include "clustervisor/event_bus.hpp"
 #include "clustervisor/wire/frame_reader.hpp"
+#include "parse_arena.hpp"
 
 namespace clustervisor::detail {
 
@@ -287,6 +288,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::shared_ptr<const ListenerMap> snapshot_;
   std::uint64_t snapshotVersion_ = 0;
   boost::json::parser parser_;    // bus strand only; keeps its memory from one event to the next
+  ParseArena arena_;              // bus strand only: where payloads are parsed
   bool batching_ = false;         // bus strand only: inside asBatch()
   bool flushAfterBatch_ = false;  // bus strand only: a send during it started writing_
 

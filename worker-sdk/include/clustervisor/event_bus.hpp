@@ -55,6 +55,8 @@ namespace detail {
 class Connection;
 }
 
+// A listener of parsed payloads. `data` is valid until the listener returns (the SDK reuses the
+// memory it parses into); a copy of it lives on the heap and may be kept and used anywhere.
 using Listener = std::function<void(const boost::json::value& data, int sourceCluster)>;
 // A listener that takes the payload as the JSON text that was sent, unparsed (empty for null);
 // the view is valid until the listener returns.
