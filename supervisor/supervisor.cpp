@@ -102,6 +102,11 @@ int Supervisor::run() {
   // Orphaned descendants of the workers are re-parented here: reaped, never left as zombies, and
   // killed with their cluster.
   ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+  // The relay allocates and frees outbox segments (up to 64 KiB) at a high rate. By default
+  // glibc hands a freed heap top back to the kernel at once, and the next segment faults the
+  // pages in again (a seventh of the supervisor's time in a unicast stream, measured with perf).
+  // Keep up to 4 MiB of it; the sweep gives memory back (malloc_trim) every kSweepInterval.
+  ::mallopt(M_TRIM_THRESHOLD, 4 << 20);
   watchSignals();
   watchChildren();
   sweep();
