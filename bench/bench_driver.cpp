@@ -790,7 +790,11 @@ int main(int argc, char** argv) {
         break;
     }
     // The linearity ratio is undefined when memory did not grow measurably at first.
-    if (r.key != "idleBig.linearity" && (std::isnan(c) || (!r.clustervisorOnly && std::isnan(b)))) {
+    // (A side left out with --side has no figures by request.)
+    const bool baselineRan = o.side != "clustervisor" && !r.clustervisorOnly;
+    const bool clustervisorRan = o.side != "baseline";
+    if (r.key != "idleBig.linearity" &&
+        ((clustervisorRan && std::isnan(c)) || (baselineRan && std::isnan(b)))) {
       missing = true;
     }
     if (met && !*met) {
