@@ -16,18 +16,25 @@ namespace {
 
 // The JSON text of `data`, in a buffer of this thread's that is reused from one send to the next
 // (the SDK copies the text into its send queue before the call returns), so a send does not
-// allocate a string per event. Valid until the next call on this thread.
+// allocate, zero-fill or set up a serializer per event. Valid until the next call on this thread.
 std::string_view serialize(const boost::json::value& data) {
+  constexpr std::size_t kFirst = 512;
+  constexpr std::size_t kKept = 1024 * 1024;  // a larger buffer is not kept after a huge payload
+  thread_local boost::json::serializer serializer;
   thread_local std::string text;
-  boost::json::serializer serializer;
-  serializer.reset(&data);
-  text.clear();
-  while (!serializer.done()) {
-    const std::size_t used = text.size();
-    text.resize(std::max<std::size_t>(2 * used, used + 512));
-    text.resize(used + serializer.read(text.data() + used, text.size() - used).size());
+  if (text.size() < kFirst || text.size() > kKept) {
+    text.resize(kFirst);
+    text.shrink_to_fit();
   }
-  return text;
+  serializer.reset(&data);
+  std::size_t used = 0;
+  for (;;) {
+    used += serializer.read(text.data() + used, text.size() - used).size();
+    if (serializer.done()) {
+      return {text.data(), used};
+    }
+    text.resize(2 * text.size());
+  }
 }
 
 void throwIf(const error_code& ec, const char* what) {
@@ -73,7 +80,7 @@ void EventBus::emitTo(int clusterId, std::string_view event, const boost::json::
                       error_code& ec) {
   ec = connection_->checkTarget(clusterId);
   if (!ec) {
-    emitToRaw(clusterId, event, serialize(data), ec);
+    ec = connection_->sendEvent(static_cast<std::uint32_t>(clusterId), 0, event, serialize(data));
   }
 }
 
