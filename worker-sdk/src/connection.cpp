@@ -600,8 +600,9 @@ Connection::Batch Connection::spareBatch() {
 }
 
 void Connection::recycle(Batch batch) {
-  if (batch.bytes.capacity() > kSpareBytes) {
-    return;  // a large frame's buffer is not kept
+  if (batch.bytes.capacity() > kSpareBytes ||
+      batch.events.capacity() * sizeof(Batch::Event) > kSpareBytes) {
+    return;  // a large read's buffers are not kept
   }
   batch.bytes.clear();
   batch.events.clear();

@@ -152,7 +152,14 @@ boost::json::value ParseArena::Delivery::parse(boost::json::parser& parser, std:
     explicit Parsing(bool on) { tls.parsing = on; }
     ~Parsing() { tls.parsing = false; }
   } parsing(!nested_);
-  parser.write(text.data(), text.size(), ec);
+  try {
+    parser.write(text.data(), text.size(), ec);
+  } catch (...) {
+    // (bad_alloc) What the parse built must go while arena memory can still be told apart:
+    // the next rewind may free the blocks it lies in.
+    parser.reset();
+    throw;
+  }
   if (ec) {
     // Frees what the failed parse built now, while this delivery can tell arena memory apart.
     parser.reset();

@@ -73,6 +73,10 @@ BOOST_AUTO_TEST_CASE(a_copy_kept_by_a_listener_is_on_the_heap_and_outlives_later
     BOOST_TEST(copy.storage().get() == v.storage().get());
     BOOST_TEST(!arena.holds(copy.as_object().at("guild").as_string().data()));
     kept.push_back(std::move(copy));
+    // The copy the documentation gives for the default resource.
+    const json::value own(v, json::storage_ptr());
+    BOOST_TEST(own.storage().get() == json::storage_ptr().get());
+    BOOST_TEST(!arena.holds(own.as_object().begin()));
   }
   for (std::size_t i = 0; i < kept.size(); ++i) {
     BOOST_TEST(json::serialize(kept[i]) == json::serialize(json::parse(i % 2 == 0 ? kBan : kKick)));

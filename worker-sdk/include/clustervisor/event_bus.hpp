@@ -56,7 +56,8 @@ class Connection;
 }
 
 // A listener of parsed payloads. `data` is valid until the listener returns (the SDK reuses the
-// memory it parses into); a copy of it lives on the heap and may be kept and used anywhere.
+// memory it parses into); a copy of it lives on the heap and may be kept and used anywhere
+// (see clustervisor-worker(3) for a copy on the default resource).
 using Listener = std::function<void(const boost::json::value& data, int sourceCluster)>;
 // A listener that takes the payload as the JSON text that was sent, unparsed (empty for null);
 // the view is valid until the listener returns.
