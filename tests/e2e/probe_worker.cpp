@@ -638,6 +638,15 @@ int main() {
       const int again =
           events.broadcastAndWait("probe.sync", nullptr, 30s, cluster.totalClusters() - 1).get();
       say("ACKS again=", again);
+      // A completion handler that throws: its exception goes to the error handler and the
+      // SDK goes on.
+      events.broadcastAndWait("probe.sync", nullptr, 30s, cluster.totalClusters() - 1,
+                              [](boost::system::error_code, int) {
+                                throw std::runtime_error("completion handler failed on purpose");
+                              });
+      const int after =
+          events.broadcastAndWait("probe.sync", nullptr, 30s, cluster.totalClusters() - 1).get();
+      say("ACKS afterThrowingHandler=", after);
     }
   }
 

@@ -997,10 +997,16 @@ void Connection::completeHandler(WaitHandler handler, error_code ec, AckReport r
                          r = std::move(report)]() mutable {
           self->asBatch([&] {
             using H = std::decay_t<decltype(h)>;
-            if constexpr (std::is_same_v<H, CountHandler>) {
-              std::move(h)(ec, r.acked);
-            } else {
-              std::move(h)(ec, std::move(r));
+            try {
+              if constexpr (std::is_same_v<H, CountHandler>) {
+                std::move(h)(ec, r.acked);
+              } else {
+                std::move(h)(ec, std::move(r));
+              }
+            } catch (...) {
+              // As for a listener: to the error handler. Left to propagate, it would end the
+              // SDK thread running it (std::terminate), or on the I/O thread the read loop.
+              self->reportListenerError("(completion handler)", std::current_exception());
             }
           });
         };
