@@ -786,7 +786,9 @@ int main(int argc, char** argv) {
         met = ratio <= r.target;
         break;
       case Goal::kAbsoluteAtLeast:
-        met = c >= r.target;
+        if (!std::isnan(c)) {
+          met = c >= r.target;
+        }
         break;
     }
     // The linearity ratio is undefined when memory did not grow measurably at first.
