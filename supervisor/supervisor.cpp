@@ -427,6 +427,9 @@ void Supervisor::watchHeartbeat(Slot& slot) {
 
 void Supervisor::onFrame(WorkerConnection& connection, const wire::Header& header,
                          std::span<std::byte> frame) {
+  if (run_.from != &connection || header.type != wire::FrameType::kEvent) {
+    flushRun();
+  }
   Slot& slot = *slots_[connection.clusterId()];
   if (slot.successor && slot.successor->connection.get() == &connection) {
     onSuccessorFrame(slot, connection, header, frame);
@@ -573,6 +576,14 @@ void Supervisor::routeEvent(Slot& slot, WorkerConnection& from, const wire::Head
   ++slot.eventsIn;
   slot.bytesIn += frame.size();
   const auto decision = relay_.route(slot.id, header.target);
+  if (decision.route == Relay::Route::kDeliver && header.correlation == 0 &&
+      (decision.recipients.size() <= 1 || !Outbox::worthSharing(frame.size()))) {
+    if (!decision.recipients.empty()) {
+      appendToRun(from, decision.recipients, frame);
+    }
+    return;
+  }
+  flushRun();
   switch (decision.route) {
     case Relay::Route::kDeliver: {
       std::vector<std::uint32_t> delivered;
@@ -818,8 +829,71 @@ void Supervisor::sweep() {
   });
 }
 
+void Supervisor::onFramesRelayed(WorkerConnection&) {
+  flushRun();
+}
+
+void Supervisor::appendToRun(WorkerConnection& from, std::span<const std::uint32_t> recipients,
+                             std::span<const std::byte> frame) {
+  const bool continues = run_.from == &from && run_.end == frame.data() &&
+                         std::ranges::equal(run_.recipients, recipients);
+  const std::size_t size =
+      (continues ? static_cast<std::size_t>(run_.end - run_.begin) : 0) + frame.size();
+  // Near a recipient's high-water mark, events go one by one, as if there were no runs, so
+  // flow control holds the sender back after the same event it would without them.
+  bool roomy = size <= Outbox::kCoalesceBytes;
+  for (const auto id : recipients) {
+    const WorkerConnection& to = *slots_[id]->connection;
+    roomy = roomy && to.queuedBytes() + size <= to.highWater();
+  }
+  if (continues && roomy) {
+    run_.end += frame.size();
+    ++run_.events;
+    return;
+  }
+  flushRun();
+  run_.from = &from;
+  run_.recipients.assign(recipients.begin(), recipients.end());
+  run_.begin = frame.data();
+  run_.end = frame.data() + frame.size();
+  run_.events = 1;
+  if (!roomy) {
+    flushRun();
+  }
+}
+
+void Supervisor::flushRun() {
+  if (run_.from == nullptr) {
+    return;
+  }
+  WorkerConnection& from = *std::exchange(run_.from, nullptr);
+  const std::span<const std::byte> bytes(run_.begin, run_.end);
+  for (const auto id : run_.recipients) {
+    Slot& to = *slots_[id];
+    if (to.connection->send(bytes)) {
+      to.eventsOut += run_.events;
+      to.bytesOut += bytes.size();
+      noteCongestion(from, id);
+      continue;
+    }
+    // The whole run does not fit: event by event, as far as the outbox takes them.
+    for (auto rest = bytes; !rest.empty();) {
+      const auto frame = rest.first(wire::decodeFrame(rest, rest.size()).header.length);
+      rest = rest.subspan(frame.size());
+      if (to.connection->send(frame)) {
+        ++to.eventsOut;
+        to.bytesOut += frame.size();
+        noteCongestion(from, id);
+      } else {
+        reportOutboxFull(id);
+      }
+    }
+  }
+}
+
 void Supervisor::onDisconnected(WorkerConnection& connection, const std::string& reason,
                                 bool protocolError) {
+  flushRun();
   Slot& slot = *slots_[connection.clusterId()];
   if (slot.successor && slot.successor->connection.get() == &connection) {
     failSuccessor(slot, protocolError ? "protocol error: " + reason

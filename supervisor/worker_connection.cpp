@@ -241,6 +241,12 @@ asio::awaitable<void> WorkerConnection::readLoop() {
 }
 
 WorkerConnection::Relayed WorkerConnection::relayFrames() {
+  const Relayed relayed = relayEach();
+  sink_.onFramesRelayed(*this);
+  return relayed;
+}
+
+WorkerConnection::Relayed WorkerConnection::relayEach() {
   for (;;) {
     const auto next = reader_.next();
     if (next.result.status == wire::DecodeStatus::kIncomplete) {

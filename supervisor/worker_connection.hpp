@@ -52,6 +52,10 @@ class FrameSink {
   virtual bool holdsBack(WorkerConnection& connection) = 0;
   // The outbox fell to its low-water mark after watchDrain().
   virtual void onDrained(WorkerConnection& connection) = 0;
+  // The frames handed to onFrame since the last call are all there is for now (the end of a
+  // read, or a pause for flow control): their bytes are valid until the next read, so anything
+  // kept from them must be queued now.
+  virtual void onFramesRelayed(WorkerConnection& connection) = 0;
 
  protected:
   ~FrameSink() = default;
@@ -146,8 +150,10 @@ class WorkerConnection : public std::enable_shared_from_this<WorkerConnection> {
   boost::asio::awaitable<void> waitWhileHeldBack();
   // Relays the frames of the last read until they are all relayed, the connection ended, or a
   // congested receiver holds this worker back (heldBackBy() is not empty).
+  // Ends with FrameSink::onFramesRelayed.
   enum class Relayed { kAll, kEnded, kHeldBack };
   Relayed relayFrames();
+  Relayed relayEach();
   // async_write's completion condition: every partial write counts as progress.
   struct CountProgress {
     WorkerConnection* connection;
