@@ -840,11 +840,12 @@ void Supervisor::appendToRun(WorkerConnection& from, std::span<const std::uint32
   const std::size_t size =
       (continues ? static_cast<std::size_t>(run_.end - run_.begin) : 0) + frame.size();
   // Near a recipient's high-water mark, events go one by one, as if there were no runs, so
-  // flow control holds the sender back after the same event it would without them.
+  // flow control holds the sender back after the same event it would without them: a run never
+  // reaches the mark (congestion starts at it), so only an event queued at once can.
   bool roomy = size <= Outbox::kCoalesceBytes;
   for (const auto id : recipients) {
     const WorkerConnection& to = *slots_[id]->connection;
-    roomy = roomy && to.queuedBytes() + size <= to.highWater();
+    roomy = roomy && to.queuedBytes() + size < to.highWater();
   }
   if (continues && roomy) {
     run_.end += frame.size();

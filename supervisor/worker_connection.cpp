@@ -258,6 +258,8 @@ WorkerConnection::Relayed WorkerConnection::relayEach() {
         reason += " (" + std::to_string(next.result.header.length) + " > " +
                   std::to_string(reader_.maxFrameSize()) + " bytes)";
       }
+      // The good frames before this one are delivered while this connection is still open.
+      sink_.onFramesRelayed(*this);
       fail(reason, true);
       return Relayed::kEnded;
     }
