@@ -480,6 +480,12 @@ int main() {
       ::_exit(7);
     };
   }
+  if (mode == "lost-throws") {
+    options.onSupervisorLost = [] {
+      say("LOST handler called");
+      throw std::runtime_error("lost handler failed on purpose");
+    };
+  }
   const int threadsBefore = threadCount();
   auto cluster = Cluster::fromEnvironment(options);
   auto& events = cluster.events();

@@ -130,6 +130,25 @@ BOOST_AUTO_TEST_CASE(supervisor_lost_handler_is_told_instead_of_the_default_exit
   BOOST_TEST(output.find("clustervisor-worker:") == std::string::npos, output);
 }
 
+BOOST_AUTO_TEST_CASE(a_supervisor_lost_handler_that_throws_is_reported_and_the_worker_exits) {
+  auto worker = spawnProbe("0", "1", "lost-throws");
+  readFrame(worker.socket);
+  const auto welcome = wire::encodeWelcome({wire::kProtocolVersion, 0, 0, 1, 65536, 0});
+  BOOST_REQUIRE(::write(worker.socket, welcome.data(), welcome.size()) ==
+                static_cast<ssize_t>(welcome.size()));
+  readFrame(worker.socket);  // READY
+  ::close(worker.socket);
+  BOOST_TEST(waitStatus(worker.pid) == 1);
+  const auto output = readAll(worker.output);
+  BOOST_TEST(output.find("LOST handler called\n") != std::string::npos, output);
+  BOOST_TEST(output.find("LISTENER_ERROR (supervisor lost handler) lost handler failed on "
+                         "purpose\n") != std::string::npos,
+             output);
+  BOOST_TEST(output.find("clustervisor-worker: the supervisor closed the connection; exiting "
+                         "(cluster 0)\n") != std::string::npos,
+             output);
+}
+
 BOOST_AUTO_TEST_CASE(worker_refuses_a_welcome_for_another_cluster) {
   auto worker = spawnProbe("1", "2");
   readFrame(worker.socket);

@@ -1052,8 +1052,14 @@ void Connection::lost(std::string_view why) {
       return;
     }
     if (self->onSupervisorLost_) {
-      self->onSupervisorLost_();
-      return;
+      try {
+        self->onSupervisorLost_();
+        return;
+      } catch (...) {
+        // Reported like a listener's; then the default below, so the worker does not outlive
+        // its supervisor because its handler failed.
+        self->reportListenerError("(supervisor lost handler)", std::current_exception());
+      }
     }
     std::fprintf(stderr, "clustervisor-worker: %s; exiting (cluster %u)\n", reason.c_str(),
                  self->id_);
