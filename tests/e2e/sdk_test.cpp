@@ -12,6 +12,8 @@
 
 #include <cstring>
 #include <stdexcept>
+#include <string>
+#include <utility>
 
 #include <boost/asio/io_context.hpp>
 
@@ -91,6 +93,20 @@ int waitStatus(pid_t pid) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+// Cluster 0 of 1 in `mode`: welcomed, then, once it said READY, its socket is closed (the
+// supervisor is gone). Its exit status and output.
+std::pair<int, std::string> loseSupervisorOf(const char* mode) {
+  auto worker = spawnProbe("0", "1", mode);
+  readFrame(worker.socket);  // HELLO
+  const auto welcome = wire::encodeWelcome({wire::kProtocolVersion, 0, 0, 1, 65536, 0});
+  BOOST_REQUIRE(::write(worker.socket, welcome.data(), welcome.size()) ==
+                static_cast<ssize_t>(welcome.size()));
+  readFrame(worker.socket);  // READY
+  ::close(worker.socket);
+  const int status = waitStatus(worker.pid);
+  return {status, readAll(worker.output)};
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(worker_says_hello_then_exits_when_the_supervisor_closes_the_socket) {
@@ -117,29 +133,15 @@ BOOST_AUTO_TEST_CASE(worker_says_hello_then_exits_when_the_supervisor_closes_the
 }
 
 BOOST_AUTO_TEST_CASE(supervisor_lost_handler_is_told_instead_of_the_default_exit) {
-  auto worker = spawnProbe("0", "1", "lost");
-  readFrame(worker.socket);
-  const auto welcome = wire::encodeWelcome({wire::kProtocolVersion, 0, 0, 1, 65536, 0});
-  BOOST_REQUIRE(::write(worker.socket, welcome.data(), welcome.size()) ==
-                static_cast<ssize_t>(welcome.size()));
-  readFrame(worker.socket);  // READY
-  ::close(worker.socket);
-  BOOST_TEST(waitStatus(worker.pid) == 7);
-  const auto output = readAll(worker.output);
+  const auto [status, output] = loseSupervisorOf("lost");
+  BOOST_TEST(status == 7);
   BOOST_TEST(output.find("LOST handler called\n") != std::string::npos, output);
   BOOST_TEST(output.find("clustervisor-worker:") == std::string::npos, output);
 }
 
 BOOST_AUTO_TEST_CASE(a_supervisor_lost_handler_that_throws_is_reported_and_the_worker_exits) {
-  auto worker = spawnProbe("0", "1", "lost-throws");
-  readFrame(worker.socket);
-  const auto welcome = wire::encodeWelcome({wire::kProtocolVersion, 0, 0, 1, 65536, 0});
-  BOOST_REQUIRE(::write(worker.socket, welcome.data(), welcome.size()) ==
-                static_cast<ssize_t>(welcome.size()));
-  readFrame(worker.socket);  // READY
-  ::close(worker.socket);
-  BOOST_TEST(waitStatus(worker.pid) == 1);
-  const auto output = readAll(worker.output);
+  const auto [status, output] = loseSupervisorOf("lost-throws");
+  BOOST_TEST(status == 1);
   BOOST_TEST(output.find("LOST handler called\n") != std::string::npos, output);
   BOOST_TEST(output.find("LISTENER_ERROR (supervisor lost handler) lost handler failed on "
                          "purpose\n") != std::string::npos,
