@@ -614,8 +614,7 @@ void Connection::recycle(Batch batch) {
 
 void Connection::post(Batch batch) {
   asio::post(bus_, [self = shared_from_this(), batch = std::move(batch)]() mutable {
-    self->deliver(batch);
-    self->recycle(std::move(batch));
+    self->deliver(std::move(batch));
   });
 }
 
@@ -627,8 +626,7 @@ void Connection::handOver(Batch batch) {
   // The bus strand runs on this thread: dispatch() runs the listeners now, without a trip
   // through the event loop, unless the strand has work queued, which they then follow.
   asio::dispatch(bus_, [self = shared_from_this(), batch = std::move(batch)]() mutable {
-    self->deliver(batch);
-    self->recycle(std::move(batch));
+    self->deliver(std::move(batch));
   });
 }
 
@@ -652,10 +650,11 @@ void Connection::asBatch(F&& f) {
   f();
 }
 
-void Connection::deliver(const Batch& batch) {
+void Connection::deliver(Batch batch) {
   // Sends made by the listeners (replies) and the acknowledgements go out in one write when the
   // batch is done, without another trip through the bus executor.
   asBatch([&] { deliverEach(batch); });
+  recycle(std::move(batch));
 }
 
 void Connection::deliverEach(const Batch& batch) {
@@ -699,23 +698,13 @@ void Connection::deliverOne(std::string_view name, std::string_view payload, std
     wantsJson = wantsJson || entry.listener != nullptr;
     hasOnce = hasOnce || entry.once;
   }
-  if (!wantsJson) {
-    // Only raw listeners (never once-listeners): the text as it came, nothing to parse.
-    for (const auto& entry : found) {
-      try {
-        (*entry.raw)(payload, static_cast<int>(source));
-      } catch (...) {
-        reportListenerError(name, std::current_exception());
-      }
-    }
-    return;
-  }
-  // The value lives in the arena (see ParseArena) and dies before the delivery ends.
-  // (Constructed, not assigned: assigning a value on another resource would copy it.)
+  // Parsed only for a Listener (raw listeners take the text as it came). The value lives in the
+  // arena (see ParseArena) and dies before the delivery ends. (Constructed, not assigned:
+  // assigning a value on another resource would copy it.)
   ParseArena::Delivery delivery(arena_);
   error_code ec;
   const boost::json::value data =
-      payload.empty() ? boost::json::value() : delivery.parse(parser_, payload, ec);
+      !wantsJson || payload.empty() ? boost::json::value() : delivery.parse(parser_, payload, ec);
   const bool parsed = !ec;
   if (ec) {
     reportListenerError(name, std::make_exception_ptr(std::runtime_error(

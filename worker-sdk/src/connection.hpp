@@ -165,7 +165,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void recycle(Batch batch);
   void post(Batch batch);
   void handOver(Batch batch);
-  void deliver(const Batch& batch);
+  void deliver(Batch batch);  // then recycles it
   void deliverEach(const Batch& batch);
   void deliverOne(std::string_view name, std::string_view payload, std::uint32_t source,
                   const std::vector<ListenerEntry>& found);

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "clustervisor/event_bus.hpp"
 
-#include <algorithm>
 #include <string>
 
 #include <boost/json/serializer.hpp>
