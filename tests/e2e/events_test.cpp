@@ -29,8 +29,7 @@ std::string field(const std::string& line, const std::string& key) {
 }
 
 // The checks below run with the SDK's default threads and with listeners on its I/O thread
-// (ClusterOptions::listenersOnIoThread, PROBE_THREADS = "io"): the same contract either way.
-const std::string kIoThread = "PROBE_THREADS = \"io\"";
+// (kIoThread): the same contract either way.
 
 // The SDK starts the threads the environment asks for: its I/O thread, and its dispatch thread
 // unless listeners run on the I/O thread. ThreadSanitizer's runtime starts a thread of its own

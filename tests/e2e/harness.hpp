@@ -129,6 +129,11 @@ pid_t startedPid(SupervisorRun& run, int cluster, std::size_t nth = 0,
 // Waits for the supervisor's "is ready" line of that worker (the n-th start of `cluster`).
 void waitReady(SupervisorRun& run, int cluster, std::size_t nth = 0);
 
+// The probe's `environment` for listeners on the SDK's I/O thread
+// (ClusterOptions::listenersOnIoThread); tests that check a contract in both thread modes
+// run once with "" and once with this.
+inline const std::string kIoThread = "PROBE_THREADS = \"io\"";
+
 // Polls `condition` every 10 ms until it holds (true) or `timeout` passes (false).
 bool waitUntil(const std::function<bool()>& condition, std::chrono::milliseconds timeout = 20s);
 

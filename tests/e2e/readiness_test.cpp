@@ -167,7 +167,7 @@ BOOST_AUTO_TEST_CASE(a_worker_whose_executor_blocks_is_hung_when_it_heartbeats_f
 }
 
 BOOST_AUTO_TEST_CASE(a_listener_that_blocks_the_io_thread_stops_the_heartbeats_and_is_hung) {
-  expectBlockedWorkerKilledAsHung("PROBE_THREADS = \"io\"");
+  expectBlockedWorkerKilledAsHung(kIoThread);
 }
 
 BOOST_AUTO_TEST_CASE(a_listener_that_sends_then_blocks_keeps_the_heartbeats_going) {
