@@ -427,8 +427,8 @@ void Supervisor::watchHeartbeat(Slot& slot) {
 
 void Supervisor::onFrame(WorkerConnection& connection, const wire::Header& header,
                          std::span<std::byte> frame) {
-  if (run_.from != &connection || header.type != wire::FrameType::kEvent) {
-    flushRun();
+  if (header.type != wire::FrameType::kEvent) {
+    flushRun();  // (a pending run is always this connection's: see onFramesRelayed)
   }
   Slot& slot = *slots_[connection.clusterId()];
   if (slot.successor && slot.successor->connection.get() == &connection) {
@@ -576,10 +576,11 @@ void Supervisor::routeEvent(Slot& slot, WorkerConnection& from, const wire::Head
   ++slot.eventsIn;
   slot.bytesIn += frame.size();
   const auto decision = relay_.route(slot.id, header.target);
-  if (decision.route == Relay::Route::kDeliver && header.correlation == 0 &&
-      (decision.recipients.size() <= 1 || !Outbox::worthSharing(frame.size()))) {
+  // Copied into each outbox, or, for several recipients of a large frame, shared (see Outbox).
+  const bool copied = decision.recipients.size() <= 1 || !Outbox::worthSharing(frame.size());
+  if (decision.route == Relay::Route::kDeliver && header.correlation == 0 && copied) {
     if (!decision.recipients.empty()) {
-      appendToRun(from, decision.recipients, frame);
+      appendToRun(from, header.target, decision.recipients, frame);
     }
     return;
   }
@@ -599,20 +600,13 @@ void Supervisor::routeEvent(Slot& slot, WorkerConnection& from, const wire::Head
       }
       const auto deliver = [&](const auto& bytes) {
         for (const auto id : decision.recipients) {
-          if (slots_[id]->connection->send(bytes)) {
-            ++slots_[id]->eventsOut;
-            slots_[id]->bytesOut += frame.size();
-            noteCongestion(from, id);
-            if (wantsAcks) {
-              delivered.push_back(id);
-            }
-          } else {
-            reportOutboxFull(id);
+          if (queueEvents(from, id, bytes, frame.size(), 1) && wantsAcks) {
+            delivered.push_back(id);
           }
         }
       };
-      if (decision.recipients.size() <= 1 || !Outbox::worthSharing(frame.size())) {
-        deliver(std::span<const std::byte>(frame));  // copied into each outbox (see Outbox)
+      if (copied) {
+        deliver(std::span<const std::byte>(frame));
       } else {
         // Encoded once; every recipient's outbox shares the same bytes.
         deliver(std::make_shared<const std::vector<std::byte>>(frame.begin(), frame.end()));
@@ -787,12 +781,15 @@ void Supervisor::reportExpired(std::uint32_t cluster, std::uint64_t expired) {
   }
 }
 
-void Supervisor::reportOutboxFull(std::uint32_t recipient) {
+void Supervisor::reportOutboxFull(std::uint32_t recipient, std::uint64_t events) {
   const auto& connection = slots_[recipient]->connection;
   reportDrop("outbox_full",
-             "cluster " + std::to_string(recipient) + ": event dropped, outbox full (" +
+             "cluster " + std::to_string(recipient) + ": " +
+                 (events == 1 ? std::string("event") : std::to_string(events) + " events") +
+                 " dropped, outbox full (" +
                  std::to_string(connection ? connection->queuedBytes() : 0) +
-                 " bytes queued, limit " + std::to_string(config_.events.outboxLimit) + ")");
+                 " bytes queued, limit " + std::to_string(config_.events.outboxLimit) + ")",
+             events);
 }
 
 void Supervisor::reportDrop(std::string_view reason, const std::string& message,
@@ -833,32 +830,53 @@ void Supervisor::onFramesRelayed(WorkerConnection&) {
   flushRun();
 }
 
-void Supervisor::appendToRun(WorkerConnection& from, std::span<const std::uint32_t> recipients,
-                             std::span<const std::byte> frame) {
-  const bool continues = run_.from == &from && run_.end == frame.data() &&
-                         std::ranges::equal(run_.recipients, recipients);
-  const std::size_t size =
-      (continues ? static_cast<std::size_t>(run_.end - run_.begin) : 0) + frame.size();
-  // Near a recipient's high-water mark, events go one by one, as if there were no runs, so
-  // flow control holds the sender back after the same event it would without them: a run never
-  // reaches the mark (congestion starts at it), so only an event queued at once can.
-  bool roomy = size <= Outbox::kCoalesceBytes;
-  for (const auto id : recipients) {
-    const WorkerConnection& to = *slots_[id]->connection;
-    roomy = roomy && to.queuedBytes() + size < to.highWater();
+template <typename Bytes>
+bool Supervisor::queueEvents(WorkerConnection& from, std::uint32_t id, const Bytes& bytes,
+                             std::size_t size, std::uint64_t events) {
+  Slot& to = *slots_[id];
+  if (!to.connection->send(bytes)) {
+    reportOutboxFull(id, events);
+    return false;
   }
-  if (continues && roomy) {
+  to.eventsOut += events;
+  to.bytesOut += size;
+  noteCongestion(from, id);
+  return true;
+}
+
+void Supervisor::appendToRun(WorkerConnection& from, std::uint32_t target,
+                             std::span<const std::uint32_t> recipients,
+                             std::span<const std::byte> frame) {
+  // The recipients follow from the sender and the target: nothing changes them while a run
+  // waits.
+  const auto runSize = [&] { return static_cast<std::size_t>(run_.end - run_.begin); };
+  if (run_.from != &from || run_.target != target || run_.end != frame.data() ||
+      runSize() + frame.size() > Outbox::kCoalesceBytes) {
+    flushRun();  // first, so the outboxes below hold what it queues
+  }
+  const std::size_t size = (run_.from != nullptr ? runSize() : 0) + frame.size();
+  // A run never reaches a recipient's high-water mark (where congestion starts): the event that
+  // would is queued at once, alone, after the run, so flow control holds the sender back after
+  // the same event as without runs.
+  const bool belowMark = std::ranges::all_of(recipients, [&](std::uint32_t id) {
+    const WorkerConnection& to = *slots_[id]->connection;
+    return to.queuedBytes() + size < to.highWater();
+  });
+  if (!belowMark) {
+    flushRun();
+  }
+  if (run_.from != nullptr) {
     run_.end += frame.size();
     ++run_.events;
     return;
   }
-  flushRun();
   run_.from = &from;
+  run_.target = target;
   run_.recipients.assign(recipients.begin(), recipients.end());
   run_.begin = frame.data();
   run_.end = frame.data() + frame.size();
   run_.events = 1;
-  if (!roomy) {
+  if (!belowMark) {
     flushRun();
   }
 }
@@ -868,33 +886,16 @@ void Supervisor::flushRun() {
     return;
   }
   WorkerConnection& from = *std::exchange(run_.from, nullptr);
+  // Below every recipient's high-water mark, so only a closed or retiring connection (or a
+  // single event over the limit) refuses it: then every event of it is dropped.
   const std::span<const std::byte> bytes(run_.begin, run_.end);
   for (const auto id : run_.recipients) {
-    Slot& to = *slots_[id];
-    if (to.connection->send(bytes)) {
-      to.eventsOut += run_.events;
-      to.bytesOut += bytes.size();
-      noteCongestion(from, id);
-      continue;
-    }
-    // The whole run does not fit: event by event, as far as the outbox takes them.
-    for (auto rest = bytes; !rest.empty();) {
-      const auto frame = rest.first(wire::decodeFrame(rest, rest.size()).header.length);
-      rest = rest.subspan(frame.size());
-      if (to.connection->send(frame)) {
-        ++to.eventsOut;
-        to.bytesOut += frame.size();
-        noteCongestion(from, id);
-      } else {
-        reportOutboxFull(id);
-      }
-    }
+    queueEvents(from, id, bytes, bytes.size(), run_.events);
   }
 }
 
 void Supervisor::onDisconnected(WorkerConnection& connection, const std::string& reason,
                                 bool protocolError) {
-  flushRun();
   Slot& slot = *slots_[connection.clusterId()];
   if (slot.successor && slot.successor->connection.get() == &connection) {
     failSuccessor(slot, protocolError ? "protocol error: " + reason

@@ -152,8 +152,14 @@ class Supervisor final : private FrameSink {
   void onFramesRelayed(WorkerConnection& connection) override;
   // Adds an event frame to the pending run (see EventRun), queuing the run first when the frame
   // does not continue it.
-  void appendToRun(WorkerConnection& from, std::span<const std::uint32_t> recipients,
-                   std::span<const std::byte> frame);
+  void appendToRun(WorkerConnection& from, std::uint32_t target,
+                   std::span<const std::uint32_t> recipients, std::span<const std::byte> frame);
+  // Queues `bytes` (`events` whole event frames, `size` bytes) for cluster `id`: counted, and
+  // the sender noted for flow control; or, refused by its outbox, reported as dropped. Whether
+  // it was queued.
+  template <typename Bytes>
+  bool queueEvents(WorkerConnection& from, std::uint32_t id, const Bytes& bytes, std::size_t size,
+                   std::uint64_t events);
   // Queues the pending run into its recipients' outboxes, as the events one by one would have
   // been.
   void flushRun();
@@ -215,7 +221,7 @@ class Supervisor final : private FrameSink {
   void checkAllEnded();
   bool holdFor(std::uint32_t target, std::span<const std::byte> frame);
   void reportExpired(std::uint32_t cluster, std::uint64_t expired);
-  void reportOutboxFull(std::uint32_t recipient);
+  void reportOutboxFull(std::uint32_t recipient, std::uint64_t events = 1);
   // `reason` labels the count in the metrics: outbox_full, hold_full, hold_expired,
   // unknown_target, removed.
   void reportDrop(std::string_view reason, const std::string& message, std::uint64_t count = 1);
@@ -277,6 +283,7 @@ class Supervisor final : private FrameSink {
   // Measured (perf, unicast stream): ~15% less supervisor CPU per event.
   struct EventRun {
     WorkerConnection* from = nullptr;  // none pending when null
+    std::uint32_t target = 0;
     std::vector<std::uint32_t> recipients;
     const std::byte* begin = nullptr;
     const std::byte* end = nullptr;

@@ -190,6 +190,8 @@ void WorkerConnection::fail(const std::string& reason, bool protocolError) {
   if (closed_) {
     return;
   }
+  // What the frames relayed before this left pending is queued while this is still open.
+  sink_.onFramesRelayed(*this);
   close();
   sink_.onDisconnected(*this, reason, protocolError);
 }
@@ -258,8 +260,6 @@ WorkerConnection::Relayed WorkerConnection::relayEach() {
         reason += " (" + std::to_string(next.result.header.length) + " > " +
                   std::to_string(reader_.maxFrameSize()) + " bytes)";
       }
-      // The good frames before this one are delivered while this connection is still open.
-      sink_.onFramesRelayed(*this);
       fail(reason, true);
       return Relayed::kEnded;
     }

@@ -53,8 +53,8 @@ class FrameSink {
   // The outbox fell to its low-water mark after watchDrain().
   virtual void onDrained(WorkerConnection& connection) = 0;
   // The frames handed to onFrame since the last call are all there is for now (the end of a
-  // read, or a pause for flow control): their bytes are valid until the next read, so anything
-  // kept from them must be queued now.
+  // read, a pause for flow control, or the connection failing): their bytes are valid until
+  // the next read, so anything kept from them must be queued now.
   virtual void onFramesRelayed(WorkerConnection& connection) = 0;
 
  protected:
