@@ -15,8 +15,9 @@ using boost::system::error_code;
 
 namespace {
 constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
-// IOV_MAX is 1024 on Linux; fewer segments per write keeps each write's latency low.
-constexpr std::size_t kMaxSegmentsPerWrite = 256;
+// What one send takes: Boost.Asio passes at most 64 buffers to one sendmsg (more would be
+// gathered for nothing by the direct write, and split by the write loop's async_write).
+constexpr std::size_t kMaxSegmentsPerWrite = 64;
 // Bytes per gathered write: a bounded batch keeps each write's latency low.
 constexpr std::size_t kMaxBytesPerWrite = 256 * 1024;
 // A read up to this size relays its frames through a WriteBatch. A larger one is part of a
