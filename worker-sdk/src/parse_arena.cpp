@@ -31,14 +31,18 @@ struct ParseArena::Blocks {
     }
     // Does not fit: another block, at least as large as all before it (an event's parse then
     // needs few), merged into one block at the next rewind.
-    std::size_t size = kFirstBlock;
-    for (const Block& block : blocks) {
-      size += block.size;
-    }
-    size = std::max(size, n + align);
+    const std::size_t size = std::max(kFirstBlock + total(), n + align);
     blocks.push_back({std::make_unique_for_overwrite<std::byte[]>(size), size});
     used = 0;
     return allocate(n, align);
+  }
+
+  std::size_t total() const {
+    std::size_t bytes = 0;
+    for (const Block& block : blocks) {
+      bytes += block.size;
+    }
+    return bytes;
   }
 
   bool holds(const void* p) const {
@@ -53,13 +57,10 @@ struct ParseArena::Blocks {
     if (blocks.size() == 1 && blocks.front().size <= kMaxKept) {
       return;
     }
-    std::size_t total = 0;
-    for (const Block& block : blocks) {
-      total += block.size;
-    }
+    const std::size_t all = total();
     blocks.clear();
-    if (total > 0) {
-      const std::size_t size = std::min(total, kMaxKept);
+    if (all > 0) {
+      const std::size_t size = std::min(all, kMaxKept);
       blocks.push_back({std::make_unique_for_overwrite<std::byte[]>(size), size});
     }
   }
