@@ -252,6 +252,60 @@ BOOST_AUTO_TEST_CASE(a_receiver_that_falls_behind_holds_back_its_sender_and_lose
   BOOST_TEST(run->linesContaining("START id=1").size() == 1u);
 }
 
+namespace {
+// Cluster 1's listener blocks in the first event of a flood of 20000 (~250 bytes each, 5 MB)
+// until the test releases it. The SDK holds at most `receiveQueueLimit` (256 KiB here) of
+// events its listeners have not taken and then stops reading, so the rest waits in the
+// supervisor's outbox for cluster 1 (1 MiB), which holds the sender back: cluster 2, which reads
+// at full speed, cannot get far ahead either. Nothing is lost. Without the bound the worker would
+// read the whole flood into its own memory and the sender would never be held back.
+void expectBlockedListenerToHoldBackItsSender(const std::string& threads) {
+  TempDir dir;
+  const auto config = dir.write(
+      "bot.toml",
+      probeConfig(dir, 3, "flood",
+                  "PROBE_COUNT = \"20000\", PROBE_BLOCK = \"1\", PROBE_RECEIVE_LIMIT = \"262144\"" +
+                      (threads.empty() ? "" : ", " + threads),
+                  // A listener on the I/O thread that blocks also stops the heartbeats.
+                  "[heartbeat]\ntimeout = \"0s\"\n"
+                  "[events]\nmax_payload = \"16KiB\"\noutbox_limit = \"1MiB\"\n"
+                  "stall_timeout = \"1h\"\n"));  // however slow the test is
+  auto run = SupervisorRun::run(config);
+  for (int id = 0; id < 3; ++id) {
+    waitReady(*run, id);
+  }
+  std::ofstream(dir.path() / "go") << "1\n";
+  run->waitForLine("[cluster 1] FLOOD blocking");
+  const auto heldBack = [&] {
+    return statusOf(config).at("totals").as_object().at("senders_held_back").as_int64();
+  };
+  BOOST_REQUIRE(waitUntil([&] { return heldBack() > 0; }));
+  // Held back, so the fast reader is far from the end as well, and the blocked worker's memory
+  // did not take the flood.
+  BOOST_TEST(!run->hasLine("[cluster 2] FLOOD got 20000"));
+  const auto rssKiB = usageOf(startedPid(*run, 1)).rssKiB;
+  BOOST_TEST_MESSAGE("blocked worker's RSS: " << rssKiB << " KiB");
+  std::ofstream(dir.path() / "release") << "1\n";
+  run->waitForLine("[cluster 1] FLOOD got 20000 in order", 60s);
+  run->waitForLine("[cluster 2] FLOOD got 20000 in order", 60s);
+  BOOST_TEST(!run->hasLine("FLOOD broken"));
+  BOOST_TEST(!run->hasLine("event dropped"));
+  BOOST_TEST(!run->hasLine("took no bytes"));
+  const auto totals = statusOf(config).at("totals").as_object();
+  BOOST_TEST(totals.at("dropped_events").as_int64() == 0);
+  BOOST_TEST(totals.at("receivers_stalled").as_int64() == 0);
+  BOOST_TEST(run->linesContaining("START id=1").size() == 1u);
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_blocked_listener_stops_its_worker_reading_and_holds_back_the_sender) {
+  expectBlockedListenerToHoldBackItsSender("");
+}
+
+BOOST_AUTO_TEST_CASE(a_blocked_listener_on_the_io_thread_holds_back_the_sender_too) {
+  expectBlockedListenerToHoldBackItsSender(kIoThread);
+}
+
 BOOST_AUTO_TEST_CASE(sigterm_stops_every_worker_reaps_them_and_exits_zero) {
   TempDir dir;
   auto run = start(dir, 4, "basic");

@@ -486,6 +486,12 @@ int main() {
       throw std::runtime_error("lost handler failed on purpose");
     };
   }
+  if (mode == "blocked-lost") {
+    options.receiveQueueLimit = 64 * 1024;  // reached with a little flooding
+  }
+  if (!env("PROBE_RECEIVE_LIMIT").empty()) {
+    options.receiveQueueLimit = std::stoul(env("PROBE_RECEIVE_LIMIT"));
+  }
   const int threadsBefore = threadCount();
   auto cluster = Cluster::fromEnvironment(options);
   auto& events = cluster.events();
@@ -786,11 +792,17 @@ int main() {
 
   // flood: when the test creates "go", cluster 0 broadcasts PROBE_COUNT numbered events as fast
   // as it can (the supervisor holds it back while a receiver catches up); the others check their
-  // order and say when all arrived.
+  // order and say when all arrived. Cluster PROBE_BLOCK's listener blocks in the first event
+  // until the test creates "release".
   if (mode == "flood") {
     const long count = std::atol(env("PROBE_COUNT", "20000").c_str());
+    const bool blocks = env("PROBE_BLOCK") == std::to_string(id);
     auto next = std::make_shared<long>(0);
-    events.on("f", [next, count](const json::value& data, int) {
+    events.on("f", [next, count, blocks](const json::value& data, int) {
+      if (blocks && *next == 0) {
+        say("FLOOD blocking");
+        waitForFile("release");
+      }
       const long n = static_cast<long>(data.at("n").as_int64());
       if (n != *next) {
         say("FLOOD broken expected=", *next, " got=", n);
@@ -809,6 +821,16 @@ int main() {
       }
       say("FLOOD sent ", count);
     }
+    sleepForever();
+  }
+
+  if (mode == "blocked-lost") {
+    // The listener blocks for good in the first event, so the SDK soon stops reading.
+    events.on("f", [](const json::value&, int) {
+      say("BLOCKED");
+      sleepForever();
+    });
+    cluster.ready();
     sleepForever();
   }
 

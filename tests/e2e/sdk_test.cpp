@@ -5,6 +5,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -149,6 +150,40 @@ BOOST_AUTO_TEST_CASE(a_supervisor_lost_handler_that_throws_is_reported_and_the_w
   BOOST_TEST(output.find("clustervisor-worker: the supervisor closed the connection; exiting "
                          "(cluster 0)\n") != std::string::npos,
              output);
+}
+
+BOOST_AUTO_TEST_CASE(a_worker_that_stopped_reading_for_a_blocked_listener_sees_the_socket_close) {
+  // Its listener blocks in the first event, so after 64 KiB (its receiveQueueLimit) the SDK
+  // stops reading.
+  auto worker = spawnProbe("0", "2", "blocked-lost");
+  readFrame(worker.socket);  // HELLO
+  const auto welcome = wire::encodeWelcome({wire::kProtocolVersion, 0, 0, 2, 65536, 0});
+  BOOST_REQUIRE(::write(worker.socket, welcome.data(), welcome.size()) ==
+                static_cast<ssize_t>(welcome.size()));
+  readFrame(worker.socket);  // READY
+  // Events from cluster 1 until the socket takes no more for a while: the worker stopped reading.
+  const auto event =
+      wire::encodeEvent(1, 0, 0, "f", std::string("\"") + std::string(200, 'x') + "\"");
+  std::size_t written = 0;
+  for (pollfd out{worker.socket, POLLOUT, 0}; ::poll(&out, 1, 500) == 1; out.revents = 0) {
+    BOOST_REQUIRE(::write(worker.socket, event.data(), event.size()) ==
+                  static_cast<ssize_t>(event.size()));
+    written += event.size();
+    BOOST_REQUIRE_MESSAGE(written < 64 * 1024 * 1024, "the worker never stopped reading");
+  }
+  BOOST_TEST_MESSAGE("written before the worker stopped reading: " << written << " bytes");
+  // The supervisor ends its side. Although the listener never returns, the worker reads what
+  // is left, sees the end and closes the connection (its lost-supervisor path: waits finished,
+  // timers stopped) instead of leaving it paused forever.
+  BOOST_REQUIRE(::shutdown(worker.socket, SHUT_WR) == 0);
+  pollfd in{worker.socket, POLLIN, 0};
+  const bool closed = ::poll(&in, 1, 20'000) == 1 && ::read(worker.socket, &written, 1) == 0;
+  ::kill(worker.pid, SIGKILL);
+  waitStatus(worker.pid);
+  ::close(worker.socket);
+  const auto output = readAll(worker.output);
+  BOOST_TEST(closed, output);
+  BOOST_TEST(output.find("BLOCKED\n") != std::string::npos, output);
 }
 
 BOOST_AUTO_TEST_CASE(worker_refuses_a_welcome_for_another_cluster) {

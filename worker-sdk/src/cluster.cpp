@@ -253,6 +253,7 @@ Cluster Cluster::fromEnvironment(ClusterOptions options) {
   settings.totalClusters = welcome.totalClusters != 0 ? welcome.totalClusters : total;
   settings.maxPayload = welcome.maxPayload;
   settings.sendQueueLimit = options.sendQueueLimit;
+  settings.receiveQueueLimit = options.receiveQueueLimit;
   settings.ioExecutor = impl->io->get_executor();
   settings.busExecutor = busExecutor;
   settings.onSupervisorLost = std::move(options.onSupervisorLost);

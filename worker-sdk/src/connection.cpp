@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "connection.hpp"
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -46,6 +47,9 @@ Connection::Connection(Settings settings)
       busOnIoThread_(settings.busExecutor == settings.ioExecutor),
       reader_(std::move(settings.reader)),
       fd_(settings.fd),
+      receiveLimit_(settings.receiveQueueLimit),
+      resumeAt_(receiveLimit_ - std::min(receiveLimit_ / 2, kResumeRoom)),
+      pauseTimer_(settings.ioExecutor),
       waitTimer_(settings.ioExecutor) {
   socket_.assign(asio::local::stream_protocol(), settings.fd);
   std::random_device random;
@@ -58,7 +62,7 @@ void Connection::start() {
     // Frames that arrived together with the welcome are already buffered.
     self->handleFrames();
     if (self->connected()) {
-      self->readLoop();
+      self->readMore();
       self->heartbeat();
     }
   });
@@ -302,6 +306,7 @@ void Connection::closeSocket() {
   }
   closeTimer_.cancel();
   corkTimer_.cancel();
+  pauseTimer_.cancel();
   heartbeatTimer_.cancel();
   waitTimer_.cancel();
 }
@@ -445,9 +450,43 @@ void Connection::readLoop() {
                             self->reader_.commit(n);
                             self->handleFrames();
                             if (self->connected()) {
-                              self->readLoop();
+                              self->readMore();
                             }
                           });
+}
+
+void Connection::readMore() {
+  if (undelivered_.load() <= receiveLimit_) {
+    readLoop();
+    return;
+  }
+  // Listeners are behind: what else comes waits in the socket and in the supervisor's outbox for
+  // this cluster, which bounds it. The delivery that makes room for a read resumes reading; if
+  // it did so between the check above and the flag, reading resumes here.
+  readPaused_.store(true);
+  if (undelivered_.load() <= resumeAt_ && readPaused_.exchange(false)) {
+    readLoop();
+    return;
+  }
+  watchPeerWhilePaused();
+}
+
+void Connection::watchPeerWhilePaused() {
+  pauseTimer_.expires_after(kPausedPeerCheck);
+  pauseTimer_.async_wait([self = shared_from_this()](error_code ec) {
+    if (ec || !self->connected() || !self->readPaused_.load()) {
+      return;  // closed, or reading again
+    }
+    pollfd peer{self->fd_, POLLRDHUP, 0};
+    if (::poll(&peer, 1, 0) == 1 && (peer.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) {
+      // The supervisor closed its end: what is left in the socket is all there will be.
+      if (self->readPaused_.exchange(false)) {
+        self->readLoop();
+      }
+      return;
+    }
+    self->watchPeerWhilePaused();
+  });
 }
 
 void Connection::handleFrames() {
@@ -613,6 +652,7 @@ void Connection::recycle(Batch batch) {
 }
 
 void Connection::post(Batch batch) {
+  undelivered_ += batch.footprint();
   asio::post(bus_, [self = shared_from_this(), batch = std::move(batch)]() mutable {
     self->deliver(std::move(batch));
   });
@@ -625,6 +665,7 @@ void Connection::handOver(Batch batch) {
   }
   // The bus strand runs on this thread: dispatch() runs the listeners now, without a trip
   // through the event loop, unless the strand has work queued, which they then follow.
+  undelivered_ += batch.footprint();
   asio::dispatch(bus_, [self = shared_from_this(), batch = std::move(batch)]() mutable {
     self->deliver(std::move(batch));
   });
@@ -653,8 +694,17 @@ void Connection::asBatch(F&& f) {
 void Connection::deliver(Batch batch) {
   // Sends made by the listeners (replies) and the acknowledgements go out in one write when the
   // batch is done, without another trip through the bus executor.
+  const std::size_t footprint = batch.footprint();
   asBatch([&] { deliverEach(batch); });
   recycle(std::move(batch));
+  const std::size_t left = undelivered_ -= footprint;
+  if (left <= resumeAt_ && readPaused_.load() && readPaused_.exchange(false)) {
+    asio::post(io_, [self = shared_from_this()] {
+      if (self->connected()) {
+        self->readLoop();
+      }
+    });
+  }
 }
 
 void Connection::deliverEach(const Batch& batch) {
@@ -1021,6 +1071,7 @@ void Connection::lost(std::string_view why) {
   }
   heartbeatTimer_.cancel();
   waitTimer_.cancel();
+  pauseTimer_.cancel();
   std::vector<std::uint64_t> ids;
   {
     std::lock_guard lock(waitsMutex_);

@@ -57,6 +57,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::uint32_t totalClusters = 0;
     std::uint32_t maxPayload = 0;
     std::size_t sendQueueLimit = 0;
+    std::size_t receiveQueueLimit = 0;  // ClusterOptions::receiveQueueLimit
     boost::asio::any_io_executor ioExecutor;
     boost::asio::any_io_executor busExecutor;
     std::function<void()> onSupervisorLost;
@@ -121,6 +122,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::vector<char> bytes;
     std::vector<Event> events;
     bool empty() const { return events.empty(); }
+    // What it holds, as counted against the receive limit.
+    std::size_t footprint() const { return bytes.size() + events.size() * sizeof(Event); }
   };
   struct Wait {
     // Built around its handler: any_completion_handler in Boost 1.81 has no usable move
@@ -158,6 +161,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void closeWhenFlushed();
   void closeSocket();
   void readLoop();
+  // After a read is handled: reads on, or pauses while undelivered_ is over the receive limit.
+  void readMore();
+  void watchPeerWhilePaused();
   void handleFrames();
   // A read's events: parked until listening, then handed to the bus strand.
   void receive(Batch batch);
@@ -272,6 +278,22 @@ class Connection : public std::enable_shared_from_this<Connection> {
   static constexpr std::size_t kSpareBytes = 256 * 1024;
   std::mutex spareMutex_;
   std::vector<Batch> spare_;
+
+  // Received events handed to the bus executor and not yet delivered (Batch::footprint()). The
+  // I/O thread stops reading above receiveLimit_ and sets readPaused_; the delivery that takes
+  // it down to resumeAt_ resumes it. Both are atomics so neither side takes a lock. Reading
+  // resumes when there is room for about one read, not when the backlog is gone: a worker whose
+  // listeners are slow keeps taking bytes at their pace, so the supervisor holds its senders
+  // back (nothing lost) rather than finding it stalled after events.stall_timeout.
+  static constexpr std::size_t kResumeRoom = 64 * 1024;
+  const std::size_t receiveLimit_;
+  const std::size_t resumeAt_;
+  std::atomic<std::size_t> undelivered_{0};
+  std::atomic<bool> readPaused_{false};
+  // While paused, how often the I/O thread looks whether the supervisor has closed the
+  // connection: then nothing more can arrive, and what is left is read (and the loss noticed).
+  static constexpr std::chrono::milliseconds kPausedPeerCheck{200};
+  boost::asio::steady_timer pauseTimer_;  // I/O thread only
 
   std::mutex parkedMutex_;  // guards listening_, parked_, parkedBytes_, droppedBeforeListening_
   bool listening_ = false;

@@ -47,6 +47,12 @@ struct ClusterOptions {
   std::chrono::milliseconds handshakeTimeout{std::chrono::seconds(10)};
   // Bytes the SDK may queue for the supervisor before sends fail with Errc::kQueueFull.
   std::size_t sendQueueLimit = 64 * 1024 * 1024;
+  // Bytes of received events the SDK may hold for listeners that have not run yet. Past it the
+  // SDK stops reading from the supervisor until listeners have worked the backlog down to half
+  // of it: a slow or blocked listener then holds the events in the supervisor's bounded outbox
+  // for this cluster (which holds senders back, and drops for a stalled worker: events.* in
+  // bot.toml) instead of growing this process. At least one read is always taken.
+  std::size_t receiveQueueLimit = 8 * 1024 * 1024;
   // Heartbeats (heartbeat.interval in bot.toml) are sent by the SDK's I/O thread, so they prove
   // the process is alive and scheduled even while your code blocks (your listeners too, unless
   // they run on that thread: listenersOnIoThread). Set this to send them from
