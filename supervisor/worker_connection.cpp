@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: MIT
 #include "worker_connection.hpp"
 
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -118,6 +121,33 @@ bool WorkerConnection::sendControl(std::span<const std::byte> frame) {
 void WorkerConnection::madeProgress() {
   lastProgress_ = std::chrono::steady_clock::now();
   stallNoticed_ = false;
+  unreadAtLastLook_ = kNoLook;
+}
+
+bool WorkerConnection::stalled(std::chrono::steady_clock::time_point now,
+                               std::chrono::steady_clock::duration timeout) {
+  if (outbox_.empty()) {
+    return false;
+  }
+  // Looked at only once a while has passed without a write, so a flowing connection pays
+  // nothing: then by each sender's recheck while it is held back, and by each new event.
+  if (now - lastProgress_ >= kRecheckInterval) {
+    lookForReads();
+  }
+  return now - lastProgress_ >= timeout;
+}
+
+void WorkerConnection::lookForReads() {
+  int unread = 0;
+  if (closed_ || ::ioctl(socket_.native_handle(), SIOCOUTQ, &unread) != 0) {
+    return;
+  }
+  // Only writes add to it, and a write is progress of its own (which resets the look).
+  const bool read = unreadAtLastLook_ != kNoLook && unread < unreadAtLastLook_;
+  if (read) {
+    madeProgress();
+  }
+  unreadAtLastLook_ = unread;
 }
 
 void WorkerConnection::resumeReading() {

@@ -15,7 +15,10 @@
 // any more: each fell below its low-water mark (a quarter of the limit), went away, or is
 // stalled, having taken no bytes for the stall timeout (events.stall_timeout) while it had some
 // queued. A stalled worker holds nobody back; what does not fit its outbox is dropped for it
-// alone. Progress counts every partial write, so a slow reader is never taken for a stalled one.
+// alone. Progress counts every partial write, and, between writes, any drop in what the worker's
+// socket still holds for it (SIOCOUTQ): the kernel wakes a writer blocked on a full socket only
+// once the reader has emptied three quarters of it, so a worker that reads slowly (an SDK whose
+// listeners are behind reads as they make room) would otherwise look stalled meanwhile.
 #pragma once
 
 #include <cstdint>
@@ -127,9 +130,7 @@ class WorkerConnection : public std::enable_shared_from_this<WorkerConnection> {
   std::size_t lowWater() const { return outbox_.limit() / 4; }
   // Bytes are queued and none was taken for `timeout`.
   bool stalled(std::chrono::steady_clock::time_point now,
-               std::chrono::steady_clock::duration timeout) const {
-    return !outbox_.empty() && now - lastProgress_ >= timeout;
-  }
+               std::chrono::steady_clock::duration timeout);
   // True once per stall: the first call after the worker stalled (for the log line).
   bool firstNoticeOfStall() { return !std::exchange(stallNoticed_, true); }
   void watchDrain() { drainWatched_ = true; }
@@ -163,6 +164,8 @@ class WorkerConnection : public std::enable_shared_from_this<WorkerConnection> {
   template <typename Push>
   bool queue(const Push& push);
   void madeProgress();
+  // Progress when the worker has read from its socket since the last look (see above).
+  void lookForReads();
   void fail(const std::string& reason, bool protocolError);
   void wakeWriter();
   // For WriteBatch: one non-blocking write of what is queued; the write loop gets the rest.
@@ -198,6 +201,9 @@ class WorkerConnection : public std::enable_shared_from_this<WorkerConnection> {
   std::chrono::steady_clock::time_point lastRead_ = std::chrono::steady_clock::now();
   // When the worker last took bytes, or when bytes were queued for an idle writer.
   std::chrono::steady_clock::time_point lastProgress_ = std::chrono::steady_clock::now();
+  // What the socket held unread at the last look since the last progress; none yet: kNoLook.
+  static constexpr int kNoLook = -1;
+  int unreadAtLastLook_ = kNoLook;
 };
 
 }  // namespace clustervisor

@@ -276,12 +276,16 @@ void expectBlockedListenerToHoldBackItsSender(const std::string& threads) {
   }
   std::ofstream(dir.path() / "go") << "1\n";
   run->waitForLine("[cluster 1] FLOOD blocking");
-  const auto heldBack = [&] {
-    return statusOf(config).at("totals").as_object().at("senders_held_back").as_int64();
+  // Cluster 1's outbox reaches the high-water mark (half its limit), which holds the sender
+  // back: the worker stopped taking the flood.
+  const auto waiting = [&] {
+    const auto status = statusOf(config);
+    return status.at("totals").as_object().at("senders_held_back").as_int64() > 0 &&
+           status.at("clusters").as_array().at(1).as_object().at("queued_bytes").as_int64() >=
+               512 * 1024;
   };
-  BOOST_REQUIRE(waitUntil([&] { return heldBack() > 0; }));
-  // Held back, so the fast reader is far from the end as well, and the blocked worker's memory
-  // did not take the flood.
+  BOOST_REQUIRE(waitUntil(waiting));
+  // So the fast reader is far from the end as well.
   BOOST_TEST(!run->hasLine("[cluster 2] FLOOD got 20000"));
   const auto rssKiB = usageOf(startedPid(*run, 1)).rssKiB;
   BOOST_TEST_MESSAGE("blocked worker's RSS: " << rssKiB << " KiB");
@@ -304,6 +308,37 @@ BOOST_AUTO_TEST_CASE(a_blocked_listener_stops_its_worker_reading_and_holds_back_
 
 BOOST_AUTO_TEST_CASE(a_blocked_listener_on_the_io_thread_holds_back_the_sender_too) {
   expectBlockedListenerToHoldBackItsSender(kIoThread);
+}
+
+BOOST_AUTO_TEST_CASE(a_slow_listener_is_not_taken_for_a_stalled_worker_and_loses_nothing) {
+  TempDir dir;
+  // Cluster 1's listener takes 10 ms per event of ~600 bytes (60 KB/s) while cluster 0 floods
+  // 20000 of them, past cluster 1's 256 KiB receive queue and its 1 MiB outbox; the default
+  // stall timeout (2 s). Its SDK reads as the listener makes room, 64 KiB at a time (about a
+  // second apart); a write blocked on its full socket is only woken after ~150 KiB, which would
+  // be 2.5 s: the supervisor sees the reads in between, so the sender is held back throughout.
+  const auto config = dir.write(
+      "bot.toml", probeConfig(dir, 3, "flood",
+                              "PROBE_COUNT = \"20000\", PROBE_PAD = \"560\", PROBE_SLOW = \"1\", "
+                              "PROBE_SLOW_MS = \"10\", PROBE_RECEIVE_LIMIT = \"262144\"",
+                              "[events]\nmax_payload = \"16KiB\"\noutbox_limit = \"1MiB\"\n"));
+  auto run = SupervisorRun::run(config);
+  for (int id = 0; id < 3; ++id) {
+    waitReady(*run, id);
+  }
+  std::ofstream(dir.path() / "go") << "1\n";
+  // Six seconds of the slow listener, three stall timeouts, with the sender waiting for it.
+  run->waitForLine("[cluster 1] FLOOD slowly handled 600", 60s);
+  BOOST_TEST(statusOf(config).at("totals").as_object().at("senders_held_back").as_int64() > 0);
+  std::ofstream(dir.path() / "fast") << "1\n";
+  run->waitForLine("[cluster 1] FLOOD got 20000 in order", 60s);
+  run->waitForLine("[cluster 2] FLOOD got 20000 in order", 60s);
+  BOOST_TEST(!run->hasLine("FLOOD broken"));
+  BOOST_TEST(!run->hasLine("took no bytes"), run->transcript());
+  BOOST_TEST(!run->hasLine("event dropped"));
+  const auto totals = statusOf(config).at("totals").as_object();
+  BOOST_TEST(totals.at("dropped_events").as_int64() == 0);
+  BOOST_TEST(totals.at("receivers_stalled").as_int64() == 0);
 }
 
 BOOST_AUTO_TEST_CASE(sigterm_stops_every_worker_reaps_them_and_exits_zero) {

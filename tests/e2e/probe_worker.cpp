@@ -793,15 +793,24 @@ int main() {
   // flood: when the test creates "go", cluster 0 broadcasts PROBE_COUNT numbered events as fast
   // as it can (the supervisor holds it back while a receiver catches up); the others check their
   // order and say when all arrived. Cluster PROBE_BLOCK's listener blocks in the first event
-  // until the test creates "release".
+  // until the test creates "release"; cluster PROBE_SLOW's takes PROBE_SLOW_MS per event until
+  // the test creates "fast", and says so every 100 events. Payloads carry PROBE_PAD bytes.
   if (mode == "flood") {
     const long count = std::atol(env("PROBE_COUNT", "20000").c_str());
     const bool blocks = env("PROBE_BLOCK") == std::to_string(id);
+    const bool slow = env("PROBE_SLOW") == std::to_string(id);
+    const auto slowness = std::chrono::milliseconds(std::atoi(env("PROBE_SLOW_MS", "0").c_str()));
     auto next = std::make_shared<long>(0);
-    events.on("f", [next, count, blocks](const json::value& data, int) {
+    events.on("f", [next, count, blocks, slow, slowness](const json::value& data, int) {
       if (blocks && *next == 0) {
         say("FLOOD blocking");
         waitForFile("release");
+      }
+      if (slow && !std::ifstream(env("PROBE_DIR") + "/fast").good()) {
+        std::this_thread::sleep_for(slowness);
+        if (*next % 100 == 99) {
+          say("FLOOD slowly handled ", *next + 1);
+        }
       }
       const long n = static_cast<long>(data.at("n").as_int64());
       if (n != *next) {
@@ -815,7 +824,7 @@ int main() {
     cluster.ready();
     if (id == 0) {
       waitForFile("go");
-      const std::string pad(200, 'p');
+      const std::string pad(std::stoul(env("PROBE_PAD", "200")), 'p');
       for (long n = 0; n < count; ++n) {
         events.broadcast("f", {{"n", n}, {"pad", pad}});
       }

@@ -161,11 +161,12 @@ BOOST_AUTO_TEST_CASE(a_worker_that_stopped_reading_for_a_blocked_listener_sees_t
   BOOST_REQUIRE(::write(worker.socket, welcome.data(), welcome.size()) ==
                 static_cast<ssize_t>(welcome.size()));
   readFrame(worker.socket);  // READY
-  // Events from cluster 1 until the socket takes no more for a while: the worker stopped reading.
+  // Events from cluster 1 until the socket takes no more for a second: the worker stopped
+  // reading (one that was merely slow to be scheduled would have read on).
   const auto event =
       wire::encodeEvent(1, 0, 0, "f", std::string("\"") + std::string(200, 'x') + "\"");
   std::size_t written = 0;
-  for (pollfd out{worker.socket, POLLOUT, 0}; ::poll(&out, 1, 500) == 1; out.revents = 0) {
+  for (pollfd out{worker.socket, POLLOUT, 0}; ::poll(&out, 1, 1000) == 1; out.revents = 0) {
     BOOST_REQUIRE(::write(worker.socket, event.data(), event.size()) ==
                   static_cast<ssize_t>(event.size()));
     written += event.size();
@@ -178,11 +179,15 @@ BOOST_AUTO_TEST_CASE(a_worker_that_stopped_reading_for_a_blocked_listener_sees_t
   BOOST_REQUIRE(::shutdown(worker.socket, SHUT_WR) == 0);
   pollfd in{worker.socket, POLLIN, 0};
   const bool closed = ::poll(&in, 1, 20'000) == 1 && ::read(worker.socket, &written, 1) == 0;
+  int status = 0;
+  const bool running = ::waitpid(worker.pid, &status, WNOHANG) == 0;  // closed, not crashed
   ::kill(worker.pid, SIGKILL);
-  waitStatus(worker.pid);
+  const int end = waitStatus(worker.pid);
   ::close(worker.socket);
   const auto output = readAll(worker.output);
   BOOST_TEST(closed, output);
+  BOOST_TEST(running, output);
+  BOOST_TEST(end == 128 + SIGKILL, output);
   BOOST_TEST(output.find("BLOCKED\n") != std::string::npos, output);
 }
 

@@ -48,7 +48,6 @@ Connection::Connection(Settings settings)
       reader_(std::move(settings.reader)),
       fd_(settings.fd),
       receiveLimit_(settings.receiveQueueLimit),
-      resumeAt_(receiveLimit_ - std::min(receiveLimit_ / 2, kResumeRoom)),
       pauseTimer_(settings.ioExecutor),
       waitTimer_(settings.ioExecutor) {
   socket_.assign(asio::local::stream_protocol(), settings.fd);
@@ -456,15 +455,15 @@ void Connection::readLoop() {
 }
 
 void Connection::readMore() {
-  if (undelivered_.load() <= receiveLimit_) {
+  if (peerClosed_ || undelivered_.load() <= receiveLimit_) {
     readLoop();
     return;
   }
   // Listeners are behind: what else comes waits in the socket and in the supervisor's outbox for
-  // this cluster, which bounds it. The delivery that makes room for a read resumes reading; if
-  // it did so between the check above and the flag, reading resumes here.
+  // this cluster, which bounds it. The delivery that brings the backlog back under the limit
+  // resumes reading; if it did so between the check above and the flag, reading resumes here.
   readPaused_.store(true);
-  if (undelivered_.load() <= resumeAt_ && readPaused_.exchange(false)) {
+  if (undelivered_.load() <= receiveLimit_ && readPaused_.exchange(false)) {
     readLoop();
     return;
   }
@@ -479,7 +478,9 @@ void Connection::watchPeerWhilePaused() {
     }
     pollfd peer{self->fd_, POLLRDHUP, 0};
     if (::poll(&peer, 1, 0) == 1 && (peer.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) {
-      // The supervisor closed its end: what is left in the socket is all there will be.
+      // The supervisor closed its end: what is left in the socket is all there will be, so it
+      // is read straight through to the end, whatever the listeners' backlog.
+      self->peerClosed_ = true;
       if (self->readPaused_.exchange(false)) {
         self->readLoop();
       }
@@ -694,13 +695,23 @@ void Connection::asBatch(F&& f) {
 void Connection::deliver(Batch batch) {
   // Sends made by the listeners (replies) and the acknowledgements go out in one write when the
   // batch is done, without another trip through the bus executor.
-  const std::size_t footprint = batch.footprint();
+  // Counted off even when a listener's error handling throws (the batch is gone either way).
+  struct Delivered {
+    Connection& c;
+    std::size_t footprint;
+    ~Delivered() { c.delivered(footprint); }
+  } delivered{*this, batch.footprint()};
   asBatch([&] { deliverEach(batch); });
   recycle(std::move(batch));
+}
+
+void Connection::delivered(std::size_t footprint) {
   const std::size_t left = undelivered_ -= footprint;
-  if (left <= resumeAt_ && readPaused_.load() && readPaused_.exchange(false)) {
-    asio::post(io_, [self = shared_from_this()] {
-      if (self->connected()) {
+  if (left <= receiveLimit_ && readPaused_.load() && connected() && readPaused_.exchange(false)) {
+    // Weak: a connection whose I/O thread has already stopped must not be kept alive (with its
+    // io_context) by a handler that will never run.
+    asio::post(io_, [weak = weak_from_this()] {
+      if (const auto self = weak.lock(); self && self->connected()) {
         self->readLoop();
       }
     });

@@ -122,8 +122,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::vector<char> bytes;
     std::vector<Event> events;
     bool empty() const { return events.empty(); }
-    // What it holds, as counted against the receive limit.
-    std::size_t footprint() const { return bytes.size() + events.size() * sizeof(Event); }
+    // The memory it holds, as counted against the receive limit.
+    std::size_t footprint() const { return bytes.capacity() + events.capacity() * sizeof(Event); }
   };
   struct Wait {
     // Built around its handler: any_completion_handler in Boost 1.81 has no usable move
@@ -171,7 +171,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void recycle(Batch batch);
   void post(Batch batch);
   void handOver(Batch batch);
-  void deliver(Batch batch);  // then recycles it
+  void deliver(Batch batch);              // then recycles it
+  void delivered(std::size_t footprint);  // takes it off undelivered_; may resume reading
   void deliverEach(const Batch& batch);
   void deliverOne(std::string_view name, std::string_view payload, std::uint32_t source,
                   const std::vector<ListenerEntry>& found);
@@ -281,19 +282,19 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Received events handed to the bus executor and not yet delivered (Batch::footprint()). The
   // I/O thread stops reading above receiveLimit_ and sets readPaused_; the delivery that takes
-  // it down to resumeAt_ resumes it. Both are atomics so neither side takes a lock. Reading
-  // resumes when there is room for about one read, not when the backlog is gone: a worker whose
-  // listeners are slow keeps taking bytes at their pace, so the supervisor holds its senders
-  // back (nothing lost) rather than finding it stalled after events.stall_timeout.
-  static constexpr std::size_t kResumeRoom = 64 * 1024;
+  // it back under the limit resumes it (at most one read per delivered batch, so no hysteresis
+  // is needed). Both are atomics so neither side takes a lock. Reading resumes as soon as there
+  // is room, not when the backlog is gone: a worker whose listeners are slow keeps taking bytes
+  // at their pace, so the supervisor holds its senders back (nothing lost) rather than finding
+  // it stalled after events.stall_timeout.
   const std::size_t receiveLimit_;
-  const std::size_t resumeAt_;
   std::atomic<std::size_t> undelivered_{0};
   std::atomic<bool> readPaused_{false};
   // While paused, how often the I/O thread looks whether the supervisor has closed the
   // connection: then nothing more can arrive, and what is left is read (and the loss noticed).
   static constexpr std::chrono::milliseconds kPausedPeerCheck{200};
   boost::asio::steady_timer pauseTimer_;  // I/O thread only
+  bool peerClosed_ = false;               // I/O thread only: seen by the pause timer
 
   std::mutex parkedMutex_;  // guards listening_, parked_, parkedBytes_, droppedBeforeListening_
   bool listening_ = false;

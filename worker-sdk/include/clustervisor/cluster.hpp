@@ -47,11 +47,14 @@ struct ClusterOptions {
   std::chrono::milliseconds handshakeTimeout{std::chrono::seconds(10)};
   // Bytes the SDK may queue for the supervisor before sends fail with Errc::kQueueFull.
   std::size_t sendQueueLimit = 64 * 1024 * 1024;
-  // Bytes of received events the SDK may hold for listeners that have not run yet. Past it the
-  // SDK stops reading from the supervisor until listeners have worked the backlog down to half
-  // of it: a slow or blocked listener then holds the events in the supervisor's bounded outbox
-  // for this cluster (which holds senders back, and drops for a stalled worker: events.* in
-  // bot.toml) instead of growing this process. At least one read is always taken.
+  // Memory the SDK may hold for received events that listeners have not taken yet. Past it the
+  // SDK stops reading from the supervisor, and reads again as soon as listeners bring it back
+  // under (so it may pass the limit by one read). A slow or blocked listener then leaves the
+  // backlog in the supervisor's bounded outbox for this cluster instead of this process's
+  // memory: a slow one holds its senders back and loses nothing; one that blocks for
+  // events.stall_timeout gets the worker treated as stalled (events that do not fit its outbox
+  // are dropped for it). What the supervisor sends after the backlog (acknowledgements for this
+  // worker's waits, a new cluster count, the stop notice) is read after it.
   std::size_t receiveQueueLimit = 8 * 1024 * 1024;
   // Heartbeats (heartbeat.interval in bot.toml) are sent by the SDK's I/O thread, so they prove
   // the process is alive and scheduled even while your code blocks (your listeners too, unless
