@@ -1,10 +1,21 @@
 // SPDX-License-Identifier: MIT
 //
 // The supervisor's own messages: one line each, "clustervisor: …", on stderr, written with a
-// single write(2) so they never interleave with worker lines; and the write loop both these and
-// the captured worker lines use.
+// single write(2) so they never interleave with worker lines; and the output both these and the
+// captured worker lines go through.
+//
+// While `clustervisor run` runs (startOutputThread() .. stopOutputThread()), output lines are
+// queued and a thread of their own writes them, in order, one write(2) each: a standard output
+// or error that takes nothing for a while (a suspended pager, a terminal stopped with Ctrl-S, a
+// stuck log reader) then stops neither the relay nor heartbeats nor the control socket. Worker
+// lines wait in their pipes once kOutputQueueLimit bytes are queued (outputQueueFull(): the
+// capture stops reading, so the worker's own writes block as they would on a full pipe); the
+// supervisor's own lines are queued up to kOutputHardLimit and dropped, counted, beyond it, with
+// a line saying how many once there is room again.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -13,6 +24,23 @@ namespace clustervisor {
 // Writes all of `bytes` to `fd`, retrying on EINTR; gives up silently when the descriptor is
 // gone (there is nowhere left to report it). One write(2) when the descriptor allows.
 void writeAll(int fd, std::string_view bytes);
+
+inline constexpr std::size_t kOutputQueueLimit = 1024 * 1024;
+inline constexpr std::size_t kOutputHardLimit = 4 * 1024 * 1024;
+
+// Starts the output thread (signals blocked in it); from then on writeOutput() queues.
+void startOutputThread();
+// Writes out what is queued, waiting at most `grace` for the descriptors to take it, and ends
+// the thread; writeOutput() writes directly again.
+void stopOutputThread(std::chrono::milliseconds grace);
+// A whole line (or lines) for `fd`: queued while the output thread runs, written directly
+// otherwise. `own`: one of the supervisor's lines (dropped beyond kOutputHardLimit) rather
+// than a worker's.
+void writeOutput(int fd, std::string_view bytes, bool own);
+// More than kOutputQueueLimit bytes wait: worker output should wait in its pipes.
+bool outputQueueFull();
+// The supervisor's own lines dropped because the output took nothing for too long.
+std::uint64_t droppedOutputLines();
 
 void logLine(std::string_view message);
 void logError(std::string_view message);  // "clustervisor: error: …"

@@ -36,6 +36,9 @@
 
 namespace {
 
+// How long the last lines may take to be written when the run ends.
+constexpr std::chrono::milliseconds kOutputGraceOnExit{2000};
+
 using namespace clustervisor;
 
 // Loads CONFIG, or reports every problem in it (nothing is started either way).
@@ -267,7 +270,12 @@ int runBot(const std::string& configPath) {
     logError(std::string("cannot start: ") + e.what());
     return kExitOsError;
   }
-  return supervisor->run();
+  // From here on, a standard output or error that takes nothing stops neither the relay nor the
+  // control socket (see log.hpp).
+  startOutputThread();
+  const int status = supervisor->run();
+  stopOutputThread(kOutputGraceOnExit);
+  return status;
 }
 
 }  // namespace

@@ -27,6 +27,27 @@ void OutputCapture::start() {
 void OutputCapture::close() {
   boost::system::error_code ignored;
   pipe_.close(ignored);
+  if (outputWait_) {
+    outputWait_->cancel();
+  }
+}
+
+void OutputCapture::readWhenOutputHasRoom() {
+  if (!outputQueueFull()) {
+    readLoop();
+    return;
+  }
+  // The supervisor's output takes nothing for now: the worker's lines wait in its pipe (its own
+  // writes block once that is full, as they would writing to the terminal directly).
+  if (!outputWait_) {
+    outputWait_ = std::make_unique<asio::steady_timer>(pipe_.get_executor());
+  }
+  outputWait_->expires_after(kOutputRecheck);
+  outputWait_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (!ec && self->pipe_.is_open()) {
+      self->readWhenOutputHasRoom();
+    }
+  });
 }
 
 void OutputCapture::readLoop() {
@@ -46,7 +67,7 @@ void OutputCapture::readLoop() {
                             }
                             return;
                           }
-                          self->readLoop();
+                          self->readWhenOutputHasRoom();
                         });
 }
 
@@ -58,8 +79,8 @@ void OutputCapture::writeLine(std::string_view line, bool continued) {
   }
   line_.append(line);
   line_.push_back('\n');
-  // A blocking write keeps lines whole and in order; see clustervisor(1) on slow log readers.
-  writeAll(outputFd_, line_);
+  // One write(2) per line keeps lines whole and in order; see clustervisor(1) on slow readers.
+  writeOutput(outputFd_, line_, false);
 }
 
 }  // namespace clustervisor

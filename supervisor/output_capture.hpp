@@ -8,14 +8,17 @@
 //
 // Each line goes out in a single write(2), so lines of different workers never interleave. Runs
 // on the supervisor's io_context; lives until the pipe reports end of file (the worker and every
-// process that inherited the pipe have exited) or close(), then calls onEnd once.
+// process that inherited the pipe have exited) or close(), then calls onEnd once. While the
+// output queue is full (see log.hpp) it reads nothing, so the worker's lines wait in its pipe.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
 
 #include <boost/asio/readable_pipe.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "line_splitter.hpp"
 
@@ -31,16 +34,19 @@ class OutputCapture : public std::enable_shared_from_this<OutputCapture> {
 
  private:
   void readLoop();
+  void readWhenOutputHasRoom();
   void writeLine(std::string_view line, bool continued);
 
   boost::asio::readable_pipe pipe_;
   std::string prefix_;
   int outputFd_;
   static constexpr std::size_t kReadSize = 8192;
+  static constexpr std::chrono::milliseconds kOutputRecheck{20};
   LineSplitter splitter_;
   std::unique_ptr<char[]> buffer_;
   std::string line_;
   std::function<void()> onEnd_;
+  std::unique_ptr<boost::asio::steady_timer> outputWait_;  // made when first needed
 };
 
 }  // namespace clustervisor

@@ -1404,7 +1404,8 @@ boost::json::object Supervisor::status() const {
                                   {"events_out", eventsOut},
                                   {"dropped_events", droppedEvents_},
                                   {"senders_held_back", heldBack_},
-                                  {"receivers_stalled", stalls_}};
+                                  {"receivers_stalled", stalls_},
+                                  {"log_lines_dropped", droppedOutputLines()}};
   return result;
 }
 
@@ -1500,6 +1501,10 @@ std::string Supervisor::metricsText() const {
   out.family("clustervisor_receivers_stalled_total", "counter",
              "Times a worker took no bytes for the stall timeout with bytes queued for it.");
   out.sample(stalls_);
+  out.family("clustervisor_log_lines_dropped_total", "counter",
+             "The supervisor's own log lines dropped because its standard output or error took "
+             "nothing for too long.");
+  out.sample(droppedOutputLines());
   out.family("clustervisor_waits_opened_total", "counter",
              "broadcastAndWait calls the supervisor tracked.");
   out.sample(waitsOpened_);

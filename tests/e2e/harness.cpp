@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -102,6 +103,7 @@ SupervisorRun::SupervisorRun(std::vector<std::string> args) {
     ::_exit(127);
   }
   ::close(pipefd[1]);
+  outputFd_ = pipefd[0];
   reader_ = std::thread([this, fd = pipefd[0]] { readLoop(fd); });
 }
 
@@ -116,6 +118,7 @@ SupervisorRun::~SupervisorRun() {
     int status = 0;
     ::waitpid(pid_, &status, 0);
   }
+  resumeReading();
   if (reader_.joinable()) {
     reader_.join();
   }
@@ -136,6 +139,10 @@ void SupervisorRun::readLoop(int fd) {
   std::string partial;
   char buffer[65536];
   for (;;) {
+    {
+      std::unique_lock lock(mutex_);
+      changed_.wait(lock, [&] { return !paused_; });
+    }
     const ssize_t n = ::read(fd, buffer, sizeof buffer);
     if (n < 0 && errno == EINTR) {
       continue;
@@ -268,6 +275,22 @@ std::string SupervisorRun::transcript() const {
     all += l.substr(0, 300) + "\n";
   }
   return all;
+}
+
+void SupervisorRun::pauseReading() {
+  std::lock_guard lock(mutex_);
+  paused_ = true;
+}
+
+void SupervisorRun::resumeReading() {
+  std::lock_guard lock(mutex_);
+  paused_ = false;
+  changed_.notify_all();
+}
+
+std::size_t SupervisorRun::unreadBytes() const {
+  int bytes = 0;
+  return ::ioctl(outputFd_, FIONREAD, &bytes) == 0 ? static_cast<std::size_t>(bytes) : 0;
 }
 
 void SupervisorRun::signal(int sig) {

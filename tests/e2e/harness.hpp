@@ -86,6 +86,11 @@ class SupervisorRun {
   std::string transcript() const;
 
   void signal(int sig);
+  // Stops reading the supervisor's output (it then fills the pipe and waits, as behind a
+  // suspended pager), and starts again; and how many bytes wait in that pipe meanwhile.
+  void pauseReading();
+  void resumeReading();
+  std::size_t unreadBytes() const;
   // Exit status as the shell shows it (128+N for a signal), or nullopt at the timeout.
   std::optional<int> waitExit(std::chrono::milliseconds timeout = 30s);
 
@@ -99,6 +104,8 @@ class SupervisorRun {
   std::condition_variable changed_;
   std::vector<std::string> lines_;
   bool eof_ = false;
+  bool paused_ = false;
+  int outputFd_ = -1;
 };
 
 // A command that ran to its end: `clustervisor ARGS...` with its exit status and its output

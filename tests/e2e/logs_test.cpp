@@ -3,6 +3,9 @@
 // Worker output capture: every line prefixed with its cluster; long and partial lines kept.
 #include <boost/test/unit_test.hpp>
 
+#include <fstream>
+#include <thread>
+
 #include "harness.hpp"
 
 // Inside the suite, so that its file-local names are its own in a unity build.
@@ -30,6 +33,43 @@ BOOST_AUTO_TEST_CASE(long_lines_are_split_and_marked_and_partial_lines_kept) {
   // The worker exited with status 0 and was restarted; its second run prints normally.
   run->waitForLine("exited with status 0");
   BOOST_TEST(startedPid(*run, 0, 1) > 0);
+}
+
+BOOST_AUTO_TEST_CASE(an_output_reader_that_stops_reading_stops_neither_the_relay_nor_control) {
+  TempDir dir;
+  // Two workers print 20000 lines of ~220 bytes each (9 MB, far past the pipe and the
+  // supervisor's 1 MiB output queue) while nobody reads the supervisor's output, as behind a
+  // suspended pager or a stuck log reader.
+  const auto config =
+      dir.write("bot.toml", probeConfig(dir, 2, "chatty", "PROBE_COUNT = \"20000\"",
+                                        "[heartbeat]\ninterval = \"100ms\"\ntimeout = \"1s\"\n"));
+  auto run = SupervisorRun::run(config);
+  waitReady(*run, 0);
+  waitReady(*run, 1);
+  run->pauseReading();
+  std::ofstream(dir.path() / "go") << "1\n";
+  // The pipe fills (64 KiB) and the supervisor's output waits...
+  BOOST_REQUIRE(waitUntil([&] { return run->unreadBytes() >= 60 * 1024; }));
+  // ...while the supervisor goes on: it answers on its control socket and keeps reading the
+  // heartbeats (timeout 1 s), so no worker is taken for hung, for several timeouts.
+  for (int check = 0; check < 3; ++check) {
+    const auto status = statusOf(config);  // fails the test when the supervisor is stuck
+    for (const auto& cluster : status.at("clusters").as_array()) {
+      BOOST_TEST(cluster.as_object().at("state").as_string() == "running");
+      BOOST_TEST(cluster.as_object().at("restarts").as_int64() == 0);
+    }
+    std::this_thread::sleep_for(1s);
+  }
+  BOOST_TEST(run->unreadBytes() >= 60 * 1024u);  // still nobody reading
+  run->resumeReading();
+  // Nothing was lost: the workers' lines waited in their pipes meanwhile.
+  run->waitForLine("[cluster 0] CHATTY done", 60s);
+  run->waitForLine("[cluster 1] CHATTY done", 60s);
+  BOOST_TEST(run->linesContaining("[cluster 0] CHATTY ").size() == 20001u);
+  BOOST_TEST(run->linesContaining("[cluster 1] CHATTY ").size() == 20001u);
+  BOOST_TEST(!run->hasLine("hung"), run->transcript());
+  BOOST_TEST(!run->hasLine("lines were dropped"));
+  BOOST_TEST(run->linesContaining("START id=").size() == 2u);
 }
 
 BOOST_AUTO_TEST_CASE(stderr_lines_are_prefixed_too) {

@@ -833,6 +833,19 @@ int main() {
     sleepForever();
   }
 
+  if (mode == "chatty") {
+    // Once the test creates "go", PROBE_COUNT numbered lines of PROBE_PAD bytes on stdout.
+    cluster.ready();
+    waitForFile("go");
+    const long count = std::atol(env("PROBE_COUNT", "20000").c_str());
+    const std::string pad(std::stoul(env("PROBE_PAD", "200")), 'c');
+    for (long n = 0; n < count; ++n) {
+      say("CHATTY ", n, " ", pad);
+    }
+    say("CHATTY done");
+    sleepForever();
+  }
+
   if (mode == "blocked-lost") {
     // The listener blocks for good in the first event, so the SDK soon stops reading.
     events.on("f", [](const json::value&, int) {
