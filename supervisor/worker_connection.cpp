@@ -129,9 +129,10 @@ bool WorkerConnection::stalled(std::chrono::steady_clock::time_point now,
   if (outbox_.empty()) {
     return false;
   }
-  // Looked at only once a while has passed without a write, so a flowing connection pays
-  // nothing: then by each sender's recheck while it is held back, and by each new event.
-  if (now - lastProgress_ >= kRecheckInterval) {
+  // Only congested connections get here (a sender waits for them); at most one look per
+  // kLookInterval, the first one right after progress (it sets the baseline).
+  if (unreadAtLastLook_ == kNoLook || now - lastLook_ >= kLookInterval) {
+    lastLook_ = now;
     lookForReads();
   }
   return now - lastProgress_ >= timeout;

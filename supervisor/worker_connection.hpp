@@ -203,7 +203,9 @@ class WorkerConnection : public std::enable_shared_from_this<WorkerConnection> {
   std::chrono::steady_clock::time_point lastProgress_ = std::chrono::steady_clock::now();
   // What the socket held unread at the last look since the last progress; none yet: kNoLook.
   static constexpr int kNoLook = -1;
+  static constexpr std::chrono::milliseconds kLookInterval{10};
   int unreadAtLastLook_ = kNoLook;
+  std::chrono::steady_clock::time_point lastLook_{};
 };
 
 }  // namespace clustervisor

@@ -315,13 +315,14 @@ BOOST_AUTO_TEST_CASE(a_slow_listener_is_not_taken_for_a_stalled_worker_and_loses
   // Cluster 1's listener takes 10 ms per event of ~600 bytes (60 KB/s) while cluster 0 floods
   // 20000 of them, past cluster 1's 256 KiB receive queue and its 1 MiB outbox; the default
   // stall timeout (2 s). Its SDK reads as the listener makes room, 64 KiB at a time (about a
-  // second apart); a write blocked on its full socket is only woken after ~150 KiB, which would
-  // be 2.5 s: the supervisor sees the reads in between, so the sender is held back throughout.
+  // second apart); a write blocked on its full socket is only woken after ~190 KiB, which would
+  // be ~3 s: the supervisor sees the reads in between, so the sender is held back throughout.
   const auto config = dir.write(
       "bot.toml", probeConfig(dir, 3, "flood",
                               "PROBE_COUNT = \"20000\", PROBE_PAD = \"560\", PROBE_SLOW = \"1\", "
                               "PROBE_SLOW_MS = \"10\", PROBE_RECEIVE_LIMIT = \"262144\"",
-                              "[events]\nmax_payload = \"16KiB\"\noutbox_limit = \"1MiB\"\n"));
+                              "[events]\nmax_payload = \"16KiB\"\noutbox_limit = \"1MiB\"\n"
+                              "stall_timeout = \"2s\"\n"));
   auto run = SupervisorRun::run(config);
   for (int id = 0; id < 3; ++id) {
     waitReady(*run, id);

@@ -801,13 +801,20 @@ int main() {
     const bool slow = env("PROBE_SLOW") == std::to_string(id);
     const auto slowness = std::chrono::milliseconds(std::atoi(env("PROBE_SLOW_MS", "0").c_str()));
     auto next = std::make_shared<long>(0);
-    events.on("f", [next, count, blocks, slow, slowness](const json::value& data, int) {
+    // The slow listener keeps to a schedule (PROBE_SLOW_MS per event on average): a late
+    // wake-up on a loaded machine is made up by the next events instead of adding up.
+    auto due = std::make_shared<std::chrono::steady_clock::time_point>();
+    events.on("f", [next, count, blocks, slow, slowness, due](const json::value& data, int) {
       if (blocks && *next == 0) {
         say("FLOOD blocking");
         waitForFile("release");
       }
       if (slow && !std::ifstream(env("PROBE_DIR") + "/fast").good()) {
-        std::this_thread::sleep_for(slowness);
+        if (*next == 0) {
+          *due = std::chrono::steady_clock::now();
+        }
+        *due += slowness;
+        std::this_thread::sleep_until(*due);
         if (*next % 100 == 99) {
           say("FLOOD slowly handled ", *next + 1);
         }

@@ -710,11 +710,15 @@ void Connection::delivered(std::size_t footprint) {
   if (left <= receiveLimit_ && readPaused_.load() && connected() && readPaused_.exchange(false)) {
     // Weak: a connection whose I/O thread has already stopped must not be kept alive (with its
     // io_context) by a handler that will never run.
-    asio::post(io_, [weak = weak_from_this()] {
-      if (const auto self = weak.lock(); self && self->connected()) {
-        self->readLoop();
-      }
-    });
+    try {
+      asio::post(io_, [weak = weak_from_this()] {
+        if (const auto self = weak.lock(); self && self->connected()) {
+          self->readLoop();
+        }
+      });
+    } catch (...) {
+      readPaused_ = true;  // out of memory: the next delivery tries again
+    }
   }
 }
 
