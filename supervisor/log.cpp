@@ -3,14 +3,17 @@
 
 #include <signal.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <utility>
 
@@ -30,42 +33,65 @@ void writeAll(int fd, std::string_view bytes) {
 
 namespace {
 
+// The output thread never allocates or frees memory: the main thread queues and later frees the
+// lines, the thread only writes them. (A worker is forked while this thread runs; a child that
+// allocated between fork and exec could otherwise find an allocator lock held for ever, as under
+// AddressSanitizer, whose allocator has no fork handling.)
 struct OutputThread {
+  struct Line {
+    int fd;
+    bool own;
+    std::string text;
+  };
   std::mutex mutex;
-  std::condition_variable changed;  // something queued, written, or the end asked for
-  std::deque<std::pair<int, std::string>> queue;
-  std::size_t bytes = 0;  // queued or being written
+  std::condition_variable changed;  // a line queued or written, or the end asked for
+  // Lines in order; the first `written` are written and freed by the main thread's next call.
+  // Elements keep their address while others are added or removed at the ends, so the thread
+  // writes one outside the lock.
+  std::deque<Line> lines;
+  std::size_t written = 0;
+  std::size_t workerBytes = 0;  // queued, not yet written
+  std::size_t ownBytes = 0;
   bool stopping = false;
   std::atomic<bool> full{false};
   std::atomic<std::uint64_t> dropped{0};
   std::uint64_t droppedUntold = 0;
+  int roomFd = -1;  // eventfd: written when `full` ends
   std::thread thread;
 
   void run() {
     std::unique_lock lock(mutex);
     for (;;) {
-      changed.wait(lock, [&] { return !queue.empty() || stopping; });
-      if (queue.empty()) {
+      changed.wait(lock, [&] { return written < lines.size() || stopping; });
+      if (written == lines.size()) {
         return;  // stopping, and everything is written
       }
-      auto batch = std::exchange(queue, {});
+      const Line& line = lines[written];
       lock.unlock();
-      std::size_t written = 0;
-      for (const auto& [fd, text] : batch) {
-        writeAll(fd, text);
-        written += text.size();
-      }
+      writeAll(line.fd, line.text);
       lock.lock();
-      bytes -= written;
-      full = bytes > kOutputQueueLimit;
+      ++written;
+      (line.own ? ownBytes : workerBytes) -= line.text.size();
+      if (full && workerBytes <= kOutputQueueLimit / 2) {
+        full = false;
+        const std::uint64_t one = 1;
+        (void)!::write(roomFd, &one, sizeof one);
+      }
       changed.notify_all();
     }
   }
+
+  void push(int fd, bool own, std::string_view text) {
+    (own ? ownBytes : workerBytes) += text.size();
+    lines.push_back({fd, own, std::string(text)});
+  }
 };
 
-// Created by startOutputThread() and never destroyed: a thread stuck in write(2) at exit may
-// still use it.
+// Created by startOutputThread(). One whose thread is stuck in write(2) at the end is left
+// behind (`abandoned`), never destroyed: the thread still uses it, and later lines are dropped
+// rather than written by a caller that would block the same way.
 std::atomic<OutputThread*> output{nullptr};
+std::atomic<bool> abandoned{false};
 
 void writeLine(std::string_view prefix, std::string_view message) {
   std::string line;
@@ -74,21 +100,38 @@ void writeLine(std::string_view prefix, std::string_view message) {
   writeOutput(STDERR_FILENO, line, true);
 }
 
+std::string droppedNotice(std::uint64_t count) {
+  return "clustervisor: error: " + std::to_string(count) +
+         " of the supervisor's own lines were dropped: its standard output or error took "
+         "nothing for too long\n";
+}
+
 }  // namespace
 
-void startOutputThread() {
+bool startOutputThread() {
   if (output.load() != nullptr) {
-    return;
+    return true;
   }
-  auto* state = new OutputThread;
+  auto state = std::make_unique<OutputThread>();
+  state->roomFd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (state->roomFd < 0) {
+    return false;
+  }
   // Signals go to the main thread's event loop, never to this one.
   sigset_t all;
   sigset_t previous;
   ::sigfillset(&all);
   ::pthread_sigmask(SIG_SETMASK, &all, &previous);
-  state->thread = std::thread([state] { state->run(); });
+  try {
+    state->thread = std::thread([raw = state.get()] { raw->run(); });
+  } catch (const std::system_error&) {
+    ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+    ::close(state->roomFd);
+    return false;
+  }
   ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
-  output.store(state);
+  output.store(state.release());
+  return true;
 }
 
 void stopOutputThread(std::chrono::milliseconds grace) {
@@ -99,41 +142,55 @@ void stopOutputThread(std::chrono::milliseconds grace) {
   std::unique_lock lock(state->mutex);
   state->stopping = true;
   state->changed.notify_all();
-  if (state->changed.wait_for(lock, grace, [&] { return state->bytes == 0; })) {
+  if (!state->changed.wait_for(lock, grace,
+                               [&] { return state->written == state->lines.size(); })) {
+    // The output takes nothing: what is left is lost with the process; the thread stays blocked.
+    abandoned = true;
     lock.unlock();
-    state->thread.join();
-    delete state;
+    state->thread.detach();
     return;
   }
-  // The output takes nothing: what is left is lost with the process; the thread stays blocked.
+  const std::uint64_t untold = state->droppedUntold;
   lock.unlock();
-  state->thread.detach();
+  state->thread.join();
+  ::close(state->roomFd);
+  delete state;
+  if (untold > 0) {
+    writeAll(STDERR_FILENO, droppedNotice(untold));
+  }
+}
+
+int outputRoomFd() {
+  const OutputThread* state = output.load();
+  return state == nullptr ? -1 : state->roomFd;
 }
 
 void writeOutput(int fd, std::string_view bytes, bool own) {
   OutputThread* state = output.load();
   if (state == nullptr) {
-    writeAll(fd, bytes);
+    if (!abandoned) {
+      writeAll(fd, bytes);
+    }
     return;
   }
   std::lock_guard lock(state->mutex);
-  if (own && state->bytes + bytes.size() > kOutputHardLimit) {
+  // What the thread has written is freed here, on this thread.
+  for (; state->written > 0; --state->written) {
+    state->lines.pop_front();
+  }
+  if (own && state->ownBytes + bytes.size() > kOutputOwnLimit) {
     ++state->droppedUntold;
     ++state->dropped;
     return;
   }
-  const auto push = [&](int to, std::string text) {
-    state->bytes += text.size();
-    state->queue.emplace_back(to, std::move(text));
-  };
-  if (state->droppedUntold > 0) {
-    push(STDERR_FILENO, "clustervisor: error: " + std::to_string(state->droppedUntold) +
-                            " of the supervisor's own lines were dropped: its standard output or "
-                            "error took nothing for too long\n");
+  if (state->droppedUntold > 0 && state->ownBytes <= kOutputOwnLimit / 2) {
+    state->push(STDERR_FILENO, true, droppedNotice(state->droppedUntold));
     state->droppedUntold = 0;
   }
-  push(fd, std::string(bytes));
-  state->full = state->bytes > kOutputQueueLimit;
+  state->push(fd, own, bytes);
+  if (!own && state->workerBytes > kOutputQueueLimit) {
+    state->full = true;
+  }
   state->changed.notify_all();
 }
 

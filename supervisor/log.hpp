@@ -8,9 +8,10 @@
 // queued and a thread of their own writes them, in order, one write(2) each: a standard output
 // or error that takes nothing for a while (a suspended pager, a terminal stopped with Ctrl-S, a
 // stuck log reader) then stops neither the relay nor heartbeats nor the control socket. Worker
-// lines wait in their pipes once kOutputQueueLimit bytes are queued (outputQueueFull(): the
-// capture stops reading, so the worker's own writes block as they would on a full pipe); the
-// supervisor's own lines are queued up to kOutputHardLimit and dropped, counted, beyond it, with
+// lines wait in their pipes once more than kOutputQueueLimit bytes of them are queued
+// (outputQueueFull(): the captures stop reading, so a worker's own writes block as they would on
+// a full pipe; outputRoomFd() becomes readable when they may read again); the supervisor's own
+// lines have a budget of their own, kOutputOwnLimit, and are dropped and counted beyond it, with
 // a line saying how many once there is room again.
 #pragma once
 
@@ -26,19 +27,28 @@ namespace clustervisor {
 void writeAll(int fd, std::string_view bytes);
 
 inline constexpr std::size_t kOutputQueueLimit = 1024 * 1024;
-inline constexpr std::size_t kOutputHardLimit = 4 * 1024 * 1024;
+inline constexpr std::size_t kOutputOwnLimit = 4 * 1024 * 1024;
 
-// Starts the output thread (signals blocked in it); from then on writeOutput() queues.
-void startOutputThread();
+// Starts the output thread (signals blocked in it); from then on writeOutput() queues. False
+// when no thread could be made: output is then written directly, as before it starts.
+bool startOutputThread();
 // Writes out what is queued, waiting at most `grace` for the descriptors to take it, and ends
-// the thread; writeOutput() writes directly again.
+// the thread; writeOutput() writes directly again. If the output took nothing meanwhile, later
+// lines are dropped instead (a direct write would block the caller the same way).
 void stopOutputThread(std::chrono::milliseconds grace);
+// Calls stopOutputThread() when it goes out of scope, also on an exception.
+struct OutputThreadScope {
+  std::chrono::milliseconds grace;
+  ~OutputThreadScope() { stopOutputThread(grace); }
+};
 // A whole line (or lines) for `fd`: queued while the output thread runs, written directly
-// otherwise. `own`: one of the supervisor's lines (dropped beyond kOutputHardLimit) rather
-// than a worker's.
+// otherwise. `own`: one of the supervisor's lines rather than a worker's.
 void writeOutput(int fd, std::string_view bytes, bool own);
-// More than kOutputQueueLimit bytes wait: worker output should wait in its pipes.
+// More than kOutputQueueLimit bytes of worker lines wait: worker output should wait in its pipes.
 bool outputQueueFull();
+// An eventfd that becomes readable when outputQueueFull() ends (read it to reset it); -1 while
+// no output thread runs.
+int outputRoomFd();
 // The supervisor's own lines dropped because the output took nothing for too long.
 std::uint64_t droppedOutputLines();
 

@@ -5,8 +5,10 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <filesystem>
 #include <optional>
@@ -272,10 +274,12 @@ int runBot(const std::string& configPath) {
   }
   // From here on, a standard output or error that takes nothing stops neither the relay nor the
   // control socket (see log.hpp).
-  startOutputThread();
-  const int status = supervisor->run();
-  stopOutputThread(kOutputGraceOnExit);
-  return status;
+  const OutputThreadScope outputThread{kOutputGraceOnExit};
+  if (!startOutputThread()) {
+    logError("cannot start the output thread (" + std::string(std::strerror(errno)) +
+             "); output is written directly, so a reader that stops reading stops the supervisor");
+  }
+  return supervisor->run();
 }
 
 }  // namespace

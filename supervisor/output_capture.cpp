@@ -27,27 +27,37 @@ void OutputCapture::start() {
 void OutputCapture::close() {
   boost::system::error_code ignored;
   pipe_.close(ignored);
-  if (outputWait_) {
-    outputWait_->cancel();
+  if (std::exchange(waiting_, false)) {
+    end();  // no read is pending to report the close
   }
 }
 
+void OutputCapture::outputHasRoom() {
+  if (std::exchange(waiting_, false)) {
+    readWhenOutputHasRoom();
+  }
+}
+
+void OutputCapture::drainToEnd() {
+  draining_ = true;
+  outputHasRoom();
+}
+
 void OutputCapture::readWhenOutputHasRoom() {
-  if (!outputQueueFull()) {
-    readLoop();
+  if (!draining_ && outputQueueFull()) {
+    // The supervisor's output takes nothing for now: the worker's lines wait in its pipe (its
+    // own writes block once that is full, as they would writing to the terminal directly).
+    waiting_ = true;
     return;
   }
-  // The supervisor's output takes nothing for now: the worker's lines wait in its pipe (its own
-  // writes block once that is full, as they would writing to the terminal directly).
-  if (!outputWait_) {
-    outputWait_ = std::make_unique<asio::steady_timer>(pipe_.get_executor());
+  readLoop();
+}
+
+void OutputCapture::end() {
+  splitter_.finish([this](std::string_view line, bool continued) { writeLine(line, continued); });
+  if (auto onEnd = std::exchange(onEnd_, nullptr)) {
+    onEnd();
   }
-  outputWait_->expires_after(kOutputRecheck);
-  outputWait_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
-    if (!ec && self->pipe_.is_open()) {
-      self->readWhenOutputHasRoom();
-    }
-  });
 }
 
 void OutputCapture::readLoop() {
@@ -60,11 +70,8 @@ void OutputCapture::readLoop() {
                             self->splitter_.feed(std::string_view(self->buffer_.get(), n), emit);
                           }
                           if (ec) {
-                            self->splitter_.finish(emit);
                             self->close();  // its descriptor is not kept until the slot is reused
-                            if (auto onEnd = std::exchange(self->onEnd_, nullptr)) {
-                              onEnd();
-                            }
+                            self->end();
                             return;
                           }
                           self->readWhenOutputHasRoom();

@@ -9,16 +9,15 @@
 // Each line goes out in a single write(2), so lines of different workers never interleave. Runs
 // on the supervisor's io_context; lives until the pipe reports end of file (the worker and every
 // process that inherited the pipe have exited) or close(), then calls onEnd once. While the
-// output queue is full (see log.hpp) it reads nothing, so the worker's lines wait in its pipe.
+// output queue is full (see log.hpp) it reads nothing, so the worker's lines wait in its pipe,
+// until outputHasRoom(); drainToEnd() reads on regardless (the run is ending).
 #pragma once
 
-#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
 
 #include <boost/asio/readable_pipe.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include "line_splitter.hpp"
 
@@ -30,23 +29,26 @@ class OutputCapture : public std::enable_shared_from_this<OutputCapture> {
                 std::function<void()> onEnd);
 
   void start();
-  void close();  // stops reading; a partial line is still written
+  void close();          // stops reading; a partial line is still written
+  void outputHasRoom();  // reads again if it waited for the output queue
+  void drainToEnd();     // from now on reads whatever the output queue holds
 
  private:
   void readLoop();
   void readWhenOutputHasRoom();
+  void end();  // the partial line, then onEnd
   void writeLine(std::string_view line, bool continued);
 
   boost::asio::readable_pipe pipe_;
   std::string prefix_;
   int outputFd_;
   static constexpr std::size_t kReadSize = 8192;
-  static constexpr std::chrono::milliseconds kOutputRecheck{20};
   LineSplitter splitter_;
   std::unique_ptr<char[]> buffer_;
   std::string line_;
   std::function<void()> onEnd_;
-  std::unique_ptr<boost::asio::steady_timer> outputWait_;  // made when first needed
+  bool waiting_ = false;  // for room in the output queue
+  bool draining_ = false;
 };
 
 }  // namespace clustervisor

@@ -76,6 +76,7 @@ Supervisor::Supervisor(asio::io_context& io, config::BotConfig config,
       stopSignals_(io, SIGINT, SIGTERM, SIGHUP),
       childSignal_(io, SIGCHLD),
       finishTimer_(io),
+      outputRoom_(io),
       orphanTimer_(io),
       random_(std::random_device{}()),
       sweepTimer_(io),
@@ -112,6 +113,10 @@ int Supervisor::run() {
   ::mallopt(M_MMAP_THRESHOLD, 1 << 20);
   watchSignals();
   watchChildren();
+  if (const int fd = outputRoomFd(); fd >= 0) {
+    outputRoom_.assign(::dup(fd));
+    watchOutputRoom();
+  }
   sweep();
   if (!controlPath_.empty()) {
     control_ = std::make_unique<ControlServer>(
@@ -826,6 +831,22 @@ void Supervisor::sweep() {
   });
 }
 
+void Supervisor::watchOutputRoom() {
+  outputRoom_.async_wait(boost::asio::posix::stream_descriptor::wait_read, [this](error_code ec) {
+    if (ec) {
+      return;
+    }
+    std::uint64_t count = 0;
+    (void)!::read(outputRoom_.native_handle(), &count, sizeof count);
+    for (const auto& weak : captures_) {
+      if (const auto capture = weak.lock()) {
+        capture->outputHasRoom();
+      }
+    }
+    watchOutputRoom();
+  });
+}
+
 void Supervisor::onFramesRelayed(WorkerConnection&) {
   flushRun();
 }
@@ -1305,6 +1326,15 @@ void Supervisor::finish() {
     return;
   }
   childSignal_.cancel();
+  error_code ignored;
+  outputRoom_.close(ignored);
+  // The rest of the workers' output is read whatever the output queue holds: it is bounded by
+  // their pipes, and the run is ending.
+  for (const auto& weak : captures_) {
+    if (const auto capture = weak.lock()) {
+      capture->drainToEnd();
+    }
+  }
   if (control_) {
     control_->stop();
   }

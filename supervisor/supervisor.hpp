@@ -29,6 +29,7 @@
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json/object.hpp>
@@ -215,6 +216,7 @@ class Supervisor final : private FrameSink {
   void killOrphans(bool all);
   void watchSignals();
   void watchChildren();
+  void watchOutputRoom();
   void beginShutdown(std::string_view why);
   void maybeFinish();
   void finish();
@@ -299,6 +301,8 @@ class Supervisor final : private FrameSink {
   boost::asio::signal_set stopSignals_;
   boost::asio::signal_set childSignal_;
   boost::asio::steady_timer finishTimer_;
+  // Readable when the output queue has room for worker lines again (see log.hpp).
+  boost::asio::posix::stream_descriptor outputRoom_;
   boost::asio::steady_timer orphanTimer_;
   std::mt19937_64 random_;
   bool shuttingDown_ = false;

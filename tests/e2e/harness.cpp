@@ -165,6 +165,7 @@ void SupervisorRun::readLoop(int fd) {
       changed_.notify_all();
     }
   }
+  outputFd_ = -1;
   ::close(fd);
   std::lock_guard lock(mutex_);
   if (!partial.empty()) {
@@ -290,7 +291,8 @@ void SupervisorRun::resumeReading() {
 
 std::size_t SupervisorRun::unreadBytes() const {
   int bytes = 0;
-  return ::ioctl(outputFd_, FIONREAD, &bytes) == 0 ? static_cast<std::size_t>(bytes) : 0;
+  const int fd = outputFd_;
+  return fd >= 0 && ::ioctl(fd, FIONREAD, &bytes) == 0 ? static_cast<std::size_t>(bytes) : 0;
 }
 
 void SupervisorRun::signal(int sig) {

@@ -6,6 +6,7 @@
 // destructor kills whatever is left, so a failing test cannot leave processes behind.
 #pragma once
 
+#include <atomic>
 #include <boost/json/object.hpp>
 
 #include <sys/types.h>
@@ -105,7 +106,7 @@ class SupervisorRun {
   std::vector<std::string> lines_;
   bool eof_ = false;
   bool paused_ = false;
-  int outputFd_ = -1;
+  std::atomic<int> outputFd_{-1};  // -1 once the reader closed it
 };
 
 // A command that ran to its end: `clustervisor ARGS...` with its exit status and its output

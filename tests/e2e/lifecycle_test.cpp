@@ -25,6 +25,34 @@ std::unique_ptr<SupervisorRun> start(const TempDir& dir, int clusters, const std
   return SupervisorRun::run(dir.write("bot.toml", probeConfig(dir, clusters, mode, environment)));
 }
 
+// A "flood" run of 3 clusters (see probe_worker.cpp), every worker ready.
+struct Flood {
+  std::filesystem::path config;
+  std::unique_ptr<SupervisorRun> run;
+};
+Flood startFlood(const TempDir& dir, const std::string& environment, const std::string& extra) {
+  Flood flood{dir.write("bot.toml", probeConfig(dir, 3, "flood", environment, extra)), nullptr};
+  flood.run = SupervisorRun::run(flood.config);
+  for (int id = 0; id < 3; ++id) {
+    waitReady(*flood.run, id);
+  }
+  return flood;
+}
+
+// Clusters 1 and 2 of a flood got all 20000 events, in order; no event was dropped and no worker
+// was found stalled.
+void expectWholeFloodDeliveredAndNothingDropped(SupervisorRun& run,
+                                                const std::filesystem::path& config) {
+  run.waitForLine("[cluster 1] FLOOD got 20000 in order", 60s);
+  run.waitForLine("[cluster 2] FLOOD got 20000 in order", 60s);
+  BOOST_TEST(!run.hasLine("FLOOD broken"));
+  BOOST_TEST(!run.hasLine("event dropped"));
+  BOOST_TEST(!run.hasLine("took no bytes"), run.transcript());
+  const auto totals = statusOf(config).at("totals").as_object();
+  BOOST_TEST(totals.at("dropped_events").as_int64() == 0);
+  BOOST_TEST(totals.at("receivers_stalled").as_int64() == 0);
+}
+
 // Failed starts of `cluster`: each an error line with the cause and "retrying in", and not a busy
 // loop: each wait longer than the one before (the restart backoff doubles, with jitter).
 // Returns the waits, in milliseconds.
@@ -223,15 +251,11 @@ BOOST_AUTO_TEST_CASE(a_receiver_that_falls_behind_holds_back_its_sender_and_lose
   TempDir dir;
   // The smallest outbox (64 KiB): cluster 1 is stopped while cluster 0 floods 20000 events of
   // ~250 bytes, so its outbox passes the high-water mark at once.
-  const auto config = dir.write(
-      "bot.toml", probeConfig(dir, 3, "flood", "PROBE_COUNT = \"20000\"",
-                              "[heartbeat]\ntimeout = \"0s\"\n"
-                              "[events]\nmax_payload = \"16KiB\"\noutbox_limit = \"64KiB\"\n"
-                              "stall_timeout = \"1h\"\n"));  // however slow the test is
-  auto run = SupervisorRun::run(config);
-  for (int id = 0; id < 3; ++id) {
-    waitReady(*run, id);
-  }
+  const auto [config, run] =
+      startFlood(dir, "PROBE_COUNT = \"20000\"",
+                 "[heartbeat]\ntimeout = \"0s\"\n"
+                 "[events]\nmax_payload = \"16KiB\"\noutbox_limit = \"64KiB\"\n"
+                 "stall_timeout = \"1h\"\n");  // however slow the test is
   const pid_t slow = startedPid(*run, 1);
   BOOST_REQUIRE(::kill(slow, SIGSTOP) == 0);
   std::ofstream(dir.path() / "go") << "1\n";
@@ -241,14 +265,7 @@ BOOST_AUTO_TEST_CASE(a_receiver_that_falls_behind_holds_back_its_sender_and_lose
   BOOST_REQUIRE(waitUntil([&] { return heldBack() > 0; }));  // cluster 0 waits for cluster 1
   BOOST_REQUIRE(::kill(slow, SIGCONT) == 0);
   // Both receivers get everything, in order; nothing was dropped anywhere.
-  run->waitForLine("[cluster 1] FLOOD got 20000 in order", 60s);
-  run->waitForLine("[cluster 2] FLOOD got 20000 in order", 60s);
-  BOOST_TEST(!run->hasLine("FLOOD broken"));
-  BOOST_TEST(!run->hasLine("event dropped"));
-  BOOST_TEST(!run->hasLine("took no bytes"));
-  const auto totals = statusOf(config).at("totals").as_object();
-  BOOST_TEST(totals.at("dropped_events").as_int64() == 0);
-  BOOST_TEST(totals.at("receivers_stalled").as_int64() == 0);
+  expectWholeFloodDeliveredAndNothingDropped(*run, config);
   BOOST_TEST(run->linesContaining("START id=1").size() == 1u);
 }
 
@@ -261,19 +278,14 @@ namespace {
 // read the whole flood into its own memory and the sender would never be held back.
 void expectBlockedListenerToHoldBackItsSender(const std::string& threads) {
   TempDir dir;
-  const auto config = dir.write(
-      "bot.toml",
-      probeConfig(dir, 3, "flood",
-                  "PROBE_COUNT = \"20000\", PROBE_BLOCK = \"1\", PROBE_RECEIVE_LIMIT = \"262144\"" +
-                      (threads.empty() ? "" : ", " + threads),
-                  // A listener on the I/O thread that blocks also stops the heartbeats.
-                  "[heartbeat]\ntimeout = \"0s\"\n"
-                  "[events]\nmax_payload = \"16KiB\"\noutbox_limit = \"1MiB\"\n"
-                  "stall_timeout = \"1h\"\n"));  // however slow the test is
-  auto run = SupervisorRun::run(config);
-  for (int id = 0; id < 3; ++id) {
-    waitReady(*run, id);
-  }
+  const auto [config, run] =
+      startFlood(dir,
+                 "PROBE_COUNT = \"20000\", PROBE_BLOCK = \"1\", PROBE_RECEIVE_LIMIT = \"262144\"" +
+                     (threads.empty() ? "" : ", " + threads),
+                 // A listener on the I/O thread that blocks also stops the heartbeats.
+                 "[heartbeat]\ntimeout = \"0s\"\n"
+                 "[events]\nmax_payload = \"16KiB\"\noutbox_limit = \"1MiB\"\n"
+                 "stall_timeout = \"1h\"\n");  // however slow the test is
   std::ofstream(dir.path() / "go") << "1\n";
   run->waitForLine("[cluster 1] FLOOD blocking");
   // Cluster 1's outbox reaches the high-water mark (half its limit), which holds the sender
@@ -290,14 +302,7 @@ void expectBlockedListenerToHoldBackItsSender(const std::string& threads) {
   const auto rssKiB = usageOf(startedPid(*run, 1)).rssKiB;
   BOOST_TEST_MESSAGE("blocked worker's RSS: " << rssKiB << " KiB");
   std::ofstream(dir.path() / "release") << "1\n";
-  run->waitForLine("[cluster 1] FLOOD got 20000 in order", 60s);
-  run->waitForLine("[cluster 2] FLOOD got 20000 in order", 60s);
-  BOOST_TEST(!run->hasLine("FLOOD broken"));
-  BOOST_TEST(!run->hasLine("event dropped"));
-  BOOST_TEST(!run->hasLine("took no bytes"));
-  const auto totals = statusOf(config).at("totals").as_object();
-  BOOST_TEST(totals.at("dropped_events").as_int64() == 0);
-  BOOST_TEST(totals.at("receivers_stalled").as_int64() == 0);
+  expectWholeFloodDeliveredAndNothingDropped(*run, config);
   BOOST_TEST(run->linesContaining("START id=1").size() == 1u);
 }
 }  // namespace
@@ -317,29 +322,18 @@ BOOST_AUTO_TEST_CASE(a_slow_listener_is_not_taken_for_a_stalled_worker_and_loses
   // stall timeout (2 s). Its SDK reads as the listener makes room, 64 KiB at a time (about a
   // second apart); a write blocked on its full socket is only woken after ~190 KiB, which would
   // be ~3 s: the supervisor sees the reads in between, so the sender is held back throughout.
-  const auto config = dir.write(
-      "bot.toml", probeConfig(dir, 3, "flood",
-                              "PROBE_COUNT = \"20000\", PROBE_PAD = \"560\", PROBE_SLOW = \"1\", "
-                              "PROBE_SLOW_MS = \"10\", PROBE_RECEIVE_LIMIT = \"262144\"",
-                              "[events]\nmax_payload = \"16KiB\"\noutbox_limit = \"1MiB\"\n"
-                              "stall_timeout = \"2s\"\n"));
-  auto run = SupervisorRun::run(config);
-  for (int id = 0; id < 3; ++id) {
-    waitReady(*run, id);
-  }
+  const auto [config, run] =
+      startFlood(dir,
+                 "PROBE_COUNT = \"20000\", PROBE_PAD = \"560\", PROBE_SLOW = \"1\", "
+                 "PROBE_SLOW_MS = \"10\", PROBE_RECEIVE_LIMIT = \"262144\"",
+                 "[events]\nmax_payload = \"16KiB\"\noutbox_limit = \"1MiB\"\n"
+                 "stall_timeout = \"2s\"\n");
   std::ofstream(dir.path() / "go") << "1\n";
   // Six seconds of the slow listener, three stall timeouts, with the sender waiting for it.
   run->waitForLine("[cluster 1] FLOOD slowly handled 600", 60s);
   BOOST_TEST(statusOf(config).at("totals").as_object().at("senders_held_back").as_int64() > 0);
   std::ofstream(dir.path() / "fast") << "1\n";
-  run->waitForLine("[cluster 1] FLOOD got 20000 in order", 60s);
-  run->waitForLine("[cluster 2] FLOOD got 20000 in order", 60s);
-  BOOST_TEST(!run->hasLine("FLOOD broken"));
-  BOOST_TEST(!run->hasLine("took no bytes"), run->transcript());
-  BOOST_TEST(!run->hasLine("event dropped"));
-  const auto totals = statusOf(config).at("totals").as_object();
-  BOOST_TEST(totals.at("dropped_events").as_int64() == 0);
-  BOOST_TEST(totals.at("receivers_stalled").as_int64() == 0);
+  expectWholeFloodDeliveredAndNothingDropped(*run, config);
 }
 
 BOOST_AUTO_TEST_CASE(sigterm_stops_every_worker_reaps_them_and_exits_zero) {
