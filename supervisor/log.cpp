@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "log.hpp"
 
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -23,6 +24,13 @@ void writeAll(int fd, std::string_view bytes) {
     const ssize_t n = ::write(fd, bytes.data(), bytes.size());
     if (n < 0) {
       if (errno == EINTR) {
+        continue;
+      }
+      if (errno == EAGAIN) {
+        // A descriptor someone else made non-blocking (a shared pipe, say): wait for room
+        // rather than lose the rest of the line.
+        pollfd out{fd, POLLOUT, 0};
+        (void)::poll(&out, 1, -1);
         continue;
       }
       return;

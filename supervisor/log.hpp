@@ -22,8 +22,9 @@
 
 namespace clustervisor {
 
-// Writes all of `bytes` to `fd`, retrying on EINTR; gives up silently when the descriptor is
-// gone (there is nowhere left to report it). One write(2) when the descriptor allows.
+// Writes all of `bytes` to `fd`, retrying on EINTR and waiting for room on a non-blocking
+// descriptor; gives up silently when the descriptor is gone (there is nowhere left to report
+// it). One write(2) when the descriptor allows.
 void writeAll(int fd, std::string_view bytes);
 
 inline constexpr std::size_t kOutputQueueLimit = 1024 * 1024;
