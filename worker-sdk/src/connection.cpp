@@ -486,6 +486,10 @@ void Connection::watchPeerWhilePaused() {
       }
       return;
     }
+    if (self->undelivered_.load() <= self->receiveLimit_ && self->readPaused_.exchange(false)) {
+      self->readLoop();  // a resume that could not be posted (see delivered())
+      return;
+    }
     self->watchPeerWhilePaused();
   });
 }
@@ -693,14 +697,14 @@ void Connection::asBatch(F&& f) {
 }
 
 void Connection::deliver(Batch batch) {
-  // Sends made by the listeners (replies) and the acknowledgements go out in one write when the
-  // batch is done, without another trip through the bus executor.
   // Counted off even when a listener's error handling throws (the batch is gone either way).
   struct Delivered {
     Connection& c;
     std::size_t footprint;
     ~Delivered() { c.delivered(footprint); }
   } delivered{*this, batch.footprint()};
+  // Sends made by the listeners (replies) and the acknowledgements go out in one write when the
+  // batch is done, without another trip through the bus executor.
   asBatch([&] { deliverEach(batch); });
   recycle(std::move(batch));
 }
@@ -717,7 +721,7 @@ void Connection::delivered(std::size_t footprint) {
         }
       });
     } catch (...) {
-      readPaused_ = true;  // out of memory: the next delivery tries again
+      readPaused_ = true;  // out of memory: the pause timer resumes reading instead
     }
   }
 }

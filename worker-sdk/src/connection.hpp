@@ -292,6 +292,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::atomic<bool> readPaused_{false};
   // While paused, how often the I/O thread looks whether the supervisor has closed the
   // connection: then nothing more can arrive, and what is left is read (and the loss noticed).
+  // It also resumes reading if a delivery could not (out of memory).
   static constexpr std::chrono::milliseconds kPausedPeerCheck{200};
   boost::asio::steady_timer pauseTimer_;  // I/O thread only
   bool peerClosed_ = false;               // I/O thread only: seen by the pause timer

@@ -77,10 +77,7 @@ void EventBus::emitTo(int clusterId, std::string_view event, const boost::json::
 
 void EventBus::emitTo(int clusterId, std::string_view event, const boost::json::value& data,
                       error_code& ec) {
-  ec = connection_->checkTarget(clusterId);
-  if (!ec) {
-    ec = connection_->sendEvent(static_cast<std::uint32_t>(clusterId), 0, event, serialize(data));
-  }
+  emitToRaw(clusterId, event, serialize(data), ec);
 }
 
 void EventBus::broadcastRaw(std::string_view event, std::string_view json, error_code& ec) {
