@@ -4,6 +4,8 @@
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
 
+#include <algorithm>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -133,19 +135,21 @@ bool WorkerConnection::stalled(std::chrono::steady_clock::time_point now,
   // kLookInterval, the first one right after progress (it sets the baseline).
   if (unreadAtLastLook_ == kNoLook || now - lastLook_ >= kLookInterval) {
     lastLook_ = now;
-    lookForReads();
+    lookForReads(now);
   }
-  return now - lastProgress_ >= timeout;
+  // Reads can only be seen from the first look on, so the worker is judged from there.
+  return now - std::max(lastProgress_, firstLook_) >= timeout;
 }
 
-void WorkerConnection::lookForReads() {
+void WorkerConnection::lookForReads(std::chrono::steady_clock::time_point now) {
   int unread = 0;
   if (closed_ || ::ioctl(socket_.native_handle(), SIOCOUTQ, &unread) != 0) {
     return;
   }
-  // Only writes add to it, and a write is progress of its own (which resets the look).
-  const bool read = unreadAtLastLook_ != kNoLook && unread < unreadAtLastLook_;
-  if (read) {
+  if (unreadAtLastLook_ == kNoLook) {
+    firstLook_ = now;
+  } else if (unread < unreadAtLastLook_) {
+    // Only writes add to it, and a write is progress of its own (which resets the look).
     madeProgress();
   }
   unreadAtLastLook_ = unread;

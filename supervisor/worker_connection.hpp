@@ -165,7 +165,7 @@ class WorkerConnection : public std::enable_shared_from_this<WorkerConnection> {
   bool queue(const Push& push);
   void madeProgress();
   // Progress when the worker has read from its socket since the last look (see above).
-  void lookForReads();
+  void lookForReads(std::chrono::steady_clock::time_point now);
   void fail(const std::string& reason, bool protocolError);
   void wakeWriter();
   // For WriteBatch: one non-blocking write of what is queued; the write loop gets the rest.
@@ -206,6 +206,7 @@ class WorkerConnection : public std::enable_shared_from_this<WorkerConnection> {
   static constexpr std::chrono::milliseconds kLookInterval{10};
   int unreadAtLastLook_ = kNoLook;
   std::chrono::steady_clock::time_point lastLook_{};
+  std::chrono::steady_clock::time_point firstLook_{};  // the first since the last progress
 };
 
 }  // namespace clustervisor
