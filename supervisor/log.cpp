@@ -2,7 +2,6 @@
 #include "log.hpp"
 
 #include <poll.h>
-#include <signal.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -16,7 +15,8 @@
 #include <string>
 #include <system_error>
 #include <thread>
-#include <utility>
+
+#include "signals_blocked.hpp"
 
 namespace clustervisor {
 void writeAll(int fd, std::string_view bytes) {
@@ -62,7 +62,7 @@ struct OutputThread {
   std::size_t ownBytes = 0;
   bool stopping = false;
   std::atomic<bool> full{false};
-  std::atomic<std::uint64_t> dropped{0};
+  std::uint64_t dropped = 0;  // main thread only, as droppedUntold
   std::uint64_t droppedUntold = 0;
   int roomFd = -1;  // eventfd: written when `full` ends
   std::thread thread;
@@ -116,30 +116,24 @@ std::string droppedNotice(std::uint64_t count) {
 
 }  // namespace
 
-bool startOutputThread() {
+std::error_code startOutputThread() {
   if (output.load() != nullptr) {
-    return true;
+    return {};
   }
   auto state = std::make_unique<OutputThread>();
   state->roomFd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (state->roomFd < 0) {
-    return false;
+    return {errno, std::system_category()};
   }
-  // Signals go to the main thread's event loop, never to this one.
-  sigset_t all;
-  sigset_t previous;
-  ::sigfillset(&all);
-  ::pthread_sigmask(SIG_SETMASK, &all, &previous);
   try {
+    const SignalsBlocked blocked;  // signals go to the main thread's event loop, never here
     state->thread = std::thread([raw = state.get()] { raw->run(); });
-  } catch (const std::system_error&) {
-    ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+  } catch (const std::system_error& e) {
     ::close(state->roomFd);
-    return false;
+    return e.code();
   }
-  ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
   output.store(state.release());
-  return true;
+  return {};
 }
 
 void stopOutputThread(std::chrono::milliseconds grace) {
@@ -209,7 +203,7 @@ bool outputQueueFull() {
 
 std::uint64_t droppedOutputLines() {
   const OutputThread* state = output.load();
-  return state == nullptr ? 0 : state->dropped.load();
+  return state == nullptr ? 0 : state->dropped;
 }
 
 void logLine(std::string_view message) {

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <system_error>
 
 namespace clustervisor {
 
@@ -30,9 +31,9 @@ void writeAll(int fd, std::string_view bytes);
 inline constexpr std::size_t kOutputQueueLimit = 1024 * 1024;
 inline constexpr std::size_t kOutputOwnLimit = 4 * 1024 * 1024;
 
-// Starts the output thread (signals blocked in it); from then on writeOutput() queues. False
+// Starts the output thread (signals blocked in it); from then on writeOutput() queues. An error
 // when no thread could be made: output is then written directly, as before it starts.
-bool startOutputThread();
+std::error_code startOutputThread();
 // Writes out what is queued, waiting at most `grace` for the descriptors to take it, and ends
 // the thread; writeOutput() writes directly again. If the output took nothing meanwhile, later
 // lines are dropped instead (a direct write would block the caller the same way).

@@ -5,10 +5,8 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <chrono>
 #include <cstdio>
-#include <cstring>
 #include <exception>
 #include <filesystem>
 #include <optional>
@@ -275,8 +273,8 @@ int runBot(const std::string& configPath) {
   // From here on, a standard output or error that takes nothing stops neither the relay nor the
   // control socket (see log.hpp).
   const OutputThreadScope outputThread{kOutputGraceOnExit};
-  if (!startOutputThread()) {
-    logError("cannot start the output thread (" + std::string(std::strerror(errno)) +
+  if (const auto error = startOutputThread()) {
+    logError("cannot start the output thread (" + error.message() +
              "); output is written directly, so a reader that stops reading stops the supervisor");
   }
   return supervisor->run();

@@ -27,13 +27,13 @@ void OutputCapture::start() {
 void OutputCapture::close() {
   boost::system::error_code ignored;
   pipe_.close(ignored);
-  if (std::exchange(waiting_, false)) {
+  if (const auto self = std::exchange(waitingSelf_, nullptr)) {
     end();  // no read is pending to report the close
   }
 }
 
 void OutputCapture::outputHasRoom() {
-  if (std::exchange(waiting_, false)) {
+  if (const auto self = std::exchange(waitingSelf_, nullptr)) {
     readWhenOutputHasRoom();
   }
 }
@@ -47,7 +47,7 @@ void OutputCapture::readWhenOutputHasRoom() {
   if (!draining_ && outputQueueFull()) {
     // The supervisor's output takes nothing for now: the worker's lines wait in its pipe (its
     // own writes block once that is full, as they would writing to the terminal directly).
-    waiting_ = true;
+    waitingSelf_ = shared_from_this();
     return;
   }
   readLoop();

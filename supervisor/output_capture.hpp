@@ -47,7 +47,9 @@ class OutputCapture : public std::enable_shared_from_this<OutputCapture> {
   std::unique_ptr<char[]> buffer_;
   std::string line_;
   std::function<void()> onEnd_;
-  bool waiting_ = false;  // for room in the output queue
+  // Set while it waits for room in the output queue: no read is pending then to keep it alive,
+  // and the supervisor may already have let go of it (its worker replaced).
+  std::shared_ptr<OutputCapture> waitingSelf_;
   bool draining_ = false;
 };
 

@@ -18,6 +18,7 @@
 #include <boost/process/v2/stdio.hpp>
 
 #include "clustervisor/wire/frame.hpp"
+#include "signals_blocked.hpp"
 
 extern char** environ;
 
@@ -52,24 +53,6 @@ void closeAllBut(const std::vector<int>& keep) {
     from = next + 1;
   }
 }
-
-// No signal handler of the supervisor may run in the child between fork and exec (see
-// WorkerSetup): every signal is blocked around the launch, and one for the supervisor meanwhile
-// waits the fraction of a millisecond.
-class SignalsBlocked {
- public:
-  SignalsBlocked() {
-    sigset_t all;
-    sigfillset(&all);
-    ::pthread_sigmask(SIG_SETMASK, &all, &previous_);
-  }
-  ~SignalsBlocked() { ::pthread_sigmask(SIG_SETMASK, &previous_, nullptr); }
-  SignalsBlocked(const SignalsBlocked&) = delete;
-  SignalsBlocked& operator=(const SignalsBlocked&) = delete;
-
- private:
-  sigset_t previous_;
-};
 
 // Puts the worker's end of the socketpair on fd 3 in the child. Boost 1.81's posix::bind_fd
 // falls off the end of a function returning error_code (a crash at -O2), hence this one.
@@ -246,6 +229,8 @@ SpawnedWorker Spawner::spawn(const SpawnRequest& request, error_code& ec, std::s
   // Initializers run in this order in the child: WorkerSetup must come after process_stdio,
   // which needs its pipe descriptors until it has dup2'd them onto 1 and 2.
   auto process = [&] {
+    // No signal handler of the supervisor may run in the child between fork and exec (see
+    // WorkerSetup); a signal for the supervisor meanwhile waits a fraction of a millisecond.
     const SignalsBlocked blocked;
     return launcher(launchContext_.get_executor(), ec, worker.program, args,
                     bp::process_stdio{nullptr, worker.out, worker.err},

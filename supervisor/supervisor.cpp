@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "supervisor.hpp"
 
+#include <fcntl.h>
 #include <malloc.h>
 #include <signal.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include <array>
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <utility>
 #include <variant>
 
@@ -114,8 +116,13 @@ int Supervisor::run() {
   watchSignals();
   watchChildren();
   if (const int fd = outputRoomFd(); fd >= 0) {
-    outputRoom_.assign(::dup(fd));
-    watchOutputRoom();
+    if (const int own = ::fcntl(fd, F_DUPFD_CLOEXEC, 0); own >= 0) {
+      outputRoom_.assign(own);
+      watchOutputRoom();
+    } else {
+      // Then worker output that waited for the output thread waits until the run ends.
+      logError(std::string("cannot watch the output queue: ") + std::strerror(errno));
+    }
   }
   sweep();
   if (!controlPath_.empty()) {
@@ -838,13 +845,17 @@ void Supervisor::watchOutputRoom() {
     }
     std::uint64_t count = 0;
     (void)!::read(outputRoom_.native_handle(), &count, sizeof count);
-    for (const auto& weak : captures_) {
-      if (const auto capture = weak.lock()) {
-        capture->outputHasRoom();
-      }
-    }
+    forEachCapture(&OutputCapture::outputHasRoom);
     watchOutputRoom();
   });
+}
+
+void Supervisor::forEachCapture(void (OutputCapture::*action)()) {
+  for (const auto& weak : captures_) {
+    if (const auto capture = weak.lock()) {
+      (*capture.*action)();
+    }
+  }
 }
 
 void Supervisor::onFramesRelayed(WorkerConnection&) {
@@ -885,6 +896,10 @@ void Supervisor::appendToRun(WorkerConnection& from, std::uint32_t target,
   });
   if (!belowMark) {
     flushRun();
+    for (const auto id : recipients) {
+      queueEvents(from, id, frame, frame.size(), 1);
+    }
+    return;
   }
   if (run_.from != nullptr) {
     run_.end += frame.size();
@@ -897,9 +912,6 @@ void Supervisor::appendToRun(WorkerConnection& from, std::uint32_t target,
   run_.begin = frame.data();
   run_.end = frame.data() + frame.size();
   run_.events = 1;
-  if (!belowMark) {
-    flushRun();
-  }
 }
 
 void Supervisor::flushRun() {
@@ -1328,13 +1340,9 @@ void Supervisor::finish() {
   childSignal_.cancel();
   error_code ignored;
   outputRoom_.close(ignored);
-  // The rest of the workers' output is read whatever the output queue holds: it is bounded by
-  // their pipes, and the run is ending.
-  for (const auto& weak : captures_) {
-    if (const auto capture = weak.lock()) {
-      capture->drainToEnd();
-    }
-  }
+  // The rest of the workers' output is read whatever the output queue holds: the workers are
+  // gone, and what an escaped descendant still writes is cut off by the finish timer below.
+  forEachCapture(&OutputCapture::drainToEnd);
   if (control_) {
     control_->stop();
   }
@@ -1345,13 +1353,7 @@ void Supervisor::finish() {
   // keeps a pipe open cannot hold the supervisor for more than this.
   if (openCaptures_ > 0) {
     finishTimer_.expires_after(std::chrono::seconds(2));
-    finishTimer_.async_wait([this](error_code) {
-      for (const auto& weak : captures_) {
-        if (const auto capture = weak.lock()) {
-          capture->close();
-        }
-      }
-    });
+    finishTimer_.async_wait([this](error_code) { forEachCapture(&OutputCapture::close); });
   }
   logLine("all workers stopped");
 }

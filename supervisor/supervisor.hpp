@@ -217,13 +217,14 @@ class Supervisor final : private FrameSink {
   void watchSignals();
   void watchChildren();
   void watchOutputRoom();
+  void forEachCapture(void (OutputCapture::*action)());
   void beginShutdown(std::string_view why);
   void maybeFinish();
   void finish();
   void checkAllEnded();
   bool holdFor(std::uint32_t target, std::span<const std::byte> frame);
   void reportExpired(std::uint32_t cluster, std::uint64_t expired);
-  void reportOutboxFull(std::uint32_t recipient, std::uint64_t events = 1);
+  void reportOutboxFull(std::uint32_t recipient, std::uint64_t events);
   // `reason` labels the count in the metrics: outbox_full, hold_full, hold_expired,
   // unknown_target, removed.
   void reportDrop(std::string_view reason, const std::string& message, std::uint64_t count = 1);

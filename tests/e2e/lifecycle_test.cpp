@@ -46,7 +46,7 @@ void expectWholeFloodDeliveredAndNothingDropped(SupervisorRun& run,
   run.waitForLine("[cluster 1] FLOOD got 20000 in order", 60s);
   run.waitForLine("[cluster 2] FLOOD got 20000 in order", 60s);
   BOOST_TEST(!run.hasLine("FLOOD broken"));
-  BOOST_TEST(!run.hasLine("event dropped"));
+  BOOST_TEST(!run.hasLine("dropped, outbox full"));
   BOOST_TEST(!run.hasLine("took no bytes"), run.transcript());
   const auto totals = statusOf(config).at("totals").as_object();
   BOOST_TEST(totals.at("dropped_events").as_int64() == 0);
@@ -189,7 +189,7 @@ BOOST_AUTO_TEST_CASE(a_flood_of_acks_for_unknown_waits_costs_only_the_worker_tha
                      << std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count()
                      << " ms during the ack flood");
   BOOST_TEST(!run->hasLine("FLOOD broken"));
-  BOOST_TEST(!run->hasLine("event dropped"));
+  BOOST_TEST(!run->hasLine("dropped, outbox full"));
   // The flood goes on (the acks are ignored, as late acks for a closed wait are), and the
   // supervisor still answers.
   const auto status = statusOf(config);
@@ -230,7 +230,7 @@ BOOST_AUTO_TEST_CASE(a_worker_that_never_reads_costs_only_itself_and_its_outbox_
       "cluster 2 found stalled");
   const auto drop = run->waitForLine("cluster 2: event dropped, outbox full (");
   BOOST_TEST(drop.find("limit 1048576)") != std::string::npos, drop);
-  BOOST_TEST(!run->hasLine("cluster 1: event dropped"));
+  BOOST_TEST(countLines(*run, {"cluster 1: ", "dropped, outbox full"}) == 0u);
   const auto parsed = statusOf(config);
   BOOST_TEST(parsed.at("totals").as_object().at("dropped_events").as_int64() > 0);
   BOOST_TEST(parsed.at("totals").as_object().at("receivers_stalled").as_int64() >= 1);
@@ -301,6 +301,9 @@ void expectBlockedListenerToHoldBackItsSender(const std::string& threads) {
   BOOST_TEST(!run->hasLine("[cluster 2] FLOOD got 20000"));
   const auto rssKiB = usageOf(startedPid(*run, 1)).rssKiB;
   BOOST_TEST_MESSAGE("blocked worker's RSS: " << rssKiB << " KiB");
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+  BOOST_TEST(rssKiB < 8 * 1024);  // the 5 MB flood is not in it
+#endif
   std::ofstream(dir.path() / "release") << "1\n";
   expectWholeFloodDeliveredAndNothingDropped(*run, config);
   BOOST_TEST(run->linesContaining("START id=1").size() == 1u);

@@ -3,6 +3,7 @@
 // Worker output capture: every line prefixed with its cluster; long and partial lines kept.
 #include <boost/test/unit_test.hpp>
 
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
@@ -35,7 +36,7 @@ BOOST_AUTO_TEST_CASE(long_lines_are_split_and_marked_and_partial_lines_kept) {
   BOOST_TEST(startedPid(*run, 0, 1) > 0);
 }
 
-BOOST_AUTO_TEST_CASE(an_output_reader_that_stops_reading_stops_neither_the_relay_nor_control) {
+BOOST_AUTO_TEST_CASE(an_output_reader_that_stops_reading_stops_neither_heartbeats_nor_control) {
   TempDir dir;
   // Two workers print 60000 lines of ~220 bytes each (26 MB, far past the pipe and the
   // supervisor's 1 MiB output queue) while nobody reads the supervisor's output, as behind a
@@ -76,6 +77,40 @@ BOOST_AUTO_TEST_CASE(an_output_reader_that_stops_reading_stops_neither_the_relay
   BOOST_TEST(!run->hasLine("hung"), run->transcript());
   BOOST_TEST(!run->hasLine("lines were dropped"));
   BOOST_TEST(run->linesContaining("START id=").size() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(a_worker_that_exits_while_the_output_is_blocked_still_has_all_its_lines_out) {
+  TempDir dir;
+  // Cluster 0 prints 60000 lines while nobody reads the supervisor's output, until the output
+  // queue is full and the supervisor stops reading its pipe: it then blocks in write(2).
+  const auto config = dir.write(
+      "bot.toml",
+      probeConfig(dir, 2, "chatty", "PROBE_COUNT = \"60000,200\", PROBE_LATE = \"1\"", ""));
+  auto run = SupervisorRun::run(config);
+  waitReady(*run, 0);
+  waitReady(*run, 1);
+  const pid_t chatty = startedPid(*run, 0);
+  run->pauseReading();
+  std::ofstream(dir.path() / "go") << "1\n";
+  const auto blockedInWrite = [&] {
+    std::string call;
+    std::ifstream(std::filesystem::path("/proc") / std::to_string(chatty) / "syscall") >> call;
+    return call == "1";  // write(2), waiting for room in its pipe
+  };
+  BOOST_REQUIRE(waitUntil(blockedInWrite));
+  // Cluster 1 now prints 200 lines (45 KB: its pipe takes them) and exits, and is restarted:
+  // its first worker's capture, waiting for room in the output, is replaced in its slot.
+  std::ofstream(dir.path() / "go-late") << "1\n";
+  BOOST_REQUIRE(waitUntil([&] {
+    return statusOf(config).at("clusters").as_array().at(1).as_object().at("restarts").as_int64() ==
+           1;
+  }));
+  run->resumeReading();
+  // Every line of both of cluster 1's runs arrives, the first run's too.
+  run->waitForLine("[cluster 0] CHATTY done", 60s);
+  run->waitForLines("[cluster 1] CHATTY done", 2, 60s);
+  BOOST_TEST(run->linesContaining("[cluster 1] CHATTY ").size() == 2 * 201u);
+  BOOST_TEST(run->linesContaining("[cluster 0] CHATTY ").size() == 60001u);
 }
 
 BOOST_AUTO_TEST_CASE(stderr_lines_are_prefixed_too) {

@@ -841,15 +841,23 @@ int main() {
   }
 
   if (mode == "chatty") {
-    // Once the test creates "go", PROBE_COUNT numbered lines of PROBE_PAD bytes on stdout.
+    // Once the test creates "go", PROBE_COUNT numbered lines of PROBE_PAD bytes on stdout (per
+    // cluster: "60000,200" gives cluster 1 its own count). Cluster PROBE_LATE waits for
+    // "go-late" instead, and its first run exits once it has printed.
+    const bool late = env("PROBE_LATE") == std::to_string(id);
+    const bool exits = late && firstTime("chatty-exited");
     cluster.ready();
-    waitForFile("go");
-    const long count = std::atol(env("PROBE_COUNT", "20000").c_str());
+    waitForFile(late ? "go-late" : "go");
+    const long count = planFor(env("PROBE_COUNT", "20000"), id + 1);
     const std::string pad(std::stoul(env("PROBE_PAD", "200")), 'c');
     for (long n = 0; n < count; ++n) {
       say("CHATTY ", n, " ", pad);
     }
     say("CHATTY done");
+    if (exits) {
+      std::fflush(nullptr);
+      ::_exit(0);
+    }
     sleepForever();
   }
 
