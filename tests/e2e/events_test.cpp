@@ -217,6 +217,19 @@ BOOST_AUTO_TEST_CASE(broadcast_and_wait_completes_early_when_a_recipient_dies) {
   BOOST_TEST(std::stoi(field(line, "elapsedMs")) < 60000);
 }
 
+BOOST_AUTO_TEST_CASE(a_listener_can_block_on_the_future_of_its_own_broadcast_and_wait) {
+  TempDir dir;
+  // Cluster 0's listener for "go" waits with .get() for a broadcastAndWait to the 2 others, then
+  // for one with an expected count of 0; its listener occupies the bus executor meanwhile.
+  auto run = start(dir, 3, "nested-wait", "PROBE_GO = \"self\"");
+  const auto line = run->waitForLine("[cluster 0] NESTED acked=", 30s);
+  BOOST_TEST(field(line, "acked") == "2");
+  BOOST_TEST(field(line, "clusters") == "[1,2]");
+  BOOST_TEST(field(line, "timedOut") == "0");
+  BOOST_TEST(field(run->waitForLine("[cluster 0] NESTED zero="), "zero") == "0");
+  BOOST_TEST(run->linesContaining("LISTENER_ERROR").empty(), run->transcript());
+}
+
 BOOST_AUTO_TEST_CASE(payload_over_the_limit_is_refused_to_the_sender_and_nothing_is_sent) {
   TempDir dir;
   auto run = start(dir, 2, "payload", "", "[events]\nmax_payload = \"4KiB\"\n");

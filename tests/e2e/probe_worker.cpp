@@ -531,7 +531,7 @@ int main() {
     say("LISTENING");
   }
   if (mode != "order" && mode != "burst-exit" && mode != "acks" && mode != "wait" &&
-      mode != "chaos" && mode != "flood") {
+      mode != "chaos" && mode != "flood" && mode != "nested-wait") {
     events.listen();
   }
   if (mode == "late" && id == 0) {
@@ -691,6 +691,26 @@ int main() {
             events.broadcastAndWaitDetailed("job", nullptr, timeout, expected).get();
         printReport("WAIT", report, std::chrono::steady_clock::now() - start);
       }
+    }
+  }
+
+  if (mode == "nested-wait") {
+    // A listener blocks on futures of its own waits. They complete although the listener
+    // occupies the bus executor: with every recipient's acknowledgement, at once for an
+    // expected count of 0, and with what was learned when the supervisor is lost.
+    events.on("job", [](const json::value&, int) {});
+    events.on("go", [&events, &cluster](const json::value&, int) {
+      say("NESTED waiting");
+      const auto start = std::chrono::steady_clock::now();
+      const auto report =
+          events.broadcastAndWaitDetailed("job", nullptr, 60s, cluster.totalClusters() - 1).get();
+      printReport("NESTED", report, std::chrono::steady_clock::now() - start);
+      say("NESTED zero=", events.broadcastAndWait("job", nullptr, 60s, 0).get());
+    });
+    events.listen();
+    if (id == 0 && cluster.totalClusters() > 1 && env("PROBE_GO") == "self") {
+      barrier(cluster);
+      events.emitTo(0, "go", nullptr);
     }
   }
 

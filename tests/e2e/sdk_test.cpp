@@ -11,9 +11,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include <boost/asio/io_context.hpp>
@@ -189,6 +191,54 @@ BOOST_AUTO_TEST_CASE(a_worker_that_stopped_reading_for_a_blocked_listener_sees_t
   BOOST_TEST(running, output);
   BOOST_TEST(end == 128 + SIGKILL, output);
   BOOST_TEST(output.find("BLOCKED\n") != std::string::npos, output);
+}
+
+BOOST_AUTO_TEST_CASE(a_future_a_listener_waits_for_completes_when_the_supervisor_is_lost) {
+  // Cluster 0 of 2: its listener for "go" blocks on the future of a broadcastAndWait that
+  // nobody answers, and keeps the bus executor busy meanwhile.
+  auto worker = spawnProbe("0", "2", "nested-wait");
+  readFrame(worker.socket);  // HELLO
+  const auto welcome = wire::encodeWelcome({wire::kProtocolVersion, 0, 0, 2, 65536, 0});
+  BOOST_REQUIRE(::write(worker.socket, welcome.data(), welcome.size()) ==
+                static_cast<ssize_t>(welcome.size()));
+  const auto go = wire::encodeEvent(1, 0, 0, "go", "null");
+  BOOST_REQUIRE(::write(worker.socket, go.data(), go.size()) == static_cast<ssize_t>(go.size()));
+  // The wait's event: the listener is in its wait now.
+  for (;;) {
+    const auto frame = readFrame(worker.socket);
+    const auto header = wire::decodeFrame(frame, 4096).header;
+    if (header.type == wire::FrameType::kEvent && header.correlation != 0) {
+      break;
+    }
+  }
+  // The end of the stream, not a close: what the worker sends later (READY) must not turn into
+  // a connection reset.
+  BOOST_REQUIRE(::shutdown(worker.socket, SHUT_WR) == 0);
+  // The wait completes with what it learned (nothing), the listener returns, and the default
+  // lost-supervisor exit runs after it. A worker stuck in the listener is killed at the deadline.
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  int status = 0;
+  pid_t ended = 0;
+  while ((ended = ::waitpid(worker.pid, &status, WNOHANG)) == 0 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  if (ended == 0) {
+    ::kill(worker.pid, SIGKILL);
+    ::waitpid(worker.pid, &status, 0);
+  }
+  ::close(worker.socket);
+  const auto output = readAll(worker.output);
+  BOOST_TEST_REQUIRE(ended == worker.pid, "the worker is still in its listener: " << output);
+  BOOST_TEST((WIFEXITED(status) && WEXITSTATUS(status) == 1), output);
+  BOOST_TEST(
+      output.find("NESTED acked=0 clusters=[] recipients=-1 timedOut=0") != std::string::npos,
+      output);
+  // The next wait, started after the loss, fails at once (its future throws in the listener).
+  BOOST_TEST(output.find("LISTENER_ERROR go") != std::string::npos, output);
+  BOOST_TEST(output.find("clustervisor-worker: the supervisor closed the connection; exiting "
+                         "(cluster 0)\n") != std::string::npos,
+             output);
 }
 
 BOOST_AUTO_TEST_CASE(worker_refuses_a_welcome_for_another_cluster) {

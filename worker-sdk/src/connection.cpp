@@ -12,7 +12,6 @@
 #include <stdexcept>
 #include <utility>
 
-#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/post.hpp>
@@ -1040,11 +1039,13 @@ void Connection::finishWait(std::uint64_t id, bool timedOut,
 void Connection::completeHandler(WaitHandler handler, error_code ec, AckReport report,
                                  bool outsideInitiation) {
   // A wait that completes at once never calls its handler inside the initiating function: then
-  // always through a post. Otherwise, with the bus strand on the I/O thread (this thread),
-  // dispatch, which runs it now unless the strand has work queued; a post elsewhere. The bound
-  // executor runs it where the handler belongs (a coroutine's executor for use_awaitable, the bus
-  // executor for a plain callback); on the bus strand, what it sends leaves in one write when it
-  // returns.
+  // always through a post. A handler runs on its associated executor: the bus executor for a
+  // plain callback, where what it sends leaves in one write when it returns; with the bus strand
+  // on the I/O thread (this thread) dispatch runs it now unless the strand has work queued.
+  // A handler with an executor of its own (use_future's, a coroutine's, a bind_executor) does not
+  // go through the bus: a future waited for in a listener, which occupies the bus, still
+  // completes. It is dispatched from the I/O thread, as Asio's own operations complete: a future
+  // is set there, other executors get a post.
   std::visit(
       [&](auto& h) {
         if (!h) {
@@ -1068,10 +1069,19 @@ void Connection::completeHandler(WaitHandler handler, error_code ec, AckReport r
             }
           });
         };
-        if (outsideInitiation && busOnIoThread_) {
-          asio::dispatch(bus_, asio::bind_executor(executor, std::move(complete)));
+        const auto* bus = executor.template target<decltype(bus_)>();
+        if (bus == nullptr || *bus != bus_) {
+          if (outsideInitiation) {
+            asio::dispatch(executor, std::move(complete));
+          } else {
+            asio::post(io_, [executor, complete = std::move(complete)]() mutable {
+              asio::dispatch(executor, std::move(complete));
+            });
+          }
+        } else if (outsideInitiation && busOnIoThread_) {
+          asio::dispatch(bus_, std::move(complete));
         } else {
-          asio::post(bus_, asio::bind_executor(executor, std::move(complete)));
+          asio::post(bus_, std::move(complete));
         }
       },
       handler);

@@ -23,9 +23,12 @@
 //
 // Completion tokens follow Asio: a callback, asio::use_awaitable, asio::use_future (the default,
 // so `bus.broadcastAndWait(...).get()` works in a worker without an event loop), asio::deferred.
-// Handlers run on their associated executor, by default the bus executor. Do not block on a
-// future inside a listener: the result is delivered on the bus executor that listener occupies,
-// so `.get()` there never returns. In a listener, pass a callback or use a coroutine instead.
+// Handlers run on their associated executor, by default the bus executor; one with an executor
+// of its own (a future's, a coroutine's) gets its result from the SDK's I/O thread, not through
+// the bus. So a listener may block on `.get()`: it holds the bus executor (later events wait)
+// until the wait ends. Not with ClusterOptions::listenersOnIoThread: there the waiting listener
+// holds the I/O thread that would read the acknowledgements, and `.get()` never returns. A
+// callback or a coroutine holds nothing while it waits.
 //
 // An EventBus is owned by its Cluster and lives as long as it.
 #pragma once
