@@ -1,37 +1,286 @@
 // SPDX-License-Identifier: MIT
+//
+// The supervisor's output: writeAll, and the output thread that writes every line during a run
+// (its own test program: the thread is process-wide state, and ThreadSanitizer runs this program
+// in the tsan-sdk preset).
+#define BOOST_TEST_MODULE clustervisor_log
 #include <boost/test/unit_test.hpp>
 
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "log.hpp"
 
 BOOST_AUTO_TEST_SUITE(log_output)
 
+using namespace std::chrono_literals;
+using clustervisor::droppedOutputLines;
+using clustervisor::outputQueueFull;
+using clustervisor::outputRoomFd;
+using clustervisor::startOutputThread;
+using clustervisor::stopOutputThread;
+using clustervisor::writeOutput;
+
+namespace {
+
+struct Pipe {
+  int read = -1;
+  int write = -1;
+  Pipe() {
+    int fds[2];
+    BOOST_REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
+    read = fds[0];
+    write = fds[1];
+  }
+  ~Pipe() {
+    closeWrite();
+    if (read >= 0) {
+      ::close(read);
+    }
+  }
+  void closeWrite() {
+    if (write >= 0) {
+      ::close(write);
+      write = -1;
+    }
+  }
+};
+
+// Reads a descriptor to its end on a thread of its own once started.
+class Reader {
+ public:
+  explicit Reader(int fd) : fd_(fd) {}
+  ~Reader() {
+    if (thread_.joinable()) {
+      thread_.join();
+    }
+  }
+  void start() {
+    thread_ = std::thread([this] {
+      char buffer[65536];
+      for (ssize_t n; (n = ::read(fd_, buffer, sizeof buffer)) > 0;) {
+        text_.append(buffer, static_cast<std::size_t>(n));
+        received_ += static_cast<std::size_t>(n);
+      }
+    });
+  }
+  std::size_t received() const { return received_.load(); }
+  // Everything up to the end of the stream.
+  std::string join() {
+    thread_.join();
+    return text_;
+  }
+
+ private:
+  int fd_;
+  std::string text_;  // the reader thread's until join()
+  std::atomic<std::size_t> received_{0};
+  std::thread thread_;
+};
+
+// A numbered line of about `size` bytes.
+std::string numberedLine(const char* kind, int n, std::size_t size) {
+  std::string line = std::string(kind) + " " + std::to_string(n) + " ";
+  line.resize(size - 1, 'x');
+  line.push_back('\n');
+  return line;
+}
+
+// Points standard error at another descriptor for its lifetime (the supervisor's own lines and
+// the dropped-lines notice go there).
+struct StderrTo {
+  int saved;
+  explicit StderrTo(int fd) : saved(::dup(STDERR_FILENO)) {
+    BOOST_REQUIRE(saved >= 0);
+    BOOST_REQUIRE(::dup2(fd, STDERR_FILENO) == STDERR_FILENO);
+  }
+  ~StderrTo() {
+    ::dup2(saved, STDERR_FILENO);
+    ::close(saved);
+  }
+};
+
+bool readable(int fd, int timeoutMs) {
+  pollfd in{fd, POLLIN, 0};
+  return ::poll(&in, 1, timeoutMs) == 1;
+}
+
+}  // namespace
+
 BOOST_AUTO_TEST_CASE(write_all_waits_for_room_on_a_non_blocking_descriptor) {
-  int pipefd[2];
-  BOOST_REQUIRE(::pipe2(pipefd, O_CLOEXEC) == 0);
-  BOOST_REQUIRE(::fcntl(pipefd[1], F_SETFL, O_NONBLOCK) == 0);
+  Pipe pipe;
+  BOOST_REQUIRE(::fcntl(pipe.write, F_SETFL, O_NONBLOCK) == 0);
   // Four times what the pipe holds, read only after the writer has met a full pipe.
   const std::string text(4 * 65536, 'x');
   std::string got;
   std::thread reader([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::this_thread::sleep_for(50ms);
     char buffer[8192];
-    for (ssize_t n; (n = ::read(pipefd[0], buffer, sizeof buffer)) > 0;) {
+    for (ssize_t n; (n = ::read(pipe.read, buffer, sizeof buffer)) > 0;) {
       got.append(buffer, static_cast<std::size_t>(n));
     }
   });
-  clustervisor::writeAll(pipefd[1], text);
-  ::close(pipefd[1]);
+  clustervisor::writeAll(pipe.write, text);
+  pipe.closeWrite();
   reader.join();
-  ::close(pipefd[0]);
   BOOST_TEST(got.size() == text.size());
   BOOST_TEST((got == text));
+}
+
+BOOST_AUTO_TEST_CASE(the_output_thread_writes_own_and_worker_lines_in_the_order_given) {
+  Pipe pipe;
+  Reader reader(pipe.read);
+  reader.start();
+  BOOST_REQUIRE(!startOutputThread());
+  std::string expected;
+  for (int n = 0; n < 2000; ++n) {
+    const auto line =
+        numberedLine(n % 3 == 0 ? "own" : "worker", n, static_cast<std::size_t>(100 + n % 50));
+    writeOutput(pipe.write, line, n % 3 == 0);
+    expected += line;
+  }
+  stopOutputThread(10s);
+  pipe.closeWrite();
+  const auto got = reader.join();
+  BOOST_TEST(got.size() == expected.size());
+  BOOST_TEST((got == expected));
+  BOOST_TEST(droppedOutputLines() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(worker_lines_past_the_queue_limit_ask_for_a_pause_until_half_is_written) {
+  Pipe pipe;
+  BOOST_REQUIRE(!startOutputThread());
+  const int room = outputRoomFd();
+  BOOST_REQUIRE(room >= 0);
+  // Nobody reads: the queue fills past its limit. Worker lines are never dropped: the captures
+  // stop reading instead, which outputQueueFull() asks for.
+  std::string expected;
+  int n = 0;
+  while (!outputQueueFull()) {
+    const auto line = numberedLine("worker", n, 1024);
+    writeOutput(pipe.write, line, false);
+    expected += line;
+    BOOST_REQUIRE_MESSAGE(++n < 4096, "the queue never reported full");
+  }
+  BOOST_TEST(expected.size() > clustervisor::kOutputQueueLimit);
+  BOOST_TEST(!readable(room, 0));
+  // A reader comes back: the room descriptor says when the captures may read again.
+  Reader reader(pipe.read);
+  reader.start();
+  BOOST_TEST(readable(room, 20'000));
+  BOOST_TEST(!outputQueueFull());
+  stopOutputThread(10s);
+  pipe.closeWrite();
+  const auto got = reader.join();
+  BOOST_TEST(got.size() == expected.size());
+  BOOST_TEST((got == expected));
+  BOOST_TEST(droppedOutputLines() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(own_lines_past_their_budget_are_dropped_counted_and_then_announced) {
+  Pipe pipe;
+  Reader reader(pipe.read);
+  std::string expected;
+  {
+    const StderrTo stderrToPipe(pipe.write);
+    BOOST_REQUIRE(!startOutputThread());
+    // Nobody reads: the supervisor's own lines fill their budget, then five are dropped.
+    std::size_t queued = 0;
+    int dropped = 0;
+    for (int n = 0; dropped < 5; ++n) {
+      BOOST_REQUIRE_MESSAGE(n < 8192, "no line was ever dropped");
+      const auto line = numberedLine("own", n, 1024);
+      const std::uint64_t before = droppedOutputLines();
+      writeOutput(STDERR_FILENO, line, true);
+      if (droppedOutputLines() == before) {
+        expected += line;
+        queued += line.size();
+      } else {
+        BOOST_TEST(droppedOutputLines() == before + 1);
+        ++dropped;
+      }
+    }
+    BOOST_TEST(queued > clustervisor::kOutputOwnLimit - 1024);
+    BOOST_TEST(!outputQueueFull());  // the supervisor's own lines never pause the captures
+    // A reader comes back. Once half the budget is written, the next line is preceded by the
+    // notice of how many were dropped.
+    reader.start();
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (reader.received() < queued - clustervisor::kOutputOwnLimit / 2) {
+      BOOST_REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline,
+                            "the output thread wrote too little after the reader came back");
+      std::this_thread::sleep_for(1ms);
+    }
+    const std::string after = "clustervisor: after the drops\n";
+    writeOutput(STDERR_FILENO, after, true);
+    expected +=
+        "clustervisor: error: 5 of the supervisor's own lines were dropped: its standard output "
+        "or error took nothing for too long\n" +
+        after;
+    BOOST_TEST(droppedOutputLines() == 5u);
+    stopOutputThread(10s);
+  }
+  pipe.closeWrite();
+  const auto got = reader.join();
+  BOOST_TEST(got.size() == expected.size());
+  BOOST_TEST((got == expected));
+}
+
+BOOST_AUTO_TEST_CASE(a_stop_gives_an_output_that_takes_nothing_its_grace_then_drops_later_lines) {
+  // In a child process: the output thread it leaves behind stays blocked in its write.
+  Pipe pipe;
+  const pid_t child = ::fork();
+  BOOST_REQUIRE(child >= 0);
+  if (child == 0) {
+    if (startOutputThread()) {
+      ::_exit(2);
+    }
+    // More than the pipe holds, and nobody reads.
+    for (int n = 0; n < 200; ++n) {
+      writeOutput(pipe.write, numberedLine("worker", n, 1024), false);
+    }
+    const auto start = std::chrono::steady_clock::now();
+    stopOutputThread(300ms);
+    if (std::chrono::steady_clock::now() - start < 300ms) {
+      ::_exit(3);  // it did not wait for the output
+    }
+    // The thread is left behind: later lines are dropped rather than block this caller.
+    for (int n = 0; n < 200; ++n) {
+      writeOutput(pipe.write, numberedLine("later", n, 1024), false);
+    }
+    ::_exit(0);
+  }
+  pipe.closeWrite();
+  // A child blocked in a direct write never ends by itself: killed at the deadline.
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  int status = 0;
+  pid_t ended = 0;
+  while ((ended = ::waitpid(child, &status, WNOHANG)) == 0 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(5ms);
+  }
+  if (ended == 0) {
+    ::kill(child, SIGKILL);
+    ::waitpid(child, &status, 0);
+  }
+  BOOST_TEST(ended == child, "the stop or a later line blocked on the full output");
+  BOOST_TEST((WIFEXITED(status) && WEXITSTATUS(status) == 0), "child status " << status);
+  // What the pipe took are the first lines, none of the later ones.
+  Reader rest(pipe.read);
+  rest.start();
+  const auto got = rest.join();
+  BOOST_TEST(got.rfind("worker 0 ", 0) == 0u);
+  BOOST_TEST(got.find("later") == std::string::npos);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
