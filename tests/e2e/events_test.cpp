@@ -91,6 +91,10 @@ void expectAcksAfterListenersAndNothingStoppedByThrows(const std::string& enviro
   BOOST_TEST(field(line, "timedOut") == "0");
   BOOST_TEST(field(run->waitForLine("[cluster 0] ACKS listenersDoneBeforeReturn="),
                    "listenersDoneBeforeReturn") == "3");
+  // Replies the listeners sent before their acknowledgements were handled before the future
+  // returned.
+  BOOST_TEST(field(run->waitForLine("[cluster 0] ACKS repliesHandledBeforeReturn="),
+                   "repliesHandledBeforeReturn") == "3");
   run->waitForLine("[cluster 2] LISTENER_ERROR work listener failed on purpose");
   // The worker whose listener threw kept running and acknowledging.
   BOOST_TEST(field(run->waitForLine("[cluster 0] ACKS again="), "again") == "3");

@@ -624,11 +624,15 @@ int main() {
   }
 
   if (mode == "acks") {
-    // Receivers record that their listener finished, then the SDK acknowledges; cluster 2's
-    // listener throws after recording, which must not stop its acknowledgement.
-    events.on("work", [id](const json::value&, int) {
+    // Receivers record that their listener finished and reply to the waiter, then the SDK
+    // acknowledges; cluster 2's listener throws after that, which must not stop its
+    // acknowledgement. The waiter counts the replies its listener has handled.
+    auto replies = std::make_shared<std::atomic<int>>(0);
+    events.on("reply", [replies](const json::value&, int) { ++*replies; });
+    events.on("work", [id, &events](const json::value&, int source) {
       std::this_thread::sleep_for(100ms);
       std::ofstream(env("PROBE_DIR") + "/done-" + std::to_string(id)) << "done\n";
+      events.emitTo(source, "reply", {{"from", id}});
       if (id == 2) {
         throw std::runtime_error("listener failed on purpose");
       }
@@ -644,8 +648,11 @@ int main() {
       for (int c = 1; c < cluster.totalClusters(); ++c) {
         done += std::ifstream(env("PROBE_DIR") + "/done-" + std::to_string(c)).good() ? 1 : 0;
       }
+      // Read now: the replies' listener must have run before the future was set.
+      const int repliesHandled = replies->load();
       printReport("ACKS", report, std::chrono::steady_clock::now() - start);
       say("ACKS listenersDoneBeforeReturn=", done);
+      say("ACKS repliesHandledBeforeReturn=", repliesHandled);
       // The cluster whose listener threw is still alive and still acknowledging.
       const int again =
           events.broadcastAndWait("probe.sync", nullptr, 30s, cluster.totalClusters() - 1).get();

@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/post.hpp>
@@ -191,7 +192,7 @@ error_code Connection::checkTarget(int clusterId) const {
 }
 
 template <typename Write>
-error_code Connection::enqueue(std::size_t frameSize, const Write& write, bool control) {
+error_code Connection::enqueue(std::size_t frameSize, const Write& write, bool control, bool now) {
   const bool onBus = bus_.running_in_this_thread();
   bool startWriting = false;
   bool helpCorkedWriter = false;
@@ -223,6 +224,15 @@ error_code Connection::enqueue(std::size_t frameSize, const Write& write, bool c
       ioHelping_ = true;
       helpBusWriter = true;
     }
+    if (now && onBus && busOwnsWrite_) {
+      // Out before the handler returns; what the socket does not take now, the I/O thread
+      // writes as soon as it has room.
+      sendPendingNow();
+      if (!pending_.empty() && !ioHelping_) {
+        ioHelping_ = true;
+        helpBusWriter = true;
+      }
+    }
   }
   if (startWriting && onBus && batching_) {
     flushAfterBatch_ = true;  // asBatch() writes when the handler returns
@@ -234,7 +244,8 @@ error_code Connection::enqueue(std::size_t frameSize, const Write& write, bool c
     asio::post(io_, [self = shared_from_this()] { self->flushSoon(); });
   } else if (helpCorkedWriter) {
     asio::post(bus_, [self = shared_from_this()] { self->flushFromBus(false); });
-  } else if (helpBusWriter) {
+  }
+  if (helpBusWriter) {
     asio::post(io_, [self = shared_from_this()] { self->flushForBus(); });
   }
   return {};
@@ -254,20 +265,27 @@ error_code Connection::sendEvent(std::uint32_t target, std::uint64_t correlation
     return make_error_code(Errc::kPayloadTooLarge);
   }
   const std::size_t size = wire::kHeaderSize + name.size() + payload.size();
-  return enqueue(size, [&](std::byte* out) {
-    wire::Header h;
-    h.length = static_cast<std::uint32_t>(size);
-    h.type = wire::FrameType::kEvent;
-    h.nameLength = static_cast<std::uint16_t>(name.size());
-    h.source = id_;
-    h.target = target;
-    h.correlation = correlation;
-    wire::encodeHeader(h, std::span<std::byte, wire::kHeaderSize>(out, wire::kHeaderSize));
-    std::memcpy(out + wire::kHeaderSize, name.data(), name.size());
-    if (!payload.empty()) {
-      std::memcpy(out + wire::kHeaderSize + name.size(), payload.data(), payload.size());
-    }
-  });
+  // A wait's event (correlation != 0) leaves at once, even from a listener: the listener may go
+  // on to block until the wait ends. Not with the bus on the I/O thread, where a handler that
+  // blocks stops everything anyway.
+  const bool now = correlation != 0 && !busOnIoThread_;
+  return enqueue(
+      size,
+      [&](std::byte* out) {
+        wire::Header h;
+        h.length = static_cast<std::uint32_t>(size);
+        h.type = wire::FrameType::kEvent;
+        h.nameLength = static_cast<std::uint16_t>(name.size());
+        h.source = id_;
+        h.target = target;
+        h.correlation = correlation;
+        wire::encodeHeader(h, std::span<std::byte, wire::kHeaderSize>(out, wire::kHeaderSize));
+        std::memcpy(out + wire::kHeaderSize, name.data(), name.size());
+        if (!payload.empty()) {
+          std::memcpy(out + wire::kHeaderSize + name.size(), payload.data(), payload.size());
+        }
+      },
+      false, now);
 }
 
 error_code Connection::sendReady() {
@@ -391,10 +409,25 @@ void Connection::sendPendingNow() {
 
 void Connection::flushForBus() {
   std::lock_guard lock(sendMutex_);
-  ioHelping_ = false;
-  if (busOwnsWrite_) {
-    sendPendingNow();  // the bus executor's flush still owns writing_ and ends it
+  if (!busOwnsWrite_ || !socketOpen_) {
+    ioHelping_ = false;  // the bus executor's flush has ended writing_ (or the socket is gone)
+    return;
   }
+  sendPendingNow();  // the bus executor's flush still owns writing_ and ends it
+  if (pending_.empty()) {
+    ioHelping_ = false;
+    return;
+  }
+  // The socket is full: the rest when it has room, unless the bus executor has written it by
+  // then. A write error is left to the flush that owns writing_.
+  socket_.async_wait(asio::socket_base::wait_write, [self = shared_from_this()](error_code ec) {
+    if (!ec) {
+      self->flushForBus();
+      return;
+    }
+    std::lock_guard guard(self->sendMutex_);
+    self->ioHelping_ = false;
+  });
 }
 
 void Connection::flushFromBus(bool owner) {
@@ -535,11 +568,21 @@ void Connection::handleFrames() {
              h.source, h.correlation});
         break;
       }
+      // A wait's completion comes after the listeners of the events before what completed it
+      // (replies sent to the waiter before an acknowledgement).
       case wire::FrameType::kAck:
-        onAck(h.source, h.correlation);
+        if (onAck(h.source, h.correlation)) {
+          handOn();
+          // The supervisor is told at the end of this read, unless the read also closes the
+          // wait: the ack that completes a wait over every recipient comes with WAIT_CLOSED.
+          finishWait(h.correlation, false, &countedOut_);
+        }
         break;
       case wire::FrameType::kWaitClosed:
-        onWaitClosed(h.correlation, wire::waitClosedBody(next.frame));
+        if (onWaitClosed(h.correlation, wire::waitClosedBody(next.frame))) {
+          handOn();
+          finishWait(h.correlation, false);
+        }
         break;
       case wire::FrameType::kTotalChanged:
         // Events that came before the change are handed on before the handler is told.
@@ -893,14 +936,16 @@ void Connection::setErrorHandler(ErrorHandler handler) {
 void Connection::startWait(std::string_view event, std::string_view payload,
                            std::chrono::milliseconds timeout, int expectedClusters,
                            WaitHandler handler) {
+  const bool onBus = bus_.running_in_this_thread();
   if (expectedClusters <= 0) {
     const error_code ec = sendEvent(wire::kBroadcast, 0, event, payload);
-    completeHandler(std::move(handler), ec, AckReport{});
+    completeHandler(std::move(handler), ec, AckReport{}, false, onBus);
     return;
   }
   const std::uint64_t id = nextWaitId_.fetch_add(1, std::memory_order_relaxed);  // never 0
   auto wait = std::make_shared<Wait>(std::move(handler));
   wait->expected = expectedClusters;
+  wait->startedOnBus = onBus;
   wait->work = asio::prefer(bus_.get_inner_executor(), asio::execution::outstanding_work.tracked);
   bool arm = false;
   {
@@ -925,7 +970,7 @@ void Connection::startWait(std::string_view event, std::string_view payload,
     }
     // If the connection was lost meanwhile, lost() already took the wait and completes it.
     if (mine) {
-      completeHandler(std::move(wait->handler), ec, AckReport{});
+      completeHandler(std::move(wait->handler), ec, AckReport{}, false, onBus);
     }
     return;
   }
@@ -968,13 +1013,13 @@ void Connection::onWaitTimer() {
   armWaitTimer();
 }
 
-void Connection::onAck(std::uint32_t source, std::uint64_t correlation) {
+bool Connection::onAck(std::uint32_t source, std::uint64_t correlation) {
   std::shared_ptr<Wait> wait;
   {
     std::lock_guard lock(waitsMutex_);
     auto it = waits_.find(correlation);
     if (it == waits_.end()) {
-      return;  // late ack for a wait that timed out
+      return false;  // late ack for a wait that timed out
     }
     wait = it->second;
   }
@@ -983,25 +1028,19 @@ void Connection::onAck(std::uint32_t source, std::uint64_t correlation) {
   if (pos == wait->acked.end() || *pos != cluster) {
     wait->acked.insert(pos, cluster);
   }
-  if (static_cast<int>(wait->acked.size()) >= wait->expected) {
-    // The supervisor is told at the end of this read, unless the read also closes the wait: the
-    // ack that completes a wait over every recipient comes with the supervisor's WAIT_CLOSED.
-    finishWait(correlation, false, &countedOut_);
-  }
+  return static_cast<int>(wait->acked.size()) >= wait->expected;
 }
 
-void Connection::onWaitClosed(std::uint64_t correlation, const wire::WaitClosedBody& body) {
-  {
-    std::lock_guard lock(waitsMutex_);
-    auto it = waits_.find(correlation);
-    if (it == waits_.end()) {
-      // Ended by its count earlier in this read: the supervisor has forgotten it already.
-      std::erase(countedOut_, correlation);
-      return;
-    }
-    it->second->recipients = static_cast<int>(body.recipients);
+bool Connection::onWaitClosed(std::uint64_t correlation, const wire::WaitClosedBody& body) {
+  std::lock_guard lock(waitsMutex_);
+  auto it = waits_.find(correlation);
+  if (it == waits_.end()) {
+    // Ended by its count earlier in this read: the supervisor has forgotten it already.
+    std::erase(countedOut_, correlation);
+    return false;
   }
-  finishWait(correlation, false);
+  it->second->recipients = static_cast<int>(body.recipients);
+  return true;
 }
 
 void Connection::finishWait(std::uint64_t id, bool timedOut,
@@ -1033,19 +1072,22 @@ void Connection::finishWait(std::uint64_t id, bool timedOut,
   report.timedOut = timedOut;
   // A wait that was sent and then lost its connection still reports what it learned, as a
   // count, not an error: the error code is only for "nothing was sent".
-  completeHandler(std::move(wait->handler), {}, std::move(report), true);
+  completeHandler(std::move(wait->handler), {}, std::move(report), true, wait->startedOnBus);
 }
 
 void Connection::completeHandler(WaitHandler handler, error_code ec, AckReport report,
-                                 bool outsideInitiation) {
+                                 bool outsideInitiation, bool startedOnBus) {
   // A wait that completes at once never calls its handler inside the initiating function: then
-  // always through a post. A handler runs on its associated executor: the bus executor for a
-  // plain callback, where what it sends leaves in one write when it returns; with the bus strand
-  // on the I/O thread (this thread) dispatch runs it now unless the strand has work queued.
-  // A handler with an executor of its own (use_future's, a coroutine's, a bind_executor) does not
-  // go through the bus: a future waited for in a listener, which occupies the bus, still
-  // completes. It is dispatched from the I/O thread, as Asio's own operations complete: a future
-  // is set there, other executors get a post.
+  // always through a post. A handler runs on its associated executor, after a trip through the
+  // bus strand: so it runs after the listeners of the events read before the acknowledgements
+  // that completed it (replies sent to the waiter before an ack are handled when it returns).
+  // With the bus strand on the I/O thread (this thread), dispatch, which runs it now unless the
+  // strand has work queued. On the bus strand, what it sends leaves in one write when it returns.
+  // Except for a wait started on the bus (by a listener or a completion handler) whose handler
+  // has an executor of its own (use_future's, a coroutine's, a bind_executor): the bus may be
+  // the very listener that waits for the future, so the handler is dispatched from the I/O
+  // thread, as Asio's own operations complete (a future is set there, other executors get a
+  // post). The bus could not hand that listener replies before it returns anyway.
   std::visit(
       [&](auto& h) {
         if (!h) {
@@ -1070,7 +1112,7 @@ void Connection::completeHandler(WaitHandler handler, error_code ec, AckReport r
           });
         };
         const auto* bus = executor.template target<decltype(bus_)>();
-        if (bus == nullptr || *bus != bus_) {
+        if (startedOnBus && (bus == nullptr || *bus != bus_)) {
           if (outsideInitiation) {
             asio::dispatch(executor, std::move(complete));
           } else {
@@ -1079,9 +1121,9 @@ void Connection::completeHandler(WaitHandler handler, error_code ec, AckReport r
             });
           }
         } else if (outsideInitiation && busOnIoThread_) {
-          asio::dispatch(bus_, std::move(complete));
+          asio::dispatch(bus_, asio::bind_executor(executor, std::move(complete)));
         } else {
-          asio::post(bus_, std::move(complete));
+          asio::post(bus_, asio::bind_executor(executor, std::move(complete)));
         }
       },
       handler);

@@ -135,6 +135,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::multimap<std::chrono::steady_clock::time_point, std::uint64_t>::iterator deadline;
     WaitHandler handler;
     boost::asio::any_io_executor work;  // keeps the bus executor's context alive meanwhile
+    bool startedOnBus = false;          // by a listener or a completion handler
   };
   struct ListenerEntry {
     std::uint64_t id;
@@ -145,17 +146,20 @@ class Connection : public std::enable_shared_from_this<Connection> {
   using ListenerMap = std::map<std::string, std::vector<ListenerEntry>, std::less<>>;
 
   // Control frames (acks, WAIT_DONE) pass `control`: they are tiny, and refusing them would
-  // make other clusters' waits time out, so they are not held to the queue limit.
+  // make other clusters' waits time out, so they are not held to the queue limit. `now`: sent
+  // on the bus executor, it is written at once rather than when the handler returns (a wait's
+  // event: the handler may block until the wait ends).
   template <typename Write>
-  boost::system::error_code enqueue(std::size_t frameSize, const Write& write,
-                                    bool control = false);
+  boost::system::error_code enqueue(std::size_t frameSize, const Write& write, bool control = false,
+                                    bool now = false);
   boost::system::error_code enqueueFrame(std::span<const std::byte> frame, bool control);
   void flushSoon();
   void flush();
   // `owner`: scheduled by the enqueue that set writing_ (and so ends it); otherwise a helper that
   // writes what a held-back I/O-thread flush is waiting on.
   void flushFromBus(bool owner);
-  // I/O thread: writes what is queued while the bus executor owns writing_ (see ioHelping_).
+  // I/O thread: writes what is queued while the bus executor owns writing_ (see ioHelping_),
+  // waiting for room in the socket as long as it owns it.
   void flushForBus();
   void sendPendingNow();  // sendMutex_ held: a non-blocking send of what pending_ holds
   void closeWhenFlushed();
@@ -177,16 +181,19 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void deliverOne(std::string_view name, std::string_view payload, std::uint32_t source,
                   const std::vector<ListenerEntry>& found);
   void publishListeners(ListenerMap map);  // listenersMutex_ held
-  void onAck(std::uint32_t source, std::uint64_t correlation);
-  void onWaitClosed(std::uint64_t correlation, const wire::WaitClosedBody& body);
+  // Record an acknowledgement / the supervisor's closing of a wait: true when the wait is to be
+  // finished now (the caller first hands on the events read before it, so that a completion
+  // runs after their listeners).
+  bool onAck(std::uint32_t source, std::uint64_t correlation);
+  bool onWaitClosed(std::uint64_t correlation, const wire::WaitClosedBody& body);
   // `tellLater`: the WAIT_DONE for the supervisor goes there instead of out at once.
   void finishWait(std::uint64_t id, bool timedOut, std::vector<std::uint64_t>* tellLater = nullptr);
   void armWaitTimer();
   void onWaitTimer();
   // `outsideInitiation`: not called from the function that started the wait, so the handler
-  // may run at once.
+  // may run at once. `startedOnBus`: the wait was started on the bus executor.
   void completeHandler(WaitHandler handler, boost::system::error_code ec, AckReport report,
-                       bool outsideInitiation = false);
+                       bool outsideInitiation, bool startedOnBus);
   // Runs `f`; on the bus strand, sends made meanwhile are written in one write when it returns
   // (see flushAfterBatch_).
   template <typename F>
@@ -246,7 +253,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool urgent_ = false;         // pending_ holds a send from the bus executor
   bool busHelping_ = false;     // a helper flushFromBus(false) is posted
   bool busOwnsWrite_ = false;   // writing_ was set by a send on the bus executor
-  bool ioHelping_ = false;      // a helper flushForBus() is posted
+  bool ioHelping_ = false;      // a helper flushForBus() is posted or waits for room
   // Grown by the size of each frame and written over at once: no zero-filling first.
   template <typename T>
   struct UninitializedAllocator : std::allocator<T> {

@@ -23,12 +23,13 @@
 //
 // Completion tokens follow Asio: a callback, asio::use_awaitable, asio::use_future (the default,
 // so `bus.broadcastAndWait(...).get()` works in a worker without an event loop), asio::deferred.
-// Handlers run on their associated executor, by default the bus executor; one with an executor
-// of its own (a future's, a coroutine's) gets its result from the SDK's I/O thread, not through
-// the bus. So a listener may block on `.get()`: it holds the bus executor (later events wait)
-// until the wait ends. Not with ClusterOptions::listenersOnIoThread: there the waiting listener
-// holds the I/O thread that would read the acknowledgements, and `.get()` never returns. A
-// callback or a coroutine holds nothing while it waits.
+// Handlers run on their associated executor, by default the bus executor, after the listeners of
+// the events that arrived before what completed the wait (replies sent to the waiter before an
+// acknowledgement). A listener may block on the `.get()` of a wait it started: such a future is
+// set from the SDK's I/O thread, not through the bus the listener holds (later events wait until
+// it returns). Not with ClusterOptions::listenersOnIoThread: there the waiting listener holds the
+// I/O thread that would read the acknowledgements, and `.get()` never returns. A callback or a
+// coroutine holds nothing while it waits.
 //
 // An EventBus is owned by its Cluster and lives as long as it.
 #pragma once
