@@ -17,6 +17,7 @@
 #include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
+#include <boost/asio/system_executor.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/json/parse.hpp>
 
@@ -167,7 +168,12 @@ void Connection::releaseBusWork() {
 }
 
 void Connection::shutdown() {
-  shutdown_ = true;
+  {
+    // Under the lock that startWait() registers waits with: a wait is either refused or
+    // registered in time to be finished below.
+    std::lock_guard lock(waitsMutex_);
+    shutdown_ = true;
+  }
   releaseBusWork();
   asio::dispatch(io_, [self = shared_from_this()] {
     self->closeWhenFlushed();
@@ -257,7 +263,7 @@ error_code Connection::enqueueFrame(std::span<const std::byte> frame, bool contr
 }
 
 error_code Connection::sendEvent(std::uint32_t target, std::uint64_t correlation,
-                                 std::string_view name, std::string_view payload) {
+                                 std::string_view name, std::string_view payload, bool now) {
   if (name.empty() || name.size() > wire::kMaxEventNameLength) {
     return make_error_code(Errc::kInvalidEventName);
   }
@@ -265,10 +271,6 @@ error_code Connection::sendEvent(std::uint32_t target, std::uint64_t correlation
     return make_error_code(Errc::kPayloadTooLarge);
   }
   const std::size_t size = wire::kHeaderSize + name.size() + payload.size();
-  // A wait's event (correlation != 0) leaves at once, even from a listener: the listener may go
-  // on to block until the wait ends. Not with the bus on the I/O thread, where a handler that
-  // blocks stops everything anyway.
-  const bool now = correlation != 0 && !busOnIoThread_;
   return enqueue(
       size,
       [&](std::byte* out) {
@@ -393,7 +395,8 @@ void Connection::flush() {
                     });
 }
 
-void Connection::sendPendingNow() {
+bool Connection::sendPendingNow() {
+  bool ok = true;
   if (!pending_.empty() && socketOpen_) {
     // Non-blocking: what the socket does not take now goes to the I/O thread's write. An error
     // is left to that write as well, which reports it.
@@ -403,8 +406,10 @@ void Connection::sendPendingNow() {
       pending_.erase(pending_.begin(), pending_.begin() + n);
       queuedBytes_ -= written;
     }
+    ok = n >= 0 || errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
     urgent_ = !pending_.empty();
   }
+  return ok;
 }
 
 void Connection::flushForBus() {
@@ -413,8 +418,9 @@ void Connection::flushForBus() {
     ioHelping_ = false;  // the bus executor's flush has ended writing_ (or the socket is gone)
     return;
   }
-  sendPendingNow();  // the bus executor's flush still owns writing_ and ends it
-  if (pending_.empty()) {
+  // The bus executor's flush still owns writing_ and ends it. After an error the socket is
+  // writable at once, for good: no waiting for room then (the read loop reports the loss).
+  if (!sendPendingNow() || pending_.empty()) {
     ioHelping_ = false;
     return;
   }
@@ -936,30 +942,43 @@ void Connection::setErrorHandler(ErrorHandler handler) {
 void Connection::startWait(std::string_view event, std::string_view payload,
                            std::chrono::milliseconds timeout, int expectedClusters,
                            WaitHandler handler) {
-  const bool onBus = bus_.running_in_this_thread();
+  const bool bypassBus = bypassesBus(handler);
   if (expectedClusters <= 0) {
     const error_code ec = sendEvent(wire::kBroadcast, 0, event, payload);
-    completeHandler(std::move(handler), ec, AckReport{}, false, onBus);
+    completeHandler(std::move(handler), ec, AckReport{}, false, bypassBus);
     return;
   }
   const std::uint64_t id = nextWaitId_.fetch_add(1, std::memory_order_relaxed);  // never 0
   auto wait = std::make_shared<Wait>(std::move(handler));
   wait->expected = expectedClusters;
-  wait->startedOnBus = onBus;
+  wait->bypassBus = bypassBus;
   wait->work = asio::prefer(bus_.get_inner_executor(), asio::execution::outstanding_work.tracked);
   bool arm = false;
+  bool refused = false;
   {
     std::lock_guard lock(waitsMutex_);
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    wait->deadline = deadlines_.emplace(deadline, id);
-    waits_.emplace(id, wait);
-    if (deadline < armedDeadline_) {
-      armedDeadline_ = deadline;
-      arm = true;
+    // Once the Cluster is going, shutdown() finishes the waits registered before it; a later
+    // one would never be finished.
+    refused = shutdown_;
+    if (!refused) {
+      const auto deadline = std::chrono::steady_clock::now() + timeout;
+      wait->deadline = deadlines_.emplace(deadline, id);
+      waits_.emplace(id, wait);
+      if (deadline < armedDeadline_) {
+        armedDeadline_ = deadline;
+        arm = true;
+      }
     }
   }
-  // Registered before sending, so an ack can never arrive for a wait that is not known yet.
-  if (const error_code ec = sendEvent(wire::kBroadcast, id, event, payload)) {
+  if (refused) {
+    completeHandler(std::move(wait->handler), make_error_code(Errc::kNotConnected), AckReport{},
+                    false, bypassBus);
+    return;
+  }
+  // Registered before sending, so an ack can never arrive for a wait that is not known yet. A
+  // wait that may be waited for on the bus leaves at once, not when the bus handler returns.
+  if (const error_code ec =
+          sendEvent(wire::kBroadcast, id, event, payload, bypassBus && !busOnIoThread_)) {
     bool mine = false;
     {
       std::lock_guard lock(waitsMutex_);
@@ -970,7 +989,7 @@ void Connection::startWait(std::string_view event, std::string_view payload,
     }
     // If the connection was lost meanwhile, lost() already took the wait and completes it.
     if (mine) {
-      completeHandler(std::move(wait->handler), ec, AckReport{}, false, onBus);
+      completeHandler(std::move(wait->handler), ec, AckReport{}, false, bypassBus);
     }
     return;
   }
@@ -1072,22 +1091,35 @@ void Connection::finishWait(std::uint64_t id, bool timedOut,
   report.timedOut = timedOut;
   // A wait that was sent and then lost its connection still reports what it learned, as a
   // count, not an error: the error code is only for "nothing was sent".
-  completeHandler(std::move(wait->handler), {}, std::move(report), true, wait->startedOnBus);
+  completeHandler(std::move(wait->handler), {}, std::move(report), true, wait->bypassBus);
+}
+
+bool Connection::bypassesBus(const WaitHandler& handler) const {
+  if (!bus_.running_in_this_thread()) {
+    return false;
+  }
+  return std::visit(
+      [&](const auto& h) {
+        const auto executor = asio::get_associated_executor(h, bus_);
+        const auto* bus = executor.template target<decltype(bus_)>();
+        return bus == nullptr || *bus != bus_;
+      },
+      handler);
 }
 
 void Connection::completeHandler(WaitHandler handler, error_code ec, AckReport report,
-                                 bool outsideInitiation, bool startedOnBus) {
+                                 bool outsideInitiation, bool bypassBus) {
   // A wait that completes at once never calls its handler inside the initiating function: then
   // always through a post. A handler runs on its associated executor, after a trip through the
-  // bus strand: so it runs after the listeners of the events read before the acknowledgements
-  // that completed it (replies sent to the waiter before an ack are handled when it returns).
-  // With the bus strand on the I/O thread (this thread), dispatch, which runs it now unless the
-  // strand has work queued. On the bus strand, what it sends leaves in one write when it returns.
-  // Except for a wait started on the bus (by a listener or a completion handler) whose handler
-  // has an executor of its own (use_future's, a coroutine's, a bind_executor): the bus may be
-  // the very listener that waits for the future, so the handler is dispatched from the I/O
-  // thread, as Asio's own operations complete (a future is set there, other executors get a
-  // post). The bus could not hand that listener replies before it returns anyway.
+  // bus strand: so, once the worker listens, it runs after the listeners of the events read
+  // before what completed the wait (handleFrames() hands those on first): replies sent to the
+  // waiter before an acknowledgement have been handled. With the bus strand on the I/O thread
+  // (this thread), dispatch, which runs it now unless the strand has work queued. On the bus
+  // strand, what it sends leaves in one write when it returns.
+  // A wait that bypasses the bus (see bypassesBus()) is handed to its executor from the I/O
+  // thread instead, as Asio's own operations complete theirs (a future is set there, other
+  // executors get a post): the bus may be held by the very listener that waits for it, and
+  // could not hand that listener replies before it returns anyway.
   std::visit(
       [&](auto& h) {
         if (!h) {
@@ -1111,14 +1143,17 @@ void Connection::completeHandler(WaitHandler handler, error_code ec, AckReport r
             }
           });
         };
-        const auto* bus = executor.template target<decltype(bus_)>();
-        if (startedOnBus && (bus == nullptr || *bus != bus_)) {
-          if (outsideInitiation) {
-            asio::dispatch(executor, std::move(complete));
+        if (bypassBus && outsideInitiation) {
+          asio::dispatch(executor, std::move(complete));
+        } else if (bypassBus) {
+          // Through the I/O thread while it runs: under the lock shutdown() takes, a post made
+          // before it is run before that thread ends. Later (a Cluster being destroyed), through
+          // Asio's system executor.
+          std::lock_guard lock(waitsMutex_);
+          if (!shutdown_) {
+            asio::post(io_, asio::bind_executor(executor, std::move(complete)));
           } else {
-            asio::post(io_, [executor, complete = std::move(complete)]() mutable {
-              asio::dispatch(executor, std::move(complete));
-            });
+            asio::post(asio::system_executor(), asio::bind_executor(executor, std::move(complete)));
           }
         } else if (outsideInitiation && busOnIoThread_) {
           asio::dispatch(bus_, asio::bind_executor(executor, std::move(complete)));

@@ -86,8 +86,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool connected() const { return connected_.load(std::memory_order_relaxed); }
   boost::asio::any_io_executor busExecutor() const { return bus_; }
 
+  // `now`: on the bus executor, written at once rather than when the handler returns.
   boost::system::error_code sendEvent(std::uint32_t target, std::uint64_t correlation,
-                                      std::string_view name, std::string_view payload);
+                                      std::string_view name, std::string_view payload,
+                                      bool now = false);
   boost::system::error_code sendReady();
   using StopHandler = std::function<void(std::chrono::milliseconds)>;
   // Replaces the stop handler; the first one set tells the supervisor this worker has one.
@@ -135,7 +137,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::multimap<std::chrono::steady_clock::time_point, std::uint64_t>::iterator deadline;
     WaitHandler handler;
     boost::asio::any_io_executor work;  // keeps the bus executor's context alive meanwhile
-    bool startedOnBus = false;          // by a listener or a completion handler
+    bool bypassBus = false;             // see completeHandler()
   };
   struct ListenerEntry {
     std::uint64_t id;
@@ -161,7 +163,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // I/O thread: writes what is queued while the bus executor owns writing_ (see ioHelping_),
   // waiting for room in the socket as long as it owns it.
   void flushForBus();
-  void sendPendingNow();  // sendMutex_ held: a non-blocking send of what pending_ holds
+  // sendMutex_ held: a non-blocking send of what pending_ holds. False on an error other than a
+  // full socket (reported by the read or the owning write, which meet it too).
+  bool sendPendingNow();
   void closeWhenFlushed();
   void closeSocket();
   void readLoop();
@@ -190,10 +194,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void finishWait(std::uint64_t id, bool timedOut, std::vector<std::uint64_t>* tellLater = nullptr);
   void armWaitTimer();
   void onWaitTimer();
+  // A wait started on the bus executor (by a listener or a completion handler) whose handler has
+  // an executor of its own: the one case where the caller may block on the result while it
+  // holds the bus, so its completion does not go through the bus.
+  bool bypassesBus(const WaitHandler& handler) const;
   // `outsideInitiation`: not called from the function that started the wait, so the handler
-  // may run at once. `startedOnBus`: the wait was started on the bus executor.
+  // may run at once. `bypassBus`: see bypassesBus().
   void completeHandler(WaitHandler handler, boost::system::error_code ec, AckReport report,
-                       bool outsideInitiation, bool startedOnBus);
+                       bool outsideInitiation, bool bypassBus);
   // Runs `f`; on the bus strand, sends made meanwhile are written in one write when it returns
   // (see flushAfterBatch_).
   template <typename F>

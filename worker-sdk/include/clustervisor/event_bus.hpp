@@ -25,11 +25,14 @@
 // so `bus.broadcastAndWait(...).get()` works in a worker without an event loop), asio::deferred.
 // Handlers run on their associated executor, by default the bus executor, after the listeners of
 // the events that arrived before what completed the wait (replies sent to the waiter before an
-// acknowledgement). A listener may block on the `.get()` of a wait it started: such a future is
-// set from the SDK's I/O thread, not through the bus the listener holds (later events wait until
-// it returns). Not with ClusterOptions::listenersOnIoThread: there the waiting listener holds the
-// I/O thread that would read the acknowledgements, and `.get()` never returns. A callback or a
-// coroutine holds nothing while it waits.
+// acknowledgement). Except for a wait started on the bus (in a listener or a completion handler)
+// whose handler has an executor of its own (a future's, say): that one is handed over from the
+// SDK's I/O thread, not through the bus. So a listener may block on the `.get()` of a wait it
+// started; later events wait until it returns (past ClusterOptions::receiveQueueLimit of them,
+// the acknowledgements too: the wait then ends at its timeout). Not with
+// ClusterOptions::listenersOnIoThread: there the waiting listener holds the I/O thread that would
+// read the acknowledgements, and `.get()` never returns. A callback or a coroutine holds nothing
+// while it waits.
 //
 // An EventBus is owned by its Cluster and lives as long as it.
 #pragma once
