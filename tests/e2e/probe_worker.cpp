@@ -100,7 +100,11 @@ int countRun(const std::string& id) {
   const std::string path = env("PROBE_DIR", "/tmp") + "/runs-" + id;
   int runs = 0;
   std::ifstream(path) >> runs;
-  std::ofstream(path) << ++runs << "\n";
+  // Written whole, then renamed over the count: a worker stopped meanwhile (the chaos test stops
+  // them at any moment) leaves the old count, never an empty file that would start it over at 1.
+  const std::string written = path + "." + std::to_string(::getpid());
+  std::ofstream(written) << ++runs << "\n";
+  std::rename(written.c_str(), path.c_str());
   return runs;
 }
 
