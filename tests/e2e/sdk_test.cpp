@@ -201,7 +201,11 @@ BOOST_AUTO_TEST_CASE(a_future_a_listener_waits_for_completes_when_the_supervisor
   const auto welcome = wire::encodeWelcome({wire::kProtocolVersion, 0, 0, 2, 65536, 0});
   BOOST_REQUIRE(::write(worker.socket, welcome.data(), welcome.size()) ==
                 static_cast<ssize_t>(welcome.size()));
-  readFrame(worker.socket);  // READY: nothing else of the worker's is on its way now
+  readFrame(worker.socket);  // READY
+  // Nothing more for a while: the worker's I/O thread is done with that write (it keeps the
+  // writer's turn for a moment after each write, and would take a send made meanwhile along).
+  pollfd quiet{worker.socket, POLLIN, 0};
+  BOOST_REQUIRE(::poll(&quiet, 1, 200) == 0);
   const auto go = wire::encodeEvent(1, 0, 0, "go", "null");
   BOOST_REQUIRE(::write(worker.socket, go.data(), go.size()) == static_cast<ssize_t>(go.size()));
   // The wait's event arrives although the listener that sent it has not returned (it waits).

@@ -944,7 +944,8 @@ void Connection::startWait(std::string_view event, std::string_view payload,
                            WaitHandler handler) {
   const bool bypassBus = bypassesBus(handler);
   if (expectedClusters <= 0) {
-    const error_code ec = sendEvent(wire::kBroadcast, 0, event, payload);
+    const error_code ec =
+        sendEvent(wire::kBroadcast, 0, event, payload, bypassBus && !busOnIoThread_);
     completeHandler(std::move(handler), ec, AckReport{}, false, bypassBus);
     return;
   }
@@ -1101,8 +1102,12 @@ bool Connection::bypassesBus(const WaitHandler& handler) const {
   return std::visit(
       [&](const auto& h) {
         const auto executor = asio::get_associated_executor(h, bus_);
-        const auto* bus = executor.template target<decltype(bus_)>();
-        return bus == nullptr || *bus != bus_;
+        if (const auto* bus = executor.template target<decltype(bus_)>(); bus && *bus == bus_) {
+          return false;
+        }
+        // The executor under the bus strand (ClusterOptions::executor): a coroutine running
+        // there resumes inside the strand, and cannot be blocking it.
+        return executor != asio::any_completion_executor(bus_.get_inner_executor());
       },
       handler);
 }
