@@ -114,6 +114,15 @@ struct StderrTo {
   }
 };
 
+// The output thread stopped, every line given reached the reader, in order, none dropped.
+void expectEverythingWrittenInOrder(Reader& reader, const std::string& expected) {
+  stopOutputThread(10s);
+  const auto got = reader.join();
+  BOOST_TEST(got.size() == expected.size());
+  BOOST_TEST((got == expected));
+  BOOST_TEST(droppedOutputLines() == 0u);
+}
+
 bool readable(int fd, int timeoutMs) {
   pollfd in{fd, POLLIN, 0};
   return ::poll(&in, 1, timeoutMs) == 1;
@@ -154,11 +163,7 @@ BOOST_AUTO_TEST_CASE(the_output_thread_writes_own_and_worker_lines_in_the_order_
     writeOutput(pipe.write, line, n % 3 == 0);
     expected += line;
   }
-  stopOutputThread(10s);
-  const auto got = reader.join();
-  BOOST_TEST(got.size() == expected.size());
-  BOOST_TEST((got == expected));
-  BOOST_TEST(droppedOutputLines() == 0u);
+  expectEverythingWrittenInOrder(reader, expected);
 }
 
 BOOST_AUTO_TEST_CASE(worker_lines_past_the_queue_limit_ask_for_a_pause_until_half_is_written) {
@@ -184,11 +189,7 @@ BOOST_AUTO_TEST_CASE(worker_lines_past_the_queue_limit_ask_for_a_pause_until_hal
   reader.start();
   BOOST_TEST(readable(room, 20'000));
   BOOST_TEST(!outputQueueFull());
-  stopOutputThread(10s);
-  const auto got = reader.join();
-  BOOST_TEST(got.size() == expected.size());
-  BOOST_TEST((got == expected));
-  BOOST_TEST(droppedOutputLines() == 0u);
+  expectEverythingWrittenInOrder(reader, expected);
 }
 
 BOOST_AUTO_TEST_CASE(own_lines_past_their_budget_are_dropped_counted_and_then_announced) {

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -96,15 +97,22 @@ int waitStatus(pid_t pid) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-// Cluster 0 of 1 in `mode`: welcomed, then, once it said READY, its socket is closed (the
-// supervisor is gone). Its exit status and output.
-std::pair<int, std::string> loseSupervisorOf(const char* mode) {
-  auto worker = spawnProbe("0", "1", mode);
+// Cluster 0 of `total` in `mode`, through the handshake (HELLO, the welcome, no heartbeats)
+// up to its READY.
+FakeWorker readyProbe(std::uint32_t total, const std::string& mode) {
+  auto worker = spawnProbe("0", std::to_string(total), mode);
   readFrame(worker.socket);  // HELLO
-  const auto welcome = wire::encodeWelcome({wire::kProtocolVersion, 0, 0, 1, 65536, 0});
+  const auto welcome = wire::encodeWelcome({wire::kProtocolVersion, 0, 0, total, 65536, 0});
   BOOST_REQUIRE(::write(worker.socket, welcome.data(), welcome.size()) ==
                 static_cast<ssize_t>(welcome.size()));
   readFrame(worker.socket);  // READY
+  return worker;
+}
+
+// Cluster 0 of 1 in `mode`: welcomed, then, once it said READY, its socket is closed (the
+// supervisor is gone). Its exit status and output.
+std::pair<int, std::string> loseSupervisorOf(const char* mode) {
+  auto worker = readyProbe(1, mode);
   ::close(worker.socket);
   const int status = waitStatus(worker.pid);
   return {status, readAll(worker.output)};
@@ -157,12 +165,7 @@ BOOST_AUTO_TEST_CASE(a_supervisor_lost_handler_that_throws_is_reported_and_the_w
 BOOST_AUTO_TEST_CASE(a_worker_that_stopped_reading_for_a_blocked_listener_sees_the_socket_close) {
   // Its listener blocks in the first event, so after 64 KiB (its receiveQueueLimit) the SDK
   // stops reading.
-  auto worker = spawnProbe("0", "2", "blocked-lost");
-  readFrame(worker.socket);  // HELLO
-  const auto welcome = wire::encodeWelcome({wire::kProtocolVersion, 0, 0, 2, 65536, 0});
-  BOOST_REQUIRE(::write(worker.socket, welcome.data(), welcome.size()) ==
-                static_cast<ssize_t>(welcome.size()));
-  readFrame(worker.socket);  // READY
+  auto worker = readyProbe(2, "blocked-lost");
   // Events from cluster 1 until the socket takes no more for a second: the worker stopped
   // reading (one that was merely slow to be scheduled would have read on).
   const auto event =
@@ -196,12 +199,7 @@ BOOST_AUTO_TEST_CASE(a_worker_that_stopped_reading_for_a_blocked_listener_sees_t
 BOOST_AUTO_TEST_CASE(a_future_a_listener_waits_for_completes_when_the_supervisor_is_lost) {
   // Cluster 0 of 2: its listener for "go" blocks on the future of a broadcastAndWait that
   // nobody answers, and keeps the bus executor busy meanwhile.
-  auto worker = spawnProbe("0", "2", "nested-wait");
-  readFrame(worker.socket);  // HELLO
-  const auto welcome = wire::encodeWelcome({wire::kProtocolVersion, 0, 0, 2, 65536, 0});
-  BOOST_REQUIRE(::write(worker.socket, welcome.data(), welcome.size()) ==
-                static_cast<ssize_t>(welcome.size()));
-  readFrame(worker.socket);  // READY
+  auto worker = readyProbe(2, "nested-wait");
   // Nothing more for a while: the worker's I/O thread is done with that write (it keeps the
   // writer's turn for a moment after each write, and would take a send made meanwhile along).
   pollfd quiet{worker.socket, POLLIN, 0};
