@@ -137,7 +137,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::multimap<std::chrono::steady_clock::time_point, std::uint64_t>::iterator deadline;
     WaitHandler handler;
     boost::asio::any_io_executor work;  // keeps the bus executor's context alive meanwhile
-    bool bypassBus = false;             // see completeHandler()
+    bool bypassBus = false;             // see bypassesBus()
   };
   struct ListenerEntry {
     std::uint64_t id;
