@@ -168,26 +168,30 @@ std::vector<ProcessInfo> childrenOf(pid_t parent) {
   return children;
 }
 
-std::optional<std::uint32_t> clusterOf(pid_t pid) {
-  const auto environ = readSmallFile("/proc/" + std::to_string(pid) + "/environ", 1 << 20);
-  if (!environ) {
-    return std::nullopt;
+Lineage parseLineage(std::string_view environ) {
+  if (environ.empty()) {
+    return {};
   }
   const std::string prefix = std::string(wire::kEnvClusterId) + "=";
-  std::string_view rest(*environ);
+  std::string_view rest(environ);
   while (!rest.empty()) {
     const auto end = std::min(rest.find('\0'), rest.size());
     const std::string_view entry = rest.substr(0, end);
     if (entry.starts_with(prefix)) {
       std::uint32_t id = 0;
       if (parseNumber(entry.substr(prefix.size()), id)) {
-        return id;
+        return {Lineage::Kind::kCluster, id};
       }
-      return std::nullopt;
+      return {Lineage::Kind::kUnmarked};
     }
     rest.remove_prefix(std::min(end + 1, rest.size()));
   }
-  return std::nullopt;
+  return {Lineage::Kind::kUnmarked};
+}
+
+Lineage lineageOf(pid_t pid) {
+  const auto environ = readSmallFile("/proc/" + std::to_string(pid) + "/environ", 1 << 20);
+  return environ ? parseLineage(*environ) : Lineage{};
 }
 
 SelfUsage readSelfUsage() {

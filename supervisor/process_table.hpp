@@ -31,9 +31,22 @@ std::optional<ProcessInfo> readProcess(pid_t pid);
 // For this process, read from /proc/self/task/*/children when the kernel provides it; otherwise,
 // and for any other parent, by scanning /proc.
 std::vector<ProcessInfo> childrenOf(pid_t parent);
-// The CLUSTERVISOR_CLUSTER_ID in the process's environment (as the worker that started it
-// inherited it), if readable.
-std::optional<std::uint32_t> clusterOf(pid_t pid);
+// Which cluster a process came from, told by the CLUSTERVISOR_CLUSTER_ID in its environment (as
+// the worker that started it inherited it).
+struct Lineage {
+  enum class Kind {
+    kCluster,   // the variable names `cluster`
+    kUnmarked,  // an environment without the variable (or with a value that is not an id)
+    // No environment to read: the process is gone, or in the middle of an exec(2) (the new
+    // program's environment is set up after its memory is replaced), or was started with none.
+    kUnknown,
+  };
+  Kind kind = Kind::kUnknown;
+  std::uint32_t cluster = 0;
+};
+// Parses the text of /proc/<pid>/environ. Pure.
+Lineage parseLineage(std::string_view environ);
+Lineage lineageOf(pid_t pid);
 
 // This process's resident memory (from /proc/self/statm) and open descriptors (/proc/self/fd);
 // 0 for what cannot be read.

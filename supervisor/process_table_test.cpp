@@ -2,9 +2,11 @@
 #include <unistd.h>
 
 #include <boost/test/unit_test.hpp>
+#include <string_view>
 
 #include "process_table.hpp"
 
+using clustervisor::parseLineage;
 using clustervisor::parseStat;
 
 BOOST_AUTO_TEST_SUITE(process_table)
@@ -40,6 +42,26 @@ BOOST_AUTO_TEST_CASE(reads_this_process_from_proc) {
   BOOST_REQUIRE(self.has_value());
   BOOST_TEST(self->parent == ::getppid());
   BOOST_TEST(self->startTime > 0u);
+}
+
+BOOST_AUTO_TEST_CASE(the_cluster_a_process_came_from_is_read_from_its_environment) {
+  using namespace std::string_view_literals;
+  using Kind = clustervisor::Lineage::Kind;
+  const auto marked = parseLineage("HOME=/root\0CLUSTERVISOR_CLUSTER_ID=12\0PATH=/bin\0"sv);
+  BOOST_TEST((marked.kind == Kind::kCluster));
+  BOOST_TEST(marked.cluster == 12u);
+  // The last entry need not end in a NUL.
+  BOOST_TEST(parseLineage("CLUSTERVISOR_CLUSTER_ID=3"sv).cluster == 3u);
+  BOOST_TEST((parseLineage("HOME=/root\0PATH=/bin\0"sv).kind == Kind::kUnmarked));
+  BOOST_TEST((parseLineage("CLUSTERVISOR_CLUSTER_ID=x1\0"sv).kind == Kind::kUnmarked));
+  BOOST_TEST((parseLineage("CLUSTERVISOR_CLUSTER_IDS=1\0"sv).kind == Kind::kUnmarked));
+}
+
+BOOST_AUTO_TEST_CASE(an_empty_environment_tells_nothing_yet) {
+  // What /proc/<pid>/environ gives for a process in the middle of an exec: it may be any
+  // cluster's, so it is looked at again rather than taken for an unmarked one.
+  BOOST_TEST((parseLineage("").kind == clustervisor::Lineage::Kind::kUnknown));
+  BOOST_TEST((clustervisor::lineageOf(-1).kind == clustervisor::Lineage::Kind::kUnknown));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -80,6 +80,7 @@ Supervisor::Supervisor(asio::io_context& io, config::BotConfig config,
       finishTimer_(io),
       outputRoom_(io),
       orphanTimer_(io),
+      orphanLookTimer_(io),
       random_(std::random_device{}()),
       sweepTimer_(io),
       controlPath_(std::move(controlSocket)),
@@ -1041,6 +1042,8 @@ void Supervisor::killOrphans(bool all) {
   // A child of the supervisor that is not a worker is a descendant whose parent died: it left its
   // worker's process group (setsid, a double fork). It goes when its cluster's worker is gone or
   // was replaced by a newer one; at the end of a stop, every one goes.
+  const auto now = Clock::now();
+  std::map<std::pair<pid_t, std::uint64_t>, Clock::time_point> unknown;
   for (const auto& child : childrenOf(::getpid())) {
     if (child.state == 'Z') {
       continue;  // reaped by waitpid
@@ -1057,10 +1060,19 @@ void Supervisor::killOrphans(bool all) {
       continue;
     }
     bool kill = all;
-    const auto cluster = clusterOf(child.pid);
+    std::optional<std::uint32_t> cluster;
     if (!kill) {
-      if (cluster && *cluster < slots_.size()) {
-        const Slot& owner = *slots_[*cluster];
+      const Lineage lineage = lineageOf(child.pid);
+      if (lineage.kind == Lineage::Kind::kUnknown) {
+        // Most likely caught in the middle of an exec: looked at again (see lookAgainForOrphans).
+        const std::pair key{child.pid, child.startTime};
+        const auto seen = unknownOrphans_.find(key);
+        unknown.emplace(key, seen != unknownOrphans_.end() ? seen->second : now);
+        continue;
+      }
+      if (lineage.kind == Lineage::Kind::kCluster && lineage.cluster < slots_.size()) {
+        cluster = lineage.cluster;
+        const Slot& owner = *slots_[lineage.cluster];
         // An unknown start time of the current worker counts the child as older: a leftover.
         kill = owner.pid <= 0 || owner.processStartTime == 0 ||
                child.startTime < owner.processStartTime;
@@ -1072,6 +1084,36 @@ void Supervisor::killOrphans(bool all) {
       ::kill(child.pid, SIGKILL);
     }
   }
+  if (!all) {
+    unknownOrphans_ = std::move(unknown);
+    lookAgainForOrphans();
+  }
+}
+
+void Supervisor::lookAgainForOrphans() {
+  // Children whose environment could not be read are looked at again, sooner at first, until it
+  // tells their cluster or kOrphanLookLimit has passed (a process started with an empty
+  // environment never has one; the end of a stop kills it).
+  const auto now = Clock::now();
+  const bool any =
+      std::any_of(unknownOrphans_.begin(), unknownOrphans_.end(),
+                  [&](const auto& entry) { return now - entry.second < kOrphanLookLimit; });
+  if (!any) {
+    orphanLookDelay_ = kFirstOrphanLook;
+    return;
+  }
+  if (orphanLookPending_ || finished_) {
+    return;
+  }
+  orphanLookPending_ = true;
+  orphanLookTimer_.expires_after(orphanLookDelay_);
+  orphanLookDelay_ = std::min(orphanLookDelay_ * 2, kLastOrphanLook);
+  orphanLookTimer_.async_wait([this](error_code ec) {
+    orphanLookPending_ = false;
+    if (!ec && !finished_) {
+      killOrphans(false);
+    }
+  });
 }
 
 std::string Supervisor::whatNext(const Slot& slot, const WorkerLifecycle::Step& step,
@@ -1317,6 +1359,7 @@ void Supervisor::maybeFinish() {
   finished_ = true;
   reapChildren();
   sweepTimer_.cancel();
+  orphanLookTimer_.cancel();
   stopSignals_.cancel();
   // Descendants that escaped their worker's process group and are still around: killed, and
   // reaped by finish(), which polls until they are gone or the bound passes.

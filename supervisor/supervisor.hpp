@@ -25,6 +25,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -62,6 +63,11 @@ class Supervisor final : private FrameSink {
   static constexpr std::chrono::milliseconds kDrainTimeout{1000};
   // How long the end of a stop waits for descendants that escaped their worker's process group.
   static constexpr std::chrono::milliseconds kOrphanTimeout{2000};
+  // A child whose environment does not tell its cluster yet is looked at again, after 10 ms at
+  // first and then twice as long each time up to a second, for this long at most.
+  static constexpr std::chrono::seconds kOrphanLookLimit{10};
+  static constexpr std::chrono::milliseconds kFirstOrphanLook{10};
+  static constexpr std::chrono::milliseconds kLastOrphanLook{1000};
 
   // `controlSocket`: where the control socket listens; empty: no control socket.
   Supervisor(boost::asio::io_context& io, config::BotConfig config,
@@ -214,6 +220,7 @@ class Supervisor final : private FrameSink {
   std::string whatNext(const Slot& slot, const WorkerLifecycle::Step& step,
                        std::string_view again) const;
   void killOrphans(bool all);
+  void lookAgainForOrphans();
   void watchSignals();
   void watchChildren();
   void watchOutputRoom();
@@ -305,6 +312,11 @@ class Supervisor final : private FrameSink {
   // Readable when the output queue has room for worker lines again (see log.hpp).
   boost::asio::posix::stream_descriptor outputRoom_;
   boost::asio::steady_timer orphanTimer_;
+  // Children an orphan look could not tell the cluster of, by (pid, start time): when first seen.
+  std::map<std::pair<pid_t, std::uint64_t>, Clock::time_point> unknownOrphans_;
+  boost::asio::steady_timer orphanLookTimer_;
+  std::chrono::milliseconds orphanLookDelay_ = kFirstOrphanLook;
+  bool orphanLookPending_ = false;
   std::mt19937_64 random_;
   bool shuttingDown_ = false;
   bool escalated_ = false;

@@ -580,6 +580,26 @@ BOOST_AUTO_TEST_CASE(a_setsid_grandchild_goes_with_its_worker_and_the_new_worker
   BOOST_TEST(waitGone(newSession));
 }
 
+BOOST_AUTO_TEST_CASE(a_left_behind_process_with_no_environment_yet_is_looked_at_again) {
+  TempDir dir;
+  auto run = start(dir, 1, "unmarked-child");
+  const pid_t worker = startedPid(*run, 0);
+  const auto line = run->waitForLine("[cluster 0] UNMARKED pid=");
+  const pid_t child = std::atoi(line.substr(line.find("pid=") + 4).c_str());
+  BOOST_REQUIRE(::kill(worker, SIGKILL) == 0);
+  // When the worker was reaped, the child's environment (like that of one in the middle of an
+  // exec) could not tell its cluster; the replacement is up and the child is still there.
+  run->waitForLines("[cluster 0] UNMARKED pid=", 2);
+  BOOST_REQUIRE(processExists(child));
+  // Now it execs a program whose environment names cluster 0: the next look kills it.
+  dir.write("exec", "");
+  run->waitForLine("clustervisor: killing pid " + std::to_string(child) +
+                   ", left behind by a worker of cluster 0 that is gone");
+  BOOST_TEST(waitGone(child), "the left-behind process " << child << " survived");
+  run->signal(SIGTERM);
+  BOOST_REQUIRE(run->waitExit(30s).has_value());
+}
+
 BOOST_AUTO_TEST_CASE(a_second_supervisor_for_the_same_config_is_refused_with_exit_75) {
   TempDir dir;
   const auto config = dir.write("bot.toml", probeConfig(dir, 1, "basic"));

@@ -139,6 +139,32 @@ pid_t startSleeper(bool newSession) {
   return pid;
 }
 
+// A setsid'd child that has no environment until PROBE_DIR/exec exists, then execs a program
+// with this cluster's id in its environment: what a process caught in the middle of an exec
+// looks like to the supervisor, for as long as the test wants. Reported once its environment is
+// empty.
+pid_t startUnmarkedChild(int id) {
+  const std::string script =
+      "while [ ! -e '" + env("PROBE_DIR") + "/exec' ]; do sleep 0.01; done; exec env " +
+      std::string(clustervisor::wire::kEnvClusterId) + "=" + std::to_string(id) + " sleep 1000";
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::setsid();
+    const char* const argv[] = {"sh", "-c", script.c_str(), nullptr};
+    const char* const none[] = {nullptr};
+    ::execve("/bin/sh", const_cast<char* const*>(argv), const_cast<char* const*>(none));
+    ::_exit(127);
+  }
+  const std::string environ = "/proc/" + std::to_string(pid) + "/environ";
+  for (;;) {
+    std::ifstream in(environ);
+    if (in && in.peek() == std::ifstream::traits_type::eof()) {
+      return pid;
+    }
+    std::this_thread::sleep_for(1ms);
+  }
+}
+
 // Returns once the supervisor has handled everything this worker sent before: an emitTo to
 // ourselves comes back only after it, on the same connection.
 void echoThroughSupervisor(EventBus& events, int self) {
@@ -968,6 +994,10 @@ int main() {
     const pid_t sameGroup = startSleeper(false);
     const pid_t ownSession = startSleeper(true);
     say("CHILDREN group=", sameGroup, " session=", ownSession);
+  }
+
+  if (mode == "unmarked-child") {
+    say("UNMARKED pid=", startUnmarkedChild(id));
   }
 
   if (mode == "onstop") {
