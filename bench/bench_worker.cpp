@@ -79,13 +79,6 @@ int baselineChild(const std::filesystem::path& dir) {
   connectedThenCrash(dir, bench::nowNs());
 }
 
-json::value payloadValue() {
-  return json::object{{"action", "ban"},
-                      {"guild", "533961200438099968"},
-                      {"user", "447796768693156649"},
-                      {"reason", "spam,3 warnings"}};
-}
-
 class Worker {
  public:
   Worker(clustervisor::Cluster& cluster, std::string scenario, bool useJson)
@@ -192,11 +185,21 @@ class Worker {
     }
     for (;;) {
       error_code ec;
-      const json::value data = payloadValue();
+      // As a worker writes a payload it builds per event.
       if (target < 0) {
-        bus_.broadcast(event, data, ec);
+        bus_.broadcast(event,
+                       {{"action", "ban"},
+                        {"guild", "533961200438099968"},
+                        {"user", "447796768693156649"},
+                        {"reason", "spam,3 warnings"}},
+                       ec);
       } else {
-        bus_.emitTo(target, event, data, ec);
+        bus_.emitTo(target, event,
+                    {{"action", "ban"},
+                     {"guild", "533961200438099968"},
+                     {"user", "447796768693156649"},
+                     {"reason", "spam,3 warnings"}},
+                    ec);
       }
       if (ec != clustervisor::Errc::kQueueFull) {
         return;

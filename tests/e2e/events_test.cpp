@@ -120,6 +120,27 @@ BOOST_AUTO_TEST_CASE(broadcast_reaches_every_other_cluster_and_skips_the_sender)
   BOOST_TEST(run->linesContaining("RECV b ").size() == 3u);
 }
 
+BOOST_AUTO_TEST_CASE(a_payload_written_in_place_arrives_as_the_same_payload_as_a_json_value) {
+  TempDir dir;
+  auto run = start(dir, 2, "braced");
+  const std::string object =
+      R"([cluster 1] RECV v from=0 data={"guild":"533961200438099968","nested":{"list":[1,2,3],"none":null},"ok":true,"half":5E-1})";
+  const std::string pad =
+      "[cluster 1] RECV v from=0 data={\"pad\":\"" + std::string(10000, 'x') + "\",\"n\":7}";
+  // Each round: the braced object, the same as a json::value, an array, an empty list (null);
+  // the first round ends with a payload larger than the SDK's reused memory.
+  const std::vector<std::string> round = {object, object,
+                                          "[cluster 1] RECV v from=0 data=[1,\"two\",false]",
+                                          "[cluster 1] RECV v from=0 data=null"};
+  std::vector<std::string> expected = round;
+  expected.push_back(pad);
+  expected.insert(expected.end(), round.begin(), round.end());
+  const auto lines = run->waitForLines("[cluster 1] RECV v ", expected.size());
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    BOOST_TEST(lines[i] == expected[i], "event " << i << ": " << lines[i].substr(0, 200));
+  }
+}
+
 BOOST_AUTO_TEST_CASE(raw_listeners_get_the_text_as_sent_in_order_with_parsed_ones) {
   expectRawAndParsedListenersInOrder("");
 }

@@ -542,7 +542,7 @@ int main() {
       say("LISTENER_ERROR ", event, " ", e.what());
     }
   });
-  logEvents(events, {"b", "marker", "forged", "back", "big", "held"});
+  logEvents(events, {"b", "marker", "forged", "back", "big", "held", "v"});
   if (mode == "raw-listeners") {
     // A raw listener between two parsed ones, and one for text that is not JSON.
     events.on("r", [](const json::value& data, int) { say("PARSED1 ", json::serialize(data)); });
@@ -591,6 +591,31 @@ int main() {
       events.emitTo(-1, "b");
     } catch (const clustervisor::Error& e) {
       say("EMIT_NEGATIVE threw ", e.what());
+    }
+  }
+
+  // braced: payloads written in place (built in the SDK's reused memory) next to the same
+  // payloads as json::value, each sent twice around one too big for that memory.
+  if (mode == "braced" && id == 0) {
+    barrier(cluster);
+    const std::string guild = "533961200438099968";
+    for (int round = 0; round < 2; ++round) {
+      events.emitTo(1, "v",
+                    {{"guild", guild},
+                     {"nested", {{"list", {1, 2, 3}}, {"none", nullptr}}},
+                     {"ok", true},
+                     {"half", 0.5}});
+      events.emitTo(1, "v",
+                    json::value{{"guild", guild},
+                                {"nested", {{"list", {1, 2, 3}}, {"none", nullptr}}},
+                                {"ok", true},
+                                {"half", 0.5}});
+      boost::system::error_code ec;
+      events.broadcast("v", {1, "two", false}, ec);
+      events.emitTo(1, "v", {});
+      if (round == 0) {
+        events.emitTo(1, "v", {{"pad", std::string(10000, 'x')}, {"n", 7}});
+      }
     }
   }
 

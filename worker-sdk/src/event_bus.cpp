@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 #include "clustervisor/event_bus.hpp"
 
+#include <initializer_list>
 #include <string>
 
+#include <boost/json/monotonic_resource.hpp>
 #include <boost/json/serializer.hpp>
 
 #include "connection.hpp"
@@ -34,6 +36,36 @@ std::string_view serialize(const boost::json::value& data) {
     }
     text.resize(2 * text.size());
   }
+}
+
+// Builds a payload written as a braced list (`{{"guild", id}, {"user", user}}`) in memory of
+// this thread's that is reused from one send to the next, instead of a heap allocation for the
+// object and for each string: the value only lives until it is serialized. An empty list is
+// null, as it is for a json::value parameter. A send made while building one (a conversion that
+// sends) builds on the heap.
+template <typename Send>
+void withBuilt(std::initializer_list<boost::json::value_ref> init, Send send) {
+  if (init.size() == 0) {
+    send(boost::json::value(nullptr));
+    return;
+  }
+  constexpr std::size_t kBuffer = 4096;
+  thread_local unsigned char buffer[kBuffer];
+  thread_local boost::json::monotonic_resource memory(buffer, kBuffer);
+  thread_local bool building = false;
+  if (building) {
+    send(boost::json::value(init));
+    return;
+  }
+  building = true;
+  struct Release {
+    ~Release() {
+      memory.release();  // back to the thread's buffer; what a large payload took goes
+      building = false;
+    }
+  } release;
+  // On a monotonic resource the value's destruction frees nothing and visits nothing.
+  send(boost::json::value(init, &memory));
 }
 
 void throwIf(const error_code& ec, const char* what) {
@@ -78,6 +110,30 @@ void EventBus::emitTo(int clusterId, std::string_view event, const boost::json::
 void EventBus::emitTo(int clusterId, std::string_view event, const boost::json::value& data,
                       error_code& ec) {
   emitToRaw(clusterId, event, serialize(data), ec);
+}
+
+void EventBus::broadcast(std::string_view event,
+                         std::initializer_list<boost::json::value_ref> data) {
+  error_code ec;
+  broadcast(event, data, ec);
+  throwIf(ec, "broadcast");
+}
+
+void EventBus::broadcast(std::string_view event, std::initializer_list<boost::json::value_ref> data,
+                         error_code& ec) {
+  withBuilt(data, [&](const boost::json::value& built) { broadcast(event, built, ec); });
+}
+
+void EventBus::emitTo(int clusterId, std::string_view event,
+                      std::initializer_list<boost::json::value_ref> data) {
+  error_code ec;
+  emitTo(clusterId, event, data, ec);
+  throwIf(ec, "emitTo");
+}
+
+void EventBus::emitTo(int clusterId, std::string_view event,
+                      std::initializer_list<boost::json::value_ref> data, error_code& ec) {
+  withBuilt(data, [&](const boost::json::value& built) { emitTo(clusterId, event, built, ec); });
 }
 
 void EventBus::broadcastRaw(std::string_view event, std::string_view json, error_code& ec) {

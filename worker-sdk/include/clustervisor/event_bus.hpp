@@ -41,6 +41,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -52,6 +53,7 @@
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/json/value.hpp>
+#include <boost/json/value_ref.hpp>
 #include <boost/system/error_code.hpp>
 
 #include "clustervisor/error.hpp"
@@ -133,6 +135,18 @@ class EventBus {
   void emitTo(int clusterId, std::string_view event, const boost::json::value& data = nullptr);
   void emitTo(int clusterId, std::string_view event, const boost::json::value& data,
               boost::system::error_code& ec);
+
+  // The same with the payload written in place, as for a json::value:
+  //   bus.emitTo(0, "ban", {{"guild", guild}, {"user", user}, {"reason", "spam"}});
+  // Built in memory the SDK reuses from one send to the next rather than on the heap: the
+  // cheapest way to send a payload the worker builds per event.
+  void broadcast(std::string_view event, std::initializer_list<boost::json::value_ref> data);
+  void broadcast(std::string_view event, std::initializer_list<boost::json::value_ref> data,
+                 boost::system::error_code& ec);
+  void emitTo(int clusterId, std::string_view event,
+              std::initializer_list<boost::json::value_ref> data);
+  void emitTo(int clusterId, std::string_view event,
+              std::initializer_list<boost::json::value_ref> data, boost::system::error_code& ec);
 
   // The same with data that is already JSON text (sent as is; receivers parse it).
   void broadcastRaw(std::string_view event, std::string_view json, boost::system::error_code& ec);
