@@ -140,13 +140,14 @@ pid_t startSleeper(bool newSession) {
 }
 
 // A setsid'd child that has no environment until PROBE_DIR/exec exists, then execs a program
-// with this cluster's id in its environment: what a process caught in the middle of an exec
-// looks like to the supervisor, for as long as the test wants. Reported once its environment is
-// empty.
+// with this cluster's id in its environment (at once: no program in between without it): what a
+// process caught in the middle of an exec looks like to the supervisor, for as long as the test
+// wants. Reported once its environment is empty.
 pid_t startUnmarkedChild(int id) {
-  const std::string script =
-      "while [ ! -e '" + env("PROBE_DIR") + "/exec' ]; do sleep 0.01; done; exec env " +
-      std::string(clustervisor::wire::kEnvClusterId) + "=" + std::to_string(id) + " sleep 1000";
+  const std::string script = "while [ ! -e '" + env("PROBE_DIR") +
+                             "/exec' ]; do sleep 0.01; done; export " +
+                             std::string(clustervisor::wire::kEnvClusterId) + "=" +
+                             std::to_string(id) + "; exec sleep 1000";
   const pid_t pid = ::fork();
   if (pid == 0) {
     ::setsid();
@@ -594,11 +595,13 @@ int main() {
     }
   }
 
-  // braced: payloads written in place (built in the SDK's reused memory) next to the same
-  // payloads as json::value, each sent twice around one too big for that memory.
+  // braced: payload objects written in place (built in the SDK's reused memory) next to the
+  // same payloads as json::value, and braced payloads that are not objects; each round twice,
+  // around payloads too big for that memory, sent more times than its growth would survive.
   if (mode == "braced" && id == 0) {
     barrier(cluster);
     const std::string guild = "533961200438099968";
+    const json::value given = {{"a", 1}};
     for (int round = 0; round < 2; ++round) {
       events.emitTo(1, "v",
                     {{"guild", guild},
@@ -611,10 +614,15 @@ int main() {
                                 {"ok", true},
                                 {"half", 0.5}});
       boost::system::error_code ec;
+      events.broadcast("v", {{"k", 1}, {"k", 2}}, ec);
+      events.emitTo(1, "v", json::value{{"k", 1}, {"k", 2}});
       events.broadcast("v", {1, "two", false}, ec);
+      events.emitTo(1, "v", {given});  // the value itself, not an array of it
       events.emitTo(1, "v", {});
       if (round == 0) {
-        events.emitTo(1, "v", {{"pad", std::string(10000, 'x')}, {"n", 7}});
+        for (int n = 0; n < 40; ++n) {
+          events.emitTo(1, "v", {{"pad", std::string(10000, 'x')}, {"n", n}});
+        }
       }
     }
   }

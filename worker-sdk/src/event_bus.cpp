@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: MIT
 #include "clustervisor/event_bus.hpp"
 
+#include <cstddef>
 #include <initializer_list>
 #include <string>
+#include <utility>
 
 #include <boost/json/monotonic_resource.hpp>
+#include <boost/json/object.hpp>
 #include <boost/json/serializer.hpp>
 
 #include "connection.hpp"
@@ -38,34 +41,49 @@ std::string_view serialize(const boost::json::value& data) {
   }
 }
 
-// Builds a payload written as a braced list (`{{"guild", id}, {"user", user}}`) in memory of
-// this thread's that is reused from one send to the next, instead of a heap allocation for the
-// object and for each string: the value only lives until it is serialized. An empty list is
-// null, as it is for a json::value parameter. A send made while building one (a conversion that
-// sends) builds on the heap.
+// The payload object of `fields` on `storage`, as json::value's own constructor builds it from
+// the same braced list (a repeated key keeps its first value).
+boost::json::value buildObject(std::initializer_list<Field> fields,
+                               const boost::json::storage_ptr& storage) {
+  boost::json::object object(fields.size(), storage);
+  for (const Field& field : fields) {
+    // A value_ref gives its value on a chosen resource only from inside a braced list: {key,
+    // value} as the one element of a list makes an object of that pair; the value moves out.
+    boost::json::value pair(
+        {boost::json::value_ref({boost::json::value_ref(field.key), field.value})}, storage);
+    object.emplace(field.key, std::move(pair.get_object().begin()->value()));
+  }
+  return boost::json::value(std::move(object));
+}
+
+// The memory a payload written in place is built in, one per thread: on the heap, an object and
+// every string too long to be stored in place would cost an allocation and a free per event.
+struct BuildMemory {
+  static constexpr std::size_t kSize = 4096;
+  alignas(std::max_align_t) unsigned char buffer[kSize];
+  bool busy = false;
+};
+thread_local BuildMemory buildMemory;
+
 template <typename Send>
-void withBuilt(std::initializer_list<boost::json::value_ref> init, Send send) {
-  if (init.size() == 0) {
-    send(boost::json::value(nullptr));
+void withBuilt(std::initializer_list<Field> fields, Send send) {
+  if (fields.size() == 0) {
+    send(boost::json::value(nullptr));  // as an empty list is for a json::value parameter
     return;
   }
-  constexpr std::size_t kBuffer = 4096;
-  thread_local unsigned char buffer[kBuffer];
-  thread_local boost::json::monotonic_resource memory(buffer, kBuffer);
-  thread_local bool building = false;
-  if (building) {
-    send(boost::json::value(init));
+  if (buildMemory.busy) {
+    send(buildObject(fields, {}));  // a send made while one is built (a conversion that sends)
     return;
   }
-  building = true;
-  struct Release {
-    ~Release() {
-      memory.release();  // back to the thread's buffer; what a large payload took goes
-      building = false;
-    }
-  } release;
-  // On a monotonic resource the value's destruction frees nothing and visits nothing.
-  send(boost::json::value(init, &memory));
+  buildMemory.busy = true;
+  struct Done {
+    ~Done() { buildMemory.busy = false; }
+  } done;
+  // A resource of its own per send: what a payload larger than the buffer needed is freed with
+  // it, and the next send starts from the buffer again. On a monotonic resource the value's
+  // destruction visits and frees nothing.
+  boost::json::monotonic_resource memory(buildMemory.buffer, BuildMemory::kSize);
+  send(buildObject(fields, &memory));
 }
 
 void throwIf(const error_code& ec, const char* what) {
@@ -112,27 +130,25 @@ void EventBus::emitTo(int clusterId, std::string_view event, const boost::json::
   emitToRaw(clusterId, event, serialize(data), ec);
 }
 
-void EventBus::broadcast(std::string_view event,
-                         std::initializer_list<boost::json::value_ref> data) {
+void EventBus::broadcast(std::string_view event, std::initializer_list<Field> data) {
   error_code ec;
   broadcast(event, data, ec);
   throwIf(ec, "broadcast");
 }
 
-void EventBus::broadcast(std::string_view event, std::initializer_list<boost::json::value_ref> data,
+void EventBus::broadcast(std::string_view event, std::initializer_list<Field> data,
                          error_code& ec) {
   withBuilt(data, [&](const boost::json::value& built) { broadcast(event, built, ec); });
 }
 
-void EventBus::emitTo(int clusterId, std::string_view event,
-                      std::initializer_list<boost::json::value_ref> data) {
+void EventBus::emitTo(int clusterId, std::string_view event, std::initializer_list<Field> data) {
   error_code ec;
   emitTo(clusterId, event, data, ec);
   throwIf(ec, "emitTo");
 }
 
-void EventBus::emitTo(int clusterId, std::string_view event,
-                      std::initializer_list<boost::json::value_ref> data, error_code& ec) {
+void EventBus::emitTo(int clusterId, std::string_view event, std::initializer_list<Field> data,
+                      error_code& ec) {
   withBuilt(data, [&](const boost::json::value& built) { emitTo(clusterId, event, built, ec); });
 }
 

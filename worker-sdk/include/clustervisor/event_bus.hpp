@@ -76,6 +76,15 @@ using RawListener = std::function<void(std::string_view json, int sourceCluster)
 // JSON, with a std::runtime_error saying so (the listeners are then not called).
 using ErrorHandler = std::function<void(std::string_view event, std::exception_ptr error)>;
 
+// One "key": value of a payload object written in place (EventBus::broadcast and emitTo). The
+// value is anything a json::value can be made of, nested braced lists included; both refer to
+// the caller's arguments, so a Field lives only as long as the call it is written in.
+struct Field {
+  Field(std::string_view name, boost::json::value_ref data) : key(name), value(data) {}
+  std::string_view key;
+  boost::json::value_ref value;
+};
+
 // What a broadcastAndWait learned.
 struct AckReport {
   int acked = 0;              // distinct clusters that acknowledged
@@ -136,17 +145,17 @@ class EventBus {
   void emitTo(int clusterId, std::string_view event, const boost::json::value& data,
               boost::system::error_code& ec);
 
-  // The same with the payload written in place, as for a json::value:
+  // The same with a payload object written in place, as for a json::value:
   //   bus.emitTo(0, "ban", {{"guild", guild}, {"user", user}, {"reason", "spam"}});
-  // Built in memory the SDK reuses from one send to the next rather than on the heap: the
-  // cheapest way to send a payload the worker builds per event.
-  void broadcast(std::string_view event, std::initializer_list<boost::json::value_ref> data);
-  void broadcast(std::string_view event, std::initializer_list<boost::json::value_ref> data,
+  // (a list of "key", value pairs; an empty list is null). Built in memory the SDK reuses from
+  // one send to the next rather than on the heap: the cheapest way to send a payload the worker
+  // builds per event. Other braced payloads ({1, 2}, {v}) are json::value's, as before.
+  void broadcast(std::string_view event, std::initializer_list<Field> data);
+  void broadcast(std::string_view event, std::initializer_list<Field> data,
                  boost::system::error_code& ec);
-  void emitTo(int clusterId, std::string_view event,
-              std::initializer_list<boost::json::value_ref> data);
-  void emitTo(int clusterId, std::string_view event,
-              std::initializer_list<boost::json::value_ref> data, boost::system::error_code& ec);
+  void emitTo(int clusterId, std::string_view event, std::initializer_list<Field> data);
+  void emitTo(int clusterId, std::string_view event, std::initializer_list<Field> data,
+              boost::system::error_code& ec);
 
   // The same with data that is already JSON text (sent as is; receivers parse it).
   void broadcastRaw(std::string_view event, std::string_view json, boost::system::error_code& ec);
