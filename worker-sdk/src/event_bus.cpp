@@ -41,21 +41,6 @@ std::string_view serialize(const boost::json::value& data) {
   }
 }
 
-// The payload object of `fields` on `storage`, as json::value's own constructor builds it from
-// the same braced list (a repeated key keeps its first value).
-boost::json::value buildObject(std::initializer_list<Field> fields,
-                               const boost::json::storage_ptr& storage) {
-  boost::json::object object(fields.size(), storage);
-  for (const Field& field : fields) {
-    // A value_ref gives its value on a chosen resource only from inside a braced list: {key,
-    // value} as the one element of a list makes an object of that pair; the value moves out.
-    boost::json::value pair(
-        {boost::json::value_ref({boost::json::value_ref(field.key), field.value})}, storage);
-    object.emplace(field.key, std::move(pair.get_object().begin()->value()));
-  }
-  return boost::json::value(std::move(object));
-}
-
 // The memory a payload written in place is built in, one per thread: on the heap, an object and
 // every string too long to be stored in place would cost an allocation and a free per event.
 struct BuildMemory {
@@ -72,7 +57,8 @@ void withBuilt(std::initializer_list<Field> fields, Send send) {
     return;
   }
   if (buildMemory.busy) {
-    send(buildObject(fields, {}));  // a send made while one is built (a conversion that sends)
+    // A send made while one is built (a conversion that sends).
+    send(boost::json::value(boost::json::object(fields)));
     return;
   }
   buildMemory.busy = true;
@@ -83,7 +69,7 @@ void withBuilt(std::initializer_list<Field> fields, Send send) {
   // it, and the next send starts from the buffer again. On a monotonic resource the value's
   // destruction visits and frees nothing.
   boost::json::monotonic_resource memory(buildMemory.buffer, BuildMemory::kSize);
-  send(buildObject(fields, &memory));
+  send(boost::json::value(boost::json::object(fields, &memory)));
 }
 
 void throwIf(const error_code& ec, const char* what) {

@@ -52,6 +52,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/use_future.hpp>
+#include <boost/json/string_view.hpp>
 #include <boost/json/value.hpp>
 #include <boost/json/value_ref.hpp>
 #include <boost/system/error_code.hpp>
@@ -76,14 +77,11 @@ using RawListener = std::function<void(std::string_view json, int sourceCluster)
 // JSON, with a std::runtime_error saying so (the listeners are then not called).
 using ErrorHandler = std::function<void(std::string_view event, std::exception_ptr error)>;
 
-// One "key": value of a payload object written in place (EventBus::broadcast and emitTo). The
-// value is anything a json::value can be made of, nested braced lists included; both refer to
-// the caller's arguments, so a Field lives only as long as the call it is written in.
-struct Field {
-  Field(std::string_view name, boost::json::value_ref data) : key(name), value(data) {}
-  std::string_view key;
-  boost::json::value_ref value;
-};
+// One "key": value of a payload object written in place (EventBus::broadcast and emitTo), the
+// element type of json::object's own braced constructor. The value is anything a json::value
+// can be made of, nested braced lists included; it refers to the caller's arguments, so it lives
+// only as long as the call it is written in.
+using Field = std::pair<boost::json::string_view, boost::json::value_ref>;
 
 // What a broadcastAndWait learned.
 struct AckReport {
