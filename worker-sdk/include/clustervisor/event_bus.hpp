@@ -146,8 +146,9 @@ class EventBus {
   // The same with a payload object written in place, as for a json::value:
   //   bus.emitTo(0, "ban", {{"guild", guild}, {"user", user}, {"reason", "spam"}});
   // (a list of "key", value pairs; an empty list is null). Built in memory the SDK reuses from
-  // one send to the next rather than on the heap: the cheapest way to send a payload the worker
-  // builds per event. Other braced payloads ({1, 2}, {v}) are json::value's, as before.
+  // one send to the next (4 KiB; a larger payload takes heap blocks for the rest) rather than on
+  // the heap: the cheapest way to send a payload the worker builds per event. Other braced payloads
+  // ({1, 2}, {v}) are json::value's, as before.
   void broadcast(std::string_view event, std::initializer_list<Field> data);
   void broadcast(std::string_view event, std::initializer_list<Field> data,
                  boost::system::error_code& ec);
