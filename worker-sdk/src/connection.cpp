@@ -943,9 +943,10 @@ void Connection::startWait(std::string_view event, std::string_view payload,
                            std::chrono::milliseconds timeout, int expectedClusters,
                            WaitHandler handler) {
   const bool bypassBus = bypassesBus(handler);
+  // A wait that may be waited for on the bus leaves at once, not when the bus handler returns.
+  const bool now = bypassBus && !busOnIoThread_;
   if (expectedClusters <= 0) {
-    const error_code ec =
-        sendEvent(wire::kBroadcast, 0, event, payload, bypassBus && !busOnIoThread_);
+    const error_code ec = sendEvent(wire::kBroadcast, 0, event, payload, now);
     completeHandler(std::move(handler), ec, AckReport{}, false, bypassBus);
     return;
   }
@@ -976,10 +977,8 @@ void Connection::startWait(std::string_view event, std::string_view payload,
                     false, bypassBus);
     return;
   }
-  // Registered before sending, so an ack can never arrive for a wait that is not known yet. A
-  // wait that may be waited for on the bus leaves at once, not when the bus handler returns.
-  if (const error_code ec =
-          sendEvent(wire::kBroadcast, id, event, payload, bypassBus && !busOnIoThread_)) {
+  // Registered before sending, so an ack can never arrive for a wait that is not known yet.
+  if (const error_code ec = sendEvent(wire::kBroadcast, id, event, payload, now)) {
     bool mine = false;
     {
       std::lock_guard lock(waitsMutex_);
