@@ -11,12 +11,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <utility>
 
 #include <boost/asio/io_context.hpp>
@@ -218,14 +216,9 @@ BOOST_AUTO_TEST_CASE(a_future_a_listener_waits_for_completes_when_the_supervisor
   BOOST_REQUIRE(::shutdown(worker.socket, SHUT_WR) == 0);
   // The wait completes with what it learned (nothing), the listener returns, and the default
   // lost-supervisor exit runs after it. A worker stuck in the listener is killed at the deadline.
-  const auto deadline = std::chrono::steady_clock::now() + 20s;
   int status = 0;
   pid_t ended = 0;
-  while ((ended = ::waitpid(worker.pid, &status, WNOHANG)) == 0 &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(10ms);
-  }
-  if (ended == 0) {
+  if (!waitUntil([&] { return (ended = ::waitpid(worker.pid, &status, WNOHANG)) != 0; })) {
     ::kill(worker.pid, SIGKILL);
     ::waitpid(worker.pid, &status, 0);
   }
