@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -133,11 +134,17 @@ bool readable(int fd, int timeoutMs) {
 BOOST_AUTO_TEST_CASE(write_all_waits_for_room_on_a_non_blocking_descriptor) {
   Pipe pipe;
   BOOST_REQUIRE(::fcntl(pipe.write, F_SETFL, O_NONBLOCK) == 0);
-  // Four times what the pipe holds, read only after the writer has met a full pipe.
-  const std::string text(4 * 65536, 'x');
+  // Four times what the pipe holds, read only once the pipe is full: the writer meets EAGAIN.
+  const int capacity = ::fcntl(pipe.write, F_GETPIPE_SZ);
+  BOOST_REQUIRE(capacity > 0);
+  const std::string text(4 * static_cast<std::size_t>(capacity), 'x');
   std::string got;
   std::thread reader([&] {
-    std::this_thread::sleep_for(50ms);
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    for (int queued = 0; ::ioctl(pipe.read, FIONREAD, &queued) == 0 && queued < capacity &&
+                         std::chrono::steady_clock::now() < deadline;) {
+      std::this_thread::sleep_for(1ms);
+    }
     char buffer[8192];
     for (ssize_t n; (n = ::read(pipe.read, buffer, sizeof buffer)) > 0;) {
       got.append(buffer, static_cast<std::size_t>(n));
