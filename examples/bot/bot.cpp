@@ -10,7 +10,7 @@
 //   audit log           emitTo(0, "logAction"), heard only by the primary (cluster 0)
 //
 // Threads: main() plays the traffic and blocks freely (sleeps, broadcastAndWait(...).get());
-// listeners run one at a time on the SDK's dispatch thread. SIGTERM, which clustervisor sends to
+// listeners run one at a time on the SDK's threads. SIGTERM, which clustervisor sends to
 // stop a worker, sets a flag that the main loop checks while it waits for the next action.
 #include <algorithm>
 #include <atomic>
@@ -41,7 +41,7 @@ extern "C" void requestStop(int) {
   stopRequested = true;
 }
 
-// One whole line per call: the main thread and the dispatch thread both print, and the supervisor
+// One whole line per call: the main thread and the listeners both print, and the supervisor
 // reads our stdout through a pipe, so each line is flushed at once.
 void logLine(const std::string& line) {
   static std::mutex mutex;
@@ -133,8 +133,8 @@ void perform(const Action& action, clustervisor::Cluster& cluster, BotState& sta
       logLine("settings: guild " + action.guildId +
               " resets its settings, broadcasting and waiting");
       const int expected = cluster.totalClusters() - 1;
-      // Blocking in .get() is fine on the main thread. Never do it in a listener: the result is
-      // delivered on the dispatch thread, which that listener would be holding.
+      // Blocking in .get() is fine here, on the main thread (a listener may do it too, but holds
+      // every later event for this cluster meanwhile).
       const int acked =
           events.broadcastAndWait("cacheInvalidate", {{"key", guildKey}}, 2s, expected).get();
       logLine("settings: " + std::to_string(acked) + " clusters acknowledged (expected " +

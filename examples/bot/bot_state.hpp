@@ -4,7 +4,7 @@
 // bot-wide config, and whether maintenance mode is on.
 //
 // Threads: the traffic loop writes it on the main thread and listeners write it on the SDK's
-// dispatch thread, so every member function takes the lock. main() declares it before the
+// threads, so every member function takes the lock. main() declares it before the
 // Cluster, so it outlives every listener that refers to it.
 #pragma once
 

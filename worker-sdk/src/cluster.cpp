@@ -23,6 +23,7 @@
 
 #include "clustervisor/wire/frame.hpp"
 #include "connection.hpp"
+#include "io_threads.hpp"
 
 namespace clustervisor {
 
@@ -149,15 +150,27 @@ void blockAllSignals() {
   ::pthread_sigmask(SIG_BLOCK, &all, nullptr);
 }
 
+// How long one run of listeners may hold the SDK's default threads before the other one takes
+// the connection over (see detail::IoThreads): a quarter of the heartbeat interval, so heartbeats
+// go on within half an interval, but at most 100 ms (the standby looks that often).
+std::chrono::milliseconds takeOverAfter(std::uint32_t heartbeatIntervalMs) {
+  constexpr std::chrono::milliseconds kShortest{5};
+  constexpr std::chrono::milliseconds kLongest{100};
+  if (heartbeatIntervalMs == 0) {
+    return kLongest;
+  }
+  return std::clamp(std::chrono::milliseconds(heartbeatIntervalMs / 4), kShortest, kLongest);
+}
+
 }  // namespace
 
 struct Cluster::Impl {
-  std::shared_ptr<asio::io_context> io = std::make_shared<asio::io_context>(1);
-  std::shared_ptr<asio::io_context> dispatchContext;
+  std::shared_ptr<asio::io_context> io;
+  // By default: the io_context on two threads that take turns (detail::IoThreads). With
+  // ClusterOptions::executor or listenersOnIoThread: ioThread alone runs it.
+  std::shared_ptr<detail::IoThreads> threads;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> ioWork;
-  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> dispatchWork;
   std::thread ioThread;
-  std::thread dispatchThread;
   std::shared_ptr<detail::Connection> connection;
   std::optional<EventBus> bus;
   std::vector<std::uint32_t> shards;
@@ -167,15 +180,14 @@ struct Cluster::Impl {
     if (connection) {
       connection->shutdown();
     }
+    // The threads run what is queued (listeners see shutdown and return at once) and end when
+    // nothing is left, so no handler is left holding the connection when the contexts go.
     ioWork.reset();
     if (ioThread.joinable()) {
       ioThread.join();
     }
-    // The dispatch thread drains what is queued (listeners see shutdown and return at once),
-    // so no handler is left holding the connection when the contexts go.
-    dispatchWork.reset();
-    if (dispatchThread.joinable()) {
-      dispatchThread.join();
+    if (threads) {
+      threads->join();
     }
   }
 };
@@ -236,14 +248,14 @@ Cluster Cluster::fromEnvironment(ClusterOptions options) {
   impl->shards = std::move(shards);
   impl->totalShards = totalShards;
   asio::any_io_executor busExecutor;
-  if (options.executor) {
-    busExecutor = *options.executor;
-  } else if (options.listenersOnIoThread) {
-    busExecutor = impl->io->get_executor();
+  if (options.executor || options.listenersOnIoThread) {
+    impl->io = std::make_shared<asio::io_context>(1);  // one thread: no locking
+    busExecutor = options.executor ? *options.executor : impl->io->get_executor();
   } else {
-    impl->dispatchContext = std::make_shared<asio::io_context>(1);
-    impl->dispatchWork.emplace(impl->dispatchContext->get_executor());
-    busExecutor = impl->dispatchContext->get_executor();
+    impl->io = std::make_shared<asio::io_context>();
+    impl->threads =
+        std::make_shared<detail::IoThreads>(impl->io, takeOverAfter(welcome.heartbeatIntervalMs));
+    busExecutor = impl->threads->busExecutor();
   }
   impl->ioWork.emplace(impl->io->get_executor());
   detail::Connection::Settings settings;
@@ -259,16 +271,15 @@ Cluster Cluster::fromEnvironment(ClusterOptions options) {
   settings.onSupervisorLost = std::move(options.onSupervisorLost);
   settings.heartbeatInterval = std::chrono::milliseconds(welcome.heartbeatIntervalMs);
   settings.heartbeatFromBus = options.heartbeatFromExecutor;
-  settings.keepAlive = {impl->io, impl->dispatchContext};
+  settings.threads = impl->threads.get();
+  settings.keepAlive = {impl->io, impl->threads};
   impl->connection = std::make_shared<detail::Connection>(std::move(settings));
   impl->bus.emplace(impl->connection);
   impl->connection->start();
-  impl->ioThread = std::thread([ctx = impl->io.get()] {
-    blockAllSignals();
-    ctx->run();
-  });
-  if (impl->dispatchContext) {
-    impl->dispatchThread = std::thread([ctx = impl->dispatchContext.get()] {
+  if (impl->threads) {
+    impl->threads->start();
+  } else {
+    impl->ioThread = std::thread([ctx = impl->io.get()] {
       blockAllSignals();
       ctx->run();
     });

@@ -21,6 +21,8 @@
 #include <boost/asio/write.hpp>
 #include <boost/json/parse.hpp>
 
+#include "io_threads.hpp"
+
 namespace clustervisor::detail {
 
 namespace asio = boost::asio;
@@ -46,6 +48,7 @@ Connection::Connection(Settings settings)
       heartbeatInterval_(settings.heartbeatInterval),
       heartbeatFromBus_(settings.heartbeatFromBus),
       busOnIoThread_(settings.busExecutor == settings.ioExecutor),
+      threads_(settings.threads),
       reader_(std::move(settings.reader)),
       fd_(settings.fd),
       receiveLimit_(settings.receiveQueueLimit),
@@ -253,6 +256,10 @@ error_code Connection::enqueue(std::size_t frameSize, const Write& write, bool c
   }
   if (helpBusWriter) {
     asio::post(io_, [self = shared_from_this()] { self->flushForBus(); });
+  }
+  if (threads_ != nullptr && !onBus && (startWriting || helpBusWriter)) {
+    // The write waits for the I/O thread, which may be running a listener.
+    threads_->nudge(false);
   }
   return {};
 }
@@ -486,9 +493,22 @@ void Connection::readLoop() {
                             }
                             self->reader_.commit(n);
                             self->handleFrames();
-                            if (self->connected()) {
-                              self->readMore();
+                            if (!self->connected()) {
+                              return;
                             }
+                            if (self->threads_ == nullptr) {
+                              self->readMore();
+                              return;
+                            }
+                            // After the listeners of what was read (posted to the bus strand
+                            // just now), so their replies leave first; and by a handler of its
+                            // own, so a thread taking the connection over from a listener that
+                            // blocks reads on.
+                            asio::post(self->io_, [self] {
+                              if (self->connected()) {
+                                self->readMore();
+                              }
+                            });
                           });
 }
 
@@ -996,6 +1016,11 @@ void Connection::startWait(std::string_view event, std::string_view payload,
   if (arm) {
     asio::post(io_, [self = shared_from_this()] { self->armWaitTimer(); });
   }
+  if (bypassBus && threads_ != nullptr) {
+    // The listener that started it may now block on it, holding the thread that would read
+    // its acknowledgements: the other one takes the connection over at once.
+    threads_->nudge(true);
+  }
 }
 
 void Connection::armWaitTimer() {
@@ -1153,11 +1178,21 @@ void Connection::completeHandler(WaitHandler handler, error_code ec, AckReport r
           // Through the I/O thread while it runs: under the lock shutdown() takes, a post made
           // before it is run before that thread ends. Later (a Cluster being destroyed), through
           // Asio's system executor.
-          std::lock_guard lock(waitsMutex_);
-          if (!shutdown_) {
-            asio::post(io_, asio::bind_executor(executor, std::move(complete)));
-          } else {
-            asio::post(asio::system_executor(), asio::bind_executor(executor, std::move(complete)));
+          bool viaIo = false;
+          {
+            std::lock_guard lock(waitsMutex_);
+            viaIo = !shutdown_;
+            if (viaIo) {
+              asio::post(io_, asio::bind_executor(executor, std::move(complete)));
+            } else {
+              asio::post(asio::system_executor(),
+                         asio::bind_executor(executor, std::move(complete)));
+            }
+          }
+          if (viaIo && threads_ != nullptr) {
+            // The listener that started the wait may block on it: the other thread takes the
+            // connection over at once and hands the result on.
+            threads_->nudge(true);
           }
         } else if (outsideInitiation && busOnIoThread_) {
           asio::dispatch(bus_, asio::bind_executor(executor, std::move(complete)));

@@ -3,19 +3,22 @@
 // detail::Connection: the SDK's side of the socket to the supervisor. Private to the SDK.
 //
 // Threads and ownership: the socket, the read loop, the write loop, wait timers and all wait
-// bookkeeping live on the I/O executor (one SDK thread). Senders on any thread append encoded
-// frames to a mutex-guarded, bounded send buffer; the write loop takes the whole buffer in one
-// write, so bursts of small events coalesce. A send made on the bus strand (a listener's reply,
-// an acknowledgement, the next wait started by a completion handler) is written by the bus strand
-// itself once its current handler returns, when no write is in progress: one write for all the
-// sends of a batch, and no hand-over to the I/O thread on the request/response path. Other sends
-// that follow a write by less than kCork wait for the rest of it (unless kCorkBytes are queued),
-// so bursts go out in few large writes.
-// Incoming events are handed in batches (one buffer per read) to the bus strand, where listeners
-// run and, afterwards, acknowledgements are queued. Listeners are looked up in a copy-on-write
-// snapshot, so delivering an event takes no lock and copies nothing. Connection is shared
-// (shared_ptr) by Cluster, EventBus, Subscriptions and in-flight operations; Cluster::~Cluster
-// calls shutdown(), after which no callback is started.
+// bookkeeping live on the I/O executor, whose handlers never run on two threads at once (one SDK
+// thread; or the default's two, IoThreads, which run them one at a time). Everything on the bus
+// strand is written as if the bus ran on another thread, which it may: code on the bus never
+// dispatches to the I/O executor (it posts), so no I/O handler runs inside a bus handler. Senders
+// on any thread append encoded frames to a mutex-guarded, bounded send buffer; the write loop takes
+// the whole buffer in one write, so bursts of small events coalesce. A send made on the bus strand
+// (a listener's reply, an acknowledgement, the next wait started by a completion handler) is
+// written by the bus strand itself once its current handler returns, when no write is in progress:
+// one write for all the sends of a batch, and no hand-over to the I/O thread on the
+// request/response path. Other sends that follow a write by less than kCork wait for the rest of it
+// (unless kCorkBytes are queued), so bursts go out in few large writes. Incoming events are handed
+// in batches (one buffer per read) to the bus strand, where listeners run and, afterwards,
+// acknowledgements are queued. Listeners are looked up in a copy-on-write snapshot, so delivering
+// an event takes no lock and copies nothing. Connection is shared (shared_ptr) by Cluster,
+// EventBus, Subscriptions and in-flight operations; Cluster::~Cluster calls shutdown(), after which
+// no callback is started.
 #pragma once
 
 #include <atomic>
@@ -43,6 +46,10 @@
 #include "parse_arena.hpp"
 
 namespace clustervisor::detail {
+class IoThreads;
+}
+
+namespace clustervisor::detail {
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
@@ -63,6 +70,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::function<void()> onSupervisorLost;
     std::chrono::milliseconds heartbeatInterval{0};  // from the welcome; 0: no heartbeats
     bool heartbeatFromBus = false;                   // ClusterOptions::heartbeatFromExecutor
+    // The default threads, when the bus strand shares the I/O executor's io_context through them:
+    // told when a send or a wait needs the connection while a listener may hold it. Kept alive by
+    // keepAlive.
+    IoThreads* threads = nullptr;
     // The execution contexts behind the executors: a Connection kept alive by a handler queued
     // on a user's executor must not outlive the services its socket and strand belong to.
     std::vector<std::shared_ptr<void>> keepAlive;
@@ -237,6 +248,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   const bool heartbeatFromBus_;
   // The bus strand runs on the I/O thread: work handed to it from that thread may run at once.
   const bool busOnIoThread_;
+  // The default threads (Settings::threads), or null.
+  IoThreads* const threads_;
   // A heartbeat posted to the bus executor and not yet run: a blocked executor gets one, not a
   // pile of them.
   std::atomic<bool> heartbeatPending_{false};

@@ -8,12 +8,16 @@
 // thread. Outside clustervisor it throws clustervisor::Error(Errc::kNotUnderSupervisor) with a
 // message saying so.
 //
-// Threads: the SDK runs one I/O thread of its own for the socket, so the connection keeps
-// working while user code blocks. Listeners and completion handlers run on the bus executor:
-// by default a second SDK thread; pass ClusterOptions::executor (say, your io_context's) to run
-// them there instead, or set ClusterOptions::listenersOnIoThread to run them on the I/O thread;
-// while connected, the SDK keeps outstanding work on that executor (events may arrive at any time),
-// so its io_context::run() returns only after the Cluster is destroyed or the supervisor is lost.
+// Threads: by default the SDK runs two threads of its own, which take turns running the
+// connection (socket, heartbeats, writes) and the listeners: an event's listeners run on the
+// thread that read it, without a hand-over. When a listener or completion handler holds that
+// thread for a quarter of heartbeat.interval (at most 100 ms), or another thread needs the
+// connection meanwhile, the other SDK thread takes the connection over, so it keeps working
+// while user code blocks; listeners still run one at a time. Pass ClusterOptions::executor (say,
+// your io_context's) to run listeners and completion handlers there instead, or set
+// ClusterOptions::listenersOnIoThread for one SDK thread that does everything. With an executor of
+// yours, while connected, the SDK keeps outstanding work on it (events may arrive at any time), so
+// its io_context::run() returns only after the Cluster is destroyed or the supervisor is lost.
 // The destructor writes what is still queued for the supervisor (for at most 2 s), stops its
 // threads, and no listener runs after it returns; broadcastAndWait calls still open complete (with
 // the count so far) on their executors. The SDK's threads block every signal, so signals go to the
@@ -38,7 +42,7 @@
 namespace clustervisor {
 
 struct ClusterOptions {
-  // Where listeners and completion handlers run. Unset: a dispatch thread owned by the SDK.
+  // Where listeners and completion handlers run. Unset: the SDK's own two threads (above).
   std::optional<boost::asio::any_io_executor> executor;
   // Called once, on the bus executor, when the connection to the supervisor is lost.
   // Unset: write a line to stderr and _exit(1).
@@ -57,20 +61,21 @@ struct ClusterOptions {
   // after the backlog (acknowledgements for this worker's waits, a new cluster count, the stop
   // notice) is read after it.
   std::size_t receiveQueueLimit = 8 * 1024 * 1024;
-  // Heartbeats (heartbeat.interval in bot.toml) are sent by the SDK's I/O thread, so they prove
-  // the process is alive and scheduled even while your code blocks (your listeners too, unless
-  // they run on that thread: listenersOnIoThread). Set this to send them from
+  // Heartbeats (heartbeat.interval in bot.toml) are sent by the thread that runs the connection,
+  // so they prove the process is alive and scheduled even while your code blocks (your
+  // listeners too: the other SDK thread takes the connection over; not with
+  // listenersOnIoThread). Set this to send them from
   // the bus executor instead: then a blocked executor (a listener that never returns, a
   // deadlock) stops the heartbeats, and the supervisor kills the worker as hung after
   // heartbeat.timeout.
   bool heartbeatFromExecutor = false;
-  // Run listeners and completion handlers on the SDK's I/O thread: one thread does everything,
-  // as in a Node.js process. An event then reaches its listener without a hand-over between
-  // threads (lower latency and less CPU per event: README, "Performance"). The price is the
-  // isolation of the default: while a listener runs, the connection waits (no reads, writes or
-  // heartbeats), so a listener that blocks for heartbeat.timeout gets the worker killed as hung.
-  // Keep listeners short, or hand long work to a thread of your own. Cannot be combined with
-  // `executor` (fromEnvironment() throws std::invalid_argument).
+  // One SDK thread runs the connection and the listeners, and nothing takes over from it: as in
+  // a Node.js process. Slightly less CPU per event than the default (no standby, no locking in
+  // the event loop; README, "Performance"). The price is the default's isolation: while a
+  // listener runs, the connection waits (no reads, writes or heartbeats), so a listener that
+  // blocks for heartbeat.timeout gets the worker killed as hung, and a listener must never wait
+  // for a future of this SDK. Keep listeners short, or hand long work to a thread of your own.
+  // Cannot be combined with `executor` (fromEnvironment() throws std::invalid_argument).
   bool listenersOnIoThread = false;
 };
 

@@ -14,10 +14,12 @@
 // delivery, so a cluster that is not listening yet does not acknowledge yet.
 //
 // Threads: broadcast, emitTo, broadcastAndWait, on and off may be called from any thread.
-// Listeners run one at a time, in arrival order, on the bus executor (Cluster chooses it: its own
-// dispatch thread, or the executor given in ClusterOptions), not on the SDK's I/O thread, so a
-// slow listener cannot stall the connection; unless ClusterOptions::listenersOnIoThread puts
-// them there, trading that isolation for latency. Events from one sender reach listeners in the
+// Listeners run one at a time, in arrival order, on the bus executor (Cluster chooses it: the
+// SDK's own threads, or the executor given in ClusterOptions). On the SDK's threads a listener
+// runs on the thread that read its event, and one that runs long has the connection taken over by
+// the other thread, so a slow listener cannot stall the connection; unless
+// ClusterOptions::listenersOnIoThread, which has one thread and no takeover, trading that
+// isolation for a little CPU. Events from one sender reach listeners in the
 // order they were sent. After the listeners for an event returned, the SDK acknowledges it; a
 // listener that throws does not stop the acknowledgement (the error goes to the error handler).
 //
@@ -27,12 +29,13 @@
 // the events that arrived before what completed the wait (replies sent to the waiter before an
 // acknowledgement). Except for a wait started on the bus (in a listener or a completion handler)
 // whose handler has an executor of its own (a future's, say): that one is handed over from the
-// SDK's I/O thread, not through the bus. So a listener may block on the `.get()` of a wait it
-// started; later events wait until it returns (past ClusterOptions::receiveQueueLimit of them,
-// the acknowledgements too: the wait then ends at its timeout). Not with
-// ClusterOptions::listenersOnIoThread: there the waiting listener holds the I/O thread that would
-// read the acknowledgements, and `.get()` never returns. A callback or a coroutine holds nothing
-// while it waits.
+// thread running the connection, not through the bus (and on the SDK's own threads, starting it
+// has the other thread take the connection over at once). So a listener may block on the `.get()`
+// of a wait it started; later events wait until it returns (past
+// ClusterOptions::receiveQueueLimit of them, the acknowledgements too: the wait then ends at its
+// timeout). Not with ClusterOptions::listenersOnIoThread: there the waiting listener holds the
+// only thread, which would read the acknowledgements, and `.get()` never returns. A callback or a
+// coroutine holds nothing while it waits.
 //
 // An EventBus is owned by its Cluster and lives as long as it.
 #pragma once

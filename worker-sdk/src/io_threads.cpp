@@ -1,0 +1,168 @@
+// SPDX-License-Identifier: MIT
+#include "io_threads.hpp"
+
+#include <pthread.h>
+
+#include <csignal>
+
+namespace clustervisor::detail {
+
+namespace asio = boost::asio;
+
+IoThreads::IoThreads(std::shared_ptr<asio::io_context> io, std::chrono::milliseconds period)
+    : io_(std::move(io)), period_(period) {}
+
+IoThreads::~IoThreads() {
+  join();
+}
+
+void IoThreads::start() {
+  threads_[0] = std::thread([this] { threadMain(0); });
+  threads_[1] = std::thread([this] { threadMain(1); });
+}
+
+void IoThreads::join() {
+  for (auto& thread : threads_) {
+    if (thread.joinable()) {
+      thread.join();
+    }
+  }
+}
+
+asio::any_io_executor IoThreads::busExecutor() {
+  return Executor<asio::io_context::executor_type>(this, io_->get_executor());
+}
+
+void IoThreads::nudge(bool urgent) noexcept {
+  if (!busHeld()) {
+    return;
+  }
+  if (!urgent && nudged_.load(std::memory_order_relaxed)) {
+    return;  // the standby is already looking
+  }
+  {
+    std::lock_guard lock(mutex_);
+    // Kept for the run that holds the owner now: a thread that stands by later (one about to,
+    // or one still in a run that was taken over) acts on it only while that run lasts.
+    nudged_.store(true, std::memory_order_relaxed);
+    urgent_ = urgent_ || urgent;
+    nudgedRun_ = entered_.load(std::memory_order_seq_cst);
+    if (!standingBy_) {
+      return;
+    }
+  }
+  standby_.notify_one();
+}
+
+void IoThreads::threadMain(int self) {
+  // The SDK's threads never take the worker's signals: a SIGTERM handler or sigwait() in the
+  // worker's own code must see them.
+  sigset_t all;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_BLOCK, &all, nullptr);
+  while (waitForOwnership(self)) {
+    // Owner until the standby takes over: a bus run that held this thread too long gives the
+    // io_context up when it returns (the standby runs it meanwhile).
+    while (owner_.load(std::memory_order_seq_cst) == self) {
+      if (io_->run_one() == 0) {
+        // Out of work (the Cluster is gone): the standby ends too.
+        std::lock_guard lock(mutex_);
+        finished_ = true;
+        owner_.store(kNobody, std::memory_order_seq_cst);
+        standby_.notify_all();
+        return;
+      }
+    }
+  }
+}
+
+bool IoThreads::waitForOwnership(int self) {
+  std::unique_lock lock(mutex_);
+  struct StandingBy {
+    IoThreads& t;
+    explicit StandingBy(IoThreads& threads) : t(threads) {
+      t.standingBy_ = true;
+      if (t.entered_.load(std::memory_order_seq_cst) != t.nudgedRun_ || !t.busHeld()) {
+        // Asked about a run that has ended.
+        t.nudged_.store(false, std::memory_order_relaxed);
+        t.urgent_ = false;
+      }
+    }
+    ~StandingBy() { t.standingBy_ = false; }  // under mutex_ (declared after the lock)
+  } standingBy(*this);
+  std::uint64_t seen = entered_.load(std::memory_order_seq_cst);
+  for (;;) {
+    if (finished_) {
+      return false;
+    }
+    const int owner = owner_.load(std::memory_order_seq_cst);
+    if (owner == self) {
+      return true;  // a takeover that found the bus run over gave it back
+    }
+    if (owner == kNobody) {
+      owner_.store(self, std::memory_order_seq_cst);
+      return true;
+    }
+    if (nudged_.load(std::memory_order_relaxed)) {
+      if (lookAfterNudge(self, lock)) {
+        return true;
+      }
+      seen = entered_.load(std::memory_order_seq_cst);
+      continue;
+    }
+    standby_.wait_for(lock, period_, [&] {
+      return finished_ || nudged_.load(std::memory_order_relaxed) ||
+             owner_.load(std::memory_order_seq_cst) == kNobody;
+    });
+    if (finished_ || nudged_.load(std::memory_order_relaxed) ||
+        owner_.load(std::memory_order_seq_cst) == kNobody) {
+      continue;
+    }
+    // The same bus run as a period ago, still going: the owner has been held a whole period.
+    const std::uint64_t now = entered_.load(std::memory_order_seq_cst);
+    if (now == seen && busHeld() && takeOver(self, lock)) {
+      return true;
+    }
+    seen = now;
+  }
+}
+
+bool IoThreads::lookAfterNudge(int self, std::unique_lock<std::mutex>& lock) {
+  // Someone needs the connection while a bus run holds the owner: at once (urgent), or once that
+  // run has lasted kNudgeDelay. A run that ends meanwhile and is followed by another that holds
+  // the owner gives that one its delay too, once.
+  for (int look = 0; look < 2; ++look) {
+    const std::uint64_t run = entered_.load(std::memory_order_seq_cst);
+    if (!urgent_) {
+      standby_.wait_for(lock, kNudgeDelay, [&] { return urgent_ || finished_; });
+    }
+    if (finished_) {
+      return false;
+    }
+    const bool sameRun = entered_.load(std::memory_order_seq_cst) == run;
+    if (urgent_ || sameRun || !busHeld()) {
+      break;
+    }
+  }
+  nudged_.store(false, std::memory_order_relaxed);
+  urgent_ = false;
+  return busHeld() && takeOver(self, lock);
+}
+
+bool IoThreads::takeOver(int self, std::unique_lock<std::mutex>& lock) {
+  // Taken first, then checked: the owner, leaving its bus run, counts it (leave()) before it
+  // looks at owner_ again. Either it sees this thread as the owner and stands by, or this
+  // thread sees the run ended and gives the io_context back (both sequentially consistent).
+  const int previous = owner_.exchange(self, std::memory_order_seq_cst);
+  if (busHeld()) {
+    takeovers_.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+  // The owner may have seen this thread as the owner meanwhile: it waits for mutex_ (held
+  // here), then finds itself the owner again.
+  owner_.store(previous, std::memory_order_seq_cst);
+  (void)lock;
+  return false;
+}
+
+}  // namespace clustervisor::detail

@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: MIT
+//
+// detail::IoThreads: the SDK's default threads. Private to the SDK.
+//
+// One io_context runs both the connection (socket, timers, writes) and the bus strand
+// (listeners, completion handlers), so an event reaches its listener on the thread that read it,
+// without a hand-over between threads. Two threads take turns running it: one, the owner, runs
+// it; the other stands by. A slow or blocked listener must not stop the connection (its
+// heartbeats, reads, the writes of other threads' sends), so the standby watches the bus: when
+// one run of the bus strand has lasted a whole watch period, or a thread needs the connection
+// while the bus holds the owner (see nudge()), the standby takes over the io_context, and the
+// thread in the listener stands by once it returns. Only the owner runs the io_context's
+// handlers, apart from the bus run the previous owner finishes: the connection's own handlers
+// never run on two threads at once, as they would not with one thread.
+//
+// A bus run never starts inside another handler: the bus executor (busExecutor()) always posts,
+// so a listener that blocks holds nothing but the bus strand.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <type_traits>
+#include <utility>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/execution.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/require.hpp>
+
+namespace clustervisor::detail {
+
+class IoThreads {
+ public:
+  // `period`: how long one run of the bus strand may hold the owner before the standby takes
+  // over the connection (it notices within two periods).
+  IoThreads(std::shared_ptr<boost::asio::io_context> io, std::chrono::milliseconds period);
+  IoThreads(const IoThreads&) = delete;
+  IoThreads& operator=(const IoThreads&) = delete;
+  ~IoThreads();
+
+  // Starts both threads; they end once the io_context runs out of work (join()).
+  void start();
+  void join();
+
+  // The executor for the bus strand: runs each function through the io_context, never inline,
+  // and tells this watch when one starts and ends.
+  boost::asio::any_io_executor busExecutor();
+
+  // A thread needs the connection now (it queued a write, or a listener is about to wait for
+  // an answer the connection must read). If a bus run holds the owner, the standby takes over:
+  // at once when `urgent`, otherwise once that run has lasted kNudgeDelay. Cheap when the bus is
+  // idle: two loads.
+  void nudge(bool urgent) noexcept;
+  static constexpr std::chrono::microseconds kNudgeDelay{1000};
+
+  // Bus runs the standby has taken the connection from.
+  std::uint64_t takeovers() const { return takeovers_.load(std::memory_order_relaxed); }
+
+ private:
+  template <typename Inner>
+  class Executor;
+  template <typename F>
+  struct Watched;
+
+  void enter() noexcept { entered_.fetch_add(1, std::memory_order_seq_cst); }
+  void leave() noexcept { left_.fetch_add(1, std::memory_order_seq_cst); }
+  bool busHeld() const noexcept {
+    return entered_.load(std::memory_order_seq_cst) != left_.load(std::memory_order_seq_cst);
+  }
+  void threadMain(int self);
+  // Standby: waits until the connection has no owner or should be taken over, then owns it.
+  // False once the threads are ending.
+  bool waitForOwnership(int self);
+  bool lookAfterNudge(int self, std::unique_lock<std::mutex>& lock);
+  bool takeOver(int self, std::unique_lock<std::mutex>& lock);
+
+  static constexpr int kNobody = -1;
+
+  std::shared_ptr<boost::asio::io_context> io_;
+  const std::chrono::milliseconds period_;
+  std::atomic<std::uint64_t> entered_{0};
+  std::atomic<std::uint64_t> left_{0};
+  std::atomic<int> owner_{kNobody};
+  std::atomic<bool> nudged_{false};
+  std::atomic<std::uint64_t> takeovers_{0};
+  std::mutex mutex_;
+  std::condition_variable standby_;
+  bool urgent_ = false;          // under mutex_, with nudged_
+  bool standingBy_ = false;      // under mutex_: a thread waits in waitForOwnership()
+  std::uint64_t nudgedRun_ = 0;  // under mutex_: entered_ at the last nudge
+  bool finished_ = false;        // under mutex_: the io_context ran out of work
+  std::thread threads_[2];
+};
+
+template <typename F>
+struct IoThreads::Watched {
+  IoThreads* watch;
+  F f;
+  void operator()() {
+    struct Leave {
+      IoThreads* watch;
+      ~Leave() { watch->leave(); }
+    };
+    watch->enter();
+    Leave leave{watch};
+    std::move(f)();
+  }
+};
+
+// A standard executor over the io_context's: execute() always posts, and wraps each function in
+// enter()/leave(). Like the io_context's executor it reports blocking.possibly unless
+// blocking.never is required of it (as asio::post() does): so a strand over it runs a function
+// dispatched inside that strand at once (a listener dispatching to the bus), and posts from
+// anywhere else, so a bus run never starts inside an I/O handler. Outstanding work is tracked on
+// the io_context as its own executor does.
+template <typename Inner>
+class IoThreads::Executor {
+ public:
+  Executor(IoThreads* watch, Inner inner, bool possiblyBlocking = true)
+      : watch_(watch), inner_(std::move(inner)), possiblyBlocking_(possiblyBlocking) {}
+
+  template <typename F>
+  void execute(F&& f) const {
+    boost::asio::require(inner_, boost::asio::execution::blocking.never)
+        .execute(Watched<std::decay_t<F>>{watch_, std::forward<F>(f)});
+  }
+
+  boost::asio::execution_context& query(
+      boost::asio::execution::context_as_t<boost::asio::execution_context&>) const noexcept {
+    return boost::asio::query(inner_, boost::asio::execution::context);
+  }
+  boost::asio::execution::blocking_t query(boost::asio::execution::blocking_t) const noexcept {
+    if (possiblyBlocking_) {
+      return boost::asio::execution::blocking.possibly;
+    }
+    return boost::asio::execution::blocking.never;
+  }
+  Executor require(boost::asio::execution::blocking_t::never_t) const {
+    return Executor(watch_, inner_, false);
+  }
+  Executor require(boost::asio::execution::blocking_t::possibly_t) const {
+    return Executor(watch_, inner_, true);
+  }
+  auto require(boost::asio::execution::outstanding_work_t::tracked_t t) const {
+    using Tracked = std::decay_t<decltype(boost::asio::require(inner_, t))>;
+    return Executor<Tracked>(watch_, boost::asio::require(inner_, t), possiblyBlocking_);
+  }
+  auto require(boost::asio::execution::outstanding_work_t::untracked_t u) const {
+    using Untracked = std::decay_t<decltype(boost::asio::require(inner_, u))>;
+    return Executor<Untracked>(watch_, boost::asio::require(inner_, u), possiblyBlocking_);
+  }
+
+  friend bool operator==(const Executor& a, const Executor& b) noexcept {
+    return a.watch_ == b.watch_ && a.inner_ == b.inner_ &&
+           a.possiblyBlocking_ == b.possiblyBlocking_;
+  }
+  friend bool operator!=(const Executor& a, const Executor& b) noexcept { return !(a == b); }
+
+ private:
+  IoThreads* watch_;
+  Inner inner_;
+  bool possiblyBlocking_;
+};
+
+}  // namespace clustervisor::detail

@@ -1,0 +1,177 @@
+// SPDX-License-Identifier: MIT
+#include <boost/test/unit_test.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <thread>
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+
+#include "io_threads.hpp"
+
+namespace asio = boost::asio;
+using clustervisor::detail::IoThreads;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Polls `condition` until it holds or `timeout` passes.
+bool waitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout = 20s) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return false;
+    }
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+
+// An io_context on IoThreads, with work kept until the fixture ends, and the bus strand over
+// the threads' bus executor, as Cluster sets them up.
+struct Threads {
+  explicit Threads(std::chrono::milliseconds period)
+      : io(std::make_shared<asio::io_context>()),
+        threads(std::make_shared<IoThreads>(io, period)),
+        work(io->get_executor()),
+        bus(asio::make_strand(threads->busExecutor())) {
+    threads->start();
+  }
+  ~Threads() {
+    work.reset();
+    threads->join();
+  }
+  // Blocks on the bus until an I/O handler (posted to the io_context from the bus, so it can
+  // only run on the other thread) has run; false if none ran within the deadline.
+  bool busWaitsForIo(const std::function<void()>& beforeWaiting = {}) {
+    struct State {
+      std::atomic<bool> ioRan{false};
+      std::atomic<int> result{0};
+    };
+    auto state = std::make_shared<State>();  // outlives a failed test's handlers
+    asio::post(bus, [state, io = io, beforeWaiting] {
+      asio::post(*io, [state] { state->ioRan = true; });
+      if (beforeWaiting) {
+        beforeWaiting();
+      }
+      state->result = waitFor([&] { return state->ioRan.load(); }) ? 1 : 2;
+    });
+    BOOST_TEST_REQUIRE(waitFor([&] { return state->result.load() != 0; }, 40s));
+    return state->result.load() == 1;
+  }
+
+  std::shared_ptr<asio::io_context> io;
+  std::shared_ptr<IoThreads> threads;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  asio::strand<asio::any_io_executor> bus;
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(io_threads)
+
+BOOST_AUTO_TEST_CASE(a_bus_handler_that_blocks_has_the_io_context_taken_over_by_the_other_thread) {
+  Threads t(20ms);
+  BOOST_TEST(t.busWaitsForIo());
+  BOOST_TEST(t.threads->takeovers() == 1U);
+}
+
+BOOST_AUTO_TEST_CASE(an_urgent_nudge_hands_the_io_context_over_without_waiting_a_period) {
+  Threads t(std::chrono::hours(1));  // the periodic look never comes in time
+  BOOST_TEST(t.busWaitsForIo([&] { t.threads->nudge(true); }));
+  BOOST_TEST(t.threads->takeovers() == 1U);
+}
+
+BOOST_AUTO_TEST_CASE(a_nudge_hands_the_io_context_over_once_the_bus_handler_has_held_it_a_while) {
+  Threads t(std::chrono::hours(1));
+  const auto start = std::chrono::steady_clock::now();
+  BOOST_TEST(t.busWaitsForIo([&] { t.threads->nudge(false); }));
+  BOOST_TEST((std::chrono::steady_clock::now() - start >= IoThreads::kNudgeDelay));
+  BOOST_TEST(t.threads->takeovers() == 1U);
+}
+
+BOOST_AUTO_TEST_CASE(a_nudge_while_the_bus_is_idle_changes_nothing) {
+  Threads t(std::chrono::hours(1));
+  t.threads->nudge(true);
+  t.threads->nudge(false);
+  std::atomic<int> ran{0};
+  for (int i = 0; i < 100; ++i) {
+    asio::post(t.bus, [&] { ++ran; });
+    asio::post(*t.io, [&] { ++ran; });
+  }
+  BOOST_TEST(waitFor([&] { return ran.load() == 200; }));
+  BOOST_TEST(t.threads->takeovers() == 0U);
+}
+
+BOOST_AUTO_TEST_CASE(a_dispatch_to_the_bus_runs_at_once_inside_it_and_is_posted_from_elsewhere) {
+  Threads t(std::chrono::hours(1));
+  std::atomic<int> inside{-1};  // 1: the bus dispatch ran inside the caller
+  std::atomic<int> fromIo{-1};  // 1: the dispatch from an I/O handler ran inside that handler
+  asio::post(t.bus, [&] {
+    bool ran = false;
+    asio::dispatch(t.bus, [&] { ran = true; });
+    inside = ran ? 1 : 0;
+  });
+  asio::post(*t.io, [&] {
+    auto ran = std::make_shared<std::atomic<bool>>(false);
+    asio::dispatch(t.bus, [ran] { *ran = true; });
+    fromIo = *ran ? 1 : 0;
+  });
+  BOOST_TEST_REQUIRE(waitFor([&] { return inside.load() >= 0 && fromIo.load() >= 0; }));
+  BOOST_TEST(inside.load() == 1);
+  BOOST_TEST(fromIo.load() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(the_io_contexts_own_handlers_never_run_on_two_threads_at_once) {
+  // A chain of I/O handlers that notice any overlap, while bus handlers block over and over
+  // (each one taken over: the threads swap roles every time).
+  std::atomic<int> inside{0};
+  std::atomic<int> overlaps{0};
+  std::atomic<bool> stop{false};
+  std::atomic<long> ioRuns{0};
+  std::function<void()> io;
+  Threads t(2ms);  // ends (joins) before what its handlers use
+  io = [&] {
+    if (inside.fetch_add(1) != 0) {
+      ++overlaps;
+    }
+    std::this_thread::yield();
+    ++ioRuns;
+    inside.fetch_sub(1);
+    if (!stop) {
+      asio::post(*t.io, io);
+    }
+  };
+  for (int i = 0; i < 4; ++i) {
+    asio::post(*t.io, io);
+  }
+  for (int round = 0; round < 20; ++round) {
+    BOOST_TEST_REQUIRE(t.busWaitsForIo());
+  }
+  stop = true;
+  BOOST_TEST(overlaps.load() == 0);
+  BOOST_TEST(ioRuns.load() > 0);
+  BOOST_TEST(t.threads->takeovers() >= 20U);
+}
+
+BOOST_AUTO_TEST_CASE(both_threads_end_when_the_io_context_runs_out_of_work) {
+  auto io = std::make_shared<asio::io_context>();
+  IoThreads threads(io, 10ms);
+  std::atomic<int> ran{0};
+  auto bus = asio::make_strand(threads.busExecutor());
+  for (int i = 0; i < 10; ++i) {
+    asio::post(bus, [&] { ++ran; });
+  }
+  threads.start();
+  threads.join();  // returns: nothing is left to run
+  BOOST_TEST(ran.load() == 10);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
