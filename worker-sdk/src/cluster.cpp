@@ -249,7 +249,7 @@ Cluster Cluster::fromEnvironment(ClusterOptions options) {
   impl->totalShards = totalShards;
   asio::any_io_executor busExecutor;
   if (options.executor || options.listenersOnIoThread) {
-    impl->io = std::make_shared<asio::io_context>(1);  // one thread: no locking
+    impl->io = std::make_shared<asio::io_context>(1);  // one thread: its fast path
     busExecutor = options.executor ? *options.executor : impl->io->get_executor();
   } else {
     impl->io = std::make_shared<asio::io_context>();

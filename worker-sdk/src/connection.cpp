@@ -61,7 +61,7 @@ Connection::Connection(Settings settings)
 }
 
 void Connection::start() {
-  asio::dispatch(io_, [self = shared_from_this()] {
+  asio::post(io_, [self = shared_from_this()] {
     // Frames that arrived together with the welcome are already buffered.
     self->handleFrames();
     if (self->connected()) {
@@ -178,7 +178,8 @@ void Connection::shutdown() {
     shutdown_ = true;
   }
   releaseBusWork();
-  asio::dispatch(io_, [self = shared_from_this()] {
+  // Posted, never run here: bus code does not run I/O handlers (see the class comment).
+  asio::post(io_, [self = shared_from_this()] {
     self->closeWhenFlushed();
     std::vector<std::uint64_t> ids;
     {
@@ -257,8 +258,9 @@ error_code Connection::enqueue(std::size_t frameSize, const Write& write, bool c
   if (helpBusWriter) {
     asio::post(io_, [self = shared_from_this()] { self->flushForBus(); });
   }
-  if (threads_ != nullptr && !onBus && (startWriting || helpBusWriter)) {
-    // The write waits for the I/O thread, which may be running a listener.
+  if (threads_ != nullptr && !onBus) {
+    // The write (this one, or one under way or held back that it joins) waits for the thread
+    // running the connection, which may be running a listener.
     threads_->nudge(false);
   }
   return {};

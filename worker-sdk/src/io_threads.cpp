@@ -9,8 +9,9 @@ namespace clustervisor::detail {
 
 namespace asio = boost::asio;
 
-IoThreads::IoThreads(std::shared_ptr<asio::io_context> io, std::chrono::milliseconds period)
-    : io_(std::move(io)), period_(period) {}
+IoThreads::IoThreads(std::shared_ptr<asio::io_context> io, std::chrono::milliseconds period,
+                     std::chrono::microseconds nudgeDelay)
+    : io_(std::move(io)), period_(period), nudgeDelay_(nudgeDelay) {}
 
 IoThreads::~IoThreads() {
   join();
@@ -47,7 +48,7 @@ void IoThreads::nudge(bool urgent) noexcept {
     nudged_.store(true, std::memory_order_relaxed);
     urgent_ = urgent_ || urgent;
     nudgedRun_ = entered_.load(std::memory_order_seq_cst);
-    if (!standingBy_) {
+    if (standingBy_ == 0) {
       return;
     }
   }
@@ -81,14 +82,14 @@ bool IoThreads::waitForOwnership(int self) {
   struct StandingBy {
     IoThreads& t;
     explicit StandingBy(IoThreads& threads) : t(threads) {
-      t.standingBy_ = true;
+      ++t.standingBy_;
       if (t.entered_.load(std::memory_order_seq_cst) != t.nudgedRun_ || !t.busHeld()) {
         // Asked about a run that has ended.
         t.nudged_.store(false, std::memory_order_relaxed);
         t.urgent_ = false;
       }
     }
-    ~StandingBy() { t.standingBy_ = false; }  // under mutex_ (declared after the lock)
+    ~StandingBy() { --t.standingBy_; }  // under mutex_ (declared after the lock)
   } standingBy(*this);
   std::uint64_t seen = entered_.load(std::memory_order_seq_cst);
   for (;;) {
@@ -129,12 +130,12 @@ bool IoThreads::waitForOwnership(int self) {
 
 bool IoThreads::lookAfterNudge(int self, std::unique_lock<std::mutex>& lock) {
   // Someone needs the connection while a bus run holds the owner: at once (urgent), or once that
-  // run has lasted kNudgeDelay. A run that ends meanwhile and is followed by another that holds
+  // run has lasted the nudge delay. A run that ends meanwhile and is followed by another that holds
   // the owner gives that one its delay too, once.
   for (int look = 0; look < 2; ++look) {
     const std::uint64_t run = entered_.load(std::memory_order_seq_cst);
     if (!urgent_) {
-      standby_.wait_for(lock, kNudgeDelay, [&] { return urgent_ || finished_; });
+      standby_.wait_for(lock, nudgeDelay_, [&] { return urgent_ || finished_; });
     }
     if (finished_) {
       return false;

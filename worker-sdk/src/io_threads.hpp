@@ -36,9 +36,11 @@ namespace clustervisor::detail {
 
 class IoThreads {
  public:
+  static constexpr std::chrono::microseconds kNudgeDelay{1000};
   // `period`: how long one run of the bus strand may hold the owner before the standby takes
-  // over the connection (it notices within two periods).
-  IoThreads(std::shared_ptr<boost::asio::io_context> io, std::chrono::milliseconds period);
+  // over the connection (it notices within two periods). `nudgeDelay`: see nudge().
+  IoThreads(std::shared_ptr<boost::asio::io_context> io, std::chrono::milliseconds period,
+            std::chrono::microseconds nudgeDelay = kNudgeDelay);
   IoThreads(const IoThreads&) = delete;
   IoThreads& operator=(const IoThreads&) = delete;
   ~IoThreads();
@@ -53,10 +55,9 @@ class IoThreads {
 
   // A thread needs the connection now (it queued a write, or a listener is about to wait for
   // an answer the connection must read). If a bus run holds the owner, the standby takes over:
-  // at once when `urgent`, otherwise once that run has lasted kNudgeDelay. Cheap when the bus is
-  // idle: two loads.
+  // at once when `urgent`, otherwise once that run has lasted the nudge delay. Cheap when the bus
+  // is idle: two loads.
   void nudge(bool urgent) noexcept;
-  static constexpr std::chrono::microseconds kNudgeDelay{1000};
 
   // Bus runs the standby has taken the connection from.
   std::uint64_t takeovers() const { return takeovers_.load(std::memory_order_relaxed); }
@@ -83,6 +84,7 @@ class IoThreads {
 
   std::shared_ptr<boost::asio::io_context> io_;
   const std::chrono::milliseconds period_;
+  const std::chrono::microseconds nudgeDelay_;
   std::atomic<std::uint64_t> entered_{0};
   std::atomic<std::uint64_t> left_{0};
   std::atomic<int> owner_{kNobody};
@@ -91,7 +93,7 @@ class IoThreads {
   std::mutex mutex_;
   std::condition_variable standby_;
   bool urgent_ = false;          // under mutex_, with nudged_
-  bool standingBy_ = false;      // under mutex_: a thread waits in waitForOwnership()
+  int standingBy_ = 0;           // under mutex_: threads in waitForOwnership()
   std::uint64_t nudgedRun_ = 0;  // under mutex_: entered_ at the last nudge
   bool finished_ = false;        // under mutex_: the io_context ran out of work
   std::thread threads_[2];

@@ -70,8 +70,8 @@ struct ClusterOptions {
   // heartbeat.timeout.
   bool heartbeatFromExecutor = false;
   // One SDK thread runs the connection and the listeners, and nothing takes over from it: as in
-  // a Node.js process. Slightly less CPU per event than the default (no standby, no locking in
-  // the event loop; README, "Performance"). The price is the default's isolation: while a
+  // a Node.js process; no faster than the default in the benchmark (README, "Performance"), for
+  // programs that want a single SDK thread. The price is the default's isolation: while a
   // listener runs, the connection waits (no reads, writes or heartbeats), so a listener that
   // blocks for heartbeat.timeout gets the worker killed as hung, and a listener must never wait
   // for a future of this SDK. Keep listeners short, or hand long work to a thread of your own.

@@ -18,10 +18,10 @@
 // SDK's own threads, or the executor given in ClusterOptions). On the SDK's threads a listener
 // runs on the thread that read its event, and one that runs long has the connection taken over by
 // the other thread, so a slow listener cannot stall the connection; unless
-// ClusterOptions::listenersOnIoThread, which has one thread and no takeover, trading that
-// isolation for a little CPU. Events from one sender reach listeners in the
-// order they were sent. After the listeners for an event returned, the SDK acknowledges it; a
-// listener that throws does not stop the acknowledgement (the error goes to the error handler).
+// ClusterOptions::listenersOnIoThread, which has one thread and no takeover. Events from one
+// sender reach listeners in the order they were sent. After the listeners for an event returned,
+// the SDK acknowledges it; a listener that throws does not stop the acknowledgement (the error goes
+// to the error handler).
 //
 // Completion tokens follow Asio: a callback, asio::use_awaitable, asio::use_future (the default,
 // so `bus.broadcastAndWait(...).get()` works in a worker without an event loop), asio::deferred.
