@@ -976,10 +976,13 @@ int main() {
 
   if (mode == "send-then-block") {
     // Cluster 0's listener sends to cluster 1, then blocks for PROBE_BLOCK_MS: the SDK's own
-    // thread must still get the heartbeats out meanwhile, and with them what was queued.
+    // thread must still get the heartbeats out meanwhile, and with them what was queued; and
+    // what the main thread sends while the listener blocks.
+    static std::atomic<bool> blocking{false};
     events.on("block", [&events](const json::value&, int) {
       events.emitTo(1, "marker", {{"sentBy", "listener"}});
       say("BLOCKING");
+      blocking = true;
       std::this_thread::sleep_for(
           std::chrono::milliseconds(std::atoi(env("PROBE_BLOCK_MS", "3000").c_str())));
       say("UNBLOCKED");
@@ -988,6 +991,10 @@ int main() {
     if (id == 0) {
       waitForFile("block");
       events.emitTo(0, "block", nullptr);
+      while (!blocking) {
+        std::this_thread::sleep_for(1ms);
+      }
+      events.emitTo(1, "marker", {{"sentBy", "main"}});
     }
     sleepForever();
   }

@@ -183,10 +183,15 @@ BOOST_AUTO_TEST_CASE(a_listener_that_sends_then_blocks_keeps_the_heartbeats_goin
   run->waitForLine("[cluster 0] BLOCKING");
   run->waitForLine("[cluster 0] UNBLOCKED");
   run->waitForLine("[cluster 1] RECV marker from=0 data={\"sentBy\":\"listener\"}");
-  // What it sent went out while it was still blocked, with the heartbeats.
+  run->waitForLine("[cluster 1] RECV marker from=0 data={\"sentBy\":\"main\"}");
+  // What it sent went out while it was still blocked, with the heartbeats, and so did what the
+  // main thread sent meanwhile.
+  const auto unblocked = indexOf(*run, "[cluster 0] UNBLOCKED");
   BOOST_TEST(
-      indexOf(*run, "[cluster 1] RECV marker from=0") < indexOf(*run, "[cluster 0] UNBLOCKED"),
+      indexOf(*run, "[cluster 1] RECV marker from=0 data={\"sentBy\":\"listener\"}") < unblocked,
       run->transcript());
+  BOOST_TEST(indexOf(*run, "[cluster 1] RECV marker from=0 data={\"sentBy\":\"main\"}") < unblocked,
+             run->transcript());
   BOOST_TEST(run->linesContaining("was killed").empty(), run->transcript());
   BOOST_TEST(run->linesContaining("hung").empty(), run->transcript());
 }
