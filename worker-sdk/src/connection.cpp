@@ -965,6 +965,13 @@ void Connection::startWait(std::string_view event, std::string_view payload,
                            std::chrono::milliseconds timeout, int expectedClusters,
                            WaitHandler handler) {
   const bool bypassBus = bypassesBus(handler);
+  if (bypassBus && threads_ != nullptr) {
+    // The listener that starts it may block on its result, which the thread running the
+    // connection hands over (at once when it completes at once, or with the acknowledgements it
+    // reads): that thread is the one the listener holds, so the other one takes the connection
+    // over now.
+    threads_->nudge(true);
+  }
   // A wait that may be waited for on the bus leaves at once, not when the bus handler returns.
   const bool now = bypassBus && !busOnIoThread_;
   if (expectedClusters <= 0) {
@@ -1017,11 +1024,6 @@ void Connection::startWait(std::string_view event, std::string_view payload,
   }
   if (arm) {
     asio::post(io_, [self = shared_from_this()] { self->armWaitTimer(); });
-  }
-  if (bypassBus && threads_ != nullptr) {
-    // The listener that started it may now block on it, holding the thread that would read
-    // its acknowledgements: the other one takes the connection over at once.
-    threads_->nudge(true);
   }
 }
 
@@ -1180,21 +1182,11 @@ void Connection::completeHandler(WaitHandler handler, error_code ec, AckReport r
           // Through the I/O thread while it runs: under the lock shutdown() takes, a post made
           // before it is run before that thread ends. Later (a Cluster being destroyed), through
           // Asio's system executor.
-          bool viaIo = false;
-          {
-            std::lock_guard lock(waitsMutex_);
-            viaIo = !shutdown_;
-            if (viaIo) {
-              asio::post(io_, asio::bind_executor(executor, std::move(complete)));
-            } else {
-              asio::post(asio::system_executor(),
-                         asio::bind_executor(executor, std::move(complete)));
-            }
-          }
-          if (viaIo && threads_ != nullptr) {
-            // The listener that started the wait may block on it: the other thread takes the
-            // connection over at once and hands the result on.
-            threads_->nudge(true);
+          std::lock_guard lock(waitsMutex_);
+          if (!shutdown_) {
+            asio::post(io_, asio::bind_executor(executor, std::move(complete)));
+          } else {
+            asio::post(asio::system_executor(), asio::bind_executor(executor, std::move(complete)));
           }
         } else if (outsideInitiation && busOnIoThread_) {
           asio::dispatch(bus_, asio::bind_executor(executor, std::move(complete)));
