@@ -3,8 +3,6 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <pthread.h>
-#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -142,14 +140,6 @@ wire::FrameReader::Next readFirstFrame(int fd, wire::FrameReader& reader,
   }
 }
 
-// The SDK's threads never take the worker's signals: a SIGTERM handler or sigwait() in the
-// worker's own code must see them.
-void blockAllSignals() {
-  sigset_t all;
-  sigfillset(&all);
-  ::pthread_sigmask(SIG_BLOCK, &all, nullptr);
-}
-
 // How long one run of listeners may hold the SDK's default threads before the other one takes
 // the connection over (see detail::IoThreads): a quarter of the heartbeat interval, so heartbeats
 // go on within half an interval, but at most 100 ms (the standby looks that often).
@@ -280,7 +270,7 @@ Cluster Cluster::fromEnvironment(ClusterOptions options) {
     impl->threads->start();
   } else {
     impl->ioThread = std::thread([ctx = impl->io.get()] {
-      blockAllSignals();
+      detail::blockAllSignals();
       ctx->run();
     });
   }

@@ -55,12 +55,14 @@ void IoThreads::nudge(bool urgent) noexcept {
   standby_.notify_one();
 }
 
-void IoThreads::threadMain(int self) {
-  // The SDK's threads never take the worker's signals: a SIGTERM handler or sigwait() in the
-  // worker's own code must see them.
+void blockAllSignals() {
   sigset_t all;
   sigfillset(&all);
   ::pthread_sigmask(SIG_BLOCK, &all, nullptr);
+}
+
+void IoThreads::threadMain(int self) {
+  blockAllSignals();
   while (waitForOwnership(self)) {
     // Owner until the standby takes over: a bus run that held this thread too long gives the
     // io_context up when it returns (the standby runs it meanwhile).
@@ -121,7 +123,7 @@ bool IoThreads::waitForOwnership(int self) {
     }
     // The same bus run as a period ago, still going: the owner has been held a whole period.
     const std::uint64_t now = entered_.load(std::memory_order_seq_cst);
-    if (now == seen && busHeld() && takeOver(self, lock)) {
+    if (now == seen && busHeld() && takeOver(self)) {
       return true;
     }
     seen = now;
@@ -147,10 +149,10 @@ bool IoThreads::lookAfterNudge(int self, std::unique_lock<std::mutex>& lock) {
   }
   nudged_.store(false, std::memory_order_relaxed);
   urgent_ = false;
-  return busHeld() && takeOver(self, lock);
+  return busHeld() && takeOver(self);
 }
 
-bool IoThreads::takeOver(int self, std::unique_lock<std::mutex>& lock) {
+bool IoThreads::takeOver(int self) {
   // Taken first, then checked: the owner, leaving its bus run, counts it (leave()) before it
   // looks at owner_ again. Either it sees this thread as the owner and stands by, or this
   // thread sees the run ended and gives the io_context back (both sequentially consistent).
@@ -162,7 +164,6 @@ bool IoThreads::takeOver(int self, std::unique_lock<std::mutex>& lock) {
   // The owner may have seen this thread as the owner meanwhile: it waits for mutex_ (held
   // here), then finds itself the owner again.
   owner_.store(previous, std::memory_order_seq_cst);
-  (void)lock;
   return false;
 }
 

@@ -34,6 +34,10 @@
 
 namespace clustervisor::detail {
 
+// Called first on every SDK thread: the SDK's threads never take the worker's signals (a SIGTERM
+// handler or sigwait() in the worker's own code must see them).
+void blockAllSignals();
+
 class IoThreads {
  public:
   static constexpr std::chrono::microseconds kNudgeDelay{1000};
@@ -78,7 +82,7 @@ class IoThreads {
   // False once the threads are ending.
   bool waitForOwnership(int self);
   bool lookAfterNudge(int self, std::unique_lock<std::mutex>& lock);
-  bool takeOver(int self, std::unique_lock<std::mutex>& lock);
+  bool takeOver(int self);  // under mutex_
 
   static constexpr int kNobody = -1;
 
