@@ -19,6 +19,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <future>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <thread>
@@ -185,21 +186,15 @@ class Worker {
     }
     for (;;) {
       error_code ec;
-      // As a worker writes a payload it builds per event.
+      // As a worker writes a payload it builds per event (the SDK builds it at each send).
+      const std::initializer_list<clustervisor::Field> payload = {{"action", "ban"},
+                                                                  {"guild", "533961200438099968"},
+                                                                  {"user", "447796768693156649"},
+                                                                  {"reason", "spam,3 warnings"}};
       if (target < 0) {
-        bus_.broadcast(event,
-                       {{"action", "ban"},
-                        {"guild", "533961200438099968"},
-                        {"user", "447796768693156649"},
-                        {"reason", "spam,3 warnings"}},
-                       ec);
+        bus_.broadcast(event, payload, ec);
       } else {
-        bus_.emitTo(target, event,
-                    {{"action", "ban"},
-                     {"guild", "533961200438099968"},
-                     {"user", "447796768693156649"},
-                     {"reason", "spam,3 warnings"}},
-                    ec);
+        bus_.emitTo(target, event, payload, ec);
       }
       if (ec != clustervisor::Errc::kQueueFull) {
         return;
