@@ -34,6 +34,22 @@ bool waitFor(const std::function<bool()>& condition, std::chrono::milliseconds t
   return true;
 }
 
+// Joins `threads`; if they have not ended within `timeout`, stops `io` (which ends them), so a
+// regression fails the test instead of hanging the test program. False when it had to stop.
+bool joinWithin(IoThreads& threads, asio::io_context& io, std::chrono::milliseconds timeout = 20s) {
+  std::atomic<bool> joined{false};
+  std::thread joiner([&] {
+    threads.join();
+    joined = true;
+  });
+  const bool inTime = waitFor([&] { return joined.load(); }, timeout);
+  if (!inTime) {
+    io.stop();
+  }
+  joiner.join();
+  return inTime;
+}
+
 // An io_context on IoThreads, with work kept until the fixture ends, and the bus strand over
 // the threads' bus executor, as Cluster sets them up.
 struct Threads {
@@ -47,7 +63,7 @@ struct Threads {
   }
   ~Threads() {
     work.reset();
-    threads->join();
+    BOOST_TEST(joinWithin(*threads, *io));
   }
   // Blocks on the bus until an I/O handler (posted to the io_context from the bus, so it can
   // only run on the other thread) has run; false if none ran within the deadline.
@@ -163,7 +179,7 @@ BOOST_AUTO_TEST_CASE(both_threads_end_when_the_io_context_runs_out_of_work) {
     asio::post(bus, [&] { ++ran; });
   }
   threads.start();
-  threads.join();  // returns: nothing is left to run
+  BOOST_TEST(joinWithin(threads, *io));  // nothing is left to run
   BOOST_TEST(ran.load() == 10);
 }
 
