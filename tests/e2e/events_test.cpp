@@ -157,6 +157,25 @@ BOOST_AUTO_TEST_CASE(listeners_on_the_io_thread_get_raw_and_parsed_events_in_ord
   expectRawAndParsedListenersInOrder(kIoThread);
 }
 
+BOOST_AUTO_TEST_CASE(listeners_changed_by_a_listener_apply_from_the_next_event_of_the_same_burst) {
+  TempDir dir;
+  auto run = start(dir, 2, "listener-changes");
+  run->waitForLine("[cluster 1] RECV marker from=0 data={\"end\":true}");
+  const auto seen = [&](const std::string& prefix) {
+    std::vector<std::string> lines;
+    for (const auto& line : run->linesContaining("[cluster 1] " + prefix)) {
+      lines.push_back(line.substr(line.find("] ") + 2));
+    }
+    return lines;
+  };
+  // Three "o", three "s": the once-listener and the one that removed itself ran for the first
+  // only. "late" before "g" added its listener reached none; the two after it, that listener.
+  BOOST_TEST(seen("ONCE ") == std::vector<std::string>{"ONCE o n=0"}, run->transcript());
+  BOOST_TEST(seen("SELF ") == std::vector<std::string>{"SELF s n=0"}, run->transcript());
+  BOOST_TEST(seen("LATE ") == (std::vector<std::string>{"LATE n=1", "LATE n=2"}),
+             run->transcript());
+}
+
 BOOST_AUTO_TEST_CASE(emit_to_outside_the_cluster_range_is_an_error_the_caller_sees) {
   TempDir dir;
   auto run = start(dir, 2, "broadcast");

@@ -552,6 +552,20 @@ int main() {
     events.on("r", [](const json::value& data, int) { say("PARSED2 ", json::serialize(data)); });
     events.onRaw("bad", [](std::string_view text, int) { say("RAW bad text=", text); });
   }
+  if (mode == "listener-changes") {
+    // Listeners the listeners themselves change between two events of one burst: a
+    // once-listener, one that removes itself, one that adds a listener for a later event.
+    events.once("o", [](const json::value& data, int) { say("ONCE o n=", json::serialize(data)); });
+    auto self = std::make_shared<clustervisor::Subscription>();
+    *self = events.on("s", [self](const json::value& data, int) {
+      say("SELF s n=", json::serialize(data));
+      self->remove();
+    });
+    events.on("g", [&events](const json::value&, int) {
+      events.on("late",
+                [](const json::value& data, int) { say("LATE n=", json::serialize(data)); });
+    });
+  }
   events.on("ping", [&events](const json::value&, int source) {
     events.emitTo(source, "pong", {{"from", 0}});
   });
@@ -579,6 +593,16 @@ int main() {
     events.broadcastRaw("r", R"({"n": 1})", ec);
     events.broadcastRaw("bad", "not json", ec);
     events.broadcastRaw("r", "", ec);
+  }
+
+  if (mode == "listener-changes" && id == 0) {
+    barrier(cluster);
+    // Back to back from this thread: mostly one write, so one batch for the receiver.
+    std::map<std::string, int> sent;
+    for (const char* name : {"late", "o", "o", "o", "s", "s", "s", "g", "late", "late"}) {
+      events.emitTo(1, name, sent[name]++);
+    }
+    events.emitTo(1, "marker", {{"end", true}});
   }
 
   if (mode == "broadcast" && id == 0) {

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <random>
 #include <stdexcept>
 #include <utility>
@@ -797,6 +798,11 @@ void Connection::delivered(std::size_t footprint) {
 }
 
 void Connection::deliverEach(const Batch& batch) {
+  // Events of a batch mostly share their name with the one before: its lookup (listeners found
+  // or none) is reused while the snapshot it was made in is current.
+  std::string_view lastName;
+  const std::vector<ListenerEntry>* lastFound = nullptr;
+  bool lastValid = false;
   for (const auto& event : batch.events) {
     if (shutdown_) {
       return;
@@ -808,9 +814,16 @@ void Connection::deliverEach(const Batch& batch) {
       std::lock_guard lock(listenersMutex_);
       snapshot_ = listeners_;
       snapshotVersion_ = listenersVersion_.load(std::memory_order_relaxed);
+      lastValid = false;
     }
-    if (const auto it = snapshot_->find(name); it != snapshot_->end()) {
-      deliverOne(name, payload, event.source, it->second);
+    if (!lastValid || name != lastName) {
+      const auto it = snapshot_->find(name);
+      lastFound = it == snapshot_->end() ? nullptr : &it->second;
+      lastName = name;
+      lastValid = true;
+    }
+    if (lastFound != nullptr) {
+      deliverOne(name, payload, event.source, *lastFound);
     }
     if (event.correlation != 0) {
       // A failed ack means the connection is gone; the waiter learns from the supervisor.
@@ -840,10 +853,13 @@ void Connection::deliverOne(std::string_view name, std::string_view payload, std
   // Parsed only for a Listener (raw listeners take the text as it came). The value lives in the
   // arena (see ParseArena) and dies before the delivery ends. (Constructed, not assigned:
   // assigning a value on another resource would copy it.)
-  ParseArena::Delivery delivery(arena_);
+  std::optional<ParseArena::Delivery> delivery;
+  if (wantsJson && !payload.empty()) {
+    delivery.emplace(arena_);
+  }
   error_code ec;
   const boost::json::value data =
-      !wantsJson || payload.empty() ? boost::json::value() : delivery.parse(parser_, payload, ec);
+      delivery ? delivery->parse(parser_, payload, ec) : boost::json::value();
   const bool parsed = !ec;
   if (ec) {
     reportListenerError(name, std::make_exception_ptr(std::runtime_error(
