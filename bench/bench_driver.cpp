@@ -5,9 +5,10 @@
 // ratio clustervisor / baseline and the goal of each figure, and writes the same numbers as JSON.
 // Each case starts its processes afresh in a temporary directory and reads what the workers
 // measured from their results files (scenario.hpp); the driver itself measures only resident
-// memory (from /proc) and start time. With --runs N every case runs N times, interleaving
-// baseline and clustervisor, and the table shows medians (ratios: the median of the per-run
-// ratios, so a noisy moment affects both sides of one ratio alike).
+// memory (from /proc) and start time. Each case runs on the baseline and then on clustervisor
+// before the next case starts; with --runs N all of it runs N times, and the table shows
+// medians (ratios: the median of the per-run ratios, so a noisy moment tends to fall on both
+// sides of one ratio).
 //
 // Not a test: figures depend on the machine and its load. --smoke runs every case for a
 // fraction of a second and fails only when a case produced no figure.
@@ -25,6 +26,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <iterator>
 #include <map>
@@ -671,73 +673,83 @@ int main(int argc, char** argv) {
   };
 
   Bench bench(o);
+  // Cases 1-4 and the unicast of case 7 run twice on the clustervisor side: with the SDK's
+  // default threads, and with listeners on its I/O thread ("io_" figures). Both are compared
+  // with the same baseline.
+  const auto both = [&](const std::string& prefix, const Scenario& s, auto measure) {
+    return [&, prefix, s, measure](Side side) {
+      const Figures figures = measure(side, s);
+      record(prefix, side, figures);
+      if (side == Side::kBaseline) {
+        record(prefix, side, ioNamed(figures));
+        return;
+      }
+      Scenario io = s;
+      io.ioThread = true;
+      record(prefix, side, ioNamed(measure(side, io)));
+    };
+  };
+  const auto stream = [&](Side side, const Scenario& s) { return bench.stream(side, s); };
+  const auto latency = [&](Side side, const Scenario& s) { return bench.latency(side, s); };
+  const auto memory = [&](Side side) {
+    const auto small = bench.memory(side, {"idle", 16, false, d});
+    const auto middle = mid == 16 ? small : bench.memory(side, {"idle", mid, false, d});
+    const auto large = bench.memory(side, {"idle", o.big, false, d});
+    record("idle16", side, small);
+    record("idleMid", side, middle);
+    record("idleBig", side, large);
+    if (small.contains("rss_kib") && middle.contains("rss_kib") && large.contains("rss_kib")) {
+      // Linear growth: the slope over the second stretch is about that over the first.
+      const double first =
+          mid > 16 ? (middle.at("rss_kib") - small.at("rss_kib")) / (mid - 16) : std::nan("");
+      const double second =
+          o.big > mid ? (large.at("rss_kib") - middle.at("rss_kib")) / (o.big - mid) : std::nan("");
+      record(
+          "idleBig", side,
+          {{"bytes_per_cluster", (large.at("rss_kib") - small.at("rss_kib")) * 1024 / (o.big - 16)},
+           {"linearity", first > 0 ? second / first : std::nan("")}});
+    }
+  };
+  // Each case runs on both sides one right after the other, so that a busy moment on the
+  // machine falls on both sides of a ratio rather than on one side of many.
+  struct Case {
+    std::string group;
+    std::function<void(Side)> run;
+  };
+  const std::vector<Case> cases = {
+      {"unicast", both("unicast", {"unicast", 2, false, d}, stream)},
+      {"broadcast", both("broadcast4", {"broadcast", 4, false, d}, stream)},
+      {"broadcast", both("broadcast16", {"broadcast", 16, false, d}, stream)},
+      {"roundtrip", both("roundtrip", {"roundtrip", 2, false, d}, latency)},
+      {"wait", both("wait4", {"wait", 4, false, d}, latency)},
+      {"wait", both("wait16", {"wait", 16, false, d}, latency)},
+      {"restart", [&](Side side) { record("restart", side, bench.restart(side)); }},
+      {"memory", memory},
+      // The baseline has no JSON: its column repeats the plain relay for reference.
+      {"json",
+       [&](Side side) {
+         const bool asJson = side == Side::kClustervisor;
+         both("json.unicast", {"unicast", 2, asJson, d}, stream)(side);
+         record("json.broadcast16", side, bench.stream(side, {"broadcast", 16, asJson, d}));
+       }},
+      {"stall",
+       [&](Side side) {
+         if (side == Side::kClustervisor) {
+           record("stall", side,
+                  bench.stall({"flood", 16, false, o.smoke ? 0.3 : std::max(d, 3.0)}));
+         }
+       }},
+  };
   for (int run = 1; run <= o.runs; ++run) {
     std::fprintf(stderr, "clustervisor-bench: run %d of %d\n", run, o.runs);
-    for (const Side side : {Side::kBaseline, Side::kClustervisor}) {
-      if (!o.side.empty() && o.side != (side == Side::kBaseline ? "baseline" : "clustervisor")) {
+    for (const auto& c : cases) {
+      if (!wanted(c.group)) {
         continue;
       }
-      // Cases 1-4 and the unicast of case 7 run twice on the clustervisor side: with the SDK's
-      // default threads, and with listeners on its I/O thread ("io_" figures). Both are
-      // compared with the same baseline.
-      const auto both = [&](const std::string& prefix, const Scenario& s, auto measure) {
-        const Figures figures = measure(s);
-        record(prefix, side, figures);
-        if (side == Side::kBaseline) {
-          record(prefix, side, ioNamed(figures));
-          return;
+      for (const Side side : {Side::kBaseline, Side::kClustervisor}) {
+        if (o.side.empty() || o.side == (side == Side::kBaseline ? "baseline" : "clustervisor")) {
+          c.run(side);
         }
-        Scenario io = s;
-        io.ioThread = true;
-        record(prefix, side, ioNamed(measure(io)));
-      };
-      const auto stream = [&](const Scenario& s) { return bench.stream(side, s); };
-      const auto latency = [&](const Scenario& s) { return bench.latency(side, s); };
-      if (wanted("unicast")) {
-        both("unicast", {"unicast", 2, false, d}, stream);
-      }
-      if (wanted("broadcast")) {
-        both("broadcast4", {"broadcast", 4, false, d}, stream);
-        both("broadcast16", {"broadcast", 16, false, d}, stream);
-      }
-      if (wanted("roundtrip")) {
-        both("roundtrip", {"roundtrip", 2, false, d}, latency);
-      }
-      if (wanted("wait")) {
-        both("wait4", {"wait", 4, false, d}, latency);
-        both("wait16", {"wait", 16, false, d}, latency);
-      }
-      if (wanted("restart")) {
-        record("restart", side, bench.restart(side));
-      }
-      if (wanted("memory")) {
-        const auto small = bench.memory(side, {"idle", 16, false, d});
-        const auto middle = mid == 16 ? small : bench.memory(side, {"idle", mid, false, d});
-        const auto large = bench.memory(side, {"idle", o.big, false, d});
-        record("idle16", side, small);
-        record("idleMid", side, middle);
-        record("idleBig", side, large);
-        if (small.contains("rss_kib") && middle.contains("rss_kib") && large.contains("rss_kib")) {
-          // Linear growth: the slope over the second stretch is about that over the first.
-          const double first =
-              mid > 16 ? (middle.at("rss_kib") - small.at("rss_kib")) / (mid - 16) : std::nan("");
-          const double second = o.big > mid
-                                    ? (large.at("rss_kib") - middle.at("rss_kib")) / (o.big - mid)
-                                    : std::nan("");
-          record("idleBig", side,
-                 {{"bytes_per_cluster",
-                   (large.at("rss_kib") - small.at("rss_kib")) * 1024 / (o.big - 16)},
-                  {"linearity", first > 0 ? second / first : std::nan("")}});
-        }
-      }
-      if (wanted("json")) {
-        // The baseline has no JSON: its column repeats the plain relay for reference.
-        const bool asJson = side == Side::kClustervisor;
-        both("json.unicast", {"unicast", 2, asJson, d}, stream);
-        record("json.broadcast16", side, bench.stream(side, {"broadcast", 16, asJson, d}));
-      }
-      if (wanted("stall") && side == Side::kClustervisor) {
-        record("stall", side, bench.stall({"flood", 16, false, o.smoke ? 0.3 : std::max(d, 3.0)}));
       }
     }
   }
