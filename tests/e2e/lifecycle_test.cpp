@@ -542,29 +542,39 @@ BOOST_AUTO_TEST_CASE(stop_is_not_held_up_by_a_detached_descendant_keeping_an_old
 
 namespace {
 // "CHILDREN group=<pid> session=<pid>" from the probe in mode "children".
-std::pair<pid_t, pid_t> childrenOf(SupervisorRun& run, int cluster, std::size_t nth = 0) {
+// The descendants a "children" probe started: one in its process group, one in a session of its
+// own, and the child of a setsid'd shell (see startChain in the probe).
+struct Descendants {
+  pid_t group;
+  pid_t session;
+  pid_t chain;
+};
+
+Descendants childrenOf(SupervisorRun& run, int cluster, std::size_t nth = 0) {
   const auto lines =
       run.waitForLines("[cluster " + std::to_string(cluster) + "] CHILDREN ", nth + 1);
   const auto& line = lines[nth];
-  const pid_t group = std::atoi(line.substr(line.find("group=") + 6).c_str());
-  const pid_t session = std::atoi(line.substr(line.find("session=") + 8).c_str());
-  return {group, session};
+  const auto pid = [&](const std::string& key) {
+    return static_cast<pid_t>(
+        std::atoi(line.substr(line.find(key + "=") + key.size() + 1).c_str()));
+  };
+  return {pid("group"), pid("session"), pid("chain")};
 }
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(grandchildren_and_setsid_grandchildren_do_not_survive_a_stop) {
   TempDir dir;
   auto run = start(dir, 2, "children");
-  const auto [group0, session0] = childrenOf(*run, 0);
-  const auto [group1, session1] = childrenOf(*run, 1);
-  for (const pid_t pid : {group0, session0, group1, session1}) {
+  const auto [group0, session0, chain0] = childrenOf(*run, 0);
+  const auto [group1, session1, chain1] = childrenOf(*run, 1);
+  for (const pid_t pid : {group0, session0, chain0, group1, session1, chain1}) {
     BOOST_REQUIRE(processExists(pid));
   }
   run->signal(SIGTERM);
   const auto status = run->waitExit(30s);
   BOOST_REQUIRE(status.has_value());
   BOOST_TEST(*status == 0, run->transcript());
-  for (const pid_t pid : {group0, session0, group1, session1}) {
+  for (const pid_t pid : {group0, session0, chain0, group1, session1, chain1}) {
     BOOST_TEST(!processExists(pid), "descendant " << pid << " survived the stop");
     if (processExists(pid)) {
       ::kill(pid, SIGKILL);
@@ -576,18 +586,24 @@ BOOST_AUTO_TEST_CASE(a_setsid_grandchild_goes_with_its_worker_and_the_new_worker
   TempDir dir;
   auto run = start(dir, 1, "children");
   const pid_t worker = startedPid(*run, 0);
-  const auto [group, session] = childrenOf(*run, 0);
+  const auto [group, session, chain] = childrenOf(*run, 0);
   BOOST_REQUIRE(::kill(worker, SIGKILL) == 0);
-  const auto [newGroup, newSession] = childrenOf(*run, 0, 1);
+  const auto [newGroup, newSession, newChain] = childrenOf(*run, 0, 1);
   BOOST_TEST(waitGone(group), "same-group grandchild " << group << " survived its worker");
   BOOST_TEST(waitGone(session), "setsid grandchild " << session << " survived its worker");
   run->waitForLine("clustervisor: killing pid " + std::to_string(session) + ", left behind");
+  // The shell's child was not the supervisor's when the worker exited; it is once the shell,
+  // killed as left behind, dies, and a later look finds it.
+  BOOST_TEST(waitGone(chain), "great-grandchild " << chain << " survived its worker");
+  run->waitForLine("clustervisor: killing pid " + std::to_string(chain) + ", left behind");
   // The new worker's own descendants are left alone.
   BOOST_TEST(processExists(newGroup));
   BOOST_TEST(processExists(newSession));
+  BOOST_TEST(processExists(newChain));
   run->signal(SIGTERM);
   BOOST_REQUIRE(run->waitExit(30s).has_value());
   BOOST_TEST(waitGone(newSession));
+  BOOST_TEST(waitGone(newChain));
 }
 
 BOOST_AUTO_TEST_CASE(a_left_behind_process_with_no_environment_yet_is_looked_at_again) {

@@ -139,6 +139,29 @@ pid_t startSleeper(bool newSession) {
   return pid;
 }
 
+// A setsid'd shell with a child of its own (`sleep`): that child becomes the supervisor's only
+// when the shell dies, after the look the supervisor takes when this worker exits. Returns the
+// child's pid once it runs.
+pid_t startChain() {
+  const std::string file = env("PROBE_DIR") + "/chain-" + std::to_string(::getpid());
+  const std::string script =
+      "sleep 1000 & echo $! > '" + file + ".tmp' && mv '" + file + ".tmp' '" + file + "'; wait";
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::setsid();
+    ::execl("/bin/sh", "sh", "-c", script.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  for (;;) {
+    std::ifstream in(file);
+    pid_t child = 0;
+    if (in >> child) {
+      return child;
+    }
+    std::this_thread::sleep_for(1ms);
+  }
+}
+
 // A setsid'd child that has no environment until PROBE_DIR/exec exists, then execs a program
 // with this cluster's id in its environment (at once: no program in between without it): what a
 // process caught in the middle of an exec looks like to the supervisor, for as long as the test
@@ -1057,7 +1080,8 @@ int main() {
   if (mode == "children") {
     const pid_t sameGroup = startSleeper(false);
     const pid_t ownSession = startSleeper(true);
-    say("CHILDREN group=", sameGroup, " session=", ownSession);
+    const pid_t chained = startChain();
+    say("CHILDREN group=", sameGroup, " session=", ownSession, " chain=", chained);
   }
 
   if (mode == "unmarked-child") {
