@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -152,11 +153,17 @@ pid_t startChain() {
     ::execl("/bin/sh", "sh", "-c", script.c_str(), static_cast<char*>(nullptr));
     ::_exit(127);
   }
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
   for (;;) {
     std::ifstream in(file);
     pid_t child = 0;
     if (in >> child) {
       return child;
+    }
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == pid || std::chrono::steady_clock::now() > deadline) {
+      say("FAIL the chain's shell ended or wrote no pid");
+      std::exit(1);
     }
     std::this_thread::sleep_for(1ms);
   }

@@ -799,7 +799,11 @@ void Connection::delivered(std::size_t footprint) {
 
 void Connection::deliverEach(const Batch& batch) {
   // Events of a batch mostly share their name with the one before: its lookup (listeners found
-  // or none) is reused while the snapshot it was made in is current.
+  // or none) is reused while the snapshot it was made in is current. The snapshot is held here
+  // too, so a delivery nested in a listener that replaces snapshot_ cannot free what the lookup
+  // points into.
+  std::shared_ptr<const ListenerMap> held;
+  std::uint64_t heldVersion = 0;
   std::string_view lastName;
   const std::vector<ListenerEntry>* lastFound = nullptr;
   bool lastValid = false;
@@ -810,15 +814,20 @@ void Connection::deliverEach(const Batch& batch) {
     const std::string_view name(batch.bytes.data() + event.offset, event.nameLength);
     const std::string_view payload(batch.bytes.data() + event.offset + event.nameLength,
                                    event.payloadLength);
-    if (listenersVersion_.load(std::memory_order_acquire) != snapshotVersion_) {
-      std::lock_guard lock(listenersMutex_);
-      snapshot_ = listeners_;
-      snapshotVersion_ = listenersVersion_.load(std::memory_order_relaxed);
+    if (const auto version = listenersVersion_.load(std::memory_order_acquire);
+        !held || version != heldVersion) {
+      if (version != snapshotVersion_) {
+        std::lock_guard lock(listenersMutex_);
+        snapshot_ = listeners_;
+        snapshotVersion_ = listenersVersion_.load(std::memory_order_relaxed);
+      }
+      held = snapshot_;
+      heldVersion = snapshotVersion_;
       lastValid = false;
     }
     if (!lastValid || name != lastName) {
-      const auto it = snapshot_->find(name);
-      lastFound = it == snapshot_->end() ? nullptr : &it->second;
+      const auto it = held->find(name);
+      lastFound = it == held->end() ? nullptr : &it->second;
       lastName = name;
       lastValid = true;
     }

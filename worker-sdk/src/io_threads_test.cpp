@@ -3,6 +3,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -34,8 +36,9 @@ bool waitFor(const std::function<bool()>& condition, std::chrono::milliseconds t
   return true;
 }
 
-// Joins `threads`; if they have not ended within `timeout`, stops `io` (which ends them), so a
-// regression fails the test instead of hanging the test program. False when it had to stop.
+// Joins `threads`; if they have not ended within `timeout`, stops `io`, which ends them unless a
+// handler is stuck, so a regression fails the test instead of hanging the test program; a stuck
+// handler ends the program. False when it had to stop.
 bool joinWithin(IoThreads& threads, asio::io_context& io, std::chrono::milliseconds timeout = 20s) {
   std::atomic<bool> joined{false};
   std::thread joiner([&] {
@@ -45,6 +48,10 @@ bool joinWithin(IoThreads& threads, asio::io_context& io, std::chrono::milliseco
   const bool inTime = waitFor([&] { return joined.load(); }, timeout);
   if (!inTime) {
     io.stop();
+    if (!waitFor([&] { return joined.load(); }, 5s)) {
+      std::fprintf(stderr, "io_threads_test: the IoThreads did not end, even stopped\n");
+      std::abort();
+    }
   }
   joiner.join();
   return inTime;
