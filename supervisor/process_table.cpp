@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -192,6 +193,24 @@ Lineage parseLineage(std::string_view environ) {
 Lineage lineageOf(pid_t pid) {
   const auto environ = readSmallFile("/proc/" + std::to_string(pid) + "/environ", 1 << 20);
   return environ ? parseLineage(*environ) : Lineage{};
+}
+
+std::optional<std::chrono::steady_clock::duration> nextUnknownLook(
+    std::chrono::steady_clock::time_point now,
+    const std::vector<std::chrono::steady_clock::time_point>& firstSeen,
+    std::chrono::steady_clock::duration first, std::chrono::steady_clock::duration last,
+    std::chrono::steady_clock::duration limit) {
+  std::optional<std::chrono::steady_clock::duration> youngest;
+  for (const auto seen : firstSeen) {
+    const auto age = std::max(now - seen, std::chrono::steady_clock::duration::zero());
+    if (age < limit && (!youngest || age < *youngest)) {
+      youngest = age;
+    }
+  }
+  if (!youngest) {
+    return std::nullopt;
+  }
+  return std::clamp(*youngest, first, last);
 }
 
 SelfUsage readSelfUsage() {

@@ -9,6 +9,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string_view>
@@ -47,6 +48,16 @@ struct Lineage {
 // Parses the text of /proc/<pid>/environ. Pure.
 Lineage parseLineage(std::string_view environ);
 Lineage lineageOf(pid_t pid);
+
+// When to look again at processes whose lineage was unknown, each on a schedule of its own: the
+// next look is as far off as the youngest one is old (so each is looked at about twice as long
+// after it was first seen as the time before), at least `first` and at most `last`; none once
+// every one was first seen `limit` or longer ago. Pure.
+std::optional<std::chrono::steady_clock::duration> nextUnknownLook(
+    std::chrono::steady_clock::time_point now,
+    const std::vector<std::chrono::steady_clock::time_point>& firstSeen,
+    std::chrono::steady_clock::duration first, std::chrono::steady_clock::duration last,
+    std::chrono::steady_clock::duration limit);
 
 // This process's resident memory (from /proc/self/statm) and open descriptors (/proc/self/fd);
 // 0 for what cannot be read.

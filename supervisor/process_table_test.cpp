@@ -2,7 +2,9 @@
 #include <unistd.h>
 
 #include <boost/test/unit_test.hpp>
+#include <chrono>
 #include <string_view>
+#include <vector>
 
 #include "process_table.hpp"
 
@@ -62,6 +64,25 @@ BOOST_AUTO_TEST_CASE(an_empty_environment_tells_nothing_yet) {
   // cluster's, so it is looked at again rather than taken for an unmarked one.
   BOOST_TEST((parseLineage("").kind == clustervisor::Lineage::Kind::kUnknown));
   BOOST_TEST((clustervisor::lineageOf(-1).kind == clustervisor::Lineage::Kind::kUnknown));
+}
+
+BOOST_AUTO_TEST_CASE(each_unknown_process_is_looked_at_again_on_a_schedule_of_its_own) {
+  using namespace std::chrono_literals;
+  using clustervisor::nextUnknownLook;
+  const auto now = std::chrono::steady_clock::time_point{} + 1h;
+  const auto look = [&](std::vector<std::chrono::steady_clock::time_point> firstSeen) {
+    return nextUnknownLook(now, firstSeen, 10ms, 1s, 10s);
+  };
+  // Just seen: the first interval; then as long as it has been unknown, up to the longest.
+  BOOST_TEST((look({now}) == std::chrono::steady_clock::duration(10ms)));
+  BOOST_TEST((look({now - 80ms}) == std::chrono::steady_clock::duration(80ms)));
+  BOOST_TEST((look({now - 5s}) == std::chrono::steady_clock::duration(1s)));
+  // One that has been unknown for seconds does not hold back one that just turned up.
+  BOOST_TEST((look({now - 5s, now - 2ms}) == std::chrono::steady_clock::duration(10ms)));
+  // Past the limit nothing is looked at again (the end of a stop kills what is left).
+  BOOST_TEST(!look({now - 10s, now - 20s}).has_value());
+  BOOST_TEST(!look({}).has_value());
+  BOOST_TEST((look({now - 20s, now - 300ms}) == std::chrono::steady_clock::duration(300ms)));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

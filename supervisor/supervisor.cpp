@@ -1091,24 +1091,35 @@ void Supervisor::killOrphans(bool all) {
 }
 
 void Supervisor::lookAgainForOrphans() {
-  // Children whose environment could not be read are looked at again, sooner at first, until it
-  // tells their cluster or kOrphanLookLimit has passed (a process started with an empty
-  // environment never has one; the end of a stop kills it).
+  // Children whose environment could not be read are looked at again, each sooner at first,
+  // until it tells their cluster or kOrphanLookLimit has passed (a process started with an empty
+  // environment never has one; the end of a stop kills it). One that turns up while another has
+  // been unknown for a while is not kept waiting by that one's longer interval.
+  if (finished_) {
+    return;
+  }
   const auto now = Clock::now();
-  const bool any =
-      std::any_of(unknownOrphans_.begin(), unknownOrphans_.end(),
-                  [&](const auto& entry) { return now - entry.second < kOrphanLookLimit; });
-  if (!any) {
-    orphanLookDelay_ = kFirstOrphanLook;
+  std::vector<Clock::time_point> firstSeen;
+  firstSeen.reserve(unknownOrphans_.size());
+  for (const auto& [key, seen] : unknownOrphans_) {
+    firstSeen.push_back(seen);
+  }
+  const auto delay =
+      nextUnknownLook(now, firstSeen, kFirstOrphanLook, kLastOrphanLook, kOrphanLookLimit);
+  if (!delay) {
     return;
   }
-  if (orphanLookPending_ || finished_) {
+  const auto at = now + *delay;
+  if (orphanLookPending_ && orphanLookTimer_.expiry() <= at) {
     return;
   }
+  // Setting the expiry cancels a wait for a later one; its handler sees operation_aborted.
   orphanLookPending_ = true;
-  orphanLookTimer_.expires_after(orphanLookDelay_);
-  orphanLookDelay_ = std::min(orphanLookDelay_ * 2, kLastOrphanLook);
+  orphanLookTimer_.expires_at(at);
   orphanLookTimer_.async_wait([this](error_code ec) {
+    if (ec == asio::error::operation_aborted) {
+      return;
+    }
     orphanLookPending_ = false;
     if (!ec && !finished_) {
       killOrphans(false);
