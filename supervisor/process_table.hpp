@@ -49,10 +49,11 @@ struct Lineage {
 Lineage parseLineage(std::string_view environ);
 Lineage lineageOf(pid_t pid);
 
-// When to look again at processes whose lineage was unknown, each on a schedule of its own: the
-// next look is as far off as the youngest one is old (so each is looked at about twice as long
-// after it was first seen as the time before), at least `first` and at most `last`; none once
-// every one was first seen `limit` or longer ago. Pure.
+// When to look again at processes whose lineage was unknown (all of them at once): as far off as
+// the most recently seen one has been unknown, at least `first` and at most `last`, so a process
+// is looked at about twice as long after it was first seen as the time before, and one that
+// turns up is not held back by another's longer interval; none once every one was first seen
+// `limit` or longer ago. Requires first <= last. Pure.
 std::optional<std::chrono::steady_clock::duration> nextUnknownLook(
     std::chrono::steady_clock::time_point now,
     const std::vector<std::chrono::steady_clock::time_point>& firstSeen,

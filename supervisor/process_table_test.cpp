@@ -83,6 +83,14 @@ BOOST_AUTO_TEST_CASE(each_unknown_process_is_looked_at_again_on_a_schedule_of_it
   BOOST_TEST(!look({now - 10s, now - 20s}).has_value());
   BOOST_TEST(!look({}).has_value());
   BOOST_TEST((look({now - 20s, now - 300ms}) == std::chrono::steady_clock::duration(300ms)));
+  // The most recently seen one decides, wherever it is in the list.
+  BOOST_TEST((look({now - 2ms, now - 5s}) == std::chrono::steady_clock::duration(10ms)));
+  BOOST_TEST((look({now - 5s, now - 40ms}) == std::chrono::steady_clock::duration(40ms)));
+  BOOST_TEST((look({now - 40ms, now - 5s}) == std::chrono::steady_clock::duration(40ms)));
+  // Bounds: exactly the longest interval; just inside the limit; a time ahead of now.
+  BOOST_TEST((look({now - 1s}) == std::chrono::steady_clock::duration(1s)));
+  BOOST_TEST((look({now - 9999ms}) == std::chrono::steady_clock::duration(1s)));
+  BOOST_TEST((look({now + 1s}) == std::chrono::steady_clock::duration(10ms)));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

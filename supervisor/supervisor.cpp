@@ -1113,7 +1113,8 @@ void Supervisor::lookAgainForOrphans() {
   if (orphanLookPending_ && orphanLookTimer_.expiry() <= at) {
     return;
   }
-  // Setting the expiry cancels a wait for a later one; its handler sees operation_aborted.
+  // Setting the expiry cancels a wait for a later one (its handler sees operation_aborted); a
+  // handler already queued with success still runs, and makes one look more.
   orphanLookPending_ = true;
   orphanLookTimer_.expires_at(at);
   orphanLookTimer_.async_wait([this](error_code ec) {
