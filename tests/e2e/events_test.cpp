@@ -225,6 +225,24 @@ BOOST_AUTO_TEST_CASE(listeners_on_the_io_thread_ack_after_they_ran_and_throws_st
   expectAcksAfterListenersAndNothingStoppedByThrows(kIoThread);
 }
 
+BOOST_AUTO_TEST_CASE(broadcast_and_wait_raw_sends_the_text_as_is_and_counts_the_acks) {
+  TempDir dir;
+  auto run = start(dir, 4, "acks");
+  // After the waits of the "acks" scenario, the raw forms: the text reaches every other cluster
+  // exactly as sent, and each acknowledges.
+  BOOST_TEST(field(run->waitForLine("[cluster 0] ACKS raw="), "raw") == "3");
+  const auto report = run->waitForLine("[cluster 0] ACKS_RAW acked=");
+  BOOST_TEST(field(report, "acked") == "3");
+  BOOST_TEST(field(report, "clusters") == "[1,2,3]");
+  BOOST_TEST(field(report, "timedOut") == "0");
+  for (int c = 1; c <= 3; ++c) {
+    const std::string prefix = "[cluster " + std::to_string(c) + "] RAW work-raw from=0 text=";
+    run->waitForLine(prefix + R"({"job": 2})");
+    run->waitForLine(prefix + "[3]");
+  }
+  BOOST_TEST(run->linesContaining("RAW work-raw from=").size() == 6u, run->transcript());
+}
+
 BOOST_AUTO_TEST_CASE(broadcast_and_wait_with_zero_expected_returns_zero_at_once) {
   TempDir dir;
   // A 60 s timeout: returning "at once" means long before it.

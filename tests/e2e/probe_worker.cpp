@@ -746,6 +746,9 @@ int main() {
     // acknowledgement. The waiter counts the replies its listener has handled.
     auto replies = std::make_shared<std::atomic<int>>(0);
     events.on("reply", [replies](const json::value&, int) { ++*replies; });
+    events.onRaw("work-raw", [](std::string_view text, int source) {
+      say("RAW work-raw from=", source, " text=", text);
+    });
     events.on("work", [id, &events](const json::value&, int source) {
       std::this_thread::sleep_for(100ms);
       std::ofstream(env("PROBE_DIR") + "/done-" + std::to_string(id)) << "done\n";
@@ -783,6 +786,17 @@ int main() {
       const int after =
           events.broadcastAndWait("probe.sync", nullptr, 30s, cluster.totalClusters() - 1).get();
       say("ACKS afterThrowingHandler=", after);
+      // Text sent as is, with both raw forms of the wait.
+      const int raw =
+          events.broadcastAndWaitRaw("work-raw", R"({"job": 2})", 30s, cluster.totalClusters() - 1)
+              .get();
+      say("ACKS raw=", raw);
+      const auto rawStart = std::chrono::steady_clock::now();
+      printReport(
+          "ACKS_RAW",
+          events.broadcastAndWaitRawDetailed("work-raw", "[3]", 30s, cluster.totalClusters() - 1)
+              .get(),
+          std::chrono::steady_clock::now() - rawStart);
     }
   }
 

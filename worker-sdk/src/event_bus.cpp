@@ -186,4 +186,14 @@ void EventBus::startWait(std::string_view event, const boost::json::value& data,
   connection_->startWait(event, serialize(data), timeout, expectedClusters, std::move(handler));
 }
 
+void EventBus::startWaitRaw(std::string_view event, std::string_view json, Duration timeout,
+                            int expectedClusters, CountHandler handler) {
+  connection_->startWait(event, json, timeout, expectedClusters, std::move(handler));
+}
+
+void EventBus::startWaitRaw(std::string_view event, std::string_view json, Duration timeout,
+                            int expectedClusters, ReportHandler handler) {
+  connection_->startWait(event, json, timeout, expectedClusters, std::move(handler));
+}
+
 }  // namespace clustervisor

@@ -193,6 +193,31 @@ class EventBus {
         token, std::string(event), data, timeout, expectedClusters);
   }
 
+  // The same two with data that is already JSON text (sent as is, as by broadcastRaw; receivers
+  // parse it). The text is copied, so a deferred operation may start after the caller's is gone.
+  template <typename Token = boost::asio::use_future_t<>>
+  auto broadcastAndWaitRaw(std::string_view event, std::string_view json,
+                           Duration timeout = kDefaultTimeout, int expectedClusters = 0,
+                           Token&& token = {}) {
+    return boost::asio::async_initiate<Token, void(boost::system::error_code, int)>(
+        [this](auto handler, const std::string& ev, const std::string& text, Duration t,
+               int expected) {
+          startWaitRaw(ev, text, t, expected, CountHandler(std::move(handler)));
+        },
+        token, std::string(event), std::string(json), timeout, expectedClusters);
+  }
+  template <typename Token = boost::asio::use_future_t<>>
+  auto broadcastAndWaitRawDetailed(std::string_view event, std::string_view json,
+                                   Duration timeout = kDefaultTimeout, int expectedClusters = 0,
+                                   Token&& token = {}) {
+    return boost::asio::async_initiate<Token, void(boost::system::error_code, AckReport)>(
+        [this](auto handler, const std::string& ev, const std::string& text, Duration t,
+               int expected) {
+          startWaitRaw(ev, text, t, expected, ReportHandler(std::move(handler)));
+        },
+        token, std::string(event), std::string(json), timeout, expectedClusters);
+  }
+
   // Starts delivering events to listeners (idempotent). Cluster::ready() calls it too.
   void listen();
 
@@ -217,6 +242,10 @@ class EventBus {
                  int expectedClusters, CountHandler handler);
   void startWait(std::string_view event, const boost::json::value& data, Duration timeout,
                  int expectedClusters, ReportHandler handler);
+  void startWaitRaw(std::string_view event, std::string_view json, Duration timeout,
+                    int expectedClusters, CountHandler handler);
+  void startWaitRaw(std::string_view event, std::string_view json, Duration timeout,
+                    int expectedClusters, ReportHandler handler);
 
   std::shared_ptr<detail::Connection> connection_;
 };
