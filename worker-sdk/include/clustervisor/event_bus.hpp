@@ -48,6 +48,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -174,11 +175,8 @@ class EventBus {
   auto broadcastAndWait(std::string_view event, const boost::json::value& data,
                         Duration timeout = kDefaultTimeout, int expectedClusters = 0,
                         Token&& token = {}) {
-    return boost::asio::async_initiate<Token, void(boost::system::error_code, int)>(
-        [this](auto handler, const std::string& ev, const boost::json::value& d, Duration t,
-               int expected) { startWait(ev, d, t, expected, CountHandler(std::move(handler))); },
-        // An owned copy of the name: a deferred operation may start after the caller's is gone.
-        token, std::string(event), data, timeout, expectedClusters);
+    return initiateWait<void(boost::system::error_code, int), CountHandler>(
+        event, data, timeout, expectedClusters, std::forward<Token>(token));
   }
 
   // The same, telling which clusters acknowledged. Signature: void(error_code, AckReport).
@@ -186,11 +184,8 @@ class EventBus {
   auto broadcastAndWaitDetailed(std::string_view event, const boost::json::value& data,
                                 Duration timeout = kDefaultTimeout, int expectedClusters = 0,
                                 Token&& token = {}) {
-    return boost::asio::async_initiate<Token, void(boost::system::error_code, AckReport)>(
-        [this](auto handler, const std::string& ev, const boost::json::value& d, Duration t,
-               int expected) { startWait(ev, d, t, expected, ReportHandler(std::move(handler))); },
-        // An owned copy of the name: a deferred operation may start after the caller's is gone.
-        token, std::string(event), data, timeout, expectedClusters);
+    return initiateWait<void(boost::system::error_code, AckReport), ReportHandler>(
+        event, data, timeout, expectedClusters, std::forward<Token>(token));
   }
 
   // The same two with data that is already JSON text (sent as is, as by broadcastRaw; receivers
@@ -199,23 +194,15 @@ class EventBus {
   auto broadcastAndWaitRaw(std::string_view event, std::string_view json,
                            Duration timeout = kDefaultTimeout, int expectedClusters = 0,
                            Token&& token = {}) {
-    return boost::asio::async_initiate<Token, void(boost::system::error_code, int)>(
-        [this](auto handler, const std::string& ev, const std::string& text, Duration t,
-               int expected) {
-          startWaitRaw(ev, text, t, expected, CountHandler(std::move(handler)));
-        },
-        token, std::string(event), std::string(json), timeout, expectedClusters);
+    return initiateWait<void(boost::system::error_code, int), CountHandler>(
+        event, std::string(json), timeout, expectedClusters, std::forward<Token>(token));
   }
   template <typename Token = boost::asio::use_future_t<>>
   auto broadcastAndWaitRawDetailed(std::string_view event, std::string_view json,
                                    Duration timeout = kDefaultTimeout, int expectedClusters = 0,
                                    Token&& token = {}) {
-    return boost::asio::async_initiate<Token, void(boost::system::error_code, AckReport)>(
-        [this](auto handler, const std::string& ev, const std::string& text, Duration t,
-               int expected) {
-          startWaitRaw(ev, text, t, expected, ReportHandler(std::move(handler)));
-        },
-        token, std::string(event), std::string(json), timeout, expectedClusters);
+    return initiateWait<void(boost::system::error_code, AckReport), ReportHandler>(
+        event, std::string(json), timeout, expectedClusters, std::forward<Token>(token));
   }
 
   // Starts delivering events to listeners (idempotent). Cluster::ready() calls it too.
@@ -238,6 +225,22 @@ class EventBus {
   using CountHandler = boost::asio::any_completion_handler<void(boost::system::error_code, int)>;
   using ReportHandler =
       boost::asio::any_completion_handler<void(boost::system::error_code, AckReport)>;
+  // What the four waits share. `Payload` is a json::value (the SDK serializes it) or JSON text
+  // (std::string, sent as is). The name is an owned copy, and so is the payload once deferred: a
+  // deferred operation may start after the caller's are gone.
+  template <typename Signature, typename Handler, typename Payload, typename Token>
+  auto initiateWait(std::string_view event, const Payload& data, Duration timeout,
+                    int expectedClusters, Token&& token) {
+    return boost::asio::async_initiate<Token, Signature>(
+        [this](auto handler, const std::string& ev, const Payload& d, Duration t, int expected) {
+          if constexpr (std::is_same_v<Payload, std::string>) {
+            startWaitRaw(ev, d, t, expected, Handler(std::move(handler)));
+          } else {
+            startWait(ev, d, t, expected, Handler(std::move(handler)));
+          }
+        },
+        token, std::string(event), data, timeout, expectedClusters);
+  }
   void startWait(std::string_view event, const boost::json::value& data, Duration timeout,
                  int expectedClusters, CountHandler handler);
   void startWait(std::string_view event, const boost::json::value& data, Duration timeout,
