@@ -235,12 +235,16 @@ BOOST_AUTO_TEST_CASE(broadcast_and_wait_raw_sends_the_text_as_is_and_counts_the_
   BOOST_TEST(field(report, "acked") == "3");
   BOOST_TEST(field(report, "clusters") == "[1,2,3]");
   BOOST_TEST(field(report, "timedOut") == "0");
+  // A deferred one, whose text was gone before it started.
+  BOOST_TEST(field(run->waitForLine("[cluster 0] ACKS deferred="), "deferred") == "3");
+  // Text as it was written, spaces included (serializing would have changed them).
   for (int c = 1; c <= 3; ++c) {
     const std::string prefix = "[cluster " + std::to_string(c) + "] RAW work-raw from=0 text=";
     run->waitForLine(prefix + R"({"job": 2})");
-    run->waitForLine(prefix + "[3]");
+    run->waitForLine(prefix + "[ 3 ]");
+    run->waitForLine(prefix + R"({"deferred" : true})");
   }
-  BOOST_TEST(run->linesContaining("RAW work-raw from=").size() == 6u, run->transcript());
+  BOOST_TEST(run->linesContaining("RAW work-raw from=").size() == 9u, run->transcript());
 }
 
 BOOST_AUTO_TEST_CASE(broadcast_and_wait_with_zero_expected_returns_zero_at_once) {

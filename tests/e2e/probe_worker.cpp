@@ -31,9 +31,11 @@
 #include <vector>
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
 #include <boost/json.hpp>
 
 #include "clustervisor/wire/frame.hpp"
@@ -794,9 +796,16 @@ int main() {
       const auto rawStart = std::chrono::steady_clock::now();
       printReport(
           "ACKS_RAW",
-          events.broadcastAndWaitRawDetailed("work-raw", "[3]", 30s, cluster.totalClusters() - 1)
+          events.broadcastAndWaitRawDetailed("work-raw", "[ 3 ]", 30s, cluster.totalClusters() - 1)
               .get(),
           std::chrono::steady_clock::now() - rawStart);
+      // Deferred: the text the call was given is gone before the operation starts.
+      auto deferred = [&] {
+        std::string text = R"({"deferred" : true})";
+        return events.broadcastAndWaitRaw("work-raw", text, 30s, cluster.totalClusters() - 1,
+                                          boost::asio::deferred);
+      }();
+      say("ACKS deferred=", std::move(deferred)(boost::asio::use_future).get());
     }
   }
 

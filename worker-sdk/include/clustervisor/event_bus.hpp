@@ -229,17 +229,18 @@ class EventBus {
   // (std::string, sent as is). The name is an owned copy, and so is the payload once deferred: a
   // deferred operation may start after the caller's are gone.
   template <typename Signature, typename Handler, typename Payload, typename Token>
-  auto initiateWait(std::string_view event, const Payload& data, Duration timeout,
-                    int expectedClusters, Token&& token) {
+  auto initiateWait(std::string_view event, Payload&& data, Duration timeout, int expectedClusters,
+                    Token&& token) {
+    using Data = std::remove_cvref_t<Payload>;
     return boost::asio::async_initiate<Token, Signature>(
-        [this](auto handler, const std::string& ev, const Payload& d, Duration t, int expected) {
-          if constexpr (std::is_same_v<Payload, std::string>) {
+        [this](auto handler, const std::string& ev, const Data& d, Duration t, int expected) {
+          if constexpr (std::is_same_v<Data, std::string>) {
             startWaitRaw(ev, d, t, expected, Handler(std::move(handler)));
           } else {
             startWait(ev, d, t, expected, Handler(std::move(handler)));
           }
         },
-        token, std::string(event), data, timeout, expectedClusters);
+        token, std::string(event), std::forward<Payload>(data), timeout, expectedClusters);
   }
   void startWait(std::string_view event, const boost::json::value& data, Duration timeout,
                  int expectedClusters, CountHandler handler);
