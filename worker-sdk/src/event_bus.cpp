@@ -176,23 +176,17 @@ void EventBus::setErrorHandler(ErrorHandler handler) {
   connection_->setErrorHandler(std::move(handler));
 }
 
-void EventBus::startWait(std::string_view event, const boost::json::value& data, Duration timeout,
+std::string_view EventBus::jsonText(const boost::json::value& data) {
+  return serialize(data);
+}
+
+void EventBus::startWait(std::string_view event, std::string_view json, Duration timeout,
                          int expectedClusters, CountHandler handler) {
-  connection_->startWait(event, serialize(data), timeout, expectedClusters, std::move(handler));
-}
-
-void EventBus::startWait(std::string_view event, const boost::json::value& data, Duration timeout,
-                         int expectedClusters, ReportHandler handler) {
-  connection_->startWait(event, serialize(data), timeout, expectedClusters, std::move(handler));
-}
-
-void EventBus::startWaitRaw(std::string_view event, std::string_view json, Duration timeout,
-                            int expectedClusters, CountHandler handler) {
   connection_->startWait(event, json, timeout, expectedClusters, std::move(handler));
 }
 
-void EventBus::startWaitRaw(std::string_view event, std::string_view json, Duration timeout,
-                            int expectedClusters, ReportHandler handler) {
+void EventBus::startWait(std::string_view event, std::string_view json, Duration timeout,
+                         int expectedClusters, ReportHandler handler) {
   connection_->startWait(event, json, timeout, expectedClusters, std::move(handler));
 }
 

@@ -234,22 +234,18 @@ class EventBus {
     using Data = std::remove_cvref_t<Payload>;
     return boost::asio::async_initiate<Token, Signature>(
         [this](auto handler, const std::string& ev, const Data& d, Duration t, int expected) {
-          if constexpr (std::is_same_v<Data, std::string>) {
-            startWaitRaw(ev, d, t, expected, Handler(std::move(handler)));
-          } else {
-            startWait(ev, d, t, expected, Handler(std::move(handler)));
-          }
+          startWait(ev, jsonText(d), t, expected, Handler(std::move(handler)));
         },
         token, std::string(event), std::forward<Payload>(data), timeout, expectedClusters);
   }
-  void startWait(std::string_view event, const boost::json::value& data, Duration timeout,
+  // A payload's JSON text: a json::value serialized into a buffer of this thread's (valid until
+  // the next send on this thread), or text as it is.
+  static std::string_view jsonText(const boost::json::value& data);
+  static std::string_view jsonText(const std::string& json) { return json; }
+  void startWait(std::string_view event, std::string_view json, Duration timeout,
                  int expectedClusters, CountHandler handler);
-  void startWait(std::string_view event, const boost::json::value& data, Duration timeout,
+  void startWait(std::string_view event, std::string_view json, Duration timeout,
                  int expectedClusters, ReportHandler handler);
-  void startWaitRaw(std::string_view event, std::string_view json, Duration timeout,
-                    int expectedClusters, CountHandler handler);
-  void startWaitRaw(std::string_view event, std::string_view json, Duration timeout,
-                    int expectedClusters, ReportHandler handler);
 
   std::shared_ptr<detail::Connection> connection_;
 };
