@@ -1109,19 +1109,16 @@ void Supervisor::lookAgainForOrphans() {
   if (!delay) {
     return;
   }
+  // A look already set (the timer expires after now) that comes no later than this one stands.
   const auto at = now + *delay;
-  if (orphanLookPending_ && orphanLookTimer_.expiry() <= at) {
+  const auto due = orphanLookTimer_.expiry();
+  if (due > now && due <= at) {
     return;
   }
   // Setting the expiry cancels a wait for a later one (its handler sees operation_aborted); a
   // handler already queued with success still runs, and makes one look more.
-  orphanLookPending_ = true;
   orphanLookTimer_.expires_at(at);
   orphanLookTimer_.async_wait([this](error_code ec) {
-    if (ec == asio::error::operation_aborted) {
-      return;
-    }
-    orphanLookPending_ = false;
     if (!ec && !finished_) {
       killOrphans(false);
     }

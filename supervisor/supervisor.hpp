@@ -315,7 +315,6 @@ class Supervisor final : private FrameSink {
   // Children an orphan look could not tell the cluster of, by (pid, start time): when first seen.
   std::map<std::pair<pid_t, std::uint64_t>, Clock::time_point> unknownOrphans_;
   boost::asio::steady_timer orphanLookTimer_;
-  bool orphanLookPending_ = false;
   std::mt19937_64 random_;
   bool shuttingDown_ = false;
   bool escalated_ = false;
