@@ -541,9 +541,9 @@ BOOST_AUTO_TEST_CASE(stop_is_not_held_up_by_a_detached_descendant_keeping_an_old
 }
 
 namespace {
-// "CHILDREN group=<pid> session=<pid>" from the probe in mode "children".
-// The descendants a "children" probe started: one in its process group, one in a session of its
-// own, and the child of a setsid'd shell (see startChain in the probe).
+// The descendants a "children" probe started ("CHILDREN group=<pid> session=<pid> chain=<pid>"):
+// one in its process group, one in a session of its own, and the child of a setsid'd shell (see
+// startChain in the probe).
 struct Descendants {
   pid_t group;
   pid_t session;

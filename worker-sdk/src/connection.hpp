@@ -46,10 +46,8 @@
 #include "parse_arena.hpp"
 
 namespace clustervisor::detail {
-class IoThreads;
-}
 
-namespace clustervisor::detail {
+class IoThreads;
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:

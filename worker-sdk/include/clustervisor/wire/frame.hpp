@@ -56,7 +56,7 @@ enum class FrameType : std::uint8_t {
   kReady = 6,         // worker → supervisor: the worker is ready
   kTotalChanged = 7,  // supervisor → worker: the total cluster count changed
   kWaitDone = 8,      // worker → supervisor: the worker stopped waiting for correlation
-  kHeartbeat = 9,     // worker → supervisor: the worker is alive (sent by the SDK's I/O thread)
+  kHeartbeat = 9,     // worker → supervisor: the worker is alive (sent by the SDK's own threads)
   kStop = 10,         // supervisor → worker: the worker is being stopped; body: ms until SIGKILL
   kStopHandler = 11,  // worker → supervisor: the worker shuts down on kStop by itself
 };
