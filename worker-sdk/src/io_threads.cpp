@@ -113,21 +113,41 @@ bool IoThreads::waitForOwnership(int self) {
       seen = entered_.load(std::memory_order_seq_cst);
       continue;
     }
-    standby_.wait_for(lock, period_, [&] {
+    const auto called = [&] {
       return finished_ || nudged_.load(std::memory_order_relaxed) ||
              owner_.load(std::memory_order_seq_cst) == kNobody;
-    });
-    if (finished_ || nudged_.load(std::memory_order_relaxed) ||
-        owner_.load(std::memory_order_seq_cst) == kNobody) {
+    };
+    standby_.wait_for(lock, period_, called);
+    if (called()) {
       continue;
     }
-    // The same bus run as a period ago, still going: the owner has been held a whole period.
+    looks_.fetch_add(1, std::memory_order_relaxed);
     const std::uint64_t now = entered_.load(std::memory_order_seq_cst);
-    if (now == seen && busHeld() && takeOver(self)) {
-      return true;
+    if (now == seen && busHeld()) {
+      // The same bus run as a period ago, still going: the owner has been held a whole period.
+      if (takeOver(self)) {
+        return true;
+      }
+    } else if (now == seen) {
+      // No bus run for a whole period: nothing to watch until one starts, which wakes this
+      // thread (enter()), so an idle worker's standby does not wake every period.
+      dozing_.store(true, std::memory_order_seq_cst);
+      standby_.wait(lock,
+                    [&] { return called() || entered_.load(std::memory_order_seq_cst) != seen; });
+      dozing_.store(false, std::memory_order_seq_cst);
     }
-    seen = now;
+    seen = entered_.load(std::memory_order_seq_cst);
   }
+}
+
+void IoThreads::wakeStandby() noexcept {
+  {
+    // Under the mutex, so the notification cannot fall between the standby's look at entered_
+    // and its wait.
+    std::lock_guard lock(mutex_);
+    dozing_.store(false, std::memory_order_seq_cst);
+  }
+  standby_.notify_all();
 }
 
 bool IoThreads::lookAfterNudge(int self, std::unique_lock<std::mutex>& lock) {

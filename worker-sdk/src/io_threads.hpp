@@ -11,7 +11,9 @@
 // while the bus holds the owner (see nudge()), the standby takes over the io_context, and the
 // thread in the listener stands by once it returns. Only the owner runs the io_context's
 // handlers, apart from the bus run the previous owner finishes: the connection's own handlers
-// never run on two threads at once, as they would not with one thread.
+// never run on two threads at once, as they would not with one thread. The standby looks at the
+// bus once a period only while it is in use; after a period without a bus run it dozes until
+// the next one starts (enter() wakes it), so an idle worker's threads do not wake for nothing.
 //
 // A bus run never starts inside another handler: the bus executor (busExecutor()) always posts,
 // so a listener that blocks holds nothing but the bus strand.
@@ -65,6 +67,9 @@ class IoThreads {
 
   // Bus runs the standby has taken the connection from.
   std::uint64_t takeovers() const { return takeovers_.load(std::memory_order_relaxed); }
+  // Times the standby woke at the end of a watch period to look at the bus. It looks only while
+  // the bus is in use: after a whole period without a bus run it dozes until one starts.
+  std::uint64_t looks() const { return looks_.load(std::memory_order_relaxed); }
 
  private:
   template <typename Inner>
@@ -72,7 +77,15 @@ class IoThreads {
   template <typename F>
   struct Watched;
 
-  void enter() noexcept { entered_.fetch_add(1, std::memory_order_seq_cst); }
+  void enter() noexcept {
+    entered_.fetch_add(1, std::memory_order_seq_cst);
+    // After the count (both sequentially consistent): a standby going to doze either sees this
+    // run or is woken here.
+    if (dozing_.load(std::memory_order_seq_cst)) [[unlikely]] {
+      wakeStandby();
+    }
+  }
+  void wakeStandby() noexcept;
   void leave() noexcept { left_.fetch_add(1, std::memory_order_seq_cst); }
   bool busHeld() const noexcept {
     return entered_.load(std::memory_order_seq_cst) != left_.load(std::memory_order_seq_cst);
@@ -94,6 +107,10 @@ class IoThreads {
   std::atomic<int> owner_{kNobody};
   std::atomic<bool> nudged_{false};
   std::atomic<std::uint64_t> takeovers_{0};
+  std::atomic<std::uint64_t> looks_{0};
+  // The standby waits for the next bus run rather than a period (set and cleared under mutex_;
+  // read without it by enter()).
+  std::atomic<bool> dozing_{false};
   std::mutex mutex_;
   std::condition_variable standby_;
   bool urgent_ = false;          // under mutex_, with nudged_
