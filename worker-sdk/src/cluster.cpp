@@ -142,7 +142,8 @@ wire::FrameReader::Next readFirstFrame(int fd, wire::FrameReader& reader,
 
 // How long one run of listeners may hold the SDK's default threads before the other one takes
 // the connection over (see detail::IoThreads): a quarter of the heartbeat interval, so heartbeats
-// go on within half an interval, but at most 100 ms (the standby looks that often).
+// go on within half an interval, but at most 100 ms (the standby looks that often while listeners
+// run).
 std::chrono::milliseconds takeOverAfter(std::uint32_t heartbeatIntervalMs) {
   constexpr std::chrono::milliseconds kShortest{5};
   constexpr std::chrono::milliseconds kLongest{100};

@@ -122,8 +122,10 @@ bool IoThreads::waitForOwnership(int self) {
       continue;
     }
     looks_.fetch_add(1, std::memory_order_relaxed);
+    // Read once, both: a run that starts after these loads is not the one looked at.
     const std::uint64_t now = entered_.load(std::memory_order_seq_cst);
-    if (now == seen && busHeld()) {
+    const bool held = now != left_.load(std::memory_order_seq_cst);
+    if (now == seen && held) {
       // The same bus run as a period ago, still going: the owner has been held a whole period.
       if (takeOver(self)) {
         return true;
