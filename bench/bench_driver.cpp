@@ -641,6 +641,7 @@ int main(int argc, char** argv) {
       {"json.unicast.events_per_s", "7  unicast A->B, json::value", "events/s",
        Goal::kAbsoluteAtLeast, 1e6},
       {"json.broadcast16.events_per_s", "7  broadcast N=16, json::value", "events/s"},
+      {"json.wait16.p50_us", "7  broadcastAndWait N=16 p50, json::value", "us"},
       {"stall.idle_rss_kib", "8  RSS, 16 clusters before the flood", "KiB", Goal::kNone, 0, true},
       {"stall.peak_rss_kib", "8  peak RSS, 1 of 16 stalled, 15 flood", "KiB", Goal::kNone, 0, true},
       {"stall.stalled_queued_kib",
@@ -731,6 +732,7 @@ int main(int argc, char** argv) {
          const bool asJson = side == Side::kClustervisor;
          both("json.unicast", {"unicast", 2, asJson, d}, stream)(side);
          record("json.broadcast16", side, bench.stream(side, {"broadcast", 16, asJson, d}));
+         record("json.wait16", side, bench.latency(side, {"wait", 16, asJson, d}));
        }},
       {"stall",
        [&](Side side) {

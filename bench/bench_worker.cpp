@@ -103,7 +103,11 @@ class Worker {
     } else if (scenario_ == bench::kRoundTrip) {
       roundTripListeners();
     } else if (scenario_ == bench::kWait) {
-      bus_.on(std::string(bench::kEventData), [](const json::value&, int) {});
+      if (json_) {
+        bus_.on(std::string(bench::kEventData), [](const json::value&, int) {});
+      } else {
+        bus_.onRaw(std::string(bench::kEventData), [](std::string_view, int) {});
+      }
     }
     cluster_.ready();
     if (scenario_ == bench::kFlood) {
@@ -304,23 +308,28 @@ class Worker {
     writeSamples();
   }
 
-  // --- broadcastAndWait: 0 waits for all N-1 acknowledgements, one wait at a time.
+  // --- broadcastAndWait: 0 waits for all N-1 acknowledgements, one wait at a time. The payload
+  // is the pre-serialized text, as in the cases above, or a json::value with json_ (case 7).
 
   void nextWait() {
     sentAt_ = bench::nowNs();
-    bus_.broadcastAndWait(bench::kEventData, waitPayload_, 10s, total_ - 1,
-                          [this](error_code ec, int acked) {
-                            const auto now = bench::nowNs();
-                            samples_.push_back(now - sentAt_);
-                            if (ec || acked != total_ - 1) {
-                              ++incomplete_;
-                            }
-                            if (now >= until_) {
-                              done_.set_value();
-                              return;
-                            }
-                            nextWait();
-                          });
+    const auto completed = [this](error_code ec, int acked) {
+      const auto now = bench::nowNs();
+      samples_.push_back(now - sentAt_);
+      if (ec || acked != total_ - 1) {
+        ++incomplete_;
+      }
+      if (now >= until_) {
+        done_.set_value();
+        return;
+      }
+      nextWait();
+    };
+    if (json_) {
+      bus_.broadcastAndWait(bench::kEventData, waitPayload_, 10s, total_ - 1, completed);
+    } else {
+      bus_.broadcastAndWaitRaw(bench::kEventData, bench::kPayload, 10s, total_ - 1, completed);
+    }
   }
 
   void waits() {
