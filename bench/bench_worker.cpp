@@ -3,8 +3,9 @@
 // bench-worker: the benchmark's worker, written against the SDK as a user would write it. It
 // runs under `clustervisor run` and plays the scenario named by BENCH_CASE (see scenario.hpp);
 // cluster 0 drives, the others answer. With BENCH_JSON=1 payloads are boost::json::value objects
-// built per event and parsed by the SDK on receipt; otherwise they are pre-serialized JSON text
-// sent with emitToRaw/broadcastRaw. With BENCH_IO_THREAD=1 listeners run on the SDK's I/O thread
+// (built per event, or parsed once for the waits) serialized and parsed by the SDK; otherwise
+// they are pre-serialized JSON text sent with emitToRaw/broadcastRaw/broadcastAndWaitRaw to raw
+// listeners. With BENCH_IO_THREAD=1 listeners run on the SDK's I/O thread
 // (ClusterOptions::listenersOnIoThread).
 //
 // BENCH_CASE=restart-baseline is not an SDK worker: it is the child of the baseline's
