@@ -334,7 +334,9 @@ class Worker {
   }
 
   void waits() {
-    waitPayload_ = json::parse(bench::kPayload);
+    if (json_) {
+      waitPayload_ = json::parse(bench::kPayload);
+    }
     until_ = bench::nowNs() + static_cast<std::int64_t>(seconds_ * 1e9);
     auto done = done_.get_future();
     boost::asio::post(bus_.get_executor(), [this] { nextWait(); });

@@ -70,12 +70,12 @@ struct ClusterOptions {
   // heartbeat.timeout.
   bool heartbeatFromExecutor = false;
   // One SDK thread runs the connection and the listeners, and nothing takes over from it: as in
-  // a Node.js process; in the benchmark as fast as the default for streams and a little quicker
-  // to answer (README, "Performance"), for programs that want a single SDK thread. The price is the
-  // default's isolation: while a listener runs, the connection waits (no reads, writes or
-  // heartbeats), so a listener that blocks for heartbeat.timeout gets the worker killed as hung,
-  // and a listener must never wait for a future of this SDK. Keep listeners short, or hand long
-  // work to a thread of your own. Cannot be combined with `executor` (fromEnvironment() throws
+  // a Node.js process; in the benchmark about as fast as the default for streams and often a
+  // little quicker to answer (README, "Performance"), for programs that want a single SDK thread.
+  // The price is the default's isolation: while a listener runs, the connection waits (no reads,
+  // writes or heartbeats), so a listener that blocks for heartbeat.timeout gets the worker killed
+  // as hung, and a listener must never wait for a future of this SDK. Keep listeners short, or hand
+  // long work to a thread of your own. Cannot be combined with `executor` (fromEnvironment() throws
   // std::invalid_argument).
   bool listenersOnIoThread = false;
 };
