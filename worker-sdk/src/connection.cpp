@@ -494,24 +494,17 @@ void Connection::readLoop() {
                                              : "cannot read from the supervisor: " + ec.message());
                               return;
                             }
+                            // With the default threads, the listeners of what was read run
+                            // when this handler ends, after the next read is under way: a
+                            // thread taking the connection over from a listener that blocks
+                            // reads on.
+                            IoThreads::BusRunAtEnd listenersLast(self->threads_);
                             self->reader_.commit(n);
                             self->handleFrames();
-                            if (!self->connected()) {
-                              return;
-                            }
-                            if (self->threads_ == nullptr) {
+                            if (self->connected()) {
                               self->readMore();
-                              return;
                             }
-                            // After the listeners of what was read (posted to the bus strand
-                            // just now), so their replies leave first; and by a handler of its
-                            // own, so a thread taking the connection over from a listener that
-                            // blocks reads on.
-                            asio::post(self->io_, [self] {
-                              if (self->connected()) {
-                                self->readMore();
-                              }
-                            });
+                            listenersLast.end();
                           });
 }
 

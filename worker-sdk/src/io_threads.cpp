@@ -5,6 +5,8 @@
 
 #include <csignal>
 
+#include <boost/asio/post.hpp>
+
 namespace clustervisor::detail {
 
 namespace asio = boost::asio;
@@ -32,6 +34,55 @@ void IoThreads::join() {
 
 asio::any_io_executor IoThreads::busExecutor() {
   return Executor<asio::io_context::executor_type>(this, io_->get_executor());
+}
+
+namespace {
+thread_local IoThreads::BusRunAtEnd* openScope = nullptr;
+}  // namespace
+
+IoThreads::BusRunAtEnd::BusRunAtEnd(IoThreads* threads) noexcept
+    : threads_(threads), outer_(openScope), open_(threads != nullptr) {
+  if (open_) {
+    openScope = this;
+  }
+}
+
+void IoThreads::BusRunAtEnd::close() noexcept {
+  if (open_) {
+    openScope = outer_;
+    open_ = false;
+  }
+}
+
+void IoThreads::BusRunAtEnd::end() {
+  close();
+  if (kept_ != nullptr) {
+    const auto run = std::move(kept_);
+    (*run)();
+  }
+}
+
+IoThreads::BusRunAtEnd::~BusRunAtEnd() {
+  close();
+  if (kept_ != nullptr) {
+    postKept();  // left by an exception; out of memory here ends the program (noexcept)
+  }
+}
+
+IoThreads::BusRunAtEnd* IoThreads::BusRunAtEnd::current(const IoThreads* threads) noexcept {
+  for (auto* scope = openScope; scope != nullptr; scope = scope->outer_) {
+    if (scope->threads_ == threads) {
+      return scope;
+    }
+  }
+  return nullptr;
+}
+
+void IoThreads::BusRunAtEnd::postKept() {
+  spilled_ = true;
+  if (kept_ != nullptr) {
+    asio::post(*threads_->io_, [run = std::move(kept_)] { (*run)(); });
+  }
 }
 
 void IoThreads::nudge(bool urgent) noexcept {

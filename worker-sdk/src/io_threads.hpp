@@ -15,8 +15,10 @@
 // bus once a period only while it is in use; after a period without a bus run it dozes until
 // the next one starts (enter() wakes it), so an idle worker's threads do not wake for nothing.
 //
-// A bus run never starts inside another handler: the bus executor (busExecutor()) always posts,
-// so a listener that blocks holds nothing but the bus strand.
+// A bus run never starts in the middle of another handler: the bus executor (busExecutor())
+// posts, so a listener that blocks holds nothing but the bus strand. The one exception is the end
+// of a handler that has nothing left to do (BusRunAtEnd): the read handler, once the next read is
+// under way, runs its listeners itself rather than through the event loop.
 #pragma once
 
 #include <atomic>
@@ -55,9 +57,53 @@ class IoThreads {
   void start();
   void join();
 
-  // The executor for the bus strand: runs each function through the io_context, never inline,
-  // and tells this watch when one starts and ends.
+  // The executor for the bus strand: runs each function through the io_context, never inside
+  // the call that hands it over, and tells this watch when one starts and ends.
   boost::asio::any_io_executor busExecutor();
+
+  // Opened first in an I/O handler and ended by end() as its last act, once it has done all the
+  // standby could need done: a bus run the handler starts (the first function handed to
+  // busExecutor() on this thread meanwhile) runs in end(), on this thread, instead of through the
+  // io_context. That saves a read's listeners the trip through the event loop, and the standby
+  // takes a run that blocks over as it does any other. A second function handed over meanwhile
+  // sends both through the io_context, in order; so does a scope left without end() (an
+  // exception). Inert with null `threads`.
+  class BusRunAtEnd {
+   public:
+    explicit BusRunAtEnd(IoThreads* threads) noexcept;
+    BusRunAtEnd(const BusRunAtEnd&) = delete;
+    BusRunAtEnd& operator=(const BusRunAtEnd&) = delete;
+    ~BusRunAtEnd();
+    void end();
+
+   private:
+    friend class IoThreads;
+    struct Run {
+      virtual ~Run() = default;
+      virtual void operator()() = 0;
+    };
+    template <typename F>
+    struct RunOf final : Run {
+      explicit RunOf(F&& fn) : f(std::move(fn)) {}
+      void operator()() override { std::move(f)(); }
+      F f;
+    };
+    // The scope open on this thread for `threads`, or null.
+    static BusRunAtEnd* current(const IoThreads* threads) noexcept;
+    // Keeps `f` for the end of the scope; false (and `f` untouched) once one is kept: then what
+    // was kept has been posted, and the caller posts `f` after it.
+    template <typename F>
+    bool keep(F& f);
+    void postKept();
+
+    IoThreads* threads_;
+    void close() noexcept;
+
+    BusRunAtEnd* outer_;
+    bool open_;
+    std::unique_ptr<Run> kept_;
+    bool spilled_ = false;
+  };
 
   // A thread needs the connection now (it queued a write, or a listener is about to wait for
   // an answer the connection must read). If a bus run holds the owner, the standby takes over:
@@ -135,12 +181,12 @@ struct IoThreads::Watched {
   }
 };
 
-// A standard executor over the io_context's: execute() always posts, and wraps each function in
-// enter()/leave(). Like the io_context's executor it reports blocking.possibly unless
-// blocking.never is required of it (as asio::post() does): so a strand over it runs a function
-// dispatched inside that strand at once (a listener dispatching to the bus), and posts from
-// anywhere else, so a bus run never starts inside an I/O handler. Outstanding work is tracked on
-// the io_context as its own executor does.
+// A standard executor over the io_context's: execute() posts (or, inside a BusRunAtEnd scope,
+// keeps the function for the scope's end), and wraps each function in enter()/leave(). Like the
+// io_context's executor it reports blocking.possibly unless blocking.never is required of it (as
+// asio::post() does): so a strand over it runs a function dispatched inside that strand at once (a
+// listener dispatching to the bus), and posts from anywhere else, so a bus run never starts inside
+// an I/O handler. Outstanding work is tracked on the io_context as its own executor does.
 template <typename Inner>
 class IoThreads::Executor {
  public:
@@ -149,8 +195,12 @@ class IoThreads::Executor {
 
   template <typename F>
   void execute(F&& f) const {
+    Watched<std::decay_t<F>> watched{watch_, std::forward<F>(f)};
+    if (auto* scope = BusRunAtEnd::current(watch_); scope != nullptr && scope->keep(watched)) {
+      return;
+    }
     boost::asio::require(inner_, boost::asio::execution::blocking.never)
-        .execute(Watched<std::decay_t<F>>{watch_, std::forward<F>(f)});
+        .execute(std::move(watched));
   }
 
   boost::asio::execution_context& query(
@@ -189,5 +239,18 @@ class IoThreads::Executor {
   Inner inner_;
   bool possiblyBlocking_;
 };
+
+template <typename F>
+bool IoThreads::BusRunAtEnd::keep(F& f) {
+  if (spilled_) {
+    return false;
+  }
+  if (kept_ == nullptr) {
+    kept_ = std::make_unique<RunOf<F>>(std::move(f));
+    return true;
+  }
+  postKept();
+  return false;
+}
 
 }  // namespace clustervisor::detail

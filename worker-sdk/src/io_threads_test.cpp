@@ -7,8 +7,11 @@
 #include <cstdlib>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <thread>
+#include <vector>
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -157,6 +160,95 @@ BOOST_AUTO_TEST_CASE(a_dispatch_to_the_bus_runs_at_once_inside_it_and_is_posted_
   BOOST_TEST_REQUIRE(waitFor([&] { return inside.load() >= 0 && fromIo.load() >= 0; }));
   BOOST_TEST(inside.load() == 1);
   BOOST_TEST(fromIo.load() == 0);
+}
+
+// What ran, in order, from whichever thread.
+struct Record {
+  std::mutex mutex;
+  std::vector<int> steps;
+  void operator()(int step) {
+    std::lock_guard lock(mutex);
+    steps.push_back(step);
+  }
+  std::vector<int> get() {
+    std::lock_guard lock(mutex);
+    return steps;
+  }
+};
+
+BOOST_AUTO_TEST_CASE(a_bus_run_started_in_a_bus_run_at_end_scope_runs_on_that_thread_as_it_ends) {
+  Record record;
+  std::atomic<int> sameThread{-1};
+  Threads t(std::chrono::hours(1));
+  asio::post(*t.io, [&] {
+    const auto self = std::this_thread::get_id();
+    IoThreads::BusRunAtEnd scope(t.threads.get());
+    asio::post(t.bus, [&, self] {
+      record(2);
+      sameThread = std::this_thread::get_id() == self ? 1 : 0;
+    });
+    asio::post(*t.io, [&] { record(4); });  // queued before the scope ends, runs after it
+    record(1);
+    scope.end();
+    record(3);
+  });
+  BOOST_TEST_REQUIRE(waitFor([&] { return record.get().size() == 4; }));
+  BOOST_TEST(record.get() == (std::vector<int>{1, 2, 3, 4}), boost::test_tools::per_element());
+  BOOST_TEST(sameThread.load() == 1);
+}
+
+BOOST_AUTO_TEST_CASE(
+    two_bus_runs_started_in_a_bus_run_at_end_scope_both_go_through_the_io_context) {
+  Record record;
+  Threads t(std::chrono::hours(1));
+  auto other = asio::make_strand(t.threads->busExecutor());
+  asio::post(*t.io, [&] {
+    IoThreads::BusRunAtEnd scope(t.threads.get());
+    asio::post(t.bus, [&] { record(3); });
+    asio::post(other, [&] { record(4); });
+    record(1);
+    scope.end();
+    record(2);
+  });
+  BOOST_TEST_REQUIRE(waitFor([&] { return record.get().size() == 4; }));
+  BOOST_TEST(record.get() == (std::vector<int>{1, 2, 3, 4}), boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(a_bus_run_at_end_scope_left_by_an_exception_posts_the_run_it_kept) {
+  Record record;
+  Threads t(std::chrono::hours(1));
+  asio::post(*t.io, [&] {
+    try {
+      const IoThreads::BusRunAtEnd scope(t.threads.get());
+      asio::post(t.bus, [&] { record(3); });
+      record(1);
+      throw std::runtime_error("the handler fails");
+    } catch (const std::runtime_error&) {
+      record(2);
+    }
+  });
+  BOOST_TEST_REQUIRE(waitFor([&] { return record.get().size() == 3; }));
+  BOOST_TEST(record.get() == (std::vector<int>{1, 2, 3}), boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(a_bus_run_at_the_end_of_an_io_handler_that_blocks_is_taken_over) {
+  struct State {
+    std::atomic<bool> ioRan{false};
+    std::atomic<int> result{0};  // 1: the I/O handler ran while the bus run waited; 2: it did not
+  };
+  auto state = std::make_shared<State>();  // outlives a failed test's handlers
+  Threads t(20ms);
+  asio::post(*t.io, [&t, state] {
+    IoThreads::BusRunAtEnd scope(t.threads.get());
+    asio::post(t.bus, [&t, state] {
+      asio::post(*t.io, [state] { state->ioRan = true; });
+      state->result = waitFor([&] { return state->ioRan.load(); }) ? 1 : 2;
+    });
+    scope.end();
+  });
+  BOOST_TEST_REQUIRE(waitFor([&] { return state->result.load() != 0; }, 40s));
+  BOOST_TEST(state->result.load() == 1);
+  BOOST_TEST(t.threads->takeovers() == 1U);
 }
 
 BOOST_AUTO_TEST_CASE(the_io_contexts_own_handlers_never_run_on_two_threads_at_once) {
