@@ -243,6 +243,7 @@ Cluster Cluster::fromEnvironment(ClusterOptions options) {
     impl->io = std::make_shared<asio::io_context>(1);  // one thread: its fast path
     busExecutor = options.executor ? *options.executor : impl->io->get_executor();
   } else {
+    // Not the one-thread hint: the standby must see what a handler that blocks has posted.
     impl->io = std::make_shared<asio::io_context>();
     impl->threads =
         std::make_shared<detail::IoThreads>(impl->io, takeOverAfter(welcome.heartbeatIntervalMs));

@@ -495,21 +495,22 @@ void Connection::readLoop() {
                               return;
                             }
                             // With the default threads, the listeners of what was read run
-                            // when this handler ends, after the next read is under way: a
-                            // thread taking the connection over from a listener that blocks
-                            // reads on.
+                            // as this handler ends, once the next read is under way (a thread
+                            // taking the connection over from a listener that blocks reads
+                            // on), rather than through the event loop.
                             IoThreads::BusRunAtEnd listenersLast(self->threads_);
                             self->reader_.commit(n);
                             self->handleFrames();
                             if (self->connected()) {
-                              self->readMore();
+                              // What they are about to take is not held against the next read.
+                              self->readMore(listenersLast.keeps());
                             }
                             listenersLast.end();
                           });
 }
 
-void Connection::readMore() {
-  if (peerClosed_ || undelivered_.load() <= receiveLimit_) {
+void Connection::readMore(bool allDeliveredNext) {
+  if (allDeliveredNext || peerClosed_ || undelivered_.load() <= receiveLimit_) {
     readLoop();
     return;
   }

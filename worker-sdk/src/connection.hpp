@@ -4,8 +4,9 @@
 //
 // Threads and ownership: the socket, the read loop, the write loop, wait timers and all wait
 // bookkeeping live on the I/O executor, whose handlers never run on two threads at once (one SDK
-// thread; or the default's two, IoThreads, which run them one at a time). Everything on the bus
-// strand is written as if the bus ran on another thread, which it may: code on the bus never
+// thread; or the default's two, IoThreads, which run them one at a time: the read handler, which
+// runs the listeners of what it read as its last act, does nothing after them). Everything on the
+// bus strand is written as if the bus ran on another thread, which it may: code on the bus never
 // dispatches to the I/O executor (it posts), so no I/O handler runs inside a bus handler. Senders
 // on any thread append encoded frames to a mutex-guarded, bounded send buffer; the write loop takes
 // the whole buffer in one write, so bursts of small events coalesce. A send made on the bus strand
@@ -179,7 +180,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void closeSocket();
   void readLoop();
   // After a read is handled: reads on, or pauses while undelivered_ is over the receive limit.
-  void readMore();
+  // `allDeliveredNext`: everything undelivered is delivered when the read handler ends (see
+  // IoThreads::BusRunAtEnd), so the backlog does not hold the next read back.
+  void readMore(bool allDeliveredNext = false);
   void watchPeerWhilePaused();
   void handleFrames();
   // A read's events: parked until listening, then handed to the bus strand.

@@ -57,17 +57,22 @@ class IoThreads {
   void start();
   void join();
 
-  // The executor for the bus strand: runs each function through the io_context, never inside
-  // the call that hands it over, and tells this watch when one starts and ends.
+  // The executor for the bus strand: runs each function through the io_context (or at the end of
+  // a BusRunAtEnd scope), never inside the call that hands it over, and tells this watch when one
+  // starts and ends.
   boost::asio::any_io_executor busExecutor();
 
   // Opened first in an I/O handler and ended by end() as its last act, once it has done all the
-  // standby could need done: a bus run the handler starts (the first function handed to
+  // standby could need done (the read handler: the next read is started, unless reading is
+  // paused or the connection is lost): a bus run the handler starts (the first function handed to
   // busExecutor() on this thread meanwhile) runs in end(), on this thread, instead of through the
   // io_context. That saves a read's listeners the trip through the event loop, and the standby
   // takes a run that blocks over as it does any other. A second function handed over meanwhile
   // sends both through the io_context, in order; so does a scope left without end() (an
-  // exception). Inert with null `threads`.
+  // exception). Nothing of the handler may follow end(): a run that blocks there has the standby
+  // run the io_context's handlers meanwhile. Inert with null `threads`. The io_context must not
+  // be built for one thread (concurrency hint 1): its handlers would then queue what they post on
+  // their own thread until they return, out of the standby's reach.
   class BusRunAtEnd {
    public:
     explicit BusRunAtEnd(IoThreads* threads) noexcept;
@@ -75,6 +80,8 @@ class IoThreads {
     BusRunAtEnd& operator=(const BusRunAtEnd&) = delete;
     ~BusRunAtEnd();
     void end();
+    // A bus run is kept for end(): the strand was idle, so it runs everything handed to it.
+    bool keeps() const noexcept { return kept_ != nullptr; }
 
    private:
     friend class IoThreads;
@@ -185,8 +192,9 @@ struct IoThreads::Watched {
 // keeps the function for the scope's end), and wraps each function in enter()/leave(). Like the
 // io_context's executor it reports blocking.possibly unless blocking.never is required of it (as
 // asio::post() does): so a strand over it runs a function dispatched inside that strand at once (a
-// listener dispatching to the bus), and posts from anywhere else, so a bus run never starts inside
-// an I/O handler. Outstanding work is tracked on the io_context as its own executor does.
+// listener dispatching to the bus), and posts from anywhere else, so a bus run never starts in the
+// middle of an I/O handler (BusRunAtEnd runs it as the handler's last act). Outstanding work is
+// tracked on the io_context as its own executor does.
 template <typename Inner>
 class IoThreads::Executor {
  public:
