@@ -53,13 +53,13 @@ struct ClusterOptions {
   std::size_t sendQueueLimit = 64 * 1024 * 1024;
   // Memory the SDK may hold for received events that listeners have not taken yet. Past it the
   // SDK stops reading from the supervisor, and reads again as soon as listeners bring it back
-  // under (so it may pass the limit by one read). A slow or blocked listener then leaves the
-  // backlog in the supervisor's bounded outbox for this cluster instead of this process's
-  // memory: a slow one holds its senders back and loses nothing; one that takes less than about
-  // one read (64 KiB) of events per events.stall_timeout, or blocks, gets the worker treated as
-  // stalled (events that do not fit its outbox are dropped for it). What the supervisor sends
-  // after the backlog (acknowledgements for this worker's waits, a new cluster count, the stop
-  // notice) is read after it.
+  // under (so it may pass the limit by one read; two while a listener blocks). A slow or blocked
+  // listener then leaves the backlog in the supervisor's bounded outbox for this cluster instead of
+  // this process's memory: a slow one holds its senders back and loses nothing; one that takes less
+  // than about one read (64 KiB) of events per events.stall_timeout, or blocks, gets the worker
+  // treated as stalled (events that do not fit its outbox are dropped for it). What the supervisor
+  // sends after the backlog (acknowledgements for this worker's waits, a new cluster count, the
+  // stop notice) is read after it.
   std::size_t receiveQueueLimit = 8 * 1024 * 1024;
   // Heartbeats (heartbeat.interval in bot.toml) are sent by the thread that runs the connection,
   // so they prove the process is alive and scheduled even while your code blocks (your
