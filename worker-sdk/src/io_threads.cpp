@@ -56,10 +56,14 @@ void IoThreads::BusRunAtEnd::close() noexcept {
 
 void IoThreads::BusRunAtEnd::end() {
   close();
-  if (kept_ != nullptr) {
-    const auto run = std::move(kept_);
-    (*run)();
+  if (kept_ == nullptr) {
+    return;
   }
+  struct Destroy {
+    BusRunAtEnd& scope;
+    ~Destroy() { scope.destroyKept(); }  // also when the run throws
+  } destroy{*this};
+  (*kept_)();
 }
 
 IoThreads::BusRunAtEnd::~BusRunAtEnd() {
@@ -67,6 +71,16 @@ IoThreads::BusRunAtEnd::~BusRunAtEnd() {
   if (kept_ != nullptr) {
     postKept();  // left by an exception; out of memory here ends the program (noexcept)
   }
+}
+
+void IoThreads::BusRunAtEnd::destroyKept() noexcept {
+  if (keptInline_) {
+    kept_->~Run();
+  } else {
+    delete kept_;
+  }
+  kept_ = nullptr;
+  keptInline_ = false;
 }
 
 IoThreads::BusRunAtEnd* IoThreads::BusRunAtEnd::current(const IoThreads* threads) noexcept {
@@ -81,7 +95,11 @@ IoThreads::BusRunAtEnd* IoThreads::BusRunAtEnd::current(const IoThreads* threads
 void IoThreads::BusRunAtEnd::postKept() {
   spilled_ = true;
   if (kept_ != nullptr) {
-    asio::post(*threads_->io_, [run = std::move(kept_)] { (*run)(); });
+    struct Destroy {
+      BusRunAtEnd& scope;
+      ~Destroy() { scope.destroyKept(); }
+    } destroy{*this};
+    kept_->postTo(*threads_->io_);
   }
 }
 

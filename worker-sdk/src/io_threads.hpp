@@ -24,6 +24,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -34,6 +35,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/execution.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/require.hpp>
 
 namespace clustervisor::detail {
@@ -85,16 +87,22 @@ class IoThreads {
 
    private:
     friend class IoThreads;
+    // The kept function, in the scope's own storage when it fits (it does for the bus strand's
+    // run): keeping it allocates nothing.
     struct Run {
       virtual ~Run() = default;
       virtual void operator()() = 0;
+      virtual void postTo(boost::asio::io_context& io) = 0;  // moves the function into a post
     };
     template <typename F>
     struct RunOf final : Run {
       explicit RunOf(F&& fn) : f(std::move(fn)) {}
       void operator()() override { std::move(f)(); }
+      void postTo(boost::asio::io_context& io) override { boost::asio::post(io, std::move(f)); }
       F f;
     };
+    static constexpr std::size_t kInlineRun = 64;
+
     // The scope open on this thread for `threads`, or null.
     static BusRunAtEnd* current(const IoThreads* threads) noexcept;
     // Keeps `f` for the end of the scope; false (and `f` untouched) once one is kept: then what
@@ -102,14 +110,16 @@ class IoThreads {
     template <typename F>
     bool keep(F& f);
     void postKept();
+    void close() noexcept;
+    void destroyKept() noexcept;
 
     IoThreads* threads_;
-    void close() noexcept;
-
     BusRunAtEnd* outer_;
     bool open_;
-    std::unique_ptr<Run> kept_;
     bool spilled_ = false;
+    bool keptInline_ = false;
+    Run* kept_ = nullptr;
+    alignas(std::max_align_t) std::byte inline_[kInlineRun];
   };
 
   // A thread needs the connection now (it queued a write, or a listener is about to wait for
@@ -254,7 +264,13 @@ bool IoThreads::BusRunAtEnd::keep(F& f) {
     return false;
   }
   if (kept_ == nullptr) {
-    kept_ = std::make_unique<RunOf<F>>(std::move(f));
+    using Kept = RunOf<F>;
+    if constexpr (sizeof(Kept) <= kInlineRun && alignof(Kept) <= alignof(std::max_align_t)) {
+      kept_ = ::new (static_cast<void*>(inline_)) Kept(std::move(f));
+      keptInline_ = true;
+    } else {
+      kept_ = new Kept(std::move(f));
+    }
     return true;
   }
   postKept();
