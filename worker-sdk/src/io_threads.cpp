@@ -59,10 +59,7 @@ void IoThreads::BusRunAtEnd::end() {
   if (kept_ == nullptr) {
     return;
   }
-  struct Destroy {
-    BusRunAtEnd& scope;
-    ~Destroy() { scope.destroyKept(); }  // also when the run throws
-  } destroy{*this};
+  const DestroyKept destroy{*this};  // also when the run throws
   (*kept_)();
 }
 
@@ -74,6 +71,8 @@ IoThreads::BusRunAtEnd::~BusRunAtEnd() {
 }
 
 void IoThreads::BusRunAtEnd::destroyKept() noexcept {
+  // What the bus strand hands over, type-erased by any_io_executor, is kept without allocating.
+  static_assert(sizeof(RunOf<Watched<boost::asio::detail::executor_function>>) <= kInlineRun);
   if (keptInline_) {
     kept_->~Run();
   } else {
@@ -95,10 +94,7 @@ IoThreads::BusRunAtEnd* IoThreads::BusRunAtEnd::current(const IoThreads* threads
 void IoThreads::BusRunAtEnd::postKept() {
   spilled_ = true;
   if (kept_ != nullptr) {
-    struct Destroy {
-      BusRunAtEnd& scope;
-      ~Destroy() { scope.destroyKept(); }
-    } destroy{*this};
+    const DestroyKept destroy{*this};  // the function is moved out, or lost with a failed post
     kept_->postTo(*threads_->io_);
   }
 }

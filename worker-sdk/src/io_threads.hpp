@@ -106,12 +106,17 @@ class IoThreads {
     // The scope open on this thread for `threads`, or null.
     static BusRunAtEnd* current(const IoThreads* threads) noexcept;
     // Keeps `f` for the end of the scope; false (and `f` untouched) once one is kept: then what
-    // was kept has been posted, and the caller posts `f` after it.
+    // was kept has been posted, and the caller posts `f` after it (if that post throws, neither
+    // runs).
     template <typename F>
     bool keep(F& f);
     void postKept();
     void close() noexcept;
     void destroyKept() noexcept;
+    struct DestroyKept {
+      BusRunAtEnd& scope;
+      ~DestroyKept() { scope.destroyKept(); }
+    };
 
     IoThreads* threads_;
     BusRunAtEnd* outer_;
