@@ -4,6 +4,7 @@
 #include <pthread.h>
 
 #include <csignal>
+#include <stdexcept>
 
 #include <boost/asio/post.hpp>
 
@@ -13,7 +14,16 @@ namespace asio = boost::asio;
 
 IoThreads::IoThreads(std::shared_ptr<asio::io_context> io, std::chrono::milliseconds period,
                      std::chrono::microseconds nudgeDelay)
-    : io_(std::move(io)), period_(period), nudgeDelay_(nudgeDelay) {}
+    : io_(std::move(io)), period_(period), nudgeDelay_(nudgeDelay) {
+  // Built for one thread, the io_context keeps what a handler posts on that handler's thread
+  // until it returns: a handler that blocks (a bus run at a BusRunAtEnd's end) would keep it from
+  // the standby.
+  const int hint = asio::use_service<asio::detail::scheduler>(*io_).concurrency_hint();
+  if (hint == 1 || !BOOST_ASIO_CONCURRENCY_HINT_IS_LOCKING(SCHEDULER, hint) ||
+      !BOOST_ASIO_CONCURRENCY_HINT_IS_LOCKING(REACTOR_IO, hint)) {
+    throw std::invalid_argument("IoThreads: the io_context must be built for several threads");
+  }
+}
 
 IoThreads::~IoThreads() {
   join();

@@ -48,7 +48,8 @@ class IoThreads {
  public:
   static constexpr std::chrono::microseconds kNudgeDelay{1000};
   // `period`: how long one run of the bus strand may hold the owner before the standby takes
-  // over the connection (it notices within two periods). `nudgeDelay`: see nudge().
+  // over the connection (it notices within two periods). `nudgeDelay`: see nudge(). Throws
+  // std::invalid_argument for an io_context built for one thread (concurrency hint 1).
   IoThreads(std::shared_ptr<boost::asio::io_context> io, std::chrono::milliseconds period,
             std::chrono::microseconds nudgeDelay = kNudgeDelay);
   IoThreads(const IoThreads&) = delete;
@@ -72,9 +73,9 @@ class IoThreads {
   // takes a run that blocks over as it does any other. A second function handed over meanwhile
   // sends both through the io_context, in order; so does a scope left without end() (an
   // exception). Nothing of the handler may follow end(): a run that blocks there has the standby
-  // run the io_context's handlers meanwhile. Inert with null `threads`. The io_context must not
-  // be built for one thread (concurrency hint 1): its handlers would then queue what they post on
-  // their own thread until they return, out of the standby's reach.
+  // run the io_context's handlers meanwhile. Inert with null `threads`. (An io_context built for
+  // one thread would queue what its handlers post on their own thread until they return, out of
+  // the standby's reach: the IoThreads constructor refuses one.)
   class BusRunAtEnd {
    public:
     explicit BusRunAtEnd(IoThreads* threads) noexcept;

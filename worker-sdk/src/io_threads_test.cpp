@@ -281,6 +281,12 @@ BOOST_AUTO_TEST_CASE(the_io_contexts_own_handlers_never_run_on_two_threads_at_on
   BOOST_TEST(t.threads->takeovers() >= 20U);
 }
 
+BOOST_AUTO_TEST_CASE(an_io_context_built_for_one_thread_is_refused) {
+  // Its handlers' posts would wait on their own thread, out of the standby's reach.
+  BOOST_CHECK_THROW(IoThreads(std::make_shared<asio::io_context>(1), 10ms), std::invalid_argument);
+  BOOST_CHECK_NO_THROW(IoThreads(std::make_shared<asio::io_context>(), 10ms));
+}
+
 BOOST_AUTO_TEST_CASE(both_threads_end_when_the_io_context_runs_out_of_work) {
   auto io = std::make_shared<asio::io_context>();
   IoThreads threads(io, 10ms);
