@@ -81,24 +81,12 @@ IoThreads::BusRunAtEnd::~BusRunAtEnd() {
 }
 
 void IoThreads::BusRunAtEnd::destroyKept() noexcept {
-  // What the bus strand hands over, type-erased by any_io_executor, is kept without allocating.
-  static_assert(sizeof(RunOf<Watched<boost::asio::detail::executor_function>>) <= kInlineRun);
-  if (keptInline_) {
-    kept_->~Run();
-  } else {
-    delete kept_;
-  }
+  kept_->~Run();
   kept_ = nullptr;
-  keptInline_ = false;
 }
 
 IoThreads::BusRunAtEnd* IoThreads::BusRunAtEnd::current(const IoThreads* threads) noexcept {
-  for (auto* scope = openScope; scope != nullptr; scope = scope->outer_) {
-    if (scope->threads_ == threads) {
-      return scope;
-    }
-  }
-  return nullptr;
+  return openScope != nullptr && openScope->threads_ == threads ? openScope : nullptr;
 }
 
 void IoThreads::BusRunAtEnd::postKept() {

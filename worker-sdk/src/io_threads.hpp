@@ -88,8 +88,8 @@ class IoThreads {
 
    private:
     friend class IoThreads;
-    // The kept function, in the scope's own storage when it fits (it does for the bus strand's
-    // run): keeping it allocates nothing.
+    // The kept function, in the scope's own storage: keeping it allocates nothing. (What
+    // busExecutor() is handed is always Asio's type-erased executor_function, which fits.)
     struct Run {
       virtual ~Run() = default;
       virtual void operator()() = 0;
@@ -104,7 +104,7 @@ class IoThreads {
     };
     static constexpr std::size_t kInlineRun = 64;
 
-    // The scope open on this thread for `threads`, or null.
+    // The innermost scope open on this thread, if it is for `threads`; else null.
     static BusRunAtEnd* current(const IoThreads* threads) noexcept;
     // Keeps `f` for the end of the scope; false (and `f` untouched) once one is kept: then what
     // was kept has been posted, and the caller posts `f` after it (if that post throws, neither
@@ -123,8 +123,7 @@ class IoThreads {
     BusRunAtEnd* outer_;
     bool open_;
     bool spilled_ = false;
-    bool keptInline_ = false;
-    Run* kept_ = nullptr;
+    Run* kept_ = nullptr;  // in inline_
     alignas(std::max_align_t) std::byte inline_[kInlineRun];
   };
 
@@ -271,12 +270,8 @@ bool IoThreads::BusRunAtEnd::keep(F& f) {
   }
   if (kept_ == nullptr) {
     using Kept = RunOf<F>;
-    if constexpr (sizeof(Kept) <= kInlineRun && alignof(Kept) <= alignof(std::max_align_t)) {
-      kept_ = ::new (static_cast<void*>(inline_)) Kept(std::move(f));
-      keptInline_ = true;
-    } else {
-      kept_ = new Kept(std::move(f));
-    }
+    static_assert(sizeof(Kept) <= kInlineRun && alignof(Kept) <= alignof(std::max_align_t));
+    kept_ = ::new (static_cast<void*>(inline_)) Kept(std::move(f));
     return true;
   }
   postKept();
