@@ -947,16 +947,22 @@ void Supervisor::onDisconnected(WorkerConnection& connection, const std::string&
     logError(describe(slot) + ": protocol error: " + reason + "; disconnected, stopping it");
     handle(slot, Kind::kProtocolError);
   } else if (slot.pid > 0 && slot.lifecycle.state() != WorkerState::kStopping) {
-    // Its exit follows soon in the usual case; a worker that goes on running without its
-    // connection gets no events, and is stopped as hung once its heartbeats are overdue.
-    const std::string line =
-        describe(slot) + " closed its connection" +
-        (reason == "closed its connection" ? std::string() : " (" + reason + ")");
+    // A worker that goes on running without its connection gets no events, and is stopped as
+    // hung once its heartbeats are overdue.
+    std::string line = describe(slot) + " closed its connection" +
+                       (reason == "closed its connection" ? std::string() : " (" + reason + ")");
     if (connection.endedMidFrame()) {
-      logError(line);  // a frame was lost
-    } else {
-      logLine(line);
+      logError(line);  // a frame was lost, whether or not the worker exits
+      return;
     }
+    // In the usual case its exit follows at once, and the exit line says it all.
+    slot.closedTimer.expires_after(kExitAfterClose);
+    slot.closedTimer.async_wait(
+        [this, &slot, pid = slot.pid, line = std::move(line)](error_code ec) {
+          if (!ec && slot.pid == pid && !finished_) {
+            logLine(line + " and has not exited after " + formatDuration(kExitAfterClose));
+          }
+        });
   }
 }
 
@@ -1061,8 +1067,11 @@ void Supervisor::killOrphans(bool all) {
     }
     bool kill = all;
     std::optional<std::uint32_t> cluster;
+    const Lineage lineage = lineageOf(child.pid);
+    if (lineage.kind == Lineage::Kind::kCluster) {
+      cluster = lineage.cluster;
+    }
     if (!kill) {
-      const Lineage lineage = lineageOf(child.pid);
       if (lineage.kind == Lineage::Kind::kUnknown) {
         // Most likely caught in the middle of an exec: looked at again (see lookAgainForOrphans).
         const std::pair key{child.pid, child.startTime};
@@ -1071,7 +1080,6 @@ void Supervisor::killOrphans(bool all) {
         continue;
       }
       if (lineage.kind == Lineage::Kind::kCluster && lineage.cluster < slots_.size()) {
-        cluster = lineage.cluster;
         const Slot& owner = *slots_[lineage.cluster];
         // An unknown start time of the current worker counts the child as older: a leftover.
         kill = owner.pid <= 0 || owner.processStartTime == 0 ||
@@ -1079,8 +1087,9 @@ void Supervisor::killOrphans(bool all) {
       }
     }
     if (kill) {
-      logLine("killing pid " + std::to_string(child.pid) + ", left behind by a worker of cluster " +
-              (cluster ? std::to_string(*cluster) : std::string("?")) + " that is gone");
+      logLine("killing pid " + std::to_string(child.pid) + ", left behind by a worker " +
+              (cluster ? "of cluster " + std::to_string(*cluster) + " " : std::string()) +
+              "that is gone");
       ::kill(child.pid, SIGKILL);
     }
   }
@@ -1183,6 +1192,7 @@ void Supervisor::onExit(Slot& slot, int status) {
   slot.signalTimer.cancel();
   slot.startTimer.cancel();
   slot.heartbeatTimer.cancel();
+  slot.closedTimer.cancel();
   retire(slot);
   // Whatever the worker started in its process group goes with it.
   ::kill(-pid, SIGKILL);

@@ -61,6 +61,9 @@ class Supervisor final : private FrameSink {
   static constexpr std::chrono::milliseconds kDuplicateSignalWindow{200};
   // How long the connection of a worker that exited is still read for what it sent last.
   static constexpr std::chrono::milliseconds kDrainTimeout{1000};
+  // A worker's end of file usually comes just before its exit: a worker that closed its
+  // connection is logged as such only if it has not exited this long after.
+  static constexpr std::chrono::milliseconds kExitAfterClose{1000};
   // How long the end of a stop waits for descendants that escaped their worker's process group.
   static constexpr std::chrono::milliseconds kOrphanTimeout{2000};
   // A child whose environment does not tell its cluster yet is looked at again, after 10 ms at
@@ -116,7 +119,8 @@ class Supervisor final : private FrameSink {
           killTimer(io),
           signalTimer(io),
           startTimer(io),
-          heartbeatTimer(io) {}
+          heartbeatTimer(io),
+          closedTimer(io) {}
     std::uint32_t id = 0;
     bool removed = false;   // a reload lowered the cluster count below this id
     bool outdated = false;  // its worker runs with settings a reload changed since it started
@@ -148,6 +152,7 @@ class Supervisor final : private FrameSink {
     boost::asio::steady_timer signalTimer;   // the stop signal after stop.signal_delay
     boost::asio::steady_timer startTimer;    // start.timeout
     boost::asio::steady_timer heartbeatTimer;
+    boost::asio::steady_timer closedTimer;  // kExitAfterClose after its connection closed
   };
 
   void onFrame(WorkerConnection& connection, const wire::Header& header,

@@ -120,6 +120,17 @@ BOOST_AUTO_TEST_CASE(worker_that_exits_on_its_own_is_restarted_and_the_exit_stat
   run->waitForLine("clustervisor: cluster 0 (pid " + std::to_string(first) +
                    ") exited with status 3 after ");
   BOOST_TEST(startedPid(*run, 0, 1) != first);
+  // Its end of file came with its exit: the exit line is the one line about it.
+  BOOST_TEST(!run->hasLine("closed its connection"), run->transcript());
+}
+
+BOOST_AUTO_TEST_CASE(a_worker_that_closes_its_connection_and_lives_on_is_logged) {
+  TempDir dir;
+  auto run = start(dir, 2, "restart-hello", "PROBE_RAW = \"1:close\"");
+  run->waitForLine("[cluster 1] RAW closed");
+  const auto line = run->waitForLine(" closed its connection and has not exited after 1.0s");
+  BOOST_TEST(line.find("clustervisor: cluster 1 (pid ") == 0u, line);
+  BOOST_TEST(run->linesContaining("START id=0").size() == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(malformed_frame_costs_only_the_worker_that_sent_it) {

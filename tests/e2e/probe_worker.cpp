@@ -273,6 +273,12 @@ int rawWorker(const std::string& mode) {
     clustervisor::wire::encodeHeader(h, std::span<std::byte, clustervisor::wire::kHeaderSize>(
                                             frame.data(), clustervisor::wire::kHeaderSize));
   }
+  if (mode == "close") {
+    // An orderly end of file, and the process goes on running without its socket.
+    ::close(fd);
+    say("RAW closed");
+    sleepForever();
+  }
   if (mode == "truncated") {
     // Half of an event, then end of file: the process goes on running without its socket.
     frame = clustervisor::wire::encodeEvent(0, 0, 0, "cut", R"({"half":"of me"})");
