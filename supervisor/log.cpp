@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -41,11 +42,16 @@ void writeAll(int fd, std::string_view bytes) {
 
 namespace {
 
-// The output thread never allocates or frees memory: the main thread queues and later frees the
-// lines, the thread only writes them. (A worker is forked while this thread runs; a child that
-// allocated between fork and exec could otherwise find an allocator lock held for ever, as under
+// The output threads never allocate or free memory: the main thread queues and later frees the
+// lines, a thread only writes them. (A worker is forked while they run; a child that allocated
+// between fork and exec could otherwise find an allocator lock held for ever, as under
 // AddressSanitizer, whose allocator has no fork handling.)
-struct OutputThread {
+//
+// One lane (a queue and the thread that writes it) per destination: standard output has a lane
+// of its own when it goes somewhere else than standard error, so a reader of one that takes
+// nothing holds up neither the other nor the supervisor's own lines there. When both go to the
+// same place (a terminal, `2>&1`), one lane keeps every line in the order given.
+struct Lane {
   struct Line {
     int fd;
     bool own;
@@ -62,9 +68,9 @@ struct OutputThread {
   std::size_t ownBytes = 0;
   bool stopping = false;
   std::atomic<bool> full{false};
-  std::uint64_t dropped = 0;  // main thread only, as droppedUntold
+  std::atomic<std::uint64_t> dropped{0};  // written by the main thread only
   std::uint64_t droppedUntold = 0;
-  int roomFd = -1;  // eventfd: written when `full` ends
+  int roomFd = -1;  // the Outputs' eventfd: written when `full` ends
   std::thread thread;
 
   void run() {
@@ -95,10 +101,26 @@ struct OutputThread {
   }
 };
 
-// Created by startOutputThread(). One whose thread is stuck in write(2) at the end is left
-// behind (`abandoned`), never destroyed: the thread still uses it, and later lines are dropped
-// rather than written by a caller that would block the same way.
-std::atomic<OutputThread*> output{nullptr};
+struct Outputs {
+  Lane lanes[2];  // [0]: standard output when it has a lane of its own; [1]: the rest
+  bool stdoutOwnLane = false;
+  int roomFd = -1;
+
+  Lane& laneFor(int fd) { return stdoutOwnLane && fd == STDOUT_FILENO ? lanes[0] : lanes[1]; }
+};
+
+// Whether standard output and standard error lead to the same file, pipe or terminal.
+bool sameDestination() {
+  struct stat out {};
+  struct stat err {};
+  return ::fstat(STDOUT_FILENO, &out) == 0 && ::fstat(STDERR_FILENO, &err) == 0 &&
+         out.st_dev == err.st_dev && out.st_ino == err.st_ino;
+}
+
+// Created by startOutputThread(). One with a thread stuck in write(2) at the end is left behind
+// (`abandoned`), never destroyed: the thread still uses it, and later lines are dropped rather
+// than written by a caller that would block the same way.
+std::atomic<Outputs*> output{nullptr};
 std::atomic<bool> abandoned{false};
 
 void writeLine(std::string_view prefix, std::string_view message) {
@@ -120,15 +142,31 @@ std::error_code startOutputThread() {
   if (output.load() != nullptr) {
     return {};
   }
-  auto state = std::make_unique<OutputThread>();
+  auto state = std::make_unique<Outputs>();
+  state->stdoutOwnLane = !sameDestination();
   state->roomFd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (state->roomFd < 0) {
     return {errno, std::system_category()};
   }
+  const std::size_t first = state->stdoutOwnLane ? 0 : 1;
+  std::size_t started = first;
   try {
     const SignalsBlocked blocked;  // signals go to the main thread's event loop, never here
-    state->thread = std::thread([raw = state.get()] { raw->run(); });
+    for (; started < 2; ++started) {
+      Lane& lane = state->lanes[started];
+      lane.roomFd = state->roomFd;
+      lane.thread = std::thread([&lane] { lane.run(); });
+    }
   } catch (const std::system_error& e) {
+    for (std::size_t i = first; i < started; ++i) {
+      Lane& lane = state->lanes[i];
+      {
+        const std::lock_guard lock(lane.mutex);
+        lane.stopping = true;
+      }
+      lane.changed.notify_all();
+      lane.thread.join();
+    }
     ::close(state->roomFd);
     return e.code();
   }
@@ -137,24 +175,38 @@ std::error_code startOutputThread() {
 }
 
 void stopOutputThread(std::chrono::milliseconds grace) {
-  OutputThread* state = output.exchange(nullptr);
+  Outputs* state = output.exchange(nullptr);
   if (state == nullptr) {
     return;
   }
-  std::unique_lock lock(state->mutex);
-  state->stopping = true;
-  state->changed.notify_all();
-  if (!state->changed.wait_for(lock, grace,
-                               [&] { return state->written == state->lines.size(); })) {
-    // The output takes nothing: what is left is lost with the process; the thread stays blocked.
-    abandoned = true;
+  // One deadline for both lanes: they write at the same time.
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  bool stuck = false;
+  std::uint64_t untold = 0;
+  for (Lane& lane : state->lanes) {
+    if (!lane.thread.joinable()) {
+      continue;
+    }
+    std::unique_lock lock(lane.mutex);
+    lane.stopping = true;
+    lane.changed.notify_all();
+    if (!lane.changed.wait_until(lock, deadline,
+                                 [&] { return lane.written == lane.lines.size(); })) {
+      // The output takes nothing: what is left is lost with the process; the thread stays
+      // blocked.
+      stuck = true;
+      lock.unlock();
+      lane.thread.detach();
+      continue;
+    }
+    untold += lane.droppedUntold;
     lock.unlock();
-    state->thread.detach();
+    lane.thread.join();
+  }
+  if (stuck) {
+    abandoned = true;
     return;
   }
-  const std::uint64_t untold = state->droppedUntold;
-  lock.unlock();
-  state->thread.join();
   ::close(state->roomFd);
   delete state;
   if (untold > 0) {
@@ -163,47 +215,52 @@ void stopOutputThread(std::chrono::milliseconds grace) {
 }
 
 int outputRoomFd() {
-  const OutputThread* state = output.load();
+  const Outputs* state = output.load();
   return state == nullptr ? -1 : state->roomFd;
 }
 
 void writeOutput(int fd, std::string_view bytes, bool own) {
-  OutputThread* state = output.load();
+  Outputs* state = output.load();
   if (state == nullptr) {
     if (!abandoned) {
       writeAll(fd, bytes);
     }
     return;
   }
-  std::lock_guard lock(state->mutex);
+  Lane& lane = state->laneFor(fd);
+  std::lock_guard lock(lane.mutex);
   // What the thread has written is freed here, on this thread.
-  for (; state->written > 0; --state->written) {
-    state->lines.pop_front();
+  for (; lane.written > 0; --lane.written) {
+    lane.lines.pop_front();
   }
-  if (own && state->ownBytes + bytes.size() > kOutputOwnLimit) {
-    ++state->droppedUntold;
-    ++state->dropped;
+  if (own && lane.ownBytes + bytes.size() > kOutputOwnLimit) {
+    ++lane.droppedUntold;
+    lane.dropped.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  if (state->droppedUntold > 0 && state->ownBytes <= kOutputOwnLimit / 2) {
-    state->push(STDERR_FILENO, true, droppedNotice(state->droppedUntold));
-    state->droppedUntold = 0;
+  if (lane.droppedUntold > 0 && lane.ownBytes <= kOutputOwnLimit / 2) {
+    lane.push(STDERR_FILENO, true, droppedNotice(lane.droppedUntold));
+    lane.droppedUntold = 0;
   }
-  state->push(fd, own, bytes);
-  if (!own && state->workerBytes > kOutputQueueLimit) {
-    state->full = true;
+  lane.push(fd, own, bytes);
+  if (!own && lane.workerBytes > kOutputQueueLimit) {
+    lane.full = true;
   }
-  state->changed.notify_all();
+  lane.changed.notify_all();
 }
 
-bool outputQueueFull() {
-  const OutputThread* state = output.load();
-  return state != nullptr && state->full.load();
+bool outputQueueFull(int fd) {
+  Outputs* state = output.load();
+  return state != nullptr && state->laneFor(fd).full.load();
 }
 
 std::uint64_t droppedOutputLines() {
-  const OutputThread* state = output.load();
-  return state == nullptr ? 0 : state->dropped;
+  const Outputs* state = output.load();
+  if (state == nullptr) {
+    return 0;
+  }
+  return state->lanes[0].dropped.load(std::memory_order_relaxed) +
+         state->lanes[1].dropped.load(std::memory_order_relaxed);
 }
 
 void logLine(std::string_view message) {

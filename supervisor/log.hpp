@@ -7,8 +7,11 @@
 // While `clustervisor run` runs (startOutputThread() .. stopOutputThread()), output lines are
 // queued and a thread of their own writes them, in order, one write(2) each: a standard output
 // or error that takes nothing for a while (a suspended pager, a terminal stopped with Ctrl-S, a
-// stuck log reader) then stops neither the relay nor heartbeats nor the control socket. Worker
-// lines wait in their pipes once more than kOutputQueueLimit bytes of them are queued
+// stuck log reader) then stops neither the relay nor heartbeats nor the control socket. When
+// standard output leads somewhere else than standard error, it has a queue and a thread of its
+// own, so a stuck reader of one holds up nothing written to the other (the supervisor's own lines
+// included); when both lead to the same place, one queue keeps all lines in order. Worker lines
+// for a queue wait in their pipes once more than kOutputQueueLimit bytes of them are queued there
 // (outputQueueFull(): the captures stop reading, so a worker's own writes block as they would on
 // a full pipe; outputRoomFd() becomes readable when they may read again); the supervisor's own
 // lines have a budget of their own, kOutputOwnLimit, and are dropped and counted beyond it, with
@@ -31,11 +34,11 @@ void writeAll(int fd, std::string_view bytes);
 inline constexpr std::size_t kOutputQueueLimit = 1024 * 1024;
 inline constexpr std::size_t kOutputOwnLimit = 4 * 1024 * 1024;
 
-// Starts the output thread (signals blocked in it); from then on writeOutput() queues. An error
-// when no thread could be made: output is then written directly, as before it starts.
+// Starts the output threads (signals blocked in them); from then on writeOutput() queues. An
+// error when no thread could be made: output is then written directly, as before they start.
 std::error_code startOutputThread();
 // Writes out what is queued, waiting at most `grace` for the descriptors to take it, and ends
-// the thread; writeOutput() writes directly again. If the output took nothing meanwhile, later
+// the threads; writeOutput() writes directly again. If the output took nothing meanwhile, later
 // lines are dropped instead (a direct write would block the caller the same way).
 void stopOutputThread(std::chrono::milliseconds grace);
 // Calls stopOutputThread() when it goes out of scope, also on an exception.
@@ -46,8 +49,9 @@ struct OutputThreadScope {
 // A whole line (or lines) for `fd`: queued while the output thread runs, written directly
 // otherwise. `own`: one of the supervisor's lines rather than a worker's.
 void writeOutput(int fd, std::string_view bytes, bool own);
-// More than kOutputQueueLimit bytes of worker lines wait: worker output should wait in its pipes.
-bool outputQueueFull();
+// More than kOutputQueueLimit bytes of worker lines wait in the queue for `fd`: worker output
+// for it should wait in its pipes.
+bool outputQueueFull(int fd);
 // An eventfd that becomes readable when outputQueueFull() ends (read it to reset it); -1 while
 // no output thread runs.
 int outputRoomFd();

@@ -16,6 +16,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
+#include <iostream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -184,7 +186,7 @@ BOOST_AUTO_TEST_CASE(worker_lines_past_the_queue_limit_ask_for_a_pause_until_hal
   // stop reading instead, which outputQueueFull() asks for.
   std::string expected;
   int n = 0;
-  while (!outputQueueFull()) {
+  while (!outputQueueFull(pipe.write)) {
     const auto line = numberedLine("worker", n, 1024);
     writeOutput(pipe.write, line, false);
     expected += line;
@@ -195,7 +197,7 @@ BOOST_AUTO_TEST_CASE(worker_lines_past_the_queue_limit_ask_for_a_pause_until_hal
   // A reader comes back: the room descriptor says when the captures may read again.
   reader.start();
   BOOST_TEST(readable(room, 20'000));
-  BOOST_TEST(!outputQueueFull());
+  BOOST_TEST(!outputQueueFull(pipe.write));
   expectEverythingWrittenInOrder(reader, expected);
 }
 
@@ -226,7 +228,8 @@ BOOST_AUTO_TEST_CASE(own_lines_past_their_budget_are_dropped_counted_and_then_an
       }
     }
     BOOST_TEST(queued > clustervisor::kOutputOwnLimit - 1024);
-    BOOST_TEST(!outputQueueFull());  // the supervisor's own lines never pause the captures
+    // The supervisor's own lines never pause the captures.
+    BOOST_TEST(!outputQueueFull(STDERR_FILENO));
     // A reader comes back. Once half the budget is written, the next line is preceded by the
     // notice of how many were dropped. (What was read was written; the thread counts a line
     // off after its write: two lines of margin.)
@@ -245,6 +248,114 @@ BOOST_AUTO_TEST_CASE(own_lines_past_their_budget_are_dropped_counted_and_then_an
         after;
     BOOST_TEST(droppedOutputLines() == 5u);
     stopOutputThread(10s);
+  }
+  const auto got = reader.join();
+  BOOST_TEST(got.size() == expected.size());
+  BOOST_TEST((got == expected));
+}
+
+// Runs `body` in a child process with standard output on `out` and standard error on `err`
+// (Boost.Test's own output must not go there), and returns the child's pid; the body's return
+// value is its exit status.
+template <typename Body>
+pid_t inChild(int out, int err, Body body) {
+  // Nothing buffered in the parent may reach the child's output (ThreadSanitizer's _exit()
+  // flushes stdio).
+  std::cout.flush();
+  std::fflush(nullptr);
+  const pid_t child = ::fork();
+  BOOST_REQUIRE(child >= 0);
+  if (child == 0) {
+    if (::dup2(out, STDOUT_FILENO) < 0 || ::dup2(err, STDERR_FILENO) < 0) {
+      ::_exit(2);
+    }
+    ::_exit(body());
+  }
+  return child;
+}
+
+// The child's exit status, or -1 if it has not ended by the deadline (it is then killed).
+int exitStatusOf(pid_t child) {
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  int status = 0;
+  while (::waitpid(child, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      ::kill(child, SIGKILL);
+      ::waitpid(child, &status, 0);
+      return -1;
+    }
+    std::this_thread::sleep_for(5ms);
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+BOOST_AUTO_TEST_CASE(own_lines_reach_standard_error_while_standard_output_takes_nothing) {
+  Pipe out;
+  Pipe err;
+  constexpr int kWorkerLines = 200;  // 200 KiB: more than the pipe holds
+  const pid_t child = inChild(out.write, err.write, [] {
+    if (startOutputThread()) {
+      return 3;
+    }
+    for (int n = 0; n < kWorkerLines; ++n) {
+      writeOutput(STDOUT_FILENO, numberedLine("worker", n, 1024), false);
+    }
+    clustervisor::logLine("own line while standard output is stuck");
+    stopOutputThread(20s);
+    return 0;
+  });
+  out.closeWrite();
+  err.closeWrite();
+  // Nobody reads standard output yet; the supervisor's line must come through regardless.
+  std::string seen;
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (seen.find("own line while standard output is stuck\n") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline) {
+    if (readable(err.read, 100)) {
+      char buffer[4096];
+      const ssize_t n = ::read(err.read, buffer, sizeof buffer);
+      if (n <= 0) {
+        break;
+      }
+      seen.append(buffer, static_cast<std::size_t>(n));
+    }
+  }
+  BOOST_TEST(seen == "clustervisor: own line while standard output is stuck\n");
+  // Then standard output is read: every worker line arrives, in order.
+  Reader stdoutReader(out);
+  stdoutReader.start();
+  BOOST_TEST(exitStatusOf(child) == 0);
+  std::string expected;
+  for (int n = 0; n < kWorkerLines; ++n) {
+    expected += numberedLine("worker", n, 1024);
+  }
+  const auto gotOut = stdoutReader.join();
+  BOOST_TEST(gotOut.size() == expected.size());
+  BOOST_TEST((gotOut == expected), gotOut.substr(0, 300));
+}
+
+BOOST_AUTO_TEST_CASE(output_and_error_lines_keep_their_order_when_both_go_to_one_place) {
+  Pipe both;
+  Reader reader(both);
+  const pid_t child = inChild(both.write, both.write, [] {
+    if (startOutputThread()) {
+      return 3;
+    }
+    for (int n = 0; n < 2000; ++n) {
+      const bool own = n % 3 == 0;
+      writeOutput(own ? STDERR_FILENO : STDOUT_FILENO,
+                  numberedLine(own ? "own" : "worker", n, static_cast<std::size_t>(100 + n % 50)),
+                  own);
+    }
+    stopOutputThread(20s);
+    return 0;
+  });
+  reader.start();  // after the fork: a child forked while another thread allocates may hang
+  BOOST_TEST(exitStatusOf(child) == 0);
+  std::string expected;
+  for (int n = 0; n < 2000; ++n) {
+    const bool own = n % 3 == 0;
+    expected += numberedLine(own ? "own" : "worker", n, static_cast<std::size_t>(100 + n % 50));
   }
   const auto got = reader.join();
   BOOST_TEST(got.size() == expected.size());

@@ -44,7 +44,7 @@ void OutputCapture::drainToEnd() {
 }
 
 void OutputCapture::readWhenOutputHasRoom() {
-  if (!draining_ && outputQueueFull()) {
+  if (!draining_ && outputQueueFull(outputFd_)) {
     // The supervisor's output takes nothing for now: the worker's lines wait in its pipe (its
     // own writes block once that is full, as they would writing to the terminal directly).
     waitingSelf_ = shared_from_this();
