@@ -97,7 +97,8 @@ struct WorkerSetup {
     // exec, so they go before the mask does (the parent blocked everything around the fork).
     // Ignoring first discards what came meanwhile: a Ctrl-C at the terminal before setpgid()
     // reached the supervisor too, which stops its workers in order.
-    for (const int number : {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGCHLD}) {
+    for (const int number :
+         {SIGPIPE, SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD}) {
       ::signal(number, SIG_IGN);
       ::signal(number, SIG_DFL);
     }

@@ -75,7 +75,7 @@ Supervisor::Supervisor(asio::io_context& io, config::BotConfig config,
       queueTimer_(io),
       relay_(config_.clusters),
       held_(config_.clusters, holdLimitsFor(config_)),
-      stopSignals_(io, SIGINT, SIGTERM, SIGHUP),
+      stopSignals_(io, SIGINT, SIGTERM, SIGQUIT),
       childSignal_(io, SIGCHLD),
       finishTimer_(io),
       outputRoom_(io),
@@ -85,6 +85,9 @@ Supervisor::Supervisor(asio::io_context& io, config::BotConfig config,
       sweepTimer_(io),
       controlPath_(std::move(controlSocket)),
       rolloutTimer_(io) {
+  for (const int reloadOrIgnored : {SIGHUP, SIGUSR1, SIGUSR2}) {
+    stopSignals_.add(reloadOrIgnored);
+  }
   slots_.reserve(config_.clusters);
   for (std::uint32_t id = 0; id < config_.clusters; ++id) {
     slots_.push_back(std::make_unique<Slot>(io_, id, config_));
@@ -1296,6 +1299,10 @@ void Supervisor::watchSignals() {
         logLine("received SIGHUP; reloading " + config_.sourceFile.string());
         enqueueOperation({control::ReloadRequest{}, {}});
       }
+    } else if (signal == SIGUSR1 || signal == SIGUSR2) {
+      // A stray signal must not end a bot (their default action is to terminate the process).
+      logLine("received " + signalName(signal) +
+              "; ignored (SIGINT, SIGTERM and SIGQUIT stop the supervisor, SIGHUP reloads)");
     } else if (!shuttingDown_) {
       shutdownRequestedAt_ = Clock::now();
       beginShutdown("received " + signalName(signal));

@@ -394,6 +394,26 @@ BOOST_AUTO_TEST_CASE(sigint_stops_like_sigterm) {
   run->waitForLine("clustervisor: received SIGINT; stopping 2 workers");
 }
 
+BOOST_AUTO_TEST_CASE(sigquit_stops_like_sigterm_and_sigusr1_or_sigusr2_are_logged_and_ignored) {
+  TempDir dir;
+  auto run = start(dir, 2, "basic");
+  const pid_t pid = startedPid(*run, 1);
+  run->waitForLine("cluster 1 (pid " + std::to_string(pid) + ") is ready");
+  run->signal(SIGUSR1);
+  run->waitForLine("clustervisor: received SIGUSR1; ignored");
+  run->signal(SIGUSR2);
+  run->waitForLine("clustervisor: received SIGUSR2; ignored");
+  BOOST_TEST(processExists(pid));
+  BOOST_TEST(!run->hasLine("stopping"), run->transcript());
+  run->signal(SIGQUIT);
+  const auto status = run->waitExit(30s);
+  BOOST_REQUIRE(status.has_value());
+  BOOST_TEST(*status == 0, run->transcript());
+  BOOST_TEST(!processExists(pid));
+  run->waitForLine("clustervisor: received SIGQUIT; stopping 2 workers");
+  BOOST_TEST(run->linesContaining("; stopped").size() == 2u);
+}
+
 BOOST_AUTO_TEST_CASE(missing_program_is_reported_with_its_path_and_retried_with_growing_backoff) {
   TempDir dir;
   auto run = SupervisorRun::run(dir.write("bot.toml",
