@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <string>
 
 namespace clustervisor {
 
@@ -61,6 +62,22 @@ ControlCallResult callSupervisor(const std::filesystem::path& socket, std::strin
     }
     return fail(ControlCallResult::kFailed,
                 "cannot connect to " + socket.string() + ": " + std::strerror(why));
+  }
+  // Only a process of this user can be this user's supervisor (it answers nobody else, either):
+  // whatever else listens there (a socket placed in a directory others can write to) is not sent
+  // the request, nor believed.
+  ucred peer{};
+  socklen_t size = sizeof peer;
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &size) != 0) {
+    return fail(ControlCallResult::kFailed,
+                "cannot tell who listens at " + socket.string() + ": " + std::strerror(errno));
+  }
+  if (peer.uid != ::geteuid()) {
+    return fail(ControlCallResult::kFailed,
+                "the process listening at " + socket.string() + " (pid " +
+                    std::to_string(peer.pid) + ") runs as uid " + std::to_string(peer.uid) +
+                    ", not as this user (uid " + std::to_string(::geteuid()) +
+                    "): not this user's supervisor; the request was not sent");
   }
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (!request.empty()) {

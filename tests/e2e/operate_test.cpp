@@ -9,7 +9,11 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <cstring>
 
 #include <fstream>
 #include <map>
@@ -439,6 +443,50 @@ BOOST_AUTO_TEST_CASE(a_hundred_reloads_leak_no_fds_or_memory) {
   BOOST_TEST(end.rssKiB - start.rssKiB < 200,
              "RSS grew by " << end.rssKiB - start.rssKiB << " KiB");
 #endif
+}
+
+BOOST_AUTO_TEST_CASE(the_cli_does_not_trust_a_control_socket_served_by_another_user) {
+  if (::geteuid() != 0) {
+    BOOST_TEST_MESSAGE("skipped: needs root, to listen as another user");
+    return;
+  }
+  TempDir dir;
+  const auto path = dir.path() / "ctl.sock";
+  // An impostor: a process of another user (nobody) answers every request "done".
+  const int listener = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  BOOST_REQUIRE(listener >= 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::strncpy(address.sun_path, path.c_str(), sizeof address.sun_path - 1);
+  BOOST_REQUIRE(::bind(listener, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0);
+  const pid_t impostor = ::fork();
+  BOOST_REQUIRE(impostor >= 0);
+  if (impostor == 0) {
+    // listen() records the credentials a client sees: those of nobody.
+    if (::setgid(65534) != 0 || ::setuid(65534) != 0 || ::listen(listener, 4) != 0) {
+      ::_exit(2);
+    }
+    for (;;) {
+      const int client = ::accept(listener, nullptr, nullptr);
+      if (client < 0) {
+        ::_exit(3);
+      }
+      char request[4096];
+      (void)!::read(client, request, sizeof request);
+      const char answer[] = R"({"version":1,"ok":true,"result":{"stopping":true,"already":false}})"
+                            "\n";
+      (void)!::write(client, answer, sizeof answer - 1);
+      ::close(client);
+    }
+  }
+  ::close(listener);
+  const auto stop = runCli({"stop", "--socket", path.string()});
+  ::kill(impostor, SIGKILL);
+  ::waitpid(impostor, nullptr, 0);
+  BOOST_TEST(stop.status == 69, stop.output);
+  BOOST_TEST(stop.output.find(") runs as uid 65534, not as this user (uid 0): not this user's "
+                              "supervisor; the request was not sent") != std::string::npos,
+             stop.output);
 }
 
 BOOST_AUTO_TEST_CASE(the_control_socket_can_be_placed_by_the_config) {
