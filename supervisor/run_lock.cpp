@@ -4,10 +4,12 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <utility>
@@ -41,6 +43,36 @@ std::string readPid(int fd) {
     text.pop_back();
   }
   return text;
+}
+
+// The pid /proc/locks names as holding a flock(2) on the file `st` describes; empty if none
+// is found.
+std::string flockHolder(const struct stat& st) {
+  std::FILE* locks = std::fopen("/proc/locks", "re");
+  if (locks == nullptr) {
+    return {};
+  }
+  // "1: FLOCK  ADVISORY  WRITE 4242 08:01:1234567 0 EOF"
+  char kind[16];
+  char mode[16];
+  char access[16];
+  long pid = 0;
+  unsigned major = 0;
+  unsigned minor = 0;
+  unsigned long long inode = 0;
+  std::string holder;
+  char line[256];
+  while (std::fgets(line, sizeof line, locks) != nullptr) {
+    if (std::sscanf(line, "%*[^:]: %15s %15s %15s %ld %x:%x:%llu", kind, mode, access, &pid, &major,
+                    &minor, &inode) == 7 &&
+        std::strcmp(kind, "FLOCK") == 0 && major == ::major(st.st_dev) &&
+        minor == ::minor(st.st_dev) && inode == st.st_ino && pid > 0) {
+      holder = std::to_string(pid);
+      break;
+    }
+  }
+  std::fclose(locks);
+  return holder;
 }
 
 }  // namespace
@@ -115,7 +147,11 @@ std::optional<RunLock> RunLock::acquire(const std::filesystem::path& configFile,
     struct stat current {};
     if (::fstat(fd, &held) == 0 && ::stat(path.c_str(), &current) == 0 &&
         held.st_ino == current.st_ino && held.st_dev == current.st_dev) {
-      return finishAcquire(fd, path, error);
+      auto lock = finishAcquire(fd, path, error);
+      if (lock && !lock->lockConfigFile(configFile, error, alreadyRunning)) {
+        return std::nullopt;
+      }
+      return lock;
     }
     ::close(fd);
     if (attempt == 10) {
@@ -136,6 +172,38 @@ std::optional<RunLock> RunLock::acquire(const std::filesystem::path& configFile,
   return std::nullopt;
 }
 
+bool RunLock::lockConfigFile(const std::filesystem::path& configFile, std::string& error,
+                             bool& alreadyRunning) {
+  // The lock file's place depends on the environment (XDG_RUNTIME_DIR) and the user: a
+  // supervisor started from a service and one from a login shell would each find their own. A
+  // lock on the config file itself is the same for both. (Only a run lock: the file is opened
+  // read-only and never written. A file system without flock(2) leaves the lock file alone to
+  // keep twins out.)
+  const int fd = ::open(configFile.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) {
+    return true;  // reading the config reports it
+  }
+  if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {
+    configFd_ = fd;
+    return true;
+  }
+  const int why = errno;
+  if (why != EWOULDBLOCK) {
+    ::close(fd);
+    return true;
+  }
+  struct stat st {};
+  const std::string pid = ::fstat(fd, &st) == 0 ? flockHolder(st) : std::string();
+  ::close(fd);
+  alreadyRunning = true;
+  error = configFile.string() + " is already running under another supervisor" +
+          (pid.empty() ? "" : " (pid " + pid + ")") +
+          ", which holds a lock on the file itself: one started with another runtime directory "
+          "(another XDG_RUNTIME_DIR, or as another user); stop it first, or run a copy of the " +
+          "bot from a different config file";
+  return false;
+}
+
 std::optional<RunLock> RunLock::finishAcquire(int fd, const std::filesystem::path& path,
                                               std::string& error) {
   // The lock is ours; a pid in the file is from a supervisor that died and is overwritten.
@@ -149,9 +217,14 @@ std::optional<RunLock> RunLock::finishAcquire(int fd, const std::filesystem::pat
 }
 
 RunLock::RunLock(RunLock&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)), path_(std::move(other.path_)) {}
+    : fd_(std::exchange(other.fd_, -1)),
+      configFd_(std::exchange(other.configFd_, -1)),
+      path_(std::move(other.path_)) {}
 
 RunLock::~RunLock() {
+  if (configFd_ >= 0) {
+    ::close(configFd_);
+  }
   if (fd_ >= 0) {
     // Unlinked while still locked: a supervisor starting now either fails to lock this file and
     // is refused (we still run), or locks it after the close and sees it was unlinked.

@@ -9,8 +9,10 @@
 //
 // The runtime directory is $XDG_RUNTIME_DIR/clustervisor when XDG_RUNTIME_DIR is set to an
 // absolute path, else /tmp/clustervisor-<uid>; it is created with mode 0700 and must be owned by
-// the user and not writable by anyone else. The lock's descriptor is close-on-exec, so workers
-// never inherit it.
+// the user and not writable by anyone else. As that place depends on the environment and the
+// user, the supervisor also holds a flock(2) on the config file itself (opened read-only), which
+// a second supervisor started with another runtime directory meets. The descriptors are
+// close-on-exec, so workers never inherit them.
 #pragma once
 
 #include <filesystem>
@@ -48,7 +50,11 @@ class RunLock {
   RunLock(int fd, std::filesystem::path path) : fd_(fd), path_(std::move(path)) {}
   static std::optional<RunLock> finishAcquire(int fd, const std::filesystem::path& path,
                                               std::string& error);
+  // False (with `error` and `alreadyRunning` set) when another supervisor holds the config file.
+  bool lockConfigFile(const std::filesystem::path& configFile, std::string& error,
+                      bool& alreadyRunning);
   int fd_ = -1;
+  int configFd_ = -1;
   std::filesystem::path path_;
 };
 

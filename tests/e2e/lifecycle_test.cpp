@@ -675,6 +675,32 @@ BOOST_AUTO_TEST_CASE(a_second_supervisor_for_the_same_config_is_refused_with_exi
   BOOST_TEST(first->linesContaining("START id=0").size() == 1u);
 }
 
+BOOST_AUTO_TEST_CASE(a_second_supervisor_with_another_runtime_directory_is_refused_too) {
+  // As from a service (no XDG_RUNTIME_DIR) and a login shell: each finds another lock file, but
+  // both lock the config file itself.
+  TempDir dir;
+  const auto config = dir.write("bot.toml", probeConfig(dir, 1, "basic"));
+  const auto runtime = dir.path() / "runtime";
+  std::filesystem::create_directory(runtime);
+  std::filesystem::permissions(runtime, std::filesystem::perms::owner_all);
+  auto first = SupervisorRun::run(config);
+  const pid_t worker = startedPid(*first, 0);
+  SupervisorRun second({"env", "XDG_RUNTIME_DIR=" + runtime.string(), supervisorBinary().string(),
+                        "run", config.string()});
+  const auto status = second.waitExit(30s);
+  BOOST_REQUIRE(status.has_value());
+  BOOST_TEST(*status == 75, second.transcript());
+  const auto refusal =
+      second.waitForLine("is already running under another supervisor (pid " +
+                         std::to_string(first->pid()) + "), which holds a lock on the file itself");
+  BOOST_TEST(refusal.find("clustervisor: error: " + config.string()) == 0u, refusal);
+  BOOST_TEST(second.linesContaining("START id=").empty(), second.transcript());
+  BOOST_TEST(processExists(worker));
+  // Its own lock file is not left behind.
+  BOOST_TEST((!std::filesystem::exists(runtime / "clustervisor") ||
+              std::filesystem::is_empty(runtime / "clustervisor")));
+}
+
 BOOST_AUTO_TEST_CASE(a_lock_left_by_a_killed_supervisor_does_not_block_the_next_start) {
   TempDir dir;
   const auto config = dir.write("bot.toml", probeConfig(dir, 1, "basic"));
