@@ -195,6 +195,56 @@ Lineage lineageOf(pid_t pid) {
   return environ ? parseLineage(*environ) : Lineage{};
 }
 
+std::optional<RunMark> parseRunMark(std::string_view environ) {
+  const std::string bot = std::string(kEnvBot) + "=";
+  const std::string supervisor = std::string(kEnvSupervisor) + "=";
+  RunMark mark;
+  bool hasBot = false;
+  bool hasSupervisor = false;
+  std::string_view rest(environ);
+  while (!rest.empty()) {
+    const auto end = std::min(rest.find('\0'), rest.size());
+    const std::string_view entry = rest.substr(0, end);
+    if (entry.starts_with(bot)) {
+      mark.bot = std::string(entry.substr(bot.size()));
+      hasBot = !mark.bot.empty();
+    } else if (entry.starts_with(supervisor)) {
+      const std::string_view value = entry.substr(supervisor.size());
+      const auto colon = value.find(':');
+      hasSupervisor =
+          colon != std::string_view::npos && parseNumber(value.substr(0, colon), mark.supervisor) &&
+          parseNumber(value.substr(colon + 1), mark.supervisorStart) && mark.supervisor > 0;
+    }
+    rest.remove_prefix(std::min(end + 1, rest.size()));
+  }
+  if (!hasBot || !hasSupervisor) {
+    return std::nullopt;
+  }
+  mark.lineage = parseLineage(environ);
+  return mark;
+}
+
+std::optional<RunMark> runMarkOf(pid_t pid) {
+  const auto environ = readSmallFile("/proc/" + std::to_string(pid) + "/environ", 1 << 20);
+  return environ ? parseRunMark(*environ) : std::nullopt;
+}
+
+std::vector<pid_t> allProcesses() {
+  std::vector<pid_t> pids;
+  DIR* proc = ::opendir("/proc");
+  if (proc == nullptr) {
+    return pids;
+  }
+  while (const dirent* entry = ::readdir(proc)) {
+    pid_t pid = 0;
+    if (parseNumber(std::string_view(entry->d_name), pid)) {
+      pids.push_back(pid);
+    }
+  }
+  ::closedir(proc);
+  return pids;
+}
+
 std::optional<std::chrono::steady_clock::duration> nextUnknownLook(
     std::chrono::steady_clock::time_point now,
     const std::vector<std::chrono::steady_clock::time_point>& firstSeen,

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -59,6 +60,24 @@ std::optional<std::chrono::steady_clock::duration> nextUnknownLook(
     const std::vector<std::chrono::steady_clock::time_point>& firstSeen,
     std::chrono::steady_clock::duration first, std::chrono::steady_clock::duration last,
     std::chrono::steady_clock::duration limit);
+
+// What the supervisor marks each worker's environment with, which the processes a worker starts
+// inherit: the bot (kEnvBot: RunLock::botId() of its config) and the supervisor process
+// (kEnvSupervisor: "<pid>:<start time>"), so the next supervisor of the bot can tell what a
+// supervisor that was killed left running.
+inline constexpr const char* kEnvBot = "CLUSTERVISOR_BOT";
+inline constexpr const char* kEnvSupervisor = "CLUSTERVISOR_SUPERVISOR";
+struct RunMark {
+  std::string bot;
+  pid_t supervisor = 0;
+  std::uint64_t supervisorStart = 0;
+  Lineage lineage;  // its cluster
+};
+// Parses the text of /proc/<pid>/environ: nothing unless it has both marks. Pure.
+std::optional<RunMark> parseRunMark(std::string_view environ);
+std::optional<RunMark> runMarkOf(pid_t pid);
+// Every process /proc lists.
+std::vector<pid_t> allProcesses();
 
 // This process's resident memory (from /proc/self/statm) and open descriptors (/proc/self/fd);
 // 0 for what cannot be read.

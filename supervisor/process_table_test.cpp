@@ -59,6 +59,27 @@ BOOST_AUTO_TEST_CASE(the_cluster_a_process_came_from_is_read_from_its_environmen
   BOOST_TEST((parseLineage("CLUSTERVISOR_CLUSTER_IDS=1\0"sv).kind == Kind::kUnmarked));
 }
 
+BOOST_AUTO_TEST_CASE(the_bot_and_supervisor_a_process_came_from_are_read_from_its_environment) {
+  using namespace std::string_view_literals;
+  using clustervisor::parseRunMark;
+  const auto mark = parseRunMark(
+      "CLUSTERVISOR_BOT=bot-508e07b561d4\0CLUSTERVISOR_CLUSTER_ID=2\0"
+      "CLUSTERVISOR_SUPERVISOR=4242:123456\0PATH=/bin"sv);
+  BOOST_REQUIRE(mark.has_value());
+  BOOST_TEST(mark->bot == "bot-508e07b561d4");
+  BOOST_TEST(mark->supervisor == 4242);
+  BOOST_TEST(mark->supervisorStart == 123456u);
+  BOOST_TEST((mark->lineage.kind == clustervisor::Lineage::Kind::kCluster));
+  BOOST_TEST(mark->lineage.cluster == 2u);
+  // Both marks, well formed, or nothing.
+  BOOST_TEST(!parseRunMark("CLUSTERVISOR_BOT=b\0CLUSTERVISOR_CLUSTER_ID=2\0"sv));
+  BOOST_TEST(!parseRunMark("CLUSTERVISOR_SUPERVISOR=4242:1\0"sv));
+  BOOST_TEST(!parseRunMark("CLUSTERVISOR_BOT=b\0CLUSTERVISOR_SUPERVISOR=4242\0"sv));
+  BOOST_TEST(!parseRunMark("CLUSTERVISOR_BOT=b\0CLUSTERVISOR_SUPERVISOR=0:1\0"sv));
+  BOOST_TEST(!parseRunMark("CLUSTERVISOR_BOT=\0CLUSTERVISOR_SUPERVISOR=4242:1\0"sv));
+  BOOST_TEST(!parseRunMark(""sv));
+}
+
 BOOST_AUTO_TEST_CASE(an_empty_environment_tells_nothing_yet) {
   // What /proc/<pid>/environ gives for a process in the middle of an exec: it may be any
   // cluster's, so it is looked at again rather than taken for an unmarked one.

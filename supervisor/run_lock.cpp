@@ -97,6 +97,10 @@ std::filesystem::path RunLock::lockFileFor(const std::filesystem::path& configFi
   return directory / (canonical.stem().string() + "-" + pathTag(canonical.string()) + ".lock");
 }
 
+std::string RunLock::botId(const std::filesystem::path& configFile) {
+  return lockFileFor(configFile, {}).stem().string();
+}
+
 std::filesystem::path RunLock::controlSocketFor(const std::filesystem::path& configFile,
                                                 const std::filesystem::path& directory) {
   return lockFileFor(configFile, directory).replace_extension(".sock");

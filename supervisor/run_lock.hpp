@@ -36,6 +36,9 @@ class RunLock {
   // The control socket of the bot whose config is `configFile`, in `directory`.
   static std::filesystem::path controlSocketFor(const std::filesystem::path& configFile,
                                                 const std::filesystem::path& directory);
+  // The bot's identity: the stem of its lock file's name ("bot-508e07b561d4"), which depends only
+  // on the config file's canonical path.
+  static std::string botId(const std::filesystem::path& configFile);
   // The lock file of the bot whose config is `configFile`, in `directory`.
   static std::filesystem::path lockFileFor(const std::filesystem::path& configFile,
                                            const std::filesystem::path& directory);

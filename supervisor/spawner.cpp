@@ -18,6 +18,7 @@
 #include <boost/process/v2/stdio.hpp>
 
 #include "clustervisor/wire/frame.hpp"
+#include "process_table.hpp"
 #include "signals_blocked.hpp"
 
 extern char** environ;
@@ -126,6 +127,10 @@ std::vector<std::string> buildEnvironment(const SpawnRequest& request) {
   merged[wire::kEnvTotalClusters] = std::to_string(request.totalClusters);
   merged[wire::kEnvFd] = std::to_string(wire::kWorkerFd);
   merged[wire::kEnvProtocol] = std::to_string(wire::kProtocolVersion);
+  if (!request.bot.empty()) {
+    merged[kEnvBot] = request.bot;
+    merged[kEnvSupervisor] = request.supervisorMark;
+  }
   if (request.totalShards > 0) {
     std::string shards;
     for (const auto shard : request.shards) {

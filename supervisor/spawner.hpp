@@ -33,6 +33,9 @@ struct SpawnRequest {
   std::map<std::string, std::string> environment;  // added to the supervisor's own
   std::vector<std::uint32_t> shards;               // CLUSTERVISOR_SHARDS when totalShards > 0
   std::uint32_t totalShards = 0;
+  // The run marks (see process_table.hpp): CLUSTERVISOR_BOT and CLUSTERVISOR_SUPERVISOR.
+  std::string bot;
+  std::string supervisorMark;
 };
 
 struct SpawnedWorker {

@@ -21,6 +21,7 @@
 #include "log.hpp"
 #include "metrics.hpp"
 #include "process_table.hpp"
+#include "run_lock.hpp"
 
 namespace clustervisor {
 
@@ -85,6 +86,11 @@ Supervisor::Supervisor(asio::io_context& io, config::BotConfig config,
       sweepTimer_(io),
       controlPath_(std::move(controlSocket)),
       rolloutTimer_(io) {
+  if (!config_.sourceFile.empty()) {
+    botId_ = RunLock::botId(config_.sourceFile);
+    const auto self = readProcess(::getpid());
+    supervisorMark_ = std::to_string(::getpid()) + ":" + std::to_string(self ? self->startTime : 0);
+  }
   for (const int reloadOrIgnored : {SIGHUP, SIGUSR1, SIGUSR2}) {
     stopSignals_.add(reloadOrIgnored);
   }
@@ -117,6 +123,7 @@ int Supervisor::run() {
   // every large frame would be mapped and unmapped: up to 1 MiB comes from the heap instead.
   ::mallopt(M_TRIM_THRESHOLD, 4 << 20);
   ::mallopt(M_MMAP_THRESHOLD, 1 << 20);
+  killLeftoversOfEarlierRuns();
   watchSignals();
   watchChildren();
   if (const int fd = outputRoomFd(); fd >= 0) {
@@ -286,6 +293,8 @@ SpawnRequest Supervisor::spawnRequest(std::uint32_t cluster) const {
   request.environment = config_.environment;
   request.shards = config::shardsFor(config_, cluster);
   request.totalShards = config_.shards.total;
+  request.bot = botId_;
+  request.supervisorMark = supervisorMark_;
   return request;
 }
 
@@ -1099,6 +1108,38 @@ void Supervisor::killOrphans(bool all) {
   if (!all) {
     unknownOrphans_ = std::move(unknown);
     lookAgainForOrphans();
+  }
+}
+
+void Supervisor::killLeftoversOfEarlierRuns() {
+  // A supervisor that was killed (SIGKILL, a crash) left what its workers started running: the
+  // workers exit with it (parent-death signal, end of file), but not their descendants. The
+  // locks say no other supervisor runs this bot; processes marked with this bot and a
+  // supervisor process that no longer runs are left from such a run.
+  if (botId_.empty()) {
+    return;
+  }
+  const pid_t self = ::getpid();
+  for (const pid_t pid : allProcesses()) {
+    if (pid == self) {
+      continue;
+    }
+    const auto mark = runMarkOf(pid);
+    if (!mark || mark->bot != botId_) {
+      continue;
+    }
+    // Its supervisor still runs (this one, or one that got past the locks): not a leftover.
+    if (const auto supervisor = readProcess(mark->supervisor);
+        supervisor && supervisor->startTime == mark->supervisorStart) {
+      continue;
+    }
+    const std::string cluster = mark->lineage.kind == Lineage::Kind::kCluster
+                                    ? "of cluster " + std::to_string(mark->lineage.cluster) + " "
+                                    : std::string();
+    logLine("killing pid " + std::to_string(pid) + ", left behind by a worker " + cluster +
+            "of an earlier supervisor of this bot (pid " + std::to_string(mark->supervisor) +
+            ") that is gone");
+    ::kill(pid, SIGKILL);
   }
 }
 

@@ -225,6 +225,9 @@ class Supervisor final : private FrameSink {
   std::string whatNext(const Slot& slot, const WorkerLifecycle::Step& step,
                        std::string_view again) const;
   void killOrphans(bool all);
+  // At the start: kills what the workers of an earlier supervisor of this bot, one that was
+  // killed, left running.
+  void killLeftoversOfEarlierRuns();
   void lookAgainForOrphans();
   void watchSignals();
   void watchChildren();
@@ -340,6 +343,8 @@ class Supervisor final : private FrameSink {
   boost::asio::steady_timer sweepTimer_;
   Clock::time_point startedAt_ = Clock::now();
   std::filesystem::path controlPath_;
+  std::string botId_;           // RunLock::botId() of the config; empty without a config file
+  std::string supervisorMark_;  // "<pid>:<start time>" of this process, for CLUSTERVISOR_SUPERVISOR
   std::unique_ptr<ControlServer> control_;
   std::unique_ptr<MetricsServer> metrics_;
   std::vector<std::unique_ptr<Replaced>> replaced_;

@@ -637,6 +637,40 @@ BOOST_AUTO_TEST_CASE(a_setsid_grandchild_goes_with_its_worker_and_the_new_worker
   BOOST_TEST(waitGone(newChain));
 }
 
+BOOST_AUTO_TEST_CASE(what_the_workers_of_a_killed_supervisor_left_running_goes_at_the_next_start) {
+  TempDir dir;
+  const auto config = dir.write("bot.toml", probeConfig(dir, 1, "children"));
+  auto first = SupervisorRun::run(config);
+  const pid_t worker = startedPid(*first, 0);
+  const auto [group, session, chain] = childrenOf(*first, 0);
+  first->signal(SIGKILL);  // nothing is left to stop what its workers started
+  BOOST_REQUIRE(first->waitExit(30s).has_value());
+  BOOST_TEST(waitGone(worker));  // the worker itself goes with the supervisor's socket
+  for (const pid_t pid : {group, session, chain}) {
+    BOOST_REQUIRE(processExists(pid));
+  }
+  auto second = SupervisorRun::run(config);
+  for (const pid_t pid : {group, session, chain}) {
+    second->waitForLine("clustervisor: killing pid " + std::to_string(pid) +
+                        ", left behind by a worker of cluster 0 of an earlier supervisor of this "
+                        "bot (pid " +
+                        std::to_string(first->pid()) + ") that is gone");
+    BOOST_TEST(waitGone(pid), "leftover " << pid << " survived the next start");
+  }
+  // The new worker's own descendants are left alone.
+  const auto [newGroup, newSession, newChain] = childrenOf(*second, 0);
+  BOOST_TEST(processExists(newGroup));
+  BOOST_TEST(processExists(newSession));
+  BOOST_TEST(processExists(newChain));
+  second->signal(SIGTERM);
+  BOOST_REQUIRE(second->waitExit(30s).has_value());
+  for (const pid_t pid : {group, session, chain, newGroup, newSession, newChain}) {
+    if (processExists(pid)) {
+      ::kill(pid, SIGKILL);
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(a_left_behind_process_with_no_environment_yet_is_looked_at_again) {
   TempDir dir;
   auto run = start(dir, 1, "unmarked-child");
