@@ -6,9 +6,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string>
+#include <thread>
 
 namespace clustervisor {
 
@@ -35,22 +37,26 @@ bool waitFor(int fd, short events, std::chrono::steady_clock::time_point deadlin
 
 }  // namespace
 
-ControlCallResult callSupervisor(const std::filesystem::path& socket, std::string_view request,
-                                 std::chrono::milliseconds timeout, std::string& reply,
-                                 std::string& error) {
+namespace {
+
+enum class Attempt { kAnswered, kNoSupervisor, kFailed, kUnanswered };
+
+Attempt attemptCall(const std::filesystem::path& socket, std::string_view request,
+                    std::chrono::steady_clock::time_point deadline,
+                    std::chrono::milliseconds timeout, std::string& reply, std::string& error) {
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
   if (socket.native().size() >= sizeof address.sun_path) {
     error = "the control socket path " + socket.string() + " is too long";
-    return ControlCallResult::kFailed;
+    return Attempt::kFailed;
   }
   std::memcpy(address.sun_path, socket.c_str(), socket.native().size() + 1);
   const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     error = std::string("socket: ") + std::strerror(errno);
-    return ControlCallResult::kFailed;
+    return Attempt::kFailed;
   }
-  const auto fail = [&](ControlCallResult result, std::string message) {
+  const auto fail = [&](Attempt result, std::string message) {
     ::close(fd);
     error = std::move(message);
     return result;
@@ -58,9 +64,9 @@ ControlCallResult callSupervisor(const std::filesystem::path& socket, std::strin
   if (::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
     const int why = errno;
     if (why == ENOENT || why == ECONNREFUSED) {
-      return fail(ControlCallResult::kNoSupervisor, std::strerror(why));
+      return fail(Attempt::kNoSupervisor, std::strerror(why));
     }
-    return fail(ControlCallResult::kFailed,
+    return fail(Attempt::kFailed,
                 "cannot connect to " + socket.string() + ": " + std::strerror(why));
   }
   // Only a process of this user can be this user's supervisor (it answers nobody else, either):
@@ -69,24 +75,26 @@ ControlCallResult callSupervisor(const std::filesystem::path& socket, std::strin
   ucred peer{};
   socklen_t size = sizeof peer;
   if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &size) != 0) {
-    return fail(ControlCallResult::kFailed,
+    return fail(Attempt::kFailed,
                 "cannot tell who listens at " + socket.string() + ": " + std::strerror(errno));
   }
   if (peer.uid != ::geteuid()) {
-    return fail(ControlCallResult::kFailed,
-                "the process listening at " + socket.string() + " (pid " +
-                    std::to_string(peer.pid) + ") runs as uid " + std::to_string(peer.uid) +
-                    ", not as this user (uid " + std::to_string(::geteuid()) +
-                    "): not this user's supervisor; the request was not sent");
+    return fail(Attempt::kFailed, "the process listening at " + socket.string() + " (pid " +
+                                      std::to_string(peer.pid) + ") runs as uid " +
+                                      std::to_string(peer.uid) + ", not as this user (uid " +
+                                      std::to_string(::geteuid()) +
+                                      "): not this user's supervisor; the request was not sent");
   }
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (!request.empty()) {
     const ssize_t n = ::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) {
       continue;
     }
+    if (n < 0 && (errno == ECONNRESET || errno == EPIPE)) {
+      return fail(Attempt::kUnanswered, "");
+    }
     if (n <= 0) {
-      return fail(ControlCallResult::kFailed,
+      return fail(Attempt::kFailed,
                   std::string("cannot send the request: ") + std::strerror(errno));
     }
     request.remove_prefix(static_cast<std::size_t>(n));
@@ -95,29 +103,68 @@ ControlCallResult callSupervisor(const std::filesystem::path& socket, std::strin
   char buffer[4096];
   for (;;) {
     if (!waitFor(fd, POLLIN, deadline)) {
-      return fail(ControlCallResult::kFailed, "the supervisor did not answer within " +
-                                                  std::to_string(timeout.count()) + " ms");
+      return fail(Attempt::kFailed, "the supervisor did not answer within " +
+                                        std::to_string(timeout.count()) + " ms");
     }
     const ssize_t n = ::read(fd, buffer, sizeof buffer);
     if (n < 0 && errno == EINTR) {
       continue;
     }
+    if (n < 0 && errno == ECONNRESET && reply.empty()) {
+      return fail(Attempt::kUnanswered, "");
+    }
     if (n < 0) {
-      return fail(ControlCallResult::kFailed,
-                  std::string("cannot read the answer: ") + std::strerror(errno));
+      return fail(Attempt::kFailed, std::string("cannot read the answer: ") + std::strerror(errno));
     }
     reply.append(buffer, static_cast<std::size_t>(n));
     if (const auto end = reply.find('\n'); end != std::string::npos) {
       reply.resize(end);
       ::close(fd);
-      return ControlCallResult::kAnswered;
+      return Attempt::kAnswered;
     }
     if (n == 0) {
-      return fail(ControlCallResult::kFailed, "the supervisor closed the connection unanswered");
+      return fail(reply.empty() ? Attempt::kUnanswered : Attempt::kFailed,
+                  "the supervisor closed the connection unanswered");
     }
     if (reply.size() > 16 * 1024 * 1024) {
-      return fail(ControlCallResult::kFailed, "the answer is larger than 16 MiB");
+      return fail(Attempt::kFailed, "the answer is larger than 16 MiB");
     }
+  }
+}
+
+}  // namespace
+
+ControlCallResult callSupervisor(const std::filesystem::path& socket, std::string_view request,
+                                 std::chrono::milliseconds timeout, std::string& reply,
+                                 std::string& error) {
+  // A connection closed with nothing answered was not taken: the supervisor serves a bounded
+  // number at once and closes the rest unread. Tried again, a little later each time, within
+  // kBusyRetry (or the timeout, if shorter).
+  const auto start = std::chrono::steady_clock::now();
+  const auto deadline = start + timeout;
+  const auto retryUntil = start + std::min(timeout, kBusyRetry);
+  auto pause = std::chrono::milliseconds(10);
+  for (int attempts = 1;; ++attempts) {
+    switch (attemptCall(socket, request, deadline, timeout, reply, error)) {
+      case Attempt::kAnswered:
+        return ControlCallResult::kAnswered;
+      case Attempt::kNoSupervisor:
+        return ControlCallResult::kNoSupervisor;
+      case Attempt::kFailed:
+        return ControlCallResult::kFailed;
+      case Attempt::kUnanswered:
+        break;
+    }
+    if (std::chrono::steady_clock::now() + pause >= retryUntil) {
+      error = "the supervisor took none of " + std::to_string(attempts) + " connections in " +
+              std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::steady_clock::now() - start)
+                                 .count()) +
+              " ms: it serves a limited number at once, and others kept them busy";
+      return ControlCallResult::kFailed;
+    }
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(200));
   }
 }
 

@@ -17,6 +17,10 @@ enum class ControlCallResult {
   kFailed,        // connected, but the exchange failed (`error` says how)
 };
 
+// How long a request is tried again while the supervisor takes no connection (all its control
+// connections busy).
+inline constexpr std::chrono::milliseconds kBusyRetry{10000};
+
 ControlCallResult callSupervisor(const std::filesystem::path& socket, std::string_view request,
                                  std::chrono::milliseconds timeout, std::string& reply,
                                  std::string& error);

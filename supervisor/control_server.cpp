@@ -65,6 +65,9 @@ class ControlServer::Session : public AnsweringSession<ControlServer::Session, S
           (*self->handler_)(parsed.request(),
                             [self](std::string answer) { self->reply(std::move(answer)); });
           if (!self->answered()) {
+            // Its slot is for reading requests: a queue of long ones (bounded by the handler)
+            // must not keep `status` or `stop` out.
+            self->releaseSlot();
             self->watchHangUp();
           }
         });

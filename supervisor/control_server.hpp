@@ -34,6 +34,8 @@ class ControlServer {
   // it is done); a connection whose answer never comes is closed when the server is destroyed.
   using Reply = std::function<void(std::string)>;
   using Handler = std::function<void(const control::Request&, Reply)>;
+  // Connections reading their request or being answered at once; one whose request takes long
+  // to answer (a reload, a rolling restart) no longer counts once it is handed over.
   static constexpr int kMaxConnections = 16;
   static constexpr std::chrono::seconds kRequestTimeout{5};
 

@@ -1957,6 +1957,16 @@ void Supervisor::enqueueOperation(Operation operation) {
     }
     return;
   }
+  if (operations_.size() >= kMaxQueuedOperations) {
+    const std::string why =
+        std::to_string(kMaxQueuedOperations) + " reloads and rolling restarts are already queued";
+    if (operation.reply) {
+      operation.reply(control::encodeError(why + "; try again once one is done"));
+    } else {
+      logError("reload not done: " + why);
+    }
+    return;
+  }
   if (current_) {
     logLine(std::string(std::holds_alternative<control::ReloadRequest>(operation.request)
                             ? "reload"

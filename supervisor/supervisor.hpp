@@ -59,6 +59,8 @@ class Supervisor final : private FrameSink {
   static constexpr std::chrono::seconds kSweepInterval{10};
   // A second stop signal this soon after the first is a duplicate, not an escalation.
   static constexpr std::chrono::milliseconds kDuplicateSignalWindow{200};
+  // Reloads and rolling restarts waiting behind the one in progress, at most.
+  static constexpr std::size_t kMaxQueuedOperations = 64;
   // How long the connection of a worker that exited is still read for what it sent last.
   static constexpr std::chrono::milliseconds kDrainTimeout{1000};
   // A worker's end of file usually comes just before its exit: a worker that closed its

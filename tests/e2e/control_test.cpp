@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <memory>
+#include <vector>
 
 #include <boost/json.hpp>
 
@@ -275,6 +277,75 @@ BOOST_AUTO_TEST_CASE(the_control_socket_is_private_to_its_user) {
   // Root itself still gets its answer, and the worker is untouched.
   BOOST_TEST(statusOf(config).at("pid").as_int64() == run->pid());
   BOOST_TEST(processExists(startedPid(*run, 0)));
+}
+
+namespace {
+// A connection to the socket that sends nothing: it holds one of the supervisor's slots for
+// reading requests until the supervisor's deadline for a request closes it.
+int idleConnection(const std::string& socketPath) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  BOOST_REQUIRE(fd >= 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::strncpy(address.sun_path, socketPath.c_str(), sizeof address.sun_path - 1);
+  BOOST_REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+  return fd;
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_cli_command_waits_while_every_control_connection_is_taken) {
+  TempDir dir;
+  std::filesystem::path config;
+  auto run = startBot(dir, 1, config);
+  const auto socketPath = socketOf(config);
+  std::vector<int> idle;
+  for (int n = 0; n < 16; ++n) {
+    idle.push_back(idleConnection(socketPath));
+  }
+  // All 16 taken: a 17th request is closed unread.
+  BOOST_REQUIRE(waitUntil([&] {
+    return rawRequest(socketPath, R"({"version":1,"command":"status"})"
+                                  "\n")
+        .empty();
+  }));
+  // The command tries again until a slot frees (the idle ones time out after 5 s).
+  const auto status = runCli({"status", config.string()});
+  BOOST_TEST(status.status == 0, status.output);
+  BOOST_TEST(status.output.find("cluster") != std::string::npos, status.output);
+  for (const int fd : idle) {
+    ::close(fd);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(queued_rolling_restarts_do_not_keep_status_and_stop_out) {
+  TempDir dir;
+  std::filesystem::path config;
+  auto run = startBot(dir, 2, config);
+  // One rolling restart that waits 60 s between its two batches, and 64 queued behind it: each
+  // command waits for its answer, on a connection of its own (16 would fill every slot).
+  std::vector<std::unique_ptr<SupervisorRun>> rolling;
+  for (int n = 0; n < 65; ++n) {
+    rolling.push_back(std::make_unique<SupervisorRun>(
+        std::vector<std::string>{supervisorBinary().string(), "restart", "--all", "--rolling",
+                                 "--batch", "1", "--delay", "60s", config.string()}));
+  }
+  run->waitForLines("queued behind the rolling restart in progress", 64);
+  // One more is refused: the queue is bounded.
+  const auto refused =
+      runCli({"restart", "--all", "--rolling", "--batch", "1", "--delay", "60s", config.string()});
+  BOOST_TEST(refused.status == 1, refused.output);
+  BOOST_TEST(refused.output.find("64 reloads and rolling restarts are already queued") !=
+                 std::string::npos,
+             refused.output);
+  const auto status = runCli({"status", config.string()});
+  BOOST_TEST(status.status == 0, status.output);
+  const auto stop = runCli({"stop", config.string()});
+  BOOST_TEST(stop.status == 0, stop.output);
+  const auto exited = run->waitExit(30s);
+  BOOST_REQUIRE(exited.has_value());
+  for (auto& command : rolling) {
+    BOOST_TEST(command->waitExit(30s).has_value());
+  }
 }
 
 BOOST_AUTO_TEST_CASE(a_cli_command_without_a_running_supervisor_says_so) {
