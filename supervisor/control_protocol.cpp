@@ -7,6 +7,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -15,6 +17,7 @@
 #include <vector>
 
 #include <boost/json/array.hpp>
+#include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/parse_options.hpp>
 #include <boost/json/serialize.hpp>
@@ -329,6 +332,70 @@ std::string encodeLine(const json::object& object) {
 
 }  // namespace
 
+namespace {
+
+// Finds a name given twice in one object of a JSON text (which json::parse() would take silently,
+// the last one counting). Used on text that json::parse() has accepted.
+class DuplicateNames {
+ public:
+  static constexpr std::size_t max_object_size = std::size_t(-1);  // NOLINT: the parser's names
+  static constexpr std::size_t max_array_size = std::size_t(-1);
+  static constexpr std::size_t max_key_size = std::size_t(-1);
+  static constexpr std::size_t max_string_size = std::size_t(-1);
+
+  // The first such name, or nothing.
+  static std::optional<std::string> in(std::string_view text) {
+    json::basic_parser<DuplicateNames> parser(json::parse_options{});
+    boost::system::error_code ec;
+    parser.write_some(false, text.data(), text.size(), ec);
+    return parser.handler().duplicate_;
+  }
+
+  bool on_document_begin(boost::system::error_code&) { return true; }
+  bool on_document_end(boost::system::error_code&) { return true; }
+  bool on_object_begin(boost::system::error_code&) {
+    names_.emplace_back();
+    return true;
+  }
+  bool on_object_end(std::size_t, boost::system::error_code&) {
+    names_.pop_back();
+    return true;
+  }
+  bool on_array_begin(boost::system::error_code&) { return true; }
+  bool on_array_end(std::size_t, boost::system::error_code&) { return true; }
+  bool on_key_part(json::string_view part, std::size_t, boost::system::error_code&) {
+    key_.append(part.data(), part.size());
+    return true;
+  }
+  bool on_key(json::string_view part, std::size_t, boost::system::error_code& ec) {
+    key_.append(part.data(), part.size());
+    if (!names_.back().insert(key_).second && !duplicate_) {
+      duplicate_ = key_;
+      ec = json::error::syntax;  // stop here
+      return false;
+    }
+    key_.clear();
+    return true;
+  }
+  bool on_string_part(json::string_view, std::size_t, boost::system::error_code&) { return true; }
+  bool on_string(json::string_view, std::size_t, boost::system::error_code&) { return true; }
+  bool on_number_part(json::string_view, boost::system::error_code&) { return true; }
+  bool on_int64(std::int64_t, json::string_view, boost::system::error_code&) { return true; }
+  bool on_uint64(std::uint64_t, json::string_view, boost::system::error_code&) { return true; }
+  bool on_double(double, json::string_view, boost::system::error_code&) { return true; }
+  bool on_bool(bool, boost::system::error_code&) { return true; }
+  bool on_null(boost::system::error_code&) { return true; }
+  bool on_comment_part(json::string_view, boost::system::error_code&) { return true; }
+  bool on_comment(json::string_view, boost::system::error_code&) { return true; }
+
+ private:
+  std::vector<std::set<std::string, std::less<>>> names_;
+  std::string key_;
+  std::optional<std::string> duplicate_;
+};
+
+}  // namespace
+
 ParseResult parseRequest(std::string_view line) {
   if (line.size() > kMaxRequestBytes) {
     return fail("request larger than " + std::to_string(kMaxRequestBytes) + " bytes");
@@ -342,6 +409,9 @@ ParseResult parseRequest(std::string_view line) {
   }
   if (!document.is_object()) {
     return fail("request must be a JSON object");
+  }
+  if (const auto twice = DuplicateNames::in(line)) {
+    return fail(quote(*twice) + " given twice in one object");
   }
   const json::object& object = document.get_object();
 

@@ -43,6 +43,12 @@ class ControlServer::Session : public AnsweringSession<ControlServer::Session, S
                                              std::to_string(control::kMaxRequestBytes) + " bytes"));
             return;
           }
+          if (ec == asio::error::eof && !self->line_.empty()) {
+            // The client ended its side after a request without its newline: it may still be
+            // reading. Not taken for a request (a client cut off mid-line looks the same).
+            self->reply(control::encodeError("a request is one line ending in a newline (\\n)"));
+            return;
+          }
           if (ec) {
             self->clearDeadline();
             return;  // the client went away, or the deadline closed the socket

@@ -42,8 +42,10 @@ const json::object& clusterIn(const json::object& status, std::size_t id) {
   return status.at("clusters").as_array().at(id).as_object();
 }
 
-// One raw request line to the socket; the answer line.
-std::string rawRequest(const std::string& socketPath, const std::string& bytes) {
+// One raw request line to the socket; the answer line. `thenEnd`: the client's side is shut
+// down after the bytes, as by a client that sends and only reads from then on.
+std::string rawRequest(const std::string& socketPath, const std::string& bytes,
+                       bool thenEnd = false) {
   const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   BOOST_REQUIRE(fd >= 0);
   sockaddr_un address{};
@@ -57,6 +59,9 @@ std::string rawRequest(const std::string& socketPath, const std::string& bytes) 
       break;  // the supervisor may answer and close before reading everything
     }
     sent += static_cast<std::size_t>(n);
+  }
+  if (thenEnd) {
+    ::shutdown(fd, SHUT_WR);
   }
   std::string answer;
   char buffer[4096];
@@ -191,6 +196,14 @@ BOOST_AUTO_TEST_CASE(malformed_and_oversize_requests_get_an_error_and_harm_nothi
   BOOST_TEST(garbage.find("request is not valid JSON") != std::string::npos, garbage);
   const auto unknown = rawRequest(socketPath, "{\"version\":1,\"command\":\"format-disk\"}\n");
   BOOST_TEST(unknown.find("unknown command \\\"format-disk\\\"") != std::string::npos, unknown);
+  // A request without its newline, then the end of the client's side: an error, not a stop.
+  const auto unterminated = rawRequest(socketPath, R"({"version":1,"command":"stop"})", true);
+  BOOST_TEST(unterminated.find("a request is one line ending in a newline") != std::string::npos,
+             unterminated);
+  // Names given twice: which one would count is not for the supervisor to guess.
+  const auto twice = rawRequest(socketPath, R"({"version":1,"command":"status","command":"stop"})"
+                                            "\n");
+  BOOST_TEST(twice.find(R"(\"command\" given twice)") != std::string::npos, twice);
   const auto oversize = rawRequest(socketPath, std::string(200 * 1024, '{'));
   BOOST_TEST(oversize.find("request larger than 65536 bytes") != std::string::npos, oversize);
   // Still answering, the worker untouched.
