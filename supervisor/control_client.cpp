@@ -39,10 +39,11 @@ bool waitFor(int fd, short events, std::chrono::steady_clock::time_point deadlin
 
 namespace {
 
-enum class Attempt { kAnswered, kNoSupervisor, kFailed, kUnanswered };
+// kNotTaken: the connection was reset before any answer (the supervisor closed it unread, at its
+// limit of connections), so the request was not carried out and may be sent again.
+enum class Attempt { kAnswered, kNoSupervisor, kFailed, kNotTaken };
 
 Attempt attemptCall(const std::filesystem::path& socket, std::string_view request,
-                    std::chrono::steady_clock::time_point deadline,
                     std::chrono::milliseconds timeout, std::string& reply, std::string& error) {
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
@@ -91,7 +92,7 @@ Attempt attemptCall(const std::filesystem::path& socket, std::string_view reques
       continue;
     }
     if (n < 0 && (errno == ECONNRESET || errno == EPIPE)) {
-      return fail(Attempt::kUnanswered, "");
+      return fail(Attempt::kNotTaken, "");
     }
     if (n <= 0) {
       return fail(Attempt::kFailed,
@@ -99,6 +100,8 @@ Attempt attemptCall(const std::filesystem::path& socket, std::string_view reques
     }
     request.remove_prefix(static_cast<std::size_t>(n));
   }
+  // The answer's deadline starts once the request is in.
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
   reply.clear();
   char buffer[4096];
   for (;;) {
@@ -111,7 +114,7 @@ Attempt attemptCall(const std::filesystem::path& socket, std::string_view reques
       continue;
     }
     if (n < 0 && errno == ECONNRESET && reply.empty()) {
-      return fail(Attempt::kUnanswered, "");
+      return fail(Attempt::kNotTaken, "");
     }
     if (n < 0) {
       return fail(Attempt::kFailed, std::string("cannot read the answer: ") + std::strerror(errno));
@@ -123,8 +126,10 @@ Attempt attemptCall(const std::filesystem::path& socket, std::string_view reques
       return Attempt::kAnswered;
     }
     if (n == 0) {
-      return fail(reply.empty() ? Attempt::kUnanswered : Attempt::kFailed,
-                  "the supervisor closed the connection unanswered");
+      // An orderly close: the supervisor had read the request (it ended, say, meanwhile).
+      return fail(Attempt::kFailed,
+                  "the supervisor closed the connection without answering; the request may "
+                  "have been carried out, in part or whole");
     }
     if (reply.size() > 16 * 1024 * 1024) {
       return fail(Attempt::kFailed, "the answer is larger than 16 MiB");
@@ -137,22 +142,21 @@ Attempt attemptCall(const std::filesystem::path& socket, std::string_view reques
 ControlCallResult callSupervisor(const std::filesystem::path& socket, std::string_view request,
                                  std::chrono::milliseconds timeout, std::string& reply,
                                  std::string& error) {
-  // A connection closed with nothing answered was not taken: the supervisor serves a bounded
-  // number at once and closes the rest unread. Tried again, a little later each time, within
-  // kBusyRetry (or the timeout, if shorter).
+  // A connection reset before any answer was not taken: the supervisor serves a bounded number
+  // at once and closes the rest unread. Tried again, a little later each time, within kBusyRetry
+  // (or the timeout, if shorter).
   const auto start = std::chrono::steady_clock::now();
-  const auto deadline = start + timeout;
   const auto retryUntil = start + std::min(timeout, kBusyRetry);
   auto pause = std::chrono::milliseconds(10);
   for (int attempts = 1;; ++attempts) {
-    switch (attemptCall(socket, request, deadline, timeout, reply, error)) {
+    switch (attemptCall(socket, request, timeout, reply, error)) {
       case Attempt::kAnswered:
         return ControlCallResult::kAnswered;
       case Attempt::kNoSupervisor:
         return ControlCallResult::kNoSupervisor;
       case Attempt::kFailed:
         return ControlCallResult::kFailed;
-      case Attempt::kUnanswered:
+      case Attempt::kNotTaken:
         break;
     }
     if (std::chrono::steady_clock::now() + pause >= retryUntil) {

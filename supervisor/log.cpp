@@ -117,11 +117,14 @@ bool sameDestination() {
          out.st_dev == err.st_dev && out.st_ino == err.st_ino;
 }
 
-// Created by startOutputThread(). One with a thread stuck in write(2) at the end is left behind
-// (`abandoned`), never destroyed: the thread still uses it, and later lines are dropped rather
-// than written by a caller that would block the same way.
+// Created by startOutputThread(). One with a thread stuck in write(2) at the end is left behind,
+// never destroyed: the thread still uses it. Later lines for that lane's destination are dropped
+// rather than written by a caller that would block the same way (`abandonedStdout`: standard
+// output; `abandonedOthers`: everything else, standard error included); the other destination
+// is written directly.
 std::atomic<Outputs*> output{nullptr};
-std::atomic<bool> abandoned{false};
+std::atomic<bool> abandonedStdout{false};
+std::atomic<bool> abandonedOthers{false};
 
 void writeLine(std::string_view prefix, std::string_view message) {
   std::string line;
@@ -181,9 +184,10 @@ void stopOutputThread(std::chrono::milliseconds grace) {
   }
   // One deadline for both lanes: they write at the same time.
   const auto deadline = std::chrono::steady_clock::now() + grace;
-  bool stuck = false;
+  bool stuck[2] = {false, false};
   std::uint64_t untold = 0;
-  for (Lane& lane : state->lanes) {
+  for (std::size_t i = 0; i < 2; ++i) {
+    Lane& lane = state->lanes[i];
     if (!lane.thread.joinable()) {
       continue;
     }
@@ -194,7 +198,7 @@ void stopOutputThread(std::chrono::milliseconds grace) {
                                  [&] { return lane.written == lane.lines.size(); })) {
       // The output takes nothing: what is left is lost with the process; the thread stays
       // blocked.
-      stuck = true;
+      stuck[i] = true;
       lock.unlock();
       lane.thread.detach();
       continue;
@@ -203,13 +207,14 @@ void stopOutputThread(std::chrono::milliseconds grace) {
     lock.unlock();
     lane.thread.join();
   }
-  if (stuck) {
-    abandoned = true;
-    return;
+  if (stuck[0] || stuck[1]) {
+    abandonedStdout = stuck[0] || (stuck[1] && !state->stdoutOwnLane);
+    abandonedOthers = stuck[1];
+  } else {
+    ::close(state->roomFd);
+    delete state;
   }
-  ::close(state->roomFd);
-  delete state;
-  if (untold > 0) {
+  if (untold > 0 && !abandonedOthers) {
     writeAll(STDERR_FILENO, droppedNotice(untold));
   }
 }
@@ -222,7 +227,7 @@ int outputRoomFd() {
 void writeOutput(int fd, std::string_view bytes, bool own) {
   Outputs* state = output.load();
   if (state == nullptr) {
-    if (!abandoned) {
+    if (!(fd == STDOUT_FILENO ? abandonedStdout : abandonedOthers)) {
       writeAll(fd, bytes);
     }
     return;

@@ -334,6 +334,29 @@ BOOST_AUTO_TEST_CASE(own_lines_reach_standard_error_while_standard_output_takes_
   BOOST_TEST((gotOut == expected), gotOut.substr(0, 300));
 }
 
+BOOST_AUTO_TEST_CASE(a_stuck_standard_output_at_the_stop_leaves_standard_error_working) {
+  Pipe out;
+  Pipe err;
+  const pid_t child = inChild(out.write, err.write, [] {
+    if (startOutputThread()) {
+      return 3;
+    }
+    for (int n = 0; n < 200; ++n) {  // more than the pipe holds, and nobody reads
+      writeOutput(STDOUT_FILENO, numberedLine("worker", n, 1024), false);
+    }
+    stopOutputThread(300ms);
+    clustervisor::logLine("after the stop");  // written directly: its destination takes it
+    writeOutput(STDOUT_FILENO, numberedLine("later", 0, 1024), false);  // dropped, not blocked
+    return 0;
+  });
+  out.closeWrite();
+  err.closeWrite();
+  Reader errReader(err);
+  errReader.start();
+  BOOST_TEST(exitStatusOf(child) == 0);
+  BOOST_TEST(errReader.join() == "clustervisor: after the stop\n");
+}
+
 BOOST_AUTO_TEST_CASE(output_and_error_lines_keep_their_order_when_both_go_to_one_place) {
   Pipe both;
   Reader reader(both);

@@ -258,6 +258,9 @@ int runBot(const std::string& configPath) {
     logError(lockError);
     return alreadyRunning ? kExitAlreadyRunning : kExitOsError;
   }
+  if (!lock->warning().empty()) {
+    logLine("warning: " + lock->warning());
+  }
   // A worker or log reader that goes away must be an error value, not a fatal signal.
   ::signal(SIGPIPE, SIG_IGN);
   boost::asio::io_context io(1);

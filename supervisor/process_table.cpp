@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -227,6 +228,21 @@ std::optional<RunMark> parseRunMark(std::string_view environ) {
 std::optional<RunMark> runMarkOf(pid_t pid) {
   const auto environ = readSmallFile("/proc/" + std::to_string(pid) + "/environ", 1 << 20);
   return environ ? parseRunMark(*environ) : std::nullopt;
+}
+
+std::optional<std::string> pidNamespaceOf(pid_t pid) {
+  const std::string link = "/proc/" + std::to_string(pid) + "/ns/pid";
+  char target[128];
+  const ssize_t n = ::readlink(link.c_str(), target, sizeof target);
+  if (n <= 0 || static_cast<std::size_t>(n) >= sizeof target) {
+    return std::nullopt;
+  }
+  return std::string(target, static_cast<std::size_t>(n));
+}
+
+bool ownedByThisUser(pid_t pid) {
+  struct stat st {};
+  return ::stat(("/proc/" + std::to_string(pid)).c_str(), &st) == 0 && st.st_uid == ::geteuid();
 }
 
 std::vector<pid_t> allProcesses() {

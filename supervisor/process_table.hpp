@@ -78,6 +78,10 @@ std::optional<RunMark> parseRunMark(std::string_view environ);
 std::optional<RunMark> runMarkOf(pid_t pid);
 // Every process /proc lists.
 std::vector<pid_t> allProcesses();
+// The pid namespace a process is in (the target of /proc/<pid>/ns/pid), or nothing.
+std::optional<std::string> pidNamespaceOf(pid_t pid);
+// Whether /proc/<pid> belongs to this process's effective user.
+bool ownedByThisUser(pid_t pid);
 
 // This process's resident memory (from /proc/self/statm) and open descriptors (/proc/self/fd);
 // 0 for what cannot be read.

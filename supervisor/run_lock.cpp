@@ -75,6 +75,22 @@ std::string flockHolder(const struct stat& st) {
   return holder;
 }
 
+// The command name of a process (/proc/<pid>/comm), or nothing.
+std::string processName(const std::string& pid) {
+  std::FILE* file = std::fopen(("/proc/" + pid + "/comm").c_str(), "re");
+  if (file == nullptr) {
+    return {};
+  }
+  char name[64] = {};
+  const bool read = std::fgets(name, sizeof name, file) != nullptr;
+  std::fclose(file);
+  std::string text = read ? name : "";
+  while (!text.empty() && text.back() == '\n') {
+    text.pop_back();
+  }
+  return text;
+}
+
 }  // namespace
 
 std::filesystem::path RunLock::runtimeDirectoryPath() {
@@ -181,24 +197,35 @@ bool RunLock::lockConfigFile(const std::filesystem::path& configFile, std::strin
   // The lock file's place depends on the environment (XDG_RUNTIME_DIR) and the user: a
   // supervisor started from a service and one from a login shell would each find their own. A
   // lock on the config file itself is the same for both. (Only a run lock: the file is opened
-  // read-only and never written. A file system without flock(2) leaves the lock file alone to
-  // keep twins out.)
-  const int fd = ::open(configFile.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  // read-only, without waiting on anything but a regular file, and never written. A file system
+  // without flock(2) leaves the lock file alone to keep twins out.)
+  const int fd = ::open(configFile.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   if (fd < 0) {
     return true;  // reading the config reports it
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return true;
   }
   if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {
     configFd_ = fd;
     return true;
   }
   const int why = errno;
+  ::close(fd);
   if (why != EWOULDBLOCK) {
-    ::close(fd);
     return true;
   }
-  struct stat st {};
-  const std::string pid = ::fstat(fd, &st) == 0 ? flockHolder(st) : std::string();
-  ::close(fd);
+  // Anyone who can read the file can lock it: only a supervisor holding it keeps this one out.
+  const std::string pid = flockHolder(st);
+  const std::string holder = pid.empty() ? std::string() : processName(pid);
+  if (!holder.empty() && holder != "clustervisor") {
+    warning_ = "pid " + pid + " (" + holder + ") holds a lock on " + configFile.string() +
+               " and is not a supervisor; going on without that lock (the lock file still "
+               "keeps a second supervisor with the same runtime directory out)";
+    return true;
+  }
   alreadyRunning = true;
   error = configFile.string() + " is already running under another supervisor" +
           (pid.empty() ? "" : " (pid " + pid + ")") +
@@ -223,7 +250,8 @@ std::optional<RunLock> RunLock::finishAcquire(int fd, const std::filesystem::pat
 RunLock::RunLock(RunLock&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)),
       configFd_(std::exchange(other.configFd_, -1)),
-      path_(std::move(other.path_)) {}
+      path_(std::move(other.path_)),
+      warning_(std::move(other.warning_)) {}
 
 RunLock::~RunLock() {
   if (configFd_ >= 0) {

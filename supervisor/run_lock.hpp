@@ -48,6 +48,9 @@ class RunLock {
   ~RunLock();
 
   const std::filesystem::path& path() const { return path_; }
+  // Something to tell the user about the lock taken (empty if nothing): another process, not a
+  // supervisor, holds a lock on the config file.
+  const std::string& warning() const { return warning_; }
 
  private:
   RunLock(int fd, std::filesystem::path path) : fd_(fd), path_(std::move(path)) {}
@@ -59,6 +62,7 @@ class RunLock {
   int fd_ = -1;
   int configFd_ = -1;
   std::filesystem::path path_;
+  std::string warning_;
 };
 
 }  // namespace clustervisor

@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <set>
 #include <utility>
 #include <variant>
 
@@ -1079,7 +1080,9 @@ void Supervisor::killOrphans(bool all) {
     }
     bool kill = all;
     std::optional<std::uint32_t> cluster;
-    const Lineage lineage = lineageOf(child.pid);
+    // Not looked up for a kill of all (at the end of a stop, or "kill now"): reading a process's
+    // environment can block for as long as that process is stuck in the kernel.
+    const Lineage lineage = all ? Lineage{} : lineageOf(child.pid);
     if (lineage.kind == Lineage::Kind::kCluster) {
       cluster = lineage.cluster;
     }
@@ -1119,18 +1122,42 @@ void Supervisor::killLeftoversOfEarlierRuns() {
   if (botId_.empty()) {
     return;
   }
-  const pid_t self = ::getpid();
+  // This process and its ancestors (a script a leftover started may be what runs this one).
+  std::set<pid_t> spared;
+  for (pid_t pid = ::getpid(); pid > 1 && spared.insert(pid).second;) {
+    const auto info = readProcess(pid);
+    pid = info ? info->parent : 0;
+  }
+  const auto ownNamespace = pidNamespaceOf(::getpid());
+  const bool root = ::geteuid() == 0;
   for (const pid_t pid : allProcesses()) {
-    if (pid == self) {
+    if (spared.contains(pid)) {
+      continue;
+    }
+    // Cheap looks first: reading an environment can block while its process is stuck in the
+    // kernel (state D); another user's cannot be read (unless this is root); a kernel thread
+    // has none.
+    const auto info = readProcess(pid);
+    if (!info || info->state == 'D' || info->state == 'Z' || info->parent == 2 || pid == 2 ||
+        (!root && !ownedByThisUser(pid))) {
+      continue;
+    }
+    // Marks from another pid namespace (a container) name pids that mean something else here.
+    if (!ownNamespace || pidNamespaceOf(pid) != ownNamespace) {
       continue;
     }
     const auto mark = runMarkOf(pid);
     if (!mark || mark->bot != botId_) {
       continue;
     }
-    // Its supervisor still runs (this one, or one that got past the locks): not a leftover.
+    // Its supervisor still runs (this one, or one that got past the locks), or cannot be told
+    // (no start time): not a leftover. A zombie is gone (its locks are released).
+    if (mark->supervisorStart == 0) {
+      continue;
+    }
     if (const auto supervisor = readProcess(mark->supervisor);
-        supervisor && supervisor->startTime == mark->supervisorStart) {
+        supervisor && supervisor->startTime == mark->supervisorStart && supervisor->state != 'Z' &&
+        supervisor->state != 'X') {
       continue;
     }
     const std::string cluster = mark->lineage.kind == Lineage::Kind::kCluster

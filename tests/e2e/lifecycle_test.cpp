@@ -3,8 +3,12 @@
 // Spawning, restarting and stopping, end to end.
 #include <boost/test/unit_test.hpp>
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -120,7 +124,9 @@ BOOST_AUTO_TEST_CASE(worker_that_exits_on_its_own_is_restarted_and_the_exit_stat
   run->waitForLine("clustervisor: cluster 0 (pid " + std::to_string(first) +
                    ") exited with status 3 after ");
   BOOST_TEST(startedPid(*run, 0, 1) != first);
-  // Its end of file came with its exit: the exit line is the one line about it.
+  // Its end of file came with its exit: the exit line is the one line about it, then and after
+  // the second in which a worker that had not exited would be logged.
+  std::this_thread::sleep_for(1500ms);
   BOOST_TEST(!run->hasLine("closed its connection"), run->transcript());
 }
 
@@ -733,6 +739,39 @@ BOOST_AUTO_TEST_CASE(a_second_supervisor_with_another_runtime_directory_is_refus
   // Its own lock file is not left behind.
   BOOST_TEST((!std::filesystem::exists(runtime / "clustervisor") ||
               std::filesystem::is_empty(runtime / "clustervisor")));
+}
+
+BOOST_AUTO_TEST_CASE(a_lock_on_the_config_held_by_something_else_does_not_keep_the_bot_out) {
+  // Anyone who can read a file can flock(2) it: only a supervisor holding it keeps one out.
+  TempDir dir;
+  const auto config = dir.write("bot.toml", probeConfig(dir, 1, "basic"));
+  int ready[2];
+  BOOST_REQUIRE(::pipe(ready) == 0);
+  const pid_t holder = ::fork();
+  BOOST_REQUIRE(holder >= 0);
+  if (holder == 0) {
+    const int fd = ::open(config.c_str(), O_RDONLY);
+    if (fd < 0 || ::flock(fd, LOCK_EX) != 0) {
+      ::_exit(2);
+    }
+    (void)!::write(ready[1], "x", 1);
+    ::pause();
+    ::_exit(0);
+  }
+  char byte = 0;
+  BOOST_REQUIRE(::read(ready[0], &byte, 1) == 1);
+  ::close(ready[0]);
+  ::close(ready[1]);
+  auto run = SupervisorRun::run(config);
+  const auto warning = run->waitForLine("clustervisor: warning: pid " + std::to_string(holder));
+  BOOST_TEST(warning.find(" holds a lock on " + config.string() + " and is not a supervisor") !=
+                 std::string::npos,
+             warning);
+  waitReady(*run, 0);
+  run->signal(SIGTERM);
+  BOOST_TEST(run->waitExit(30s).value_or(-1) == 0, run->transcript());
+  ::kill(holder, SIGKILL);
+  ::waitpid(holder, nullptr, 0);
 }
 
 BOOST_AUTO_TEST_CASE(a_lock_left_by_a_killed_supervisor_does_not_block_the_next_start) {
