@@ -42,16 +42,22 @@ const json::object& clusterIn(const json::object& status, std::size_t id) {
   return status.at("clusters").as_array().at(id).as_object();
 }
 
-// One raw request line to the socket; the answer line. `thenEnd`: the client's side is shut
-// down after the bytes, as by a client that sends and only reads from then on.
-std::string rawRequest(const std::string& socketPath, const std::string& bytes,
-                       bool thenEnd = false) {
+// A connection to the socket; its descriptor.
+int connectTo(const std::string& socketPath) {
   const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   BOOST_REQUIRE(fd >= 0);
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
   std::strncpy(address.sun_path, socketPath.c_str(), sizeof address.sun_path - 1);
   BOOST_REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+  return fd;
+}
+
+// One raw request line to the socket; the answer line. `thenEnd`: the client's side is shut
+// down after the bytes, as by a client that sends and only reads from then on.
+std::string rawRequest(const std::string& socketPath, const std::string& bytes,
+                       bool thenEnd = false) {
+  const int fd = connectTo(socketPath);
   std::size_t sent = 0;
   while (sent < bytes.size()) {
     const ssize_t n = ::send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
@@ -292,20 +298,6 @@ BOOST_AUTO_TEST_CASE(the_control_socket_is_private_to_its_user) {
   BOOST_TEST(processExists(startedPid(*run, 0)));
 }
 
-namespace {
-// A connection to the socket that sends nothing: it holds one of the supervisor's slots for
-// reading requests until the supervisor's deadline for a request closes it.
-int idleConnection(const std::string& socketPath) {
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  BOOST_REQUIRE(fd >= 0);
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  std::strncpy(address.sun_path, socketPath.c_str(), sizeof address.sun_path - 1);
-  BOOST_REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
-  return fd;
-}
-}  // namespace
-
 BOOST_AUTO_TEST_CASE(a_cli_command_waits_while_every_control_connection_is_taken) {
   TempDir dir;
   std::filesystem::path config;
@@ -313,7 +305,7 @@ BOOST_AUTO_TEST_CASE(a_cli_command_waits_while_every_control_connection_is_taken
   const auto socketPath = socketOf(config);
   std::vector<int> idle;
   for (int n = 0; n < 16; ++n) {
-    idle.push_back(idleConnection(socketPath));
+    idle.push_back(connectTo(socketPath));  // sends nothing: holds a slot until timed out
   }
   // All 16 taken: a 17th request is closed unread.
   BOOST_REQUIRE(waitUntil([&] {
