@@ -126,11 +126,20 @@ BOOST_AUTO_TEST_CASE(reload_scales_4_to_6_to_3_with_events_flowing_and_totals_up
   BOOST_TEST(reload.status == 0, reload.output);
   BOOST_TEST(reload.output.find("clusters: 6 -> 3; stopped 3, 4, 5\n") != std::string::npos,
              reload.output);
-  // The answer came once the removed clusters were gone.
+  // The answer came once the removed clusters were gone (their exit lines, written by the
+  // output thread, may follow the answer by a moment).
   for (int c = 3; c < 6; ++c) {
-    BOOST_TEST(countLines(*run, {"cluster " + std::to_string(c) + " (pid " +
-                                     std::to_string(startedPid(*run, c)) + ") ",
-                                 ", removed by a reload; stopped"}) == 1u);
+    const pid_t removed = startedPid(*run, c);
+    BOOST_TEST(!processExists(removed), "removed worker " << removed << " still runs");
+    const std::string who =
+        "cluster " + std::to_string(c) + " (pid " + std::to_string(removed) + ") ";
+    run->waitForLine(
+        [&](const std::string& line) {
+          return line.find(who) != std::string::npos &&
+                 line.find(", removed by a reload; stopped") != std::string::npos;
+        },
+        "the exit line of " + who);
+    BOOST_TEST(countLines(*run, {who, ", removed by a reload; stopped"}) == 1u);
   }
   for (int c = 0; c < 3; ++c) {
     run->waitForLine("TOTAL id=" + std::to_string(c) + " total=3 old=6");
@@ -237,8 +246,8 @@ BOOST_AUTO_TEST_CASE(worker_settings_are_reported_then_applied_by_a_rolling_relo
   BOOST_TEST(!clusterOutdated(statusOf(config), 1));
   // The second reload was applied only after the rolling restart was done.
   const auto done = lineIndex(*run, {"rolling restart done: 3 clusters restarted and ready"});
+  lineIndex(*run, {"reloaded ", ": nothing changed"}, done);  // waits for it: logged by a thread
   BOOST_TEST(countLines(*run, {"reloaded ", ": nothing changed"}) == 2u);
-  lineIndex(*run, {"reloaded ", ": nothing changed"}, done);
 }
 
 BOOST_AUTO_TEST_CASE(rolling_restart_goes_one_cluster_at_a_time_each_after_the_last_is_ready) {
