@@ -166,6 +166,24 @@ BOOST_AUTO_TEST_CASE(reload_scales_4_to_6_to_3_with_events_flowing_and_totals_up
   BOOST_TEST(run->waitExit(30s).value_or(-1) == 0, run->transcript());
 }
 
+BOOST_AUTO_TEST_CASE(a_worker_started_before_a_reload_that_raised_max_payload_takes_larger_events) {
+  TempDir dir;
+  const auto config =
+      dir.write("bot.toml", probeConfig(dir, 1, "big", "", "[events]\nmax_payload = \"4KiB\"\n"));
+  auto run = SupervisorRun::run(config);
+  waitReady(*run, 0);
+  const pid_t first = startedPid(*run, 0);
+  // Cluster 1 starts with the new limit and sends an event of 64 KiB to cluster 0, whose
+  // WELCOME said 4 KiB.
+  dir.write("bot.toml", probeConfig(dir, 2, "big", "", "[events]\nmax_payload = \"64KiB\"\n"));
+  const auto reload = runCli({"reload", config.string()});
+  BOOST_TEST(reload.status == 0, reload.output);
+  run->waitForLine("[cluster 1] SENT big 65536 ok");
+  run->waitForLine("[cluster 0] RECV big from=1 bytes=65536");
+  BOOST_TEST(processExists(first));
+  BOOST_TEST(countLines(*run, {"START id=0"}) == 1u, run->transcript());
+}
+
 BOOST_AUTO_TEST_CASE(an_invalid_reload_keeps_the_running_config_and_reports_every_error) {
   TempDir dir;
   const auto config = dir.write("bot.toml", probeConfig(dir, 2, "basic"));

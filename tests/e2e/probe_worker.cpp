@@ -1134,6 +1134,20 @@ int main() {
     return 0;  // the Cluster is destroyed on the way out: a clean exit
   }
 
+  if (mode == "big") {
+    // Cluster 1 broadcasts a payload as large as its own limit allows (see the reload test).
+    auto subscription = events.onRaw("big", [](std::string_view payload, int source) {
+      say("RECV big from=", source, " bytes=", payload.size());
+    });
+    cluster.ready();
+    if (id == 1) {
+      boost::system::error_code ec;
+      events.broadcastRaw("big", "\"" + std::string(cluster.maxPayload() - 2, 'x') + "\"", ec);
+      say("SENT big ", cluster.maxPayload(), " ", ec ? ec.message() : "ok");
+    }
+    sleepForever();
+  }
+
   if (mode == "emit-on-file" && id == 0) {
     cluster.ready();
     waitForFile("send");

@@ -232,7 +232,9 @@ Cluster Cluster::fromEnvironment(ClusterOptions options) {
                                      std::to_string(welcome.version) + ", cluster " +
                                      std::to_string(welcome.clusterId) + ")");
   }
-  reader.setMaxFrameSize(wire::maxFrameSizeFor(welcome.maxPayload));
+  // Sends are held to the WELCOME's max_payload (maxPayload below); what arrives may be larger
+  // after a reload raised the limit for workers started since (see kMaxPayloadCeiling).
+  reader.setMaxFrameSize(wire::maxFrameSizeFor(wire::kMaxPayloadCeiling));
   ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
 
   auto impl = std::make_unique<Impl>();

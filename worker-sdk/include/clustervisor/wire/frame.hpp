@@ -37,6 +37,10 @@ inline constexpr std::uint32_t kBroadcast = 0xFFFFFFFFu;
 inline constexpr std::uint32_t kSupervisor = 0xFFFFFFFEu;  // source of supervisor-made frames
 inline constexpr std::uint32_t kHelloMagic = 0x52535643u;  // "CVSR" in little-endian bytes
 inline constexpr std::size_t kMaxEventNameLength = 255;
+// The largest events.max_payload a configuration may set. A worker accepts frames up to what it
+// allows from the supervisor, whatever its WELCOME said: a reload that raises events.max_payload
+// lets workers started after it send larger events to those started before.
+inline constexpr std::size_t kMaxPayloadCeiling = 256 * 1024 * 1024;
 // Environment variable names given to workers (documented in clustervisor(1)).
 inline constexpr const char* kEnvClusterId = "CLUSTERVISOR_CLUSTER_ID";
 inline constexpr const char* kEnvTotalClusters = "CLUSTERVISOR_TOTAL_CLUSTERS";
