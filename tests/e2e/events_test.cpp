@@ -264,6 +264,24 @@ BOOST_AUTO_TEST_CASE(broadcast_and_wait_returns_when_the_expected_count_acked) {
   BOOST_TEST(field(line, "timedOut") == "0");
 }
 
+BOOST_AUTO_TEST_CASE(what_a_sender_serializes_its_receivers_parse) {
+  TempDir dir;
+  auto run = start(dir, 2, "odd-json");
+  run->waitForLine("[cluster 0] SENT odd");
+  run->waitForLine("[cluster 1] RECV cut from=0 bytes=4");
+  run->waitForLine("[cluster 1] RECV deep from=0 depth=40");
+  BOOST_TEST(!run->hasLine("ERROR"), run->transcript());
+}
+
+BOOST_AUTO_TEST_CASE(broadcast_and_wait_with_the_largest_timeout_waits_for_its_acks) {
+  TempDir dir;
+  // milliseconds::max(): no deadline (not one that overflowed into the past).
+  auto run = start(dir, 4, "wait", "PROBE_EXPECTED = \"3\", PROBE_TIMEOUT_MS = \"max\"");
+  const auto line = run->waitForLine("[cluster 0] WAIT acked=");
+  BOOST_TEST(field(line, "acked") == "3");
+  BOOST_TEST(field(line, "timedOut") == "0");
+}
+
 BOOST_AUTO_TEST_CASE(broadcast_and_wait_returns_the_count_at_the_timeout) {
   TempDir dir;
   // Cluster 3 never acknowledges (its listener blocks), so only 2 of the expected 3 arrive.

@@ -791,6 +791,27 @@ BOOST_AUTO_TEST_CASE(a_lock_left_by_a_killed_supervisor_does_not_block_the_next_
   BOOST_TEST(*status == 0, second->transcript());
 }
 
+BOOST_AUTO_TEST_CASE(what_a_stop_handler_sends_before_ending_its_event_loop_reaches_the_others) {
+  // The example of clustervisor-worker(3): the handler broadcasts, stops the worker's own
+  // io_context, and main returns.
+  TempDir dir;
+  const auto config = dir.write("bot.toml", probeConfig(dir, 2, "leaving"));
+  auto run = SupervisorRun::run(config);
+  waitReady(*run, 0);
+  waitReady(*run, 1);
+  const auto restart = runCli({"restart", config.string(), "0"});
+  BOOST_TEST(restart.status == 0, restart.output);
+  run->waitForLine("[cluster 1] RECV leaving from=0 data={\"cluster\":0}");
+  run->waitForLine("[cluster 0] STOPPED cleanly");
+  run->waitForLine(
+      [](const std::string& line) {
+        return line.find("clustervisor: cluster 0 (pid ") == 0 &&
+               line.find(") exited with status 0 after ") != std::string::npos;
+      },
+      "the clean exit of cluster 0");
+  BOOST_TEST(!run->hasLine("did not exit within"), run->transcript());
+}
+
 BOOST_AUTO_TEST_CASE(a_worker_with_an_on_stop_handler_is_told_first_and_exits_cleanly) {
   TempDir dir;
   auto run = start(dir, 2, "onstop");

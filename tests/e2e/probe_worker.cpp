@@ -323,6 +323,29 @@ int rawWorker(const std::string& mode) {
   sleepForever();
 }
 
+// The stop-handler example of clustervisor-worker(3): on the worker's own io_context, the stop
+// handler broadcasts "leaving" and stops the io_context; main returns. The others print what
+// they receive.
+int leavingMain() {
+  namespace asio = boost::asio;
+  asio::io_context io;
+  clustervisor::ClusterOptions options;
+  options.executor = io.get_executor();
+  auto cluster = Cluster::fromEnvironment(options);
+  auto subscription = cluster.events().on("leaving", [](const json::value& data, int source) {
+    say("RECV leaving from=", source, " data=", json::serialize(data));
+  });
+  auto work = asio::make_work_guard(io);
+  cluster.onStop([&](std::chrono::milliseconds) {
+    cluster.events().broadcast("leaving", {{"cluster", cluster.id()}});
+    io.stop();
+  });
+  cluster.ready();
+  io.run();
+  say("STOPPED cleanly");
+  return 0;
+}
+
 // Listeners and completions on the worker's own io_context (ClusterOptions::executor), with a
 // callback and with a coroutine (use_awaitable).
 int tokensMain() {
@@ -526,6 +549,9 @@ int main() {
 
   if (mode == "tokens") {
     return tokensMain();
+  }
+  if (mode == "leaving") {
+    return leavingMain();
   }
   if (mode == "held" && env("CLUSTERVISOR_CLUSTER_ID") == "1") {
     // Stay unconnected until the test says so, while cluster 0 sends to us.
@@ -830,7 +856,9 @@ int main() {
       barrier(cluster);
       const int expected = std::atoi(env("PROBE_EXPECTED", "0").c_str());
       const auto timeout =
-          std::chrono::milliseconds(std::atoi(env("PROBE_TIMEOUT_MS", "10000").c_str()));
+          env("PROBE_TIMEOUT_MS") == "max"
+              ? std::chrono::milliseconds::max()
+              : std::chrono::milliseconds(std::atoi(env("PROBE_TIMEOUT_MS", "10000").c_str()));
       say("WAITING expected=", expected);
       const auto start = std::chrono::steady_clock::now();
       if (expected == 0) {
@@ -1132,6 +1160,36 @@ int main() {
     const auto untilKill = stopped->get_future().get();
     say("STOP untilKill=", untilKill.count());
     return 0;  // the Cluster is destroyed on the way out: a clean exit
+  }
+
+  if (mode == "odd-json") {
+    // What a sender's json::value holds, however odd, reaches the receivers' json listeners: a
+    // string cut in the middle of a UTF-8 character, and 40 levels of nesting.
+    events.on("cut", [](const json::value& data, int source) {
+      say("RECV cut from=", source, " bytes=", data.as_string().size());
+    });
+    events.on("deep", [](const json::value& data, int source) {
+      int depth = 0;
+      for (const json::value* v = &data; v->is_array() && !v->as_array().empty();
+           v = &v->as_array().front()) {
+        ++depth;
+      }
+      say("RECV deep from=", source, " depth=", depth);
+    });
+    events.setErrorHandler(
+        [](std::string_view event, std::exception_ptr) { say("ERROR ", event); });
+    cluster.ready();
+    if (id == 0) {
+      barrier(cluster);
+      events.broadcast("cut", json::value(std::string("caf\xC3")));  // "café" cut short
+      json::value deep = json::array{1};
+      for (int level = 1; level < 40; ++level) {
+        deep = json::array{std::move(deep)};
+      }
+      events.broadcast("deep", deep);
+      say("SENT odd");
+    }
+    sleepForever();
   }
 
   if (mode == "big") {

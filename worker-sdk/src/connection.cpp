@@ -128,11 +128,14 @@ void Connection::onStopFrame(std::chrono::milliseconds untilKill) {
     if (self->shutdown_) {
       return;
     }
-    try {
-      (*handler)(untilKill);
-    } catch (...) {
-      self->reportListenerError("(stop handler)", std::current_exception());
-    }
+    // What it sends goes out as it returns, as a listener's sends do.
+    self->asBatch([&] {
+      try {
+        (*handler)(untilKill);
+      } catch (...) {
+        self->reportListenerError("(stop handler)", std::current_exception());
+      }
+    });
   });
 }
 
@@ -158,11 +161,13 @@ void Connection::onTotalChanged(std::uint32_t total) {
     if (self->shutdown_) {
       return;
     }
-    try {
-      (*handler)(static_cast<int>(total), static_cast<int>(old));
-    } catch (...) {
-      self->reportListenerError("(total clusters handler)", std::current_exception());
-    }
+    self->asBatch([&] {
+      try {
+        (*handler)(static_cast<int>(total), static_cast<int>(old));
+      } catch (...) {
+        self->reportListenerError("(total clusters handler)", std::current_exception());
+      }
+    });
   });
 }
 
@@ -1011,7 +1016,12 @@ void Connection::startWait(std::string_view event, std::string_view payload,
     // one would never be finished.
     refused = shutdown_;
     if (!refused) {
-      const auto deadline = std::chrono::steady_clock::now() + timeout;
+      // Saturated: a timeout of milliseconds::max() means no deadline, not an overflow.
+      const auto started = std::chrono::steady_clock::now();
+      const auto deadline = timeout >= std::chrono::duration_cast<std::chrono::milliseconds>(
+                                           std::chrono::steady_clock::time_point::max() - started)
+                                ? std::chrono::steady_clock::time_point::max()
+                                : started + timeout;
       wait->deadline = deadlines_.emplace(deadline, id);
       waits_.emplace(id, wait);
       if (deadline < armedDeadline_) {

@@ -340,7 +340,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // The bus strand's copy of listeners_, refreshed when listenersVersion_ moves.
   std::shared_ptr<const ListenerMap> snapshot_;
   std::uint64_t snapshotVersion_ = 0;
-  boost::json::parser parser_;    // bus strand only; keeps its memory from one event to the next
+  // What a sender's serializer writes, a receiver parses: text that is not valid UTF-8 (a string
+  // cut in the middle of a character) as it is, and nesting up to kMaxPayloadDepth.
+  static constexpr std::size_t kMaxPayloadDepth = 10000;
+  static boost::json::parse_options receiveParseOptions() {
+    boost::json::parse_options options;
+    options.max_depth = kMaxPayloadDepth;
+    options.allow_invalid_utf8 = true;
+    return options;
+  }
+  // Bus strand only; keeps its memory from one event to the next.
+  boost::json::parser parser_{{}, receiveParseOptions()};
   ParseArena arena_;              // bus strand only: where payloads are parsed
   bool batching_ = false;         // bus strand only: inside asBatch()
   bool flushAfterBatch_ = false;  // bus strand only: a send during it started writing_

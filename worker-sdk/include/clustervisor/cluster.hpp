@@ -19,8 +19,11 @@
 // yours, while connected, the SDK keeps outstanding work on it (events may arrive at any time), so
 // its io_context::run() returns only after the Cluster is destroyed or the supervisor is lost.
 // The destructor writes what is still queued for the supervisor (for at most 2 s), stops its
-// threads, and no listener runs after it returns; broadcastAndWait calls still open complete (with
-// the count so far) on their executors. The SDK's threads block every signal, so signals go to the
+// threads, and no listener starts after it begins (with the SDK's threads, none runs after it
+// returns; with an executor of yours, one already running on another of your threads may still
+// be: do not destroy the Cluster while your listeners may run elsewhere, nor from a listener or
+// handler); broadcastAndWait calls still open complete (with the count so far) on their
+// executors. The SDK's threads block every signal, so signals go to the
 // worker's own threads (sigwait, signalfd and asio::signal_set work as usual).
 //
 // When the supervisor goes away (socket closed), the SDK calls the onSupervisorLost handler;
