@@ -640,7 +640,8 @@ int main() {
     say("LISTENING");
   }
   if (mode != "order" && mode != "burst-exit" && mode != "acks" && mode != "wait" &&
-      mode != "chaos" && mode != "flood" && mode != "nested-wait") {
+      mode != "chaos" && mode != "flood" && mode != "nested-wait" && mode != "odd-json" &&
+      mode != "big") {
     events.listen();
   }
   if (mode == "late" && id == 0) {
