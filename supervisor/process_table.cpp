@@ -101,6 +101,14 @@ std::optional<ProcessInfo> readProcess(pid_t pid) {
   return parseStat(*text);
 }
 
+std::optional<ProcessInfo> readSelf() {
+  const auto text = readSmallFile("/proc/self/stat", 4096);
+  if (!text) {
+    return std::nullopt;
+  }
+  return parseStat(*text);
+}
+
 namespace {
 
 // The children of this process from /proc/self/task/*/children: a few small files instead of the

@@ -30,6 +30,9 @@ struct ProcessInfo {
 std::optional<ProcessInfo> parseStat(std::string_view stat);
 
 std::optional<ProcessInfo> readProcess(pid_t pid);
+// This process, from /proc/self: its pid there is getpid() only when /proc belongs to this
+// process's pid namespace.
+std::optional<ProcessInfo> readSelf();
 // For this process, read from /proc/self/task/*/children when the kernel provides it; otherwise,
 // and for any other parent, by scanning /proc.
 std::vector<ProcessInfo> childrenOf(pid_t parent);

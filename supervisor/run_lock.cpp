@@ -91,6 +91,19 @@ std::string processName(const std::string& pid) {
   return text;
 }
 
+// Whether process `pid`, named `name`, is a supervisor: it runs the same program file as this
+// one (whatever it was called), or it has this one's name or clustervisor's.
+bool isSupervisor(const std::string& pid, const std::string& name) {
+  struct stat theirs {};
+  struct stat ours {};
+  if (::stat(("/proc/" + pid + "/exe").c_str(), &theirs) == 0 &&
+      ::stat("/proc/self/exe", &ours) == 0 && theirs.st_dev == ours.st_dev &&
+      theirs.st_ino == ours.st_ino) {
+    return true;
+  }
+  return name == "clustervisor" || name == processName("self");
+}
+
 }  // namespace
 
 std::filesystem::path RunLock::runtimeDirectoryPath() {
@@ -220,7 +233,7 @@ bool RunLock::lockConfigFile(const std::filesystem::path& configFile, std::strin
   // Anyone who can read the file can lock it: only a supervisor holding it keeps this one out.
   const std::string pid = flockHolder(st);
   const std::string holder = pid.empty() ? std::string() : processName(pid);
-  if (!holder.empty() && holder != "clustervisor") {
+  if (!holder.empty() && !isSupervisor(pid, holder)) {
     warning_ = "pid " + pid + " (" + holder + ") holds a lock on " + configFile.string() +
                " and is not a supervisor; going on without that lock (the lock file still "
                "keeps a second supervisor with the same runtime directory out)";

@@ -1122,6 +1122,11 @@ void Supervisor::killLeftoversOfEarlierRuns() {
   if (botId_.empty()) {
     return;
   }
+  // The pids below are those of /proc: a /proc of another pid namespace (mounted from outside
+  // this one's) would name other processes.
+  if (const auto self = readSelf(); !self || self->pid != ::getpid()) {
+    return;
+  }
   // This process and its ancestors (a script a leftover started may be what runs this one).
   std::set<pid_t> spared;
   for (pid_t pid = ::getpid(); pid > 1 && spared.insert(pid).second;) {
@@ -1135,11 +1140,9 @@ void Supervisor::killLeftoversOfEarlierRuns() {
       continue;
     }
     // Cheap looks first: reading an environment can block while its process is stuck in the
-    // kernel (state D); another user's cannot be read (unless this is root); a kernel thread
-    // has none.
+    // kernel (state D); another user's cannot be read (unless this is root).
     const auto info = readProcess(pid);
-    if (!info || info->state == 'D' || info->state == 'Z' || info->parent == 2 || pid == 2 ||
-        (!root && !ownedByThisUser(pid))) {
+    if (!info || info->state == 'D' || info->state == 'Z' || (!root && !ownedByThisUser(pid))) {
       continue;
     }
     // Marks from another pid namespace (a container) name pids that mean something else here.

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -750,6 +751,7 @@ BOOST_AUTO_TEST_CASE(a_lock_on_the_config_held_by_something_else_does_not_keep_t
   const pid_t holder = ::fork();
   BOOST_REQUIRE(holder >= 0);
   if (holder == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlives the test program
     const int fd = ::open(config.c_str(), O_RDONLY);
     if (fd < 0 || ::flock(fd, LOCK_EX) != 0) {
       ::_exit(2);
@@ -758,6 +760,14 @@ BOOST_AUTO_TEST_CASE(a_lock_on_the_config_held_by_something_else_does_not_keep_t
     ::pause();
     ::_exit(0);
   }
+  // Killed however the test ends (a failed check leaves the case early).
+  struct KillAtEnd {
+    pid_t pid;
+    ~KillAtEnd() {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+  } killAtEnd{holder};
   char byte = 0;
   BOOST_REQUIRE(::read(ready[0], &byte, 1) == 1);
   ::close(ready[0]);
@@ -770,8 +780,6 @@ BOOST_AUTO_TEST_CASE(a_lock_on_the_config_held_by_something_else_does_not_keep_t
   waitReady(*run, 0);
   run->signal(SIGTERM);
   BOOST_TEST(run->waitExit(30s).value_or(-1) == 0, run->transcript());
-  ::kill(holder, SIGKILL);
-  ::waitpid(holder, nullptr, 0);
 }
 
 BOOST_AUTO_TEST_CASE(a_lock_left_by_a_killed_supervisor_does_not_block_the_next_start) {

@@ -1169,6 +1169,7 @@ int main() {
     events.on("cut", [](const json::value& data, int source) {
       say("RECV cut from=", source, " bytes=", data.as_string().size());
     });
+    events.on("deeper", [](const json::value&, int) { say("RECV deeper"); });
     events.on("deep", [](const json::value& data, int source) {
       int depth = 0;
       for (const json::value* v = &data; v->is_array() && !v->as_array().empty();
@@ -1188,6 +1189,11 @@ int main() {
         deep = json::array{std::move(deep)};
       }
       events.broadcast("deep", deep);
+      // Past the receivers' limit (256 levels): their error handlers are told.
+      for (int level = 40; level < 300; ++level) {
+        deep = json::array{std::move(deep)};
+      }
+      events.broadcast("deeper", deep);
       say("SENT odd");
     }
     sleepForever();

@@ -490,7 +490,13 @@ void Connection::flushFromBus(bool owner) {
 }
 
 void Connection::readLoop() {
-  const auto space = reader_.prepare();
+  std::span<std::byte> space;
+  try {
+    space = reader_.prepare();  // the whole of a frame whose header is in: up to 256 MiB
+  } catch (const std::bad_alloc&) {
+    lost("cannot allocate memory for the frame being read from the supervisor");
+    return;
+  }
   socket_.async_read_some(asio::buffer(space.data(), space.size()),
                           [self = shared_from_this()](error_code ec, std::size_t n) {
                             if (ec) {

@@ -341,8 +341,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::shared_ptr<const ListenerMap> snapshot_;
   std::uint64_t snapshotVersion_ = 0;
   // What a sender's serializer writes, a receiver parses: text that is not valid UTF-8 (a string
-  // cut in the middle of a character) as it is, and nesting up to kMaxPayloadDepth.
-  static constexpr std::size_t kMaxPayloadDepth = 10000;
+  // cut in the middle of a character) as it is, and nesting up to kMaxPayloadDepth (the parser
+  // recurses once per level, on the bus thread's stack: a few hundred bytes each).
+  static constexpr std::size_t kMaxPayloadDepth = 256;
   static boost::json::parse_options receiveParseOptions() {
     boost::json::parse_options options;
     options.max_depth = kMaxPayloadDepth;
