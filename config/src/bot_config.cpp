@@ -714,6 +714,8 @@ void applyStopSignal(Validator& v, const Value& value) {
 }
 
 void applyMaxPayload(Validator& v, const Value& value) {
+  // The ceiling is the SDK's wire::kMaxPayloadCeiling: what a worker accepts from the supervisor
+  // whatever its own limit (keep the two equal).
   const auto bytes = v.size(value, 1 * kKiB, 256 * kMiB);
   v.maxPayload = {&value.node, bytes.has_value()};
   if (bytes) {
