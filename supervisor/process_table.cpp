@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -251,6 +252,49 @@ std::optional<std::string> pidNamespaceOf(pid_t pid) {
 bool ownedByThisUser(pid_t pid) {
   struct stat st {};
   return ::stat(("/proc/" + std::to_string(pid)).c_str(), &st) == 0 && st.st_uid == ::geteuid();
+}
+
+std::optional<std::string> commandNameOf(pid_t pid) {
+  auto name = readSmallFile("/proc/" + std::to_string(pid) + "/comm", 64);
+  if (name && !name->empty() && name->back() == '\n') {
+    name->pop_back();
+  }
+  return name;
+}
+
+bool sameProgram(pid_t a, pid_t b) {
+  struct stat first {};
+  struct stat second {};
+  return ::stat(("/proc/" + std::to_string(a) + "/exe").c_str(), &first) == 0 &&
+         ::stat(("/proc/" + std::to_string(b) + "/exe").c_str(), &second) == 0 &&
+         first.st_dev == second.st_dev && first.st_ino == second.st_ino;
+}
+
+std::optional<pid_t> parseFlockHolder(std::string_view locks, dev_t device, ino_t inode) {
+  // "1: FLOCK  ADVISORY  WRITE 4242 08:01:1234567 0 EOF"; a waiter's line ("1: -> FLOCK ...")
+  // is not a holder's.
+  while (!locks.empty()) {
+    const auto end = std::min(locks.find('\n'), locks.size());
+    const std::string line(locks.substr(0, end));
+    locks.remove_prefix(std::min(end + 1, locks.size()));
+    char kind[16];
+    long pid = 0;
+    unsigned major = 0;
+    unsigned minor = 0;
+    unsigned long long number = 0;
+    if (std::sscanf(line.c_str(), "%*[^:]: %15s %*s %*s %ld %x:%x:%llu", kind, &pid, &major, &minor,
+                    &number) == 5 &&
+        std::string_view(kind) == "FLOCK" && pid > 0 && major == ::major(device) &&
+        minor == ::minor(device) && number == inode) {
+      return static_cast<pid_t>(pid);
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<pid_t> flockHolderOf(dev_t device, ino_t inode) {
+  const auto locks = readSmallFile("/proc/locks", 16 << 20);
+  return locks ? parseFlockHolder(*locks, device, inode) : std::nullopt;
 }
 
 std::vector<pid_t> allProcesses() {

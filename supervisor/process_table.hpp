@@ -85,6 +85,15 @@ std::vector<pid_t> allProcesses();
 std::optional<std::string> pidNamespaceOf(pid_t pid);
 // Whether /proc/<pid> belongs to this process's effective user.
 bool ownedByThisUser(pid_t pid);
+// A process's command name (/proc/<pid>/comm), or nothing.
+std::optional<std::string> commandNameOf(pid_t pid);
+// Whether the program files two processes run (/proc/<pid>/exe) are one file; false if either
+// cannot be told.
+bool sameProgram(pid_t a, pid_t b);
+// The process /proc/locks names as holding a flock(2) on the file `device`:`inode`, or nothing.
+std::optional<pid_t> flockHolderOf(dev_t device, ino_t inode);
+// Parses the text of /proc/locks for that holder. Pure.
+std::optional<pid_t> parseFlockHolder(std::string_view locks, dev_t device, ino_t inode);
 
 // This process's resident memory (from /proc/self/statm) and open descriptors (/proc/self/fd);
 // 0 for what cannot be read.

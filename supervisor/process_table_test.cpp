@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <boost/test/unit_test.hpp>
 #include <chrono>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -78,6 +80,25 @@ BOOST_AUTO_TEST_CASE(the_bot_and_supervisor_a_process_came_from_are_read_from_it
   BOOST_TEST(!parseRunMark("CLUSTERVISOR_BOT=b\0CLUSTERVISOR_SUPERVISOR=0:1\0"sv));
   BOOST_TEST(!parseRunMark("CLUSTERVISOR_BOT=\0CLUSTERVISOR_SUPERVISOR=4242:1\0"sv));
   BOOST_TEST(!parseRunMark(""sv));
+}
+
+BOOST_AUTO_TEST_CASE(the_holder_of_a_flock_is_read_from_proc_locks) {
+  using clustervisor::parseFlockHolder;
+  const dev_t device = makedev(8, 1);
+  const std::string locks =
+      "1: POSIX  ADVISORY  WRITE 111 08:01:1234567 0 EOF\n"
+      "2: FLOCK  ADVISORY  WRITE 222 08:01:7654321 0 EOF\n"
+      "3: FLOCK  ADVISORY  WRITE 333 08:01:1234567 0 EOF\n"
+      "3: -> FLOCK  ADVISORY  WRITE 444 08:01:1234567 0 EOF\n";
+  BOOST_TEST(parseFlockHolder(locks, device, 1234567).value_or(0) == 333);
+  BOOST_TEST(parseFlockHolder(locks, device, 7654321).value_or(0) == 222);
+  BOOST_TEST(!parseFlockHolder(locks, makedev(8, 2), 1234567));  // another device
+  BOOST_TEST(!parseFlockHolder(locks, device, 42));
+  BOOST_TEST(!parseFlockHolder("", device, 1234567));
+  // Its own command name, and that it runs its own program.
+  BOOST_TEST(clustervisor::commandNameOf(::getpid()).value_or("") == "supervisor_test");
+  BOOST_TEST(clustervisor::sameProgram(::getpid(), ::getpid()));
+  BOOST_TEST(!clustervisor::sameProgram(::getpid(), -1));
 }
 
 BOOST_AUTO_TEST_CASE(an_empty_environment_tells_nothing_yet) {

@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -13,6 +12,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <utility>
+
+#include "process_table.hpp"
 
 namespace clustervisor {
 
@@ -45,63 +46,11 @@ std::string readPid(int fd) {
   return text;
 }
 
-// The pid /proc/locks names as holding a flock(2) on the file `st` describes; empty if none
-// is found.
-std::string flockHolder(const struct stat& st) {
-  std::FILE* locks = std::fopen("/proc/locks", "re");
-  if (locks == nullptr) {
-    return {};
-  }
-  // "1: FLOCK  ADVISORY  WRITE 4242 08:01:1234567 0 EOF"
-  char kind[16];
-  char mode[16];
-  char access[16];
-  long pid = 0;
-  unsigned major = 0;
-  unsigned minor = 0;
-  unsigned long long inode = 0;
-  std::string holder;
-  char line[256];
-  while (std::fgets(line, sizeof line, locks) != nullptr) {
-    if (std::sscanf(line, "%*[^:]: %15s %15s %15s %ld %x:%x:%llu", kind, mode, access, &pid, &major,
-                    &minor, &inode) == 7 &&
-        std::strcmp(kind, "FLOCK") == 0 && major == ::major(st.st_dev) &&
-        minor == ::minor(st.st_dev) && inode == st.st_ino && pid > 0) {
-      holder = std::to_string(pid);
-      break;
-    }
-  }
-  std::fclose(locks);
-  return holder;
-}
-
-// The command name of a process (/proc/<pid>/comm), or nothing.
-std::string processName(const std::string& pid) {
-  std::FILE* file = std::fopen(("/proc/" + pid + "/comm").c_str(), "re");
-  if (file == nullptr) {
-    return {};
-  }
-  char name[64] = {};
-  const bool read = std::fgets(name, sizeof name, file) != nullptr;
-  std::fclose(file);
-  std::string text = read ? name : "";
-  while (!text.empty() && text.back() == '\n') {
-    text.pop_back();
-  }
-  return text;
-}
-
-// Whether process `pid`, named `name`, is a supervisor: it runs the same program file as this
-// one (whatever it was called), or it has this one's name or clustervisor's.
-bool isSupervisor(const std::string& pid, const std::string& name) {
-  struct stat theirs {};
-  struct stat ours {};
-  if (::stat(("/proc/" + pid + "/exe").c_str(), &theirs) == 0 &&
-      ::stat("/proc/self/exe", &ours) == 0 && theirs.st_dev == ours.st_dev &&
-      theirs.st_ino == ours.st_ino) {
-    return true;
-  }
-  return name == "clustervisor" || name == processName("self");
+// Whether process `pid` is a supervisor: it runs the same program file as this one (whatever it
+// was called), or has clustervisor's name or this one's.
+bool isSupervisor(pid_t pid, const std::string& name) {
+  return sameProgram(pid, ::getpid()) || name == "clustervisor" ||
+         name == commandNameOf(::getpid()).value_or("");
 }
 
 }  // namespace
@@ -231,17 +180,18 @@ bool RunLock::lockConfigFile(const std::filesystem::path& configFile, std::strin
     return true;
   }
   // Anyone who can read the file can lock it: only a supervisor holding it keeps this one out.
-  const std::string pid = flockHolder(st);
-  const std::string holder = pid.empty() ? std::string() : processName(pid);
-  if (!holder.empty() && !isSupervisor(pid, holder)) {
-    warning_ = "pid " + pid + " (" + holder + ") holds a lock on " + configFile.string() +
+  const auto pid = flockHolderOf(st.st_dev, st.st_ino);
+  const auto holder = pid ? commandNameOf(*pid) : std::nullopt;
+  if (holder && !isSupervisor(*pid, *holder)) {
+    warning_ = "pid " + std::to_string(*pid) + " (" + *holder + ") holds a lock on " +
+               configFile.string() +
                " and is not a supervisor; going on without that lock (the lock file still "
                "keeps a second supervisor with the same runtime directory out)";
     return true;
   }
   alreadyRunning = true;
   error = configFile.string() + " is already running under another supervisor" +
-          (pid.empty() ? "" : " (pid " + pid + ")") +
+          (pid ? " (pid " + std::to_string(*pid) + ")" : std::string()) +
           ", which holds a lock on the file itself: one started with another runtime directory "
           "(another XDG_RUNTIME_DIR, or as another user); stop it first, or run a copy of the " +
           "bot from a different config file";

@@ -89,7 +89,7 @@ Supervisor::Supervisor(asio::io_context& io, config::BotConfig config,
       rolloutTimer_(io) {
   if (!config_.sourceFile.empty()) {
     botId_ = RunLock::botId(config_.sourceFile);
-    const auto self = readProcess(::getpid());
+    const auto self = readSelf();
     supervisorMark_ = std::to_string(::getpid()) + ":" + std::to_string(self ? self->startTime : 0);
   }
   for (const int reloadOrIgnored : {SIGHUP, SIGUSR1, SIGUSR2}) {
