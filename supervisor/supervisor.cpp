@@ -1057,6 +1057,18 @@ void Supervisor::reapChildren() {
   }
 }
 
+namespace {
+
+// "of cluster 3 " for a process whose environment names its cluster, else nothing: for the lines
+// that report a process left behind.
+std::string ofCluster(const Lineage& lineage) {
+  return lineage.kind == Lineage::Kind::kCluster
+             ? "of cluster " + std::to_string(lineage.cluster) + " "
+             : std::string();
+}
+
+}  // namespace
+
 void Supervisor::killOrphans(bool all) {
   // A child of the supervisor that is not a worker is a descendant whose parent died: it left its
   // worker's process group (setsid, a double fork). It goes when its cluster's worker is gone or
@@ -1079,13 +1091,9 @@ void Supervisor::killOrphans(bool all) {
       continue;
     }
     bool kill = all;
-    std::optional<std::uint32_t> cluster;
     // Not looked up for a kill of all (at the end of a stop, or "kill now"): reading a process's
     // environment can block for as long as that process is stuck in the kernel.
     const Lineage lineage = all ? Lineage{} : lineageOf(child.pid);
-    if (lineage.kind == Lineage::Kind::kCluster) {
-      cluster = lineage.cluster;
-    }
     if (!kill) {
       if (lineage.kind == Lineage::Kind::kUnknown) {
         // Most likely caught in the middle of an exec: looked at again (see lookAgainForOrphans).
@@ -1103,8 +1111,7 @@ void Supervisor::killOrphans(bool all) {
     }
     if (kill) {
       logLine("killing pid " + std::to_string(child.pid) + ", left behind by a worker " +
-              (cluster ? "of cluster " + std::to_string(*cluster) + " " : std::string()) +
-              "that is gone");
+              ofCluster(lineage) + "that is gone");
       ::kill(child.pid, SIGKILL);
     }
   }
@@ -1163,12 +1170,9 @@ void Supervisor::killLeftoversOfEarlierRuns() {
         supervisor->state != 'X') {
       continue;
     }
-    const std::string cluster = mark->lineage.kind == Lineage::Kind::kCluster
-                                    ? "of cluster " + std::to_string(mark->lineage.cluster) + " "
-                                    : std::string();
-    logLine("killing pid " + std::to_string(pid) + ", left behind by a worker " + cluster +
-            "of an earlier supervisor of this bot (pid " + std::to_string(mark->supervisor) +
-            ") that is gone");
+    logLine("killing pid " + std::to_string(pid) + ", left behind by a worker " +
+            ofCluster(mark->lineage) + "of an earlier supervisor of this bot (pid " +
+            std::to_string(mark->supervisor) + ") that is gone");
     ::kill(pid, SIGKILL);
   }
 }
