@@ -95,6 +95,23 @@ struct Lane {
     }
   }
 
+  // Ends the thread once everything queued is written: joined, and true, if that happens by
+  // `deadline`; otherwise the output takes nothing, what is left is lost with the process, and the
+  // thread, still blocked in its write, is detached (false).
+  bool endBy(std::chrono::steady_clock::time_point deadline) {
+    std::unique_lock lock(mutex);
+    stopping = true;
+    changed.notify_all();
+    const bool done = changed.wait_until(lock, deadline, [&] { return written == lines.size(); });
+    lock.unlock();
+    if (done) {
+      thread.join();
+    } else {
+      thread.detach();
+    }
+    return done;
+  }
+
   void push(int fd, bool own, std::string_view text) {
     (own ? ownBytes : workerBytes) += text.size();
     lines.push_back({fd, own, std::string(text)});
@@ -162,13 +179,7 @@ std::error_code startOutputThread() {
     }
   } catch (const std::system_error& e) {
     for (std::size_t i = first; i < started; ++i) {
-      Lane& lane = state->lanes[i];
-      {
-        const std::lock_guard lock(lane.mutex);
-        lane.stopping = true;
-      }
-      lane.changed.notify_all();
-      lane.thread.join();
+      state->lanes[i].endBy(std::chrono::steady_clock::now());  // nothing queued yet
     }
     ::close(state->roomFd);
     return e.code();
@@ -191,21 +202,10 @@ void stopOutputThread(std::chrono::milliseconds grace) {
     if (!lane.thread.joinable()) {
       continue;
     }
-    std::unique_lock lock(lane.mutex);
-    lane.stopping = true;
-    lane.changed.notify_all();
-    if (!lane.changed.wait_until(lock, deadline,
-                                 [&] { return lane.written == lane.lines.size(); })) {
-      // The output takes nothing: what is left is lost with the process; the thread stays
-      // blocked.
-      stuck[i] = true;
-      lock.unlock();
-      lane.thread.detach();
-      continue;
+    stuck[i] = !lane.endBy(deadline);
+    if (!stuck[i]) {
+      untold += lane.droppedUntold;  // the thread has ended
     }
-    untold += lane.droppedUntold;
-    lock.unlock();
-    lane.thread.join();
   }
   if (stuck[0] || stuck[1]) {
     abandonedStdout = stuck[0] || (stuck[1] && !state->stdoutOwnLane);
