@@ -35,10 +35,6 @@ bool waitFor(int fd, short events, std::chrono::steady_clock::time_point deadlin
   }
 }
 
-}  // namespace
-
-namespace {
-
 // kNotTaken: the connection was reset before any answer (the supervisor closed it unread, at its
 // limit of connections), so the request was not carried out and may be sent again.
 enum class Attempt { kAnswered, kNoSupervisor, kFailed, kNotTaken };

@@ -338,7 +338,8 @@ namespace {
 // the last one counting). Used on text that json::parse() has accepted.
 class DuplicateNames {
  public:
-  static constexpr std::size_t max_object_size = std::size_t(-1);  // NOLINT: the parser's names
+  // The limits and callbacks json::basic_parser requires of its handler, by these names.
+  static constexpr std::size_t max_object_size = std::size_t(-1);
   static constexpr std::size_t max_array_size = std::size_t(-1);
   static constexpr std::size_t max_key_size = std::size_t(-1);
   static constexpr std::size_t max_string_size = std::size_t(-1);

@@ -23,8 +23,8 @@
 // returns; with an executor of yours, one already running on another of your threads may still
 // be: do not destroy the Cluster while your listeners may run elsewhere, nor from a listener or
 // handler); broadcastAndWait calls still open complete (with the count so far) on their
-// executors. The SDK's threads block every signal, so signals go to the
-// worker's own threads (sigwait, signalfd and asio::signal_set work as usual).
+// executors. The SDK's threads block every signal, so signals go to the worker's own threads
+// (sigwait, signalfd and asio::signal_set work as usual).
 //
 // When the supervisor goes away (socket closed), the SDK calls the onSupervisorLost handler;
 // without one it writes a line to stderr and ends the process with _exit(1), so a worker never
