@@ -273,8 +273,10 @@ int rawWorker(const std::string& mode) {
     clustervisor::wire::encodeHeader(h, std::span<std::byte, clustervisor::wire::kHeaderSize>(
                                             frame.data(), clustervisor::wire::kHeaderSize));
   }
-  if (mode == "close") {
-    // An orderly end of file, and the process goes on running without its socket.
+  if (mode == "close-on-file") {
+    // Once the test says so, an orderly end of file; the process goes on running without its
+    // socket.
+    waitForFile("close");
     ::close(fd);
     say("RAW closed");
     sleepForever();
