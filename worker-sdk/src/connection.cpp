@@ -124,16 +124,21 @@ void Connection::onStopFrame(std::chrono::milliseconds untilKill) {
   if (!handler) {
     return;  // the stop signal follows at once and does the job
   }
-  asio::post(bus_, [self = shared_from_this(), handler, untilKill] {
+  postHandler("(stop handler)", [handler, untilKill] { (*handler)(untilKill); });
+}
+
+template <typename F>
+void Connection::postHandler(std::string_view what, F f) {
+  asio::post(bus_, [self = shared_from_this(), what, f = std::move(f)]() mutable {
     if (self->shutdown_) {
       return;
     }
     // What it sends goes out as it returns, as a listener's sends do.
     self->asBatch([&] {
       try {
-        (*handler)(untilKill);
+        f();
       } catch (...) {
-        self->reportListenerError("(stop handler)", std::current_exception());
+        self->reportListenerError(what, std::current_exception());
       }
     });
   });
@@ -157,17 +162,8 @@ void Connection::onTotalChanged(std::uint32_t total) {
   if (!handler) {
     return;
   }
-  asio::post(bus_, [self = shared_from_this(), handler, total, old] {
-    if (self->shutdown_) {
-      return;
-    }
-    self->asBatch([&] {
-      try {
-        (*handler)(static_cast<int>(total), static_cast<int>(old));
-      } catch (...) {
-        self->reportListenerError("(total clusters handler)", std::current_exception());
-      }
-    });
+  postHandler("(total clusters handler)", [handler, total, old] {
+    (*handler)(static_cast<int>(total), static_cast<int>(old));
   });
 }
 

@@ -218,6 +218,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // (see flushAfterBatch_).
   template <typename F>
   void asBatch(F&& f);
+  // Runs a handler of the user's (stop, cluster count) on the bus strand, unless shut down, as a
+  // batch; what it throws goes to the error handler as `what`'s.
+  template <typename F>
+  void postHandler(std::string_view what, F f);
   void lost(std::string_view why);
   void heartbeat();
   void sendHeartbeat();
