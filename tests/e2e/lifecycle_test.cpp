@@ -829,6 +829,38 @@ BOOST_AUTO_TEST_CASE(what_a_stop_handler_sends_before_ending_its_event_loop_reac
   BOOST_TEST(!run->hasLine("did not exit within"), run->transcript());
 }
 
+// exit(3) from a listener destroys a Cluster of static storage duration on the SDK thread that
+// runs the listener: the worker still exits with its own status, and what the listener sent
+// before it reaches the others.
+void expectCleanExitFromListener(const std::string& threads) {
+  TempDir dir;
+  const auto config = dir.write(
+      "bot.toml", probeConfig(dir, 2, "exit-from-listener", "PROBE_THREADS = \"" + threads + "\""));
+  auto run = SupervisorRun::run(config);
+  run->waitForLine("[cluster 0] EXITING from a listener");
+  run->waitForLine("[cluster 1] RECV bye from=0 data={\"from\":0}");
+  run->waitForLine(
+      [](const std::string& line) {
+        return line.find("clustervisor: cluster 0 (pid ") == 0 &&
+               line.find(") exited with status 0 after ") != std::string::npos;
+      },
+      "the clean exit of cluster 0");
+  BOOST_TEST(!run->hasLine("terminate"), run->transcript());
+  BOOST_TEST(!run->hasLine("was killed by"), run->transcript());
+}
+
+BOOST_AUTO_TEST_CASE(exit_from_a_listener_with_a_static_cluster_ends_the_worker_cleanly) {
+  expectCleanExitFromListener("default");
+}
+
+BOOST_AUTO_TEST_CASE(exit_from_a_listener_on_the_io_thread_with_a_static_cluster_ends_cleanly) {
+  expectCleanExitFromListener("io");
+}
+
+BOOST_AUTO_TEST_CASE(exit_from_a_listener_on_the_workers_executor_sends_what_it_sent_first) {
+  expectCleanExitFromListener("executor");
+}
+
 BOOST_AUTO_TEST_CASE(a_worker_with_an_on_stop_handler_is_told_first_and_exits_cleanly) {
   TempDir dir;
   auto run = start(dir, 2, "onstop");

@@ -348,6 +348,44 @@ int leavingMain() {
   return 0;
 }
 
+// A Cluster of static storage duration that a listener ends with exit(3): its destructor runs on
+// the SDK thread that runs the listener. Cluster 1 asks cluster 0 to quit; cluster 0 answers
+// "bye" and exits at once, from inside the listener.
+std::optional<Cluster>& staticCluster() {
+  static std::optional<Cluster> cluster;
+  return cluster;
+}
+
+int exitFromListenerMain() {
+  clustervisor::ClusterOptions options;
+  options.listenersOnIoThread = env("PROBE_THREADS") == "io";
+  boost::asio::io_context io;  // PROBE_THREADS=executor: listeners on this one, in main
+  if (env("PROBE_THREADS") == "executor") {
+    options.executor = io.get_executor();
+  }
+  auto& cluster = staticCluster().emplace(Cluster::fromEnvironment(options));
+  auto& events = cluster.events();
+  auto quit = events.on("quit", [&](const json::value&, int source) {
+    (void)events.emitTo(source, "bye", {{"from", cluster.id()}});
+    say("EXITING from a listener");
+    std::fflush(nullptr);
+    std::exit(0);
+  });
+  auto bye = events.on("bye", [](const json::value& data, int source) {
+    say("RECV bye from=", source, " data=", json::serialize(data));
+  });
+  cluster.ready();
+  if (cluster.id() == 1 && firstTime("quit")) {
+    (void)events.emitTo(0, "quit", nullptr);
+  }
+  if (options.executor) {
+    io.run();
+  }
+  for (;;) {
+    ::pause();
+  }
+}
+
 // Listeners and completions on the worker's own io_context (ClusterOptions::executor), with a
 // callback and with a coroutine (use_awaitable).
 int tokensMain() {
@@ -554,6 +592,9 @@ int main() {
   }
   if (mode == "leaving") {
     return leavingMain();
+  }
+  if (mode == "exit-from-listener") {
+    return exitFromListenerMain();
   }
   if (mode == "held" && env("CLUSTERVISOR_CLUSTER_ID") == "1") {
     // Stay unconnected until the test says so, while cluster 0 sends to us.

@@ -11,6 +11,8 @@
 #include <charconv>
 #include <chrono>
 #include <cstdlib>
+#include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -170,16 +172,48 @@ struct Cluster::Impl {
   ~Impl() {
     if (connection) {
       connection->shutdown();
+      if (connection->busRunsHere() || onOwnThread()) {
+        // Destroyed inside a listener or handler (exit(3) with a Cluster of static storage
+        // duration, say): its sends would go out when it returns, which may be never.
+        connection->writeQueuedNow();
+      }
     }
     // The threads run what is queued (listeners see shutdown and return at once) and end when
     // nothing is left, so no handler is left holding the connection when the contexts go.
     ioWork.reset();
+    if (onOwnThread()) {
+      leaveToOwnThreads();
+      return;
+    }
     if (ioThread.joinable()) {
       ioThread.join();
     }
     if (threads) {
       threads->join();
     }
+  }
+
+  // Destroyed by a listener or handler, on an SDK thread: most often exit(3) with a Cluster of
+  // static storage duration.
+  bool onOwnThread() const noexcept {
+    return (threads && threads->runsOnThisThread()) ||
+           (ioThread.joinable() && ioThread.get_id() == std::this_thread::get_id());
+  }
+
+  // A thread cannot join itself, and the handler it is in still uses the io_context: the threads
+  // finish the shutdown on their own once that handler returns (if the process goes on), and
+  // what they use is kept for the rest of the process.
+  void leaveToOwnThreads() {
+    if (ioThread.joinable()) {
+      ioThread.detach();
+    }
+    if (threads) {
+      threads->detach();
+    }
+    static std::mutex mutex;
+    static auto* const kept = new std::vector<std::shared_ptr<void>>;  // never freed, on purpose
+    const std::lock_guard lock(mutex);
+    kept->insert(kept->end(), {io, threads, connection});
   }
 };
 

@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <optional>
@@ -196,6 +198,40 @@ void Connection::shutdown() {
   });
 }
 
+void Connection::writeQueuedNow() {
+  const bool onBus = bus_.running_in_this_thread();
+  const auto deadline = std::chrono::steady_clock::now() + kFlushOnShutdown;
+  std::unique_lock lock(sendMutex_);
+  for (;;) {
+    if (!socketOpen_ ||
+        (writeInFlight_ && inflightWritten_.load(std::memory_order_acquire) < inflight_.size())) {
+      return;
+    }
+    if (!sendPendingNow()) {
+      return;  // the supervisor is gone
+    }
+    if (pending_.empty()) {
+      break;
+    }
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      return;
+    }
+    lock.unlock();
+    pollfd room{fd_, POLLOUT, 0};
+    (void)::poll(&room, 1, static_cast<int>(left.count()));
+    lock.lock();
+  }
+  if (onBus && busOwnsWrite_) {
+    // The write this bus run owned is done: a shutdown waiting for it need not wait for the run
+    // to end (with exit(3) it never does).
+    busOwnsWrite_ = false;
+    writing_ = false;
+    flushAfterBatch_ = false;
+  }
+}
+
 error_code Connection::checkTarget(int clusterId) const {
   if (clusterId < 0 || static_cast<std::uint32_t>(clusterId) >= totalClusters()) {
     return make_error_code(Errc::kInvalidClusterId);
@@ -376,6 +412,7 @@ void Connection::flush() {
     } else {
       std::swap(pending_, inflight_);
       writeInFlight_ = true;
+      inflightWritten_.store(0, std::memory_order_relaxed);
       urgent_ = false;
     }
   }
@@ -385,7 +422,7 @@ void Connection::flush() {
     }
     return;
   }
-  asio::async_write(socket_, asio::buffer(inflight_),
+  asio::async_write(socket_, asio::buffer(inflight_), WriteProgress{this},
                     [self = shared_from_this()](error_code ec, std::size_t written) {
                       {
                         std::lock_guard lock(self->sendMutex_);

@@ -85,6 +85,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // written (for at most kFlushOnShutdown), then the socket is closed.
   void shutdown();
   static constexpr std::chrono::seconds kFlushOnShutdown{2};
+  // For a shutdown inside a listener or handler (the Cluster destroyed there, say by exit(3)),
+  // where the bus executor's own write would come only after the process is gone: writes what
+  // is queued now, waiting for room for at most kFlushOnShutdown. Leaves it to a write under way
+  // that the socket has not taken whole (a full socket).
+  void writeQueuedNow();
+  bool busRunsHere() const { return bus_.running_in_this_thread(); }
   // A send from outside the bus executor that comes less than this after the previous write
   // waits for the rest of it (see flushSoon()).
   static constexpr std::chrono::microseconds kCork{100};
@@ -275,11 +281,23 @@ class Connection : public std::enable_shared_from_this<Connection> {
   const int fd_;
   bool socketOpen_ = true;
   bool writeInFlight_ = false;  // the I/O thread's async_write is running
-  bool corked_ = false;         // the I/O thread holds a flush back (flushSoon)
-  bool urgent_ = false;         // pending_ holds a send from the bus executor
-  bool busHelping_ = false;     // a helper flushFromBus(false) is posted
-  bool busOwnsWrite_ = false;   // writing_ was set by a send on the bus executor
-  bool ioHelping_ = false;      // a helper flushForBus() is posted or waits for room
+  // How much of inflight_ that write has handed to the socket so far: all of it once only its
+  // completion is left to run.
+  std::atomic<std::size_t> inflightWritten_{0};
+  // That write's completion condition: asio::transfer_all() (64 KiB a call), noting the progress.
+  struct WriteProgress {
+    Connection* connection;
+    std::size_t operator()(const boost::system::error_code& ec, std::size_t written) const {
+      connection->inflightWritten_.store(written, std::memory_order_release);
+      return ec ? 0 : kWriteChunk;
+    }
+  };
+  static constexpr std::size_t kWriteChunk = 64 * 1024;
+  bool corked_ = false;        // the I/O thread holds a flush back (flushSoon)
+  bool urgent_ = false;        // pending_ holds a send from the bus executor
+  bool busHelping_ = false;    // a helper flushFromBus(false) is posted
+  bool busOwnsWrite_ = false;  // writing_ was set by a send on the bus executor
+  bool ioHelping_ = false;     // a helper flushForBus() is posted or waits for room
   // Grown by the size of each frame and written over at once: no zero-filling first.
   template <typename T>
   struct UninitializedAllocator : std::allocator<T> {
@@ -301,7 +319,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   };
   using Bytes = std::vector<std::byte, UninitializedAllocator<std::byte>>;
   Bytes pending_;
-  Bytes inflight_;  // I/O thread only
+  Bytes inflight_;  // I/O thread only; its size may be read under sendMutex_ while writeInFlight_
   std::size_t queuedBytes_ = 0;
   bool writing_ = false;  // a flush is scheduled, held back or writing
 

@@ -42,6 +42,19 @@ void IoThreads::join() {
   }
 }
 
+void IoThreads::detach() {
+  for (auto& thread : threads_) {
+    if (thread.joinable()) {
+      thread.detach();
+    }
+  }
+}
+
+bool IoThreads::runsOnThisThread() const noexcept {
+  const auto self = std::this_thread::get_id();
+  return threads_[0].get_id() == self || threads_[1].get_id() == self;
+}
+
 asio::any_io_executor IoThreads::busExecutor() {
   return Executor<asio::io_context::executor_type>(this, io_->get_executor());
 }

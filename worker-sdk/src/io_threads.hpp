@@ -59,6 +59,10 @@ class IoThreads {
   // Starts both threads; they end once the io_context runs out of work (join()).
   void start();
   void join();
+  // For a destruction on one of these threads, which cannot join itself: they end on their own
+  // once the io_context runs out of work, and this object must outlive them.
+  void detach();
+  bool runsOnThisThread() const noexcept;
 
   // The executor for the bus strand: runs each function through the io_context (or at the end of
   // a BusRunAtEnd scope), never inside the call that hands it over, and tells this watch when one

@@ -21,10 +21,12 @@
 // The destructor writes what is still queued for the supervisor (for at most 2 s), stops its
 // threads, and no listener starts after it begins (with the SDK's threads, none runs after it
 // returns; with an executor of yours, one already running on another of your threads may still
-// be: do not destroy the Cluster while your listeners may run elsewhere, nor from a listener or
-// handler); broadcastAndWait calls still open complete (with the count so far) on their
-// executors. The SDK's threads block every signal, so signals go to the worker's own threads
-// (sigwait, signalfd and asio::signal_set work as usual).
+// be: do not destroy the Cluster while your listeners may run elsewhere); broadcastAndWait calls
+// still open complete (with the count so far) on their executors. Destroyed inside a listener
+// or handler (exit(3) with a Cluster of static storage duration, say), it writes what is queued
+// itself (for at most 2 s); on an SDK thread it cannot join that thread, and the SDK's threads
+// end on their own once the listener returns. The SDK's threads block every signal, so
+// signals go to the worker's own threads (sigwait, signalfd and asio::signal_set work as usual).
 //
 // When the supervisor goes away (socket closed), the SDK calls the onSupervisorLost handler;
 // without one it writes a line to stderr and ends the process with _exit(1), so a worker never
