@@ -35,8 +35,9 @@ bool waitFor(int fd, short events, std::chrono::steady_clock::time_point deadlin
   }
 }
 
-// kNotTaken: the connection was reset before any answer (the supervisor closed it unread, at its
-// limit of connections), so the request was not carried out and may be sent again.
+// kNotTaken: the connection was refused for a full backlog, or reset before any answer (the
+// supervisor closed it unread, at its limit of connections), so the request was not carried out
+// and may be sent again.
 enum class Attempt { kAnswered, kNoSupervisor, kFailed, kNotTaken };
 
 Attempt attemptCall(const std::filesystem::path& socket, std::string_view request,
@@ -48,7 +49,9 @@ Attempt attemptCall(const std::filesystem::path& socket, std::string_view reques
     return Attempt::kFailed;
   }
   std::memcpy(address.sun_path, socket.c_str(), socket.native().size() + 1);
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  // Non-blocking: a supervisor that takes no connection (stopped, hung, or every connection
+  // busy with a backlog full) must not hold the command past its deadline.
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) {
     error = std::string("socket: ") + std::strerror(errno);
     return Attempt::kFailed;
@@ -62,6 +65,9 @@ Attempt attemptCall(const std::filesystem::path& socket, std::string_view reques
     const int why = errno;
     if (why == ENOENT || why == ECONNREFUSED) {
       return fail(Attempt::kNoSupervisor, std::strerror(why));
+    }
+    if (why == EAGAIN) {
+      return fail(Attempt::kNotTaken, "");  // a local socket's backlog is full
     }
     return fail(Attempt::kFailed,
                 "cannot connect to " + socket.string() + ": " + std::strerror(why));
@@ -82,9 +88,17 @@ Attempt attemptCall(const std::filesystem::path& socket, std::string_view reques
                                       std::to_string(::geteuid()) +
                                       "): not this user's supervisor; the request was not sent");
   }
+  const auto sendBy = std::chrono::steady_clock::now() + timeout;
   while (!request.empty()) {
     const ssize_t n = ::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      if (!waitFor(fd, POLLOUT, sendBy)) {
+        return fail(Attempt::kFailed, "the supervisor did not take the request within " +
+                                          std::to_string(timeout.count()) + " ms");
+      }
       continue;
     }
     if (n < 0 && (errno == ECONNRESET || errno == EPIPE)) {
@@ -106,7 +120,7 @@ Attempt attemptCall(const std::filesystem::path& socket, std::string_view reques
                                         std::to_string(timeout.count()) + " ms");
     }
     const ssize_t n = ::read(fd, buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) {
+    if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) {
       continue;
     }
     if (n < 0 && errno == ECONNRESET && reply.empty()) {
@@ -138,9 +152,9 @@ Attempt attemptCall(const std::filesystem::path& socket, std::string_view reques
 ControlCallResult callSupervisor(const std::filesystem::path& socket, std::string_view request,
                                  std::chrono::milliseconds timeout, std::string& reply,
                                  std::string& error) {
-  // A connection reset before any answer was not taken: the supervisor serves a bounded number
-  // at once and closes the rest unread. Tried again, a little later each time, within kBusyRetry
-  // (or the timeout, if shorter).
+  // A connection refused for a full backlog, or reset before any answer, was not taken: the
+  // supervisor serves a bounded number at once and closes the rest unread. Tried again, a little
+  // later each time, within kBusyRetry (or the timeout, if shorter).
   const auto start = std::chrono::steady_clock::now();
   const auto retryUntil = start + std::min(timeout, kBusyRetry);
   auto pause = std::chrono::milliseconds(10);
@@ -160,7 +174,8 @@ ControlCallResult callSupervisor(const std::filesystem::path& socket, std::strin
               std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
                                  std::chrono::steady_clock::now() - start)
                                  .count()) +
-              " ms: it serves a limited number at once, and others kept them busy";
+              " ms: it serves a limited number at once and others kept them busy, or it is "
+              "not taking connections at all (stopped or hung)";
       return ControlCallResult::kFailed;
     }
     std::this_thread::sleep_for(pause);

@@ -516,6 +516,43 @@ BOOST_AUTO_TEST_CASE(the_cli_does_not_trust_a_control_socket_served_by_another_u
              stop.output);
 }
 
+BOOST_AUTO_TEST_CASE(the_cli_gives_up_on_a_control_socket_that_takes_no_connection) {
+  // A listener that never accepts (a stopped or hung supervisor), its backlog full: a connect()
+  // that blocked would never return.
+  TempDir dir;
+  const auto path = dir.path() / "ctl.sock";
+  const int listener = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  BOOST_REQUIRE(listener >= 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::strncpy(address.sun_path, path.c_str(), sizeof address.sun_path - 1);
+  BOOST_REQUIRE(::bind(listener, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0);
+  BOOST_REQUIRE(::listen(listener, 0) == 0);
+  std::vector<int> queued;
+  for (int i = 0; i < 64; ++i) {
+    const int client = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    BOOST_REQUIRE(client >= 0);
+    if (::connect(client, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0) {
+      queued.push_back(client);
+      continue;
+    }
+    BOOST_REQUIRE_MESSAGE(errno == EAGAIN, std::strerror(errno));
+    ::close(client);
+    break;
+  }
+  BOOST_REQUIRE(queued.size() < 64);
+  const auto status = runCli({"status", "--socket", path.string()}, 60s);
+  for (const int client : queued) {
+    ::close(client);
+  }
+  ::close(listener);
+  BOOST_TEST(status.status == 69, status.output);
+  BOOST_TEST(status.output.find("took none of") != std::string::npos, status.output);
+  BOOST_TEST(
+      status.output.find("not taking connections at all (stopped or hung)") != std::string::npos,
+      status.output);
+}
+
 BOOST_AUTO_TEST_CASE(the_control_socket_can_be_placed_by_the_config) {
   TempDir dir;
   const auto socket = dir.path() / "ctl.sock";
