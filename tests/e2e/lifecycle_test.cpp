@@ -861,6 +861,20 @@ BOOST_AUTO_TEST_CASE(exit_from_a_listener_on_the_workers_executor_sends_what_it_
   expectCleanExitFromListener("executor");
 }
 
+BOOST_AUTO_TEST_CASE(a_fault_in_a_listener_reaches_the_workers_own_signal_handler) {
+  TempDir dir;
+  auto run = SupervisorRun::run(dir.write("bot.toml", probeConfig(dir, 2, "fault-in-listener")));
+  run->waitForLine("[cluster 0] FAULTING in a listener");
+  run->waitForLine("[cluster 0] CAUGHT SIGSEGV");
+  run->waitForLine(
+      [](const std::string& line) {
+        return line.find("clustervisor: cluster 0 (pid ") == 0 &&
+               line.find(") exited with status 42 after ") != std::string::npos;
+      },
+      "cluster 0's exit from its handler");
+  BOOST_TEST(!run->hasLine("NOT CAUGHT"), run->transcript());
+}
+
 BOOST_AUTO_TEST_CASE(a_worker_with_an_on_stop_handler_is_told_first_and_exits_cleanly) {
   TempDir dir;
   auto run = start(dir, 2, "onstop");

@@ -356,6 +356,35 @@ std::optional<Cluster>& staticCluster() {
   return cluster;
 }
 
+// A crash reporter's handler for SIGSEGV, and a listener that faults: the handler runs although
+// the listener runs on an SDK thread.
+void onFault(int) {
+  const char line[] = "CAUGHT SIGSEGV\n";
+  (void)!::write(STDOUT_FILENO, line, sizeof line - 1);
+  ::_exit(42);
+}
+
+int faultInListenerMain() {
+  struct sigaction action {};
+  action.sa_handler = onFault;
+  ::sigaction(SIGSEGV, &action, nullptr);
+  auto cluster = Cluster::fromEnvironment();
+  auto& events = cluster.events();
+  auto fault = events.on("fault", [](const json::value&, int) {
+    say("FAULTING in a listener");
+    std::fflush(nullptr);
+    ::raise(SIGSEGV);
+    say("NOT CAUGHT: the listener went on");
+  });
+  cluster.ready();
+  if (cluster.id() == 1 && firstTime("fault")) {
+    (void)events.emitTo(0, "fault", nullptr);
+  }
+  for (;;) {
+    ::pause();
+  }
+}
+
 int exitFromListenerMain() {
   clustervisor::ClusterOptions options;
   options.listenersOnIoThread = env("PROBE_THREADS") == "io";
@@ -595,6 +624,9 @@ int main() {
   }
   if (mode == "exit-from-listener") {
     return exitFromListenerMain();
+  }
+  if (mode == "fault-in-listener") {
+    return faultInListenerMain();
   }
   if (mode == "held" && env("CLUSTERVISOR_CLUSTER_ID") == "1") {
     // Stay unconnected until the test says so, while cluster 0 sends to us.

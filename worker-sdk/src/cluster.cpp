@@ -107,7 +107,12 @@ void readShards(std::vector<std::uint32_t>& shards, std::uint32_t& total) {
 // Reads until a whole frame is buffered; bytes after it stay in the reader for the connection.
 wire::FrameReader::Next readFirstFrame(int fd, wire::FrameReader& reader,
                                        std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  // Saturated: a timeout of milliseconds::max() waits for ever rather than overflowing.
+  const auto now = std::chrono::steady_clock::now();
+  const auto deadline = timeout >= std::chrono::duration_cast<std::chrono::milliseconds>(
+                                       std::chrono::steady_clock::time_point::max() - now)
+                            ? std::chrono::steady_clock::time_point::max()
+                            : now + timeout;
   for (;;) {
     auto next = reader.next();
     if (next.result.status != wire::DecodeStatus::kIncomplete) {
@@ -120,7 +125,8 @@ wire::FrameReader::Next readFirstFrame(int fd, wire::FrameReader& reader,
                                        std::to_string(timeout.count()) + " ms");
     }
     pollfd pfd{fd, POLLIN, 0};
-    const int ready = ::poll(&pfd, 1, static_cast<int>(left.count()));
+    const int ready =
+        ::poll(&pfd, 1, static_cast<int>(std::min<std::int64_t>(left.count(), 60000)));
     if (ready < 0 && errno != EINTR) {
       fail(Errc::kHandshakeFailed, std::string("poll: ") + std::strerror(errno));
     }

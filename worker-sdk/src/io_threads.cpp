@@ -134,6 +134,11 @@ void IoThreads::nudge(bool urgent) noexcept {
 void blockAllSignals() {
   sigset_t all;
   sigfillset(&all);
+  // Except the signals of a fault in the code the thread runs (a listener's): blocked, they
+  // would kill the process without running the worker's own handler (a crash reporter's).
+  for (const int fault : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS, SIGABRT}) {
+    sigdelset(&all, fault);
+  }
   ::pthread_sigmask(SIG_BLOCK, &all, nullptr);
 }
 

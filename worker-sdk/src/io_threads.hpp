@@ -41,7 +41,8 @@
 namespace clustervisor::detail {
 
 // Called first on every SDK thread: the SDK's threads never take the worker's signals (a SIGTERM
-// handler or sigwait() in the worker's own code must see them).
+// handler or sigwait() in the worker's own code must see them), apart from those of a fault
+// (SIGSEGV and the like), which go to the handler of the thread that faults.
 void blockAllSignals();
 
 class IoThreads {

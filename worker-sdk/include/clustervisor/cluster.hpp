@@ -25,8 +25,9 @@
 // still open complete (with the count so far) on their executors. Destroyed inside a listener
 // or handler (exit(3) with a Cluster of static storage duration, say), it writes what is queued
 // itself (for at most 2 s); on an SDK thread it cannot join that thread, and the SDK's threads
-// end on their own once the listener returns. The SDK's threads block every signal, so
-// signals go to the worker's own threads (sigwait, signalfd and asio::signal_set work as usual).
+// end on their own once the listener returns. The SDK's threads block every signal but those of
+// a fault (SIGSEGV and the like, so a crash in a listener reaches your handler), so signals go to
+// the worker's own threads (sigwait, signalfd and asio::signal_set work as usual).
 //
 // When the supervisor goes away (socket closed), the SDK calls the onSupervisorLost handler;
 // without one it writes a line to stderr and ends the process with _exit(1), so a worker never
