@@ -125,6 +125,12 @@ void printReload(const boost::json::object& body) {
     }
     std::printf("\n");
   }
+  if (const std::string moved = joinIds(body, "resharded"); !moved.empty()) {
+    std::printf(
+        "shards moved: stopped %s, started again with their new shards once every worker "
+        "that held shards had stopped\n",
+        moved.c_str());
+  }
   const std::string outdated = joinIds(body, "clusters_needing_restart");
   if (body.if_contains("restarted") != nullptr) {
     std::printf("rolling restart done: %s\n", joinIds(body, "restarted").c_str());

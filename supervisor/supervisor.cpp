@@ -1308,6 +1308,9 @@ void Supervisor::onExit(Slot& slot, int status) {
       if (slot.removed) {
         line += ", removed by a reload";
         reason = "removed";
+      } else if (slot.resharding) {
+        line += ", stopped by a reload that moved its shards";
+        reason = "resharded";
       } else {
         reason = "shutdown";
       }
@@ -2072,6 +2075,9 @@ void Supervisor::progressOperation() {
   if (!current_->removing.empty()) {
     return;
   }
+  if (!startWithMovedShards()) {
+    return;
+  }
   if (current_->rollout && !advanceRollout()) {
     return;
   }
@@ -2144,17 +2150,21 @@ void Supervisor::beginReload() {
     logLine("reload: " + joined(change.forNewSupervisor) +
             " take effect when the supervisor is started again");
   }
+  // A shard must never have two workers (two gateway sessions of one Discord shard, say): the
+  // clusters whose shards moved stop, and they start with their new shards, as do the clusters
+  // added, only once every worker that held shards before has stopped.
+  stopToMoveShards(change.shardsChanged);
   applyScale(from, to);
   // Running workers started with what this reload changed for workers are out of date until
   // they restart, whatever restarts them; earlier reloads may have left some too.
   for (const auto id : change.clustersToRestart()) {
-    if (slots_[id]->pid > 0) {
+    if (slots_[id]->pid > 0 && !slots_[id]->resharding) {
       slots_[id]->outdated = true;
     }
   }
   std::vector<std::uint32_t> outdated;
   for (std::uint32_t id = 0; id < clusters(); ++id) {
-    if (slots_[id]->outdated) {
+    if (slots_[id]->outdated && !slots_[id]->resharding) {
       outdated.push_back(id);
     }
   }
@@ -2195,15 +2205,15 @@ void Supervisor::applyScale(std::uint32_t from, std::uint32_t to) {
         // A cluster removed earlier comes back: a fresh start, as if it were new.
         Slot& slot = *slots_[id];
         slot.removed = false;
-        slot.outdated = false;
-        slot.lifecycle = WorkerLifecycle(config_.restart, config_.start.ready);
-        slot.lastExit.clear();
-        slot.lastExitNote.clear();
-        slot.lastExitSucceeded = true;
+        renew(slot);
       } else {
         slots_.push_back(std::make_unique<Slot>(io_, id, config_));
       }
-      queue_.push(id);
+      if (current_->resharding.empty()) {
+        queue_.push(id);
+      } else {
+        current_->startAfterResharding.push_back(id);
+      }
       started.push_back(id);
     }
     logLine("scaling from " + std::to_string(from) + " to " + std::to_string(to) +
@@ -2242,6 +2252,76 @@ void Supervisor::applyScale(std::uint32_t from, std::uint32_t to) {
   result["started"] = std::move(started);
   result["stopped"] = std::move(stopping);
   pumpQueue();
+}
+
+void Supervisor::renew(Slot& slot) {
+  slot.outdated = false;
+  slot.lifecycle = WorkerLifecycle(config_.restart, config_.start.ready);
+  slot.lastExit.clear();
+  slot.lastExitNote.clear();
+  slot.lastExitSucceeded = true;
+}
+
+void Supervisor::stopToMoveShards(const std::vector<std::uint32_t>& ids) {
+  if (ids.empty()) {
+    return;
+  }
+  std::string list;
+  for (const auto id : ids) {
+    list += (list.empty() ? "" : ", ") + std::to_string(id);
+  }
+  logLine("reload: the shards of cluster" + std::string(ids.size() == 1 ? " " : "s ") + list +
+          " moved; stopping them, to start them with their new shards once every worker that "
+          "held shards has stopped");
+  boost::json::array moved;
+  for (const auto id : ids) {
+    Slot& slot = *slots_[id];
+    failSuccessor(slot, "was stopped: the reload moved its cluster's shards");
+    slot.resharding = true;
+    handle(slot, Kind::kShutdown);
+    current_->resharding.push_back(id);
+    moved.push_back(id);
+  }
+  current_->result["resharded"] = std::move(moved);
+}
+
+bool Supervisor::startWithMovedShards() {
+  auto& current = *current_;
+  if (current.resharding.empty()) {
+    return true;
+  }
+  if (shuttingDown_) {
+    return false;  // the operation ends with the supervisor; nothing starts again
+  }
+  for (const auto id : current.resharding) {
+    if (slots_[id]->lifecycle.state() != WorkerState::kStopped) {
+      return false;
+    }
+  }
+  // A start can settle at once (a spawn that fails): progress is judged after them all.
+  const bool wasApplying = std::exchange(applying_, true);
+  std::string list;
+  for (const auto id : current.resharding) {
+    Slot& slot = *slots_[id];
+    slot.resharding = false;
+    renew(slot);
+    queue_.push(id);
+    list += (list.empty() ? "" : ", ") + std::to_string(id);
+  }
+  for (const auto id : current.startAfterResharding) {
+    if (id < clusters()) {
+      queue_.push(id);
+      list += (list.empty() ? "" : ", ") + std::to_string(id);
+    }
+  }
+  current.resharding.clear();
+  current.startAfterResharding.clear();
+  logLine("reload: the workers that held the moved shards have stopped; starting cluster" +
+          std::string(list.find(',') == std::string::npos ? " " : "s ") + list +
+          " with the new shard split");
+  pumpQueue();
+  applying_ = wasApplying;
+  return true;
 }
 
 void Supervisor::beginRollout(std::vector<std::uint32_t> ids, std::uint32_t batch,

@@ -124,8 +124,9 @@ class Supervisor final : private FrameSink {
           heartbeatTimer(io),
           closedTimer(io) {}
     std::uint32_t id = 0;
-    bool removed = false;   // a reload lowered the cluster count below this id
-    bool outdated = false;  // its worker runs with settings a reload changed since it started
+    bool removed = false;     // a reload lowered the cluster count below this id
+    bool outdated = false;    // its worker runs with settings a reload changed since it started
+    bool resharding = false;  // a reload stopped it to move its shards; it starts again after
     WorkerLifecycle lifecycle;
     pid_t pid = -1;
     std::uint64_t processStartTime = 0;  // of pid, from /proc: tells its orphans from older ones
@@ -272,6 +273,10 @@ class Supervisor final : private FrameSink {
     Operation operation;
     boost::json::object result;           // what the answer reports
     std::vector<std::uint32_t> removing;  // clusters a reload removed, until they stopped
+    // Clusters a reload stops because it moved their shards, and the clusters it adds: all
+    // started once every worker of the first and of `removing` has stopped (see beginReload).
+    std::vector<std::uint32_t> resharding;
+    std::vector<std::uint32_t> startAfterResharding;
     std::optional<Rollout> rollout;
   };
   void enqueueOperation(Operation operation);
@@ -279,7 +284,12 @@ class Supervisor final : private FrameSink {
   void progressOperation();
   void finishOperation(bool ok, std::string error = {});
   void beginReload();
+  void stopToMoveShards(const std::vector<std::uint32_t>& ids);
+  // false while workers that held the moved shards still run
+  bool startWithMovedShards();
   void applyScale(std::uint32_t from, std::uint32_t to);
+  // A cluster that starts afresh (added, or back after a removal or a move of its shards).
+  void renew(Slot& slot);
   void beginRollout(std::vector<std::uint32_t> ids, std::uint32_t batch,
                     std::chrono::milliseconds delay);
   void startBatch();

@@ -166,6 +166,55 @@ BOOST_AUTO_TEST_CASE(reload_scales_4_to_6_to_3_with_events_flowing_and_totals_up
   BOOST_TEST(run->waitExit(30s).value_or(-1) == 0, run->transcript());
 }
 
+BOOST_AUTO_TEST_CASE(a_reload_that_moves_shards_never_gives_a_shard_two_workers) {
+  // 2 clusters with shards 0,1 and 2,3; then 4 clusters, one shard each. No worker may start with
+  // a shard while a worker of another cluster still has it (two gateway sessions of a shard).
+  TempDir dir;
+  const std::string shards = "[shards]\ntotal = 4\n";
+  const auto config = dir.write("bot.toml", probeConfig(dir, 2, "basic", "", shards));
+  auto run = SupervisorRun::run(config);
+  waitReady(*run, 0);
+  waitReady(*run, 1);
+  BOOST_TEST(run->waitForLine("START id=0 ").find(" shards=0,1 ") != std::string::npos);
+  BOOST_TEST(run->waitForLine("START id=1 ").find(" shards=2,3 ") != std::string::npos);
+  const pid_t old0 = startedPid(*run, 0);
+  const pid_t old1 = startedPid(*run, 1);
+  const std::size_t before = run->lines().size();
+  dir.write("bot.toml", probeConfig(dir, 4, "basic", "", shards));
+  const auto reload = runCli({"reload", config.string()});
+  BOOST_TEST(reload.status == 0, reload.output);
+  BOOST_TEST(reload.output.find("clusters: 2 -> 4; started 2, 3\n") != std::string::npos,
+             reload.output);
+  BOOST_TEST(reload.output.find("shards moved: stopped 0, 1, started again") != std::string::npos,
+             reload.output);
+  const std::size_t gone0 = lineIndex(
+      *run, {"cluster 0 (pid " + std::to_string(old0) + ") ", "moved its shards; stopped"}, before);
+  const std::size_t gone1 = lineIndex(
+      *run, {"cluster 1 (pid " + std::to_string(old1) + ") ", "moved its shards; stopped"}, before);
+  // Every new worker, with its one shard, starts after both old workers have exited.
+  for (int c = 0; c < 4; ++c) {
+    const std::string id = std::to_string(c);
+    const std::size_t started =
+        lineIndex(*run, {"[cluster " + id + "] START id=" + id + " "}, before);
+    BOOST_TEST(started > std::max(gone0, gone1), "cluster " << c << " started too early:\n"
+                                                            << run->transcript());
+    BOOST_TEST(run->lines()[started].find(" shards=" + id + " ") != std::string::npos,
+               run->lines()[started]);
+  }
+  for (int c = 0; c < 4; ++c) {
+    run->waitForLine("cluster " + std::to_string(c) + " (pid ");
+  }
+  BOOST_TEST(!processExists(old0));
+  BOOST_TEST(!processExists(old1));
+  // Nothing is left out of date: the moved clusters run with the new split.
+  const auto status = statusOf(config);
+  for (const auto& cluster : status.at("clusters").as_array()) {
+    BOOST_TEST(!cluster.as_object().at("outdated").as_bool());
+  }
+  run->signal(SIGTERM);
+  BOOST_TEST(run->waitExit(30s).value_or(-1) == 0, run->transcript());
+}
+
 BOOST_AUTO_TEST_CASE(a_worker_started_before_a_reload_that_raised_max_payload_takes_larger_events) {
   TempDir dir;
   const auto config =
