@@ -3,6 +3,7 @@
 // clustervisor: the command-line entry point. Parses the command line, loads the config and runs
 // the Supervisor; maps every outcome to a documented exit status.
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -26,6 +27,7 @@
 #include "exit_status.hpp"
 #include "log.hpp"
 #include "plan.hpp"
+#include "process_table.hpp"
 #include "run_lock.hpp"
 #include "status_text.hpp"
 #include "supervisor.hpp"
@@ -146,6 +148,25 @@ void printReload(const boost::json::object& body) {
   }
 }
 
+// The supervisor holding the lock on a config file (a flock(2) on the file itself, see RunLock),
+// and the Unix sockets it listens on.
+struct LockHolder {
+  pid_t pid = 0;
+  std::vector<std::string> sockets;
+};
+std::optional<LockHolder> supervisorHolding(const std::string& configPath) {
+  struct stat st {};
+  if (::stat(configPath.c_str(), &st) != 0) {
+    return std::nullopt;
+  }
+  const auto pid = flockHolderOf(st.st_dev, st.st_ino);
+  if (!pid ||
+      (commandNameOf(*pid).value_or("") != "clustervisor" && !sameProgram(*pid, ::getpid()))) {
+    return std::nullopt;
+  }
+  return LockHolder{*pid, listeningSocketsOf(*pid)};
+}
+
 // status, restart, stop: one request to the running supervisor.
 int callBot(const CommandLine& commandLine) {
   std::filesystem::path socket = commandLine.socketPath;
@@ -187,7 +208,29 @@ int callBot(const CommandLine& commandLine) {
                                  : std::chrono::milliseconds(std::chrono::seconds(10));
   std::string reply;
   std::string error;
-  switch (callSupervisor(socket, control::encodeRequest(request), timeout, reply, error)) {
+  const std::string encoded = control::encodeRequest(request);
+  auto called = callSupervisor(socket, encoded, timeout, reply, error);
+  if (called == ControlCallResult::kNoSupervisor && commandLine.socketPath.empty()) {
+    // Perhaps it runs with another runtime directory (a systemd service has no XDG_RUNTIME_DIR;
+    // a login shell has one): the process holding the file's lock says where it listens.
+    if (const auto holder = supervisorHolding(commandLine.configPath)) {
+      for (const auto& elsewhere : holder->sockets) {
+        if (elsewhere != socket && called == ControlCallResult::kNoSupervisor) {
+          called = callSupervisor(elsewhere, encoded, timeout, reply, error);
+        }
+      }
+      if (called == ControlCallResult::kNoSupervisor) {
+        logError("nothing listens at " + socket.string() + ", but pid " +
+                 std::to_string(holder->pid) + ", a clustervisor, holds the lock on " + who +
+                 (holder->sockets.empty()
+                      ? " and does not show this user where it listens (another user's?)"
+                      : " and listens at " + holder->sockets.front()) +
+                 "; pass --socket PATH, or set control.socket in the file");
+        return kExitUnavailable;
+      }
+    }
+  }
+  switch (called) {
     case ControlCallResult::kNoSupervisor:
       logError("no supervisor is running for " + who + " (nothing listens at " + socket.string() +
                ")");

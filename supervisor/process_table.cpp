@@ -297,6 +297,70 @@ std::optional<pid_t> flockHolderOf(dev_t device, ino_t inode) {
   return locks ? parseFlockHolder(*locks, device, inode) : std::nullopt;
 }
 
+std::vector<std::string> parseListeningSockets(std::string_view table,
+                                               const std::vector<std::uint64_t>& inodes) {
+  // "Num RefCount Protocol Flags Type St Inode Path", the path only for a bound socket; a
+  // listening one has __SO_ACCEPTCON (0x10000) in its flags.
+  constexpr unsigned long kListening = 0x10000;
+  std::vector<std::string> paths;
+  std::string_view rest = table;
+  while (!rest.empty()) {
+    const auto end = std::min(rest.find('\n'), rest.size());
+    std::string_view line = rest.substr(0, end);
+    rest.remove_prefix(std::min(end + 1, rest.size()));
+    std::string_view fields[7];
+    std::size_t count = 0;
+    while (count < 7) {
+      const auto start = line.find_first_not_of(' ');
+      if (start == std::string_view::npos) {
+        break;
+      }
+      line.remove_prefix(start);
+      const auto stop = std::min(line.find(' '), line.size());
+      fields[count++] = line.substr(0, stop);
+      line.remove_prefix(stop);
+    }
+    unsigned long flags = 0;
+    std::uint64_t inode = 0;
+    if (count < 7 ||
+        std::from_chars(fields[3].data(), fields[3].data() + fields[3].size(), flags, 16).ec !=
+            std::errc{} ||
+        (flags & kListening) == 0 || !parseNumber(fields[6], inode) ||
+        std::find(inodes.begin(), inodes.end(), inode) == inodes.end()) {
+      continue;
+    }
+    const auto path = line.substr(std::min(line.find_first_not_of(' '), line.size()));
+    if (!path.empty() && path.front() == '/') {  // not unbound, not abstract ("@...")
+      paths.emplace_back(path);
+    }
+  }
+  return paths;
+}
+
+std::vector<std::string> listeningSocketsOf(pid_t pid) {
+  const std::string proc = "/proc/" + std::to_string(pid);
+  std::vector<std::uint64_t> inodes;
+  DIR* fds = ::opendir((proc + "/fd").c_str());
+  if (fds == nullptr) {
+    return {};
+  }
+  while (const dirent* entry = ::readdir(fds)) {
+    char target[64];
+    const std::string link = proc + "/fd/" + entry->d_name;
+    const ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
+    const std::string_view text(target, n > 0 ? static_cast<std::size_t>(n) : 0);
+    std::uint64_t inode = 0;
+    if (text.starts_with("socket:[") && text.ends_with("]") &&
+        parseNumber(text.substr(8, text.size() - 9), inode)) {
+      inodes.push_back(inode);
+    }
+  }
+  ::closedir(fds);
+  const auto table = readSmallFile(proc + "/net/unix", 16 << 20);
+  return table && !inodes.empty() ? parseListeningSockets(*table, inodes)
+                                  : std::vector<std::string>{};
+}
+
 std::vector<pid_t> allProcesses() {
   std::vector<pid_t> pids;
   DIR* proc = ::opendir("/proc");

@@ -95,6 +95,14 @@ std::optional<pid_t> flockHolderOf(dev_t device, ino_t inode);
 // Parses the text of /proc/locks for that holder. Pure.
 std::optional<pid_t> parseFlockHolder(std::string_view locks, dev_t device, ino_t inode);
 
+// The paths of the Unix sockets process `pid` listens on: its descriptors, looked up in the
+// socket table of its network namespace (/proc/<pid>/net/unix). Empty when they cannot be read
+// (another user's process, unless this is root).
+std::vector<std::string> listeningSocketsOf(pid_t pid);
+// Parses such a table (/proc/net/unix) for the bound, listening sockets among `inodes`. Pure.
+std::vector<std::string> parseListeningSockets(std::string_view table,
+                                               const std::vector<std::uint64_t>& inodes);
+
 // This process's resident memory (from /proc/self/statm) and open descriptors (/proc/self/fd);
 // 0 for what cannot be read.
 struct SelfUsage {

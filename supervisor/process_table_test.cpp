@@ -1,9 +1,14 @@
 // SPDX-License-Identifier: MIT
+#include <sys/socket.h>
 #include <sys/sysmacros.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/test/unit_test.hpp>
 #include <chrono>
+#include <cstring>
+#include <filesystem>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -80,6 +85,39 @@ BOOST_AUTO_TEST_CASE(the_bot_and_supervisor_a_process_came_from_are_read_from_it
   BOOST_TEST(!parseRunMark("CLUSTERVISOR_BOT=b\0CLUSTERVISOR_SUPERVISOR=0:1\0"sv));
   BOOST_TEST(!parseRunMark("CLUSTERVISOR_BOT=\0CLUSTERVISOR_SUPERVISOR=4242:1\0"sv));
   BOOST_TEST(!parseRunMark(""sv));
+}
+
+BOOST_AUTO_TEST_CASE(the_unix_sockets_a_process_listens_on_are_read_from_its_socket_table) {
+  using clustervisor::parseListeningSockets;
+  const std::string table =
+      "Num       RefCount Protocol Flags    Type St Inode Path\n"
+      "0000000044477858: 00000002 00000000 00010000 0001 01 41001 /run/user/0/clustervisor/b.sock\n"
+      "0000000044477859: 00000002 00000000 00010000 0001 01 41002 @abstract\n"
+      "000000004447785a: 00000003 00000000 00000000 0001 03 41003 /run/connected.sock\n"
+      "000000004447785b: 00000002 00000000 00010000 0001 01 41004 /tmp/a path with spaces\n"
+      "000000004447785c: 00000002 00000000 00010000 0001 01 41005\n"
+      "000000004447785d: 00000002 00000000 00010000 0001 01 41006 /not/ours.sock\n";
+  const auto found = parseListeningSockets(table, {41001, 41002, 41003, 41004, 41005});
+  BOOST_TEST(found == (std::vector<std::string>{"/run/user/0/clustervisor/b.sock",
+                                                "/tmp/a path with spaces"}),
+             boost::test_tools::per_element());
+  BOOST_TEST(parseListeningSockets(table, {}).empty());
+  BOOST_TEST(parseListeningSockets("", {41001}).empty());
+
+  // And for real: a socket this process listens on.
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("listening-" + std::to_string(::getpid()) + ".sock");
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  BOOST_REQUIRE(fd >= 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::strncpy(address.sun_path, path.c_str(), sizeof address.sun_path - 1);
+  BOOST_REQUIRE(::bind(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0);
+  BOOST_REQUIRE(::listen(fd, 4) == 0);
+  const auto mine = clustervisor::listeningSocketsOf(::getpid());
+  ::close(fd);
+  std::filesystem::remove(path);
+  BOOST_TEST((std::find(mine.begin(), mine.end(), path.string()) != mine.end()));
 }
 
 BOOST_AUTO_TEST_CASE(the_holder_of_a_flock_is_read_from_proc_locks) {

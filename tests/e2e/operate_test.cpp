@@ -565,6 +565,26 @@ BOOST_AUTO_TEST_CASE(the_cli_does_not_trust_a_control_socket_served_by_another_u
              stop.output);
 }
 
+BOOST_AUTO_TEST_CASE(the_cli_finds_a_supervisor_started_with_another_runtime_directory) {
+  // A service has no XDG_RUNTIME_DIR and a login shell has one, so each computes another socket
+  // path: the CLI asks the process that holds the file's lock where it listens.
+  TempDir dir;
+  const auto config = dir.write("bot.toml", probeConfig(dir, 1, "basic"));
+  const auto runtime = dir.path() / "runtime";
+  std::filesystem::create_directory(runtime);
+  std::filesystem::permissions(runtime, std::filesystem::perms::owner_all);
+  SupervisorRun run({"env", "XDG_RUNTIME_DIR=" + runtime.string(), supervisorBinary().string(),
+                     "run", config.string()});
+  waitReady(run, 0);
+  BOOST_REQUIRE(std::filesystem::exists(runtime / "clustervisor"));
+  const auto status = runCli({"status", config.string()});
+  BOOST_TEST(status.status == 0, status.output);
+  BOOST_TEST(status.output.find("1 of 1 clusters running") != std::string::npos, status.output);
+  const auto stop = runCli({"stop", config.string()});
+  BOOST_TEST(stop.status == 0, stop.output);
+  BOOST_TEST(run.waitExit(30s).value_or(-1) == 0, run.transcript());
+}
+
 BOOST_AUTO_TEST_CASE(the_cli_gives_up_on_a_control_socket_that_takes_no_connection) {
   // A listener that never accepts (a stopped or hung supervisor), its backlog full: a connect()
   // that blocked would never return.
