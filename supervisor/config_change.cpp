@@ -73,10 +73,11 @@ ConfigChange compareConfigs(const config::BotConfig& running, const config::BotC
   note(supervisor, a.metrics.listen != b.metrics.listen, "metrics.listen");
 
   // The split depends on the cluster count too: scaling a sharded bot moves shards between the
-  // clusters that stay.
+  // clusters that stay. A new total changes every cluster's shards, whatever their ids: which
+  // shard an item belongs to depends on the total (a Discord guild's: its id >> 22, modulo it).
   const std::uint32_t staying = std::min(a.clusters, b.clusters);
   for (std::uint32_t id = 0; id < staying; ++id) {
-    if (config::shardsFor(a, id) != config::shardsFor(b, id)) {
+    if (a.shards.total != b.shards.total || config::shardsFor(a, id) != config::shardsFor(b, id)) {
       change.shardsChanged.push_back(id);
     }
   }

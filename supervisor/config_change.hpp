@@ -26,7 +26,8 @@ struct ConfigChange {
   std::vector<std::string> applied;           // dotted keys, in schema order ("clusters" too)
   std::vector<std::string> forNewWorkers;     // dotted keys
   std::vector<std::string> forNewSupervisor;  // dotted keys
-  // Clusters that stay (id below both counts) whose shard list differs.
+  // Clusters that stay (id below both counts) whose shard list, or the total it is out of,
+  // differs.
   std::vector<std::uint32_t> shardsChanged;
 
   bool empty() const {

@@ -1635,7 +1635,8 @@ std::string Supervisor::metricsText() const {
   out.family("clustervisor_cluster_exits_total", "counter",
              "Worker exits by reason: success, failure (an exit status the policy counts as "
              "failed), signal, start_timeout, hung, protocol_error, restart (requested), "
-             "shutdown, removed (by a reload), spawn_failed.");
+             "shutdown, removed (by a reload), resharded (stopped by a reload that moved its "
+             "shards), spawn_failed.");
   for (const Slot* slot : counted) {
     const std::string cluster = id(*slot);
     for (const auto& [reason, count] : slot->exits) {
@@ -1981,6 +1982,8 @@ void Supervisor::onReplacedExit(std::size_t index, int status) {
   }
   if (shuttingDown_) {
     maybeFinish();
+  } else {
+    progressOperation();  // a reload that moved shards may wait for it
   }
 }
 
@@ -2293,8 +2296,21 @@ bool Supervisor::startWithMovedShards() {
   if (shuttingDown_) {
     return false;  // the operation ends with the supervisor; nothing starts again
   }
-  for (const auto id : current.resharding) {
-    if (slots_[id]->lifecycle.state() != WorkerState::kStopped) {
+  // Every process that may hold shards of the old split is gone: the workers of the clusters
+  // whose shards moved and of those removed, a new worker of theirs that a rolling restart
+  // started, and an old one it replaced that is still stopping.
+  const auto movedOrRemoved = [&](std::uint32_t id) {
+    return id >= clusters() || slots_[id]->resharding;
+  };
+  for (std::uint32_t id = 0; id < slots_.size(); ++id) {
+    if (movedOrRemoved(id) &&
+        ((id < clusters() && slots_[id]->lifecycle.state() != WorkerState::kStopped) ||
+         slots_[id]->successor)) {
+      return false;
+    }
+  }
+  for (const auto& replaced : replaced_) {
+    if (movedOrRemoved(replaced->cluster)) {
       return false;
     }
   }
@@ -2304,8 +2320,8 @@ bool Supervisor::startWithMovedShards() {
   for (const auto id : current.resharding) {
     Slot& slot = *slots_[id];
     slot.resharding = false;
-    renew(slot);
-    queue_.push(id);
+    slot.outdated = false;
+    handle(slot, Kind::kResume);  // its restart count and last exit stay
     list += (list.empty() ? "" : ", ") + std::to_string(id);
   }
   for (const auto id : current.startAfterResharding) {

@@ -181,6 +181,13 @@ WorkerLifecycle::Step WorkerLifecycle::on(const Event& event) {
       }
       return stay();
 
+    case EventKind::kResume:
+      if (state_ != WorkerState::kStopped) {
+        return stay();
+      }
+      policy_.reset();
+      return moveTo(WorkerState::kQueued, Action::kEnqueue);
+
     case EventKind::kRestartRequested:
       switch (state_) {
         case WorkerState::kStarting:

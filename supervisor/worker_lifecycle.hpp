@@ -93,6 +93,8 @@ class WorkerLifecycle {
     kRetryElapsed,
     kShutdown,
     kRestartRequested,  // an operator asked for a restart (clustervisor restart)
+    // A cluster stopped on purpose starts again (a reload moved its shards): from kStopped only.
+    kResume,
   };
 
   struct Event {

@@ -38,7 +38,7 @@ constexpr EventKind kAllEvents[] = {
     EventKind::kProtocolError,    EventKind::kExited,
     EventKind::kBackoffElapsed,   EventKind::kRetryElapsed,
     EventKind::kShutdown,         EventKind::kDisconnected,
-    EventKind::kRestartRequested,
+    EventKind::kRestartRequested, EventKind::kResume,
 };
 
 std::string_view name(EventKind kind) {
@@ -69,6 +69,8 @@ std::string_view name(EventKind kind) {
       return "disconnected";
     case EventKind::kRestartRequested:
       return "restart requested";
+    case EventKind::kResume:
+      return "resume";
   }
   return "unknown";
 }
@@ -250,6 +252,7 @@ const std::vector<Row> kTransitions = {
     {WorkerState::kQueued, EventKind::kDisconnected, WorkerState::kQueued, Action::kNone},
     {WorkerState::kQueued, EventKind::kRestartRequested, WorkerState::kQueued, Action::kNone},
     {WorkerState::kQueued, EventKind::kShutdown, WorkerState::kStopped, Action::kCancel},
+    {WorkerState::kQueued, EventKind::kResume, WorkerState::kQueued, Action::kNone},
 
     {WorkerState::kStarting, EventKind::kSpawned, WorkerState::kStarting, Action::kNone},
     {WorkerState::kStarting, EventKind::kSpawnFailed, WorkerState::kStarting, Action::kNone},
@@ -264,6 +267,7 @@ const std::vector<Row> kTransitions = {
     {WorkerState::kStarting, EventKind::kDisconnected, WorkerState::kStarting, Action::kNone},
     {WorkerState::kStarting, EventKind::kRestartRequested, WorkerState::kStopping, Action::kStop},
     {WorkerState::kStarting, EventKind::kShutdown, WorkerState::kStopping, Action::kStop},
+    {WorkerState::kStarting, EventKind::kResume, WorkerState::kStarting, Action::kNone},
 
     {WorkerState::kRunning, EventKind::kSpawned, WorkerState::kRunning, Action::kNone},
     {WorkerState::kRunning, EventKind::kSpawnFailed, WorkerState::kRunning, Action::kNone},
@@ -278,6 +282,7 @@ const std::vector<Row> kTransitions = {
     {WorkerState::kRunning, EventKind::kDisconnected, WorkerState::kRunning, Action::kNone},
     {WorkerState::kRunning, EventKind::kRestartRequested, WorkerState::kStopping, Action::kStop},
     {WorkerState::kRunning, EventKind::kShutdown, WorkerState::kStopping, Action::kStop},
+    {WorkerState::kRunning, EventKind::kResume, WorkerState::kRunning, Action::kNone},
 
     {WorkerState::kBackingOff, EventKind::kSpawned, WorkerState::kBackingOff, Action::kNone},
     {WorkerState::kBackingOff, EventKind::kSpawnFailed, WorkerState::kBackingOff, Action::kNone},
@@ -294,6 +299,7 @@ const std::vector<Row> kTransitions = {
     {WorkerState::kBackingOff, EventKind::kRestartRequested, WorkerState::kQueued,
      Action::kEnqueue},
     {WorkerState::kBackingOff, EventKind::kShutdown, WorkerState::kStopped, Action::kCancel},
+    {WorkerState::kBackingOff, EventKind::kResume, WorkerState::kBackingOff, Action::kNone},
 
     {WorkerState::kFailed, EventKind::kSpawned, WorkerState::kFailed, Action::kNone},
     {WorkerState::kFailed, EventKind::kSpawnFailed, WorkerState::kFailed, Action::kNone},
@@ -308,6 +314,7 @@ const std::vector<Row> kTransitions = {
     {WorkerState::kFailed, EventKind::kDisconnected, WorkerState::kFailed, Action::kNone},
     {WorkerState::kFailed, EventKind::kRestartRequested, WorkerState::kQueued, Action::kEnqueue},
     {WorkerState::kFailed, EventKind::kShutdown, WorkerState::kStopped, Action::kCancel},
+    {WorkerState::kFailed, EventKind::kResume, WorkerState::kFailed, Action::kNone},
 
     {WorkerState::kExited, EventKind::kSpawned, WorkerState::kExited, Action::kNone},
     {WorkerState::kExited, EventKind::kSpawnFailed, WorkerState::kExited, Action::kNone},
@@ -322,6 +329,7 @@ const std::vector<Row> kTransitions = {
     {WorkerState::kExited, EventKind::kDisconnected, WorkerState::kExited, Action::kNone},
     {WorkerState::kExited, EventKind::kRestartRequested, WorkerState::kQueued, Action::kEnqueue},
     {WorkerState::kExited, EventKind::kShutdown, WorkerState::kStopped, Action::kCancel},
+    {WorkerState::kExited, EventKind::kResume, WorkerState::kExited, Action::kNone},
 
     {WorkerState::kStopped, EventKind::kSpawned, WorkerState::kStopped, Action::kNone},
     {WorkerState::kStopped, EventKind::kSpawnFailed, WorkerState::kStopped, Action::kNone},
@@ -336,6 +344,7 @@ const std::vector<Row> kTransitions = {
     {WorkerState::kStopped, EventKind::kDisconnected, WorkerState::kStopped, Action::kNone},
     {WorkerState::kStopped, EventKind::kRestartRequested, WorkerState::kStopped, Action::kNone},
     {WorkerState::kStopped, EventKind::kShutdown, WorkerState::kStopped, Action::kNone},
+    {WorkerState::kStopped, EventKind::kResume, WorkerState::kQueued, Action::kEnqueue},
 };
 
 struct StoppingRow {

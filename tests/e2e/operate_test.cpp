@@ -202,7 +202,8 @@ BOOST_AUTO_TEST_CASE(a_reload_that_moves_shards_never_gives_a_shard_two_workers)
                run->lines()[started]);
   }
   for (int c = 0; c < 4; ++c) {
-    run->waitForLine("cluster " + std::to_string(c) + " (pid ");
+    lineIndex(*run, {"clustervisor: cluster " + std::to_string(c) + " (pid ", ") is ready after "},
+              before);
   }
   BOOST_TEST(!processExists(old0));
   BOOST_TEST(!processExists(old1));
