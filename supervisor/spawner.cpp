@@ -115,7 +115,9 @@ std::vector<std::string> buildEnvironment(const SpawnRequest& request) {
   for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
     const std::string_view entry(*e);
     const auto eq = entry.find('=');
-    if (eq == std::string_view::npos || entry.starts_with("CLUSTERVISOR_")) {
+    // The service manager's socket is the supervisor's to use (NotifyAccess=main), not theirs.
+    if (eq == std::string_view::npos || entry.starts_with("CLUSTERVISOR_") ||
+        entry.starts_with("NOTIFY_SOCKET=")) {
       continue;
     }
     merged[std::string(entry.substr(0, eq))] = std::string(entry.substr(eq + 1));

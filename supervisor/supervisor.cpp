@@ -580,7 +580,22 @@ void Supervisor::onHello(Slot& slot, WorkerConnection& connection, std::span<std
     queue_.settled(slot.id);
     pumpQueue();
     progressOperation();
+    tellReadyOnce();
   }
+}
+
+void Supervisor::tellReadyOnce() {
+  if (toldReady_ || shuttingDown_ || !notifier_.enabled()) {
+    return;
+  }
+  for (std::uint32_t id = 0; id < clusters(); ++id) {
+    if (slots_[id]->lifecycle.state() != WorkerState::kRunning) {
+      return;
+    }
+  }
+  toldReady_ = true;
+  notifier_.send("READY=1\nSTATUS=all " + std::to_string(clusters()) +
+                 " clusters ready\nMAINPID=" + std::to_string(::getpid()));
 }
 
 void Supervisor::onReady(Slot& slot) {
@@ -594,6 +609,7 @@ void Supervisor::onReady(Slot& slot) {
   queue_.settled(slot.id);
   pumpQueue();
   progressOperation();
+  tellReadyOnce();
 }
 
 void Supervisor::routeEvent(Slot& slot, WorkerConnection& from, const wire::Header& header,
@@ -1411,6 +1427,7 @@ void Supervisor::beginShutdown(std::string_view why) {
   }
   shuttingDown_ = true;
   shutdownRequestedAt_ = Clock::now();
+  notifier_.send("STOPPING=1\nSTATUS=" + std::string(why));
   queueTimer_.cancel();
   rolloutTimer_.cancel();
   if (current_) {
@@ -2059,6 +2076,10 @@ void Supervisor::finishOperation(bool ok, std::string error) {
   }
   rolloutTimer_.cancel();
   Operation operation = std::move(current_->operation);
+  if (toldReady_ && !shuttingDown_ &&
+      std::holds_alternative<control::ReloadRequest>(operation.request)) {
+    notifier_.send("READY=1");  // the end of RELOADING=1
+  }
   boost::json::object result = std::move(current_->result);
   current_.reset();
   if (operation.reply) {
@@ -2090,6 +2111,11 @@ void Supervisor::progressOperation() {
 }
 
 void Supervisor::beginReload() {
+  if (toldReady_) {
+    const auto now = std::chrono::duration_cast<std::chrono::microseconds>(
+        std::chrono::steady_clock::now().time_since_epoch());
+    notifier_.send("RELOADING=1\nMONOTONIC_USEC=" + std::to_string(now.count()));
+  }
   const auto& path = config_.sourceFile;
   auto loaded = config::loadConfigFile(path);
   if (!loaded.errors.empty()) {

@@ -43,6 +43,7 @@
 #include "metrics_server.hpp"
 #include "output_capture.hpp"
 #include "relay.hpp"
+#include "service_notifier.hpp"
 #include "spawn_queue.hpp"
 #include "spawner.hpp"
 #include "wait_table.hpp"
@@ -214,6 +215,8 @@ class Supervisor final : private FrameSink {
   void watchHeartbeat(Slot& slot);
   void onHello(Slot& slot, WorkerConnection& connection, std::span<std::byte> frame);
   void onReady(Slot& slot);
+  // Once every cluster is ready for the first time, tells the service manager (READY=1).
+  void tellReadyOnce();
   void routeEvent(Slot& slot, WorkerConnection& from, const wire::Header& header,
                   std::span<std::byte> frame);
   void routeAck(Slot& slot, const wire::Header& header, std::span<std::byte> frame);
@@ -342,6 +345,8 @@ class Supervisor final : private FrameSink {
   Clock::time_point orphanDeadline_;
   bool finished_ = false;
   int exitStatus_ = 0;
+  ServiceNotifier notifier_ = ServiceNotifier::fromEnvironment();
+  bool toldReady_ = false;
   int openCaptures_ = 0;
   std::vector<std::weak_ptr<OutputCapture>> captures_;
   // Connections of workers that exited, read to the end before they are closed.

@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -584,6 +585,46 @@ BOOST_AUTO_TEST_CASE(the_cli_finds_a_supervisor_started_with_another_runtime_dir
   const auto stop = runCli({"stop", config.string()});
   BOOST_TEST(stop.status == 0, stop.output);
   BOOST_TEST(run.waitExit(30s).value_or(-1) == 0, run.transcript());
+}
+
+BOOST_AUTO_TEST_CASE(a_service_manager_is_told_when_the_bot_is_ready_reloading_and_stopping) {
+  // systemd's side of Type=notify: a datagram socket named by NOTIFY_SOCKET.
+  TempDir dir;
+  const auto config = dir.write("bot.toml", probeConfig(dir, 2, "basic"));
+  const auto path = dir.path() / "notify.sock";
+  const int manager = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  BOOST_REQUIRE(manager >= 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::strncpy(address.sun_path, path.c_str(), sizeof address.sun_path - 1);
+  BOOST_REQUIRE(::bind(manager, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0);
+  const auto receive = [&] {
+    pollfd ready{manager, POLLIN, 0};
+    BOOST_REQUIRE_MESSAGE(::poll(&ready, 1, 20000) == 1, "no message from the supervisor");
+    char buffer[4096];
+    const ssize_t n = ::recv(manager, buffer, sizeof buffer, 0);
+    BOOST_REQUIRE(n > 0);
+    return std::string(buffer, static_cast<std::size_t>(n));
+  };
+  SupervisorRun run({"env", "NOTIFY_SOCKET=" + path.string(), supervisorBinary().string(), "run",
+                     config.string()});
+  const auto ready = receive();
+  BOOST_TEST(ready == "READY=1\nSTATUS=all 2 clusters ready\nMAINPID=" + std::to_string(run.pid()));
+  // Told once both were ready; the workers do not get the socket (it is the supervisor's).
+  const auto status = statusOf(config);
+  for (const auto& cluster : status.at("clusters").as_array()) {
+    BOOST_TEST(cluster.as_object().at("ready").as_bool());
+  }
+  BOOST_TEST(run.waitForLine("START id=0 ").find(" notify=-") != std::string::npos);
+  BOOST_TEST(run.waitForLine("START id=1 ").find(" notify=-") != std::string::npos);
+  const auto reload = runCli({"reload", config.string()});
+  BOOST_TEST(reload.status == 0, reload.output);
+  BOOST_TEST(receive().find("RELOADING=1\nMONOTONIC_USEC=") == 0u);
+  BOOST_TEST(receive() == "READY=1");
+  run.signal(SIGTERM);
+  BOOST_TEST(receive().find("STOPPING=1\nSTATUS=") == 0u);
+  BOOST_TEST(run.waitExit(30s).value_or(-1) == 0, run.transcript());
+  ::close(manager);
 }
 
 BOOST_AUTO_TEST_CASE(the_cli_gives_up_on_a_control_socket_that_takes_no_connection) {
