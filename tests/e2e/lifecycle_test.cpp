@@ -832,10 +832,12 @@ BOOST_AUTO_TEST_CASE(what_a_stop_handler_sends_before_ending_its_event_loop_reac
 // exit(3) from a listener destroys a Cluster of static storage duration on the SDK thread that
 // runs the listener: the worker still exits with its own status, and what the listener sent
 // before it reaches the others.
-void expectCleanExitFromListener(const std::string& threads) {
+void expectCleanExitFromListener(const std::string& threads, bool local = false) {
   TempDir dir;
   const auto config = dir.write(
-      "bot.toml", probeConfig(dir, 2, "exit-from-listener", "PROBE_THREADS = \"" + threads + "\""));
+      "bot.toml",
+      probeConfig(dir, 2, "exit-from-listener",
+                  "PROBE_THREADS = \"" + threads + "\"" + (local ? ", PROBE_LOCAL = \"1\"" : "")));
   auto run = SupervisorRun::run(config);
   run->waitForLine("[cluster 0] EXITING from a listener");
   run->waitForLine("[cluster 1] RECV bye from=0 data={\"from\":0}");
@@ -859,6 +861,11 @@ BOOST_AUTO_TEST_CASE(exit_from_a_listener_on_the_io_thread_with_a_static_cluster
 
 BOOST_AUTO_TEST_CASE(exit_from_a_listener_on_the_workers_executor_sends_what_it_sent_first) {
   expectCleanExitFromListener("executor");
+}
+
+BOOST_AUTO_TEST_CASE(exit_from_a_listener_with_a_local_cluster_sends_what_it_sent_first) {
+  // exit(3) destroys no local: the SDK writes what is queued at exit instead.
+  expectCleanExitFromListener("default", true);
 }
 
 BOOST_AUTO_TEST_CASE(a_fault_in_a_listener_reaches_the_workers_own_signal_handler) {

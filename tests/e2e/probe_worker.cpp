@@ -392,7 +392,10 @@ int exitFromListenerMain() {
   if (env("PROBE_THREADS") == "executor") {
     options.executor = io.get_executor();
   }
-  auto& cluster = staticCluster().emplace(Cluster::fromEnvironment(options));
+  // PROBE_LOCAL=1: a local of this function instead, which exit(3) does not destroy.
+  std::optional<Cluster> local;
+  auto& cluster = (env("PROBE_LOCAL") == "1" ? local : staticCluster())
+                      .emplace(Cluster::fromEnvironment(options));
   auto& events = cluster.events();
   auto quit = events.on("quit", [&](const json::value&, int source) {
     (void)events.emitTo(source, "bye", {{"from", cluster.id()}});

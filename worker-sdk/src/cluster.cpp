@@ -148,6 +148,37 @@ wire::FrameReader::Next readFirstFrame(int fd, wire::FrameReader& reader,
   }
 }
 
+// exit(3) destroys no Cluster that is a local of main, and what was sent just before it waits
+// for an SDK thread (or, sent by a listener, for the listener to return): the connections still
+// open write what is queued for them then, as their destructor would.
+std::mutex exitMutex;
+std::vector<std::weak_ptr<detail::Connection>>* exitConnections = nullptr;  // never freed
+
+void writeQueuedAtExit() {
+  std::vector<std::shared_ptr<detail::Connection>> open;
+  {
+    const std::lock_guard lock(exitMutex);
+    for (const auto& weak : *exitConnections) {
+      if (auto connection = weak.lock()) {
+        open.push_back(std::move(connection));
+      }
+    }
+  }
+  for (const auto& connection : open) {
+    connection->writeQueuedNow();
+  }
+}
+
+void writeQueuedAtExit(const std::shared_ptr<detail::Connection>& connection) {
+  const std::lock_guard lock(exitMutex);
+  if (exitConnections == nullptr) {
+    exitConnections = new std::vector<std::weak_ptr<detail::Connection>>;
+    std::atexit([] { writeQueuedAtExit(); });
+  }
+  std::erase_if(*exitConnections, [](const auto& weak) { return weak.expired(); });
+  exitConnections->push_back(connection);
+}
+
 // How long one run of listeners may hold the SDK's default threads before the other one takes
 // the connection over (see detail::IoThreads): a quarter of the heartbeat interval, so heartbeats
 // go on within half an interval, but at most 100 ms (the standby looks that often while listeners
@@ -308,6 +339,7 @@ Cluster Cluster::fromEnvironment(ClusterOptions options) {
   settings.threads = impl->threads.get();
   settings.keepAlive = {impl->io, impl->threads};
   impl->connection = std::make_shared<detail::Connection>(std::move(settings));
+  writeQueuedAtExit(impl->connection);
   impl->bus.emplace(impl->connection);
   impl->connection->start();
   if (impl->threads) {
