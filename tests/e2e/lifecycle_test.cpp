@@ -868,6 +868,14 @@ BOOST_AUTO_TEST_CASE(exit_from_a_listener_with_a_local_cluster_sends_what_it_sen
   expectCleanExitFromListener("default", true);
 }
 
+BOOST_AUTO_TEST_CASE(a_child_forked_by_a_listener_that_exits_sends_nothing_of_its_parents) {
+  TempDir dir;
+  auto run = SupervisorRun::run(dir.write("bot.toml", probeConfig(dir, 2, "fork-in-listener")));
+  BOOST_TEST(run->waitForLine("[cluster 1] FORKED copies=") == "[cluster 1] FORKED copies=1",
+             run->transcript());
+  BOOST_TEST(!run->hasLine("protocol error"), run->transcript());
+}
+
 BOOST_AUTO_TEST_CASE(a_fault_in_a_listener_reaches_the_workers_own_signal_handler) {
   TempDir dir;
   auto run = SupervisorRun::run(dir.write("bot.toml", probeConfig(dir, 2, "fault-in-listener")));

@@ -348,6 +348,32 @@ int leavingMain() {
   return 0;
 }
 
+// A listener that forks a child which ends with exit(3) while the listener's send is still
+// queued in the child's copy of the connection: only the parent may write it.
+int forkInListenerMain() {
+  auto cluster = Cluster::fromEnvironment();
+  auto& events = cluster.events();
+  int copies = 0;
+  auto go = events.on("go", [&](const json::value&, int source) {
+    (void)events.emitTo(source, "copy", nullptr);
+    const pid_t child = ::fork();
+    if (child == 0) {
+      std::exit(0);
+    }
+    ::waitpid(child, nullptr, 0);
+    (void)events.emitTo(source, "done", nullptr);
+  });
+  auto copy = events.on("copy", [&](const json::value&, int) { ++copies; });
+  auto done = events.on("done", [&](const json::value&, int) { say("FORKED copies=", copies); });
+  cluster.ready();
+  if (cluster.id() == 1 && firstTime("go")) {
+    (void)events.emitTo(0, "go", nullptr);
+  }
+  for (;;) {
+    ::pause();
+  }
+}
+
 // A Cluster of static storage duration that a listener ends with exit(3): its destructor runs on
 // the SDK thread that runs the listener. Cluster 1 asks cluster 0 to quit; cluster 0 answers
 // "bye" and exits at once, from inside the listener.
@@ -631,6 +657,9 @@ int main() {
   }
   if (mode == "fault-in-listener") {
     return faultInListenerMain();
+  }
+  if (mode == "fork-in-listener") {
+    return forkInListenerMain();
   }
   if (mode == "held" && env("CLUSTERVISOR_CLUSTER_ID") == "1") {
     // Stay unconnected until the test says so, while cluster 0 sends to us.

@@ -199,6 +199,9 @@ void Connection::shutdown() {
 }
 
 void Connection::writeQueuedNow() {
+  if (::getpid() != pid_) {
+    return;  // a child forked without exec: the parent writes its own queue
+  }
   const bool onBus = bus_.running_in_this_thread();
   const auto deadline = std::chrono::steady_clock::now() + kFlushOnShutdown;
   std::unique_lock lock(sendMutex_);

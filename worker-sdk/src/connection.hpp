@@ -22,6 +22,9 @@
 // no callback is started.
 #pragma once
 
+#include <sys/types.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -279,6 +282,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // reused) fd.
   std::mutex sendMutex_;
   const int fd_;
+  const pid_t pid_ = ::getpid();  // a child forked without exec must not write on it
   bool socketOpen_ = true;
   bool writeInFlight_ = false;  // the I/O thread's async_write is running
   // How much of inflight_ that write has handed to the socket so far: all of it once only its
