@@ -29,6 +29,7 @@
 #include "plan.hpp"
 #include "process_table.hpp"
 #include "run_lock.hpp"
+#include "spawner.hpp"
 #include "status_text.hpp"
 #include "supervisor.hpp"
 
@@ -46,6 +47,13 @@ using namespace clustervisor;
 // Loads CONFIG, or reports every problem in it (nothing is started either way).
 std::optional<config::BotConfig> loadConfig(const std::string& configPath) {
   auto loaded = config::loadConfigFile(configPath);
+  if (loaded.config) {
+    // A worker that cannot be started is refused now, not retried for ever (as systemd refuses
+    // a unit whose ExecStart is missing).
+    if (auto problem = Spawner::checkCanStart(*loaded.config)) {
+      loaded.errors.push_back(std::move(*problem));
+    }
+  }
   if (!loaded.errors.empty()) {
     for (const auto& error : loaded.errors) {
       logError(error.format());

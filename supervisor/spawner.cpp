@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include <boost/process/v2/detail/last_error.hpp>
@@ -176,6 +177,65 @@ std::filesystem::path Spawner::resolveProgram(const std::string& program,
     rest.remove_prefix(colon + 1);
   }
   return {};  // not found: the caller reports it with the name as configured
+}
+
+std::optional<config::Diagnostic> Spawner::checkCanStart(const config::BotConfig& config) {
+  struct stat st {};
+  const int why = ::stat(config.workingDirectory.c_str(), &st) != 0 ? errno
+                  : !S_ISDIR(st.st_mode)                            ? ENOTDIR
+                                                                    : 0;
+  if (why != 0) {
+    return config::Diagnostic{config.workingDirectoryAt, "working_directory",
+                              "the workers' directory \"" + config.workingDirectory.string() +
+                                  "\" is not usable: " + std::strerror(why)};
+  }
+  // The workers' PATH: the configuration's, or the one they inherit from the supervisor.
+  std::string path = "/usr/local/bin:/usr/bin:/bin";
+  if (const auto it = config.environment.find("PATH"); it != config.environment.end()) {
+    path = it->second;
+  } else if (const char* inherited = std::getenv("PATH"); inherited != nullptr) {
+    path = inherited;
+  }
+  const std::string& program = config.command.front();
+  const auto fail = [&](const std::string& message) {
+    return config::Diagnostic{config.commandAt, "command", message};
+  };
+  const auto resolved = resolveProgram(program, config.workingDirectory, path);
+  if (resolved.empty()) {
+    return fail("\"" + program + "\" is not found in the workers' PATH (" + path +
+                "); give its path, such as \"./" + program + "\" for one next to the file");
+  }
+  const std::string shown =
+      "\"" + program + "\"" + (resolved.string() == program ? "" : " (" + resolved.string() + ")");
+  if (::stat(resolved.c_str(), &st) != 0) {
+    return fail(shown + " cannot be run: " + std::strerror(errno));
+  }
+  if (S_ISDIR(st.st_mode)) {
+    return fail(shown + " is a directory, not a program");
+  }
+  if (::access(resolved.c_str(), X_OK) != 0) {
+    return fail(shown + " is not executable: " + std::strerror(errno) +
+                " (chmod +x, or run it through its interpreter, such as [\"/bin/sh\", \"" +
+                program + "\"])");
+  }
+  // exec(2) runs a program (ELF) or a script whose first line names its interpreter (#!).
+  char head[4] = {};
+  const int fd = ::open(resolved.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    const ssize_t n = ::read(fd, head, sizeof head);
+    ::close(fd);
+    const bool script = n >= 2 && head[0] == '#' && head[1] == '!';
+    const bool elf = n == 4 && std::memcmp(head,
+                                           "\x7f"
+                                           "ELF",
+                                           4) == 0;
+    if (!script && !elf) {
+      return fail(shown +
+                  " is neither a program this system runs nor a script that names its "
+                  "interpreter: a script needs a first line such as #!/bin/sh");
+    }
+  }
+  return std::nullopt;
 }
 
 SpawnedWorker Spawner::spawn(const SpawnRequest& request, error_code& ec, std::string& what) {

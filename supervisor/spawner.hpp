@@ -14,6 +14,7 @@
 
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,8 @@
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/readable_pipe.hpp>
 #include <boost/system/error_code.hpp>
+
+#include "clustervisor/config/bot_config.hpp"
 
 namespace clustervisor {
 
@@ -60,6 +63,11 @@ class Spawner {
   static std::filesystem::path resolveProgram(const std::string& program,
                                               const std::filesystem::path& workingDirectory,
                                               const std::string& path);
+
+  // Why the workers of `config` cannot be started as things are (its program missing, not
+  // executable, of no format this system runs; its working directory missing), as an error at
+  // the command (or working_directory) of the file; nothing when they can.
+  static std::optional<config::Diagnostic> checkCanStart(const config::BotConfig& config);
 
  private:
   boost::asio::any_io_executor executor_;

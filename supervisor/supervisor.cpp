@@ -2118,6 +2118,11 @@ void Supervisor::beginReload() {
   }
   const auto& path = config_.sourceFile;
   auto loaded = config::loadConfigFile(path);
+  if (loaded.config) {
+    if (auto problem = Spawner::checkCanStart(*loaded.config)) {
+      loaded.errors.push_back(std::move(*problem));
+    }
+  }
   if (!loaded.errors.empty()) {
     ++reloadFailures_;
     std::string errors;

@@ -239,6 +239,7 @@ class Validator {
   void fail(const Value& value, std::string message) {
     fail(value.node.source().begin, std::string(value.key), std::move(message));
   }
+  SourceLocation locate(const Value& value) const { return at(value.node.source().begin); }
 
   std::optional<std::chrono::milliseconds> duration(const Value& value,
                                                     std::chrono::milliseconds min,
@@ -458,6 +459,7 @@ void applyCommand(Validator& v, const Value& value) {
   }
   if (command.size() == array->size()) {
     v.config().command = std::move(command);
+    v.config().commandAt = v.locate(value);
   }
 }
 
@@ -534,6 +536,7 @@ void applyWorkingDirectory(Validator& v, const Value& value) {
                quote(text));
   } else {
     v.config().workingDirectory = normalDirectory(v.baseDirectory() / text);
+    v.config().workingDirectoryAt = v.locate(value);
   }
 }
 
@@ -1353,6 +1356,8 @@ LoadResult parseConfig(std::string_view text, std::string_view fileName,
   config.sourceFile = std::filesystem::path(fileName);
   config.name = nameFromFile(fileName);
   config.workingDirectory = normalDirectory(baseDirectory);
+  config.workingDirectoryAt = SourceLocation{std::string(fileName), 0, 0};
+  config.commandAt = config.workingDirectoryAt;
   validator.walk(root, "");
   validator.finish();
 

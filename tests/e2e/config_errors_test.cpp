@@ -3,6 +3,11 @@
 // A bad config or command line: the exact text the user sees, the exit status, nothing started.
 #include <boost/test/unit_test.hpp>
 
+#include <filesystem>
+#include <string>
+#include <utility>
+#include <vector>
+
 #include "harness.hpp"
 
 // Inside the suite, so that its file-local names are its own in a unity build.
@@ -36,6 +41,44 @@ BOOST_AUTO_TEST_CASE(bad_config_reports_every_error_with_position_and_exits_78) 
                  "\"soon\"\n"
                  "clustervisor: 4 errors in " +
                  file + "; nothing was started\n");
+}
+
+BOOST_AUTO_TEST_CASE(a_worker_that_cannot_be_started_is_refused_before_anything_starts) {
+  // As systemd refuses a unit whose program is missing: each case at the command's position,
+  // from check and from run (exit 78), with what to do about it.
+  TempDir dir;
+  dir.write("plain.sh", "echo no interpreter line\n");
+  std::filesystem::permissions(dir.path() / "plain.sh", std::filesystem::perms::owner_all);
+  dir.write("unmarked.sh", "#!/bin/sh\n");  // no execute bit
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"[\"./missing\"]", "command: \"./missing\" (" + (dir.path() / "missing").string() +
+                              ") cannot be run: No such file or directory"},
+      {"[\"no-such-program-anywhere\"]",
+       "command: \"no-such-program-anywhere\" is not found in the workers' PATH ("},
+      {"[\"./plain.sh\"]", "a script needs a first line such as #!/bin/sh"},
+      {"[\"./unmarked.sh\"]",
+       "is not executable: Permission denied (chmod +x, or run it "
+       "through its interpreter, such as [\"/bin/sh\", \"./unmarked.sh\"])"},
+      {"[\"/tmp\"]", "command: \"/tmp\" is a directory, not a program"},
+  };
+  for (const auto& [command, message] : cases) {
+    const auto config = dir.write("bot.toml", "clusters = 2\ncommand = " + command + "\n");
+    for (const std::string verb : {"check", "run"}) {
+      const auto [status, output] = runCli({verb, config.string()});
+      BOOST_TEST(status == 78, verb << " " << command << ": " << output);
+      BOOST_TEST(output.find("clustervisor: error: " + config.string() + ":2:11: ") == 0u, output);
+      BOOST_TEST(output.find(message) != std::string::npos, output);
+      BOOST_TEST(output.find("(pid ") == std::string::npos, output);  // no worker started
+    }
+  }
+  const auto config =
+      dir.write("bot.toml", "command = [\"/bin/true\"]\nworking_directory = \"nowhere\"\n");
+  const auto [status, output] = runCli({"check", config.string()});
+  BOOST_TEST(status == 78, output);
+  BOOST_TEST(output.find(config.string() + ":2:21: working_directory: the workers' directory \"" +
+                         (dir.path() / "nowhere").string() +
+                         "\" is not usable: No such file or directory") != std::string::npos,
+             output);
 }
 
 BOOST_AUTO_TEST_CASE(syntax_error_names_line_and_column) {
@@ -78,6 +121,8 @@ BOOST_AUTO_TEST_CASE(help_and_version_exit_zero) {
 
 BOOST_AUTO_TEST_CASE(check_prints_the_resolved_plan_and_starts_nothing) {
   TempDir dir;
+  const auto bot = dir.write("bot", "#!/bin/sh\n");
+  std::filesystem::permissions(bot, std::filesystem::perms::owner_all);
   const auto config = dir.write("bot.toml",
                                 "command = [\"./bot\", \"--say\", \"hello world\"]\n"
                                 "clusters = 3\n"

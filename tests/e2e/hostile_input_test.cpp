@@ -103,6 +103,8 @@ BOOST_AUTO_TEST_CASE(non_ascii_outside_strings_is_refused_and_inside_them_is_kep
   expectConfigErrors(dir.write("key.toml", kCommand + "[environment]\n\"\xc3\xa9\" = \"x\"\n"),
                      {":3:2: syntax error: non-ASCII character U+00E9 in a key (every key of a "
                       "bot.toml is ASCII)"});
+  const auto bot = dir.write("bot", "#!/bin/sh\n");
+  std::filesystem::permissions(bot, std::filesystem::perms::owner_all);
   const auto valid = dir.write(
       "valid.toml", "# caf\xc3\xa9\ncommand = [\"./bot\", \"--greeting=h\xc3\xa9llo\"]\n");
   const auto [status, output] = runCli({"check", valid.string()});

@@ -430,26 +430,34 @@ BOOST_AUTO_TEST_CASE(sigquit_stops_like_sigterm_and_sigusr1_or_sigusr2_are_logge
   });
 }
 
-BOOST_AUTO_TEST_CASE(missing_program_is_reported_with_its_path_and_retried_with_growing_backoff) {
+BOOST_AUTO_TEST_CASE(a_program_gone_since_the_start_is_reported_and_retried_with_growing_backoff) {
+  // The file is checked when the supervisor starts (see config_errors); this worker deletes its
+  // own program, so every restart finds it missing.
   TempDir dir;
+  const auto worker = dir.write("worker.sh", "#!/bin/sh\nrm -f \"$0\"\nexit 3\n");
+  std::filesystem::permissions(worker, std::filesystem::perms::owner_all);
   auto run = SupervisorRun::run(dir.write("bot.toml",
-                                          "command = [\"./no-such-worker\"]\nclusters = 1\n"
+                                          "command = [\"./worker.sh\"]\nclusters = 1\n"
                                           "[restart]\ndelay = \"100ms\"\nlimit = 0\n"));
-  const std::string expected = "clustervisor: error: cluster 0: cannot start \"" +
-                               (dir.path() / "no-such-worker").string() + "\" in \"" +
-                               dir.path().string() + "\": No such file or directory; retrying in ";
+  const std::string expected = "clustervisor: error: cluster 0: cannot start \"" + worker.string() +
+                               "\" in \"" + dir.path().string() +
+                               "\": No such file or directory; retrying in ";
+  // The worker's own exit took the first backoff step (100ms, less up to a quarter of jitter);
+  // the first failed start takes the second.
   const auto delays = expectRetriesWithGrowingDelays(run->waitForLines(expected, 4), 0);
-  BOOST_TEST(delays[0] >= 75);
-  BOOST_TEST(delays[0] <= 100);
+  BOOST_TEST(delays[0] >= 150);
+  BOOST_TEST(delays[0] <= 200);
   run->signal(SIGTERM);
   const auto status = run->waitExit(30s);
   BOOST_REQUIRE(status.has_value());
   BOOST_TEST(*status == 0);
 }
 
-BOOST_AUTO_TEST_CASE(a_program_that_is_not_executable_is_named_in_the_error) {
+BOOST_AUTO_TEST_CASE(a_program_no_longer_executable_is_named_in_the_error) {
   TempDir dir;
-  dir.write("worker.sh", "#!/bin/sh\nexit 0\n");  // written without the execute bit
+  // Executable when the supervisor starts; the worker takes the execute bit away and exits.
+  const auto worker = dir.write("worker.sh", "#!/bin/sh\nchmod a-x \"$0\"\nexit 0\n");
+  std::filesystem::permissions(worker, std::filesystem::perms::owner_all);
   auto run = SupervisorRun::run(
       dir.write("bot.toml",
                 "command = [\"./worker.sh\"]\n[restart]\ndelay = \"50ms\"\nlimit = 1\n"
@@ -457,23 +465,24 @@ BOOST_AUTO_TEST_CASE(a_program_that_is_not_executable_is_named_in_the_error) {
   const auto status = run->waitExit(30s);
   BOOST_REQUIRE(status.has_value());
   BOOST_TEST(*status == 69, run->transcript());
+  // Its own exit took the one restart restart.limit allows; the failed start is the second.
   run->waitForLine("clustervisor: error: cluster 0: cannot start \"" +
                    (dir.path() / "worker.sh").string() + "\" in \"" + dir.path().string() +
-                   "\": Permission denied; retrying in ");
-  run->waitForLine(
-      "Permission denied; crash loop: more than 1 restarts within 60.0s of run time "
-      "(restart.limit, restart.window); cluster 0 failed");
+                   "\": Permission denied; crash loop: more than 1 restarts within 60.0s of run "
+                   "time (restart.limit, restart.window); cluster 0 failed");
 }
 
-BOOST_AUTO_TEST_CASE(a_missing_working_directory_is_named_in_the_error) {
+BOOST_AUTO_TEST_CASE(a_working_directory_gone_since_the_start_is_named_in_the_error) {
   TempDir dir;
-  auto run =
-      SupervisorRun::run(dir.write("bot.toml",
-                                   "command = [\"/bin/true\"]\nworking_directory = \"nowhere\"\n"
-                                   "[restart]\ndelay = \"50ms\"\n"));
+  // There when the supervisor starts; the worker removes it and exits.
+  std::filesystem::create_directory(dir.path() / "work");
+  auto run = SupervisorRun::run(
+      dir.write("bot.toml",
+                "command = [\"/bin/sh\", \"-c\", \"cd .. && rmdir work; exit 3\"]\n"
+                "working_directory = \"work\"\n[restart]\ndelay = \"50ms\"\n"));
   const auto lines = run->waitForLines(
-      "clustervisor: error: cluster 0: cannot start \"/bin/true\": its working directory \"" +
-          (dir.path() / "nowhere").string() +
+      "clustervisor: error: cluster 0: cannot start \"/bin/sh\": its working directory \"" +
+          (dir.path() / "work").string() +
           "\" (working_directory) is not usable: No such file or directory; retrying in ",
       2);
   run->signal(SIGTERM);

@@ -260,6 +260,16 @@ BOOST_AUTO_TEST_CASE(an_invalid_reload_keeps_the_running_config_and_reports_ever
   BOOST_TEST(status.at("reloads").as_int64() == 0);
   BOOST_TEST(countLines(*run, {"START id="}) == 2u);  // nothing restarted
 
+  // A command whose program is missing is refused too.
+  dir.write("bot.toml", "command = [\"./gone\"]\nclusters = 2\n");
+  const auto missing = runCli({"reload", config.string()});
+  BOOST_TEST(missing.status == 1, missing.output);
+  BOOST_TEST(missing.output.find(config.string() + ":1:11: command: \"./gone\" (" +
+                                 (dir.path() / "gone").string() +
+                                 ") cannot be run: No such file or directory") != std::string::npos,
+             missing.output);
+  BOOST_TEST(statusOf(config).at("reloads").as_int64() == 0);
+
   // Fixed, and sent by SIGHUP this time: applied.
   dir.write("bot.toml", probeConfig(dir, 3, "basic"));
   run->signal(SIGHUP);

@@ -115,11 +115,13 @@ struct MetricsConfig {
 };
 
 struct BotConfig {
-  std::filesystem::path sourceFile;                // the file as given
-  std::string name;                                // name; default: the file's stem
-  std::vector<std::string> command;                // command: argv, command[0] is the program
-  std::uint32_t clusters = 1;                      // clusters, or derived from shards.per_cluster
+  std::filesystem::path sourceFile;  // the file as given
+  std::string name;                  // name; default: the file's stem
+  std::vector<std::string> command;  // command: argv, command[0] is the program
+  SourceLocation commandAt;    // where command was written: for what is found wrong with it later
+  std::uint32_t clusters = 1;  // clusters, or derived from shards.per_cluster
   std::filesystem::path workingDirectory;          // working_directory, made absolute
+  SourceLocation workingDirectoryAt;               // where it was written; line 0 if defaulted
   std::map<std::string, std::string> environment;  // environment
   RestartConfig restart;
   StartConfig start;
