@@ -16,7 +16,7 @@ std::string_view usageText() {
          "       clustervisor restart (CONFIG | --socket PATH) (--all | ID...)\n"
          "                            [--rolling [--batch N] [--delay DURATION]]\n"
          "       clustervisor reload [--rolling] (CONFIG | --socket PATH)\n"
-         "       clustervisor stop (CONFIG | --socket PATH)\n"
+         "       clustervisor stop [--no-wait] (CONFIG | --socket PATH)\n"
          "       clustervisor --help | --version\n"
          "\n"
          "Run a bot as many clusters: start one worker per cluster from CONFIG (a bot.toml),\n"
@@ -29,12 +29,14 @@ std::string_view usageText() {
          "  restart         restart the given clusters (or --all) of the running bot\n"
          "  reload          re-read CONFIG in the running bot: scale the cluster count, apply\n"
          "                  new settings (as SIGHUP does)\n"
-         "  stop            stop the running bot, as SIGTERM would\n"
+         "  stop            stop the running bot, as SIGTERM would, and wait until its\n"
+         "                  supervisor has exited\n"
          "\n"
          "options:\n"
          "  --socket PATH   reach the supervisor at this control socket instead of the one\n"
          "                  of CONFIG\n"
          "  --json          status: print the supervisor's JSON answer as it is\n"
+         "  --no-wait       stop: return once the supervisor has begun to stop\n"
          "  --all           restart: every cluster\n"
          "  --rolling       restart: one batch at a time, each once the previous is ready;\n"
          "                  reload: apply changes that need new workers by a rolling restart\n"
@@ -161,6 +163,8 @@ CommandLine parseCommandLine(std::span<const std::string_view> args) {
       result.rolling = true;
     } else if (!endOfOptions && result.command == Command::kStatus && arg == "--json") {
       result.json = true;
+    } else if (!endOfOptions && result.command == Command::kStop && arg == "--no-wait") {
+      result.noWait = true;
     } else if (!endOfOptions && result.command == Command::kRestart && arg == "--all") {
       result.all = true;
     } else if (!endOfOptions && arg.starts_with("-") && arg != "-") {

@@ -20,6 +20,7 @@ struct CommandLine {
   std::string configPath;  // run, check; status/restart/stop/reload unless socketPath is given
   std::string socketPath;  // status/restart/stop/reload: --socket PATH
   bool json = false;       // status --json
+  bool noWait = false;     // stop --no-wait
   bool all = false;        // restart --all
   std::vector<std::uint32_t> clusters;             // restart ID...
   bool rolling = false;                            // restart --rolling, reload --rolling

@@ -42,6 +42,8 @@ BOOST_AUTO_TEST_CASE(status_restart_and_stop_find_the_supervisor_by_config_or_so
   BOOST_TEST((bySocket.command == CommandLine::Command::kStop));
   BOOST_TEST(bySocket.socketPath == "/run/x.sock");
   BOOST_TEST(bySocket.configPath == "");
+  BOOST_TEST(!bySocket.noWait);
+  BOOST_TEST(parse({"stop", "--no-wait", "bot.toml"}).noWait);
   BOOST_TEST(parse({"status", "--socket=/run/y.sock"}).socketPath == "/run/y.sock");
   const auto restart = parse({"restart", "bot.toml", "2", "0"});
   BOOST_TEST(restart.error == "");
@@ -93,6 +95,7 @@ BOOST_AUTO_TEST_CASE(usage_errors_say_what_is_wrong) {
       {{"status"}, "status: missing CONFIG (the path of a bot.toml)"},
       {{"status", "--socket"}, "status: --socket needs a PATH"},
       {{"stop", "--json", "a.toml"}, "stop: unknown option \"--json\""},
+      {{"status", "--no-wait", "a.toml"}, "status: unknown option \"--no-wait\""},
       {{"status", "--socket", "/s", "a.toml"},
        "status: unexpected \"a.toml\" (--socket already names the supervisor)"},
       {{"restart", "a.toml"}, "restart: say which clusters: cluster ids, or --all"},

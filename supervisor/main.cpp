@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
@@ -175,6 +176,35 @@ std::optional<LockHolder> supervisorHolding(const std::string& configPath) {
   return LockHolder{*pid, listeningSocketsOf(*pid)};
 }
 
+// After `stop`: waits until the supervisor that answered has exited (as systemctl stop and
+// supervisorctl stop do), for at most its stop.timeout and a margin for the rest of its stop.
+int waitForExit(const boost::json::object& answer, const std::string& who) {
+  const auto* pid = answer.if_contains("pid");
+  const auto* timeout = answer.if_contains("stop_timeout_ms");
+  const auto start = pid != nullptr && pid->is_int64()
+                         ? readProcess(static_cast<pid_t>(pid->get_int64()))
+                         : std::nullopt;
+  if (!start || timeout == nullptr || !timeout->is_int64()) {
+    return kExitOk;  // an older supervisor, or one this /proc does not show: nothing to watch
+  }
+  const auto limit = std::chrono::milliseconds(timeout->get_int64()) + std::chrono::seconds(10);
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    const auto now = readProcess(start->pid);
+    if (!now || now->startTime != start->startTime || now->state == 'Z' || now->state == 'X') {
+      std::printf("stopped %s\n", who.c_str());
+      return kExitOk;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      logError("the supervisor (pid " + std::to_string(start->pid) + ") still runs " +
+               std::to_string(std::chrono::duration_cast<std::chrono::seconds>(limit).count()) +
+               " s after it was asked to stop; its output says what it waits for");
+      return kExitRequestFailed;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
 // status, restart, stop: one request to the running supervisor.
 int callBot(const CommandLine& commandLine) {
   std::filesystem::path socket = commandLine.socketPath;
@@ -292,6 +322,10 @@ int callBot(const CommandLine& commandLine) {
       break;
     case CommandLine::Command::kStop:
       std::printf("stopping %s\n", who.c_str());
+      if (!commandLine.noWait) {
+        std::fflush(stdout);
+        return waitForExit(body, who);
+      }
       break;
     case CommandLine::Command::kRun:
     case CommandLine::Command::kCheck:

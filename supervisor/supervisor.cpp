@@ -1783,7 +1783,12 @@ void Supervisor::onControl(const control::Request& request, ControlServer::Reply
   }
   if (std::holds_alternative<control::StopRequest>(request)) {
     const bool already = shuttingDown_;
-    reply(control::encodeSuccess(boost::json::object{{"stopping", true}, {"already", already}}));
+    // The pid and the longest a stop takes, for a client that waits for the end.
+    reply(control::encodeSuccess(
+        boost::json::object{{"stopping", true},
+                            {"already", already},
+                            {"pid", ::getpid()},
+                            {"stop_timeout_ms", config_.stop.timeout.count()}}));
     // After the reply is on its way: the stop may end the event loop soon.
     asio::post(io_, [this] { beginShutdown("stop requested over the control socket"); });
     return;

@@ -365,4 +365,32 @@ BOOST_AUTO_TEST_CASE(a_cli_command_without_a_running_supervisor_says_so) {
   BOOST_TEST(missing.status == 78, missing.output);
 }
 
+BOOST_AUTO_TEST_CASE(stop_returns_once_the_supervisor_has_exited_and_no_wait_at_once) {
+  // A worker that ignores SIGTERM holds the stop for the whole stop.timeout.
+  const auto botWith = [](const std::string& stopTimeout) {
+    return "command = [\"/bin/sh\", \"-c\", \"trap '' TERM; echo trapped; "
+           "while :; do sleep 1; done\"]\n[start]\ntimeout = \"1m\"\n[stop]\ntimeout = \"" +
+           stopTimeout + "\"\n";
+  };
+  TempDir dir;
+  auto config = dir.write("bot.toml", botWith("1s"));
+  auto run = SupervisorRun::run(config);
+  run->waitForLine("] trapped");
+  const auto stop = runCli({"stop", config.string()});
+  BOOST_TEST(stop.status == 0, stop.output);
+  BOOST_TEST(stop.output == "stopping " + config.string() + "\nstopped " + config.string() + "\n");
+  // It returned after the supervisor's exit: nothing left to wait for.
+  BOOST_TEST(run->waitExit(0ms).has_value(), run->transcript());
+
+  // --no-wait: back as soon as the stop has begun, while the worker still holds it.
+  config = dir.write("bot.toml", botWith("3s"));
+  run = SupervisorRun::run(config);
+  run->waitForLine("] trapped");
+  const auto begun = runCli({"stop", "--no-wait", config.string()});
+  BOOST_TEST(begun.status == 0, begun.output);
+  BOOST_TEST(begun.output == "stopping " + config.string() + "\n");
+  BOOST_TEST(!run->waitExit(0ms).has_value());
+  BOOST_TEST(run->waitExit(30s).value_or(-1) == 0, run->transcript());
+}
+
 BOOST_AUTO_TEST_SUITE_END()
