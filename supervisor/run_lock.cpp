@@ -72,7 +72,18 @@ std::filesystem::path RunLock::lockFileFor(const std::filesystem::path& configFi
   }
   // Named after the file, not the bot's `name`: editing the name of a running bot must not let a
   // second supervisor of the same file start.
-  return directory / (canonical.stem().string() + "-" + pathTag(canonical.string()) + ".lock");
+  // The stem cut to kMaxStem bytes (on a character boundary): the socket beside the lock file
+  // must fit a socket address (107 bytes) however long the file's name; the tag tells apart the
+  // files it leaves alike.
+  std::string stem = canonical.stem().string();
+  if (stem.size() > kMaxStem) {
+    std::size_t cut = kMaxStem;
+    while (cut > 0 && (static_cast<unsigned char>(stem[cut]) & 0xC0) == 0x80) {
+      --cut;  // not inside a UTF-8 sequence
+    }
+    stem.resize(cut);
+  }
+  return directory / (stem + "-" + pathTag(canonical.string()) + ".lock");
 }
 
 std::string RunLock::botId(const std::filesystem::path& configFile) {

@@ -39,7 +39,9 @@ class RunLock {
   // The bot's identity: the stem of its lock file's name ("bot-508e07b561d4"), which depends only
   // on the config file's canonical path.
   static std::string botId(const std::filesystem::path& configFile);
-  // The lock file of the bot whose config is `configFile`, in `directory`.
+  // The lock file of the bot whose config is `configFile`, in `directory`: "STEM-TAG.lock", STEM
+  // the file's name without extension, cut to kMaxStem bytes.
+  static constexpr std::size_t kMaxStem = 40;
   static std::filesystem::path lockFileFor(const std::filesystem::path& configFile,
                                            const std::filesystem::path& directory);
 

@@ -365,6 +365,20 @@ BOOST_AUTO_TEST_CASE(a_cli_command_without_a_running_supervisor_says_so) {
   BOOST_TEST(missing.status == 78, missing.output);
 }
 
+BOOST_AUTO_TEST_CASE(a_config_file_with_a_very_long_name_still_gets_its_control_socket) {
+  // 100 bytes of name: in full, the socket's path would not fit a socket address (107 bytes).
+  TempDir dir;
+  const std::string name(100, 'b');
+  const auto config = dir.write(name + ".toml", probeConfig(dir, 1, "basic"));
+  auto run = SupervisorRun::run(config);
+  waitReady(*run, 0);
+  const auto status = runCli({"status", config.string()});
+  BOOST_TEST(status.status == 0, status.output);
+  BOOST_TEST(!run->hasLine("control socket"), run->transcript());
+  BOOST_TEST(runCli({"stop", config.string()}).status == 0);
+  BOOST_TEST(run->waitExit(30s).value_or(-1) == 0, run->transcript());
+}
+
 BOOST_AUTO_TEST_CASE(stop_returns_once_the_supervisor_has_exited_and_no_wait_at_once) {
   // A worker that ignores SIGTERM holds the stop for the whole stop.timeout.
   const auto botWith = [](const std::string& stopTimeout) {
