@@ -419,6 +419,22 @@ bool waitGone(pid_t pid, std::chrono::milliseconds timeout) {
   return waitUntil([pid] { return !processExists(pid); }, timeout);
 }
 
+sockaddr_un unixAddress(const std::filesystem::path& path) {
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  BOOST_REQUIRE(path.native().size() < sizeof address.sun_path);
+  std::strncpy(address.sun_path, path.c_str(), sizeof address.sun_path - 1);
+  return address;
+}
+
+int bindUnixSocket(const std::filesystem::path& path, int type) {
+  const int fd = ::socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
+  BOOST_REQUIRE(fd >= 0);
+  const auto address = unixAddress(path);
+  BOOST_REQUIRE(::bind(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0);
+  return fd;
+}
+
 CliResult runCli(const std::vector<std::string>& args, std::chrono::milliseconds timeout) {
   std::vector<std::string> argv{supervisorBinary().string()};
   argv.insert(argv.end(), args.begin(), args.end());

@@ -9,7 +9,9 @@
 #include <atomic>
 #include <boost/json/object.hpp>
 
+#include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/un.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -116,6 +118,12 @@ struct CliResult {
   std::string output;
 };
 CliResult runCli(const std::vector<std::string>& args, std::chrono::milliseconds timeout = 30s);
+
+// The Unix socket address of `path`.
+sockaddr_un unixAddress(const std::filesystem::path& path);
+// A Unix socket of `type` (SOCK_STREAM, SOCK_DGRAM) bound at `path`; fails the test if it
+// cannot be.
+int bindUnixSocket(const std::filesystem::path& path, int type);
 
 // `clustervisor status --json CONFIG` of a running supervisor: its result object (fails the test
 // when the command does not succeed).

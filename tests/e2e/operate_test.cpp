@@ -541,12 +541,7 @@ BOOST_AUTO_TEST_CASE(the_cli_does_not_trust_a_control_socket_served_by_another_u
   TempDir dir;
   const auto path = dir.path() / "ctl.sock";
   // An impostor: a process of another user (nobody) answers every request "done".
-  const int listener = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  BOOST_REQUIRE(listener >= 0);
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  std::strncpy(address.sun_path, path.c_str(), sizeof address.sun_path - 1);
-  BOOST_REQUIRE(::bind(listener, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0);
+  const int listener = bindUnixSocket(path, SOCK_STREAM);
   const pid_t impostor = ::fork();
   BOOST_REQUIRE(impostor >= 0);
   if (impostor == 0) {
@@ -602,12 +597,7 @@ BOOST_AUTO_TEST_CASE(a_service_manager_is_told_when_the_bot_is_ready_reloading_a
   TempDir dir;
   const auto config = dir.write("bot.toml", probeConfig(dir, 2, "basic"));
   const auto path = dir.path() / "notify.sock";
-  const int manager = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  BOOST_REQUIRE(manager >= 0);
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  std::strncpy(address.sun_path, path.c_str(), sizeof address.sun_path - 1);
-  BOOST_REQUIRE(::bind(manager, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0);
+  const int manager = bindUnixSocket(path, SOCK_DGRAM);
   const auto receive = [&] {
     pollfd ready{manager, POLLIN, 0};
     BOOST_REQUIRE_MESSAGE(::poll(&ready, 1, 20000) == 1, "no message from the supervisor");
@@ -642,13 +632,9 @@ BOOST_AUTO_TEST_CASE(the_cli_gives_up_on_a_control_socket_that_takes_no_connecti
   // that blocked would never return.
   TempDir dir;
   const auto path = dir.path() / "ctl.sock";
-  const int listener = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  BOOST_REQUIRE(listener >= 0);
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  std::strncpy(address.sun_path, path.c_str(), sizeof address.sun_path - 1);
-  BOOST_REQUIRE(::bind(listener, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0);
+  const int listener = bindUnixSocket(path, SOCK_STREAM);
   BOOST_REQUIRE(::listen(listener, 0) == 0);
+  const auto address = unixAddress(path);
   std::vector<int> queued;
   for (int i = 0; i < 64; ++i) {
     const int client = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
