@@ -41,7 +41,8 @@ bool waitFor(int fd, short events, std::chrono::steady_clock::time_point deadlin
 enum class Attempt { kAnswered, kNoSupervisor, kFailed, kNotTaken };
 
 Attempt attemptCall(const std::filesystem::path& socket, std::string_view request,
-                    std::chrono::milliseconds timeout, std::string& reply, std::string& error) {
+                    std::chrono::milliseconds timeout, std::string& reply, std::string& error,
+                    pid_t& peerPid, pid_t expectedPeer) {
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
   if (socket.native().size() >= sizeof address.sun_path) {
@@ -80,6 +81,12 @@ Attempt attemptCall(const std::filesystem::path& socket, std::string_view reques
   if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &size) != 0) {
     return fail(Attempt::kFailed,
                 "cannot tell who listens at " + socket.string() + ": " + std::strerror(errno));
+  }
+  peerPid = peer.pid;
+  if (expectedPeer != 0 && peer.pid != expectedPeer) {
+    return fail(Attempt::kFailed, "the process listening at " + socket.string() + " (pid " +
+                                      std::to_string(peer.pid) + ") is not pid " +
+                                      std::to_string(expectedPeer) + "; the request was not sent");
   }
   if (peer.uid != ::geteuid()) {
     return fail(Attempt::kFailed, "the process listening at " + socket.string() + " (pid " +
@@ -151,7 +158,7 @@ Attempt attemptCall(const std::filesystem::path& socket, std::string_view reques
 
 ControlCallResult callSupervisor(const std::filesystem::path& socket, std::string_view request,
                                  std::chrono::milliseconds timeout, std::string& reply,
-                                 std::string& error) {
+                                 std::string& error, pid_t* peer, pid_t expectedPeer) {
   // A connection refused for a full backlog, or reset before any answer, was not taken: the
   // supervisor serves a bounded number at once and closes the rest unread. Tried again, a little
   // later each time, within kBusyRetry (or the timeout, if shorter).
@@ -159,7 +166,13 @@ ControlCallResult callSupervisor(const std::filesystem::path& socket, std::strin
   const auto retryUntil = start + std::min(timeout, kBusyRetry);
   auto pause = std::chrono::milliseconds(10);
   for (int attempts = 1;; ++attempts) {
-    switch (attemptCall(socket, request, timeout, reply, error)) {
+    pid_t peerPid = 0;
+    const Attempt attempt =
+        attemptCall(socket, request, timeout, reply, error, peerPid, expectedPeer);
+    if (peer != nullptr) {
+      *peer = peerPid;
+    }
+    switch (attempt) {
       case Attempt::kAnswered:
         return ControlCallResult::kAnswered;
       case Attempt::kNoSupervisor:

@@ -4,6 +4,8 @@
 // request and its one-line answer, with a deadline. Runs in the CLI process only.
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <filesystem>
 #include <string>
@@ -21,8 +23,11 @@ enum class ControlCallResult {
 // connections busy).
 inline constexpr std::chrono::milliseconds kBusyRetry{10000};
 
+// `peer`, when given, receives the pid of the process that listens at the socket (SO_PEERCRED, in
+// this process's pid namespace; 0 when it cannot be told). With `expectedPeer`, a socket that
+// another process listens on is not sent the request (kFailed).
 ControlCallResult callSupervisor(const std::filesystem::path& socket, std::string_view request,
                                  std::chrono::milliseconds timeout, std::string& reply,
-                                 std::string& error);
+                                 std::string& error, pid_t* peer = nullptr, pid_t expectedPeer = 0);
 
 }  // namespace clustervisor

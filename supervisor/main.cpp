@@ -178,14 +178,19 @@ std::optional<LockHolder> supervisorHolding(const std::string& configPath) {
 
 // After `stop`: waits until the supervisor that answered has exited (as systemctl stop and
 // supervisorctl stop do), for at most its stop.timeout and a margin for the rest of its stop.
-int waitForExit(const boost::json::object& answer, const std::string& who) {
-  const auto* pid = answer.if_contains("pid");
+int waitForExit(pid_t supervisor, const boost::json::object& answer, const std::string& who) {
   const auto* timeout = answer.if_contains("stop_timeout_ms");
-  const auto start = pid != nullptr && pid->is_int64()
-                         ? readProcess(static_cast<pid_t>(pid->get_int64()))
-                         : std::nullopt;
+  const auto start = supervisor > 0 ? readProcess(supervisor) : std::nullopt;
   if (!start || timeout == nullptr || !timeout->is_int64()) {
     return kExitOk;  // an older supervisor, or one this /proc does not show: nothing to watch
+  }
+  // Run by a worker of that supervisor (or by something it started): the stop waits for this
+  // very process, which must not wait for the stop.
+  for (auto process = readProcess(::getpid()); process && process->pid > 1;
+       process = readProcess(process->parent)) {
+    if (process->pid == supervisor) {
+      return kExitOk;
+    }
   }
   const auto limit = std::chrono::milliseconds(timeout->get_int64()) + std::chrono::seconds(10);
   const auto deadline = std::chrono::steady_clock::now() + limit;
@@ -247,14 +252,18 @@ int callBot(const CommandLine& commandLine) {
   std::string reply;
   std::string error;
   const std::string encoded = control::encodeRequest(request);
-  auto called = callSupervisor(socket, encoded, timeout, reply, error);
+  pid_t supervisorPid = 0;  // as this process sees it (the socket's SO_PEERCRED)
+  auto called = callSupervisor(socket, encoded, timeout, reply, error, &supervisorPid);
   if (called == ControlCallResult::kNoSupervisor && commandLine.socketPath.empty()) {
     // Perhaps it runs with another runtime directory (a systemd service has no XDG_RUNTIME_DIR;
     // a login shell has one): the process holding the file's lock says where it listens.
     if (const auto holder = supervisorHolding(commandLine.configPath)) {
       for (const auto& elsewhere : holder->sockets) {
         if (elsewhere != socket && called == ControlCallResult::kNoSupervisor) {
-          called = callSupervisor(elsewhere, encoded, timeout, reply, error);
+          // Only the holder itself: another socket at that path (another mount namespace's,
+          // or one the holder inherited) is not sent the request.
+          called = callSupervisor(elsewhere, encoded, timeout, reply, error, &supervisorPid,
+                                  holder->pid);
         }
       }
       if (called == ControlCallResult::kNoSupervisor) {
@@ -324,7 +333,7 @@ int callBot(const CommandLine& commandLine) {
       std::printf("stopping %s\n", who.c_str());
       if (!commandLine.noWait) {
         std::fflush(stdout);
-        return waitForExit(body, who);
+        return waitForExit(supervisorPid, body, who);
       }
       break;
     case CommandLine::Command::kRun:
