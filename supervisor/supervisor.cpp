@@ -588,8 +588,11 @@ void Supervisor::tellReadyOnce() {
   if (toldReady_ || shuttingDown_ || !notifier_.enabled()) {
     return;
   }
+  // Every cluster ready, or exited for good (not restarted by its policy): nothing more to wait
+  // for.
   for (std::uint32_t id = 0; id < clusters(); ++id) {
-    if (slots_[id]->lifecycle.state() != WorkerState::kRunning) {
+    const auto state = slots_[id]->lifecycle.state();
+    if (state != WorkerState::kRunning && state != WorkerState::kExited) {
       return;
     }
   }
@@ -2085,6 +2088,7 @@ void Supervisor::finishOperation(bool ok, std::string error) {
       std::holds_alternative<control::ReloadRequest>(operation.request)) {
     notifier_.send("READY=1");  // the end of RELOADING=1
   }
+  tellReadyOnce();  // a reload may have removed the last cluster not ready yet
   boost::json::object result = std::move(current_->result);
   current_.reset();
   if (operation.reply) {
