@@ -166,8 +166,11 @@ std::filesystem::path Spawner::resolveProgram(const std::string& program,
   while (true) {
     const auto colon = rest.find(':');
     std::string_view dir = rest.substr(0, colon);
+    // An empty or relative entry is taken from the working directory, as exec(2) in the worker
+    // (which runs there) would take it.
+    const std::filesystem::path entry(dir);
     const std::filesystem::path candidate =
-        (dir.empty() ? workingDirectory : std::filesystem::path(dir)) / program;
+        (entry.is_absolute() ? entry : workingDirectory / entry) / program;
     if (::access(candidate.c_str(), X_OK) == 0 && !std::filesystem::is_directory(candidate)) {
       return candidate;
     }
@@ -218,9 +221,16 @@ std::optional<config::Diagnostic> Spawner::checkCanStart(const config::BotConfig
                 " (chmod +x, or run it through its interpreter, such as [\"/bin/sh\", \"" +
                 program + "\"])");
   }
-  // exec(2) runs a program (ELF) or a script whose first line names its interpreter (#!).
+  // exec(2) runs a program (ELF) or a script whose first line names its interpreter (#!), and
+  // what a binfmt_misc entry handles (Java, Wine...): with any such entry, that is left to exec.
+  bool otherFormats = false;
+  std::error_code ec;
+  for (const auto& format : std::filesystem::directory_iterator("/proc/sys/fs/binfmt_misc", ec)) {
+    const auto name = format.path().filename();
+    otherFormats = otherFormats || (name != "register" && name != "status");
+  }
   char head[4] = {};
-  const int fd = ::open(resolved.c_str(), O_RDONLY | O_CLOEXEC);
+  const int fd = otherFormats ? -1 : ::open(resolved.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd >= 0) {
     const ssize_t n = ::read(fd, head, sizeof head);
     ::close(fd);

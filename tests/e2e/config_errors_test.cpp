@@ -71,6 +71,16 @@ BOOST_AUTO_TEST_CASE(a_worker_that_cannot_be_started_is_refused_before_anything_
       BOOST_TEST(output.find("(pid ") == std::string::npos, output);  // no worker started
     }
   }
+  // A relative entry of the workers' PATH is taken from their working directory, where they run.
+  std::filesystem::create_directories(dir.path() / "work" / "bin");
+  const auto program = dir.write("work/bin/mybot", "#!/bin/sh\n");
+  std::filesystem::permissions(program, std::filesystem::perms::owner_all);
+  const auto found = dir.write("found.toml",
+                               "command = [\"mybot\"]\nworking_directory = \"work\"\n"
+                               "environment = { PATH = \"bin:/usr/bin:/bin\" }\n");
+  const auto valid = runCli({"check", found.string()});
+  BOOST_TEST(valid.status == 0, valid.output);
+
   const auto config =
       dir.write("bot.toml", "command = [\"/bin/true\"]\nworking_directory = \"nowhere\"\n");
   const auto [status, output] = runCli({"check", config.string()});
