@@ -13,6 +13,7 @@
 #include <optional>
 #include <random>
 #include <stdexcept>
+#include <thread>
 #include <utility>
 
 #include <boost/asio/bind_executor.hpp>
@@ -206,9 +207,19 @@ void Connection::writeQueuedNow() {
   const auto deadline = std::chrono::steady_clock::now() + kFlushOnShutdown;
   std::unique_lock lock(sendMutex_);
   for (;;) {
-    if (!socketOpen_ ||
-        (writeInFlight_ && inflightWritten_.load(std::memory_order_acquire) < inflight_.size())) {
+    if (!socketOpen_) {
       return;
+    }
+    if (writeInFlight_ && inflightWritten_.load(std::memory_order_acquire) < inflight_.size()) {
+      // A write the socket has not taken whole: the thread running the connection finishes it
+      // (unless it is this one, or held by it), then the rest goes out after it.
+      if (std::chrono::steady_clock::now() >= deadline) {
+        return;
+      }
+      lock.unlock();
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      lock.lock();
+      continue;
     }
     if (!sendPendingNow()) {
       return;  // the supervisor is gone
