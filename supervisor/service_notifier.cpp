@@ -19,6 +19,18 @@ ServiceNotifier ServiceNotifier::fromEnvironment() {
   return ServiceNotifier(socket);
 }
 
+std::chrono::microseconds ServiceNotifier::watchdogInterval() {
+  const char* usec = std::getenv("WATCHDOG_USEC");
+  const char* pid = std::getenv("WATCHDOG_PID");
+  char* end = nullptr;
+  const unsigned long long value = usec != nullptr ? std::strtoull(usec, &end, 10) : 0;
+  if (usec == nullptr || end == usec || *end != '\0' || value == 0 ||
+      (pid != nullptr && std::strtoll(pid, nullptr, 10) != ::getpid())) {
+    return std::chrono::microseconds(0);
+  }
+  return std::chrono::microseconds(static_cast<std::chrono::microseconds::rep>(value / 2));
+}
+
 bool ServiceNotifier::send(std::string_view state) const {
   sockaddr_un address{};
   address.sun_family = AF_UNIX;

@@ -7,6 +7,7 @@
 // be sent is dropped: the service manager's state is advisory, the bot runs on.
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <string_view>
 
@@ -20,6 +21,9 @@ class ServiceNotifier {
   explicit ServiceNotifier(std::string address) : address_(std::move(address)) {}
 
   bool enabled() const { return !address_.empty(); }
+  // How often the service manager wants WATCHDOG=1 (half its WatchdogSec=, from WATCHDOG_USEC),
+  // when it wants it from this process (WATCHDOG_PID unset or this pid); zero otherwise.
+  static std::chrono::microseconds watchdogInterval();
   // Sends `state` ("READY=1\nSTATUS=...") in one datagram; whether it was sent.
   bool send(std::string_view state) const;
 

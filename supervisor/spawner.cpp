@@ -116,9 +116,10 @@ std::vector<std::string> buildEnvironment(const SpawnRequest& request) {
   for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
     const std::string_view entry(*e);
     const auto eq = entry.find('=');
-    // The service manager's socket is the supervisor's to use (NotifyAccess=main), not theirs.
+    // The service manager's socket and watchdog are the supervisor's (NotifyAccess=main).
     if (eq == std::string_view::npos || entry.starts_with("CLUSTERVISOR_") ||
-        entry.starts_with("NOTIFY_SOCKET=")) {
+        entry.starts_with("NOTIFY_SOCKET=") || entry.starts_with("WATCHDOG_USEC=") ||
+        entry.starts_with("WATCHDOG_PID=")) {
       continue;
     }
     merged[std::string(entry.substr(0, eq))] = std::string(entry.substr(eq + 1));

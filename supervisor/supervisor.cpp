@@ -84,6 +84,7 @@ Supervisor::Supervisor(asio::io_context& io, config::BotConfig config,
       orphanTimer_(io),
       orphanLookTimer_(io),
       random_(std::random_device{}()),
+      watchdogTimer_(io),
       sweepTimer_(io),
       controlPath_(std::move(controlSocket)),
       rolloutTimer_(io) {
@@ -127,6 +128,9 @@ int Supervisor::run() {
   killLeftoversOfEarlierRuns();
   watchSignals();
   watchChildren();
+  if (notifier_.enabled()) {
+    keepWatchdogFed(ServiceNotifier::watchdogInterval());
+  }
   if (const int fd = outputRoomFd(); fd >= 0) {
     if (const int own = ::fcntl(fd, F_DUPFD_CLOEXEC, 0); own >= 0) {
       outputRoom_.assign(own);
@@ -582,6 +586,19 @@ void Supervisor::onHello(Slot& slot, WorkerConnection& connection, std::span<std
     progressOperation();
     tellReadyOnce();
   }
+}
+
+void Supervisor::keepWatchdogFed(std::chrono::microseconds interval) {
+  if (interval.count() <= 0 || finished_) {
+    return;
+  }
+  notifier_.send("WATCHDOG=1");
+  watchdogTimer_.expires_after(interval);
+  watchdogTimer_.async_wait([this, interval](error_code ec) {
+    if (!ec) {
+      keepWatchdogFed(interval);
+    }
+  });
 }
 
 void Supervisor::tellReadyOnce() {
@@ -1484,6 +1501,7 @@ void Supervisor::maybeFinish() {
   reapChildren();
   sweepTimer_.cancel();
   orphanLookTimer_.cancel();
+  watchdogTimer_.cancel();
   stopSignals_.cancel();
   // Descendants that escaped their worker's process group and are still around: killed, and
   // reaped by finish(), which polls until they are gone or the bound passes.

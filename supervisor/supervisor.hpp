@@ -347,6 +347,9 @@ class Supervisor final : private FrameSink {
   int exitStatus_ = 0;
   ServiceNotifier notifier_ = ServiceNotifier::fromEnvironment();
   bool toldReady_ = false;
+  // WATCHDOG=1 from the event loop, as often as the service manager asks (WatchdogSec=).
+  boost::asio::steady_timer watchdogTimer_;
+  void keepWatchdogFed(std::chrono::microseconds interval);
   int openCaptures_ = 0;
   std::vector<std::weak_ptr<OutputCapture>> captures_;
   // Connections of workers that exited, read to the end before they are closed.

@@ -627,6 +627,31 @@ BOOST_AUTO_TEST_CASE(a_service_manager_is_told_when_the_bot_is_ready_reloading_a
   ::close(manager);
 }
 
+BOOST_AUTO_TEST_CASE(the_service_managers_watchdog_is_fed_from_the_event_loop) {
+  // WatchdogSec=200ms: WATCHDOG_USEC=200000, a WATCHDOG=1 about every 100ms.
+  TempDir dir;
+  const auto config = dir.write("bot.toml", probeConfig(dir, 1, "basic"));
+  const auto path = dir.path() / "notify.sock";
+  const int manager = bindUnixSocket(path, SOCK_DGRAM);
+  SupervisorRun run({"env", "NOTIFY_SOCKET=" + path.string(), "WATCHDOG_USEC=200000",
+                     supervisorBinary().string(), "run", config.string()});
+  int fed = 0;
+  while (fed < 3) {
+    pollfd ready{manager, POLLIN, 0};
+    BOOST_REQUIRE_MESSAGE(::poll(&ready, 1, 20000) == 1,
+                          "the watchdog was fed " << fed << " times");
+    char buffer[4096];
+    const ssize_t n = ::recv(manager, buffer, sizeof buffer, 0);
+    BOOST_REQUIRE(n > 0);
+    fed += std::string(buffer, static_cast<std::size_t>(n)) == "WATCHDOG=1" ? 1 : 0;
+  }
+  // The workers are not given the watchdog.
+  BOOST_TEST(run.waitForLine("START id=0 ").find(" notify=-") != std::string::npos);
+  run.signal(SIGTERM);
+  BOOST_TEST(run.waitExit(30s).value_or(-1) == 0, run.transcript());
+  ::close(manager);
+}
+
 BOOST_AUTO_TEST_CASE(the_cli_gives_up_on_a_control_socket_that_takes_no_connection) {
   // A listener that never accepts (a stopped or hung supervisor), its backlog full: a connect()
   // that blocked would never return.
