@@ -102,6 +102,28 @@ std::optional<ProcessInfo> readProcess(pid_t pid) {
   return parseStat(*text);
 }
 
+bool anyThreadInKernelWait(pid_t pid) {
+  const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+  DIR* directory = ::opendir(tasks.c_str());
+  if (directory == nullptr) {
+    return false;
+  }
+  bool waiting = false;
+  while (const dirent* entry = ::readdir(directory)) {
+    if (entry->d_name[0] == '.') {
+      continue;
+    }
+    const auto text = readSmallFile(tasks + "/" + entry->d_name + "/stat", 4096);
+    const auto thread = text ? parseStat(*text) : std::nullopt;
+    if (thread && thread->state == 'D') {
+      waiting = true;
+      break;
+    }
+  }
+  ::closedir(directory);
+  return waiting;
+}
+
 std::optional<ProcessInfo> readSelf() {
   const auto text = readSmallFile("/proc/self/stat", 4096);
   if (!text) {

@@ -33,6 +33,9 @@ std::optional<ProcessInfo> readProcess(pid_t pid);
 // This process, from /proc/self: its pid there is getpid() only when /proc belongs to this
 // process's pid namespace.
 std::optional<ProcessInfo> readSelf();
+// Whether any thread of process `pid` is in uninterruptible sleep (state D), as its
+// /proc/<pid>/task/<tid>/stat say: reading its memory (its environment) could block then.
+bool anyThreadInKernelWait(pid_t pid);
 // For this process, read from /proc/self/task/*/children when the kernel provides it; otherwise,
 // and for any other parent, by scanning /proc.
 std::vector<ProcessInfo> childrenOf(pid_t parent);

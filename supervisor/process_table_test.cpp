@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "process_table.hpp"
@@ -118,6 +119,15 @@ BOOST_AUTO_TEST_CASE(the_unix_sockets_a_process_listens_on_are_read_from_its_soc
   ::close(fd);
   std::filesystem::remove(path);
   BOOST_TEST((std::find(mine.begin(), mine.end(), path.string()) != mine.end()));
+}
+
+BOOST_AUTO_TEST_CASE(threads_in_a_kernel_wait_are_looked_for_in_every_task) {
+  // This process's threads (this one, and one asleep in nanosleep: state S) are not in state D;
+  // a process that does not exist has none.
+  std::thread sleeper([] { std::this_thread::sleep_for(std::chrono::milliseconds(200)); });
+  BOOST_TEST(!clustervisor::anyThreadInKernelWait(::getpid()));
+  sleeper.join();
+  BOOST_TEST(!clustervisor::anyThreadInKernelWait(0));
 }
 
 BOOST_AUTO_TEST_CASE(the_holder_of_a_flock_is_read_from_proc_locks) {

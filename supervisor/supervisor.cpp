@@ -1185,7 +1185,8 @@ void Supervisor::killLeftoversOfEarlierRuns() {
     // Cheap looks first: reading an environment can block while its process is stuck in the
     // kernel (state D); another user's cannot be read (unless this is root).
     const auto info = readProcess(pid);
-    if (!info || info->state == 'D' || info->state == 'Z' || (!root && !ownedByThisUser(pid))) {
+    if (!info || info->state == 'D' || info->state == 'Z' || (!root && !ownedByThisUser(pid)) ||
+        anyThreadInKernelWait(pid)) {
       continue;
     }
     // Marks from another pid namespace (a container) name pids that mean something else here.
