@@ -13,7 +13,6 @@
 #include <optional>
 #include <random>
 #include <stdexcept>
-#include <thread>
 #include <utility>
 
 #include <boost/asio/bind_executor.hpp>
@@ -22,7 +21,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
 #include <boost/asio/system_executor.hpp>
-#include <boost/asio/write.hpp>
 #include <boost/json/parse.hpp>
 
 #include "io_threads.hpp"
@@ -210,21 +208,17 @@ void Connection::writeQueuedNow() {
     if (!socketOpen_) {
       return;
     }
-    if (writeInFlight_ && inflightWritten_.load(std::memory_order_acquire) < inflight_.size()) {
-      // A write the socket has not taken whole: the thread running the connection finishes it
-      // (unless it is this one, or held by it), then the rest goes out after it.
-      if (std::chrono::steady_clock::now() >= deadline) {
-        return;
-      }
-      lock.unlock();
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      lock.lock();
-      continue;
-    }
-    if (!sendPendingNow()) {
+    // What the I/O thread's write has left goes first (from where the socket stopped taking
+    // it), then the queue.
+    int error = 0;
+    if (writeInFlight_ && !sendInflightNow(error)) {
       return;  // the supervisor is gone
     }
-    if (pending_.empty()) {
+    const bool inflightDone = !writeInFlight_ || inflightWritten_ == inflight_.size();
+    if (inflightDone && !sendPendingNow()) {
+      return;
+    }
+    if (inflightDone && pending_.empty()) {
       break;
     }
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -426,7 +420,7 @@ void Connection::flush() {
     } else {
       std::swap(pending_, inflight_);
       writeInFlight_ = true;
-      inflightWritten_.store(0, std::memory_order_relaxed);
+      inflightWritten_ = 0;
       urgent_ = false;
     }
   }
@@ -436,25 +430,66 @@ void Connection::flush() {
     }
     return;
   }
-  asio::async_write(socket_, asio::buffer(inflight_), WriteProgress{this},
-                    [self = shared_from_this()](error_code ec, std::size_t written) {
-                      {
-                        std::lock_guard lock(self->sendMutex_);
-                        self->queuedBytes_ -= written;
-                        self->writeInFlight_ = false;
-                      }
-                      self->lastWriteEnd_ = std::chrono::steady_clock::now();
-                      // Keep a burst's buffer for the next burst, but not a huge one forever.
-                      self->inflight_.clear();
-                      if (self->inflight_.capacity() > 4 * 1024 * 1024) {
-                        self->inflight_.shrink_to_fit();
-                      }
-                      if (ec) {
-                        self->lost("cannot write to the supervisor: " + ec.message());
-                        return;
-                      }
-                      self->flushSoon();
-                    });
+  writeInflight();
+}
+
+bool Connection::sendInflightNow(int& error) {
+  while (socketOpen_ && inflightWritten_ < inflight_.size()) {
+    const ssize_t n = ::send(fd_, inflight_.data() + inflightWritten_,
+                             inflight_.size() - inflightWritten_, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n > 0) {
+      inflightWritten_ += static_cast<std::size_t>(n);
+      queuedBytes_ -= static_cast<std::size_t>(n);
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      return true;
+    } else {
+      error = n < 0 ? errno : EPIPE;
+      return false;
+    }
+  }
+  return true;
+}
+
+void Connection::writeInflight() {
+  int error = 0;
+  {
+    std::lock_guard lock(sendMutex_);
+    if (sendInflightNow(error) && socketOpen_ && inflightWritten_ < inflight_.size()) {
+      // The socket is full: the rest once it has room.
+      socket_.async_wait(asio::socket_base::wait_write, [self = shared_from_this()](error_code ec) {
+        if (ec) {
+          self->afterWrite(ec.value() != 0 ? ec.value() : EPIPE);
+          return;
+        }
+        self->writeInflight();
+      });
+      return;
+    }
+    writeInFlight_ = false;
+  }
+  // As an async_write's completion would: after the handler that started the write.
+  asio::post(io_, [self = shared_from_this(), error] { self->afterWrite(error); });
+}
+
+void Connection::afterWrite(int error) {
+  {
+    std::lock_guard lock(sendMutex_);
+    writeInFlight_ = false;
+  }
+  lastWriteEnd_ = std::chrono::steady_clock::now();
+  // Keep a burst's buffer for the next burst, but not a huge one forever.
+  inflight_.clear();
+  if (inflight_.capacity() > 4 * 1024 * 1024) {
+    inflight_.shrink_to_fit();
+  }
+  if (error != 0) {
+    lost("cannot write to the supervisor: " +
+         error_code(error, boost::system::system_category()).message());
+    return;
+  }
+  flushSoon();
 }
 
 bool Connection::sendPendingNow() {

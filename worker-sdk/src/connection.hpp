@@ -176,6 +176,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   boost::system::error_code enqueueFrame(std::span<const std::byte> frame, bool control);
   void flushSoon();
   void flush();
+  // Sends what inflight_ still holds as far as the socket takes it, the rest once it has room;
+  // the end (all written, or an error) is handled by afterWrite() through the io_context.
+  void writeInflight();
+  void afterWrite(int error);
+  // Under sendMutex_: sends the rest of inflight_ now; false on an error (not a full socket).
+  bool sendInflightNow(int& error);
   // `owner`: scheduled by the enqueue that set writing_ (and so ends it); otherwise a helper that
   // writes what a held-back I/O-thread flush is waiting on.
   void flushFromBus(bool owner);
@@ -284,19 +290,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   const int fd_;
   const pid_t pid_ = ::getpid();  // a child forked without exec must not write on it
   bool socketOpen_ = true;
-  bool writeInFlight_ = false;  // the I/O thread's async_write is running
-  // How much of inflight_ that write has handed to the socket so far: all of it once only its
-  // completion is left to run.
-  std::atomic<std::size_t> inflightWritten_{0};
-  // That write's completion condition: asio::transfer_all() (64 KiB a call), noting the progress.
-  struct WriteProgress {
-    Connection* connection;
-    std::size_t operator()(const boost::system::error_code& ec, std::size_t written) const {
-      connection->inflightWritten_.store(written, std::memory_order_release);
-      return ec ? 0 : kWriteChunk;
-    }
-  };
-  static constexpr std::size_t kWriteChunk = 64 * 1024;
+  bool writeInFlight_ = false;  // the I/O thread's write of inflight_ is under way
+  // How much of inflight_ the socket has taken: recorded as each send(2) returns, so a write at
+  // exit knows where to go on from.
+  std::size_t inflightWritten_ = 0;
   bool corked_ = false;        // the I/O thread holds a flush back (flushSoon)
   bool urgent_ = false;        // pending_ holds a send from the bus executor
   bool busHelping_ = false;    // a helper flushFromBus(false) is posted
