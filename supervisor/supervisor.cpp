@@ -336,6 +336,8 @@ bool Supervisor::spawn(Slot& slot) {
                            std::uniform_real_distribution<double>(0.0, 1.0)(random_)});
     logError(describe(slot) + ": " + what + whatNext(slot, step, "retrying"));
     slot.lastExitSucceeded = false;
+    // status shows why a cluster that never ran is down.
+    slot.lastExit = "could not be started: " + ec.message();
     slot.lastExitNote = "could not be started: " + what;
     countExit(slot, "spawn_failed");
     carryOut(slot, step);

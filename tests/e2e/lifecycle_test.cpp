@@ -447,6 +447,11 @@ BOOST_AUTO_TEST_CASE(a_program_gone_since_the_start_is_reported_and_retried_with
   const auto delays = expectRetriesWithGrowingDelays(run->waitForLines(expected, 4), 0);
   BOOST_TEST(delays[0] >= 150);
   BOOST_TEST(delays[0] <= 200);
+  // status says why the cluster is down.
+  const auto cluster = statusOf(dir.path() / "bot.toml").at("clusters").as_array().at(0);
+  BOOST_TEST(
+      cluster.as_object().at("last_exit") == "could not be started: No such file or directory",
+      cluster);
   run->signal(SIGTERM);
   const auto status = run->waitExit(30s);
   BOOST_REQUIRE(status.has_value());
