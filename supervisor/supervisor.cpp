@@ -203,9 +203,9 @@ void Supervisor::carryOut(Slot& slot, const WorkerLifecycle::Step& step) {
         }
         logError(describe(slot) + " is not ready " + formatDuration(config_.start.timeout) +
                  " after it was started (start.timeout" +
-                 (config_.start.ready == config::ReadyWhen::kSdk
-                      ? "; the worker must call Cluster::ready()"
-                      : "; the worker's SDK never connected") +
+                 (slot.saidHello ? "; the worker must call Cluster::ready()"
+                                 : "; it never connected: a worker uses the clustervisor SDK, or "
+                                   "speaks clustervisor-protocol(7), on the socket it is given") +
                  "); stopping it");
         queue_.settled(slot.id);
         handle(slot, Kind::kStartTimeout);
@@ -346,6 +346,7 @@ bool Supervisor::spawn(Slot& slot) {
   slot.pid = worker.pid;
   slot.outdated = false;
   slot.stopHandler = false;
+  slot.saidHello = false;
   slot.lastHeard = Clock::now();
   slot.processStartTime = 0;
   if (const auto info = readProcess(worker.pid)) {
@@ -562,6 +563,7 @@ void Supervisor::onHello(Slot& slot, WorkerConnection& connection, std::span<std
     logLine(describe(slot) + " connected while being stopped");
     return;
   }
+  slot.saidHello = true;
   relay_.connected(slot.id);
   const auto expiredBefore = held_.droppedExpired();
   const auto held = held_.take(slot.id, Clock::now());

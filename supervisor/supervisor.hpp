@@ -132,6 +132,7 @@ class Supervisor final : private FrameSink {
     pid_t pid = -1;
     std::uint64_t processStartTime = 0;  // of pid, from /proc: tells its orphans from older ones
     bool stopHandler = false;            // the worker's SDK has an onStop handler
+    bool saidHello = false;              // the current worker connected (its HELLO was welcomed)
     bool lastExitSucceeded = true;       // the last exit counted as a success
     std::string lastExit;                // "exited with status 3", "was killed by SIGKILL"
     std::string lastExitNote;            // the whole exit line after "cluster N (pid P) "

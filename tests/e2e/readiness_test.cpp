@@ -79,6 +79,24 @@ BOOST_AUTO_TEST_CASE(
   run->waitForLine("clustervisor: cluster 1 (pid " + std::to_string(second) + ") is ready after ");
 }
 
+BOOST_AUTO_TEST_CASE(a_worker_that_never_connects_is_told_apart_at_the_start_timeout) {
+  // A program that does not speak the protocol (no SDK): it never says hello.
+  TempDir dir;
+  auto run =
+      SupervisorRun::run(dir.write("bot.toml",
+                                   "command = [\"/bin/sh\", \"-c\", \"echo up; exec sleep 600\"]\n"
+                                   "[start]\ntimeout = \"1s\"\n"));
+  const auto line = run->waitForLine(") is not ready 1.0s after it was started (start.timeout; ");
+  BOOST_TEST(line.find("clustervisor: error: cluster 0 (pid ") == 0u, line);
+  BOOST_TEST(
+      line.find("(start.timeout; it never connected: a worker uses the clustervisor SDK, or "
+                "speaks clustervisor-protocol(7), on the socket it is given); stopping it") !=
+          std::string::npos,
+      line);
+  run->signal(SIGTERM);
+  BOOST_TEST(run->waitExit(30s).value_or(-1) == 0, run->transcript());
+}
+
 BOOST_AUTO_TEST_CASE(ready_on_connect_counts_the_handshake_as_ready) {
   TempDir dir;
   auto run = SupervisorRun::run(dir.write(
