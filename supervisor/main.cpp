@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <exception>
@@ -169,8 +170,7 @@ std::optional<LockHolder> supervisorHolding(const std::string& configPath) {
     return std::nullopt;
   }
   const auto pid = flockHolderOf(st.st_dev, st.st_ino);
-  if (!pid ||
-      (commandNameOf(*pid).value_or("") != "clustervisor" && !sameProgram(*pid, ::getpid()))) {
+  if (!pid || !isSupervisorProcess(*pid)) {
     return std::nullopt;
   }
   return LockHolder{*pid, listeningSocketsOf(*pid)};
@@ -186,11 +186,9 @@ int waitForExit(pid_t supervisor, const boost::json::object& answer, const std::
   }
   // Run by a worker of that supervisor (or by something it started): the stop waits for this
   // very process, which must not wait for the stop.
-  for (auto process = readProcess(::getpid()); process && process->pid > 1;
-       process = readProcess(process->parent)) {
-    if (process->pid == supervisor) {
-      return kExitOk;
-    }
+  if (const auto chain = ancestorsOf(::getpid());
+      std::find(chain.begin(), chain.end(), supervisor) != chain.end()) {
+    return kExitOk;
   }
   const auto limit = std::chrono::milliseconds(timeout->get_int64()) + std::chrono::seconds(10);
   const auto deadline = std::chrono::steady_clock::now() + limit;

@@ -292,6 +292,22 @@ bool sameProgram(pid_t a, pid_t b) {
          first.st_dev == second.st_dev && first.st_ino == second.st_ino;
 }
 
+bool isSupervisorProcess(pid_t pid) {
+  const auto name = commandNameOf(pid);
+  return sameProgram(pid, ::getpid()) ||
+         (name && (*name == "clustervisor" || *name == commandNameOf(::getpid()).value_or("")));
+}
+
+std::vector<pid_t> ancestorsOf(pid_t pid) {
+  std::vector<pid_t> chain;
+  while (pid > 1 && std::find(chain.begin(), chain.end(), pid) == chain.end()) {
+    chain.push_back(pid);
+    const auto info = readProcess(pid);
+    pid = info ? info->parent : 0;
+  }
+  return chain;
+}
+
 std::optional<pid_t> parseFlockHolder(std::string_view locks, dev_t device, ino_t inode) {
   // "1: FLOCK  ADVISORY  WRITE 4242 08:01:1234567 0 EOF"; a waiter's line ("1: -> FLOCK ...")
   // is not a holder's.

@@ -93,6 +93,11 @@ std::optional<std::string> commandNameOf(pid_t pid);
 // Whether the program files two processes run (/proc/<pid>/exe) are one file; false if either
 // cannot be told.
 bool sameProgram(pid_t a, pid_t b);
+// Whether process `pid` is a clustervisor supervisor: it runs the same program file as this
+// process (whatever it was called), or has clustervisor's command name or this process's.
+bool isSupervisorProcess(pid_t pid);
+// `pid` and its ancestors, nearest first, as far as /proc shows them (up to, not including, 1).
+std::vector<pid_t> ancestorsOf(pid_t pid);
 // The process /proc/locks names as holding a flock(2) on the file `device`:`inode`, or nothing.
 std::optional<pid_t> flockHolderOf(dev_t device, ino_t inode);
 // Parses the text of /proc/locks for that holder. Pure.

@@ -46,13 +46,6 @@ std::string readPid(int fd) {
   return text;
 }
 
-// Whether process `pid` is a supervisor: it runs the same program file as this one (whatever it
-// was called), or has clustervisor's name or this one's.
-bool isSupervisor(pid_t pid, const std::string& name) {
-  return sameProgram(pid, ::getpid()) || name == "clustervisor" ||
-         name == commandNameOf(::getpid()).value_or("");
-}
-
 }  // namespace
 
 std::filesystem::path RunLock::runtimeDirectoryPath() {
@@ -193,7 +186,7 @@ bool RunLock::lockConfigFile(const std::filesystem::path& configFile, std::strin
   // Anyone who can read the file can lock it: only a supervisor holding it keeps this one out.
   const auto pid = flockHolderOf(st.st_dev, st.st_ino);
   const auto holder = pid ? commandNameOf(*pid) : std::nullopt;
-  if (holder && !isSupervisor(*pid, *holder)) {
+  if (holder && !isSupervisorProcess(*pid)) {
     warning_ = "pid " + std::to_string(*pid) + " (" + *holder + ") holds a lock on " +
                configFile.string() +
                " and is not a supervisor; going on without that lock (the lock file still "

@@ -1175,11 +1175,8 @@ void Supervisor::killLeftoversOfEarlierRuns() {
     return;
   }
   // This process and its ancestors (a script a leftover started may be what runs this one).
-  std::set<pid_t> spared;
-  for (pid_t pid = ::getpid(); pid > 1 && spared.insert(pid).second;) {
-    const auto info = readProcess(pid);
-    pid = info ? info->parent : 0;
-  }
+  const auto ancestors = ancestorsOf(::getpid());
+  const std::set<pid_t> spared(ancestors.begin(), ancestors.end());
   const auto ownNamespace = pidNamespaceOf(::getpid());
   const bool root = ::geteuid() == 0;
   for (const pid_t pid : allProcesses()) {
