@@ -48,14 +48,9 @@ using namespace clustervisor;
 
 // Loads CONFIG, or reports every problem in it (nothing is started either way).
 std::optional<config::BotConfig> loadConfig(const std::string& configPath) {
-  auto loaded = config::loadConfigFile(configPath);
-  if (loaded.config) {
-    // A worker that cannot be started is refused now, not retried for ever (as systemd refuses
-    // a unit whose ExecStart is missing).
-    if (auto problem = Spawner::checkCanStart(*loaded.config)) {
-      loaded.errors.push_back(std::move(*problem));
-    }
-  }
+  // A worker that cannot be started is refused now, not retried for ever (as systemd refuses a
+  // unit whose ExecStart is missing).
+  auto loaded = loadConfigToRun(configPath);
   if (!loaded.errors.empty()) {
     for (const auto& error : loaded.errors) {
       logError(error.format());

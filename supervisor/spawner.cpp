@@ -183,23 +183,49 @@ std::filesystem::path Spawner::resolveProgram(const std::string& program,
   return {};  // not found: the caller reports it with the name as configured
 }
 
-std::optional<config::Diagnostic> Spawner::checkCanStart(const config::BotConfig& config) {
+namespace {
+
+// The workers' PATH: the configuration's, or the one they inherit from the supervisor.
+std::string workersPath(const std::map<std::string, std::string>& configured) {
+  if (const auto it = configured.find("PATH"); it != configured.end()) {
+    return it->second;
+  }
+  const char* inherited = std::getenv("PATH");
+  return inherited != nullptr ? inherited : "/usr/local/bin:/usr/bin:/bin";
+}
+
+// Why the workers cannot run in `directory` (an errno value), or 0.
+int workingDirectoryError(const std::filesystem::path& directory) {
   struct stat st {};
-  const int why = ::stat(config.workingDirectory.c_str(), &st) != 0 ? errno
-                  : !S_ISDIR(st.st_mode)                            ? ENOTDIR
-                                                                    : 0;
-  if (why != 0) {
+  if (::stat(directory.c_str(), &st) != 0) {
+    return errno;
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return ENOTDIR;
+  }
+  return ::access(directory.c_str(), X_OK) != 0 ? errno : 0;
+}
+
+}  // namespace
+
+config::LoadResult loadConfigToRun(const std::filesystem::path& file) {
+  auto loaded = config::loadConfigFile(file);
+  if (loaded.config) {
+    if (auto problem = Spawner::checkCanStart(*loaded.config)) {
+      loaded.errors.push_back(std::move(*problem));
+      loaded.config.reset();
+    }
+  }
+  return loaded;
+}
+
+std::optional<config::Diagnostic> Spawner::checkCanStart(const config::BotConfig& config) {
+  if (const int why = workingDirectoryError(config.workingDirectory); why != 0) {
     return config::Diagnostic{config.workingDirectoryAt, "working_directory",
                               "the workers' directory \"" + config.workingDirectory.string() +
                                   "\" is not usable: " + std::strerror(why)};
   }
-  // The workers' PATH: the configuration's, or the one they inherit from the supervisor.
-  std::string path = "/usr/local/bin:/usr/bin:/bin";
-  if (const auto it = config.environment.find("PATH"); it != config.environment.end()) {
-    path = it->second;
-  } else if (const char* inherited = std::getenv("PATH"); inherited != nullptr) {
-    path = inherited;
-  }
+  const std::string path = workersPath(config.environment);
   const std::string& program = config.command.front();
   const auto fail = [&](const std::string& message) {
     return config::Diagnostic{config.commandAt, "command", message};
@@ -211,6 +237,7 @@ std::optional<config::Diagnostic> Spawner::checkCanStart(const config::BotConfig
   }
   const std::string shown =
       "\"" + program + "\"" + (resolved.string() == program ? "" : " (" + resolved.string() + ")");
+  struct stat st {};
   if (::stat(resolved.c_str(), &st) != 0) {
     return fail(shown + " cannot be run: " + std::strerror(errno));
   }
@@ -235,11 +262,9 @@ std::optional<config::Diagnostic> Spawner::checkCanStart(const config::BotConfig
   if (fd >= 0) {
     const ssize_t n = ::read(fd, head, sizeof head);
     ::close(fd);
+    constexpr char kElfMagic[4] = {'\x7f', 'E', 'L', 'F'};
     const bool script = n >= 2 && head[0] == '#' && head[1] == '!';
-    const bool elf = n == 4 && std::memcmp(head,
-                                           "\x7f"
-                                           "ELF",
-                                           4) == 0;
+    const bool elf = n == 4 && std::memcmp(head, kElfMagic, sizeof kElfMagic) == 0;
     if (!script && !elf) {
       return fail(shown +
                   " is neither a program this system runs nor a script that names its "
@@ -256,12 +281,7 @@ SpawnedWorker Spawner::spawn(const SpawnRequest& request, error_code& ec, std::s
                        asio::readable_pipe(executor_),
                        asio::readable_pipe(executor_)};
   const auto environment = buildEnvironment(request);
-  std::string path = "/usr/local/bin:/usr/bin:/bin";
-  for (const auto& entry : environment) {
-    if (entry.starts_with("PATH=")) {
-      path = entry.substr(5);
-    }
-  }
+  const std::string path = workersPath(request.environment);
   worker.program = resolveProgram(request.command.front(), request.workingDirectory, path);
   if (worker.program.empty()) {
     ec = error_code(ENOENT, boost::system::system_category());
@@ -271,16 +291,8 @@ SpawnedWorker Spawner::spawn(const SpawnRequest& request, error_code& ec, std::s
 
   // Checked here so the message can say which of the two paths is at fault; exec would report
   // a missing working directory as a missing program.
-  struct stat directory {};
-  int directoryError = 0;
-  if (::stat(request.workingDirectory.c_str(), &directory) != 0) {
-    directoryError = errno;
-  } else if (!S_ISDIR(directory.st_mode)) {
-    directoryError = ENOTDIR;
-  } else if (::access(request.workingDirectory.c_str(), X_OK) != 0) {
-    directoryError = errno;
-  }
-  if (directoryError != 0) {
+  if (const int directoryError = workingDirectoryError(request.workingDirectory);
+      directoryError != 0) {
     ec = error_code(directoryError, boost::system::system_category());
     what = "cannot start \"" + worker.program.string() + "\": its working directory \"" +
            request.workingDirectory.string() +

@@ -79,4 +79,8 @@ class Spawner {
   boost::asio::io_context launchContext_;
 };
 
+// A config file as `run` and a reload take it: loaded, and refused as well when its workers
+// cannot be started (Spawner::checkCanStart); `config` is set exactly when `errors` is empty.
+config::LoadResult loadConfigToRun(const std::filesystem::path& file);
+
 }  // namespace clustervisor

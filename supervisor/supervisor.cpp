@@ -2146,12 +2146,7 @@ void Supervisor::beginReload() {
     notifier_.send("RELOADING=1\nMONOTONIC_USEC=" + std::to_string(now.count()));
   }
   const auto& path = config_.sourceFile;
-  auto loaded = config::loadConfigFile(path);
-  if (loaded.config) {
-    if (auto problem = Spawner::checkCanStart(*loaded.config)) {
-      loaded.errors.push_back(std::move(*problem));
-    }
-  }
+  auto loaded = loadConfigToRun(path);
   if (!loaded.errors.empty()) {
     ++reloadFailures_;
     std::string errors;
