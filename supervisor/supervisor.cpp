@@ -2263,11 +2263,15 @@ void Supervisor::applyScale(std::uint32_t from, std::uint32_t to) {
         // A cluster removed earlier comes back: a fresh start, as if it were new.
         Slot& slot = *slots_[id];
         slot.removed = false;
-        renew(slot);
+        slot.outdated = false;
+        slot.lifecycle = WorkerLifecycle(config_.restart, config_.start.ready);
+        slot.lastExit.clear();
+        slot.lastExitNote.clear();
+        slot.lastExitSucceeded = true;
       } else {
         slots_.push_back(std::make_unique<Slot>(io_, id, config_));
       }
-      if (current_->resharding.empty()) {
+      if (!resharding()) {
         queue_.push(id);
       } else {
         current_->startAfterResharding.push_back(id);
@@ -2312,23 +2316,30 @@ void Supervisor::applyScale(std::uint32_t from, std::uint32_t to) {
   pumpQueue();
 }
 
-void Supervisor::renew(Slot& slot) {
-  slot.outdated = false;
-  slot.lifecycle = WorkerLifecycle(config_.restart, config_.start.ready);
-  slot.lastExit.clear();
-  slot.lastExitNote.clear();
-  slot.lastExitSucceeded = true;
+namespace {
+
+// "0, 2, 5": cluster ids for a log line.
+std::string listOf(const std::vector<std::uint32_t>& ids) {
+  std::string list;
+  for (const auto id : ids) {
+    list += (list.empty() ? "" : ", ") + std::to_string(id);
+  }
+  return list;
+}
+
+}  // namespace
+
+bool Supervisor::resharding() const {
+  return std::any_of(slots_.begin(), slots_.end(),
+                     [](const auto& slot) { return slot->resharding; });
 }
 
 void Supervisor::stopToMoveShards(const std::vector<std::uint32_t>& ids) {
   if (ids.empty()) {
     return;
   }
-  std::string list;
-  for (const auto id : ids) {
-    list += (list.empty() ? "" : ", ") + std::to_string(id);
-  }
-  logLine("reload: the shards of cluster" + std::string(ids.size() == 1 ? " " : "s ") + list +
+  logLine("reload: the shards of cluster" + std::string(ids.size() == 1 ? " " : "s ") +
+          listOf(ids) +
           " moved; stopping them, to start them with their new shards once every worker that "
           "held shards has stopped");
   boost::json::array moved;
@@ -2337,15 +2348,13 @@ void Supervisor::stopToMoveShards(const std::vector<std::uint32_t>& ids) {
     failSuccessor(slot, "was stopped: the reload moved its cluster's shards");
     slot.resharding = true;
     handle(slot, Kind::kShutdown);
-    current_->resharding.push_back(id);
     moved.push_back(id);
   }
   current_->result["resharded"] = std::move(moved);
 }
 
 bool Supervisor::startWithMovedShards() {
-  auto& current = *current_;
-  if (current.resharding.empty()) {
+  if (!resharding()) {
     return true;
   }
   if (shuttingDown_) {
@@ -2371,24 +2380,23 @@ bool Supervisor::startWithMovedShards() {
   }
   // A start can settle at once (a spawn that fails): progress is judged after them all.
   const bool wasApplying = std::exchange(applying_, true);
-  std::string list;
-  for (const auto id : current.resharding) {
-    Slot& slot = *slots_[id];
-    slot.resharding = false;
-    slot.outdated = false;
-    handle(slot, Kind::kResume);  // its restart count and last exit stay
-    list += (list.empty() ? "" : ", ") + std::to_string(id);
-  }
-  for (const auto id : current.startAfterResharding) {
-    if (id < clusters()) {
-      queue_.push(id);
-      list += (list.empty() ? "" : ", ") + std::to_string(id);
+  std::vector<std::uint32_t> starting;
+  for (const auto& slot : slots_) {
+    if (slot->resharding) {
+      slot->resharding = false;
+      slot->outdated = false;
+      handle(*slot, Kind::kResume);  // its restart count and last exit stay
+      starting.push_back(slot->id);
     }
   }
-  current.resharding.clear();
-  current.startAfterResharding.clear();
+  for (const auto id : std::exchange(current_->startAfterResharding, {})) {
+    if (id < clusters()) {
+      queue_.push(id);
+      starting.push_back(id);
+    }
+  }
   logLine("reload: the workers that held the moved shards have stopped; starting cluster" +
-          std::string(list.find(',') == std::string::npos ? " " : "s ") + list +
+          std::string(starting.size() == 1 ? " " : "s ") + listOf(starting) +
           " with the new shard split");
   pumpQueue();
   applying_ = wasApplying;
@@ -2402,12 +2410,8 @@ void Supervisor::beginRollout(std::vector<std::uint32_t> ids, std::uint32_t batc
   rollout.batchSize = std::max<std::uint32_t>(batch, 1);
   rollout.delay = delay;
   current_->rollout = std::move(rollout);
-  std::string list;
-  for (const auto id : ids) {
-    list += (list.empty() ? "" : ", ") + std::to_string(id);
-  }
-  logLine("rolling restart of cluster" + std::string(ids.size() == 1 ? " " : "s ") + list + ", " +
-          std::to_string(current_->rollout->batchSize) + " at a time" +
+  logLine("rolling restart of cluster" + std::string(ids.size() == 1 ? " " : "s ") + listOf(ids) +
+          ", " + std::to_string(current_->rollout->batchSize) + " at a time" +
           (delay.count() > 0 ? ", " + formatDuration(delay) + " apart" : std::string()));
   startBatch();
 }

@@ -277,9 +277,8 @@ class Supervisor final : private FrameSink {
     Operation operation;
     boost::json::object result;           // what the answer reports
     std::vector<std::uint32_t> removing;  // clusters a reload removed, until they stopped
-    // Clusters a reload stops because it moved their shards, and the clusters it adds: all
-    // started once every worker of the first and of `removing` has stopped (see beginReload).
-    std::vector<std::uint32_t> resharding;
+    // The clusters a reload adds while it moves shards (Slot::resharding): started with the
+    // clusters whose shards moved, once every worker of those and of `removing` has stopped.
     std::vector<std::uint32_t> startAfterResharding;
     std::optional<Rollout> rollout;
   };
@@ -292,8 +291,7 @@ class Supervisor final : private FrameSink {
   // false while workers that held the moved shards still run
   bool startWithMovedShards();
   void applyScale(std::uint32_t from, std::uint32_t to);
-  // A cluster that starts afresh (added, or back after a removal or a move of its shards).
-  void renew(Slot& slot);
+  bool resharding() const;  // a cluster is stopped for a move of its shards
   void beginRollout(std::vector<std::uint32_t> ids, std::uint32_t batch,
                     std::chrono::milliseconds delay);
   void startBatch();
