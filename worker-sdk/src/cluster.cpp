@@ -107,12 +107,7 @@ void readShards(std::vector<std::uint32_t>& shards, std::uint32_t& total) {
 // Reads until a whole frame is buffered; bytes after it stay in the reader for the connection.
 wire::FrameReader::Next readFirstFrame(int fd, wire::FrameReader& reader,
                                        std::chrono::milliseconds timeout) {
-  // Saturated: a timeout of milliseconds::max() waits for ever rather than overflowing.
-  const auto now = std::chrono::steady_clock::now();
-  const auto deadline = timeout >= std::chrono::duration_cast<std::chrono::milliseconds>(
-                                       std::chrono::steady_clock::time_point::max() - now)
-                            ? std::chrono::steady_clock::time_point::max()
-                            : now + timeout;
+  const auto deadline = detail::deadlineAfter(timeout);
   for (;;) {
     auto next = reader.next();
     if (next.result.status != wire::DecodeStatus::kIncomplete) {
@@ -207,9 +202,10 @@ struct Cluster::Impl {
   std::uint32_t totalShards = 0;
 
   ~Impl() {
+    const bool ownThread = onOwnThread();
     if (connection) {
       connection->shutdown();
-      if (connection->busRunsHere() || onOwnThread()) {
+      if (connection->busRunsHere() || ownThread) {
         // Destroyed inside a listener or handler (exit(3) with a Cluster of static storage
         // duration, say): its sends would go out when it returns, which may be never.
         connection->writeQueuedNow();
@@ -218,7 +214,7 @@ struct Cluster::Impl {
     // The threads run what is queued (listeners see shutdown and return at once) and end when
     // nothing is left, so no handler is left holding the connection when the contexts go.
     ioWork.reset();
-    if (onOwnThread()) {
+    if (ownThread) {
       leaveToOwnThreads();
       return;
     }

@@ -1104,12 +1104,7 @@ void Connection::startWait(std::string_view event, std::string_view payload,
     // one would never be finished.
     refused = shutdown_;
     if (!refused) {
-      // Saturated: a timeout of milliseconds::max() means no deadline, not an overflow.
-      const auto started = std::chrono::steady_clock::now();
-      const auto deadline = timeout >= std::chrono::duration_cast<std::chrono::milliseconds>(
-                                           std::chrono::steady_clock::time_point::max() - started)
-                                ? std::chrono::steady_clock::time_point::max()
-                                : started + timeout;
+      const auto deadline = deadlineAfter(timeout);
       wait->deadline = deadlines_.emplace(deadline, id);
       waits_.emplace(id, wait);
       if (deadline < armedDeadline_) {

@@ -51,6 +51,14 @@
 
 namespace clustervisor::detail {
 
+// Now plus `timeout`, saturated: milliseconds::max() means no deadline, not an overflow.
+inline std::chrono::steady_clock::time_point deadlineAfter(std::chrono::milliseconds timeout) {
+  const auto now = std::chrono::steady_clock::now();
+  const auto room = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::time_point::max() - now);
+  return timeout >= room ? std::chrono::steady_clock::time_point::max() : now + timeout;
+}
+
 class IoThreads;
 
 class Connection : public std::enable_shared_from_this<Connection> {
@@ -90,8 +98,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   static constexpr std::chrono::seconds kFlushOnShutdown{2};
   // For a shutdown inside a listener or handler (the Cluster destroyed there, say by exit(3)),
   // where the bus executor's own write would come only after the process is gone: writes what
-  // is queued now, waiting for room for at most kFlushOnShutdown. Leaves it to a write under way
-  // that the socket has not taken whole (a full socket).
+  // is queued now (first the rest of a write the socket had not taken whole), waiting for room
+  // for at most kFlushOnShutdown.
   void writeQueuedNow();
   bool busRunsHere() const { return bus_.running_in_this_thread(); }
   // A send from outside the bus executor that comes less than this after the previous write
@@ -320,7 +328,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   };
   using Bytes = std::vector<std::byte, UninitializedAllocator<std::byte>>;
   Bytes pending_;
-  Bytes inflight_;  // I/O thread only; its size may be read under sendMutex_ while writeInFlight_
+  // I/O thread only, but for sending its rest (from inflightWritten_), under sendMutex_ while
+  // writeInFlight_.
+  Bytes inflight_;
   std::size_t queuedBytes_ = 0;
   bool writing_ = false;  // a flush is scheduled, held back or writing
 
