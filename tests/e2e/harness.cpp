@@ -112,6 +112,23 @@ std::unique_ptr<SupervisorRun> SupervisorRun::run(const std::filesystem::path& c
       std::vector<std::string>{supervisorBinary().string(), "run", config.string()});
 }
 
+std::unique_ptr<SupervisorRun> SupervisorRun::run(const std::filesystem::path& config,
+                                                  const std::vector<std::string>& environment) {
+  std::vector<std::string> args{"env"};
+  args.insert(args.end(), environment.begin(), environment.end());
+  args.insert(args.end(), {supervisorBinary().string(), "run", config.string()});
+  return std::make_unique<SupervisorRun>(std::move(args));
+}
+
+std::string waitForExitLine(SupervisorRun& run, int cluster, const std::string& how) {
+  const std::string who = "clustervisor: cluster " + std::to_string(cluster) + " (pid ";
+  return run.waitForLine(
+      [&](const std::string& line) {
+        return line.find(who) == 0 && line.find(") " + how + " after ") != std::string::npos;
+      },
+      "cluster " + std::to_string(cluster) + "'s exit line (" + how + ")");
+}
+
 SupervisorRun::~SupervisorRun() {
   if (!exitStatus_) {
     ::kill(pid_, SIGKILL);  // the workers follow through their parent-death signal

@@ -54,6 +54,10 @@ std::string probeConfig(const TempDir& dir, int clusters, const std::string& mod
 
 class SupervisorRun;
 
+// The exit line of cluster `cluster`'s worker that says `how` ("exited with status 0"), or fails
+// the test.
+std::string waitForExitLine(SupervisorRun& run, int cluster, const std::string& how);
+
 // Lines of the run's output that contain every one of `needles`.
 std::size_t countLines(const SupervisorRun& run, std::initializer_list<std::string> needles);
 
@@ -65,6 +69,9 @@ class SupervisorRun {
   explicit SupervisorRun(std::vector<std::string> args);
   // `clustervisor run <config>`
   static std::unique_ptr<SupervisorRun> run(const std::filesystem::path& config);
+  // The same with `environment` ("NAME=value" each) added to the supervisor's, through env(1).
+  static std::unique_ptr<SupervisorRun> run(const std::filesystem::path& config,
+                                            const std::vector<std::string>& environment);
   ~SupervisorRun();
 
   pid_t pid() const { return pid_; }

@@ -749,16 +749,15 @@ BOOST_AUTO_TEST_CASE(a_second_supervisor_with_another_runtime_directory_is_refus
   std::filesystem::permissions(runtime, std::filesystem::perms::owner_all);
   auto first = SupervisorRun::run(config);
   const pid_t worker = startedPid(*first, 0);
-  SupervisorRun second({"env", "XDG_RUNTIME_DIR=" + runtime.string(), supervisorBinary().string(),
-                        "run", config.string()});
-  const auto status = second.waitExit(30s);
+  auto second = SupervisorRun::run(config, {"XDG_RUNTIME_DIR=" + runtime.string()});
+  const auto status = second->waitExit(30s);
   BOOST_REQUIRE(status.has_value());
-  BOOST_TEST(*status == 75, second.transcript());
-  const auto refusal =
-      second.waitForLine("is already running under another supervisor (pid " +
-                         std::to_string(first->pid()) + "), which holds a lock on the file itself");
+  BOOST_TEST(*status == 75, second->transcript());
+  const auto refusal = second->waitForLine("is already running under another supervisor (pid " +
+                                           std::to_string(first->pid()) +
+                                           "), which holds a lock on the file itself");
   BOOST_TEST(refusal.find("clustervisor: error: " + config.string()) == 0u, refusal);
-  BOOST_TEST(second.linesContaining("START id=").empty(), second.transcript());
+  BOOST_TEST(second->linesContaining("START id=").empty(), second->transcript());
   BOOST_TEST(processExists(worker));
   // Its own lock file is not left behind.
   BOOST_TEST((!std::filesystem::exists(runtime / "clustervisor") ||
@@ -834,12 +833,7 @@ BOOST_AUTO_TEST_CASE(what_a_stop_handler_sends_before_ending_its_event_loop_reac
   BOOST_TEST(restart.status == 0, restart.output);
   run->waitForLine("[cluster 1] RECV leaving from=0 data={\"cluster\":0}");
   run->waitForLine("[cluster 0] STOPPED cleanly");
-  run->waitForLine(
-      [](const std::string& line) {
-        return line.find("clustervisor: cluster 0 (pid ") == 0 &&
-               line.find(") exited with status 0 after ") != std::string::npos;
-      },
-      "the clean exit of cluster 0");
+  waitForExitLine(*run, 0, "exited with status 0");
   BOOST_TEST(!run->hasLine("did not exit within"), run->transcript());
 }
 
@@ -855,12 +849,7 @@ void expectCleanExitFromListener(const std::string& threads, bool local = false)
   auto run = SupervisorRun::run(config);
   run->waitForLine("[cluster 0] EXITING from a listener");
   run->waitForLine("[cluster 1] RECV bye from=0 data={\"from\":0}");
-  run->waitForLine(
-      [](const std::string& line) {
-        return line.find("clustervisor: cluster 0 (pid ") == 0 &&
-               line.find(") exited with status 0 after ") != std::string::npos;
-      },
-      "the clean exit of cluster 0");
+  waitForExitLine(*run, 0, "exited with status 0");
   BOOST_TEST(!run->hasLine("terminate"), run->transcript());
   BOOST_TEST(!run->hasLine("was killed by"), run->transcript());
 }
@@ -895,12 +884,7 @@ BOOST_AUTO_TEST_CASE(a_fault_in_a_listener_reaches_the_workers_own_signal_handle
   auto run = SupervisorRun::run(dir.write("bot.toml", probeConfig(dir, 2, "fault-in-listener")));
   run->waitForLine("[cluster 0] FAULTING in a listener");
   run->waitForLine("[cluster 0] CAUGHT SIGSEGV");
-  run->waitForLine(
-      [](const std::string& line) {
-        return line.find("clustervisor: cluster 0 (pid ") == 0 &&
-               line.find(") exited with status 42 after ") != std::string::npos;
-      },
-      "cluster 0's exit from its handler");
+  waitForExitLine(*run, 0, "exited with status 42");
   BOOST_TEST(!run->hasLine("NOT CAUGHT"), run->transcript());
 }
 

@@ -580,16 +580,15 @@ BOOST_AUTO_TEST_CASE(the_cli_finds_a_supervisor_started_with_another_runtime_dir
   const auto runtime = dir.path() / "runtime";
   std::filesystem::create_directory(runtime);
   std::filesystem::permissions(runtime, std::filesystem::perms::owner_all);
-  SupervisorRun run({"env", "XDG_RUNTIME_DIR=" + runtime.string(), supervisorBinary().string(),
-                     "run", config.string()});
-  waitReady(run, 0);
+  auto run = SupervisorRun::run(config, {"XDG_RUNTIME_DIR=" + runtime.string()});
+  waitReady(*run, 0);
   BOOST_REQUIRE(std::filesystem::exists(runtime / "clustervisor"));
   const auto status = runCli({"status", config.string()});
   BOOST_TEST(status.status == 0, status.output);
   BOOST_TEST(status.output.find("1 of 1 clusters running") != std::string::npos, status.output);
   const auto stop = runCli({"stop", config.string()});
   BOOST_TEST(stop.status == 0, stop.output);
-  BOOST_TEST(run.waitExit(30s).value_or(-1) == 0, run.transcript());
+  BOOST_TEST(run->waitExit(30s).value_or(-1) == 0, run->transcript());
 }
 
 BOOST_AUTO_TEST_CASE(a_service_manager_is_told_when_the_bot_is_ready_reloading_and_stopping) {
@@ -606,24 +605,24 @@ BOOST_AUTO_TEST_CASE(a_service_manager_is_told_when_the_bot_is_ready_reloading_a
     BOOST_REQUIRE(n > 0);
     return std::string(buffer, static_cast<std::size_t>(n));
   };
-  SupervisorRun run({"env", "NOTIFY_SOCKET=" + path.string(), supervisorBinary().string(), "run",
-                     config.string()});
+  auto run = SupervisorRun::run(config, {"NOTIFY_SOCKET=" + path.string()});
   const auto ready = receive();
-  BOOST_TEST(ready == "READY=1\nSTATUS=all 2 clusters ready\nMAINPID=" + std::to_string(run.pid()));
+  BOOST_TEST(ready ==
+             "READY=1\nSTATUS=all 2 clusters ready\nMAINPID=" + std::to_string(run->pid()));
   // Told once both were ready; the workers do not get the socket (it is the supervisor's).
   const auto status = statusOf(config);
   for (const auto& cluster : status.at("clusters").as_array()) {
     BOOST_TEST(cluster.as_object().at("ready").as_bool());
   }
-  BOOST_TEST(run.waitForLine("START id=0 ").find(" notify=-") != std::string::npos);
-  BOOST_TEST(run.waitForLine("START id=1 ").find(" notify=-") != std::string::npos);
+  BOOST_TEST(run->waitForLine("START id=0 ").find(" notify=-") != std::string::npos);
+  BOOST_TEST(run->waitForLine("START id=1 ").find(" notify=-") != std::string::npos);
   const auto reload = runCli({"reload", config.string()});
   BOOST_TEST(reload.status == 0, reload.output);
   BOOST_TEST(receive().find("RELOADING=1\nMONOTONIC_USEC=") == 0u);
   BOOST_TEST(receive() == "READY=1");
-  run.signal(SIGTERM);
+  run->signal(SIGTERM);
   BOOST_TEST(receive().find("STOPPING=1\nSTATUS=") == 0u);
-  BOOST_TEST(run.waitExit(30s).value_or(-1) == 0, run.transcript());
+  BOOST_TEST(run->waitExit(30s).value_or(-1) == 0, run->transcript());
   ::close(manager);
 }
 
@@ -633,8 +632,7 @@ BOOST_AUTO_TEST_CASE(the_service_managers_watchdog_is_fed_from_the_event_loop) {
   const auto config = dir.write("bot.toml", probeConfig(dir, 1, "basic"));
   const auto path = dir.path() / "notify.sock";
   const int manager = bindUnixSocket(path, SOCK_DGRAM);
-  SupervisorRun run({"env", "NOTIFY_SOCKET=" + path.string(), "WATCHDOG_USEC=200000",
-                     supervisorBinary().string(), "run", config.string()});
+  auto run = SupervisorRun::run(config, {"NOTIFY_SOCKET=" + path.string(), "WATCHDOG_USEC=200000"});
   int fed = 0;
   while (fed < 3) {
     pollfd ready{manager, POLLIN, 0};
@@ -646,9 +644,9 @@ BOOST_AUTO_TEST_CASE(the_service_managers_watchdog_is_fed_from_the_event_loop) {
     fed += std::string(buffer, static_cast<std::size_t>(n)) == "WATCHDOG=1" ? 1 : 0;
   }
   // The workers are not given the watchdog.
-  BOOST_TEST(run.waitForLine("START id=0 ").find(" notify=-") != std::string::npos);
-  run.signal(SIGTERM);
-  BOOST_TEST(run.waitExit(30s).value_or(-1) == 0, run.transcript());
+  BOOST_TEST(run->waitForLine("START id=0 ").find(" notify=-") != std::string::npos);
+  run->signal(SIGTERM);
+  BOOST_TEST(run->waitExit(30s).value_or(-1) == 0, run->transcript());
   ::close(manager);
 }
 
