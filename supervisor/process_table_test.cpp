@@ -121,7 +121,7 @@ BOOST_AUTO_TEST_CASE(the_unix_sockets_a_process_listens_on_are_read_from_its_soc
   BOOST_TEST((std::find(mine.begin(), mine.end(), path.string()) != mine.end()));
 }
 
-BOOST_AUTO_TEST_CASE(threads_in_a_kernel_wait_are_looked_for_in_every_task) {
+BOOST_AUTO_TEST_CASE(no_running_or_missing_process_counts_as_in_a_kernel_wait) {
   // This process's threads (this one, and one asleep in nanosleep: state S) are not in state D;
   // a process that does not exist has none.
   std::thread sleeper([] { std::this_thread::sleep_for(std::chrono::milliseconds(200)); });
