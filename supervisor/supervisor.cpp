@@ -722,6 +722,9 @@ void Supervisor::routeEvent(Slot& slot, WorkerConnection& from, const wire::Head
 
 void Supervisor::routeAck(Slot& slot, const wire::Header& header, std::span<std::byte> frame) {
   const auto outcome = waits_.ack(header.target, header.correlation, slot.id);
+  if (!outcome.closed) {
+    writeBatch_.hold();  // the waiter wants the others too: they go out together
+  }
   if (outcome.forward) {
     wire::stampSource(frame, slot.id);
     sendTo(header.target, frame);

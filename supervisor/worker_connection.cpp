@@ -5,6 +5,8 @@
 #include <sys/ioctl.h>
 
 #include <algorithm>
+#include <iterator>
+#include <utility>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/buffer.hpp>
@@ -35,20 +37,41 @@ bool WriteBatch::defer(std::shared_ptr<WorkerConnection> connection) {
   if (!open_) {
     return false;
   }
-  if (due_.empty()) {
-    // After the handlers already queued: the other reads that came in with this one.
-    asio::post(connection->socket_.get_executor(), [this] { write(); });
-  }
   due_.push_back(std::move(connection));
   return true;
 }
 
-void WriteBatch::write() {
-  // Runs outside any Scope, so nothing is noted meanwhile.
-  for (const auto& connection : due_) {
+void WriteBatch::endRead() {
+  open_ = false;
+  const bool hold = std::exchange(hold_, false);
+  if (due_.empty()) {
+    return;
+  }
+  if (hold) {
+    if (later_.empty()) {
+      // After the handlers already queued: the other reads that came in with this one.
+      asio::post(due_.front()->socket_.get_executor(), [this] { endTurn(); });
+    }
+    later_.insert(later_.end(), std::make_move_iterator(due_.begin()),
+                  std::make_move_iterator(due_.end()));
+    due_.clear();
+    return;
+  }
+  writeAll(due_);
+}
+
+void WriteBatch::endTurn() {
+  writeAll(later_);
+}
+
+void WriteBatch::writeAll(std::vector<std::shared_ptr<WorkerConnection>>& connections) {
+  // No Scope is open, so nothing is noted meanwhile: a write that fails (ending its connection,
+  // which may send to others) does not reach the vector being walked. Cleared, not freed, so
+  // the next read allocates nothing.
+  for (const auto& connection : connections) {
     connection->writeNow();
   }
-  due_.clear();
+  connections.clear();
 }
 
 WorkerConnection::WorkerConnection(asio::local::stream_protocol::socket socket,

@@ -68,18 +68,25 @@ class WorkerConnection;
 
 // The writes that small reads make due. While a read loop relays the frames of a small read
 // (a few events, a reply, acknowledgements: the latency-bound traffic), a frame for a connection
-// whose write loop is idle does not wake that loop: the connection is noted, and once the
-// handlers already queued have run (the other reads that arrived with this one), each noted
-// connection writes what it has with one non-blocking gathered write; only what the socket does
-// not take goes to its write loop. One write per recipient per turn of the event loop, and none
-// of the trips through it that waking a write loop costs. One per supervisor (single thread).
+// whose write loop is idle does not wake that loop: the connection is noted, and when the read's
+// frames are relayed, before the read loop reads again, each noted connection writes what it has
+// with one non-blocking gathered write; only what the socket does not take goes to its write loop.
+// The next hop's worker is woken as soon as the supervisor knows what to send it, without the
+// trips through the event loop that waking a write loop costs (nor the event loop's poll and the
+// next read's attempt, which come before a handler posted for later). The exception is fan-in that
+// is known to be one: acknowledgements that do not complete their wait (hold()) go out once the
+// handlers already queued have run (the other reads that arrived with this one), so the waiter is
+// woken once for all the acknowledgements of a turn of the event loop, not once for each; the one
+// that completes the wait is written at once (unless others held in this turn are ahead of it).
+// One per supervisor (single thread).
 class WriteBatch {
  public:
-  // While one lives (with `open`), a small read's frames are being relayed.
+  // While one lives (with `open`), a small read's frames are being relayed; when it ends, they
+  // are written (or left to the turn's end).
   class Scope {
    public:
     Scope(WriteBatch& batch, bool open) : batch_(batch) { batch_.open_ = open; }
-    ~Scope() { batch_.open_ = false; }
+    ~Scope() { batch_.endRead(); }
     Scope(const Scope&) = delete;
     Scope& operator=(const Scope&) = delete;
 
@@ -88,11 +95,17 @@ class WriteBatch {
   };
   // Notes `connection` for the write; false when no Scope is open.
   bool defer(std::shared_ptr<WorkerConnection> connection);
+  // What this read noted waits for the turn's end (acknowledgements of a wait still open).
+  void hold() { hold_ = open_; }
 
  private:
-  void write();
+  void endRead();
+  void endTurn();
+  static void writeAll(std::vector<std::shared_ptr<WorkerConnection>>& connections);
   bool open_ = false;
-  std::vector<std::shared_ptr<WorkerConnection>> due_;
+  bool hold_ = false;
+  std::vector<std::shared_ptr<WorkerConnection>> due_;    // noted by the read being relayed
+  std::vector<std::shared_ptr<WorkerConnection>> later_;  // written at the turn's end
 };
 
 class WorkerConnection : public std::enable_shared_from_this<WorkerConnection> {
