@@ -10,6 +10,8 @@
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -41,6 +43,11 @@ void writeAll(int fd, std::string_view bytes) {
 }
 
 namespace {
+
+// Syslog priorities (syslog(3)) of the supervisor's own lines.
+constexpr int kError = 3;
+constexpr int kWarning = 4;
+constexpr int kInfo = 6;
 
 // The output threads never allocate or free memory: the main thread queues and later frees the
 // lines, a thread only writes them. (A worker is forked while they run; a child that allocated
@@ -143,17 +150,28 @@ std::atomic<Outputs*> output{nullptr};
 std::atomic<bool> abandonedStdout{false};
 std::atomic<bool> abandonedOthers{false};
 
-void writeLine(std::string_view prefix, std::string_view message) {
+// One of the supervisor's own lines, ending in a newline. `priority`: the syslog priority the
+// journal gives it, where standard error leads there.
+std::string ownLine(std::string_view prefix, std::string_view message, int priority) {
   std::string line;
-  line.reserve(prefix.size() + message.size() + 1);
+  line.reserve(3 + prefix.size() + message.size() + 1);
+  if (leadsToJournal(STDERR_FILENO)) {
+    line.append({'<', static_cast<char>('0' + priority), '>'});
+  }
   line.append(prefix).append(message).push_back('\n');
-  writeOutput(STDERR_FILENO, line, true);
+  return line;
+}
+
+void writeLine(std::string_view prefix, std::string_view message, int priority) {
+  writeOutput(STDERR_FILENO, ownLine(prefix, message, priority), true);
 }
 
 std::string droppedNotice(std::uint64_t count) {
-  return "clustervisor: error: " + std::to_string(count) +
-         " of the supervisor's own lines were dropped: its standard output or error took "
-         "nothing for too long\n";
+  return ownLine("clustervisor: error: ",
+                 std::to_string(count) +
+                     " of the supervisor's own lines were dropped: its standard output or error "
+                     "took nothing for too long",
+                 kError);
 }
 
 }  // namespace
@@ -269,10 +287,45 @@ std::uint64_t droppedOutputLines() {
 }
 
 void logLine(std::string_view message) {
-  writeLine("clustervisor: ", message);
+  writeLine("clustervisor: ", message, kInfo);
+}
+void logWarning(std::string_view message) {
+  writeLine("clustervisor: ", message, kWarning);
 }
 void logError(std::string_view message) {
-  writeLine("clustervisor: error: ", message);
+  writeLine("clustervisor: error: ", message, kError);
+}
+
+bool leadsToJournal(int fd) {
+  struct Journal {
+    bool out = false;
+    bool err = false;
+  };
+  static const Journal journal = [] {
+    Journal found;
+    const char* stream = std::getenv("JOURNAL_STREAM");
+    unsigned long long device = 0;
+    unsigned long long inode = 0;
+    char end = 0;
+    if (stream == nullptr || std::sscanf(stream, "%llu:%llu%c", &device, &inode, &end) != 2) {
+      return found;
+    }
+    const auto same = [&](int which) {
+      struct stat st {};
+      return ::fstat(which, &st) == 0 && st.st_dev == device && st.st_ino == inode;
+    };
+    found.out = same(STDOUT_FILENO);
+    found.err = same(STDERR_FILENO);
+    return found;
+  }();
+  return fd == STDOUT_FILENO ? journal.out : fd == STDERR_FILENO && journal.err;
+}
+
+int syslogPriorityOf(std::string_view line) {
+  if (line.size() >= 3 && line[0] == '<' && line[1] >= '0' && line[1] <= '7' && line[2] == '>') {
+    return line[1] - '0';
+  }
+  return -1;
 }
 
 std::string signalName(int signal) {

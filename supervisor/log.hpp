@@ -59,7 +59,18 @@ int outputRoomFd();
 std::uint64_t droppedOutputLines();
 
 void logLine(std::string_view message);
+// "clustervisor: …" like logLine(), at the journal's warning priority (see leadsToJournal()).
+void logWarning(std::string_view message);
 void logError(std::string_view message);  // "clustervisor: error: …"
+
+// Whether `fd` (standard output or error) leads to the journal: JOURNAL_STREAM, which systemd
+// sets for a service whose standard output or error it connects to journald, names its device
+// and inode. A line written there may start with a syslog priority ("<3>" for an error), which
+// the journal takes as the line's priority and strips (systemd.exec(5), SyslogLevelPrefix=).
+// Read once, at the first call.
+bool leadsToJournal(int fd);
+// The syslog priority a line starts with ("<3>…": 3), or -1 if it starts with none.
+int syslogPriorityOf(std::string_view line);
 
 // A signal as messages name it: "SIGTERM", or "signal 42" for one without a name.
 std::string signalName(int signal);

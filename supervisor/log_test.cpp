@@ -133,6 +133,19 @@ bool readable(int fd, int timeoutMs) {
 
 }  // namespace
 
+BOOST_AUTO_TEST_CASE(a_syslog_priority_is_a_digit_0_to_7_in_angle_brackets_at_the_start) {
+  using clustervisor::syslogPriorityOf;
+  BOOST_TEST(syslogPriorityOf("<3>failed") == 3);
+  BOOST_TEST(syslogPriorityOf("<0>") == 0);
+  BOOST_TEST(syslogPriorityOf("<7>debug") == 7);
+  BOOST_TEST(syslogPriorityOf("<8>not a priority") == -1);
+  BOOST_TEST(syslogPriorityOf("<a>text") == -1);
+  BOOST_TEST(syslogPriorityOf("<3 text") == -1);
+  BOOST_TEST(syslogPriorityOf(" <3>text") == -1);
+  BOOST_TEST(syslogPriorityOf("<3") == -1);
+  BOOST_TEST(syslogPriorityOf("") == -1);
+}
+
 BOOST_AUTO_TEST_CASE(write_all_waits_for_room_on_a_non_blocking_descriptor) {
   Pipe pipe;
   BOOST_REQUIRE(::fcntl(pipe.write, F_SETFL, O_NONBLOCK) == 0);

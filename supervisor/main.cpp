@@ -352,7 +352,7 @@ int runBot(const std::string& configPath) {
     return alreadyRunning ? kExitAlreadyRunning : kExitOsError;
   }
   if (!lock->warning().empty()) {
-    logLine("warning: " + lock->warning());
+    logWarning("warning: " + lock->warning());
   }
   // A worker or log reader that goes away must be an error value, not a fatal signal.
   ::signal(SIGPIPE, SIG_IGN);

@@ -16,6 +16,7 @@ OutputCapture::OutputCapture(asio::readable_pipe pipe, std::string prefix, int o
     : pipe_(std::move(pipe)),
       prefix_(std::move(prefix)),
       outputFd_(outputFd),
+      toJournal_(leadsToJournal(outputFd)),
       // Uninitialized: an idle worker's pipe costs no more than the page its reads touch.
       buffer_(new char[kReadSize]),
       onEnd_(std::move(onEnd)) {}
@@ -79,7 +80,21 @@ void OutputCapture::readLoop() {
 }
 
 void OutputCapture::writeLine(std::string_view line, bool continued) {
-  line_.assign(prefix_);
+  line_.clear();
+  if (toJournal_) {
+    // The worker's own syslog priority ("<3>…") goes in front of the prefix, where the journal
+    // looks for it; a continued piece keeps the priority of its line's first.
+    if (!continued) {
+      priority_ = syslogPriorityOf(line);
+      if (priority_ >= 0) {
+        line.remove_prefix(3);
+      }
+    }
+    if (priority_ >= 0) {
+      line_.append({'<', static_cast<char>('0' + priority_), '>'});
+    }
+  }
+  line_.append(prefix_);
   if (continued) {
     line_.back() = '+';
     line_.push_back(' ');

@@ -6,6 +6,9 @@
 //   [cluster 3] logged in as shard 12
 //   [cluster 3]+ …continuation of a line longer than 16 KiB
 //
+// Where the output leads to the journal, a line's own syslog priority ("<3>…") is moved in front
+// of the prefix, so the journal still finds it.
+//
 // Each line goes out in a single write(2), so lines of different workers never interleave. Runs
 // on the supervisor's io_context; lives until the pipe reports end of file (the worker and every
 // process that inherited the pipe have exited) or close(), then calls onEnd once. While the
@@ -42,6 +45,8 @@ class OutputCapture : public std::enable_shared_from_this<OutputCapture> {
   boost::asio::readable_pipe pipe_;
   std::string prefix_;
   int outputFd_;
+  const bool toJournal_;  // see leadsToJournal()
+  int priority_ = -1;     // the syslog priority of the line being written, or -1
   static constexpr std::size_t kReadSize = 8192;
   LineSplitter splitter_;
   std::unique_ptr<char[]> buffer_;

@@ -57,6 +57,26 @@ std::string text(const json::object& object, std::string_view key) {
   return "-";
 }
 
+// The status answer's last_exit_reason, where the supervisor stopped the worker, in words.
+std::string stopCause(std::string_view reason) {
+  if (reason == "start_timeout") {
+    return "not ready within start.timeout";
+  }
+  if (reason == "hung") {
+    return "hung: no heartbeat";
+  }
+  if (reason == "protocol_error") {
+    return "protocol error";
+  }
+  if (reason == "restart") {
+    return "restarted on request";
+  }
+  if (reason == "resharded") {
+    return "its shards moved";
+  }
+  return {};
+}
+
 std::int64_t number(const json::object& object, std::string_view key) {
   const json::value* v = field(object, key);
   if (v != nullptr && v->is_int64()) {
@@ -109,15 +129,27 @@ std::string formatStatus(const json::object& status) {
         const json::value* v = field(c, key);
         return v != nullptr && v->is_bool() && v->get_bool();
       };
-      // A removed cluster still stopping; a worker running with settings a reload changed.
-      const std::string state = text(c, "state") + (flag("removed")    ? " (removed)"
-                                                    : flag("outdated") ? " (outdated)"
-                                                                       : "");
+      // A removed cluster still stopping; a worker running with settings a reload changed; when
+      // one that waits (a backoff, the retry of a failed cluster) starts again.
+      std::string state = text(c, "state");
+      const auto nextStart = number(c, "next_start_ms");
+      if (flag("removed")) {
+        state += " (removed)";
+      } else if (flag("outdated")) {
+        state += " (outdated)";
+      } else if (nextStart >= 0) {
+        state += " (starts in " + formatUptime(nextStart) + ")";
+      }
+      // Why the supervisor stopped the last worker, where it did.
+      std::string lastExit = text(c, "last_exit");
+      if (const auto why = stopCause(text(c, "last_exit_reason")); !why.empty()) {
+        lastExit += " (" + why + ")";
+      }
       rows.push_back({text(c, "id"), state, text(c, "pid"), up >= 0 ? formatUptime(up) : "-",
                       text(c, "restarts"), text(c, "ready"),
                       text(c, "events_in") + "/" + text(c, "events_out"),
                       queued >= 0 ? config::formatSize(static_cast<std::uint64_t>(queued)) : "-",
-                      text(c, "held_events"), text(c, "last_exit")});
+                      text(c, "held_events"), lastExit});
     }
   }
   std::vector<std::size_t> widths(header.size(), 0);

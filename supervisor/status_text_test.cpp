@@ -52,6 +52,30 @@ BOOST_AUTO_TEST_CASE(marks_removed_and_outdated_clusters_and_an_operation_in_pro
   BOOST_TEST(text.find("\n4        stopping (removed)") != std::string::npos, text);
 }
 
+BOOST_AUTO_TEST_CASE(shows_when_a_waiting_cluster_starts_and_why_its_worker_was_stopped) {
+  const auto status = boost::json::parse(R"({
+    "name":"bot","pid":100,
+    "clusters":[
+      {"id":0,"state":"backing-off","next_start_ms":1500,"last_exit":"was killed by SIGTERM",
+       "last_exit_reason":"start_timeout"},
+      {"id":1,"state":"failed","next_start_ms":240000,"last_exit":"was killed by SIGKILL",
+       "last_exit_reason":"hung"},
+      {"id":2,"state":"failed","next_start_ms":null,"last_exit":"exited with status 1",
+       "last_exit_reason":"failure"}
+    ]})")
+                          .as_object();
+  const auto text = clustervisor::formatStatus(status);
+  BOOST_TEST(text.find("\n0        backing-off (starts in 1.5s)") != std::string::npos, text);
+  BOOST_TEST(
+      text.find("was killed by SIGTERM (not ready within start.timeout)\n") != std::string::npos,
+      text);
+  BOOST_TEST(text.find("\n1        failed (starts in 4m0s)") != std::string::npos, text);
+  BOOST_TEST(text.find("was killed by SIGKILL (hung: no heartbeat)\n") != std::string::npos, text);
+  // A failed cluster that is not retried, and an exit the supervisor did not cause.
+  BOOST_TEST(text.find("\n2        failed  ") != std::string::npos, text);
+  BOOST_TEST(text.find("exited with status 1\n") != std::string::npos, text);
+}
+
 BOOST_AUTO_TEST_CASE(uptimes_read_naturally) {
   BOOST_TEST(clustervisor::formatUptime(340) == "340ms");
   BOOST_TEST(clustervisor::formatUptime(5200) == "5.2s");

@@ -224,7 +224,11 @@ void Supervisor::carryOut(Slot& slot, const WorkerLifecycle::Step& step) {
       const Kind next =
           step.action == Action::kRestartAfter ? Kind::kBackoffElapsed : Kind::kRetryElapsed;
       slot.restartTimer.expires_after(step.delay);
+      slot.nextStartAt = slot.restartTimer.expiry();
       slot.restartTimer.async_wait([this, &slot, next](error_code ec) {
+        if (!ec) {
+          slot.nextStartAt.reset();
+        }
         if (!ec && !shuttingDown_) {
           if (next == Kind::kRetryElapsed) {
             logLine(describe(slot) + ": retrying the failed cluster with a fresh restart count");
@@ -235,11 +239,15 @@ void Supervisor::carryOut(Slot& slot, const WorkerLifecycle::Step& step) {
       break;
     }
     case Action::kEnqueue:
+      // A restart request may start a cluster that was backing off or failed: its timer is done.
+      slot.restartTimer.cancel();
+      slot.nextStartAt.reset();
       queue_.push(slot.id);
       pumpQueue();
       break;
     case Action::kCancel:
       slot.restartTimer.cancel();
+      slot.nextStartAt.reset();
       slot.startTimer.cancel();
       queue_.remove(slot.id);
       break;
@@ -339,6 +347,7 @@ bool Supervisor::spawn(Slot& slot) {
     // status shows why a cluster that never ran is down.
     slot.lastExit = "could not be started: " + ec.message();
     slot.lastExitNote = "could not be started: " + what;
+    slot.lastExitReason = "spawn_failed";
     countExit(slot, "spawn_failed");
     carryOut(slot, step);
     return false;
@@ -372,8 +381,8 @@ void Supervisor::armKillTimer(Slot& slot, std::string what) {
   slot.killTimer.expires_after(config_.stop.timeout);
   slot.killTimer.async_wait([this, &slot, what = std::move(what)](error_code ec) {
     if (!ec && slot.pid > 0) {
-      logLine(describe(slot) + " did not exit within " + formatDuration(config_.stop.timeout) +
-              " of " + what + "; sending SIGKILL");
+      logWarning(describe(slot) + " did not exit within " + formatDuration(config_.stop.timeout) +
+                 " of " + what + "; sending SIGKILL");
       ::kill(-slot.pid, SIGKILL);
     }
   });
@@ -722,11 +731,10 @@ void Supervisor::routeEvent(Slot& slot, WorkerConnection& from, const wire::Head
 
 void Supervisor::routeAck(Slot& slot, const wire::Header& header, std::span<std::byte> frame) {
   const auto outcome = waits_.ack(header.target, header.correlation, slot.id);
-  if (!outcome.closed) {
-    writeBatch_.hold();  // the waiter wants the others too: they go out together
-  }
   if (outcome.forward) {
     wire::stampSource(frame, slot.id);
+    // The waiter wants the others too: unless this one completes the wait, they go out together.
+    const WriteBatch::Hold hold(writeBatch_, !outcome.closed);
     sendTo(header.target, frame);
   }
   if (outcome.closed) {
@@ -1016,7 +1024,7 @@ void Supervisor::onDisconnected(WorkerConnection& connection, const std::string&
     slot.closedTimer.async_wait(
         [this, &slot, pid = slot.pid, line = std::move(line)](error_code ec) {
           if (!ec && slot.pid == pid && !finished_) {
-            logLine(line + " and has not exited after " + formatDuration(kExitAfterClose));
+            logWarning(line + " and has not exited after " + formatDuration(kExitAfterClose));
           }
         });
   }
@@ -1365,8 +1373,11 @@ void Supervisor::onExit(Slot& slot, int status) {
   slot.lastExitSucceeded = step.success;
   slot.lastExit = how;
   slot.lastExitNote = line.substr(line.find(") ") + 2);
+  slot.lastExitReason = reason;
   if (step.state == WorkerState::kFailed) {
     logError(line);
+  } else if (!step.success && cause != StopCause::kShutdown && cause != StopCause::kRestart) {
+    logWarning(line);  // a crash, or a worker stopped for misbehaving: worth a look
   } else {
     logLine(line);
   }
@@ -1581,6 +1592,14 @@ boost::json::object Supervisor::status() const {
     }
     c["restarts"] = slot->lifecycle.restarts();
     c["last_exit"] = slot->lastExit.empty() ? json::value(nullptr) : json::value(slot->lastExit);
+    c["last_exit_reason"] =
+        slot->lastExitReason.empty() ? json::value(nullptr) : json::value(slot->lastExitReason);
+    // When a cluster that waits (its backoff, or the retry of a failed one) starts again.
+    if (slot->nextStartAt) {
+      c["next_start_ms"] = std::max<std::int64_t>(0, ms(*slot->nextStartAt - now));
+    } else {
+      c["next_start_ms"] = nullptr;
+    }
     c["events_in"] = slot->eventsIn;
     c["events_out"] = slot->eventsOut;
     c["queued_bytes"] = slot->connection ? slot->connection->queuedBytes() : 0;
@@ -1980,9 +1999,9 @@ void Supervisor::promote(Slot& slot) {
   old.killTimer.expires_after(config_.stop.timeout);
   old.killTimer.async_wait([this, &old, what](error_code ec) {
     if (!ec && old.pid > 0) {
-      logLine("cluster " + std::to_string(old.cluster) + "'s replaced worker (pid " +
-              std::to_string(old.pid) + ") did not exit within " +
-              formatDuration(config_.stop.timeout) + " of " + what + "; sending SIGKILL");
+      logWarning("cluster " + std::to_string(old.cluster) + "'s replaced worker (pid " +
+                 std::to_string(old.pid) + ") did not exit within " +
+                 formatDuration(config_.stop.timeout) + " of " + what + "; sending SIGKILL");
       ::kill(-old.pid, SIGKILL);
     }
   });
@@ -2270,6 +2289,7 @@ void Supervisor::applyScale(std::uint32_t from, std::uint32_t to) {
         slot.lifecycle = WorkerLifecycle(config_.restart, config_.start.ready);
         slot.lastExit.clear();
         slot.lastExitNote.clear();
+        slot.lastExitReason.clear();
         slot.lastExitSucceeded = true;
       } else {
         slots_.push_back(std::make_unique<Slot>(io_, id, config_));

@@ -136,6 +136,7 @@ class Supervisor final : private FrameSink {
     bool lastExitSucceeded = true;       // the last exit counted as a success
     std::string lastExit;                // "exited with status 3", "was killed by SIGKILL"
     std::string lastExitNote;            // the whole exit line after "cluster N (pid P) "
+    std::string lastExitReason;          // as counted in the metrics: "hung", "start_timeout"…
     std::uint64_t eventsIn = 0;          // events this cluster's workers sent
     std::uint64_t eventsOut = 0;         // events queued for this cluster's workers
     std::uint64_t bytesIn = 0;           // bytes of those events
@@ -158,6 +159,8 @@ class Supervisor final : private FrameSink {
     boost::asio::steady_timer startTimer;    // start.timeout
     boost::asio::steady_timer heartbeatTimer;
     boost::asio::steady_timer closedTimer;  // kExitAfterClose after its connection closed
+    // When restartTimer fires, while it waits.
+    std::optional<Clock::time_point> nextStartAt;
   };
 
   void onFrame(WorkerConnection& connection, const wire::Header& header,

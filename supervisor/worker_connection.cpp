@@ -5,8 +5,6 @@
 #include <sys/ioctl.h>
 
 #include <algorithm>
-#include <iterator>
-#include <utility>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/buffer.hpp>
@@ -37,26 +35,20 @@ bool WriteBatch::defer(std::shared_ptr<WorkerConnection> connection) {
   if (!open_) {
     return false;
   }
+  if (hold_) {
+    if (later_.empty()) {
+      // After the handlers already queued: the other reads that came in with this one.
+      asio::post(connection->socket_.get_executor(), [this] { endTurn(); });
+    }
+    later_.push_back(std::move(connection));
+    return true;
+  }
   due_.push_back(std::move(connection));
   return true;
 }
 
 void WriteBatch::endRead() {
   open_ = false;
-  const bool hold = std::exchange(hold_, false);
-  if (due_.empty()) {
-    return;
-  }
-  if (hold) {
-    if (later_.empty()) {
-      // After the handlers already queued: the other reads that came in with this one.
-      asio::post(due_.front()->socket_.get_executor(), [this] { endTurn(); });
-    }
-    later_.insert(later_.end(), std::make_move_iterator(due_.begin()),
-                  std::make_move_iterator(due_.end()));
-    due_.clear();
-    return;
-  }
   writeAll(due_);
 }
 

@@ -74,11 +74,11 @@ class WorkerConnection;
 // The next hop's worker is woken as soon as the supervisor knows what to send it, without the
 // trips through the event loop that waking a write loop costs (nor the event loop's poll and the
 // next read's attempt, which come before a handler posted for later). The exception is fan-in that
-// is known to be one: acknowledgements that do not complete their wait (hold()) go out once the
-// handlers already queued have run (the other reads that arrived with this one), so the waiter is
-// woken once for all the acknowledgements of a turn of the event loop, not once for each; the one
-// that completes the wait is written at once (unless others held in this turn are ahead of it).
-// One per supervisor (single thread).
+// is known to be one: a waiter's connection noted for an acknowledgement that does not complete
+// its wait (under a Hold) is written once the handlers already queued have run (the other reads
+// that arrived with this one), so the waiter is woken once for all the acknowledgements of a turn
+// of the event loop, not once for each; the one that completes the wait is written at once (unless
+// others held in this turn are ahead of it). One per supervisor (single thread).
 class WriteBatch {
  public:
   // While one lives (with `open`), a small read's frames are being relayed; when it ends, they
@@ -93,10 +93,19 @@ class WriteBatch {
    private:
     WriteBatch& batch_;
   };
+  // While one lives (with `held`), a connection noted is written at the turn's end instead.
+  class Hold {
+   public:
+    Hold(WriteBatch& batch, bool held) : batch_(batch) { batch_.hold_ = held; }
+    ~Hold() { batch_.hold_ = false; }
+    Hold(const Hold&) = delete;
+    Hold& operator=(const Hold&) = delete;
+
+   private:
+    WriteBatch& batch_;
+  };
   // Notes `connection` for the write; false when no Scope is open.
   bool defer(std::shared_ptr<WorkerConnection> connection);
-  // What this read noted waits for the turn's end (acknowledgements of a wait still open).
-  void hold() { hold_ = open_; }
 
  private:
   void endRead();

@@ -103,6 +103,8 @@ BOOST_AUTO_TEST_CASE(status_text_and_json_match_reality_after_starts_crashes_and
     BOOST_TEST(cluster.at("restarts").as_int64() == 0);
     BOOST_TEST(cluster.at("ready").as_bool());
     BOOST_TEST(cluster.at("last_exit").is_null());
+    BOOST_TEST(cluster.at("last_exit_reason").is_null());
+    BOOST_TEST(cluster.at("next_start_ms").is_null());  // a running cluster does not wait
   }
   // A crash: the status shows the new worker, the count and why the old one ended.
   const pid_t crashed = startedPid(*run, 1);
@@ -115,6 +117,7 @@ BOOST_AUTO_TEST_CASE(status_text_and_json_match_reality_after_starts_crashes_and
   BOOST_TEST(cluster1.at("restarts").as_int64() == 1);
   BOOST_TEST(cluster1.at("last_exit").as_string() ==
              "was killed by SIGKILL (possibly out of memory)");
+  BOOST_TEST(cluster1.at("last_exit_reason").as_string() == "signal");
   BOOST_TEST(status.at("totals").as_object().at("running").as_int64() == 3);
   // The text form says the same.
   const auto text = runCli({"status", config.string()});
@@ -126,6 +129,45 @@ BOOST_AUTO_TEST_CASE(status_text_and_json_match_reality_after_starts_crashes_and
       text.output.find("\n1        running  " + std::to_string(replacement)) != std::string::npos,
       text.output);
   BOOST_TEST(text.output.find("was killed by SIGKILL") != std::string::npos, text.output);
+}
+
+BOOST_AUTO_TEST_CASE(status_says_when_a_backing_off_cluster_starts_again_and_why_it_was_stopped) {
+  TempDir dir;
+  // A worker that never connects is stopped at start.timeout, then waits out a long backoff.
+  const auto config = dir.write("bot.toml", R"(command = ["/bin/sh", "-c", "exec sleep 600"]
+clusters = 1
+[start]
+timeout = "1s"
+[restart]
+delay = "30s"
+)");
+  auto run = SupervisorRun::run(config);
+  run->waitForLine("stopped for not becoming ready within");
+  boost::json::object cluster;
+  BOOST_REQUIRE(waitUntil([&] {
+    auto status = statusOf(config);
+    cluster = clusterIn(status, 0);
+    return cluster.at("state").as_string() == "backing-off";
+  }));
+  BOOST_TEST(cluster.at("last_exit_reason").as_string() == "start_timeout");
+  const auto nextStart = cluster.at("next_start_ms").as_int64();
+  BOOST_TEST(nextStart > 20000);  // 30s with jitter, a little of it already gone
+  BOOST_TEST(nextStart <= 30000);
+  const auto text = runCli({"status", config.string()});
+  BOOST_TEST(text.status == 0, text.output);
+  BOOST_TEST(text.output.find("\n0        backing-off (starts in ") != std::string::npos,
+             text.output);
+  BOOST_TEST(text.output.find("(not ready within start.timeout)\n") != std::string::npos,
+             text.output);
+  // A restart request starts it at once: it no longer waits for its backoff.
+  const auto restart = runCli({"restart", config.string(), "0"});
+  BOOST_TEST(restart.status == 0, restart.output);
+  BOOST_REQUIRE(waitUntil([&] {
+    auto status = statusOf(config);
+    cluster = clusterIn(status, 0);
+    return cluster.at("state").as_string() == "starting";
+  }));
+  BOOST_TEST(cluster.at("next_start_ms").is_null());
 }
 
 BOOST_AUTO_TEST_CASE(restart_of_one_cluster_leaves_the_others_pids_unchanged) {

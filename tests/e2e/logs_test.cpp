@@ -125,4 +125,64 @@ BOOST_AUTO_TEST_CASE(stderr_lines_are_prefixed_too) {
   run->waitForLine("[cluster 1] to-stderr-1");
 }
 
+BOOST_AUTO_TEST_CASE(lines_to_the_journal_carry_their_syslog_priority_in_front) {
+  TempDir dir;
+  // The worker writes a line with its own priority, one without, and a warning longer than a
+  // piece (16 KiB), then fails: a crash, restarted (a warning), then a crash loop (an error).
+  const auto config = dir.write("bot.toml", R"(command = ["/bin/sh", "-c", """
+echo '<4>low on memory'
+echo plain >&2
+printf '<3>%020000d\n' 0
+exit 3
+"""]
+clusters = 1
+[restart]
+delay = "10ms"
+limit = 1
+)");
+  // As systemd starts a service whose output goes to the journal: JOURNAL_STREAM names the
+  // device and inode of its standard error (here the test's pipe).
+  SupervisorRun run({"/bin/sh", "-c",
+                     "JOURNAL_STREAM=$(stat -L -c %d:%i /proc/self/fd/2); export JOURNAL_STREAM; "
+                     "exec \"$0\" run \"$1\"",
+                     supervisorBinary().string(), config.string()});
+  run.waitForLine("<4>[cluster 0] low on memory");
+  run.waitForLine([](const std::string& line) { return line == "[cluster 0] plain"; },
+                  "the line without a priority, as it was");
+  run.waitForLine([](const std::string& line) { return line.starts_with("<3>[cluster 0] 000"); },
+                  "the long line's first piece, with its priority");
+  run.waitForLine([](const std::string& line) { return line.starts_with("<3>[cluster 0]+ 000"); },
+                  "the long line's second piece, with the first's priority");
+  run.waitForLine([](const std::string& line) { return line.starts_with("<6>clustervisor: "); },
+                  "an information line of the supervisor's");
+  run.waitForLine(
+      [](const std::string& line) {
+        return line.starts_with("<4>clustervisor: cluster 0 (pid ") &&
+               line.find("exited with status 3") != std::string::npos;
+      },
+      "the first exit, restarted, as a warning");
+  run.waitForLine(
+      [](const std::string& line) {
+        return line.starts_with("<3>clustervisor: error: cluster 0 (pid ") &&
+               line.find("exited with status 3") != std::string::npos;
+      },
+      "the last exit, a crash loop, as an error");
+}
+
+BOOST_AUTO_TEST_CASE(lines_keep_no_priority_where_the_output_is_not_the_journal) {
+  TempDir dir;
+  // JOURNAL_STREAM inherited from elsewhere (a shell started by a service, say) names another
+  // stream: nothing changes.
+  auto run = SupervisorRun::run(dir.write("bot.toml", R"(command = ["/bin/sh", "-c", """
+echo '<4>low on memory'
+exec sleep 600
+"""]
+clusters = 1
+)"),
+                                {"JOURNAL_STREAM=1:1"});
+  run->waitForLine([](const std::string& line) { return line == "[cluster 0] <4>low on memory"; },
+                   "the worker's line as it wrote it");
+  BOOST_TEST(run->linesContaining("<6>").empty());
+}
+
 BOOST_AUTO_TEST_SUITE_END()
