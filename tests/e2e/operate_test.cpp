@@ -626,6 +626,44 @@ BOOST_AUTO_TEST_CASE(a_service_manager_is_told_when_the_bot_is_ready_reloading_a
   ::close(manager);
 }
 
+BOOST_AUTO_TEST_CASE(a_reload_that_removes_the_last_cluster_not_ready_tells_the_manager_ready) {
+  TempDir dir;
+  // Cluster 0 runs the probe and becomes ready; cluster 1 never connects.
+  const auto write = [&](int clusters) {
+    return dir.write(
+        "bot.toml",
+        R"(command = ["/bin/sh", "-c", 'if [ "$CLUSTERVISOR_CLUSTER_ID" = 0 ]; then exec "$0"; fi; )"
+        R"(exec sleep 600', ")" +
+            probeWorkerBinary().string() + "\"]\nclusters = " + std::to_string(clusters) +
+            "\nenvironment = { PROBE_MODE = \"basic\", PROBE_DIR = \"" + dir.path().string() +
+            "\" }\n[start]\ntimeout = \"60s\"\n");
+  };
+  const auto config = write(2);
+  const auto path = dir.path() / "notify.sock";
+  const int manager = bindUnixSocket(path, SOCK_DGRAM);
+  auto run = SupervisorRun::run(config, {"NOTIFY_SOCKET=" + path.string()});
+  waitReady(*run, 0);
+  // One request through the event loop after the ready line: whatever it sent for that is sent.
+  const auto status = statusOf(config);
+  BOOST_TEST(status.at("clusters").as_array().at(1).as_object().at("state").as_string() ==
+             "starting");
+  pollfd nothing{manager, POLLIN, 0};
+  BOOST_TEST(::poll(&nothing, 1, 0) == 0);  // not ready: cluster 1 is not
+  write(1);
+  const auto reload = runCli({"reload", config.string()});
+  BOOST_TEST(reload.status == 0, reload.output);
+  pollfd ready{manager, POLLIN, 0};
+  BOOST_REQUIRE_MESSAGE(::poll(&ready, 1, 20000) == 1, "no message from the supervisor");
+  char buffer[4096];
+  const ssize_t n = ::recv(manager, buffer, sizeof buffer, 0);
+  BOOST_REQUIRE(n > 0);
+  BOOST_TEST(std::string(buffer, static_cast<std::size_t>(n)) ==
+             "READY=1\nSTATUS=all 1 clusters ready\nMAINPID=" + std::to_string(run->pid()));
+  run->signal(SIGTERM);
+  BOOST_TEST(run->waitExit(30s).value_or(-1) == 0, run->transcript());
+  ::close(manager);
+}
+
 BOOST_AUTO_TEST_CASE(the_service_managers_watchdog_is_fed_from_the_event_loop) {
   // WatchdogSec=200ms: WATCHDOG_USEC=200000, a WATCHDOG=1 about every 100ms.
   TempDir dir;
