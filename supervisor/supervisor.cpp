@@ -620,15 +620,21 @@ void Supervisor::tellReadyOnce() {
   }
   // Every cluster ready, or exited for good (not restarted by its policy): nothing more to wait
   // for.
+  std::uint32_t ready = 0;
   for (std::uint32_t id = 0; id < clusters(); ++id) {
     const auto state = slots_[id]->lifecycle.state();
     if (state != WorkerState::kRunning && state != WorkerState::kExited) {
       return;
     }
+    ready += state == WorkerState::kRunning ? 1 : 0;
   }
   toldReady_ = true;
-  notifier_.send("READY=1\nSTATUS=all " + std::to_string(clusters()) +
-                 " clusters ready\nMAINPID=" + std::to_string(::getpid()));
+  const std::string status = ready < clusters()
+                                 ? std::to_string(ready) + " of " + std::to_string(clusters()) +
+                                       " clusters ready; the others exited"
+                             : ready == 1 ? "1 cluster ready"
+                                          : "all " + std::to_string(ready) + " clusters ready";
+  notifier_.send("READY=1\nSTATUS=" + status + "\nMAINPID=" + std::to_string(::getpid()));
 }
 
 void Supervisor::onReady(Slot& slot) {

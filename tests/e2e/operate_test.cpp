@@ -658,7 +658,7 @@ BOOST_AUTO_TEST_CASE(a_reload_that_removes_the_last_cluster_not_ready_tells_the_
   const ssize_t n = ::recv(manager, buffer, sizeof buffer, 0);
   BOOST_REQUIRE(n > 0);
   BOOST_TEST(std::string(buffer, static_cast<std::size_t>(n)) ==
-             "READY=1\nSTATUS=all 1 clusters ready\nMAINPID=" + std::to_string(run->pid()));
+             "READY=1\nSTATUS=1 cluster ready\nMAINPID=" + std::to_string(run->pid()));
   run->signal(SIGTERM);
   BOOST_TEST(run->waitExit(30s).value_or(-1) == 0, run->transcript());
   ::close(manager);
