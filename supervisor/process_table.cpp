@@ -64,7 +64,8 @@ std::optional<ProcessInfo> parseStat(std::string_view stat) {
       !parseNumber(stat.substr(0, open), info.pid)) {
     return std::nullopt;
   }
-  // After ") ": field 3 (state), 4 (ppid), ... 22 (starttime).
+  // After ") ": field 3 (state), 4 (ppid), ... 14 (utime), 15 (stime), ... 22 (starttime), 23
+  // (vsize), 24 (rss).
   std::string_view rest = stat.substr(close + 1);
   int field = 2;
   while (!rest.empty()) {
@@ -84,14 +85,25 @@ std::optional<ProcessInfo> parseStat(std::string_view stat) {
       if (!parseNumber(token, info.parent)) {
         return std::nullopt;
       }
+    } else if (field == 14 || field == 15) {
+      std::uint64_t ticks = 0;
+      if (!parseNumber(token, ticks)) {
+        return std::nullopt;
+      }
+      info.cpuTicks += ticks;
     } else if (field == 22) {
       if (!parseNumber(token, info.startTime)) {
         return std::nullopt;
       }
+    } else if (field == 24) {
+      // A negative rss (never seen, but the field is signed) counts as none.
+      if (!parseNumber(token, info.residentPages)) {
+        info.residentPages = 0;
+      }
       return info;
     }
   }
-  return std::nullopt;
+  return field >= 22 ? std::optional<ProcessInfo>(info) : std::nullopt;
 }
 
 std::optional<ProcessInfo> readProcess(pid_t pid) {
@@ -100,6 +112,17 @@ std::optional<ProcessInfo> readProcess(pid_t pid) {
     return std::nullopt;
   }
   return parseStat(*text);
+}
+
+std::optional<ResourceUse> resourceUseOf(pid_t pid) {
+  const auto info = readProcess(pid);
+  if (!info) {
+    return std::nullopt;
+  }
+  static const auto pageSize = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+  static const auto ticksPerSecond = static_cast<std::uint64_t>(::sysconf(_SC_CLK_TCK));
+  return ResourceUse{info->residentPages * pageSize,
+                     ticksPerSecond > 0 ? info->cpuTicks * 1000 / ticksPerSecond : 0};
 }
 
 bool anyThreadInKernelWait(pid_t pid) {

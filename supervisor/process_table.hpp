@@ -23,6 +23,8 @@ struct ProcessInfo {
   pid_t parent = 0;
   std::uint64_t startTime = 0;  // clock ticks after boot (field 22 of /proc/<pid>/stat)
   char state = '?';
+  std::uint64_t cpuTicks = 0;       // user and system time, in clock ticks (fields 14 and 15)
+  std::uint64_t residentPages = 0;  // resident set size, in pages (field 24)
 };
 
 // Parses the text of /proc/<pid>/stat. The command name may contain spaces and parentheses, so
@@ -30,6 +32,13 @@ struct ProcessInfo {
 std::optional<ProcessInfo> parseStat(std::string_view stat);
 
 std::optional<ProcessInfo> readProcess(pid_t pid);
+// A process's resident memory and the CPU time it used so far (user and system), from
+// readProcess(); nullopt if it is gone.
+struct ResourceUse {
+  std::uint64_t residentBytes = 0;
+  std::uint64_t cpuMilliseconds = 0;
+};
+std::optional<ResourceUse> resourceUseOf(pid_t pid);
 // This process, from /proc/self: its pid there is getpid() only when /proc belongs to this
 // process's pid namespace.
 std::optional<ProcessInfo> readSelf();

@@ -29,6 +29,16 @@ BOOST_AUTO_TEST_CASE(parses_parent_state_and_start_time) {
   BOOST_TEST(info->parent == 17);
   BOOST_TEST(info->state == 'S');
   BOOST_TEST(info->startTime == 98765u);
+  BOOST_TEST(info->cpuTicks == 3u);         // utime 1 + stime 2
+  BOOST_TEST(info->residentPages == 200u);  // rss
+}
+
+BOOST_AUTO_TEST_CASE(a_stat_line_that_ends_after_the_start_time_still_parses_without_memory) {
+  const auto info = parseStat("9 (bot) S 1 9 9 0 -1 4194560 120 0 0 0 5 7 0 0 20 0 3 0 4321");
+  BOOST_REQUIRE(info.has_value());
+  BOOST_TEST(info->startTime == 4321u);
+  BOOST_TEST(info->cpuTicks == 12u);
+  BOOST_TEST(info->residentPages == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(a_command_name_with_spaces_and_parentheses_does_not_shift_fields) {

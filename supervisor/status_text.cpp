@@ -57,6 +57,27 @@ std::string text(const json::object& object, std::string_view key) {
   return "-";
 }
 
+// Resident memory as `ps` and `top` round it: "512KiB", "45.2MiB", "1.3GiB".
+std::string formatMemory(std::uint64_t bytes) {
+  constexpr std::uint64_t kKiB = 1024;
+  constexpr std::uint64_t kMiB = kKiB * 1024;
+  constexpr std::uint64_t kGiB = kMiB * 1024;
+  const auto tenths = [](std::uint64_t value, std::uint64_t unit, const char* suffix) {
+    const std::uint64_t t = (value * 10 + unit / 2) / unit;
+    return std::to_string(t / 10) + "." + std::to_string(t % 10) + suffix;
+  };
+  if (bytes >= kGiB) {
+    return tenths(bytes, kGiB, "GiB");
+  }
+  if (bytes >= kMiB) {
+    return tenths(bytes, kMiB, "MiB");
+  }
+  if (bytes >= kKiB) {
+    return std::to_string((bytes + kKiB / 2) / kKiB) + "KiB";
+  }
+  return std::to_string(bytes) + "B";
+}
+
 // The status answer's last_exit_reason, where the supervisor stopped the worker, in words.
 std::string stopCause(std::string_view reason) {
   if (reason == "start_timeout") {
@@ -112,9 +133,9 @@ std::string formatStatus(const json::object& status) {
   }
   out += "\n";
 
-  const std::vector<std::string> header = {"CLUSTER",  "STATE",    "PID",           "UPTIME",
-                                           "RESTARTS", "READY",    "EVENTS IN/OUT", "QUEUED",
-                                           "HELD",     "LAST EXIT"};
+  const std::vector<std::string> header = {"CLUSTER",       "STATE",  "PID",      "UPTIME",
+                                           "MEM",           "CPU",    "RESTARTS", "READY",
+                                           "EVENTS IN/OUT", "QUEUED", "HELD",     "LAST EXIT"};
   std::vector<std::vector<std::string>> rows{header};
   const json::value* clusters = field(status, "clusters");
   if (clusters != nullptr && clusters->is_array()) {
@@ -145,8 +166,11 @@ std::string formatStatus(const json::object& status) {
       if (const auto why = stopCause(text(c, "last_exit_reason")); !why.empty()) {
         lastExit += " (" + why + ")";
       }
+      const auto rss = number(c, "rss_bytes");
+      const auto cpu = number(c, "cpu_ms");
       rows.push_back({text(c, "id"), state, text(c, "pid"), up >= 0 ? formatUptime(up) : "-",
-                      text(c, "restarts"), text(c, "ready"),
+                      rss >= 0 ? formatMemory(static_cast<std::uint64_t>(rss)) : "-",
+                      cpu >= 0 ? formatUptime(cpu) : "-", text(c, "restarts"), text(c, "ready"),
                       text(c, "events_in") + "/" + text(c, "events_out"),
                       queued >= 0 ? config::formatSize(static_cast<std::uint64_t>(queued)) : "-",
                       text(c, "held_events"), lastExit});

@@ -12,6 +12,7 @@ BOOST_AUTO_TEST_CASE(formats_one_row_per_cluster_in_aligned_columns) {
     "totals":{"clusters":2,"running":1,"events_in":7,"events_out":9,"dropped_events":0},
     "clusters":[
       {"id":0,"state":"running","pid":101,"uptime_ms":64000,"restarts":0,"ready":true,
+       "rss_bytes":47395635,"cpu_ms":2300,
        "events_in":7,"events_out":2,"queued_bytes":0,"held_events":0,"last_exit":null},
       {"id":1,"state":"backing-off","pid":null,"uptime_ms":null,"restarts":3,"ready":false,
        "events_in":0,"events_out":7,"queued_bytes":2048,"held_events":4,
@@ -21,18 +22,20 @@ BOOST_AUTO_TEST_CASE(formats_one_row_per_cluster_in_aligned_columns) {
   BOOST_TEST(clustervisor::formatStatus(status) ==
              "bot: supervisor pid 100, up 1m5s; 1 of 2 clusters running; events 7 in, 9 out, 0 "
              "dropped\n"
-             "CLUSTER  STATE        PID  UPTIME  RESTARTS  READY  EVENTS IN/OUT  QUEUED  HELD  "
-             "LAST EXIT\n"
-             "0        running      101  1m4s    0         yes    7/2            0B      0     -\n"
-             "1        backing-off  -    -       3         no     0/7            2KiB    4     "
-             "exited with status 3\n");
+             "CLUSTER  STATE        PID  UPTIME  MEM      CPU   RESTARTS  READY  EVENTS IN/OUT  "
+             "QUEUED  HELD  LAST EXIT\n"
+             "0        running      101  1m4s    45.2MiB  2.3s  0         yes    7/2            "
+             "0B      0     -\n"
+             "1        backing-off  -    -       -        -     3         no     0/7            "
+             "2KiB    4     exited with status 3\n");
 }
 
 BOOST_AUTO_TEST_CASE(missing_fields_show_as_dashes) {
   const auto status = boost::json::parse(R"({"clusters":[{"id":0}], "stopping":true})").as_object();
   const auto text = clustervisor::formatStatus(status);
   BOOST_TEST(text.find("-: supervisor pid -; stopping\n") == 0u, text);
-  BOOST_TEST(text.find("\n0        -      -    -       -         -      -/-") != std::string::npos,
+  BOOST_TEST(text.find("\n0        -      -    -       -    -    -         -      -/-") !=
+                 std::string::npos,
              text);
 }
 

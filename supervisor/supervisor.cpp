@@ -1596,6 +1596,10 @@ boost::json::object Supervisor::status() const {
       c["pid"] = nullptr;
       c["uptime_ms"] = nullptr;
     }
+    // The worker process's own memory and CPU time (not those of processes it started).
+    const auto usage = slot->pid > 0 ? resourceUseOf(slot->pid) : std::nullopt;
+    c["rss_bytes"] = usage ? json::value(usage->residentBytes) : json::value(nullptr);
+    c["cpu_ms"] = usage ? json::value(usage->cpuMilliseconds) : json::value(nullptr);
     c["restarts"] = slot->lifecycle.restarts();
     c["last_exit"] = slot->lastExit.empty() ? json::value(nullptr) : json::value(slot->lastExit);
     c["last_exit_reason"] =
@@ -1734,6 +1738,27 @@ std::string Supervisor::metricsText() const {
              [&](const Slot& slot) {
                return std::uint64_t{slot.removed ? 0u : held_.heldMessages(slot.id)};
              });
+  // The worker processes' own memory and CPU time, read from /proc now (a cluster without a
+  // worker has no sample).
+  std::vector<std::pair<const Slot*, ResourceUse>> used;
+  for (const Slot* slot : shown) {
+    if (slot->pid > 0) {
+      if (const auto use = resourceUseOf(slot->pid)) {
+        used.emplace_back(slot, *use);
+      }
+    }
+  }
+  out.family("clustervisor_cluster_resident_bytes", "gauge",
+             "Resident memory of the cluster's worker process (not of processes it started).");
+  for (const auto& [slot, use] : used) {
+    out.sample({{"cluster", id(*slot)}}, use.residentBytes);
+  }
+  out.family("clustervisor_cluster_cpu_seconds_total", "counter",
+             "User and system CPU time of the cluster's current worker process (from zero again "
+             "when a new worker starts).");
+  for (const auto& [slot, use] : used) {
+    out.sample({{"cluster", id(*slot)}}, static_cast<double>(use.cpuMilliseconds) / 1000.0);
+  }
   out.family("clustervisor_dropped_events_total", "counter",
              "Events dropped, by reason: outbox_full, hold_full, hold_expired, unknown_target, "
              "removed (held for a cluster a reload removed).");

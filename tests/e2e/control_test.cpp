@@ -11,7 +11,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <memory>
 #include <vector>
 
@@ -105,6 +107,16 @@ BOOST_AUTO_TEST_CASE(status_text_and_json_match_reality_after_starts_crashes_and
     BOOST_TEST(cluster.at("last_exit").is_null());
     BOOST_TEST(cluster.at("last_exit_reason").is_null());
     BOOST_TEST(cluster.at("next_start_ms").is_null());  // a running cluster does not wait
+    // The worker's own memory, as its /proc/PID/statm says (in pages), and CPU time.
+    std::ifstream statm("/proc/" + std::to_string(cluster.at("pid").as_int64()) + "/statm");
+    long pages = 0;
+    long resident = 0;
+    BOOST_REQUIRE(statm >> pages >> resident);
+    const auto rss = cluster.at("rss_bytes").as_int64();
+    BOOST_TEST(rss > 0);
+    // Taken a moment apart: within a quarter of each other.
+    BOOST_TEST(std::abs(rss - resident * ::sysconf(_SC_PAGESIZE)) < rss / 4);
+    BOOST_TEST(cluster.at("cpu_ms").as_int64() >= 0);
   }
   // A crash: the status shows the new worker, the count and why the old one ended.
   const pid_t crashed = startedPid(*run, 1);
@@ -150,6 +162,8 @@ delay = "30s"
     return cluster.at("state").as_string() == "backing-off";
   }));
   BOOST_TEST(cluster.at("last_exit_reason").as_string() == "start_timeout");
+  BOOST_TEST(cluster.at("rss_bytes").is_null());  // no worker runs meanwhile
+  BOOST_TEST(cluster.at("cpu_ms").is_null());
   const auto nextStart = cluster.at("next_start_ms").as_int64();
   BOOST_TEST(nextStart > 20000);  // 30s with jitter, a little of it already gone
   BOOST_TEST(nextStart <= 30000);

@@ -808,7 +808,8 @@ BOOST_AUTO_TEST_CASE(the_metrics_endpoint_serves_prometheus_text_to_curl) {
        {"clustervisor_cluster_state", "clustervisor_cluster_restarts_total",
         "clustervisor_cluster_exits_total", "clustervisor_cluster_events_received_total",
         "clustervisor_cluster_delivered_bytes_total", "clustervisor_cluster_outbox_bytes",
-        "clustervisor_cluster_held_events", "clustervisor_dropped_events_total",
+        "clustervisor_cluster_held_events", "clustervisor_cluster_resident_bytes",
+        "clustervisor_cluster_cpu_seconds_total", "clustervisor_dropped_events_total",
         "clustervisor_waits_opened_total", "clustervisor_waits_ended_early_total",
         "clustervisor_supervisor_resident_bytes", "clustervisor_supervisor_open_fds"}) {
     BOOST_TEST(families.count(family) == 1u, family);
@@ -818,6 +819,13 @@ BOOST_AUTO_TEST_CASE(the_metrics_endpoint_serves_prometheus_text_to_curl) {
   BOOST_TEST(values["clustervisor_cluster_restarts_total{cluster=\"1\"}"] == "1");
   BOOST_TEST(values["clustervisor_cluster_exits_total{cluster=\"1\",reason=\"failure\"}"] == "1");
   BOOST_TEST(std::stol(values["clustervisor_supervisor_resident_bytes"]) > 0);
+  // Each running worker's memory, as /proc gives it, and its CPU time (a number of seconds).
+  for (const char* cluster : {"0", "1"}) {
+    const std::string labels = std::string("{cluster=\"") + cluster + "\"}";
+    BOOST_TEST(std::stol(values["clustervisor_cluster_resident_bytes" + labels]) > 0, cluster);
+    BOOST_TEST(std::stod(values["clustervisor_cluster_cpu_seconds_total" + labels]) >= 0.0,
+               cluster);
+  }
   // Anything but GET /metrics: the right status, and the supervisor unharmed.
   SupervisorRun missing({"curl", "--silent", "--output", "/dev/null", "--write-out", "%{http_code}",
                          "http://" + address + "/nope"});
