@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "metrics.hpp"
 
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 
@@ -68,9 +69,10 @@ void MetricsText::sample(std::initializer_list<Label> labelList, double value) {
   } else if (std::isinf(value)) {
     text_ += value > 0 ? "+Inf" : "-Inf";
   } else {
+    // The shortest text that reads back as the same double: 2.3, not 2.2999999999999998.
     char number[32];
-    std::snprintf(number, sizeof number, "%.17g", value);
-    text_ += number;
+    const auto end = std::to_chars(number, number + sizeof number, value).ptr;
+    text_.append(number, end);
   }
   text_ += '\n';
 }

@@ -39,9 +39,10 @@ BOOST_AUTO_TEST_CASE(writes_doubles_exactly_and_special_values_by_name) {
   MetricsText out;
   out.family("m", "gauge", "h");
   out.sample(0.5);
+  out.sample(2.3);
   out.sample(std::numeric_limits<double>::infinity());
   out.sample(std::nan(""));
-  BOOST_TEST(out.text() == "# HELP m h\n# TYPE m gauge\nm 0.5\nm +Inf\nm NaN\n");
+  BOOST_TEST(out.text() == "# HELP m h\n# TYPE m gauge\nm 0.5\nm 2.3\nm +Inf\nm NaN\n");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

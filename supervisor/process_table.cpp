@@ -116,11 +116,14 @@ std::optional<ProcessInfo> readProcess(pid_t pid) {
 
 std::optional<ResourceUse> resourceUseOf(pid_t pid) {
   const auto info = readProcess(pid);
-  if (!info) {
+  // A zombie (exited, not reaped yet, or its main thread gone while others run) shows no memory:
+  // not a figure to report.
+  if (!info || info->state == 'Z' || info->state == 'X') {
     return std::nullopt;
   }
-  static const auto pageSize = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
-  static const auto ticksPerSecond = static_cast<std::uint64_t>(::sysconf(_SC_CLK_TCK));
+  static const auto pageSize = static_cast<std::uint64_t>(std::max(::sysconf(_SC_PAGESIZE), 0L));
+  static const auto ticksPerSecond =
+      static_cast<std::uint64_t>(std::max(::sysconf(_SC_CLK_TCK), 0L));
   return ResourceUse{info->residentPages * pageSize,
                      ticksPerSecond > 0 ? info->cpuTicks * 1000 / ticksPerSecond : 0};
 }

@@ -32,8 +32,8 @@ struct ProcessInfo {
 std::optional<ProcessInfo> parseStat(std::string_view stat);
 
 std::optional<ProcessInfo> readProcess(pid_t pid);
-// A process's resident memory and the CPU time it used so far (user and system), from
-// readProcess(); nullopt if it is gone.
+// A process's resident memory and the CPU time it used so far (user and system, not its
+// children's), from readProcess(); nullopt if it is gone or a zombie.
 struct ResourceUse {
   std::uint64_t residentBytes = 0;
   std::uint64_t cpuMilliseconds = 0;

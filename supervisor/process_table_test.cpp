@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/sysmacros.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -31,6 +33,47 @@ BOOST_AUTO_TEST_CASE(parses_parent_state_and_start_time) {
   BOOST_TEST(info->startTime == 98765u);
   BOOST_TEST(info->cpuTicks == 3u);         // utime 1 + stime 2
   BOOST_TEST(info->residentPages == 200u);  // rss
+}
+
+BOOST_AUTO_TEST_CASE(resource_use_agrees_with_getrusage_and_a_zombie_has_none) {
+  const auto usedMs = [] {
+    rusage self{};
+    ::getrusage(RUSAGE_SELF, &self);
+    return (self.ru_utime.tv_sec + self.ru_stime.tv_sec) * 1000L +
+           (self.ru_utime.tv_usec + self.ru_stime.tv_usec) / 1000L;
+  };
+  // Some CPU time of this process's own, so a unit error (ticks for milliseconds) shows.
+  volatile std::uint64_t spin = 0;
+  const long start = usedMs();
+  while (usedMs() - start < 300) {
+    for (int i = 0; i < 100000; ++i) {
+      spin = spin + static_cast<std::uint64_t>(i);
+    }
+  }
+  const auto use = clustervisor::resourceUseOf(::getpid());
+  const long after = usedMs();
+  BOOST_REQUIRE(use.has_value());
+  // /proc counts in clock ticks (10 ms at the usual 100 per second).
+  BOOST_TEST(static_cast<long>(use->cpuMilliseconds) >= start + 300 - 30);
+  BOOST_TEST(static_cast<long>(use->cpuMilliseconds) <= after + 30);
+  rusage self{};
+  ::getrusage(RUSAGE_SELF, &self);
+  BOOST_TEST(use->residentBytes > 0u);
+  BOOST_TEST(use->residentBytes <= static_cast<std::uint64_t>(self.ru_maxrss) * 1024u);
+  // A child that exited and is not reaped yet: a zombie, which has nothing to report.
+  const pid_t child = ::fork();
+  BOOST_REQUIRE(child >= 0);
+  if (child == 0) {
+    ::_exit(0);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (clustervisor::readProcess(child).value_or(clustervisor::ProcessInfo{}).state != 'Z' &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  BOOST_TEST(!clustervisor::resourceUseOf(child).has_value());
+  ::waitpid(child, nullptr, 0);
+  BOOST_TEST(!clustervisor::resourceUseOf(child).has_value());  // gone
 }
 
 BOOST_AUTO_TEST_CASE(a_stat_line_that_ends_after_the_start_time_still_parses_without_memory) {

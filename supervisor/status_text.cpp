@@ -11,6 +11,27 @@ namespace clustervisor {
 
 namespace json = boost::json;
 
+std::string formatMemory(std::uint64_t bytes) {
+  constexpr std::uint64_t kKiB = 1024;
+  if (bytes < kKiB) {
+    return std::to_string(bytes) + "B";
+  }
+  // Whole KiB below 1 MiB; then tenths of the largest unit the rounded figure stays under 1024 of.
+  const std::uint64_t kib = (bytes + kKiB / 2) / kKiB;
+  if (kib < kKiB) {
+    return std::to_string(kib) + "KiB";
+  }
+  const char* suffix = "MiB";
+  std::uint64_t unit = kKiB * kKiB;
+  std::uint64_t tenths = (bytes * 10 + unit / 2) / unit;
+  if (tenths >= 10 * kKiB) {
+    suffix = "GiB";
+    unit *= kKiB;
+    tenths = (bytes * 10 + unit / 2) / unit;
+  }
+  return std::to_string(tenths / 10) + "." + std::to_string(tenths % 10) + suffix;
+}
+
 std::string formatUptime(std::int64_t ms) {
   char text[48];
   if (ms < 1000) {
@@ -55,27 +76,6 @@ std::string text(const json::object& object, std::string_view key) {
     return v->get_bool() ? "yes" : "no";
   }
   return "-";
-}
-
-// Resident memory as `ps` and `top` round it: "512KiB", "45.2MiB", "1.3GiB".
-std::string formatMemory(std::uint64_t bytes) {
-  constexpr std::uint64_t kKiB = 1024;
-  constexpr std::uint64_t kMiB = kKiB * 1024;
-  constexpr std::uint64_t kGiB = kMiB * 1024;
-  const auto tenths = [](std::uint64_t value, std::uint64_t unit, const char* suffix) {
-    const std::uint64_t t = (value * 10 + unit / 2) / unit;
-    return std::to_string(t / 10) + "." + std::to_string(t % 10) + suffix;
-  };
-  if (bytes >= kGiB) {
-    return tenths(bytes, kGiB, "GiB");
-  }
-  if (bytes >= kMiB) {
-    return tenths(bytes, kMiB, "MiB");
-  }
-  if (bytes >= kKiB) {
-    return std::to_string((bytes + kKiB / 2) / kKiB) + "KiB";
-  }
-  return std::to_string(bytes) + "B";
 }
 
 // The status answer's last_exit_reason, where the supervisor stopped the worker, in words.

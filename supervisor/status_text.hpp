@@ -13,6 +13,9 @@ namespace clustervisor {
 
 std::string formatStatus(const boost::json::object& status);
 
+// Resident memory: "900B", "512KiB", "45.2MiB", "1.3GiB" (whole KiB below 1 MiB, tenths above).
+std::string formatMemory(std::uint64_t bytes);
+
 // "1h2m", "3m4s", "5.2s", "340ms"
 std::string formatUptime(std::int64_t milliseconds);
 

@@ -79,6 +79,17 @@ BOOST_AUTO_TEST_CASE(shows_when_a_waiting_cluster_starts_and_why_its_worker_was_
   BOOST_TEST(text.find("exited with status 1\n") != std::string::npos, text);
 }
 
+BOOST_AUTO_TEST_CASE(memory_reads_in_the_unit_it_stays_under_1024_of) {
+  using clustervisor::formatMemory;
+  BOOST_TEST(formatMemory(900) == "900B");
+  BOOST_TEST(formatMemory(1024) == "1KiB");
+  BOOST_TEST(formatMemory(512 * 1024) == "512KiB");
+  BOOST_TEST(formatMemory(1048064) == "1.0MiB");  // 1023.5 KiB rounds up into MiB
+  BOOST_TEST(formatMemory(47395635) == "45.2MiB");
+  BOOST_TEST(formatMemory(1073699021) == "1.0GiB");  // 1023.96 MiB
+  BOOST_TEST(formatMemory(1395864371) == "1.3GiB");
+}
+
 BOOST_AUTO_TEST_CASE(uptimes_read_naturally) {
   BOOST_TEST(clustervisor::formatUptime(340) == "340ms");
   BOOST_TEST(clustervisor::formatUptime(5200) == "5.2s");

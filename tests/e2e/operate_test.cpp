@@ -822,6 +822,8 @@ BOOST_AUTO_TEST_CASE(the_metrics_endpoint_serves_prometheus_text_to_curl) {
   // Each running worker's memory, as /proc gives it, and its CPU time (a number of seconds).
   for (const char* cluster : {"0", "1"}) {
     const std::string labels = std::string("{cluster=\"") + cluster + "\"}";
+    BOOST_REQUIRE(values.contains("clustervisor_cluster_resident_bytes" + labels));
+    BOOST_REQUIRE(values.contains("clustervisor_cluster_cpu_seconds_total" + labels));
     BOOST_TEST(std::stol(values["clustervisor_cluster_resident_bytes" + labels]) > 0, cluster);
     BOOST_TEST(std::stod(values["clustervisor_cluster_cpu_seconds_total" + labels]) >= 0.0,
                cluster);
