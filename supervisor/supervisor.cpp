@@ -618,20 +618,19 @@ void Supervisor::tellReadyOnce() {
   if (toldReady_ || shuttingDown_ || !notifier_.enabled()) {
     return;
   }
-  // Every cluster ready, or exited for good (not restarted by its policy): nothing more to wait
-  // for.
+  // Every cluster ready, or ended for good: nothing more to wait for.
   std::uint32_t ready = 0;
   for (std::uint32_t id = 0; id < clusters(); ++id) {
-    const auto state = slots_[id]->lifecycle.state();
-    if (state != WorkerState::kRunning && state != WorkerState::kExited) {
+    const bool running = slots_[id]->lifecycle.state() == WorkerState::kRunning;
+    if (!running && !endedForGood(*slots_[id])) {
       return;
     }
-    ready += state == WorkerState::kRunning ? 1 : 0;
+    ready += running ? 1 : 0;
   }
   toldReady_ = true;
   const std::string status = ready < clusters()
                                  ? std::to_string(ready) + " of " + std::to_string(clusters()) +
-                                       " clusters ready; the others exited"
+                                       " clusters ready; the others ended"
                              : ready == 1 ? "1 cluster ready"
                                           : "all " + std::to_string(ready) + " clusters ready";
   notifier_.send("READY=1\nSTATUS=" + status + "\nMAINPID=" + std::to_string(::getpid()));
@@ -1397,6 +1396,12 @@ void Supervisor::onExit(Slot& slot, int status) {
   }
 }
 
+bool Supervisor::endedForGood(const Slot& slot) const {
+  const WorkerState state = slot.lifecycle.state();
+  return state == WorkerState::kExited ||
+         (state == WorkerState::kFailed && config_.restart.retryFailedAfter.count() == 0);
+}
+
 void Supervisor::checkAllEnded() {
   // Nothing runs and nothing will start again (exited under on-failure or never, failed without
   // a retry): a supervisor with nothing to supervise ends, so whatever runs it notices. It fails
@@ -1406,14 +1411,12 @@ void Supervisor::checkAllEnded() {
     if (slot->removed) {
       continue;
     }
-    const WorkerState state = slot->lifecycle.state();
-    if (state == WorkerState::kFailed && config_.restart.retryFailedAfter.count() == 0) {
-      anyFailed = true;
-    } else if (state == WorkerState::kExited) {
-      anyFailed = anyFailed || !slot->lastExitSucceeded;
-    } else {
+    if (!endedForGood(*slot)) {
+      tellReadyOnce();  // the one that ended may have been the last the bot waited for
       return;
     }
+    anyFailed =
+        anyFailed || slot->lifecycle.state() == WorkerState::kFailed || !slot->lastExitSucceeded;
   }
   if (anyFailed) {
     exitStatus_ = kExitUnavailable;
@@ -2309,6 +2312,8 @@ void Supervisor::applyScale(std::uint32_t from, std::uint32_t to) {
   boost::json::array started;
   boost::json::array stopping;
   if (to > from) {
+    // The added clusters wait for a shard move under way; none of them is part of one.
+    const bool afterResharding = resharding();
     relay_.resize(to);
     held_.resize(to);
     for (std::uint32_t id = from; id < to; ++id) {
@@ -2325,7 +2330,7 @@ void Supervisor::applyScale(std::uint32_t from, std::uint32_t to) {
       } else {
         slots_.push_back(std::make_unique<Slot>(io_, id, config_));
       }
-      if (!resharding()) {
+      if (!afterResharding) {
         queue_.push(id);
       } else {
         current_->startAfterResharding.push_back(id);
@@ -2522,12 +2527,8 @@ bool Supervisor::advanceRollout() {
                        state == WorkerState::kExited || state == WorkerState::kStopped;
     const bool handOverFailed = !newWorker && !slot.handOverFailure.empty();
     if (handOverFailed || (newWorker && ended)) {
-      const auto list = [](const auto& ids) {
-        std::string text;
-        for (const auto other : ids) {
-          text += (text.empty() ? "" : ", ") + std::to_string(other);
-        }
-        return text.empty() ? std::string("none") : text;
+      const auto list = [](const std::vector<std::uint32_t>& ids) {
+        return ids.empty() ? std::string("none") : listOf(ids);
       };
       std::vector<std::uint32_t> notRestarted(rollout.pending.begin(), rollout.pending.end());
       std::vector<std::uint32_t> inProgress;

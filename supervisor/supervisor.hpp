@@ -247,6 +247,8 @@ class Supervisor final : private FrameSink {
   void maybeFinish();
   void finish();
   void checkAllEnded();
+  // Will not start again by itself: exited under its restart policy, or failed without a retry.
+  bool endedForGood(const Slot& slot) const;
   bool holdFor(std::uint32_t target, std::span<const std::byte> frame);
   void reportExpired(std::uint32_t cluster, std::uint64_t expired);
   void reportOutboxFull(std::uint32_t recipient, std::uint64_t events);

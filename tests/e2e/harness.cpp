@@ -4,6 +4,7 @@
 #include <boost/json/parse.hpp>
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/wait.h>
@@ -450,6 +451,16 @@ int bindUnixSocket(const std::filesystem::path& path, int type) {
   const auto address = unixAddress(path);
   BOOST_REQUIRE(::bind(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0);
   return fd;
+}
+
+std::string receiveDatagram(int fd, std::chrono::milliseconds timeout) {
+  pollfd ready{fd, POLLIN, 0};
+  BOOST_REQUIRE_MESSAGE(::poll(&ready, 1, static_cast<int>(timeout.count())) == 1,
+                        "no datagram within " << timeout.count() << " ms");
+  char buffer[4096];
+  const ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
+  BOOST_REQUIRE(n > 0);
+  return std::string(buffer, static_cast<std::size_t>(n));
 }
 
 CliResult runCli(const std::vector<std::string>& args, std::chrono::milliseconds timeout) {

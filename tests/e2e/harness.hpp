@@ -131,6 +131,9 @@ sockaddr_un unixAddress(const std::filesystem::path& path);
 // A Unix socket of `type` (SOCK_STREAM, SOCK_DGRAM) bound at `path`; fails the test if it
 // cannot be.
 int bindUnixSocket(const std::filesystem::path& path, int type);
+// The next datagram on `fd` (a socket from bindUnixSocket(path, SOCK_DGRAM)); fails the test if
+// none comes within `timeout`.
+std::string receiveDatagram(int fd, std::chrono::milliseconds timeout = 20s);
 
 // `clustervisor status --json CONFIG` of a running supervisor: its result object (fails the test
 // when the command does not succeed).

@@ -73,6 +73,19 @@ long field(const std::string& line, const std::string& key) {
   return std::atol(line.c_str() + at + key.size() + 2);
 }
 
+// A bot whose cluster 0 runs the probe (mode "basic") and whose other clusters run the shell
+// command `others`; `extra` is appended (tables such as [start]).
+std::filesystem::path writeMixedBot(const TempDir& dir, int clusters, const std::string& others,
+                                    const std::string& extra) {
+  return dir.write("bot.toml",
+                   R"(command = ["/bin/sh", "-c", 'if [ "$CLUSTERVISOR_CLUSTER_ID" = 0 ]; )"
+                   R"(then exec "$0"; fi; )" +
+                       others + "', \"" + probeWorkerBinary().string() +
+                       "\"]\nclusters = " + std::to_string(clusters) +
+                       "\nenvironment = { PROBE_MODE = \"basic\", PROBE_DIR = \"" +
+                       dir.path().string() + "\" }\n" + extra);
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(reload_scales_4_to_6_to_3_with_events_flowing_and_totals_updated) {
@@ -597,14 +610,7 @@ BOOST_AUTO_TEST_CASE(a_service_manager_is_told_when_the_bot_is_ready_reloading_a
   const auto config = dir.write("bot.toml", probeConfig(dir, 2, "basic"));
   const auto path = dir.path() / "notify.sock";
   const int manager = bindUnixSocket(path, SOCK_DGRAM);
-  const auto receive = [&] {
-    pollfd ready{manager, POLLIN, 0};
-    BOOST_REQUIRE_MESSAGE(::poll(&ready, 1, 20000) == 1, "no message from the supervisor");
-    char buffer[4096];
-    const ssize_t n = ::recv(manager, buffer, sizeof buffer, 0);
-    BOOST_REQUIRE(n > 0);
-    return std::string(buffer, static_cast<std::size_t>(n));
-  };
+  const auto receive = [&] { return receiveDatagram(manager); };
   auto run = SupervisorRun::run(config, {"NOTIFY_SOCKET=" + path.string()});
   const auto ready = receive();
   BOOST_TEST(ready ==
@@ -630,13 +636,7 @@ BOOST_AUTO_TEST_CASE(a_reload_that_removes_the_last_cluster_not_ready_tells_the_
   TempDir dir;
   // Cluster 0 runs the probe and becomes ready; cluster 1 never connects.
   const auto write = [&](int clusters) {
-    return dir.write(
-        "bot.toml",
-        R"(command = ["/bin/sh", "-c", 'if [ "$CLUSTERVISOR_CLUSTER_ID" = 0 ]; then exec "$0"; fi; )"
-        R"(exec sleep 600', ")" +
-            probeWorkerBinary().string() + "\"]\nclusters = " + std::to_string(clusters) +
-            "\nenvironment = { PROBE_MODE = \"basic\", PROBE_DIR = \"" + dir.path().string() +
-            "\" }\n[start]\ntimeout = \"60s\"\n");
+    return writeMixedBot(dir, clusters, "exec sleep 600", "[start]\ntimeout = \"60s\"\n");
   };
   const auto config = write(2);
   const auto path = dir.path() / "notify.sock";
@@ -652,14 +652,38 @@ BOOST_AUTO_TEST_CASE(a_reload_that_removes_the_last_cluster_not_ready_tells_the_
   write(1);
   const auto reload = runCli({"reload", config.string()});
   BOOST_TEST(reload.status == 0, reload.output);
-  pollfd ready{manager, POLLIN, 0};
-  BOOST_REQUIRE_MESSAGE(::poll(&ready, 1, 20000) == 1, "no message from the supervisor");
-  char buffer[4096];
-  const ssize_t n = ::recv(manager, buffer, sizeof buffer, 0);
-  BOOST_REQUIRE(n > 0);
-  BOOST_TEST(std::string(buffer, static_cast<std::size_t>(n)) ==
+  BOOST_TEST(receiveDatagram(manager) ==
              "READY=1\nSTATUS=1 cluster ready\nMAINPID=" + std::to_string(run->pid()));
   run->signal(SIGTERM);
+  BOOST_TEST(run->waitExit(30s).value_or(-1) == 0, run->transcript());
+  ::close(manager);
+}
+
+BOOST_AUTO_TEST_CASE(a_cluster_that_ends_for_good_counts_as_done_for_the_managers_ready) {
+  TempDir dir;
+  // Once cluster 0 is ready, cluster 1 exits with status 0, which restart.policy = "on-failure"
+  // does not restart.
+  const auto config =
+      writeMixedBot(dir, 2, "while [ ! -e \"$PROBE_DIR/go\" ]; do sleep 0.05; done; exit 0",
+                    "[restart]\npolicy = \"on-failure\"\n");
+  const auto path = dir.path() / "notify.sock";
+  const int manager = bindUnixSocket(path, SOCK_DGRAM);
+  auto run = SupervisorRun::run(config, {"NOTIFY_SOCKET=" + path.string()});
+  waitReady(*run, 0);
+  (void)statusOf(config);  // one request through the event loop after the ready line
+  pollfd nothing{manager, POLLIN, 0};
+  BOOST_TEST(::poll(&nothing, 1, 0) == 0);  // cluster 1 still runs, not ready
+  dir.write("go", "");
+  BOOST_TEST(receiveDatagram(manager) ==
+             "READY=1\nSTATUS=1 of 2 clusters ready; the others "
+             "ended\nMAINPID=" +
+                 std::to_string(run->pid()));
+  const auto status = statusOf(config);
+  const auto& clusters = status.at("clusters").as_array();
+  BOOST_TEST(clusters.at(0).as_object().at("state").as_string() == "running");
+  BOOST_TEST(clusters.at(1).as_object().at("state").as_string() == "exited");
+  run->signal(SIGTERM);
+  BOOST_TEST(receiveDatagram(manager).find("STOPPING=1\n") == 0u);
   BOOST_TEST(run->waitExit(30s).value_or(-1) == 0, run->transcript());
   ::close(manager);
 }
@@ -673,13 +697,9 @@ BOOST_AUTO_TEST_CASE(the_service_managers_watchdog_is_fed_from_the_event_loop) {
   auto run = SupervisorRun::run(config, {"NOTIFY_SOCKET=" + path.string(), "WATCHDOG_USEC=200000"});
   int fed = 0;
   while (fed < 3) {
-    pollfd ready{manager, POLLIN, 0};
-    BOOST_REQUIRE_MESSAGE(::poll(&ready, 1, 20000) == 1,
-                          "the watchdog was fed " << fed << " times");
-    char buffer[4096];
-    const ssize_t n = ::recv(manager, buffer, sizeof buffer, 0);
-    BOOST_REQUIRE(n > 0);
-    fed += std::string(buffer, static_cast<std::size_t>(n)) == "WATCHDOG=1" ? 1 : 0;
+    BOOST_TEST_CONTEXT("the watchdog was fed " << fed << " times") {
+      fed += receiveDatagram(manager) == "WATCHDOG=1" ? 1 : 0;
+    }
   }
   // The workers are not given the watchdog.
   BOOST_TEST(run->waitForLine("START id=0 ").find(" notify=-") != std::string::npos);
