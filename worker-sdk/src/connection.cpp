@@ -205,8 +205,8 @@ void Connection::writeQueuedNow() {
   const auto deadline = std::chrono::steady_clock::now() + kFlushOnShutdown;
   std::unique_lock lock(sendMutex_);
   for (;;) {
-    if (!socketOpen_) {
-      return;
+    if (!socketOpen_ || exitWriteGaveUp_) {
+      return;  // (one wait for room per connection: ~Cluster and the exit handler both call this)
     }
     // What the I/O thread's write has left goes first (from where the socket stopped taking
     // it), then the queue.
@@ -224,6 +224,7 @@ void Connection::writeQueuedNow() {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
+      exitWriteGaveUp_ = true;
       return;
     }
     lock.unlock();
@@ -433,41 +434,59 @@ void Connection::flush() {
   writeInflight();
 }
 
-bool Connection::sendInflightNow(int& error) {
-  while (socketOpen_ && inflightWritten_ < inflight_.size()) {
-    const ssize_t n = ::send(fd_, inflight_.data() + inflightWritten_,
-                             inflight_.size() - inflightWritten_, MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (n > 0) {
-      inflightWritten_ += static_cast<std::size_t>(n);
-      queuedBytes_ -= static_cast<std::size_t>(n);
-    } else if (n < 0 && errno == EINTR) {
-      continue;
-    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      return true;
-    } else {
-      error = n < 0 ? errno : EPIPE;
-      return false;
+std::size_t Connection::sendSome(const std::byte* data, std::size_t size, int& error) {
+  for (;;) {
+    const ssize_t n = ::send(fd_, data, size, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n >= 0 || errno != EINTR) {
+      if (n > 0) {
+        queuedBytes_ -= static_cast<std::size_t>(n);
+        return static_cast<std::size_t>(n);
+      }
+      error = n < 0 && errno != EAGAIN && errno != EWOULDBLOCK ? errno : 0;
+      return 0;
     }
+  }
+}
+
+bool Connection::sendInflightNow(int& error, std::size_t limit) {
+  std::size_t sent = 0;
+  while (socketOpen_ && inflightWritten_ < inflight_.size() && sent < limit) {
+    const std::size_t n =
+        sendSome(inflight_.data() + inflightWritten_,
+                 std::min(inflight_.size() - inflightWritten_, limit - sent), error);
+    if (n == 0) {
+      return error == 0;  // full (true), or an error
+    }
+    inflightWritten_ += n;
+    sent += n;
   }
   return true;
 }
 
 void Connection::writeInflight() {
   int error = 0;
-  {
+  for (;;) {
+    // A chunk per hold of the lock, so senders on other threads do not wait behind the copy of
+    // a whole large write into the socket.
     std::lock_guard lock(sendMutex_);
-    if (sendInflightNow(error) && socketOpen_ && inflightWritten_ < inflight_.size()) {
+    const std::size_t before = inflightWritten_;
+    if (!sendInflightNow(error, kWriteChunk)) {
+      break;  // an error
+    }
+    if (!socketOpen_ || inflightWritten_ == inflight_.size()) {
+      break;
+    }
+    if (inflightWritten_ - before < kWriteChunk) {
       // The socket is full: the rest once it has room.
       socket_.async_wait(asio::socket_base::wait_write, [self = shared_from_this()](error_code ec) {
         if (ec) {
-          self->afterWrite(ec.value() != 0 ? ec.value() : EPIPE);
+          self->afterWrite(ec.value());
           return;
         }
         self->writeInflight();
       });
       return;
     }
-    writeInFlight_ = false;
   }
   // As an async_write's completion would: after the handler that started the write.
   asio::post(io_, [self = shared_from_this(), error] { self->afterWrite(error); });
@@ -493,20 +512,15 @@ void Connection::afterWrite(int error) {
 }
 
 bool Connection::sendPendingNow() {
-  bool ok = true;
+  int error = 0;
   if (!pending_.empty() && socketOpen_) {
     // Non-blocking: what the socket does not take now goes to the I/O thread's write. An error
     // is left to that write as well, which reports it.
-    const ssize_t n = ::send(fd_, pending_.data(), pending_.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (n > 0) {
-      const auto written = static_cast<std::size_t>(n);
-      pending_.erase(pending_.begin(), pending_.begin() + n);
-      queuedBytes_ -= written;
-    }
-    ok = n >= 0 || errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+    const std::size_t n = sendSome(pending_.data(), pending_.size(), error);
+    pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(n));
     urgent_ = !pending_.empty();
   }
-  return ok;
+  return error == 0;
 }
 
 void Connection::flushForBus() {

@@ -188,8 +188,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // the end (all written, or an error) is handled by afterWrite() through the io_context.
   void writeInflight();
   void afterWrite(int error);
-  // Under sendMutex_: sends the rest of inflight_ now; false on an error (not a full socket).
-  bool sendInflightNow(int& error);
+  // Under sendMutex_: one non-blocking send(2) of `size` bytes at `data`, retried on EINTR; the
+  // bytes taken (taken off queuedBytes_). 0 with `error` 0: the socket is full; with `error`
+  // set: another error.
+  std::size_t sendSome(const std::byte* data, std::size_t size, int& error);
+  // Under sendMutex_: sends the rest of inflight_ now, at most `limit` bytes of it; false on an
+  // error (not a full socket).
+  bool sendInflightNow(int& error, std::size_t limit = SIZE_MAX);
+  // What the I/O thread's write sends per hold of sendMutex_.
+  static constexpr std::size_t kWriteChunk = 64 * 1024;
   // `owner`: scheduled by the enqueue that set writing_ (and so ends it); otherwise a helper that
   // writes what a held-back I/O-thread flush is waiting on.
   void flushFromBus(bool owner);
@@ -298,7 +305,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   const int fd_;
   const pid_t pid_ = ::getpid();  // a child forked without exec must not write on it
   bool socketOpen_ = true;
-  bool writeInFlight_ = false;  // the I/O thread's write of inflight_ is under way
+  bool exitWriteGaveUp_ = false;  // writeQueuedNow() waited kFlushOnShutdown for room in vain
+  bool writeInFlight_ = false;    // the I/O thread's write of inflight_ is under way
   // How much of inflight_ the socket has taken: recorded as each send(2) returns, so a write at
   // exit knows where to go on from.
   std::size_t inflightWritten_ = 0;
