@@ -128,8 +128,8 @@ std::optional<ResourceUse> resourceUseOf(pid_t pid) {
                      ticksPerSecond > 0 ? info->cpuTicks * 1000 / ticksPerSecond : 0};
 }
 
-bool anyThreadInKernelWait(pid_t pid) {
-  const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+bool anyThreadInKernelWait(pid_t pid, const std::string& proc) {
+  const std::string tasks = proc + "/" + std::to_string(pid) + "/task";
   DIR* directory = ::opendir(tasks.c_str());
   if (directory == nullptr) {
     return false;

@@ -44,7 +44,8 @@ std::optional<ResourceUse> resourceUseOf(pid_t pid);
 std::optional<ProcessInfo> readSelf();
 // Whether any thread of process `pid` is in uninterruptible sleep (state D), as its
 // /proc/<pid>/task/<tid>/stat say: reading its memory (its environment) could block then.
-bool anyThreadInKernelWait(pid_t pid);
+// (`proc`: where /proc is; another directory laid out alike in tests.)
+bool anyThreadInKernelWait(pid_t pid, const std::string& proc = "/proc");
 // For this process, read from /proc/self/task/*/children when the kernel provides it; otherwise,
 // and for any other parent, by scanning /proc.
 std::vector<ProcessInfo> childrenOf(pid_t parent);

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -181,6 +182,27 @@ BOOST_AUTO_TEST_CASE(no_running_or_missing_process_counts_as_in_a_kernel_wait) {
   BOOST_TEST(!clustervisor::anyThreadInKernelWait(::getpid()));
   sleeper.join();
   BOOST_TEST(!clustervisor::anyThreadInKernelWait(0));
+}
+
+BOOST_AUTO_TEST_CASE(a_process_is_in_a_kernel_wait_when_any_of_its_threads_is_in_state_d) {
+  // A /proc laid out alike: process 42 with a main thread asleep (S) and a second thread in
+  // uninterruptible sleep (D), and process 43 whose two threads are both asleep.
+  const auto root =
+      std::filesystem::temp_directory_path() / ("clustervisor-proc-" + std::to_string(::getpid()));
+  const auto task = [&](int pid, int tid, char state) {
+    const auto dir = root / std::to_string(pid) / "task" / std::to_string(tid);
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir / "stat") << tid << " (bot) " << state << " 1 " << pid << " " << pid
+                                << " 0 -1 4194560 120 0 0 0 1 2 0 0 20 0 3 0 555 10000 200\n";
+  };
+  task(42, 42, 'S');
+  task(42, 44, 'D');
+  task(43, 43, 'S');
+  task(43, 45, 'S');
+  BOOST_TEST(clustervisor::anyThreadInKernelWait(42, root.string()));
+  BOOST_TEST(!clustervisor::anyThreadInKernelWait(43, root.string()));
+  BOOST_TEST(!clustervisor::anyThreadInKernelWait(46, root.string()));  // no such process
+  std::filesystem::remove_all(root);
 }
 
 BOOST_AUTO_TEST_CASE(the_holder_of_a_flock_is_read_from_proc_locks) {

@@ -652,7 +652,8 @@ int main() {
       " extra=", env("PROBE_EXTRA", "-"), " pgid-is-pid=", ::getpgrp() == ::getpid() ? 1 : 0,
       " shards=", env("CLUSTERVISOR_SHARDS", "-"),
       " totalShards=", env("CLUSTERVISOR_TOTAL_SHARDS", "-"), " signals=", signalState(),
-      " notify=", env("NOTIFY_SOCKET", "-"));
+      " notify=", env("NOTIFY_SOCKET", "-"), " watchdog=", env("WATCHDOG_USEC", "-"), "/",
+      env("WATCHDOG_PID", "-"));
   // A hung worker is sent SIGABRT; its core would only litter the test directory.
   const rlimit noCore{0, 0};
   ::setrlimit(RLIMIT_CORE, &noCore);
