@@ -25,6 +25,8 @@
 #include <boost/json/value.hpp>
 #include <boost/system/error_code.hpp>
 
+#include "clustervisor/config/utf8.hpp"
+
 namespace clustervisor::control {
 namespace {
 
@@ -97,15 +99,8 @@ std::string validUtf8(std::string_view text) {
 // Client text as a JSON string literal, so quotes, control characters and "\n" show escaped,
 // cut short on a character boundary. The parser has already checked that `text` is UTF-8.
 std::string quote(std::string_view text) {
-  bool cut = false;
-  if (text.size() > kMaxQuotedBytes) {
-    std::size_t end = kMaxQuotedBytes;
-    while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) {
-      --end;
-    }
-    text = text.substr(0, end);
-    cut = true;
-  }
+  const bool cut = text.size() > kMaxQuotedBytes;
+  text = config::utf8Prefix(text, kMaxQuotedBytes);
   std::string quoted = json::serialize(json::string(text));
   if (cut) {
     quoted.insert(quoted.size() - 1, "...");

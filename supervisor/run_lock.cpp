@@ -13,6 +13,7 @@
 #include <cstring>
 #include <utility>
 
+#include "clustervisor/config/utf8.hpp"
 #include "process_table.hpp"
 
 namespace clustervisor {
@@ -68,14 +69,7 @@ std::filesystem::path RunLock::lockFileFor(const std::filesystem::path& configFi
   // The stem cut to kMaxStem bytes (on a character boundary): the socket beside the lock file
   // must fit a socket address (107 bytes) however long the file's name; the tag tells apart the
   // files it leaves alike.
-  std::string stem = canonical.stem().string();
-  if (stem.size() > kMaxStem) {
-    std::size_t cut = kMaxStem;
-    while (cut > 0 && (static_cast<unsigned char>(stem[cut]) & 0xC0) == 0x80) {
-      --cut;  // not inside a UTF-8 sequence
-    }
-    stem.resize(cut);
-  }
+  const std::string stem(config::utf8Prefix(canonical.stem().string(), kMaxStem));
   return directory / (stem + "-" + pathTag(canonical.string()) + ".lock");
 }
 

@@ -20,6 +20,7 @@
 
 #include "clustervisor/config/duration.hpp"
 #include "clustervisor/config/size.hpp"
+#include "clustervisor/config/utf8.hpp"
 #include "toml_precheck.hpp"
 
 namespace clustervisor::config {
@@ -48,15 +49,8 @@ constexpr std::string_view kFallbackName = "bot";
 // A TOML basic string, escaped so that control characters cannot garble a terminal. Text longer
 // than kMaxQuotedBytes is cut at a UTF-8 character boundary and marked with "...".
 std::string quote(std::string_view text) {
-  bool truncated = false;
-  if (text.size() > kMaxQuotedBytes) {
-    std::size_t cut = kMaxQuotedBytes;
-    while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0U) == 0x80U) {
-      --cut;
-    }
-    text = text.substr(0, cut);
-    truncated = true;
-  }
+  const bool truncated = text.size() > kMaxQuotedBytes;
+  text = utf8Prefix(text, kMaxQuotedBytes);
   std::string out = "\"";
   for (char c : text) {
     const auto byte = static_cast<unsigned char>(c);

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "clustervisor/config/size.hpp"
+#include "clustervisor/config/utf8.hpp"
 
 #include <cstdint>
 #include <limits>
@@ -92,6 +93,17 @@ BOOST_AUTO_TEST_CASE(formats_in_largest_exact_binary_unit) {
     BOOST_TEST(formatSize(c.bytes) == c.text);
     BOOST_TEST(parseSize(formatSize(c.bytes)).bytes == c.bytes);
   }
+}
+
+BOOST_AUTO_TEST_CASE(text_is_cut_short_on_a_utf8_character_boundary) {
+  BOOST_TEST(utf8Prefix("abc", 5) == "abc");
+  BOOST_TEST(utf8Prefix("abcdef", 3) == "abc");
+  // "é" is two bytes: a cut between them moves before it.
+  BOOST_TEST(utf8Prefix("ab\xc3\xa9z", 3) == "ab");
+  BOOST_TEST(utf8Prefix("ab\xc3\xa9z", 4) == "ab\xc3\xa9");
+  // A four-byte character cut after any of its bytes.
+  BOOST_TEST(utf8Prefix("\xf0\x9f\x98\x80!", 3) == "");
+  BOOST_TEST(utf8Prefix("\xf0\x9f\x98\x80!", 4) == "\xf0\x9f\x98\x80");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
