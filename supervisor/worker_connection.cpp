@@ -52,6 +52,11 @@ void WriteBatch::endRead() {
   writeAll(due_);
 }
 
+void WriteBatch::abandonRead() noexcept {
+  open_ = false;
+  due_.clear();
+}
+
 void WriteBatch::endTurn() {
   writeAll(later_);
 }
@@ -59,11 +64,14 @@ void WriteBatch::endTurn() {
 void WriteBatch::writeAll(std::vector<std::shared_ptr<WorkerConnection>>& connections) {
   // No Scope is open, so nothing is noted meanwhile: a write that fails (ending its connection,
   // which may send to others) does not reach the vector being walked. Cleared, not freed, so
-  // the next read allocates nothing.
+  // the next read allocates nothing; cleared also when a write throws.
+  struct Clear {
+    std::vector<std::shared_ptr<WorkerConnection>>& connections;
+    ~Clear() { connections.clear(); }
+  } clear{connections};
   for (const auto& connection : connections) {
     connection->writeNow();
   }
-  connections.clear();
 }
 
 WorkerConnection::WorkerConnection(asio::local::stream_protocol::socket socket,

@@ -21,14 +21,14 @@
 // listeners are behind reads as they make room) would otherwise look stalled meanwhile.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <span>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <chrono>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
@@ -82,16 +82,28 @@ class WorkerConnection;
 class WriteBatch {
  public:
   // While one lives (with `open`), a small read's frames are being relayed; when it ends, they
-  // are written (or left to the turn's end).
+  // are written (or left to the turn's end). The writes may throw (std::bad_alloc): the exception
+  // leaves the destructor, to end the event loop as any handler's would, rather than terminate
+  // the supervisor, except while another exception is unwinding the stack (then the writes are
+  // dropped and that one goes on).
   class Scope {
    public:
-    Scope(WriteBatch& batch, bool open) : batch_(batch) { batch_.open_ = open; }
-    ~Scope() { batch_.endRead(); }
+    Scope(WriteBatch& batch, bool open) : batch_(batch), exceptions_(std::uncaught_exceptions()) {
+      batch_.open_ = open;
+    }
+    ~Scope() noexcept(false) {
+      if (std::uncaught_exceptions() > exceptions_) {
+        batch_.abandonRead();
+        return;
+      }
+      batch_.endRead();
+    }
     Scope(const Scope&) = delete;
     Scope& operator=(const Scope&) = delete;
 
    private:
     WriteBatch& batch_;
+    int exceptions_;
   };
   // While one lives (with `held`), a connection noted is written at the turn's end instead.
   class Hold {
@@ -109,6 +121,7 @@ class WriteBatch {
 
  private:
   void endRead();
+  void abandonRead() noexcept;
   void endTurn();
   static void writeAll(std::vector<std::shared_ptr<WorkerConnection>>& connections);
   bool open_ = false;

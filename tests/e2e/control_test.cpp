@@ -461,4 +461,24 @@ BOOST_AUTO_TEST_CASE(stop_returns_once_the_supervisor_has_exited_and_no_wait_at_
   BOOST_TEST(run->waitExit(30s).value_or(-1) == 0, run->transcript());
 }
 
+BOOST_AUTO_TEST_CASE(a_worker_can_stop_its_own_bot_through_the_cli) {
+  // The CLI runs in cluster 0's process group, which the stop signals like the rest of the worker:
+  // the stop must not wait on the client that asked for it (stop.timeout is far off).
+  TempDir dir;
+  const auto config = dir.path() / "bot.toml";
+  dir.write("bot.toml",
+            "clusters = 2\ncommand = [\"/bin/sh\", \"-c\", \"echo up; "
+            "if [ \\\"$CLUSTERVISOR_CLUSTER_ID\\\" = 0 ]; then " +
+                supervisorBinary().string() + " stop " + config.string() +
+                "; echo cli-returned; fi; while :; do sleep 1; done\"]\n"
+                "[start]\ntimeout = \"1m\"\n[stop]\ntimeout = \"1m\"\n");
+  auto run = SupervisorRun::run(config);
+  BOOST_TEST(run->waitExit(30s).value_or(-1) == 0, run->transcript());
+  const auto log = run->transcript();
+  BOOST_TEST(log.find("stop requested over the control socket") != std::string::npos, log);
+  BOOST_TEST(countLines(*run, {"was killed by SIGTERM", "; stopped"}) == 2, log);  // no SIGKILL
+  BOOST_TEST(log.find("all workers stopped") != std::string::npos, log);
+  BOOST_TEST(log.find("cli-returned") == std::string::npos, log);  // signalled with its worker
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -5,6 +5,9 @@
 
 #include <signal.h>
 
+#include <filesystem>
+#include <fstream>
+
 #include "harness.hpp"
 
 // Inside the suite, so that its file-local names are its own in a unity build.
@@ -214,6 +217,42 @@ BOOST_AUTO_TEST_CASE(events_sent_just_before_a_worker_exits_are_still_delivered_
                    ") exited with status 0");
   run->waitForLine("[cluster 0] ORDER done 40", 60s);
   BOOST_TEST(run->linesContaining("ORDER broken").empty(), run->transcript());
+}
+
+// More events than the socket takes, sent just before the worker ends while the supervisor is
+// stopped: the SDK writes the rest as the supervisor drains the socket (within the 2 s it allows).
+void expectBurstBeforeTheEndDelivered(const std::string& end) {
+  TempDir dir;
+  auto run = start(dir, 2, "burst-exit",
+                   "PROBE_BURST_COUNT = \"1000\", PROBE_BURST_END = \"" + end + "\"");
+  run->waitForLine("[cluster 1] BURST waiting");
+  const pid_t sender = startedPid(*run, 1);
+  BOOST_REQUIRE(::kill(run->pid(), SIGSTOP) == 0);
+  dir.write("go", "1\n");
+  const auto mainThreadSyscall = [sender] {
+    std::string number;
+    std::ifstream("/proc/" + std::to_string(sender) + "/syscall") >> number;
+    return number;
+  };
+  bool ending = waitUntil([&] { return std::filesystem::exists(dir.path() / "exiting"); });
+  if (end == "exit") {
+    // In the exit handler: the main thread waits in poll(2) for room for the rest.
+    ending = ending && waitUntil([&] { return mainThreadSyscall() == "7"; });
+  }
+  BOOST_REQUIRE(::kill(run->pid(), SIGCONT) == 0);
+  BOOST_REQUIRE_MESSAGE(ending, "main thread in system call " << mainThreadSyscall());
+  run->waitForLine("clustervisor: cluster 1 (pid " + std::to_string(sender) +
+                   ") exited with status 0");
+  run->waitForLine("[cluster 0] ORDER done 1000", 60s);
+  BOOST_TEST(run->linesContaining("ORDER broken").empty(), run->transcript());
+}
+
+BOOST_AUTO_TEST_CASE(events_sent_into_a_full_socket_before_main_returns_go_out_as_it_drains) {
+  expectBurstBeforeTheEndDelivered("return");
+}
+
+BOOST_AUTO_TEST_CASE(events_sent_into_a_full_socket_before_exit_go_out_as_it_drains) {
+  expectBurstBeforeTheEndDelivered("exit");
 }
 
 BOOST_AUTO_TEST_CASE(

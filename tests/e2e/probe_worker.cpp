@@ -837,12 +837,14 @@ int main() {
   }
 
   // order: cluster 1 sends a long run of events to cluster 0, which checks their order.
-  // burst-exit: a shorter run (it must fit the socket buffer while the test holds the supervisor
-  // stopped), sent when the test creates "go", after which cluster 1 leaves main() at once (the
-  // first time), so the run is still unread when its process is gone.
+  // burst-exit: a shorter run (by default it fits the socket buffer while the test holds the
+  // supervisor stopped), sent when the test creates "go", after which cluster 1 leaves main() at
+  // once (the first time), so the run is still unread when its process is gone. PROBE_BURST_COUNT
+  // events instead of 40: enough of them fill the socket, and the write at exit waits for room.
+  // It creates PROBE_DIR/exiting as it leaves; PROBE_BURST_END=exit: by exit(3) instead.
   if (mode == "order" || mode == "burst-exit") {
     // burst-exit: few, large events, so even written one by one they fit the socket buffer.
-    const int count = mode == "order" ? 5000 : 40;
+    const int count = mode == "order" ? 5000 : std::atoi(env("PROBE_BURST_COUNT", "40").c_str());
     if (id == 0) {
       auto next = std::make_shared<int>(0);
       // Copies of every 50th payload, kept past their delivery and checked at the end: the SDK
@@ -890,6 +892,12 @@ int main() {
       }
       say("ORDER sent ", count);
       if (mode == "burst-exit") {
+        std::ofstream(env("PROBE_DIR") + "/exiting") << "1\n";
+        if (env("PROBE_BURST_END") == "exit") {
+          // exit(3): `cluster` is not destroyed; the SDK's exit handler writes what is queued.
+          std::fflush(nullptr);
+          std::exit(0);
+        }
         return 0;  // ~Cluster flushes what is queued; the supervisor reads it after the exit
       }
     }
