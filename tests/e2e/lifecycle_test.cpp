@@ -1050,7 +1050,12 @@ BOOST_AUTO_TEST_CASE(running_out_of_processes_while_spawning_is_an_error_and_a_r
                probe.string());
   const auto config = dir.write("bot.toml", text);
   std::vector<std::string> argv = prefix;
-  argv.insert(argv.end(), {supervisor.string(), "run", config.string()});
+  // A runtime directory in the test's directory, where nobody may create its own.
+  const auto runtime = dir.path() / "runtime";
+  std::filesystem::create_directory(runtime);
+  std::filesystem::permissions(runtime, std::filesystem::perms::all);
+  argv.insert(argv.end(), {"/usr/bin/env", "XDG_RUNTIME_DIR=" + runtime.string(),
+                           supervisor.string(), "run", config.string()});
   SupervisorRun run(argv);
   waitReady(run, 1);
   waitReady(run, 0);
