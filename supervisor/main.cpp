@@ -142,10 +142,11 @@ void printReload(const boost::json::object& body) {
   if (body.if_contains("restarted") != nullptr) {
     std::printf("rolling restart done: %s\n", joinIds(body, "restarted").c_str());
   } else if (!outdated.empty()) {
+    const bool one = outdated.find(',') == std::string::npos;
     std::printf(
-        "clusters %s run with settings for workers from before the reload until "
-        "restarted (clustervisor restart --all --rolling, or reload --rolling)\n",
-        outdated.c_str());
+        "%s with settings for workers from before the reload until restarted (clustervisor "
+        "restart --all --rolling, or reload --rolling)\n",
+        (one ? "cluster " + outdated + " runs" : "clusters " + outdated + " run").c_str());
   }
   if (!forSupervisor.empty()) {
     std::printf("needs a supervisor restart: %s (the running supervisor keeps its own)\n",

@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <iterator>
 #include <set>
 #include <utility>
 #include <variant>
@@ -353,6 +354,7 @@ bool Supervisor::spawn(Slot& slot) {
     return false;
   }
   slot.pid = worker.pid;
+  slot.startedWith = workerConfig();
   slot.outdated = false;
   slot.stopHandler = false;
   slot.saidHello = false;
@@ -1582,6 +1584,9 @@ boost::json::object Supervisor::status() const {
   std::uint64_t eventsOut = 0;
   std::size_t running = 0;
   for (const auto& slot : slots_) {
+    // The totals are the supervisor's: a cluster a reload removed still counts.
+    eventsIn += slot->eventsIn;
+    eventsOut += slot->eventsOut;
     // A removed cluster is listed while its worker still stops.
     if (slot->removed && slot->pid <= 0) {
       continue;
@@ -1631,8 +1636,6 @@ boost::json::object Supervisor::status() const {
       c["successor_pid"] = slot->successor->pid;
     }
     c["outdated"] = slot->outdated;
-    eventsIn += slot->eventsIn;
-    eventsOut += slot->eventsOut;
     if (state == WorkerState::kRunning && !slot->removed) {
       ++running;
     }
@@ -1898,6 +1901,7 @@ bool Supervisor::startSuccessor(Slot& slot) {
   successor->heartbeatTimeout = config_.heartbeat.timeout;
   successor->heartbeatInterval = config_.heartbeat.interval;
   successor->maxPayload = config_.events.maxPayload;
+  successor->startedWith = workerConfig();
   successor->connection = std::make_shared<WorkerConnection>(
       std::move(worker.socket), slot.id, wire::maxFrameSizeFor(config_.events.maxPayload),
       config_.events.outboxLimit, static_cast<FrameSink&>(*this), writeBatch_);
@@ -2016,6 +2020,7 @@ void Supervisor::promote(Slot& slot) {
   slot.heartbeatTimeout = successor->heartbeatTimeout;
   slot.heartbeatInterval = successor->heartbeatInterval;
   slot.maxPayload = successor->maxPayload;
+  slot.startedWith = std::move(successor->startedWith);
   slot.lastHeard = now;
   slot.outdated = false;
   slot.handOverFailure.clear();
@@ -2075,7 +2080,13 @@ void Supervisor::onReplacedExit(std::size_t index, int status) {
   const std::string how = describeExit(status);
   logLine("cluster " + std::to_string(replaced->cluster) + "'s replaced worker (pid " +
           std::to_string(replaced->pid) + ") " + how);
-  countExit(*slots_[replaced->cluster], "restart");
+  // The cluster's last exit, as the metrics count it (whether the cluster failed is for its
+  // current worker to say).
+  Slot& slot = *slots_[replaced->cluster];
+  countExit(slot, "restart");
+  slot.lastExit = how;
+  slot.lastExitNote = how + ", replaced by a rolling restart";
+  slot.lastExitReason = "restart";
   if (replaced->connection) {
     // What it wrote before exiting is still read and relayed.
     replaced->connection->retire(kDrainTimeout);
@@ -2225,6 +2236,7 @@ void Supervisor::beginReload() {
   const std::uint32_t from = config_.clusters;
   const std::uint32_t to = next.clusters;
   config_ = std::move(next);
+  workerConfig_.reset();
   ++reloads_;
   for (auto& slot : slots_) {
     slot->lifecycle.setRestartConfig(config_.restart);
@@ -2269,13 +2281,7 @@ void Supervisor::beginReload() {
   // added, only once every worker that held shards before has stopped.
   stopToMoveShards(change.shardsChanged);
   applyScale(from, to);
-  // Running workers started with what this reload changed for workers are out of date until
-  // they restart, whatever restarts them; earlier reloads may have left some too.
-  for (const auto id : change.clustersToRestart()) {
-    if (slots_[id]->pid > 0 && !slots_[id]->resharding) {
-      slots_[id]->outdated = true;
-    }
-  }
+  markOutdated();
   std::vector<std::uint32_t> outdated;
   for (std::uint32_t id = 0; id < clusters(); ++id) {
     if (slots_[id]->outdated && !slots_[id]->resharding) {
@@ -2305,6 +2311,37 @@ void Supervisor::beginReload() {
           (outdated.size() == 1 ? " keeps" : "s keep") +
           " the settings they were started with until restarted (clustervisor restart --all "
           "--rolling, or clustervisor reload --rolling)");
+}
+
+const std::shared_ptr<const config::BotConfig>& Supervisor::workerConfig() {
+  if (!workerConfig_) {
+    workerConfig_ = std::make_shared<const config::BotConfig>(config_);
+  }
+  return workerConfig_;
+}
+
+void Supervisor::markOutdated() {
+  // Judged against what each running worker was started with, not against the config before
+  // this reload: whatever restarts it brings it up to date, and so does a reload back to the
+  // settings it runs with. The workers started with one config share it: compared once.
+  std::vector<std::pair<const config::BotConfig*, std::vector<std::uint32_t>>> restartsFor;
+  for (std::uint32_t id = 0; id < clusters(); ++id) {
+    Slot& slot = *slots_[id];
+    if (slot.pid <= 0 || slot.resharding || !slot.startedWith ||
+        slot.startedWith == workerConfig_) {
+      slot.outdated = false;
+      continue;
+    }
+    const auto* startedWith = slot.startedWith.get();
+    auto it = std::find_if(restartsFor.begin(), restartsFor.end(),
+                           [&](const auto& entry) { return entry.first == startedWith; });
+    if (it == restartsFor.end()) {
+      restartsFor.emplace_back(startedWith,
+                               compareConfigs(*startedWith, config_).clustersToRestart());
+      it = std::prev(restartsFor.end());
+    }
+    slot.outdated = std::find(it->second.begin(), it->second.end(), id) != it->second.end();
+  }
 }
 
 void Supervisor::applyScale(std::uint32_t from, std::uint32_t to) {

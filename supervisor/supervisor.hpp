@@ -99,6 +99,7 @@ class Supervisor final : private FrameSink {
     std::chrono::milliseconds heartbeatTimeout{0};
     std::chrono::milliseconds heartbeatInterval{0};
     std::uint32_t maxPayload = 0;
+    std::shared_ptr<const config::BotConfig> startedWith;  // the config it was started with
     std::shared_ptr<WorkerConnection> connection;
     std::shared_ptr<OutputCapture> out;
     std::shared_ptr<OutputCapture> err;
@@ -125,8 +126,9 @@ class Supervisor final : private FrameSink {
           heartbeatTimer(io),
           closedTimer(io) {}
     std::uint32_t id = 0;
-    bool removed = false;     // a reload lowered the cluster count below this id
-    bool outdated = false;    // its worker runs with settings a reload changed since it started
+    bool removed = false;   // a reload lowered the cluster count below this id
+    bool outdated = false;  // its worker runs with settings for workers other than config_'s
+    std::shared_ptr<const config::BotConfig> startedWith;  // the config its worker was started with
     bool resharding = false;  // a reload stopped it to move its shards; it starts again after
     WorkerLifecycle lifecycle;
     pid_t pid = -1;
@@ -303,8 +305,15 @@ class Supervisor final : private FrameSink {
   bool advanceRollout();  // false while the rollout goes on
   void countExit(Slot& slot, std::string_view reason) { ++slot.exits[std::string(reason)]; }
 
+  // config_, shared by the workers started with it (Slot::startedWith); made at the first start
+  // after a reload.
+  const std::shared_ptr<const config::BotConfig>& workerConfig();
+  // Marks the running workers whose settings for workers differ from config_'s as outdated.
+  void markOutdated();
+
   boost::asio::io_context& io_;
   config::BotConfig config_;
+  std::shared_ptr<const config::BotConfig> workerConfig_;
   Spawner spawner_;
   // Shared by every connection. Its posted write captures it: the io_context (main.cpp) is
   // destroyed after the supervisor, which drops that handler unrun.

@@ -135,6 +135,7 @@ BOOST_AUTO_TEST_CASE(reload_scales_4_to_6_to_3_with_events_flowing_and_totals_up
   }
 
   // 6 -> 3: three clusters stop; the rest keep running and learn the total.
+  const auto totalsBefore = statusOf(config).at("totals").as_object();
   dir.write("bot.toml", probeConfig(dir, 3, "scale"));
   reload = runCli({"reload", config.string()});
   BOOST_TEST(reload.status == 0, reload.output);
@@ -176,6 +177,11 @@ BOOST_AUTO_TEST_CASE(reload_scales_4_to_6_to_3_with_events_flowing_and_totals_up
   BOOST_TEST(status.at("clusters").as_array().size() == 3u);
   BOOST_TEST(status.at("totals").as_object().at("clusters").as_int64() == 3);
   BOOST_TEST(status.at("reloads").as_int64() == 2);
+  // The totals count what the removed clusters relayed too.
+  const auto& totals = status.at("totals").as_object();
+  for (const char* key : {"events_in", "events_out"}) {
+    BOOST_TEST(totals.at(key).as_int64() >= totalsBefore.at(key).as_int64(), key);
+  }
   run->signal(SIGTERM);
   BOOST_TEST(run->waitExit(30s).value_or(-1) == 0, run->transcript());
 }
@@ -342,6 +348,48 @@ BOOST_AUTO_TEST_CASE(worker_settings_are_reported_then_applied_by_a_rolling_relo
   BOOST_TEST(countLines(*run, {"reloaded ", ": nothing changed"}) == 2u);
 }
 
+BOOST_AUTO_TEST_CASE(a_reload_back_to_the_settings_workers_run_with_leaves_none_outdated) {
+  TempDir dir;
+  const auto old = probeConfig(dir, 2, "basic", "PROBE_EXTRA = \"old\"");
+  const auto config = dir.write("bot.toml", old);
+  auto run = SupervisorRun::run(config);
+  waitReady(*run, 0);
+  waitReady(*run, 1);
+  dir.write("bot.toml", probeConfig(dir, 2, "basic", "PROBE_EXTRA = \"new\""));
+  auto reload = runCli({"reload", config.string()});
+  BOOST_TEST(reload.status == 0, reload.output);
+  BOOST_TEST(clusterOutdated(statusOf(config), 0));
+  BOOST_TEST(clusterOutdated(statusOf(config), 1));
+
+  // Back to what they were started with: up to date again, and a rolling reload restarts none.
+  dir.write("bot.toml", old);
+  reload = runCli({"reload", config.string()});
+  BOOST_TEST(reload.status == 0, reload.output);
+  BOOST_TEST(reload.output == "reloaded: nothing to apply now\nchanged for workers: environment\n");
+  BOOST_TEST(!clusterOutdated(statusOf(config), 0));
+  BOOST_TEST(!clusterOutdated(statusOf(config), 1));
+  reload = runCli({"reload", "--rolling", config.string()});
+  BOOST_TEST(reload.status == 0, reload.output);
+  BOOST_TEST(reload.output == "reloaded: nothing changed\n");
+  BOOST_TEST(countLines(*run, {"START id="}) == 2u, run->transcript());
+
+  // Cluster 1 restarted after a change: only cluster 0 runs with the old settings then.
+  dir.write("bot.toml", probeConfig(dir, 2, "basic", "PROBE_EXTRA = \"new\""));
+  BOOST_TEST(runCli({"reload", config.string()}).status == 0);
+  const auto restart = runCli({"restart", config.string(), "1"});
+  BOOST_TEST(restart.status == 0, restart.output);
+  waitReady(*run, 1, 1);
+  BOOST_TEST(clusterOutdated(statusOf(config), 0));
+  BOOST_TEST(!clusterOutdated(statusOf(config), 1));
+  dir.write("bot.toml", old);
+  reload = runCli({"reload", config.string()});
+  BOOST_TEST(reload.output.find("\ncluster 1 runs with settings for workers from before") !=
+                 std::string::npos,
+             reload.output);
+  BOOST_TEST(!clusterOutdated(statusOf(config), 0));
+  BOOST_TEST(clusterOutdated(statusOf(config), 1));
+}
+
 BOOST_AUTO_TEST_CASE(rolling_restart_goes_one_cluster_at_a_time_each_after_the_last_is_ready) {
   TempDir dir;
   // Every start takes 300ms to become ready, so an overlap would show.
@@ -366,6 +414,17 @@ BOOST_AUTO_TEST_CASE(rolling_restart_goes_one_cluster_at_a_time_each_after_the_l
     BOOST_TEST(asked > previousReady, "cluster " << c << " restarted before the last was ready");
     BOOST_TEST(ready > asked);
     previousReady = ready;
+  }
+  // The replaced workers' exits are the clusters' last, as the metrics count them.
+  for (int c = 0; c < 4; ++c) {
+    run->waitForLine("cluster " + std::to_string(c) + "'s replaced worker (pid " +
+                     std::to_string(before[c]) + ") ");
+  }
+  const auto status = statusOf(config);
+  for (std::size_t c = 0; c < 4; ++c) {
+    const auto& cluster = status.at("clusters").as_array().at(c).as_object();
+    BOOST_TEST(cluster.at("last_exit_reason") == "restart", json::serialize(cluster));
+    BOOST_TEST(cluster.at("last_exit").is_string(), json::serialize(cluster));
   }
 }
 
