@@ -273,6 +273,14 @@ int callBot(const CommandLine& commandLine) {
   }
   switch (called) {
     case ControlCallResult::kNoSupervisor:
+      if (commandLine.command == CommandLine::Command::kStop &&
+          !supervisorHolding(commandLine.configPath)) {
+        // Stopped already, as systemctl stop finds an inactive unit: what was asked holds, so
+        // `clustervisor stop bot.toml && clustervisor run bot.toml` works either way.
+        std::printf("%s is not running (nothing listens at %s); nothing to stop\n", who.c_str(),
+                    socket.string().c_str());
+        return kExitOk;
+      }
       logError("no supervisor is running for " + who + " (nothing listens at " + socket.string() +
                ")");
       return kExitUnavailable;
@@ -383,8 +391,11 @@ int main(int argc, char** argv) {
   std::vector<std::string_view> args(argv + 1, argv + argc);
   const auto commandLine = parseCommandLine(args);
   if (!commandLine.error.empty()) {
+    // The error, then the synopsis alone, so the error is not lost above the whole help text.
     logError(commandLine.error);
-    std::fputs(std::string(usageText()).c_str(), stderr);
+    const std::string_view usage = usageText();
+    std::fputs(std::string(usage.substr(0, usage.find("\n\n") + 1)).c_str(), stderr);
+    std::fputs("Run 'clustervisor --help' for the commands and options.\n", stderr);
     return kExitUsage;
   }
   try {

@@ -67,6 +67,15 @@ std::string_view policyName(config::RestartPolicy policy) {
   return "?";
 }
 
+// "0, 2, 5": cluster ids for a log line.
+std::string listOf(const std::vector<std::uint32_t>& ids) {
+  std::string list;
+  for (const auto id : ids) {
+    list += (list.empty() ? "" : ", ") + std::to_string(id);
+  }
+  return list;
+}
+
 }  // namespace
 
 Supervisor::Supervisor(asio::io_context& io, config::BotConfig config,
@@ -1408,7 +1417,7 @@ void Supervisor::checkAllEnded() {
   // Nothing runs and nothing will start again (exited under on-failure or never, failed without
   // a retry): a supervisor with nothing to supervise ends, so whatever runs it notices. It fails
   // when a cluster failed or its last exit was not a success.
-  bool anyFailed = false;
+  std::vector<std::uint32_t> failed;
   for (const auto& slot : slots_) {
     if (slot->removed) {
       continue;
@@ -1417,14 +1426,17 @@ void Supervisor::checkAllEnded() {
       tellReadyOnce();  // the one that ended may have been the last the bot waited for
       return;
     }
-    anyFailed =
-        anyFailed || slot->lifecycle.state() == WorkerState::kFailed || !slot->lastExitSucceeded;
+    if (slot->lifecycle.state() == WorkerState::kFailed || !slot->lastExitSucceeded) {
+      failed.push_back(slot->id);
+    }
   }
-  if (anyFailed) {
+  if (!failed.empty()) {
     exitStatus_ = kExitUnavailable;
   }
   beginShutdown(std::string("no cluster is running or will be restarted") +
-                (anyFailed ? " (a cluster failed)" : ""));
+                (failed.empty() ? std::string()
+                                : " (cluster" + std::string(failed.size() == 1 ? " " : "s ") +
+                                      listOf(failed) + " did not end in success)"));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1494,18 +1506,29 @@ void Supervisor::beginShutdown(std::string_view why) {
   }
   operations_.clear();
   std::size_t running = 0;
+  std::size_t withHandler = 0;
   for (auto& slot : slots_) {
     failSuccessor(*slot, "was stopped with the supervisor before it was ready");
     handle(*slot, Kind::kShutdown);
     if (slot->lifecycle.state() == WorkerState::kStopping) {
       ++running;
+      withHandler += slot->stopHandler ? 1U : 0U;
     }
   }
   if (running == 0) {
     logLine(std::string(why) + "; no worker is running");
   } else {
+    // As stopWorker() sends it: later to the workers told by their onStop handler.
+    const auto signalDelay = std::min(config_.stop.signalDelay, config_.stop.timeout / 2);
+    std::string later;
+    if (withHandler > 0 && signalDelay.count() > 0) {
+      later = " " + formatDuration(signalDelay) + " later to the " +
+              (withHandler == running ? std::string(running == 1 ? "one" : "ones")
+                                      : std::to_string(withHandler)) +
+              " with an onStop handler";
+    }
     logLine(std::string(why) + "; stopping " + std::to_string(running) + " worker" +
-            (running == 1 ? "" : "s") + " (" + signalName(config_.stop.signal) +
+            (running == 1 ? "" : "s") + " (" + signalName(config_.stop.signal) + later +
             ", SIGKILL after " + formatDuration(config_.stop.timeout) +
             "; send the signal again to kill at once)");
   }
@@ -2412,19 +2435,6 @@ void Supervisor::applyScale(std::uint32_t from, std::uint32_t to) {
   pumpQueue();
 }
 
-namespace {
-
-// "0, 2, 5": cluster ids for a log line.
-std::string listOf(const std::vector<std::uint32_t>& ids) {
-  std::string list;
-  for (const auto id : ids) {
-    list += (list.empty() ? "" : ", ") + std::to_string(id);
-  }
-  return list;
-}
-
-}  // namespace
-
 bool Supervisor::resharding() const {
   return std::any_of(slots_.begin(), slots_.end(),
                      [](const auto& slot) { return slot->resharding; });
@@ -2506,8 +2516,9 @@ void Supervisor::beginRollout(std::vector<std::uint32_t> ids, std::uint32_t batc
   rollout.batchSize = std::max<std::uint32_t>(batch, 1);
   rollout.delay = delay;
   current_->rollout = std::move(rollout);
+  const std::uint32_t size = current_->rollout->batchSize;
   logLine("rolling restart of cluster" + std::string(ids.size() == 1 ? " " : "s ") + listOf(ids) +
-          ", " + std::to_string(current_->rollout->batchSize) + " at a time" +
+          " in batches of " + std::to_string(size) + " cluster" + (size == 1 ? "" : "s") +
           (delay.count() > 0 ? ", " + formatDuration(delay) + " apart" : std::string()));
   startBatch();
 }

@@ -417,6 +417,20 @@ BOOST_AUTO_TEST_CASE(a_cli_command_without_a_running_supervisor_says_so) {
              status.output);
   const auto missing = runCli({"stop", (dir.path() / "nope.toml").string()});
   BOOST_TEST(missing.status == 78, missing.output);
+  // A stop finds what it asks for already done.
+  const auto stop = runCli({"stop", config.string()});
+  BOOST_TEST(stop.status == 0, stop.output);
+  BOOST_TEST(stop.output.find(config.string() + " is not running (nothing listens at ") == 0u,
+             stop.output);
+  BOOST_TEST(stop.output.find("; nothing to stop\n") != std::string::npos, stop.output);
+  for (const auto* command : {"restart", "reload"}) {
+    std::vector<std::string> args{command, config.string()};
+    if (std::string(command) == "restart") {
+      args.emplace_back("--all");
+    }
+    const auto other = runCli(args);
+    BOOST_TEST(other.status == 69, other.output);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(a_config_file_with_a_very_long_name_still_gets_its_control_socket) {

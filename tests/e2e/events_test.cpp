@@ -183,7 +183,10 @@ BOOST_AUTO_TEST_CASE(emit_to_outside_the_cluster_range_is_an_error_the_caller_se
   TempDir dir;
   auto run = start(dir, 2, "broadcast");
   run->waitForLine("[cluster 0] EMIT_OUT_OF_RANGE cluster id outside 0..totalClusters-1");
-  run->waitForLine("[cluster 0] EMIT_NEGATIVE threw emitTo: cluster id outside 0..totalClusters-1");
+  // The exception says which id and what the total is.
+  run->waitForLine(
+      "[cluster 0] EMIT_NEGATIVE threw emitTo: cluster id outside 0..totalClusters-1 (cluster id "
+      "-1; totalClusters is 2)");
 }
 
 BOOST_AUTO_TEST_CASE(supervisor_stamps_the_real_source_over_a_forged_one) {
@@ -371,6 +374,9 @@ BOOST_AUTO_TEST_CASE(payload_over_the_limit_is_refused_to_the_sender_and_nothing
   run->waitForLine(
       "[cluster 0] PAYLOAD over-limit event payload larger than the supervisor's "
       "events.max_payload");
+  run->waitForLine(
+      "[cluster 0] PAYLOAD over-limit-throwing threw broadcast: event payload larger than the "
+      "supervisor's events.max_payload (4096 bytes)");
   // Whatever was sent before the marker arrived before it: exactly the one event at the limit.
   run->waitForLine("[cluster 1] RECV marker from=0");
   BOOST_TEST(run->linesContaining("[cluster 1] RECV big from=0").size() == 1u);

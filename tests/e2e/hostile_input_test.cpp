@@ -279,6 +279,11 @@ BOOST_AUTO_TEST_CASE(hostile_command_lines_print_usage_and_exit_64) {
     BOOST_TEST_CONTEXT(c.error) {
       BOOST_TEST(status == 64);
       BOOST_TEST(output.find("clustervisor: error: " + c.error + "\n" + usage) == 0U, output);
+      // The synopsis, not the whole help text.
+      BOOST_TEST(output.find("\ncommands:\n") == std::string::npos, output);
+      BOOST_TEST(output.ends_with("       clustervisor --help | --version\n"
+                                  "Run 'clustervisor --help' for the commands and options.\n"),
+                 output);
     }
   }
 }

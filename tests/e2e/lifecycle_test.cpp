@@ -903,6 +903,11 @@ BOOST_AUTO_TEST_CASE(a_worker_with_an_on_stop_handler_is_told_first_and_exits_cl
   BOOST_TEST(run->linesContaining("] STOP untilKill=5000").size() == 2u, run->transcript());
   BOOST_TEST(countLines(*run, {"exited with status 0 after ", "; stopped"}) == 2u,
              run->transcript());
+  // The stop line says when the signal would come (stop.signal_delay, at most half the timeout).
+  BOOST_TEST(run->hasLine("received SIGTERM; stopping 2 workers (SIGTERM 2.5s later to the ones "
+                          "with an onStop handler, SIGKILL after 5.0s; send the signal again to "
+                          "kill at once)"),
+             run->transcript());
 }
 
 BOOST_AUTO_TEST_CASE(stopping_works_while_a_cluster_is_backing_off_or_still_starting) {

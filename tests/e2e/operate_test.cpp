@@ -480,7 +480,7 @@ BOOST_AUTO_TEST_CASE(rolling_restart_in_batches_restarts_a_batch_together) {
   const auto result =
       runCli({"restart", config.string(), "--rolling", "--batch", "2", "3", "2", "1", "0"}, 60s);
   BOOST_TEST(result.status == 0, result.output);
-  BOOST_TEST(run->hasLine("rolling restart of clusters 3, 2, 1, 0, 2 at a time"));
+  BOOST_TEST(run->hasLine("rolling restart of clusters 3, 2, 1, 0 in batches of 2 clusters"));
   const auto asked = [&](int c) {
     return lineIndex(*run, {"cluster " + std::to_string(c) + " (pid ", "): rolling restart"});
   };

@@ -1041,6 +1041,12 @@ int main() {
     say("PAYLOAD at-limit ", ec ? ec.message() : "ok");
     events.broadcast("big", json::value(std::string(limit - 1, 'x')), ec);
     say("PAYLOAD over-limit ", ec ? ec.message() : "ok");
+    try {
+      events.broadcast("big", json::value(std::string(limit, 'x')));
+      say("PAYLOAD over-limit-throwing ok");
+    } catch (const clustervisor::Error& e) {
+      say("PAYLOAD over-limit-throwing threw ", e.what());
+    }
     events.broadcast("marker", {{"after", "big"}});
   }
 

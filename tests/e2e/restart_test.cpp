@@ -117,7 +117,7 @@ BOOST_AUTO_TEST_CASE(a_cluster_that_crashed_stably_for_a_while_still_fails_when_
   const auto status = run->waitExit(30s);
   BOOST_REQUIRE(status.has_value());
   BOOST_TEST(*status == 69, run->transcript());
-  run->waitForLine("no cluster is running or will be restarted (a cluster failed)");
+  run->waitForLine("no cluster is running or will be restarted (cluster 0 did not end in success)");
 }
 
 BOOST_AUTO_TEST_CASE(a_failed_cluster_is_retried_after_retry_failed_after) {
@@ -164,7 +164,7 @@ BOOST_AUTO_TEST_CASE(never_policy_leaves_a_crashed_cluster_exited_and_the_superv
   const auto status = run->waitExit(30s);
   BOOST_REQUIRE(status.has_value());
   BOOST_TEST(*status == 69, run->transcript());
-  run->waitForLine("no cluster is running or will be restarted (a cluster failed)");
+  run->waitForLine("no cluster is running or will be restarted (cluster 0 did not end in success)");
   run->waitForLine("exited with status 3 after ");
   run->waitForLine("; not restarted (restart.policy = \"never\")");
   BOOST_TEST(run->linesContaining("RUN 2 ").empty());

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <initializer_list>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include <boost/json/monotonic_resource.hpp>
@@ -72,10 +73,23 @@ void withBuilt(std::initializer_list<Field> fields, Send send) {
   send(boost::json::value(boost::json::object(fields, &memory)));
 }
 
-void throwIf(const error_code& ec, const char* what) {
-  if (ec) {
-    throw Error(ec, std::string(what) + ": " + ec.message());
+// Throws for `ec`, with the values that make it: the cluster id asked for and the total, the
+// event name's length, the payload limit.
+void throwIf(const error_code& ec, const char* what, const detail::Connection& connection,
+             std::string_view event, int clusterId = -1) {
+  if (!ec) {
+    return;
   }
+  std::string message = std::string(what) + ": " + ec.message();
+  if (ec == Errc::kInvalidClusterId) {
+    message += " (cluster id " + std::to_string(clusterId) + "; totalClusters is " +
+               std::to_string(connection.totalClusters()) + ")";
+  } else if (ec == Errc::kInvalidEventName) {
+    message += " (got " + std::to_string(event.size()) + " bytes)";
+  } else if (ec == Errc::kPayloadTooLarge) {
+    message += " (" + std::to_string(connection.maxPayload()) + " bytes)";
+  }
+  throw Error(ec, message);
 }
 
 }  // namespace
@@ -98,7 +112,7 @@ EventBus::executor_type EventBus::get_executor() const {
 void EventBus::broadcast(std::string_view event, const boost::json::value& data) {
   error_code ec;
   broadcast(event, data, ec);
-  throwIf(ec, "broadcast");
+  throwIf(ec, "broadcast", *connection_, event);
 }
 
 void EventBus::broadcast(std::string_view event, const boost::json::value& data, error_code& ec) {
@@ -108,7 +122,7 @@ void EventBus::broadcast(std::string_view event, const boost::json::value& data,
 void EventBus::emitTo(int clusterId, std::string_view event, const boost::json::value& data) {
   error_code ec;
   emitTo(clusterId, event, data, ec);
-  throwIf(ec, "emitTo");
+  throwIf(ec, "emitTo", *connection_, event, clusterId);
 }
 
 void EventBus::emitTo(int clusterId, std::string_view event, const boost::json::value& data,
@@ -119,7 +133,7 @@ void EventBus::emitTo(int clusterId, std::string_view event, const boost::json::
 void EventBus::broadcast(std::string_view event, std::initializer_list<Field> data) {
   error_code ec;
   broadcast(event, data, ec);
-  throwIf(ec, "broadcast");
+  throwIf(ec, "broadcast", *connection_, event);
 }
 
 void EventBus::broadcast(std::string_view event, std::initializer_list<Field> data,
@@ -130,7 +144,7 @@ void EventBus::broadcast(std::string_view event, std::initializer_list<Field> da
 void EventBus::emitTo(int clusterId, std::string_view event, std::initializer_list<Field> data) {
   error_code ec;
   emitTo(clusterId, event, data, ec);
-  throwIf(ec, "emitTo");
+  throwIf(ec, "emitTo", *connection_, event, clusterId);
 }
 
 void EventBus::emitTo(int clusterId, std::string_view event, std::initializer_list<Field> data,
