@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
@@ -172,6 +173,26 @@ std::optional<LockHolder> supervisorHolding(const std::string& configPath) {
   return LockHolder{*pid, listeningSocketsOf(*pid)};
 }
 
+// A supervisor holding the lock file of `configPath` in the runtime directory this environment
+// leads to, or in /tmp/clustervisor-UID (where one started without XDG_RUNTIME_DIR has it): it
+// runs even when its flock on the config file is gone (the file was replaced by a rename, as
+// editors save).
+std::optional<std::pair<pid_t, std::filesystem::path>> supervisorHoldingLockFile(
+    const std::string& configPath) {
+  const std::filesystem::path fallback = "/tmp/clustervisor-" + std::to_string(::getuid());
+  for (const auto& directory : {RunLock::runtimeDirectoryPath(), fallback}) {
+    const auto lockFile = RunLock::lockFileFor(configPath, directory);
+    struct stat st {};
+    if (::stat(lockFile.c_str(), &st) != 0) {
+      continue;
+    }
+    if (const auto pid = flockHolderOf(st.st_dev, st.st_ino); pid && isSupervisorProcess(*pid)) {
+      return std::pair{*pid, lockFile};
+    }
+  }
+  return std::nullopt;
+}
+
 // After `stop`: waits until the supervisor that answered has exited (as systemctl stop and
 // supervisorctl stop do), for at most its stop.timeout and a margin for the rest of its stop.
 int waitForExit(pid_t supervisor, const boost::json::object& answer, const std::string& who) {
@@ -272,18 +293,28 @@ int callBot(const CommandLine& commandLine) {
     }
   }
   switch (called) {
-    case ControlCallResult::kNoSupervisor:
-      if (commandLine.command == CommandLine::Command::kStop &&
-          !supervisorHolding(commandLine.configPath)) {
-        // Stopped already, as systemctl stop finds an inactive unit: what was asked holds, so
-        // `clustervisor stop bot.toml && clustervisor run bot.toml` works either way.
-        std::printf("%s is not running (nothing listens at %s); nothing to stop\n", who.c_str(),
-                    socket.string().c_str());
-        return kExitOk;
+    case ControlCallResult::kNoSupervisor: {
+      if (commandLine.socketPath.empty()) {
+        if (const auto holder = supervisorHoldingLockFile(commandLine.configPath)) {
+          logError("nothing listens at " + socket.string() + ", but pid " +
+                   std::to_string(holder->first) + ", a clustervisor, holds the lock file " +
+                   holder->second.string() + " of " + who +
+                   "; pass --socket PATH (its control socket; see control.socket)");
+          return kExitUnavailable;
+        }
+        if (commandLine.command == CommandLine::Command::kStop) {
+          // No supervisor holds either lock: stopped already, as systemctl stop finds an inactive
+          // unit. What was asked holds, so `clustervisor stop bot.toml && clustervisor run
+          // bot.toml` works either way.
+          std::printf("%s is not running (nothing listens at %s); nothing to stop\n", who.c_str(),
+                      socket.string().c_str());
+          return kExitOk;
+        }
       }
       logError("no supervisor is running for " + who + " (nothing listens at " + socket.string() +
                ")");
       return kExitUnavailable;
+    }
     case ControlCallResult::kFailed:
       logError(error);
       return kExitUnavailable;

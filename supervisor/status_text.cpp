@@ -134,10 +134,10 @@ std::string formatStatus(const json::object& status) {
   out += "\n";
 
   // Per cluster, as the cluster sees them: events_in are those its workers sent (into the
-  // supervisor), events_out those relayed to it.
-  const std::vector<std::string> header = {"CLUSTER",       "STATE",  "PID",      "UPTIME",
-                                           "MEM",           "CPU",    "RESTARTS", "READY",
-                                           "SENT/RECEIVED", "QUEUED", "HELD",     "LAST EXIT"};
+  // supervisor), events_out those delivered to it.
+  const std::vector<std::string> header = {
+      "CLUSTER", "STATE",          "PID",    "UPTIME", "MEM",      "CPU", "RESTARTS",
+      "READY",   "SENT/DELIVERED", "QUEUED", "HELD",   "LAST EXIT"};
   std::vector<std::vector<std::string>> rows{header};
   const json::value* clusters = field(status, "clusters");
   if (clusters != nullptr && clusters->is_array()) {

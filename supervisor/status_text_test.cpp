@@ -22,11 +22,11 @@ BOOST_AUTO_TEST_CASE(formats_one_row_per_cluster_in_aligned_columns) {
   BOOST_TEST(clustervisor::formatStatus(status) ==
              "bot: supervisor pid 100, up 1m5s; 1 of 2 clusters running; events 7 in, 9 out, 0 "
              "dropped\n"
-             "CLUSTER  STATE        PID  UPTIME  MEM      CPU   RESTARTS  READY  SENT/RECEIVED  "
+             "CLUSTER  STATE        PID  UPTIME  MEM      CPU   RESTARTS  READY  SENT/DELIVERED  "
              "QUEUED  HELD  LAST EXIT\n"
-             "0        running      101  1m4s    45.2MiB  2.3s  0         yes    7/2            "
+             "0        running      101  1m4s    45.2MiB  2.3s  0         yes    7/2             "
              "0B      0     -\n"
-             "1        backing-off  -    -       -        -     3         no     0/7            "
+             "1        backing-off  -    -       -        -     3         no     0/7             "
              "2KiB    4     exited with status 3\n");
 }
 

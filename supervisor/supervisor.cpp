@@ -355,6 +355,7 @@ bool Supervisor::spawn(Slot& slot) {
     logError(describe(slot) + ": " + what + whatNext(slot, step, "retrying"));
     slot.lastExitSucceeded = false;
     // status shows why a cluster that never ran is down.
+    ++slot.exitsRecorded;
     slot.lastExit = "could not be started: " + ec.message();
     slot.lastExitNote = "could not be started: " + what;
     slot.lastExitReason = "spawn_failed";
@@ -426,6 +427,7 @@ std::string Supervisor::beginStopSequence(WorkerConnection* connection, bool sto
     }
   };
   if (signalLater) {
+    ++delayedSignals_;
     // The worker shuts down on the stop frame; the signal is the fallback.
     signalTimer.expires_after(signalDelay);
     signalTimer.async_wait([sendSignal](error_code ec) {
@@ -1387,6 +1389,7 @@ void Supervisor::onExit(Slot& slot, int status) {
   slot.outdated = false;  // the next worker starts with the current settings
   line += whatNext(slot, step, "restarting");
   slot.lastExitSucceeded = step.success;
+  ++slot.exitsRecorded;
   slot.lastExit = how;
   slot.lastExitNote = line.substr(line.find(") ") + 2);
   slot.lastExitReason = reason;
@@ -1506,25 +1509,26 @@ void Supervisor::beginShutdown(std::string_view why) {
   }
   operations_.clear();
   std::size_t running = 0;
-  std::size_t withHandler = 0;
+  const std::uint64_t delayedBefore = delayedSignals_;
   for (auto& slot : slots_) {
     failSuccessor(*slot, "was stopped with the supervisor before it was ready");
     handle(*slot, Kind::kShutdown);
     if (slot->lifecycle.state() == WorkerState::kStopping) {
       ++running;
-      withHandler += slot->stopHandler ? 1U : 0U;
     }
   }
   if (running == 0) {
     logLine(std::string(why) + "; no worker is running");
   } else {
-    // As stopWorker() sends it: later to the workers told by their onStop handler.
-    const auto signalDelay = std::min(config_.stop.signalDelay, config_.stop.timeout / 2);
+    // The stop sequences this shutdown began that send the signal later: to workers told by
+    // the stop frame, for their onStop handler (beginStopSequence()).
+    const auto delayed = static_cast<std::size_t>(delayedSignals_ - delayedBefore);
     std::string later;
-    if (withHandler > 0 && signalDelay.count() > 0) {
+    if (delayed > 0) {
+      const auto signalDelay = std::min(config_.stop.signalDelay, config_.stop.timeout / 2);
       later = " " + formatDuration(signalDelay) + " later to the " +
-              (withHandler == running ? std::string(running == 1 ? "one" : "ones")
-                                      : std::to_string(withHandler)) +
+              (delayed == running ? std::string(running == 1 ? "one" : "ones")
+                                  : std::to_string(delayed)) +
               " with an onStop handler";
     }
     logLine(std::string(why) + "; stopping " + std::to_string(running) + " worker" +
@@ -2025,6 +2029,7 @@ void Supervisor::promote(Slot& slot) {
   auto replaced = std::make_unique<Replaced>(io_);
   replaced->cluster = slot.id;
   replaced->pid = slot.pid;
+  replaced->exitsBefore = slot.exitsRecorded;
   replaced->connection = std::move(slot.connection);
   const bool oldStopHandler = slot.stopHandler;
   slot.startTimer.cancel();
@@ -2045,7 +2050,9 @@ void Supervisor::promote(Slot& slot) {
   slot.maxPayload = successor->maxPayload;
   slot.startedWith = std::move(successor->startedWith);
   slot.lastHeard = now;
-  slot.outdated = false;
+  // Started before a reload that changed settings for workers, it may be out of date already.
+  slot.outdated = slot.startedWith != nullptr && slot.startedWith != workerConfig_ &&
+                  differsForWorkers(*slot.startedWith, slot.id);
   slot.handOverFailure.clear();
   slot.lifecycle.handOver(successor->spawnedAt, now);
   resumeHeldBack();  // the cluster's new outbox is empty: nobody waits for the old one
@@ -2103,13 +2110,15 @@ void Supervisor::onReplacedExit(std::size_t index, int status) {
   const std::string how = describeExit(status);
   logLine("cluster " + std::to_string(replaced->cluster) + "'s replaced worker (pid " +
           std::to_string(replaced->pid) + ") " + how);
-  // The cluster's last exit, as the metrics count it (whether the cluster failed is for its
-  // current worker to say).
+  // The cluster's last exit, as the metrics count it, unless the worker that replaced it has
+  // ended since (whether the cluster failed is for its current worker to say).
   Slot& slot = *slots_[replaced->cluster];
   countExit(slot, "restart");
-  slot.lastExit = how;
-  slot.lastExitNote = how + ", replaced by a rolling restart";
-  slot.lastExitReason = "restart";
+  if (slot.exitsRecorded == replaced->exitsBefore) {
+    slot.lastExit = how;
+    slot.lastExitNote = how + ", replaced by a rolling restart";
+    slot.lastExitReason = "restart";
+  }
   if (replaced->connection) {
     // What it wrote before exiting is still read and relayed.
     replaced->connection->retire(kDrainTimeout);
@@ -2343,6 +2352,11 @@ const std::shared_ptr<const config::BotConfig>& Supervisor::workerConfig() {
   return workerConfig_;
 }
 
+bool Supervisor::differsForWorkers(const config::BotConfig& startedWith, std::uint32_t id) const {
+  const auto restart = compareConfigs(startedWith, config_).clustersToRestart();
+  return std::find(restart.begin(), restart.end(), id) != restart.end();
+}
+
 void Supervisor::markOutdated() {
   // Judged against what each running worker was started with, not against the config before
   // this reload: whatever restarts it brings it up to date, and so does a reload back to the
@@ -2383,6 +2397,7 @@ void Supervisor::applyScale(std::uint32_t from, std::uint32_t to) {
         slot.removed = false;
         slot.outdated = false;
         slot.lifecycle = WorkerLifecycle(config_.restart, config_.start.ready);
+        ++slot.exitsRecorded;
         slot.lastExit.clear();
         slot.lastExitNote.clear();
         slot.lastExitReason.clear();

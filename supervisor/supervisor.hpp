@@ -110,6 +110,7 @@ class Supervisor final : private FrameSink {
     explicit Replaced(boost::asio::io_context& io) : killTimer(io), signalTimer(io) {}
     std::uint32_t cluster = 0;
     pid_t pid = -1;
+    std::uint64_t exitsBefore = 0;  // the cluster's Slot::exitsRecorded when it was replaced
     std::shared_ptr<WorkerConnection> connection;
     boost::asio::steady_timer killTimer;
     boost::asio::steady_timer signalTimer;
@@ -139,6 +140,7 @@ class Supervisor final : private FrameSink {
     std::string lastExit;                // "exited with status 3", "was killed by SIGKILL"
     std::string lastExitNote;            // the whole exit line after "cluster N (pid P) "
     std::string lastExitReason;          // as counted in the metrics: "hung", "start_timeout"…
+    std::uint64_t exitsRecorded = 0;     // times lastExit was set (or cleared) for its own worker
     std::uint64_t eventsIn = 0;          // events this cluster's workers sent
     std::uint64_t eventsOut = 0;         // events queued for this cluster's workers
     std::uint64_t bytesIn = 0;           // bytes of those events
@@ -310,10 +312,14 @@ class Supervisor final : private FrameSink {
   const std::shared_ptr<const config::BotConfig>& workerConfig();
   // Marks the running workers whose settings for workers differ from config_'s as outdated.
   void markOutdated();
+  // Whether a worker of cluster `id` started with `startedWith` needs a restart to run with
+  // config_'s settings for workers.
+  bool differsForWorkers(const config::BotConfig& startedWith, std::uint32_t id) const;
 
   boost::asio::io_context& io_;
   config::BotConfig config_;
   std::shared_ptr<const config::BotConfig> workerConfig_;
+  std::uint64_t delayedSignals_ = 0;  // stop sequences that sent the stop signal later
   Spawner spawner_;
   // Shared by every connection. Its posted write captures it: the io_context (main.cpp) is
   // destroyed after the supervisor, which drops that handler unrun.

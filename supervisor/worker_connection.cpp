@@ -5,11 +5,12 @@
 #include <sys/ioctl.h>
 
 #include <algorithm>
+#include <exception>
+#include <utility>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
@@ -54,6 +55,9 @@ void WriteBatch::endRead() {
 
 void WriteBatch::abandonRead() noexcept {
   open_ = false;
+  for (const auto& connection : due_) {
+    connection->leaveToWriteLoop();
+  }
   due_.clear();
 }
 
@@ -64,13 +68,21 @@ void WriteBatch::endTurn() {
 void WriteBatch::writeAll(std::vector<std::shared_ptr<WorkerConnection>>& connections) {
   // No Scope is open, so nothing is noted meanwhile: a write that fails (ending its connection,
   // which may send to others) does not reach the vector being walked. Cleared, not freed, so
-  // the next read allocates nothing; cleared also when a write throws.
+  // the next read allocates nothing. When a write throws, the connections not written yet are
+  // left to their write loops.
+  std::size_t written = 0;
   struct Clear {
     std::vector<std::shared_ptr<WorkerConnection>>& connections;
-    ~Clear() { connections.clear(); }
-  } clear{connections};
-  for (const auto& connection : connections) {
-    connection->writeNow();
+    const std::size_t& written;
+    ~Clear() {
+      for (std::size_t i = written; i < connections.size(); ++i) {
+        connections[i]->leaveToWriteLoop();
+      }
+      connections.clear();
+    }
+  } clear{connections, written};
+  for (; written < connections.size(); ++written) {
+    connections[written]->writeNow();
   }
 }
 
@@ -88,8 +100,16 @@ WorkerConnection::WorkerConnection(asio::local::stream_protocol::socket socket,
       batch_(batch) {}
 
 void WorkerConnection::start() {
-  asio::co_spawn(socket_.get_executor(), readLoop(), asio::detached);
-  asio::co_spawn(socket_.get_executor(), writeLoop(), asio::detached);
+  // An exception that leaves a loop (std::bad_alloc, say) leaves the event loop, and main()
+  // reports it as an internal error: `detached` would end that loop alone, silently, with its
+  // connection left open.
+  const auto rethrow = [](const std::exception_ptr& error) {
+    if (error) {
+      std::rethrow_exception(error);
+    }
+  };
+  asio::co_spawn(socket_.get_executor(), readLoop(), rethrow);
+  asio::co_spawn(socket_.get_executor(), writeLoop(), rethrow);
 }
 
 void WorkerConnection::close() {
@@ -199,6 +219,18 @@ void WorkerConnection::wakeWriter() {
   }
   writerIdle_ = false;
   writerWakeup_.cancel_one();
+}
+
+void WorkerConnection::leaveToWriteLoop() noexcept {
+  if (!std::exchange(writeDue_, false) || closed_ || retiring_ || !writerIdle_) {
+    return;
+  }
+  writerIdle_ = false;
+  try {
+    writerWakeup_.cancel_one();
+  } catch (...) {
+    // Does not fail for a timer of this connection's own (its cancellation takes no memory).
+  }
 }
 
 void WorkerConnection::writeNow() {

@@ -83,9 +83,9 @@ class WriteBatch {
  public:
   // While one lives (with `open`), a small read's frames are being relayed; when it ends, they
   // are written (or left to the turn's end). The writes may throw (std::bad_alloc): the exception
-  // leaves the destructor, to end the event loop as any handler's would, rather than terminate
-  // the supervisor, except while another exception is unwinding the stack (then the writes are
-  // dropped and that one goes on).
+  // leaves the destructor, and the read loop, and the event loop (WorkerConnection::start()),
+  // rather than terminate the supervisor, except while another exception is unwinding the stack
+  // (then that one goes on, and the connections noted are left to their write loops).
   class Scope {
    public:
     Scope(WriteBatch& batch, bool open) : batch_(batch), exceptions_(std::uncaught_exceptions()) {
@@ -206,6 +206,8 @@ class WorkerConnection : public std::enable_shared_from_this<WorkerConnection> {
   // For WriteBatch: one non-blocking write of what is queued; the write loop gets the rest.
   friend class WriteBatch;
   void writeNow();
+  // For WriteBatch, when it cannot write (a write before it threw): the write loop writes.
+  void leaveToWriteLoop() noexcept;
   // The next batch of the outbox as buffers, in buffers_ (free whenever the write loop is not
   // in a write).
   const std::vector<boost::asio::const_buffer>& gatherBuffers();

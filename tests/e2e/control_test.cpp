@@ -237,6 +237,27 @@ BOOST_AUTO_TEST_CASE(restart_all_then_stop_through_the_cli) {
              after.output);
 }
 
+BOOST_AUTO_TEST_CASE(stop_is_an_error_not_a_no_op_while_a_supervisor_holds_the_lock_file) {
+  // The file replaced by a rename (as editors save) with another control.socket: the CLI finds
+  // nothing at the new socket and no lock on the new file, but the supervisor runs.
+  TempDir dir;
+  const auto config = dir.write("bot.toml", probeConfig(dir, 1, "basic"));
+  auto run = SupervisorRun::run(config);
+  waitReady(*run, 0);
+  const auto replacement = dir.write(
+      "new.toml", probeConfig(dir, 1, "basic", "", "[control]\nsocket = \"other.sock\"\n"));
+  std::filesystem::rename(replacement, config);
+  const auto stop = runCli({"stop", config.string()});
+  BOOST_TEST(stop.status == 69, stop.output);
+  BOOST_TEST(stop.output.find("clustervisor: error: nothing listens at " +
+                              (dir.path() / "other.sock").string()) == 0u,
+             stop.output);
+  BOOST_TEST(stop.output.find(", but pid " + std::to_string(run->pid()) +
+                              ", a clustervisor, holds the lock file ") != std::string::npos,
+             stop.output);
+  BOOST_TEST(!run->waitExit(0ms).has_value());
+}
+
 BOOST_AUTO_TEST_CASE(an_unknown_cluster_id_is_refused_and_changes_nothing) {
   TempDir dir;
   std::filesystem::path config;
@@ -423,6 +444,9 @@ BOOST_AUTO_TEST_CASE(a_cli_command_without_a_running_supervisor_says_so) {
   BOOST_TEST(stop.output.find(config.string() + " is not running (nothing listens at ") == 0u,
              stop.output);
   BOOST_TEST(stop.output.find("; nothing to stop\n") != std::string::npos, stop.output);
+  // With --socket nothing says whether a supervisor runs elsewhere: still an error.
+  const auto elsewhere = runCli({"stop", "--socket", (dir.path() / "none.sock").string()});
+  BOOST_TEST(elsewhere.status == 69, elsewhere.output);
   for (const auto* command : {"restart", "reload"}) {
     std::vector<std::string> args{command, config.string()};
     if (std::string(command) == "restart") {
@@ -484,7 +508,7 @@ BOOST_AUTO_TEST_CASE(a_worker_can_stop_its_own_bot_through_the_cli) {
             "clusters = 2\ncommand = [\"/bin/sh\", \"-c\", \"echo up; "
             "if [ \\\"$CLUSTERVISOR_CLUSTER_ID\\\" = 0 ]; then " +
                 supervisorBinary().string() + " stop " + config.string() +
-                "; echo cli-returned; fi; while :; do sleep 1; done\"]\n"
+                "; fi; while :; do sleep 1; done\"]\n"
                 "[start]\ntimeout = \"1m\"\n[stop]\ntimeout = \"1m\"\n");
   auto run = SupervisorRun::run(config);
   BOOST_TEST(run->waitExit(30s).value_or(-1) == 0, run->transcript());
@@ -492,7 +516,6 @@ BOOST_AUTO_TEST_CASE(a_worker_can_stop_its_own_bot_through_the_cli) {
   BOOST_TEST(log.find("stop requested over the control socket") != std::string::npos, log);
   BOOST_TEST(countLines(*run, {"was killed by SIGTERM", "; stopped"}) == 2, log);  // no SIGKILL
   BOOST_TEST(log.find("all workers stopped") != std::string::npos, log);
-  BOOST_TEST(log.find("cli-returned") == std::string::npos, log);  // signalled with its worker
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -17,12 +17,14 @@ namespace {
 // The supervisors and CLIs the tests start find their lock files and control sockets in a
 // runtime directory of this run (XDG_RUNTIME_DIR), removed at the end with whatever the
 // supervisors a test killed on purpose left there, rather than in the user's /tmp/clustervisor-UID.
-// (Tests of another runtime directory pass one of their own.)
+// (Tests of another runtime directory, or of none, pass their own environment.)
 struct RuntimeDirectory {
   std::filesystem::path path;
 
   RuntimeDirectory() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "cv-e2e-run-XXXXXX").string();
+    // In /tmp, with a short name, as /tmp/clustervisor-UID is: the tests of long socket paths
+    // count on it, whatever TMPDIR says.
+    std::string pattern = "/tmp/cv-e2e-XXXXXX";
     if (::mkdtemp(pattern.data()) == nullptr) {
       throw std::system_error(errno, std::generic_category(), "mkdtemp " + pattern);
     }
