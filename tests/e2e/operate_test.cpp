@@ -440,6 +440,29 @@ BOOST_AUTO_TEST_CASE(rolling_restart_goes_one_cluster_at_a_time_each_after_the_l
   }
 }
 
+BOOST_AUTO_TEST_CASE(a_replaced_worker_ending_after_its_successor_does_not_hide_its_exit) {
+  // The old worker ignores SIGTERM, so it ends at stop.timeout; its successor exits with status
+  // 3 soon after it took over, before that.
+  TempDir dir;
+  const auto config = dir.write(
+      "bot.toml",
+      probeConfig(dir, 1, "exit", "PROBE_PLAN = \"3600000,300,3600000\", PROBE_IGNORE_TERM = \"1\"",
+                  "[stop]\ntimeout = \"3s\"\n[restart]\ndelay = \"100ms\"\n"));
+  auto run = SupervisorRun::run(config);
+  waitReady(*run, 0);
+  const pid_t old = startedPid(*run, 0);
+  const auto restart = runCli({"restart", config.string(), "--rolling", "0"}, 60s);
+  BOOST_TEST(restart.status == 0, restart.output);
+  const pid_t successor = startedPid(*run, 0, 1);
+  run->waitForLine("cluster 0 (pid " + std::to_string(successor) + ") exited with status 3");
+  run->waitForLine("cluster 0's replaced worker (pid " + std::to_string(old) +
+                   ") was killed by SIGKILL");
+  const auto status = statusOf(config);
+  const auto& cluster = status.at("clusters").as_array().at(0).as_object();
+  BOOST_TEST(cluster.at("last_exit") == "exited with status 3", json::serialize(cluster));
+  BOOST_TEST(cluster.at("last_exit_reason") == "failure", json::serialize(cluster));
+}
+
 BOOST_AUTO_TEST_CASE(rolling_restart_keeps_the_old_worker_serving_until_the_new_one_is_ready) {
   TempDir dir;
   const auto config =

@@ -1072,6 +1072,9 @@ int main() {
     // PROBE_PLAN: how long each run lives before it exits with status PROBE_STATUS (default 3).
     const int run = countRun(std::to_string(id));
     const long lifetime = planFor(env("PROBE_PLAN", "0"), run);
+    if (run == 1 && env("PROBE_IGNORE_TERM") == "1") {
+      std::signal(SIGTERM, SIG_IGN);  // the first run is killed at stop.timeout when stopped
+    }
     cluster.ready();
     say("RUN ", run, " lives ", lifetime, "ms");
     std::this_thread::sleep_for(std::chrono::milliseconds(lifetime));
