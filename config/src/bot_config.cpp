@@ -922,7 +922,7 @@ constexpr std::array kRules = {
           "SDK connected)"},
          applyStartReady},
     Rule{{"start.timeout", "duration", "\"90s\"",
-          "a worker not ready this long after it was started is killed as a failed start (1s to "
+          "a worker not ready this long after it was started is stopped, a failed start (1s to "
           "24h)"},
          applyStartTimeout},
     Rule{{"start.delay", "duration", "\"0s\"",
@@ -967,9 +967,10 @@ constexpr std::array kRules = {
           "a failed cluster is started again, with a fresh backoff, this long after it failed "
           "(0s to 24h; 0s: never)"},
          applyRetryFailedAfter},
-    Rule{{"stop", "table", "{}", "how workers are stopped when the supervisor stops"}},
+    Rule{{"stop", "table", "{}", "how workers are stopped"}},
     Rule{{"stop.timeout", "duration", "\"10s\"",
-          "how long a worker may take to exit after the stop signal before SIGKILL (1ms to 1h)"},
+          "how long a worker may take to exit, from the start of its stop, before SIGKILL (1ms to "
+          "1h)"},
          applyStopTimeout},
     Rule{{"stop.signal", "string", "\"SIGTERM\"",
           "signal that asks a worker to exit: SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1 or "
