@@ -567,6 +567,42 @@ BOOST_AUTO_TEST_CASE(rolling_restart_halts_when_a_new_worker_never_becomes_ready
   BOOST_TEST(!run->hasLine("cluster 3 (pid " + std::to_string(before[3]) + "): rolling restart"));
 }
 
+BOOST_AUTO_TEST_CASE(a_successor_started_before_a_reload_is_outdated_when_it_takes_over) {
+  // A rolling restart of clusters 0 and 1 together halts (cluster 1's new worker exits at once)
+  // while cluster 0's new worker, started with the old settings, is still starting. A reload
+  // then changes a setting for workers; when that new worker takes over, it is out of date.
+  TempDir dir;
+  const auto withExtra = [&](const std::string& extra) {
+    return probeConfig(
+        dir, 2, "basic",
+        "PROBE_FAIL_LATER = \"1\", PROBE_HOLD_READY = \"0\", PROBE_EXTRA = \"" + extra + "\"");
+  };
+  const auto config = dir.write("bot.toml", withExtra("old"));
+  auto run = SupervisorRun::run(config);
+  waitReady(*run, 0);
+  waitReady(*run, 1);
+  touch(dir, "broken");
+  const auto halted =
+      runCli({"restart", "--all", "--rolling", "--batch", "2", config.string()}, 60s);
+  BOOST_TEST(halted.status == 1, halted.output);
+  BOOST_TEST(halted.output.find("still starting: 0") != std::string::npos, halted.output);
+  const pid_t successor = startedPid(*run, 0, 1);
+  run->waitForLine("[cluster 0] HOLDING until release");
+
+  dir.write("bot.toml", withExtra("new"));
+  const auto reload = runCli({"reload", config.string()});
+  BOOST_TEST(reload.status == 0, reload.output);
+  BOOST_TEST(clusterOutdated(statusOf(config), 0));
+
+  touch(dir, "release");
+  BOOST_TEST(waitUntil([&] {
+    const auto status = statusOf(config);
+    const auto& cluster = status.at("clusters").as_array().at(0).as_object();
+    return cluster.at("pid").to_number<pid_t>() == successor;
+  }));
+  BOOST_TEST(clusterOutdated(statusOf(config), 0));
+}
+
 BOOST_AUTO_TEST_CASE(clients_that_give_up_on_a_long_request_free_their_connection) {
   TempDir dir;
   // Each start takes 3 s to be ready, so a rolling restart of cluster 0 takes that long, and

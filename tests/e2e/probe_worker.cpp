@@ -1089,6 +1089,18 @@ int main() {
     say("NOT READY (stalled)");
     sleepForever();
   }
+  // PROBE_FAIL_LATER: the starts of that cluster after its first exit with status 9 at once.
+  if (env("PROBE_FAIL_LATER") == std::to_string(id) && countRun("fail-" + std::to_string(id)) > 1) {
+    say("FAILING at start");
+    std::fflush(nullptr);
+    ::_exit(9);
+  }
+  // PROBE_HOLD_READY: the starts of that cluster after its first wait for PROBE_DIR/release
+  // before they go on to become ready (a successor a test keeps starting).
+  if (env("PROBE_HOLD_READY") == std::to_string(id) && countRun("hold-" + std::to_string(id)) > 1) {
+    say("HOLDING until release");
+    waitForFile("release");
+  }
 
   // scale: the cluster count changes under the workers. Every worker reports the totals it is
   // told, counts the ticks cluster 0 broadcasts all along (checking their order), and answers
