@@ -76,6 +76,12 @@ std::string listOf(const std::vector<std::uint32_t>& ids) {
   return list;
 }
 
+// "cluster 4" or "clusters 4..6": a run of cluster ids for a log line.
+std::string rangeOf(std::uint32_t first, std::uint32_t last) {
+  return first == last ? "cluster " + std::to_string(first)
+                       : "clusters " + std::to_string(first) + ".." + std::to_string(last);
+}
+
 }  // namespace
 
 Supervisor::Supervisor(asio::io_context& io, config::BotConfig config,
@@ -2413,10 +2419,10 @@ void Supervisor::applyScale(std::uint32_t from, std::uint32_t to) {
       started.push_back(id);
     }
     logLine("scaling from " + std::to_string(from) + " to " + std::to_string(to) +
-            " clusters: starting clusters " + std::to_string(from) + ".." + std::to_string(to - 1));
+            " clusters: starting " + rangeOf(from, to - 1));
   } else if (to < from) {
     logLine("scaling from " + std::to_string(from) + " to " + std::to_string(to) +
-            " clusters: stopping clusters " + std::to_string(to) + ".." + std::to_string(from - 1));
+            " clusters: stopping " + rangeOf(to, from - 1));
     // No event reaches a removed cluster from now on; the waits it was part of complete without
     // it, and what was held for it is dropped and counted.
     relay_.resize(to);

@@ -72,6 +72,36 @@ void expectRawAndParsedListenersInOrder(const std::string& environment) {
   BOOST_TEST(run->linesContaining("LISTENER_ERROR").empty(), run->transcript());
 }
 
+// The SDK's own report, without an error handler or with one that throws.
+void expectErrorReports(const std::string& handler, const std::string& handlerNote) {
+  TempDir dir;
+  auto run = start(dir, 2, "error-reports", "PROBE_ERROR_HANDLER = \"" + handler + "\"");
+  run->waitForLine("[cluster 1] MARKER");
+  for (const auto& line : run->linesContaining("ON_BAD_NAME")) {
+    BOOST_TEST(line.find("ON_BAD_NAME threw on: event name must be 1 to 255 bytes (got ") !=
+                   std::string::npos,
+               line);
+  }
+  BOOST_TEST(run->linesContaining("ON_BAD_NAME threw").size() == 2u, run->transcript());
+  // Not delivered, rather than a listener failing: no listener was called.
+  run->waitForLine(
+      "[cluster 1] clustervisor-worker: event \"nj\" not delivered: payload from "
+      "cluster 0 is not valid JSON: ");
+  BOOST_TEST(run->linesContaining("NJ called").empty(), run->transcript());
+  run->waitForLine(
+      "[cluster 1] clustervisor-worker: listener for \"boom\" failed: boom from "
+      "listener" +
+      handlerNote);
+}
+
+BOOST_AUTO_TEST_CASE(without_an_error_handler_the_sdk_reports_what_failed_on_standard_error) {
+  expectErrorReports("none", "");
+}
+
+BOOST_AUTO_TEST_CASE(an_error_handler_that_throws_is_reported_with_the_listeners_error) {
+  expectErrorReports("throws", " (and the error handler threw: handler broke)");
+}
+
 void expectEventsInOrder(const std::string& environment) {
   TempDir dir;
   auto run = start(dir, 2, "order", environment);

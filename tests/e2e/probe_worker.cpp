@@ -720,13 +720,20 @@ int main() {
         " shards=", shards.empty() ? "-" : shards, " totalShards=", cluster.totalShards(),
         " sdkThreads=", threadCount() - threadsBefore);
   }
-  events.setErrorHandler([](std::string_view event, std::exception_ptr error) {
-    try {
-      std::rethrow_exception(error);
-    } catch (const std::exception& e) {
-      say("LISTENER_ERROR ", event, " ", e.what());
-    }
-  });
+  // PROBE_ERROR_HANDLER: "none" (the SDK's own report), "throws" (one that throws), else one
+  // that prints LISTENER_ERROR.
+  if (env("PROBE_ERROR_HANDLER") == "throws") {
+    events.setErrorHandler(
+        [](std::string_view, std::exception_ptr) { throw std::runtime_error("handler broke"); });
+  } else if (env("PROBE_ERROR_HANDLER") != "none") {
+    events.setErrorHandler([](std::string_view event, std::exception_ptr error) {
+      try {
+        std::rethrow_exception(error);
+      } catch (const std::exception& e) {
+        say("LISTENER_ERROR ", event, " ", e.what());
+      }
+    });
+  }
   logEvents(events, {"b", "marker", "forged", "back", "big", "held", "v"});
   if (mode == "raw-listeners") {
     // A raw listener between two parsed ones, and one for text that is not JSON.
@@ -735,6 +742,21 @@ int main() {
         "r", [](std::string_view text, int source) { say("RAW r from=", source, " text=", text); });
     events.on("r", [](const json::value& data, int) { say("PARSED2 ", json::serialize(data)); });
     events.onRaw("bad", [](std::string_view text, int) { say("RAW bad text=", text); });
+  }
+  if (mode == "error-reports" && id == 1) {
+    // Names no event can have are refused; a payload that is not JSON, a listener that throws.
+    for (const auto& name : {std::string(), std::string(256, 'n')}) {
+      try {
+        events.on(name, [](const json::value&, int) {});
+        say("ON_BAD_NAME accepted");
+      } catch (const clustervisor::Error& e) {
+        say("ON_BAD_NAME threw ", e.what());
+      }
+    }
+    events.on("nj", [](const json::value&, int) { say("NJ called"); });
+    events.on("boom",
+              [](const json::value&, int) { throw std::logic_error("boom from listener"); });
+    events.on("marker", [](const json::value&, int) { say("MARKER"); });
   }
   if (mode == "listener-changes") {
     // Listeners the listeners themselves change between two events of one burst: a
@@ -778,6 +800,14 @@ int main() {
     events.broadcastRaw("r", R"({"n": 1})", ec);
     events.broadcastRaw("bad", "not json", ec);
     events.broadcastRaw("r", "", ec);
+  }
+
+  if (mode == "error-reports" && id == 0) {
+    barrier(cluster);
+    boost::system::error_code ec;
+    events.broadcastRaw("nj", "{bad", ec);
+    events.broadcast("boom", {{"n", 1}});
+    events.emitTo(1, "marker", {{"end", true}});
   }
 
   if (mode == "listener-changes" && id == 0) {

@@ -972,9 +972,11 @@ void Connection::deliverOne(std::string_view name, std::string_view payload, std
       delivery ? delivery->parse(parser_, payload, ec) : boost::json::value();
   const bool parsed = !ec;
   if (ec) {
-    reportListenerError(name, std::make_exception_ptr(std::runtime_error(
-                                  "payload from cluster " + std::to_string(source) +
-                                  " is not valid JSON: " + ec.message())));
+    reportListenerError(name,
+                        std::make_exception_ptr(
+                            std::runtime_error("payload from cluster " + std::to_string(source) +
+                                               " is not valid JSON: " + ec.message())),
+                        false);
   }
   std::vector<ListenerEntry> taken;
   const std::vector<ListenerEntry>* listeners = &found;
@@ -1010,29 +1012,42 @@ void Connection::publishListeners(ListenerMap map) {
   listenersVersion_.fetch_add(1, std::memory_order_release);
 }
 
-void Connection::reportListenerError(std::string_view event, std::exception_ptr error) {
+namespace {
+
+std::string whatOf(const std::exception_ptr& error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    return e.what();
+  } catch (...) {
+  }
+  return "unknown exception";
+}
+
+}  // namespace
+
+void Connection::reportListenerError(std::string_view event, std::exception_ptr error,
+                                     bool fromListener) {
   ErrorHandler handler;
   {
     std::lock_guard lock(listenersMutex_);
     handler = errorHandler_;
   }
+  std::string handlerFailed;
   if (handler) {
     try {
       handler(event, error);
       return;
     } catch (...) {
-      // An error handler that throws falls back to the default report below.
+      // An error handler that throws falls back to the default report below, which says so.
+      handlerFailed = " (and the error handler threw: " + whatOf(std::current_exception()) + ")";
     }
   }
-  std::string what = "unknown exception";
-  try {
-    std::rethrow_exception(error);
-  } catch (const std::exception& e) {
-    what = e.what();
-  } catch (...) {
-  }
-  std::fprintf(stderr, "clustervisor-worker: listener for \"%.*s\" failed: %s\n",
-               static_cast<int>(event.size()), event.data(), what.c_str());
+  const std::string what = whatOf(error);
+  std::fprintf(stderr, "clustervisor-worker: %s \"%.*s\" %s: %s%s\n",
+               fromListener ? "listener for" : "event", static_cast<int>(event.size()),
+               event.data(), fromListener ? "failed" : "not delivered", what.c_str(),
+               handlerFailed.c_str());
 }
 
 std::uint64_t Connection::addListener(std::string_view event, Listener listener, bool once) {

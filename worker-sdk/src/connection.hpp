@@ -258,7 +258,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void onStopFrame(std::chrono::milliseconds untilKill);
   void onTotalChanged(std::uint32_t total);
   void releaseBusWork();
-  void reportListenerError(std::string_view event, std::exception_ptr error);
+  // To the error handler, else (or when it throws) one line on standard error; `fromListener`:
+  // a listener threw, rather than the event not reaching its listeners (invalid JSON).
+  void reportListenerError(std::string_view event, std::exception_ptr error,
+                           bool fromListener = true);
 
   std::vector<std::shared_ptr<void>> keepAlive_;  // destroyed last
   const std::uint32_t id_;
