@@ -413,7 +413,7 @@ int main() {
   try {
     clustervisor::ClusterOptions options;
     // Starting 1024 clusters at once keeps the supervisor busy forking for many seconds, during
-    // which welcomes lag far behind (see README.md, "Performance"); wait for ours rather than
+    // which welcomes lag far behind (see bench/README.md, "Start time"); wait for ours rather than
     // give up after the default 10 s and measure a bot that lost clusters.
     options.handshakeTimeout = std::chrono::minutes(2);
     options.listenersOnIoThread = bench::envOr(bench::kEnvIoThread, "0") == "1";

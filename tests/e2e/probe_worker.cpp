@@ -745,15 +745,23 @@ int main() {
   }
   if (mode == "error-reports" && id == 1) {
     // Names no event can have are refused; a payload that is not JSON, a listener that throws.
-    for (const auto& name : {std::string(), std::string(256, 'n')}) {
+    const auto tryName = [](const char* how, const auto& add) {
       try {
-        events.on(name, [](const json::value&, int) {});
-        say("ON_BAD_NAME accepted");
+        add();
+        say("ON_BAD_NAME ", how, " accepted");
       } catch (const clustervisor::Error& e) {
-        say("ON_BAD_NAME threw ", e.what());
+        say("ON_BAD_NAME ", how, " threw ", e.what());
       }
-    }
+    };
+    const auto parsed = [](const json::value&, int) {};
+    tryName("on", [&] { events.on("", parsed); });
+    tryName("on", [&] { events.on(std::string(256, 'n'), parsed); });
+    tryName("once", [&] { events.once("", parsed); });
+    tryName("onRaw", [&] { events.onRaw(std::string(256, 'n'), [](std::string_view, int) {}); });
+    events.on(std::string(255, 'n'), parsed);
+    say("ON_LONGEST_NAME accepted");
     events.on("nj", [](const json::value&, int) { say("NJ called"); });
+    events.onRaw("nj", [](std::string_view text, int) { say("RAW nj ", text); });
     events.on("boom",
               [](const json::value&, int) { throw std::logic_error("boom from listener"); });
     events.on("marker", [](const json::value&, int) { say("MARKER"); });

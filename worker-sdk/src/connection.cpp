@@ -762,10 +762,12 @@ void Connection::startListening() {
     const auto dropped = droppedBeforeListening_;
     asio::post(bus_, [self = shared_from_this(), dropped] {
       self->reportListenerError(
-          "", std::make_exception_ptr(std::runtime_error(
-                  std::to_string(dropped) +
-                  " event(s) arrived before the worker started listening and did not fit the "
-                  "waiting room; they were dropped")));
+          "",
+          std::make_exception_ptr(std::runtime_error(
+              std::to_string(dropped) +
+              " event(s) arrived before the worker started listening and did not fit the "
+              "waiting room; they were dropped")),
+          ErrorKind::kDropped);
     });
   }
 }
@@ -976,7 +978,7 @@ void Connection::deliverOne(std::string_view name, std::string_view payload, std
                         std::make_exception_ptr(
                             std::runtime_error("payload from cluster " + std::to_string(source) +
                                                " is not valid JSON: " + ec.message())),
-                        false);
+                        ErrorKind::kNotParsed);
   }
   std::vector<ListenerEntry> taken;
   const std::vector<ListenerEntry>* listeners = &found;
@@ -1027,7 +1029,7 @@ std::string whatOf(const std::exception_ptr& error) {
 }  // namespace
 
 void Connection::reportListenerError(std::string_view event, std::exception_ptr error,
-                                     bool fromListener) {
+                                     ErrorKind kind) {
   ErrorHandler handler;
   {
     std::lock_guard lock(listenersMutex_);
@@ -1043,11 +1045,19 @@ void Connection::reportListenerError(std::string_view event, std::exception_ptr 
       handlerFailed = " (and the error handler threw: " + whatOf(std::current_exception()) + ")";
     }
   }
-  const std::string what = whatOf(error);
-  std::fprintf(stderr, "clustervisor-worker: %s \"%.*s\" %s: %s%s\n",
-               fromListener ? "listener for" : "event", static_cast<int>(event.size()),
-               event.data(), fromListener ? "failed" : "not delivered", what.c_str(),
-               handlerFailed.c_str());
+  std::string line = "clustervisor-worker: ";
+  switch (kind) {
+    case ErrorKind::kListenerFailed:
+      line += "listener for \"" + std::string(event) + "\" failed: ";
+      break;
+    case ErrorKind::kNotParsed:
+      line += "event \"" + std::string(event) + "\" not given to its JSON listeners: ";
+      break;
+    case ErrorKind::kDropped:
+      break;
+  }
+  line += whatOf(error) + handlerFailed + "\n";
+  std::fputs(line.c_str(), stderr);
 }
 
 std::uint64_t Connection::addListener(std::string_view event, Listener listener, bool once) {

@@ -258,10 +258,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void onStopFrame(std::chrono::milliseconds untilKill);
   void onTotalChanged(std::uint32_t total);
   void releaseBusWork();
-  // To the error handler, else (or when it throws) one line on standard error; `fromListener`:
-  // a listener threw, rather than the event not reaching its listeners (invalid JSON).
+  // What reportListenerError() reports: a listener threw; an event's payload is not JSON, so
+  // its parsed listeners were not called; events were dropped before the worker listened.
+  enum class ErrorKind { kListenerFailed, kNotParsed, kDropped };
+  // To the error handler, else (or when it throws) one line on standard error.
   void reportListenerError(std::string_view event, std::exception_ptr error,
-                           bool fromListener = true);
+                           ErrorKind kind = ErrorKind::kListenerFailed);
 
   std::vector<std::shared_ptr<void>> keepAlive_;  // destroyed last
   const std::uint32_t id_;

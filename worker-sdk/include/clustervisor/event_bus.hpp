@@ -78,7 +78,8 @@ using Listener = std::function<void(const boost::json::value& data, int sourceCl
 using RawListener = std::function<void(std::string_view json, int sourceCluster)>;
 
 // Called when a listener throws, with the exception; or when an event's payload is not valid
-// JSON, with a std::runtime_error saying so (the listeners are then not called).
+// JSON, with a std::runtime_error saying so (its parsed listeners are then not called; its raw
+// listeners are).
 using ErrorHandler = std::function<void(std::string_view event, std::exception_ptr error)>;
 
 // One "key": value of a payload object written in place (EventBus::broadcast and emitTo), the
@@ -208,7 +209,9 @@ class EventBus {
   // Starts delivering events to listeners (idempotent). Cluster::ready() calls it too.
   void listen();
 
-  // Any number of listeners per event, called in the order they were added.
+  // Any number of listeners per event, called in the order they were added. on(), once() and
+  // onRaw() throw clustervisor::Error (Errc::kInvalidEventName) for a name no event can have:
+  // empty, or longer than 255 bytes.
   Subscription on(std::string_view event, Listener listener);
   // Like on(), removed after its first call.
   Subscription once(std::string_view event, Listener listener);
