@@ -647,7 +647,8 @@ void Supervisor::tellReadyOnce() {
     ready += running ? 1 : 0;
   }
   toldReady_ = true;
-  const std::string status = ready < clusters()
+  const std::string status = ready == 0 ? std::string("no cluster ready; every cluster ended")
+                             : ready < clusters()
                                  ? std::to_string(ready) + " of " + std::to_string(clusters()) +
                                        " clusters ready; the others ended"
                              : ready == 1 ? "1 cluster ready"
@@ -1442,6 +1443,9 @@ void Supervisor::checkAllEnded() {
   if (!failed.empty()) {
     exitStatus_ = kExitUnavailable;
   }
+  // Every cluster ended before all were ready: the service manager is told READY=1 all the same
+  // (nothing is left to wait for), then STOPPING=1, rather than a start it would take as broken.
+  tellReadyOnce();
   beginShutdown(std::string("no cluster is running or will be restarted") +
                 (failed.empty() ? std::string()
                                 : " (cluster" + std::string(failed.size() == 1 ? " " : "s ") +
@@ -1466,9 +1470,17 @@ void Supervisor::watchSignals() {
       logLine("received " + signalName(signal) +
               "; ignored (SIGINT, SIGTERM and SIGQUIT stop the supervisor, SIGHUP reloads)");
     } else if (!shuttingDown_) {
-      shutdownRequestedAt_ = Clock::now();
+      firstStopSignalAt_ = Clock::now();
       beginShutdown("received " + signalName(signal));
-    } else if (Clock::now() - shutdownRequestedAt_ < kDuplicateSignalWindow) {
+    } else if (!firstStopSignalAt_) {
+      // The stop began otherwise (clustervisor stop, a crash loop, every cluster ended): this is
+      // the first stop signal, as systemd sends one after an ExecStop= that returned at once. The
+      // stop goes on; the next one kills.
+      firstStopSignalAt_ = Clock::now();
+      logLine("received " + signalName(signal) +
+              " while already stopping; the stop goes on (send a stop signal again to kill "
+              "at once)");
+    } else if (Clock::now() - *firstStopSignalAt_ < kDuplicateSignalWindow) {
       // Wrappers (timeout, npm, shells) often deliver one Ctrl-C twice: to the process group and
       // again to the child. Only a signal clearly after the first one means "kill now".
       logLine("received " + signalName(signal) + " again within " +
@@ -1494,7 +1506,6 @@ void Supervisor::beginShutdown(std::string_view why) {
     return;
   }
   shuttingDown_ = true;
-  shutdownRequestedAt_ = Clock::now();
   notifier_.send("STOPPING=1\nSTATUS=" + std::string(why));
   queueTimer_.cancel();
   rolloutTimer_.cancel();

@@ -360,7 +360,7 @@ class Supervisor final : private FrameSink {
   std::mt19937_64 random_;
   bool shuttingDown_ = false;
   bool escalated_ = false;
-  Clock::time_point shutdownRequestedAt_;
+  std::optional<Clock::time_point> firstStopSignalAt_;  // SIGINT, SIGTERM or SIGQUIT
   Clock::time_point orphanDeadline_;
   bool finished_ = false;
   int exitStatus_ = 0;

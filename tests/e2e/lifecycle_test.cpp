@@ -550,6 +550,33 @@ BOOST_AUTO_TEST_CASE(second_signal_kills_every_worker_at_once) {
   BOOST_TEST(countLines(*run, {"was killed by SIGKILL after ", "; stopped"}) == 2u);
 }
 
+BOOST_AUTO_TEST_CASE(the_first_signal_during_a_stop_not_begun_by_one_lets_the_stop_go_on) {
+  // As systemd does after an ExecStop=clustervisor stop --no-wait: the stop began over the
+  // control socket, then the service manager sends SIGTERM. Only a second signal kills.
+  TempDir dir;
+  const auto config = dir.write("bot.toml",
+                                "command = [\"/bin/sh\", \"-c\", \"trap '' TERM; "
+                                "echo trapped; while :; do sleep 1; done\"]\n"
+                                "clusters = 2\n[stop]\ntimeout = \"1h\"\n");
+  auto run = SupervisorRun::run(config);
+  run->waitForLines("] trapped", 2);
+  const auto stop = runCli({"stop", "--no-wait", config.string()});
+  BOOST_TEST(stop.status == 0, stop.output);
+  run->waitForLine("stop requested over the control socket; stopping 2 workers");
+  run->signal(SIGTERM);
+  run->waitForLine("received SIGTERM while already stopping; the stop goes on");
+  BOOST_TEST(!run->hasLine("killing every worker now"), run->transcript());
+  BOOST_TEST(!run->waitExit(0ms).has_value());
+  // Clearly later than that first one (past the 200 ms window for duplicates): a second.
+  std::this_thread::sleep_for(300ms);
+  run->signal(SIGTERM);
+  const auto status = run->waitExit(30s);
+  BOOST_REQUIRE(status.has_value());
+  BOOST_TEST(*status == 0);
+  run->waitForLine("received SIGTERM again; killing every worker now");
+  BOOST_TEST(countLines(*run, {"was killed by SIGKILL after ", "; stopped"}) == 2u);
+}
+
 BOOST_AUTO_TEST_CASE(every_worker_killed_at_once_is_restarted_and_none_is_left_a_zombie) {
   TempDir dir;
   auto run = start(dir, 4, "basic");

@@ -842,6 +842,23 @@ BOOST_AUTO_TEST_CASE(a_cluster_that_ends_for_good_counts_as_done_for_the_manager
   ::close(manager);
 }
 
+BOOST_AUTO_TEST_CASE(a_bot_whose_clusters_all_end_before_ready_tells_ready_then_stopping) {
+  TempDir dir;
+  const auto config = dir.write("bot.toml",
+                                "command = [\"/bin/sh\", \"-c\", \"exit 0\"]\nclusters = 2\n"
+                                "[restart]\npolicy = \"on-failure\"\n");
+  const auto path = dir.path() / "notify.sock";
+  const int manager = bindUnixSocket(path, SOCK_DGRAM);
+  auto run = SupervisorRun::run(config, {"NOTIFY_SOCKET=" + path.string()});
+  BOOST_TEST(run->waitExit(30s).value_or(-1) == 0, run->transcript());
+  BOOST_TEST(receiveDatagram(manager) ==
+             "READY=1\nSTATUS=no cluster ready; every cluster ended\nMAINPID=" +
+                 std::to_string(run->pid()));
+  BOOST_TEST(receiveDatagram(manager) ==
+             "STOPPING=1\nSTATUS=no cluster is running or will be restarted");
+  ::close(manager);
+}
+
 BOOST_AUTO_TEST_CASE(the_service_managers_watchdog_is_fed_from_the_event_loop) {
   // WatchdogSec=200ms: WATCHDOG_USEC=200000, a WATCHDOG=1 about every 100ms.
   TempDir dir;
