@@ -633,27 +633,65 @@ void Supervisor::keepWatchdogFed(std::chrono::microseconds interval) {
   });
 }
 
+std::string Supervisor::statusText() const {
+  std::uint32_t ready = 0;
+  bool othersEnded = true;
+  std::vector<std::uint32_t> failed;
+  for (std::uint32_t id = 0; id < clusters(); ++id) {
+    const WorkerState state = slots_[id]->lifecycle.state();
+    if (state == WorkerState::kRunning) {
+      ++ready;
+      continue;
+    }
+    othersEnded = othersEnded && endedForGood(*slots_[id]);
+    if (state == WorkerState::kFailed) {
+      failed.push_back(id);
+    }
+  }
+  if (ready == clusters()) {
+    return ready == 1 ? std::string("1 cluster ready")
+                      : "all " + std::to_string(ready) + " clusters ready";
+  }
+  if (ready == 0 && othersEnded) {
+    return "no cluster ready; every cluster ended";
+  }
+  std::string text =
+      std::to_string(ready) + " of " + std::to_string(clusters()) + " clusters ready";
+  if (othersEnded) {
+    return text + "; the others ended";
+  }
+  if (!failed.empty()) {
+    text +=
+        std::string("; cluster") + (failed.size() == 1 ? " " : "s ") + listOf(failed) + " failed";
+  }
+  return text;
+}
+
 void Supervisor::tellReadyOnce() {
   if (toldReady_ || shuttingDown_ || !notifier_.enabled()) {
     return;
   }
   // Every cluster ready, or ended for good: nothing more to wait for.
-  std::uint32_t ready = 0;
   for (std::uint32_t id = 0; id < clusters(); ++id) {
-    const bool running = slots_[id]->lifecycle.state() == WorkerState::kRunning;
-    if (!running && !endedForGood(*slots_[id])) {
+    if (slots_[id]->lifecycle.state() != WorkerState::kRunning && !endedForGood(*slots_[id])) {
       return;
     }
-    ready += running ? 1 : 0;
   }
   toldReady_ = true;
-  const std::string status = ready == 0 ? std::string("no cluster ready; every cluster ended")
-                             : ready < clusters()
-                                 ? std::to_string(ready) + " of " + std::to_string(clusters()) +
-                                       " clusters ready; the others ended"
-                             : ready == 1 ? "1 cluster ready"
-                                          : "all " + std::to_string(ready) + " clusters ready";
-  notifier_.send("READY=1\nSTATUS=" + status + "\nMAINPID=" + std::to_string(::getpid()));
+  toldStatus_ = statusText();
+  notifier_.send("READY=1\nSTATUS=" + toldStatus_ + "\nMAINPID=" + std::to_string(::getpid()));
+}
+
+void Supervisor::tellStatus() {
+  if (!toldReady_ || shuttingDown_ || !notifier_.enabled()) {
+    return;
+  }
+  std::string status = statusText();
+  if (status == toldStatus_) {
+    return;
+  }
+  toldStatus_ = std::move(status);
+  notifier_.send("STATUS=" + toldStatus_);
 }
 
 void Supervisor::onReady(Slot& slot) {
@@ -668,6 +706,7 @@ void Supervisor::onReady(Slot& slot) {
   pumpQueue();
   progressOperation();
   tellReadyOnce();
+  tellStatus();
 }
 
 void Supervisor::routeEvent(Slot& slot, WorkerConnection& from, const wire::Header& header,
@@ -1414,6 +1453,7 @@ void Supervisor::onExit(Slot& slot, int status) {
     pumpQueue();
     checkAllEnded();
     progressOperation();
+    tellStatus();
   }
 }
 
@@ -2225,6 +2265,7 @@ void Supervisor::finishOperation(bool ok, std::string error) {
     notifier_.send("READY=1");  // the end of RELOADING=1
   }
   tellReadyOnce();  // a reload may have removed the last cluster not ready yet
+  tellStatus();     // or changed the cluster count
   boost::json::object result = std::move(current_->result);
   current_.reset();
   if (operation.reply) {

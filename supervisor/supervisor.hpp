@@ -224,6 +224,11 @@ class Supervisor final : private FrameSink {
   void onHello(Slot& slot, WorkerConnection& connection, std::span<std::byte> frame);
   void onReady(Slot& slot);
   // Once every cluster is ready for the first time, tells the service manager (READY=1).
+  // After READY=1: tells the service manager a new STATUS= when the clusters ready or failed
+  // changed, so that systemctl status shows the bot as it is now.
+  void tellStatus();
+  // "all 16 clusters ready", "15 of 16 clusters ready; cluster 3 failed", "…; the others ended".
+  std::string statusText() const;
   void tellReadyOnce();
   void routeEvent(Slot& slot, WorkerConnection& from, const wire::Header& header,
                   std::span<std::byte> frame);
@@ -366,6 +371,7 @@ class Supervisor final : private FrameSink {
   int exitStatus_ = 0;
   ServiceNotifier notifier_ = ServiceNotifier::fromEnvironment();
   bool toldReady_ = false;
+  std::string toldStatus_;  // the last STATUS= told the service manager
   // WATCHDOG=1 from the event loop, as often as the service manager asks (WatchdogSec=).
   boost::asio::steady_timer watchdogTimer_;
   void keepWatchdogFed(std::chrono::microseconds interval);

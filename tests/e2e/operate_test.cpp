@@ -780,6 +780,12 @@ BOOST_AUTO_TEST_CASE(a_service_manager_is_told_when_the_bot_is_ready_reloading_a
   BOOST_TEST(reload.status == 0, reload.output);
   BOOST_TEST(receive().find("RELOADING=1\nMONOTONIC_USEC=") == 0u);
   BOOST_TEST(receive() == "READY=1");
+  // STATUS= follows the clusters ready: a crash and the restart after it.
+  const pid_t crashed = startedPid(*run, 1);
+  BOOST_REQUIRE(::kill(crashed, SIGKILL) == 0);
+  BOOST_TEST(receive() == "STATUS=1 of 2 clusters ready");
+  BOOST_TEST(receive() == "STATUS=all 2 clusters ready");
+  waitReady(*run, 1, 1);
   run->signal(SIGTERM);
   BOOST_TEST(receive().find("STOPPING=1\nSTATUS=") == 0u);
   BOOST_TEST(run->waitExit(30s).value_or(-1) == 0, run->transcript());
