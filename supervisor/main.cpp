@@ -161,13 +161,22 @@ struct LockHolder {
   pid_t pid = 0;
   std::vector<std::string> sockets;
 };
-std::optional<LockHolder> supervisorHolding(const std::string& configPath) {
+// The supervisor holding a flock(2) on the file at `path`, if one does.
+std::optional<pid_t> supervisorLocking(const std::filesystem::path& path) {
   struct stat st {};
-  if (::stat(configPath.c_str(), &st) != 0) {
+  if (::stat(path.c_str(), &st) != 0) {
     return std::nullopt;
   }
   const auto pid = flockHolderOf(st.st_dev, st.st_ino);
   if (!pid || !isSupervisorProcess(*pid)) {
+    return std::nullopt;
+  }
+  return pid;
+}
+
+std::optional<LockHolder> supervisorHolding(const std::string& configPath) {
+  const auto pid = supervisorLocking(configPath);
+  if (!pid) {
     return std::nullopt;
   }
   return LockHolder{*pid, listeningSocketsOf(*pid)};
@@ -179,14 +188,13 @@ std::optional<LockHolder> supervisorHolding(const std::string& configPath) {
 // editors save).
 std::optional<std::pair<pid_t, std::filesystem::path>> supervisorHoldingLockFile(
     const std::string& configPath) {
-  const std::filesystem::path fallback = "/tmp/clustervisor-" + std::to_string(::getuid());
-  for (const auto& directory : {RunLock::runtimeDirectoryPath(), fallback}) {
+  std::vector<std::filesystem::path> directories{RunLock::runtimeDirectoryPath()};
+  if (RunLock::fallbackDirectoryPath() != directories.front()) {
+    directories.push_back(RunLock::fallbackDirectoryPath());
+  }
+  for (const auto& directory : directories) {
     const auto lockFile = RunLock::lockFileFor(configPath, directory);
-    struct stat st {};
-    if (::stat(lockFile.c_str(), &st) != 0) {
-      continue;
-    }
-    if (const auto pid = flockHolderOf(st.st_dev, st.st_ino); pid && isSupervisorProcess(*pid)) {
+    if (const auto pid = supervisorLocking(lockFile)) {
       return std::pair{*pid, lockFile};
     }
   }

@@ -54,6 +54,10 @@ std::filesystem::path RunLock::runtimeDirectoryPath() {
   if (xdg != nullptr && xdg[0] == '/') {
     return std::filesystem::path(xdg) / "clustervisor";
   }
+  return fallbackDirectoryPath();
+}
+
+std::filesystem::path RunLock::fallbackDirectoryPath() {
   return "/tmp/clustervisor-" + std::to_string(::getuid());
 }
 

@@ -33,6 +33,8 @@ class RunLock {
   static std::optional<std::filesystem::path> runtimeDirectory(std::string& error);
   // Where that directory is, without creating or checking it.
   static std::filesystem::path runtimeDirectoryPath();
+  // Where it is without XDG_RUNTIME_DIR: /tmp/clustervisor-UID.
+  static std::filesystem::path fallbackDirectoryPath();
   // The control socket of the bot whose config is `configFile`, in `directory`.
   static std::filesystem::path controlSocketFor(const std::filesystem::path& configFile,
                                                 const std::filesystem::path& directory);

@@ -424,7 +424,7 @@ std::string Supervisor::beginStopSequence(WorkerConnection* connection, bool sto
                     connection->sendControl(wire::encodeStop(static_cast<std::uint32_t>(
                         std::min<std::int64_t>(config_.stop.timeout.count(), 0xFFFFFFFF))));
   // At most half the stop timeout: the signal always gets its chance before SIGKILL.
-  const auto signalDelay = std::min(config_.stop.signalDelay, config_.stop.timeout / 2);
+  const auto signalDelay = stopSignalDelay();
   const bool signalLater = told && stopHandler && signalDelay.count() > 0;
   const auto sendSignal = [this, pid] {
     if (const pid_t target = pid(); target > 0) {
@@ -1453,7 +1453,6 @@ void Supervisor::onExit(Slot& slot, int status) {
     pumpQueue();
     checkAllEnded();
     progressOperation();
-    tellStatus();
   }
 }
 
@@ -1466,14 +1465,18 @@ bool Supervisor::endedForGood(const Slot& slot) const {
 void Supervisor::checkAllEnded() {
   // Nothing runs and nothing will start again (exited under on-failure or never, failed without
   // a retry): a supervisor with nothing to supervise ends, so whatever runs it notices. It fails
-  // when a cluster failed or its last exit was not a success.
+  // when a cluster failed or its last exit was not a success. Either way, the service manager
+  // learns first: the one that ended may have been the last the bot waited for (READY=1), and
+  // the clusters ready or failed changed (STATUS=); when all ended, READY=1 comes before
+  // STOPPING=1 rather than a start it would take as broken.
+  tellReadyOnce();
+  tellStatus();
   std::vector<std::uint32_t> failed;
   for (const auto& slot : slots_) {
     if (slot->removed) {
       continue;
     }
     if (!endedForGood(*slot)) {
-      tellReadyOnce();  // the one that ended may have been the last the bot waited for
       return;
     }
     if (slot->lifecycle.state() == WorkerState::kFailed || !slot->lastExitSucceeded) {
@@ -1483,9 +1486,6 @@ void Supervisor::checkAllEnded() {
   if (!failed.empty()) {
     exitStatus_ = kExitUnavailable;
   }
-  // Every cluster ended before all were ready: the service manager is told READY=1 all the same
-  // (nothing is left to wait for), then STOPPING=1, rather than a start it would take as broken.
-  tellReadyOnce();
   beginShutdown(std::string("no cluster is running or will be restarted") +
                 (failed.empty() ? std::string()
                                 : " (cluster" + std::string(failed.size() == 1 ? " " : "s ") +
@@ -1582,7 +1582,7 @@ void Supervisor::beginShutdown(std::string_view why) {
     const auto delayed = static_cast<std::size_t>(delayedSignals_ - delayedBefore);
     std::string later;
     if (delayed > 0) {
-      const auto signalDelay = std::min(config_.stop.signalDelay, config_.stop.timeout / 2);
+      const auto signalDelay = stopSignalDelay();
       later = " " + formatDuration(signalDelay) + " later to the " +
               (delayed == running ? std::string(running == 1 ? "one" : "ones")
                                   : std::to_string(delayed)) +
@@ -2108,8 +2108,7 @@ void Supervisor::promote(Slot& slot) {
   slot.startedWith = std::move(successor->startedWith);
   slot.lastHeard = now;
   // Started before a reload that changed settings for workers, it may be out of date already.
-  slot.outdated = slot.startedWith != nullptr && slot.startedWith != workerConfig_ &&
-                  differsForWorkers(*slot.startedWith, slot.id);
+  slot.outdated = runsOutdated(slot);
   slot.handOverFailure.clear();
   slot.lifecycle.handOver(successor->spawnedAt, now);
   resumeHeldBack();  // the cluster's new outbox is empty: nobody waits for the old one
@@ -2410,32 +2409,20 @@ const std::shared_ptr<const config::BotConfig>& Supervisor::workerConfig() {
   return workerConfig_;
 }
 
-bool Supervisor::differsForWorkers(const config::BotConfig& startedWith, std::uint32_t id) const {
-  const auto restart = compareConfigs(startedWith, config_).clustersToRestart();
-  return std::find(restart.begin(), restart.end(), id) != restart.end();
+bool Supervisor::runsOutdated(const Slot& slot) const {
+  // Judged against what its worker was started with, not against the config before the last
+  // reload: whatever restarts it brings it up to date, and so does a reload back to the settings
+  // it runs with.
+  if (slot.pid <= 0 || slot.resharding || !slot.startedWith || slot.startedWith == workerConfig_) {
+    return false;
+  }
+  const auto restart = compareConfigs(*slot.startedWith, config_).clustersToRestart();
+  return std::find(restart.begin(), restart.end(), slot.id) != restart.end();
 }
 
 void Supervisor::markOutdated() {
-  // Judged against what each running worker was started with, not against the config before
-  // this reload: whatever restarts it brings it up to date, and so does a reload back to the
-  // settings it runs with. The workers started with one config share it: compared once.
-  std::vector<std::pair<const config::BotConfig*, std::vector<std::uint32_t>>> restartsFor;
   for (std::uint32_t id = 0; id < clusters(); ++id) {
-    Slot& slot = *slots_[id];
-    if (slot.pid <= 0 || slot.resharding || !slot.startedWith ||
-        slot.startedWith == workerConfig_) {
-      slot.outdated = false;
-      continue;
-    }
-    const auto* startedWith = slot.startedWith.get();
-    auto it = std::find_if(restartsFor.begin(), restartsFor.end(),
-                           [&](const auto& entry) { return entry.first == startedWith; });
-    if (it == restartsFor.end()) {
-      restartsFor.emplace_back(startedWith,
-                               compareConfigs(*startedWith, config_).clustersToRestart());
-      it = std::prev(restartsFor.end());
-    }
-    slot.outdated = std::find(it->second.begin(), it->second.end(), id) != it->second.end();
+    slots_[id]->outdated = runsOutdated(*slots_[id]);
   }
 }
 

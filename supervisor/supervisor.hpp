@@ -15,6 +15,7 @@
 
 #include <sys/types.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -317,9 +318,13 @@ class Supervisor final : private FrameSink {
   const std::shared_ptr<const config::BotConfig>& workerConfig();
   // Marks the running workers whose settings for workers differ from config_'s as outdated.
   void markOutdated();
-  // Whether a worker of cluster `id` started with `startedWith` needs a restart to run with
-  // config_'s settings for workers.
-  bool differsForWorkers(const config::BotConfig& startedWith, std::uint32_t id) const;
+  // Whether the slot's running worker needs a restart to run with config_'s settings for workers.
+  bool runsOutdated(const Slot& slot) const;
+  // How long after the stop frame a worker with an onStop handler gets stop.signal: at most half
+  // of stop.timeout, so the signal always comes before SIGKILL.
+  std::chrono::milliseconds stopSignalDelay() const {
+    return std::min(config_.stop.signalDelay, config_.stop.timeout / 2);
+  }
 
   boost::asio::io_context& io_;
   config::BotConfig config_;
