@@ -13,7 +13,6 @@
 
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <memory>
 #include <vector>
 
@@ -107,15 +106,12 @@ BOOST_AUTO_TEST_CASE(status_text_and_json_match_reality_after_starts_crashes_and
     BOOST_TEST(cluster.at("last_exit").is_null());
     BOOST_TEST(cluster.at("last_exit_reason").is_null());
     BOOST_TEST(cluster.at("next_start_ms").is_null());  // a running cluster does not wait
-    // The worker's own memory, as its /proc/PID/statm says (in pages), and CPU time.
-    std::ifstream statm("/proc/" + std::to_string(cluster.at("pid").as_int64()) + "/statm");
-    long pages = 0;
-    long resident = 0;
-    BOOST_REQUIRE(statm >> pages >> resident);
+    // The worker's own memory, as /proc says it, and CPU time.
+    const long resident = usageOf(cluster.at("pid").to_number<pid_t>()).rssKiB * 1024;
     const auto rss = cluster.at("rss_bytes").as_int64();
     BOOST_TEST(rss > 0);
     // Taken a moment apart: within a quarter of each other.
-    BOOST_TEST(std::abs(rss - resident * ::sysconf(_SC_PAGESIZE)) < rss / 4);
+    BOOST_TEST(std::abs(rss - resident) < rss / 4);
     BOOST_TEST(cluster.at("cpu_ms").is_int64());  // its unit: process_table_test
   }
   // A crash: the status shows the new worker, the count and why the old one ended.

@@ -881,7 +881,8 @@ int main() {
   // events instead of 40: enough of them fill the socket, and the write at exit waits for room.
   // It creates PROBE_DIR/exiting as it leaves; PROBE_BURST_END=exit: by exit(3) instead.
   if (mode == "order" || mode == "burst-exit") {
-    // burst-exit: few, large events, so even written one by one they fit the socket buffer.
+    // burst-exit: few, large events (by default so few that even written one by one they fit
+    // the socket buffer).
     const int count = mode == "order" ? 5000 : std::atoi(env("PROBE_BURST_COUNT", "40").c_str());
     if (id == 0) {
       auto next = std::make_shared<int>(0);

@@ -167,29 +167,28 @@ void EventBus::emitToRaw(int clusterId, std::string_view event, std::string_view
 namespace {
 
 // A listener for a name no event can have would never be called: refused, as a send is.
-void checkListenedName(std::string_view event, const char* what) {
+void checkListenedName(std::string_view event, const char* what,
+                       const detail::Connection& connection) {
   if (event.empty() || event.size() > wire::kMaxEventNameLength) {
-    const error_code ec = make_error_code(Errc::kInvalidEventName);
-    throw Error(ec, std::string(what) + ": " + ec.message() + " (got " +
-                        std::to_string(event.size()) + " bytes)");
+    throwIf(make_error_code(Errc::kInvalidEventName), what, connection, event);
   }
 }
 
 }  // namespace
 
 Subscription EventBus::on(std::string_view event, Listener listener) {
-  checkListenedName(event, "on");
+  checkListenedName(event, "on", *connection_);
   return {connection_, std::string(event),
           connection_->addListener(event, std::move(listener), false)};
 }
 
 Subscription EventBus::onRaw(std::string_view event, RawListener listener) {
-  checkListenedName(event, "onRaw");
+  checkListenedName(event, "onRaw", *connection_);
   return {connection_, std::string(event), connection_->addRawListener(event, std::move(listener))};
 }
 
 Subscription EventBus::once(std::string_view event, Listener listener) {
-  checkListenedName(event, "once");
+  checkListenedName(event, "once", *connection_);
   return {connection_, std::string(event),
           connection_->addListener(event, std::move(listener), true)};
 }
