@@ -491,11 +491,14 @@ std::string encodeSuccess(boost::json::object result) {
   return encodeLine(object);
 }
 
-std::string encodeError(std::string_view message) {
+std::string encodeError(std::string_view message, boost::json::object result) {
   json::object object;
   object["version"] = kVersion;
   object["ok"] = false;
   object["error"] = validUtf8(message);
+  if (!result.empty()) {
+    object["result"] = std::move(result);
+  }
   return encodeLine(object);
 }
 

@@ -81,6 +81,8 @@ std::string encodeRequest(const Request& request);
 // Replies, one line each, "\n" included. Bytes of `message` that are not UTF-8 become U+FFFD so
 // the reply always parses.
 std::string encodeSuccess(boost::json::object result);
-std::string encodeError(std::string_view message);
+// `result`: what was done before the error, when something was (a reload applied before the
+// rolling restart it asked for halted); sent only when not empty.
+std::string encodeError(std::string_view message, boost::json::object result = {});
 
 }  // namespace clustervisor::control

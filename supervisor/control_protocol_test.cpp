@@ -415,6 +415,14 @@ BOOST_AUTO_TEST_CASE(encodes_error_text_escaped) {
       "{\"version\":1,\"ok\":false,\"error\":\"unknown command \\\"a\\\\nb\\\"\\n\\u0001\"}\n");
 }
 
+BOOST_AUTO_TEST_CASE(an_error_carries_what_was_done_before_it_only_when_something_was) {
+  BOOST_TEST(control::encodeError("rolling restart halted", {{"applied", {"clusters"}}}) ==
+             "{\"version\":1,\"ok\":false,\"error\":\"rolling restart halted\",\"result\":{"
+             "\"applied\":[\"clusters\"]}}\n");
+  BOOST_TEST(control::encodeError("refused", {}) ==
+             "{\"version\":1,\"ok\":false,\"error\":\"refused\"}\n");
+}
+
 BOOST_AUTO_TEST_CASE(encodes_invalid_utf8_in_error_text_as_replacement_characters) {
   // An OS message or a path may not be UTF-8; the reply must still parse.
   const std::string reply = control::encodeError("bad \xFF path \xC3");

@@ -182,10 +182,11 @@ std::optional<LockHolder> supervisorHolding(const std::string& configPath) {
   return LockHolder{*pid, listeningSocketsOf(*pid)};
 }
 
-// A supervisor holding the lock file of `configPath` in the runtime directory this environment
-// leads to, or in /tmp/clustervisor-UID (where one started without XDG_RUNTIME_DIR has it): it
-// runs even when its flock on the config file is gone (the file was replaced by a rename, as
-// editors save).
+// A supervisor holding the lock file of `configPath`: it runs even when its flock on the config
+// file is gone (the file was replaced by a rename, as editors save, or removed). Looked for in
+// the runtime directory this environment leads to and in /tmp/clustervisor-UID (where one started
+// without XDG_RUNTIME_DIR has it), then among the descriptors of the supervisors /proc shows
+// (one started with another XDG_RUNTIME_DIR).
 std::optional<std::pair<pid_t, std::filesystem::path>> supervisorHoldingLockFile(
     const std::string& configPath) {
   std::vector<std::filesystem::path> directories{RunLock::runtimeDirectoryPath()};
@@ -196,6 +197,17 @@ std::optional<std::pair<pid_t, std::filesystem::path>> supervisorHoldingLockFile
     const auto lockFile = RunLock::lockFileFor(configPath, directory);
     if (const auto pid = supervisorLocking(lockFile)) {
       return std::pair{*pid, lockFile};
+    }
+  }
+  const std::string name = RunLock::lockFileFor(configPath, {}).filename().string();
+  for (const pid_t pid : allProcesses()) {
+    if (pid == ::getpid() || !isSupervisorProcess(pid)) {
+      continue;
+    }
+    for (const auto& path : openFilesNamed(pid, name)) {
+      if (supervisorLocking(path) == pid) {
+        return std::pair{pid, std::filesystem::path(path)};
+      }
     }
   }
   return std::nullopt;
@@ -237,20 +249,24 @@ int waitForExit(pid_t supervisor, const boost::json::object& answer, const std::
 int callBot(const CommandLine& commandLine) {
   std::filesystem::path socket = commandLine.socketPath;
   const std::string who = commandLine.socketPath.empty() ? commandLine.configPath : socket.string();
+  // Why CONFIG could not be read, if it could not: its supervisor may still be found (the file
+  // was moved or removed while the bot runs).
+  std::string unreadable;
   if (socket.empty()) {
     std::error_code ec;
     if (!std::filesystem::is_regular_file(commandLine.configPath, ec)) {
-      logError(commandLine.configPath + ": " +
-               (ec ? ec.message() : std::string("not a configuration file")));
-      return kExitConfig;
+      unreadable = commandLine.configPath + ": " +
+                   (ec ? ec.message() : std::string("not a configuration file"));
+      socket = RunLock::controlSocketFor(commandLine.configPath, RunLock::runtimeDirectoryPath());
+    } else {
+      // control.socket when the file sets one; a file that does not load (edited, say) still
+      // finds a supervisor at the default place.
+      const auto loaded = config::loadConfigFile(commandLine.configPath);
+      socket = loaded.config ? controlSocketOf(*loaded.config, commandLine.configPath,
+                                               RunLock::runtimeDirectoryPath())
+                             : RunLock::controlSocketFor(commandLine.configPath,
+                                                         RunLock::runtimeDirectoryPath());
     }
-    // control.socket when the file sets one; a file that does not load (edited, say) still
-    // finds a supervisor at the default place.
-    const auto loaded = config::loadConfigFile(commandLine.configPath);
-    socket = loaded.config ? controlSocketOf(*loaded.config, commandLine.configPath,
-                                             RunLock::runtimeDirectoryPath())
-                           : RunLock::controlSocketFor(commandLine.configPath,
-                                                       RunLock::runtimeDirectoryPath());
   }
   control::Request request = control::StatusRequest{};
   if (commandLine.command == CommandLine::Command::kStop) {
@@ -279,8 +295,17 @@ int callBot(const CommandLine& commandLine) {
   auto called = callSupervisor(socket, encoded, timeout, reply, error, &supervisorPid);
   if (called == ControlCallResult::kNoSupervisor && commandLine.socketPath.empty()) {
     // Perhaps it runs with another runtime directory (a systemd service has no XDG_RUNTIME_DIR;
-    // a login shell has one): the process holding the file's lock says where it listens.
-    if (const auto holder = supervisorHolding(commandLine.configPath)) {
+    // a login shell has one), or listens at a control.socket the file no longer names: the
+    // process holding the file's lock, or else the bot's lock file, says where it listens.
+    std::optional<LockHolder> holder = supervisorHolding(commandLine.configPath);
+    std::string held = "the lock on " + who;
+    if (!holder) {
+      if (const auto lockFile = supervisorHoldingLockFile(commandLine.configPath)) {
+        holder = LockHolder{lockFile->first, listeningSocketsOf(lockFile->first)};
+        held = "the lock file " + lockFile->second.string() + " of " + who;
+      }
+    }
+    if (holder) {
       for (const auto& elsewhere : holder->sockets) {
         if (elsewhere != socket && called == ControlCallResult::kNoSupervisor) {
           // Only the holder itself: another socket at that path (another mount namespace's,
@@ -291,33 +316,28 @@ int callBot(const CommandLine& commandLine) {
       }
       if (called == ControlCallResult::kNoSupervisor) {
         logError("nothing listens at " + socket.string() + ", but pid " +
-                 std::to_string(holder->pid) + ", a clustervisor, holds the lock on " + who +
+                 std::to_string(holder->pid) + ", a clustervisor, holds " + held +
                  (holder->sockets.empty()
                       ? " and does not show this user where it listens (another user's?)"
                       : " and listens at " + holder->sockets.front()) +
-                 "; pass --socket PATH, or set control.socket in the file");
+                 "; pass --socket PATH (its control socket; see control.socket)");
         return kExitUnavailable;
       }
     }
   }
   switch (called) {
     case ControlCallResult::kNoSupervisor: {
-      if (commandLine.socketPath.empty()) {
-        if (const auto holder = supervisorHoldingLockFile(commandLine.configPath)) {
-          logError("nothing listens at " + socket.string() + ", but pid " +
-                   std::to_string(holder->first) + ", a clustervisor, holds the lock file " +
-                   holder->second.string() + " of " + who +
-                   "; pass --socket PATH (its control socket; see control.socket)");
-          return kExitUnavailable;
-        }
-        if (commandLine.command == CommandLine::Command::kStop) {
-          // No supervisor holds either lock: stopped already, as systemctl stop finds an inactive
-          // unit. What was asked holds, so `clustervisor stop bot.toml && clustervisor run
-          // bot.toml` works either way.
-          std::printf("%s is not running (nothing listens at %s); nothing to stop\n", who.c_str(),
-                      socket.string().c_str());
-          return kExitOk;
-        }
+      if (!unreadable.empty()) {
+        logError(unreadable);  // and no supervisor of it was found
+        return kExitConfig;
+      }
+      if (commandLine.command == CommandLine::Command::kStop && commandLine.socketPath.empty()) {
+        // No supervisor holds either lock: stopped already, as systemctl stop finds an inactive
+        // unit. What was asked holds, so `clustervisor stop bot.toml && clustervisor run
+        // bot.toml` works either way.
+        std::printf("%s is not running (nothing listens at %s); nothing to stop\n", who.c_str(),
+                    socket.string().c_str());
+        return kExitOk;
       }
       logError("no supervisor is running for " + who + " (nothing listens at " + socket.string() +
                ")");
@@ -338,6 +358,13 @@ int callBot(const CommandLine& commandLine) {
   const auto& object = answer.get_object();
   const auto* ok = object.if_contains("ok");
   if (ok == nullptr || !ok->is_bool() || !ok->get_bool()) {
+    // A reload whose rolling restart halted was applied: what changed first, then why it halted.
+    if (const auto* done = object.if_contains("result");
+        done != nullptr && done->is_object() &&
+        commandLine.command == CommandLine::Command::kReload) {
+      printReload(done->get_object());
+      std::fflush(stdout);
+    }
     const auto* message = object.if_contains("error");
     logError(message != nullptr && message->is_string() ? std::string(message->get_string())
                                                         : "the supervisor refused the request");

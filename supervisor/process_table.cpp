@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <climits>
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -398,6 +399,31 @@ std::vector<std::string> parseListeningSockets(std::string_view table,
       paths.emplace_back(path);
     }
   }
+  return paths;
+}
+
+std::vector<std::string> openFilesNamed(pid_t pid, std::string_view name) {
+  const std::string fdDirectory = "/proc/" + std::to_string(pid) + "/fd";
+  std::vector<std::string> paths;
+  DIR* fds = ::opendir(fdDirectory.c_str());
+  if (fds == nullptr) {
+    return paths;
+  }
+  while (const dirent* entry = ::readdir(fds)) {
+    char target[PATH_MAX];
+    const std::string link = fdDirectory + "/" + entry->d_name;
+    const ssize_t n = ::readlink(link.c_str(), target, sizeof target);
+    if (n <= 0 || static_cast<std::size_t>(n) >= sizeof target) {
+      continue;
+    }
+    const std::string_view path(target, static_cast<std::size_t>(n));
+    // Only absolute paths ("socket:[...]" and the like are not files) ending in "/name".
+    if (path.starts_with('/') && path.size() > name.size() && path.ends_with(name) &&
+        path[path.size() - name.size() - 1] == '/') {
+      paths.emplace_back(path);
+    }
+  }
+  ::closedir(fds);
   return paths;
 }
 

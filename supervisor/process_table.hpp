@@ -113,6 +113,10 @@ std::optional<pid_t> flockHolderOf(dev_t device, ino_t inode);
 // Parses the text of /proc/locks for that holder. Pure.
 std::optional<pid_t> parseFlockHolder(std::string_view locks, dev_t device, ino_t inode);
 
+// The paths of the files process `pid` has open whose name (the path's last part) is `name`, as
+// its descriptors show them (/proc/<pid>/fd). Empty when they cannot be read.
+std::vector<std::string> openFilesNamed(pid_t pid, std::string_view name);
+
 // The paths of the Unix sockets process `pid` listens on: its descriptors, looked up in the
 // socket table of its network namespace (/proc/<pid>/net/unix). Empty when they cannot be read
 // (another user's process, unless this is root).

@@ -1061,7 +1061,7 @@ void Supervisor::onDisconnected(WorkerConnection& connection, const std::string&
   Slot& slot = *slots_[connection.clusterId()];
   if (slot.successor && slot.successor->connection.get() == &connection) {
     failSuccessor(slot, protocolError ? "protocol error: " + reason
-                                      : "closed its connection before it was ready");
+                                      : "exited or closed its connection before it was ready");
     return;
   }
   if (slot.connection.get() != &connection) {
@@ -2268,7 +2268,12 @@ void Supervisor::finishOperation(bool ok, std::string error) {
   boost::json::object result = std::move(current_->result);
   current_.reset();
   if (operation.reply) {
-    operation.reply(ok ? control::encodeSuccess(std::move(result)) : control::encodeError(error));
+    // A failed reload (its rolling restart halted) was applied all the same: the answer says what
+    // changed, as a successful one does.
+    const bool reload = std::holds_alternative<control::ReloadRequest>(operation.request);
+    operation.reply(
+        ok ? control::encodeSuccess(std::move(result))
+           : control::encodeError(error, reload ? std::move(result) : boost::json::object{}));
   }
   // Outside the handler that finished this one: the next may finish at once too.
   asio::post(io_, [this] { nextOperation(); });

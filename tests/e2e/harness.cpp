@@ -47,6 +47,14 @@ std::filesystem::path probeWorkerBinary() {
   return PROBE_WORKER_BINARY;
 }
 
+std::filesystem::path ownRuntimeDirectory(const TempDir& dir) {
+  const auto runtime = dir.path() / "runtime";
+  std::filesystem::create_directory(runtime);
+  std::filesystem::permissions(runtime, std::filesystem::perms::owner_all,
+                               std::filesystem::perm_options::replace);
+  return runtime;
+}
+
 std::string probeConfig(const TempDir& dir, int clusters, const std::string& mode,
                         const std::string& environment, const std::string& extra) {
   std::ostringstream out;

@@ -45,12 +45,14 @@ class TempDir {
 std::filesystem::path supervisorBinary();
 std::filesystem::path probeWorkerBinary();
 
-// A bot.toml running the probe worker: `extra` is appended verbatim (more keys/tables);
-// `environment` adds to PROBE_DIR.
 // A bot.toml running the probe worker in `mode`. `extra` is appended TOML; when it has a [restart]
 // or [stop] table, that table replaces the default one (restart.delay 100ms, stop.timeout 5s).
 std::string probeConfig(const TempDir& dir, int clusters, const std::string& mode,
                         const std::string& environment = "", const std::string& extra = "");
+
+// dir/runtime, made with mode 0700: an XDG_RUNTIME_DIR other than the test module's, as a
+// supervisor run as a service and a login shell's commands each have their own.
+std::filesystem::path ownRuntimeDirectory(const TempDir& dir);
 
 class SupervisorRun;
 

@@ -771,9 +771,7 @@ BOOST_AUTO_TEST_CASE(a_second_supervisor_with_another_runtime_directory_is_refus
   // both lock the config file itself.
   TempDir dir;
   const auto config = dir.write("bot.toml", probeConfig(dir, 1, "basic"));
-  const auto runtime = dir.path() / "runtime";
-  std::filesystem::create_directory(runtime);
-  std::filesystem::permissions(runtime, std::filesystem::perms::owner_all);
+  const auto runtime = ownRuntimeDirectory(dir);
   auto first = SupervisorRun::run(config);
   const pid_t worker = startedPid(*first, 0);
   auto second = SupervisorRun::run(config, {"XDG_RUNTIME_DIR=" + runtime.string()});

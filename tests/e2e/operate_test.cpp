@@ -567,6 +567,36 @@ BOOST_AUTO_TEST_CASE(rolling_restart_halts_when_a_new_worker_never_becomes_ready
   BOOST_TEST(!run->hasLine("cluster 3 (pid " + std::to_string(before[3]) + "): rolling restart"));
 }
 
+BOOST_AUTO_TEST_CASE(a_reload_whose_rolling_restart_halts_says_what_it_applied) {
+  // The new command fails at once: the rolling restart halts at the first cluster, but the
+  // reload was applied (a restart of any cluster now runs the new command), and says so.
+  TempDir dir;
+  const auto config = dir.write("bot.toml", probeConfig(dir, 2, "basic"));
+  auto run = SupervisorRun::run(config);
+  waitReady(*run, 0);
+  waitReady(*run, 1);
+  const auto failing = dir.write("fail.sh", "#!/bin/sh\nexit 1\n");
+  std::filesystem::permissions(failing, std::filesystem::perms::owner_all);
+  std::string changed = probeConfig(dir, 2, "basic");
+  changed.replace(changed.find(probeWorkerBinary().string()), probeWorkerBinary().string().size(),
+                  failing.string());
+  dir.write("bot.toml", changed);
+  const auto reload = runCli({"reload", "--rolling", config.string()}, 60s);
+  BOOST_TEST(reload.status == 1, reload.output);
+  BOOST_TEST(
+      reload.output.find("reloaded: nothing to apply now\nchanged for workers: command\n") == 0u,
+      reload.output);
+  BOOST_TEST(reload.output.find("clustervisor: error: rolling restart halted: the new worker of "
+                                "cluster 0 did not become ready (exited or closed its connection "
+                                "before it was ready); its old worker keeps running; restarted and "
+                                "ready: none; not restarted: 1\n") != std::string::npos,
+             reload.output);
+  const auto status = statusOf(config);
+  BOOST_TEST(status.at("reloads").as_int64() == 1);
+  BOOST_TEST(clusterOutdated(status, 0));
+  BOOST_TEST(clusterOutdated(status, 1));
+}
+
 BOOST_AUTO_TEST_CASE(a_successor_started_before_a_reload_is_outdated_when_it_takes_over) {
   // A rolling restart of clusters 0 and 1 together halts (cluster 1's new worker exits at once)
   // while cluster 0's new worker, started with the old settings, is still starting. A reload
@@ -719,18 +749,32 @@ BOOST_AUTO_TEST_CASE(the_cli_finds_a_supervisor_started_with_another_runtime_dir
   // path: the CLI asks the process that holds the file's lock where it listens.
   TempDir dir;
   const auto config = dir.write("bot.toml", probeConfig(dir, 1, "basic"));
-  const auto runtime = dir.path() / "runtime";
-  std::filesystem::create_directory(runtime);
-  std::filesystem::permissions(runtime, std::filesystem::perms::owner_all);
+  const auto runtime = ownRuntimeDirectory(dir);
   auto run = SupervisorRun::run(config, {"XDG_RUNTIME_DIR=" + runtime.string()});
   waitReady(*run, 0);
   BOOST_REQUIRE(std::filesystem::exists(runtime / "clustervisor"));
   const auto status = runCli({"status", config.string()});
   BOOST_TEST(status.status == 0, status.output);
   BOOST_TEST(status.output.find("1 of 1 clusters running") != std::string::npos, status.output);
+  // Its file saved by an editor (a new file renamed over it, which the supervisor holds no lock
+  // on), then removed: the commands still reach it, through the lock file it has open.
+  std::filesystem::rename(dir.write("saved.toml", probeConfig(dir, 1, "basic")), config);
+  const auto afterSave = runCli({"status", config.string()});
+  BOOST_TEST(afterSave.status == 0, afterSave.output);
+  BOOST_TEST(afterSave.output.find("1 of 1 clusters running") != std::string::npos,
+             afterSave.output);
+  std::filesystem::remove(config);
+  const auto afterRemove = runCli({"status", config.string()});
+  BOOST_TEST(afterRemove.status == 0, afterRemove.output);
   const auto stop = runCli({"stop", config.string()});
   BOOST_TEST(stop.status == 0, stop.output);
   BOOST_TEST(run->waitExit(30s).value_or(-1) == 0, run->transcript());
+  // With no supervisor left, a missing file is an error again (not "nothing to stop").
+  const auto again = runCli({"stop", config.string()});
+  BOOST_TEST(again.status == 78, again.output);
+  BOOST_TEST(
+      again.output == "clustervisor: error: " + config.string() + ": No such file or directory\n",
+      again.output);
 }
 
 BOOST_AUTO_TEST_CASE(without_xdg_runtime_dir_the_files_are_in_tmp_clustervisor_uid) {
