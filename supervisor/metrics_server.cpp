@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: MIT
 #include "metrics_server.hpp"
 
+#include <iterator>
 #include <string_view>
+#include <type_traits>
+#include <utility>
 
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/read_until.hpp>
@@ -33,7 +36,51 @@ std::string response(std::string_view status, std::string_view contentType, std:
   return text;
 }
 
+// Where a request head ends: at its first empty line, whose line ends are LF or CRLF (RFC 9112,
+// section 2.2, lets a server take a bare LF for a line's end, as most do: so a request typed
+// with printf and nc is answered).
+struct HeadEnd {
+  template <typename Iterator>
+  std::pair<Iterator, bool> operator()(Iterator begin, Iterator end) const {
+    for (Iterator i = begin; i != end; ++i) {
+      if (*i != '\n') {
+        continue;
+      }
+      Iterator next = std::next(i);
+      if (next != end && *next == '\r') {
+        ++next;
+      }
+      if (next == end) {
+        return {i, false};  // the next read may complete it: looked at again from this LF
+      }
+      if (*next == '\n') {
+        return {std::next(next), true};
+      }
+    }
+    return {end, false};
+  }
+};
+
+// The path of a request target: origin form ("/metrics?x") as it is, absolute form
+// ("http://127.0.0.1:9464/metrics", which a server must take too) without scheme and authority;
+// the query left out either way.
+std::string_view pathOf(std::string_view target) {
+  if (const auto scheme = target.find("://");
+      scheme != std::string_view::npos && target.find('/') > scheme) {
+    const auto path = target.find('/', scheme + 3);
+    target = path == std::string_view::npos ? std::string_view("/") : target.substr(path);
+  }
+  return target.substr(0, target.find('?'));
+}
+
 }  // namespace
+
+}  // namespace clustervisor
+
+template <>
+struct boost::asio::is_match_condition<clustervisor::HeadEnd> : std::true_type {};
+
+namespace clustervisor {
 
 class MetricsServer::Session : public AnsweringSession<MetricsServer::Session, tcp::socket> {
  public:
@@ -45,7 +92,7 @@ class MetricsServer::Session : public AnsweringSession<MetricsServer::Session, t
 
   void start() {
     expectDeadline(kRequestTimeout);
-    asio::async_read_until(socket_, asio::dynamic_buffer(head_, kMaxRequestHead), "\r\n\r\n",
+    asio::async_read_until(socket_, asio::dynamic_buffer(head_, kMaxRequestHead), HeadEnd(),
                            [self = shared_from_this()](error_code ec, std::size_t length) {
                              self->onHead(ec, length);
                            });
@@ -63,8 +110,10 @@ class MetricsServer::Session : public AnsweringSession<MetricsServer::Session, t
       return;
     }
     const std::string_view head(head_.data(), length);
-    const auto lineEnd = head.find("\r\n");
-    const std::string_view requestLine = head.substr(0, lineEnd);
+    std::string_view requestLine = head.substr(0, head.find('\n'));
+    if (requestLine.ends_with('\r')) {
+      requestLine.remove_suffix(1);
+    }
     const auto firstSpace = requestLine.find(' ');
     const auto secondSpace = requestLine.find(' ', firstSpace + 1);
     if (firstSpace == std::string_view::npos || secondSpace == std::string_view::npos ||
@@ -73,8 +122,8 @@ class MetricsServer::Session : public AnsweringSession<MetricsServer::Session, t
       return;
     }
     const std::string_view method = requestLine.substr(0, firstSpace);
-    std::string_view target = requestLine.substr(firstSpace + 1, secondSpace - firstSpace - 1);
-    target = target.substr(0, target.find('?'));
+    const std::string_view target =
+        pathOf(requestLine.substr(firstSpace + 1, secondSpace - firstSpace - 1));
     const bool headOnly = method == "HEAD";
     if (method != "GET" && !headOnly) {
       respond(response("405 Method Not Allowed", "text/plain", "only GET and HEAD\n", false,

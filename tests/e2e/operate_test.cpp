@@ -1078,6 +1078,34 @@ BOOST_AUTO_TEST_CASE(the_metrics_endpoint_serves_prometheus_text_to_curl) {
                       "--data", "x=1", "http://" + address + "/metrics"});
   post.waitExit(20s);
   BOOST_TEST(post.transcript().find("405") != std::string::npos, post.transcript());
+  // Typed by hand (bare LF line ends), and a target in absolute form: both answered.
+  const auto ask = [&](const std::string& request) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    to.sin_port = htons(static_cast<std::uint16_t>(port));
+    std::string answer;
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0 &&
+        ::write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
+      char buffer[4096];
+      for (pollfd in{fd, POLLIN, 0}; ::poll(&in, 1, 20'000) == 1; in.revents = 0) {
+        const ssize_t n = ::read(fd, buffer, sizeof buffer);
+        if (n <= 0) {
+          break;
+        }
+        answer.append(buffer, static_cast<std::size_t>(n));
+      }
+    }
+    ::close(fd);
+    return answer;
+  };
+  const auto typed = ask("GET /metrics HTTP/1.0\nHost: x\n\n");
+  BOOST_TEST(typed.starts_with("HTTP/1.1 200 OK\r\n"), typed.substr(0, 200));
+  BOOST_TEST(typed.find("clustervisor_cluster_state{") != std::string::npos);
+  const auto absolute =
+      ask("GET http://" + address + "/metrics?x=1 HTTP/1.1\r\nHost: " + address + "\r\n\r\n");
+  BOOST_TEST(absolute.starts_with("HTTP/1.1 200 OK\r\n"), absolute.substr(0, 200));
   BOOST_TEST(statusOf(config).at("totals").as_object().at("running").as_int64() == 2);
 }
 
