@@ -351,6 +351,13 @@ WorkerConnection::Relayed WorkerConnection::relayEach() {
         reason += " (" + std::to_string(next.result.header.length) + " > " +
                   std::to_string(reader_.maxFrameSize()) + " bytes)";
       }
+      if (!welcomed_) {
+        // Its very first bytes: most likely a program that does not speak the protocol at all,
+        // writing text to the descriptor it was given.
+        reason = "its first bytes are not a HELLO frame: " + reason +
+                 "; is it a clustervisor SDK worker? CLUSTERVISOR_FD is its connection to the "
+                 "supervisor";
+      }
       fail(reason, true);
       return Relayed::kEnded;
     }

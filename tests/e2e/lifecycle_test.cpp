@@ -161,6 +161,23 @@ BOOST_AUTO_TEST_CASE(malformed_frame_costs_only_the_worker_that_sent_it) {
   BOOST_TEST(run->linesContaining("protocol error:").size() == 1u);
 }
 
+BOOST_AUTO_TEST_CASE(a_program_that_writes_text_to_its_connection_is_told_it_needs_the_sdk) {
+  // Not an SDK worker: it takes the descriptor it was given for a place to write a greeting.
+  TempDir dir;
+  const auto worker = dir.write("worker.sh",
+                                "#!/bin/sh\necho hello supervisor >&\"$CLUSTERVISOR_FD\"\n"
+                                "exec sleep 600\n");
+  std::filesystem::permissions(worker, std::filesystem::perms::owner_all);
+  auto run = SupervisorRun::run(dir.write("bot.toml",
+                                          "command = [\"./worker.sh\"]\nclusters = 1\n"
+                                          "[restart]\ndelay = \"1m\"\n"));
+  const auto error = run->waitForLine("protocol error: its first bytes are not a HELLO frame: ");
+  BOOST_TEST(error.find("clustervisor: error: cluster 0 (pid ") == 0u, error);
+  BOOST_TEST(error.find("; is it a clustervisor SDK worker? CLUSTERVISOR_FD is its connection to "
+                        "the supervisor; disconnected, stopping it") != std::string::npos,
+             error);
+}
+
 BOOST_AUTO_TEST_CASE(oversize_frame_costs_only_the_worker_that_sent_it) {
   TempDir dir;
   auto run = start(dir, 3, "restart-hello", "PROBE_RAW = \"2:oversize\"");
