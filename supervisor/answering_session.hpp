@@ -24,36 +24,37 @@
 namespace clustervisor {
 
 // Accepts connections on `acceptor` until it is closed or `listening` turns false: each socket
-// goes to `start` while fewer than `maxOpen` sessions are open (`open` counts them), and is
-// closed at once otherwise (a flood of clients costs them, not the supervisor). After an accept
-// error (out of descriptors, say) it tries again 100 ms later rather than spin. The acceptor,
-// timer and flag belong to the server, which outlives the loop.
-template <class Acceptor, class Start>
+// goes to `start` while fewer than `maxOpen` sessions are open (`open` counts them). At the limit,
+// `makeRoom()` may close an open session to let the new one in (true when it did); otherwise the
+// new socket is closed at once (a flood of clients costs them, not the supervisor). After an
+// accept error (out of descriptors, say) it tries again 100 ms later rather than spin. The
+// acceptor, timer and flag belong to the server, which outlives the loop.
+template <class Acceptor, class Start, class MakeRoom>
 void acceptSessions(Acceptor& acceptor, boost::asio::steady_timer& retry, const bool& listening,
-                    const std::shared_ptr<int>& open, int maxOpen, Start start) {
+                    const std::shared_ptr<int>& open, int maxOpen, Start start, MakeRoom makeRoom) {
   acceptor.async_accept(
-      [&acceptor, &retry, &listening, open, maxOpen, start](
+      [&acceptor, &retry, &listening, open, maxOpen, start, makeRoom](
           boost::system::error_code ec, typename Acceptor::protocol_type::socket socket) {
         if (ec == boost::asio::error::operation_aborted || !listening) {
           return;
         }
         if (ec) {
           retry.expires_after(std::chrono::milliseconds(100));
-          retry.async_wait([&acceptor, &retry, &listening, open, maxOpen,
-                            start](boost::system::error_code timerError) {
+          retry.async_wait([&acceptor, &retry, &listening, open, maxOpen, start,
+                            makeRoom](boost::system::error_code timerError) {
             if (!timerError && listening) {
-              acceptSessions(acceptor, retry, listening, open, maxOpen, start);
+              acceptSessions(acceptor, retry, listening, open, maxOpen, start, makeRoom);
             }
           });
           return;
         }
-        if (*open >= maxOpen) {
+        if (*open >= maxOpen && !makeRoom()) {
           boost::system::error_code ignored;
           socket.close(ignored);
         } else {
           start(std::move(socket));
         }
-        acceptSessions(acceptor, retry, listening, open, maxOpen, start);
+        acceptSessions(acceptor, retry, listening, open, maxOpen, start, makeRoom);
       });
 }
 

@@ -213,10 +213,14 @@ void ControlServer::stop() {
 }
 
 void ControlServer::accept() {
-  acceptSessions(acceptor_, retry_, listening_, open_, kMaxConnections,
-                 [handler = handler_, open = open_](Socket socket) {
-                   std::make_shared<Session>(std::move(socket), handler, open)->start();
-                 });
+  acceptSessions(
+      acceptor_, retry_, listening_, open_, kMaxConnections,
+      [handler = handler_, open = open_](Socket socket) {
+        std::make_shared<Session>(std::move(socket), handler, open)->start();
+      },
+      // Only its own user can connect (mode 0600, SO_PEERCRED): nobody to make room
+      // for at the expense of another.
+      [] { return false; });
 }
 
 }  // namespace clustervisor

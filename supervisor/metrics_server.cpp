@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "metrics_server.hpp"
 
+#include <algorithm>
 #include <iterator>
 #include <string_view>
 #include <type_traits>
@@ -90,6 +91,14 @@ class MetricsServer::Session : public AnsweringSession<MetricsServer::Session, t
   }
   ~Session() { --*open_; }
 
+  bool waitingForHead() const { return !headRead_; }
+  bool connected() const { return socket_.is_open(); }
+  // Closes a connection that has not sent its request, for a new one to take its place.
+  void evict() {
+    boost::system::error_code ignored;
+    socket_.close(ignored);  // the read ends with an error, and with it the session
+  }
+
   void start() {
     expectDeadline(kRequestTimeout);
     asio::async_read_until(socket_, asio::dynamic_buffer(head_, kMaxRequestHead), HeadEnd(),
@@ -100,6 +109,7 @@ class MetricsServer::Session : public AnsweringSession<MetricsServer::Session, t
 
  private:
   void onHead(error_code ec, std::size_t length) {
+    headRead_ = true;
     if (ec == asio::error::not_found) {
       respond(response("431 Request Header Fields Too Large", "text/plain", "request too large\n",
                        false));
@@ -107,6 +117,8 @@ class MetricsServer::Session : public AnsweringSession<MetricsServer::Session, t
     }
     if (ec) {
       clearDeadline();
+      boost::system::error_code ignored;
+      socket_.close(ignored);  // at once: no longer counted as an open connection
       return;
     }
     const std::string_view head(head_.data(), length);
@@ -146,6 +158,7 @@ class MetricsServer::Session : public AnsweringSession<MetricsServer::Session, t
   std::shared_ptr<Render> render_;
   std::shared_ptr<int> open_;
   std::string head_;
+  bool headRead_ = false;  // or its read ended
 };
 
 MetricsServer::MetricsServer(asio::io_context& io, std::string host, std::uint16_t port,
@@ -155,7 +168,8 @@ MetricsServer::MetricsServer(asio::io_context& io, std::string host, std::uint16
       render_(std::make_shared<Render>(std::move(render))),
       acceptor_(io),
       retry_(io),
-      open_(std::make_shared<int>(0)) {}
+      open_(std::make_shared<int>(0)),
+      sessions_(std::make_shared<std::deque<std::weak_ptr<Session>>>()) {}
 
 MetricsServer::~MetricsServer() {
   stop();
@@ -201,10 +215,36 @@ void MetricsServer::stop() {
 }
 
 void MetricsServer::accept() {
-  acceptSessions(acceptor_, retry_, listening_, open_, kMaxConnections,
-                 [render = render_, open = open_](tcp::socket socket) {
-                   std::make_shared<Session>(std::move(socket), render, open)->start();
-                 });
+  // The sessions with their connection open, oldest first. The count of sessions includes those
+  // that have closed their connection and not ended yet (their timer's cancellation is still to
+  // run): those are left out, so they make room at once.
+  const auto openOnes = [](std::deque<std::weak_ptr<Session>>& sessions) {
+    std::erase_if(sessions, [](const std::weak_ptr<Session>& w) {
+      const auto s = w.lock();
+      return !s || !s->connected();
+    });
+    return sessions.size();
+  };
+  acceptSessions(
+      acceptor_, retry_, listening_, open_, kMaxConnections,
+      [render = render_, open = open_, sessions = sessions_, openOnes](tcp::socket socket) {
+        auto session = std::make_shared<Session>(std::move(socket), render, open);
+        openOnes(*sessions);
+        sessions->push_back(session);
+        session->start();
+      },
+      [sessions = sessions_, openOnes] {
+        if (openOnes(*sessions) < static_cast<std::size_t>(kMaxConnections)) {
+          return true;
+        }
+        for (const auto& w : *sessions) {
+          if (const auto s = w.lock(); s && s->waitingForHead()) {
+            s->evict();
+            return true;
+          }
+        }
+        return false;
+      });
 }
 
 }  // namespace clustervisor

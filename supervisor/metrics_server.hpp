@@ -4,14 +4,17 @@
 // on a loopback TCP address that answers GET /metrics (and HEAD) with the text the supervisor
 // builds, "/" with a pointer to it, anything else with 404 or 405. One request per connection
 // (Connection: close); the request head is bounded (8 KiB) and must arrive within 5 s; at most
-// 16 connections at once. It serves numbers only and accepts no input, so a stranger on the
-// machine learns no more than `clustervisor status` would show its owner; it listens on loopback
-// only (the config refuses other addresses).
+// 16 connections at once, and a new one made while 16 are open takes the place of the oldest
+// that has not sent its request yet (so idle connections, any local user's, cannot keep the
+// scrapes out; a scraper sends its request as it connects). It serves numbers only and accepts no
+// input, so a stranger on the machine learns no more than `clustervisor status` would show its
+// owner; it listens on loopback only (the config refuses other addresses).
 //
 // Runs on the supervisor's io_context; the callback is called on it.
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -46,6 +49,9 @@ class MetricsServer {
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::steady_timer retry_;
   std::shared_ptr<int> open_;
+  // The sessions, oldest first: those with their connection open, and some that have ended
+  // since the last look.
+  std::shared_ptr<std::deque<std::weak_ptr<Session>>> sessions_;
   bool listening_ = false;
 };
 

@@ -1081,15 +1081,19 @@ BOOST_AUTO_TEST_CASE(the_metrics_endpoint_serves_prometheus_text_to_curl) {
   post.waitExit(20s);
   BOOST_TEST(post.transcript().find("405") != std::string::npos, post.transcript());
   // Typed by hand (bare LF line ends), and a target in absolute form: both answered.
-  const auto ask = [&](const std::string& request) {
+  const auto connectToEndpoint = [&] {
     const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in to{};
     to.sin_family = AF_INET;
     to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     to.sin_port = htons(static_cast<std::uint16_t>(port));
+    BOOST_REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0);
+    return fd;
+  };
+  const auto ask = [&](const std::string& request) {
+    const int fd = connectToEndpoint();
     std::string answer;
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0 &&
-        ::write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
+    if (::write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
       char buffer[4096];
       for (pollfd in{fd, POLLIN, 0}; ::poll(&in, 1, 20'000) == 1; in.revents = 0) {
         const ssize_t n = ::read(fd, buffer, sizeof buffer);
@@ -1102,6 +1106,21 @@ BOOST_AUTO_TEST_CASE(the_metrics_endpoint_serves_prometheus_text_to_curl) {
     ::close(fd);
     return answer;
   };
+  // 16 connections that send nothing (its limit) do not keep a scrape out: the oldest makes
+  // room for it.
+  std::vector<int> idle;
+  for (int i = 0; i < 16; ++i) {
+    idle.push_back(connectToEndpoint());
+  }
+  // (Accepted in the order they connected: all 16 before the scrape.)
+  const auto crowded = ask("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+  BOOST_TEST(crowded.starts_with("HTTP/1.1 200 OK\r\n"), crowded.substr(0, 200));
+  pollfd first{idle.front(), POLLIN, 0};
+  char byte = 0;
+  BOOST_TEST((::poll(&first, 1, 20'000) == 1 && ::read(idle.front(), &byte, 1) <= 0));
+  for (const int fd : idle) {
+    ::close(fd);
+  }
   const auto typed = ask("GET /metrics HTTP/1.0\nHost: x\n\n");
   BOOST_TEST(typed.starts_with("HTTP/1.1 200 OK\r\n"), typed.substr(0, 200));
   BOOST_TEST(typed.find("clustervisor_cluster_state{") != std::string::npos);
