@@ -18,6 +18,8 @@
 //
 //   {"version":1,"ok":true,"result":{...}}
 //   {"version":1,"ok":false,"error":"cluster 9 does not exist (clusters are 0..3)"}
+//   {"version":1,"ok":false,"error":"rolling restart halted: ...","result":{...}}  (a reload
+//       applied before its rolling restart halted, or before the supervisor began to stop)
 //
 // Pure: parseRequest() takes the bytes of one line and returns a request or the error text the
 // reply carries; it never throws, whatever the input.

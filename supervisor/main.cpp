@@ -199,13 +199,17 @@ std::optional<std::pair<pid_t, std::filesystem::path>> supervisorHoldingLockFile
       return std::pair{*pid, lockFile};
     }
   }
+  // Only this user's processes and lock files: anyone can name a process clustervisor and lock a
+  // file of that name in a directory of their own (which root could see).
   const std::string name = RunLock::lockFileFor(configPath, {}).filename().string();
   for (const pid_t pid : allProcesses()) {
-    if (pid == ::getpid() || !isSupervisorProcess(pid)) {
+    if (pid == ::getpid() || !ownedByThisUser(pid) || !isSupervisorProcess(pid)) {
       continue;
     }
     for (const auto& path : openFilesNamed(pid, name)) {
-      if (supervisorLocking(path) == pid) {
+      struct stat st {};
+      if (::stat(path.c_str(), &st) == 0 && st.st_uid == ::geteuid() &&
+          supervisorLocking(path) == pid) {
         return std::pair{pid, std::filesystem::path(path)};
       }
     }
@@ -315,11 +319,15 @@ int callBot(const CommandLine& commandLine) {
         }
       }
       if (called == ControlCallResult::kNoSupervisor) {
+        std::string where = " and listens at " +
+                            (holder->sockets.empty() ? std::string() : holder->sockets.front());
+        if (holder->sockets.empty()) {
+          where = descriptorsReadable(holder->pid)
+                      ? " and listens on no control socket now (starting or stopping?)"
+                      : " and does not show this user where it listens (another user's?)";
+        }
         logError("nothing listens at " + socket.string() + ", but pid " +
-                 std::to_string(holder->pid) + ", a clustervisor, holds " + held +
-                 (holder->sockets.empty()
-                      ? " and does not show this user where it listens (another user's?)"
-                      : " and listens at " + holder->sockets.front()) +
+                 std::to_string(holder->pid) + ", a clustervisor, holds " + held + where +
                  "; pass --socket PATH (its control socket; see control.socket)");
         return kExitUnavailable;
       }

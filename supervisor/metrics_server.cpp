@@ -92,8 +92,11 @@ class MetricsServer::Session : public AnsweringSession<MetricsServer::Session, t
   ~Session() { --*open_; }
 
   bool waitingForHead() const { return !headRead_; }
+  // Answered, and waiting for the client to close (see AnsweringSession).
+  bool answerWritten() const { return written(); }
   bool connected() const { return socket_.is_open(); }
-  // Closes a connection that has not sent its request, for a new one to take its place.
+  // Closes the connection (one that has not sent its request, or whose answer is written), for
+  // a new one to take its place.
   void evict() {
     boost::system::error_code ignored;
     socket_.close(ignored);  // the read ends with an error, and with it the session
@@ -237,10 +240,16 @@ void MetricsServer::accept() {
         if (openOnes(*sessions) < static_cast<std::size_t>(kMaxConnections)) {
           return true;
         }
-        for (const auto& w : *sessions) {
-          if (const auto s = w.lock(); s && s->waitingForHead()) {
-            s->evict();
-            return true;
+        // The oldest that has not sent its request, else the oldest whose answer is written (a
+        // client that asks and never closes); one whose answer is still being written is left
+        // alone.
+        for (const bool waiting : {true, false}) {
+          for (const auto& w : *sessions) {
+            const auto s = w.lock();
+            if (s && (waiting ? s->waitingForHead() : s->answerWritten())) {
+              s->evict();
+              return true;
+            }
           }
         }
         return false;

@@ -5,8 +5,9 @@
 // builds, "/" with a pointer to it, anything else with 404 or 405. One request per connection
 // (Connection: close); the request head is bounded (8 KiB) and must arrive within 5 s; at most
 // 16 connections at once, and a new one made while 16 are open takes the place of the oldest
-// that has not sent its request yet (so idle connections, any local user's, cannot keep the
-// scrapes out; a scraper sends its request as it connects). It serves numbers only and accepts no
+// that has not sent its request yet, else of the oldest whose answer is written (so connections
+// that sit idle, or ask and never close, cannot keep the scrapes out; any local user can open
+// them). It serves numbers only and accepts no
 // input, so a stranger on the machine learns no more than `clustervisor status` would show its
 // owner; it listens on loopback only (the config refuses other addresses).
 //

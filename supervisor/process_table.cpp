@@ -402,6 +402,15 @@ std::vector<std::string> parseListeningSockets(std::string_view table,
   return paths;
 }
 
+bool descriptorsReadable(pid_t pid) {
+  DIR* fds = ::opendir(("/proc/" + std::to_string(pid) + "/fd").c_str());
+  if (fds == nullptr) {
+    return false;
+  }
+  ::closedir(fds);
+  return true;
+}
+
 std::vector<std::string> openFilesNamed(pid_t pid, std::string_view name) {
   const std::string fdDirectory = "/proc/" + std::to_string(pid) + "/fd";
   std::vector<std::string> paths;

@@ -66,7 +66,12 @@ std::filesystem::path RunLock::lockFileFor(const std::filesystem::path& configFi
   std::error_code ec;
   auto canonical = std::filesystem::canonical(configFile, ec);
   if (ec) {
-    canonical = std::filesystem::absolute(configFile, ec).lexically_normal();
+    // A file that is gone (a command for a bot whose file was moved or removed): its directories'
+    // links resolved all the same, as they were for the supervisor that found the file.
+    canonical = std::filesystem::weakly_canonical(configFile, ec);
+    if (ec) {
+      canonical = std::filesystem::absolute(configFile, ec).lexically_normal();
+    }
   }
   // Named after the file, not the bot's `name`: editing the name of a running bot must not let a
   // second supervisor of the same file start.

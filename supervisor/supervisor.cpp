@@ -2259,18 +2259,29 @@ void Supervisor::finishOperation(bool ok, std::string error) {
   }
   rolloutTimer_.cancel();
   Operation operation = std::move(current_->operation);
-  if (toldReady_ && !shuttingDown_ &&
-      std::holds_alternative<control::ReloadRequest>(operation.request)) {
+  const bool reload = std::holds_alternative<control::ReloadRequest>(operation.request);
+  if (toldReady_ && !shuttingDown_ && reload) {
     notifier_.send("READY=1");  // the end of RELOADING=1
   }
   tellReadyOnce();  // a reload may have removed the last cluster not ready yet
   tellStatus();     // or changed the cluster count
+  if (!ok && reload && !current_->result.empty()) {
+    // A reload that was applied (an invalid file has no result): its answer goes out with the
+    // error (see below), and the clusters that still run with the settings from before it are
+    // those its rolling restart did not get to.
+    boost::json::array needing;
+    for (std::uint32_t c = 0; c < clusters(); ++c) {
+      if (slots_[c]->outdated && !slots_[c]->resharding) {
+        needing.push_back(c);
+      }
+    }
+    current_->result["clusters_needing_restart"] = std::move(needing);
+  }
   boost::json::object result = std::move(current_->result);
   current_.reset();
   if (operation.reply) {
-    // A failed reload (its rolling restart halted) was applied all the same: the answer says what
-    // changed, as a successful one does.
-    const bool reload = std::holds_alternative<control::ReloadRequest>(operation.request);
+    // A failed reload (its rolling restart halted, or the supervisor began to stop) was applied
+    // all the same: the answer says what changed, as a successful one does.
     operation.reply(
         ok ? control::encodeSuccess(std::move(result))
            : control::encodeError(error, reload ? std::move(result) : boost::json::object{}));

@@ -568,35 +568,43 @@ BOOST_AUTO_TEST_CASE(rolling_restart_halts_when_a_new_worker_never_becomes_ready
 }
 
 BOOST_AUTO_TEST_CASE(a_reload_whose_rolling_restart_halts_says_what_it_applied) {
-  // The new command fails at once: the rolling restart halts at the first cluster, but the
-  // reload was applied (a restart of any cluster now runs the new command), and says so.
+  // The new command runs the probe, except for cluster 1, where it fails at once: the rolling
+  // restart gets cluster 0 done and halts at cluster 1. The reload was applied all the same (a
+  // restart of any cluster now runs the new command), and the command says so, and which
+  // clusters still run with the settings from before it.
   TempDir dir;
-  const auto config = dir.write("bot.toml", probeConfig(dir, 2, "basic"));
+  const auto config = dir.write("bot.toml", probeConfig(dir, 3, "basic"));
   auto run = SupervisorRun::run(config);
-  waitReady(*run, 0);
-  waitReady(*run, 1);
-  const auto failing = dir.write("fail.sh", "#!/bin/sh\nexit 1\n");
-  std::filesystem::permissions(failing, std::filesystem::perms::owner_all);
-  std::string changed = probeConfig(dir, 2, "basic");
+  for (int c = 0; c < 3; ++c) {
+    waitReady(*run, c);
+  }
+  const auto wrapper = dir.write("wrapper.sh",
+                                 "#!/bin/sh\n[ \"$CLUSTERVISOR_CLUSTER_ID\" = 1 ] && "
+                                 "exit 1\nexec " +
+                                     probeWorkerBinary().string() + "\n");
+  std::filesystem::permissions(wrapper, std::filesystem::perms::owner_all);
+  std::string changed = probeConfig(dir, 3, "basic");
   changed.replace(changed.find(probeWorkerBinary().string()), probeWorkerBinary().string().size(),
-                  failing.string());
+                  wrapper.string());
   dir.write("bot.toml", changed);
   const auto reload = runCli({"reload", "--rolling", config.string()}, 60s);
   BOOST_TEST(reload.status == 1, reload.output);
-  BOOST_TEST(
-      reload.output.find("reloaded: nothing to apply now\nchanged for workers: command\n") == 0u,
-      reload.output);
+  BOOST_TEST(reload.output.find("reloaded: nothing to apply now\nchanged for workers: command\n"
+                                "clusters 1, 2 run with settings for workers from before the "
+                                "reload until restarted") == 0u,
+             reload.output);
   // Why, as the supervisor saw it first: the end of the connection, or the exit.
   const std::regex halted(
-      "clustervisor: error: rolling restart halted: the new worker of cluster 0 did not become "
+      "clustervisor: error: rolling restart halted: the new worker of cluster 1 did not become "
       "ready \\((exited or closed its connection before it was ready|exited with status 1 after "
-      "[0-9.]+m?s)\\); its old worker keeps running; restarted and ready: none; not restarted: "
-      "1\n");
+      "[0-9.]+m?s)\\); its old worker keeps running; restarted and ready: 0; not restarted: "
+      "2\n");
   BOOST_TEST(std::regex_search(reload.output, halted), reload.output);
   const auto status = statusOf(config);
   BOOST_TEST(status.at("reloads").as_int64() == 1);
-  BOOST_TEST(clusterOutdated(status, 0));
+  BOOST_TEST(!clusterOutdated(status, 0));
   BOOST_TEST(clusterOutdated(status, 1));
+  BOOST_TEST(clusterOutdated(status, 2));
 }
 
 BOOST_AUTO_TEST_CASE(a_successor_started_before_a_reload_is_outdated_when_it_takes_over) {
@@ -768,6 +776,10 @@ BOOST_AUTO_TEST_CASE(the_cli_finds_a_supervisor_started_with_another_runtime_dir
   std::filesystem::remove(config);
   const auto afterRemove = runCli({"status", config.string()});
   BOOST_TEST(afterRemove.status == 0, afterRemove.output);
+  // Also by a path through a link to its directory (resolved as far as it exists).
+  std::filesystem::create_directory_symlink(dir.path(), dir.path() / "link");
+  const auto throughLink = runCli({"status", (dir.path() / "link" / "bot.toml").string()});
+  BOOST_TEST(throughLink.status == 0, throughLink.output);
   const auto stop = runCli({"stop", config.string()});
   BOOST_TEST(stop.status == 0, stop.output);
   BOOST_TEST(run->waitExit(30s).value_or(-1) == 0, run->transcript());
@@ -1090,8 +1102,8 @@ BOOST_AUTO_TEST_CASE(the_metrics_endpoint_serves_prometheus_text_to_curl) {
     BOOST_REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0);
     return fd;
   };
-  const auto ask = [&](const std::string& request) {
-    const int fd = connectToEndpoint();
+  // The whole answer on `fd`: up to the end the supervisor sends after it.
+  const auto askOn = [&](int fd, const std::string& request) {
     std::string answer;
     if (::write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
       char buffer[4096];
@@ -1103,6 +1115,11 @@ BOOST_AUTO_TEST_CASE(the_metrics_endpoint_serves_prometheus_text_to_curl) {
         answer.append(buffer, static_cast<std::size_t>(n));
       }
     }
+    return answer;
+  };
+  const auto ask = [&](const std::string& request) {
+    const int fd = connectToEndpoint();
+    std::string answer = askOn(fd, request);
     ::close(fd);
     return answer;
   };
@@ -1115,10 +1132,24 @@ BOOST_AUTO_TEST_CASE(the_metrics_endpoint_serves_prometheus_text_to_curl) {
   // (Accepted in the order they connected: all 16 before the scrape.)
   const auto crowded = ask("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
   BOOST_TEST(crowded.starts_with("HTTP/1.1 200 OK\r\n"), crowded.substr(0, 200));
+  // The oldest was closed to make room, before the scrape was answered: well before its request
+  // deadline (5 s) would have closed it.
   pollfd first{idle.front(), POLLIN, 0};
   char byte = 0;
-  BOOST_TEST((::poll(&first, 1, 20'000) == 1 && ::read(idle.front(), &byte, 1) <= 0));
+  BOOST_TEST((::poll(&first, 1, 2'000) == 1 && ::read(idle.front(), &byte, 1) <= 0));
   for (const int fd : idle) {
+    ::close(fd);
+  }
+  // Nor do 16 that asked, had their answer, and never close: the oldest of those makes room.
+  std::vector<int> lingering;
+  for (int i = 0; i < 16; ++i) {
+    lingering.push_back(connectToEndpoint());
+    BOOST_REQUIRE(askOn(lingering.back(), "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                      .starts_with("HTTP/1.1 200 OK\r\n"));
+  }
+  const auto crowdedAgain = ask("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+  BOOST_TEST(crowdedAgain.starts_with("HTTP/1.1 200 OK\r\n"), crowdedAgain.substr(0, 200));
+  for (const int fd : lingering) {
     ::close(fd);
   }
   const auto typed = ask("GET /metrics HTTP/1.0\nHost: x\n\n");
