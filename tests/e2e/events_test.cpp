@@ -386,6 +386,18 @@ BOOST_AUTO_TEST_CASE(broadcast_and_wait_returns_the_count_at_the_timeout) {
   BOOST_TEST(std::stoi(field(line, "elapsedMs")) >= 1000);
 }
 
+BOOST_AUTO_TEST_CASE(a_wait_that_could_not_be_sent_leaves_later_waits_their_timeout) {
+  TempDir dir;
+  // As above, after a wait refused for its name: the next one still ends at its timeout.
+  auto run = start(dir, 4, "wait",
+                   "PROBE_EXPECTED = \"3\", PROBE_TIMEOUT_MS = \"1000\", PROBE_SLOW = \"3\", "
+                   "PROBE_FAILED_WAIT_FIRST = \"1\"");
+  BOOST_TEST(run->waitForLine("[cluster 0] FAILED WAIT ").find("event name") != std::string::npos);
+  const auto line = run->waitForLine("[cluster 0] WAIT acked=");
+  BOOST_TEST(field(line, "acked") == "2");
+  BOOST_TEST(field(line, "timedOut") == "1");
+}
+
 BOOST_AUTO_TEST_CASE(broadcast_and_wait_completes_early_when_a_recipient_dies) {
   TempDir dir;
   auto run = start(dir, 4, "wait",

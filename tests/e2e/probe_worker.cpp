@@ -1027,6 +1027,16 @@ int main() {
           env("PROBE_TIMEOUT_MS") == "max"
               ? std::chrono::milliseconds::max()
               : std::chrono::milliseconds(std::atoi(env("PROBE_TIMEOUT_MS", "10000").c_str()));
+      if (env("PROBE_FAILED_WAIT_FIRST") == "1") {
+        // A wait that cannot be sent (no event has an empty name) comes first, once the barrier's
+        // waits are past their deadline (their timer has gone off, and no timer is set).
+        std::this_thread::sleep_for(500ms);
+        try {
+          (void)events.broadcastAndWait("", nullptr, timeout, expected).get();
+        } catch (const std::exception& e) {
+          say("FAILED WAIT ", e.what());
+        }
+      }
       say("WAITING expected=", expected);
       const auto start = std::chrono::steady_clock::now();
       if (expected == 0) {

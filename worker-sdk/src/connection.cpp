@@ -1158,7 +1158,8 @@ void Connection::startWait(std::string_view event, std::string_view payload,
     return;
   }
   // Registered before sending, so an ack can never arrive for a wait that is not known yet.
-  if (const error_code ec = sendEvent(wire::kBroadcast, id, event, payload, now)) {
+  const error_code ec = sendEvent(wire::kBroadcast, id, event, payload, now);
+  if (ec) {
     bool mine = false;
     {
       std::lock_guard lock(waitsMutex_);
@@ -1171,9 +1172,10 @@ void Connection::startWait(std::string_view event, std::string_view payload,
     if (mine) {
       completeHandler(std::move(wait->handler), ec, AckReport{}, false, bypassBus);
     }
-    return;
   }
   if (arm) {
+    // Also when the send failed: this wait lowered armedDeadline_, and the timer, set again for
+    // the waits left, must take it back (or no later wait would arm it, and none would time out).
     asio::post(io_, [self = shared_from_this()] { self->armWaitTimer(); });
   }
 }
