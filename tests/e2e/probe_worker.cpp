@@ -21,6 +21,7 @@
 #include <fstream>
 #include <future>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -872,6 +873,12 @@ int main() {
         }
       }
     }
+    // Numbers JSON has no text for (sent as null), next to strings that only look like them.
+    const double inf = std::numeric_limits<double>::infinity();
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    events.emitTo(1, "v", {{"inf", inf}, {"list", {-inf, nan, 1.5}}, {"s", "NaN Infinity"}});
+    events.emitTo(1, "v", json::value{{"inf", inf}, {"list", {-inf, nan, 1.5}}});
+    events.emitTo(1, "v", {{"s", "NaN"}});
   }
 
   // order: cluster 1 sends a long run of events to cluster 0, which checks their order.

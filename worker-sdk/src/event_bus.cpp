@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: MIT
 #include "clustervisor/event_bus.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <initializer_list>
 #include <string>
 #include <string_view>
 #include <utility>
 
+#include <boost/json/array.hpp>
 #include <boost/json/monotonic_resource.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/serializer.hpp>
@@ -19,10 +22,8 @@ using boost::system::error_code;
 
 namespace {
 
-// The JSON text of `data`, in a buffer of this thread's that is reused from one send to the next
-// (the SDK copies the text into its send queue before the call returns), so a send does not
-// allocate, zero-fill or set up a serializer per event. Valid until the next call on this thread.
-std::string_view serialize(const boost::json::value& data) {
+// Boost.JSON's text of `data` (see serialize()).
+std::string_view serializeAsIs(const boost::json::value& data) {
   constexpr std::size_t kFirst = 512;
   constexpr std::size_t kKept = 1024 * 1024;  // a larger buffer is not kept after a huge payload
   thread_local boost::json::serializer serializer;
@@ -40,6 +41,73 @@ std::string_view serialize(const boost::json::value& data) {
     }
     text.resize(2 * text.size());
   }
+}
+
+// Whether `data` holds a double that is infinite or NaN, which JSON has no text for.
+bool holdsNonFinite(const boost::json::value& data) {
+  switch (data.kind()) {
+    case boost::json::kind::double_:
+      return !std::isfinite(data.get_double());
+    case boost::json::kind::array:
+      return std::any_of(data.get_array().begin(), data.get_array().end(), holdsNonFinite);
+    case boost::json::kind::object:
+      return std::any_of(data.get_object().begin(), data.get_object().end(),
+                         [](const auto& member) { return holdsNonFinite(member.value()); });
+    case boost::json::kind::null:
+    case boost::json::kind::bool_:
+    case boost::json::kind::int64:
+    case boost::json::kind::uint64:
+    case boost::json::kind::string:
+      return false;
+  }
+  return false;
+}
+
+// A copy of `data` with every infinite or NaN double made null, as JavaScript's JSON.stringify
+// writes them.
+boost::json::value withNonFiniteAsNull(const boost::json::value& data) {
+  switch (data.kind()) {
+    case boost::json::kind::double_:
+      return std::isfinite(data.get_double()) ? data : boost::json::value(nullptr);
+    case boost::json::kind::array: {
+      boost::json::array copy;
+      copy.reserve(data.get_array().size());
+      for (const auto& item : data.get_array()) {
+        copy.push_back(withNonFiniteAsNull(item));
+      }
+      return copy;
+    }
+    case boost::json::kind::object: {
+      boost::json::object copy;
+      copy.reserve(data.get_object().size());
+      for (const auto& member : data.get_object()) {
+        copy.emplace(member.key(), withNonFiniteAsNull(member.value()));
+      }
+      return copy;
+    }
+    case boost::json::kind::null:
+    case boost::json::kind::bool_:
+    case boost::json::kind::int64:
+    case boost::json::kind::uint64:
+    case boost::json::kind::string:
+      return data;
+  }
+  return data;
+}
+
+// The JSON text of `data`, in a buffer of this thread's that is reused from one send to the next
+// (the SDK copies the text into its send queue before the call returns), so a send does not
+// allocate, zero-fill or set up a serializer per event. Valid until the next call on this thread.
+// Boost.JSON writes an infinite or NaN double as Infinity or NaN, which no JSON parser takes (a
+// receiver's listeners would never see the event): such a value goes as null, as
+// JSON.stringify sends it. Only a text that has one of those words is looked at more closely.
+std::string_view serialize(const boost::json::value& data) {
+  const std::string_view text = serializeAsIs(data);
+  if (text.find("Infinity") == std::string_view::npos &&
+      text.find("NaN") == std::string_view::npos) {
+    return text;
+  }
+  return holdsNonFinite(data) ? serializeAsIs(withNonFiniteAsNull(data)) : text;
 }
 
 // The memory a payload written in place is built in, one per thread: on the heap, an object and

@@ -93,7 +93,8 @@ struct AckReport {
   int acked = 0;              // distinct clusters that acknowledged
   std::vector<int> clusters;  // which ones, ascending
   // Clusters the event reached, known only when the wait ended because the supervisor closed it
-  // (every recipient acked or died); -1 when it ended at expectedClusters or at the timeout.
+  // (every recipient acked or died); -1 when it ended at expectedClusters, at the timeout, or
+  // because the connection was lost or the Cluster destroyed (Cluster::connected() then false).
   int recipients = -1;
   bool timedOut = false;  // the timeout elapsed before the wait was complete
 };
@@ -138,7 +139,8 @@ class EventBus {
   executor_type get_executor() const;
 
   // To every other connected cluster. Throws clustervisor::Error (or sets ec) for an invalid name,
-  // a payload over the limit, a full queue or a lost connection; nothing is half-sent.
+  // a payload over the limit, a full queue or a lost connection; nothing is half-sent. A double
+  // that is infinite or NaN goes as null (JSON has no text for it), as JSON.stringify sends it.
   void broadcast(std::string_view event, const boost::json::value& data = nullptr);
   void broadcast(std::string_view event, const boost::json::value& data,
                  boost::system::error_code& ec);
