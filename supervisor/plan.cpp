@@ -2,6 +2,7 @@
 #include "plan.hpp"
 
 #include <algorithm>
+#include <string_view>
 
 #include "clustervisor/config/duration.hpp"
 #include "clustervisor/config/size.hpp"
@@ -25,13 +26,50 @@ std::string range(const std::vector<std::uint32_t>& ids) {
   return std::to_string(ids.front()) + "-" + std::to_string(ids.back());
 }
 
+// An argument as a shell needs it typed: as it is when it holds only characters no shell treats
+// specially (those of Python's shlex.quote, and non-ASCII ones), otherwise in single quotes (a
+// quote inside as '\''). One with a control character (a newline would break the plan's line) in
+// bash's $'...' form, the character escaped.
 std::string quoteArgument(const std::string& argument) {
-  if (!argument.empty() && argument.find_first_of(" \t\"'\\$`") == std::string::npos) {
+  const auto plain = [](unsigned char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c >= 0x80 ||  // a byte of a multibyte character: nothing to a shell
+           std::string_view("@%+=:,./-_").find(static_cast<char>(c)) != std::string_view::npos;
+  };
+  const auto control = [](unsigned char c) { return c < 0x20 || c == 0x7f; };
+  if (!argument.empty() && std::all_of(argument.begin(), argument.end(), [&](char c) {
+        return plain(static_cast<unsigned char>(c));
+      })) {
     return argument;
   }
-  std::string quoted = "'";
+  if (std::none_of(argument.begin(), argument.end(),
+                   [&](char c) { return control(static_cast<unsigned char>(c)); })) {
+    std::string quoted = "'";
+    for (const char c : argument) {
+      quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    }
+    return quoted + "'";
+  }
+  std::string quoted = "$'";
   for (const char c : argument) {
-    quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '\n') {
+      quoted += "\\n";
+    } else if (c == '\t') {
+      quoted += "\\t";
+    } else if (c == '\r') {
+      quoted += "\\r";
+    } else if (c == '\\' || c == '\'') {
+      quoted += '\\';
+      quoted += c;
+    } else if (control(u)) {
+      constexpr char kHex[] = "0123456789abcdef";
+      quoted += "\\x";
+      quoted += kHex[u >> 4];
+      quoted += kHex[u & 0xf];
+    } else {
+      quoted += c;
+    }
   }
   return quoted + "'";
 }

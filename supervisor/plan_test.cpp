@@ -47,6 +47,16 @@ BOOST_AUTO_TEST_CASE(defaults_are_spelled_out) {
   BOOST_TEST(text == expected);
 }
 
+BOOST_AUTO_TEST_CASE(the_command_is_quoted_as_a_shell_needs_it) {
+  auto config = sampleConfig();
+  config.command = {"./bot", "plain-arg_1.5,x=y:@%+", "a;b",   "a|b", "(x)", "~x", "*", "",
+                    "$HOME", "a\nb\tc\x01",           "it's\n"};
+  const auto text = clustervisor::describePlan(config, "/run/lock", "/run/sock");
+  BOOST_TEST(text.find("  command           ./bot plain-arg_1.5,x=y:@%+ 'a;b' 'a|b' '(x)' '~x' '*' "
+                       "'' '$HOME' $'a\\nb\\tc\\x01' $'it\\'s\\n'\n") != std::string::npos,
+             text);
+}
+
 BOOST_AUTO_TEST_CASE(rolling_restarts_and_metrics_are_described) {
   auto config = sampleConfig();
   config.rolling.batch = 2;

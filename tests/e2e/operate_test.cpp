@@ -219,6 +219,8 @@ BOOST_AUTO_TEST_CASE(a_reload_that_moves_shards_never_gives_a_shard_two_workers)
              reload.output);
   BOOST_TEST(reload.output.find("shards moved: stopped 0, 1, started again") != std::string::npos,
              reload.output);
+  // The new split was applied at once, not left for new workers.
+  BOOST_TEST(reload.output.find("changed for workers") == std::string::npos, reload.output);
   const std::size_t gone0 = lineIndex(
       *run, {"cluster 0 (pid " + std::to_string(old0) + ") ", "moved its shards; stopped"}, before);
   const std::size_t gone1 = lineIndex(
@@ -244,6 +246,13 @@ BOOST_AUTO_TEST_CASE(a_reload_that_moves_shards_never_gives_a_shard_two_workers)
   for (const auto& cluster : status.at("clusters").as_array()) {
     BOOST_TEST(!cluster.as_object().at("outdated").as_bool());
   }
+  // A new total is applied the same way, and said to be.
+  dir.write("bot.toml", probeConfig(dir, 4, "basic", "", "[shards]\ntotal = 8\n"));
+  const auto retotal = runCli({"reload", config.string()});
+  BOOST_TEST(retotal.status == 0, retotal.output);
+  BOOST_TEST(
+      retotal.output.find("reloaded: shards.total\nshards moved: stopped 0, 1, 2, 3, ") == 0u,
+      retotal.output);
   run->signal(SIGTERM);
   BOOST_TEST(run->waitExit(30s).value_or(-1) == 0, run->transcript());
 }
