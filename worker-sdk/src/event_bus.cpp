@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "clustervisor/event_bus.hpp"
 
-#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <initializer_list>
@@ -9,7 +8,6 @@
 #include <string_view>
 #include <utility>
 
-#include <boost/json/array.hpp>
 #include <boost/json/monotonic_resource.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/serializer.hpp>
@@ -43,56 +41,27 @@ std::string_view serializeAsIs(const boost::json::value& data) {
   }
 }
 
-// Whether `data` holds a double that is infinite or NaN, which JSON has no text for.
-bool holdsNonFinite(const boost::json::value& data) {
-  switch (data.kind()) {
-    case boost::json::kind::double_:
-      return !std::isfinite(data.get_double());
-    case boost::json::kind::array:
-      return std::any_of(data.get_array().begin(), data.get_array().end(), holdsNonFinite);
-    case boost::json::kind::object:
-      return std::any_of(data.get_object().begin(), data.get_object().end(),
-                         [](const auto& member) { return holdsNonFinite(member.value()); });
-    case boost::json::kind::null:
-    case boost::json::kind::bool_:
-    case boost::json::kind::int64:
-    case boost::json::kind::uint64:
-    case boost::json::kind::string:
+// Makes every infinite or NaN double in `data` null, as JavaScript's JSON.stringify writes them
+// (JSON has no text for them); false when it holds none.
+bool nullNonFinite(boost::json::value& data) {
+  if (double* number = data.if_double()) {
+    if (std::isfinite(*number)) {
       return false;
-  }
-  return false;
-}
-
-// A copy of `data` with every infinite or NaN double made null, as JavaScript's JSON.stringify
-// writes them.
-boost::json::value withNonFiniteAsNull(const boost::json::value& data) {
-  switch (data.kind()) {
-    case boost::json::kind::double_:
-      return std::isfinite(data.get_double()) ? data : boost::json::value(nullptr);
-    case boost::json::kind::array: {
-      boost::json::array copy;
-      copy.reserve(data.get_array().size());
-      for (const auto& item : data.get_array()) {
-        copy.push_back(withNonFiniteAsNull(item));
-      }
-      return copy;
     }
-    case boost::json::kind::object: {
-      boost::json::object copy;
-      copy.reserve(data.get_object().size());
-      for (const auto& member : data.get_object()) {
-        copy.emplace(member.key(), withNonFiniteAsNull(member.value()));
-      }
-      return copy;
-    }
-    case boost::json::kind::null:
-    case boost::json::kind::bool_:
-    case boost::json::kind::int64:
-    case boost::json::kind::uint64:
-    case boost::json::kind::string:
-      return data;
+    data = nullptr;
+    return true;
   }
-  return data;
+  bool changed = false;
+  if (auto* array = data.if_array()) {
+    for (auto& item : *array) {
+      changed = nullNonFinite(item) || changed;
+    }
+  } else if (auto* object = data.if_object()) {
+    for (auto& member : *object) {
+      changed = nullNonFinite(member.value()) || changed;
+    }
+  }
+  return changed;
 }
 
 // The JSON text of `data`, in a buffer of this thread's that is reused from one send to the next
@@ -107,7 +76,8 @@ std::string_view serialize(const boost::json::value& data) {
       text.find("NaN") == std::string_view::npos) {
     return text;
   }
-  return holdsNonFinite(data) ? serializeAsIs(withNonFiniteAsNull(data)) : text;
+  boost::json::value copy(data, boost::json::storage_ptr());  // on the heap, not in the caller's
+  return nullNonFinite(copy) ? serializeAsIs(copy) : text;
 }
 
 // The memory a payload written in place is built in, one per thread: on the heap, an object and
