@@ -1028,22 +1028,22 @@ int main() {
     });
     events.listen();
     if (id == 0) {
+      if (env("PROBE_FAILED_WAIT_FIRST") == "1") {
+        // Before any other wait, so no timer is set: a wait that cannot be sent (no event has an
+        // empty name), with the earliest deadline of all. Every wait after it (the barrier's,
+        // then the one below) still has to end at its own timeout.
+        try {
+          (void)events.broadcastAndWait("", nullptr, 1ms, 1).get();
+        } catch (const std::exception& e) {
+          say("FAILED WAIT ", e.what());
+        }
+      }
       barrier(cluster);
       const int expected = std::atoi(env("PROBE_EXPECTED", "0").c_str());
       const auto timeout =
           env("PROBE_TIMEOUT_MS") == "max"
               ? std::chrono::milliseconds::max()
               : std::chrono::milliseconds(std::atoi(env("PROBE_TIMEOUT_MS", "10000").c_str()));
-      if (env("PROBE_FAILED_WAIT_FIRST") == "1") {
-        // A wait that cannot be sent (no event has an empty name) comes first, once the barrier's
-        // waits are past their deadline (their timer has gone off, and no timer is set).
-        std::this_thread::sleep_for(500ms);
-        try {
-          (void)events.broadcastAndWait("", nullptr, timeout, expected).get();
-        } catch (const std::exception& e) {
-          say("FAILED WAIT ", e.what());
-        }
-      }
       say("WAITING expected=", expected);
       const auto start = std::chrono::steady_clock::now();
       if (expected == 0) {
