@@ -319,13 +319,11 @@ int callBot(const CommandLine& commandLine) {
         }
       }
       if (called == ControlCallResult::kNoSupervisor) {
-        std::string where = " and listens at " +
-                            (holder->sockets.empty() ? std::string() : holder->sockets.front());
-        if (holder->sockets.empty()) {
-          where = descriptorsReadable(holder->pid)
-                      ? " and listens on no control socket now (starting or stopping?)"
-                      : " and does not show this user where it listens (another user's?)";
-        }
+        const std::string where =
+            !holder->sockets.empty() ? " and listens at " + holder->sockets.front()
+            : descriptorTargetsOf(holder->pid)
+                ? " and listens on no control socket now (starting or stopping?)"
+                : " and does not show this user where it listens (another user's?)";
         logError("nothing listens at " + socket.string() + ", but pid " +
                  std::to_string(holder->pid) + ", a clustervisor, holds " + held + where +
                  "; pass --socket PATH (its control socket; see control.socket)");

@@ -402,60 +402,48 @@ std::vector<std::string> parseListeningSockets(std::string_view table,
   return paths;
 }
 
-bool descriptorsReadable(pid_t pid) {
-  DIR* fds = ::opendir(("/proc/" + std::to_string(pid) + "/fd").c_str());
-  if (fds == nullptr) {
-    return false;
-  }
-  ::closedir(fds);
-  return true;
-}
-
-std::vector<std::string> openFilesNamed(pid_t pid, std::string_view name) {
+std::optional<std::vector<std::string>> descriptorTargetsOf(pid_t pid) {
   const std::string fdDirectory = "/proc/" + std::to_string(pid) + "/fd";
-  std::vector<std::string> paths;
   DIR* fds = ::opendir(fdDirectory.c_str());
   if (fds == nullptr) {
-    return paths;
+    return std::nullopt;
   }
+  std::vector<std::string> targets;
   while (const dirent* entry = ::readdir(fds)) {
     char target[PATH_MAX];
     const std::string link = fdDirectory + "/" + entry->d_name;
     const ssize_t n = ::readlink(link.c_str(), target, sizeof target);
-    if (n <= 0 || static_cast<std::size_t>(n) >= sizeof target) {
-      continue;
-    }
-    const std::string_view path(target, static_cast<std::size_t>(n));
-    // Only absolute paths ("socket:[...]" and the like are not files) ending in "/name".
-    if (path.starts_with('/') && path.size() > name.size() && path.ends_with(name) &&
-        path[path.size() - name.size() - 1] == '/') {
-      paths.emplace_back(path);
+    if (n > 0 && static_cast<std::size_t>(n) < sizeof target) {
+      targets.emplace_back(target, static_cast<std::size_t>(n));
     }
   }
   ::closedir(fds);
+  return targets;
+}
+
+std::vector<std::string> openFilesNamed(pid_t pid, std::string_view name) {
+  std::vector<std::string> paths;
+  for (auto& path : descriptorTargetsOf(pid).value_or(std::vector<std::string>{})) {
+    // Only absolute paths ("socket:[...]" and the like are not files) ending in "/name".
+    if (path.starts_with('/') && path.size() > name.size() && path.ends_with(name) &&
+        path[path.size() - name.size() - 1] == '/') {
+      paths.push_back(std::move(path));
+    }
+  }
   return paths;
 }
 
 std::vector<std::string> listeningSocketsOf(pid_t pid) {
-  const std::string proc = "/proc/" + std::to_string(pid);
   std::vector<std::uint64_t> inodes;
-  DIR* fds = ::opendir((proc + "/fd").c_str());
-  if (fds == nullptr) {
-    return {};
-  }
-  while (const dirent* entry = ::readdir(fds)) {
-    char target[64];
-    const std::string link = proc + "/fd/" + entry->d_name;
-    const ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
-    const std::string_view text(target, n > 0 ? static_cast<std::size_t>(n) : 0);
+  for (const std::string_view target :
+       descriptorTargetsOf(pid).value_or(std::vector<std::string>{})) {
     std::uint64_t inode = 0;
-    if (text.starts_with("socket:[") && text.ends_with("]") &&
-        parseNumber(text.substr(8, text.size() - 9), inode)) {
+    if (target.starts_with("socket:[") && target.ends_with("]") &&
+        parseNumber(target.substr(8, target.size() - 9), inode)) {
       inodes.push_back(inode);
     }
   }
-  ::closedir(fds);
-  const auto table = readSmallFile(proc + "/net/unix", 16 << 20);
+  const auto table = readSmallFile("/proc/" + std::to_string(pid) + "/net/unix", 16 << 20);
   return table && !inodes.empty() ? parseListeningSockets(*table, inodes)
                                   : std::vector<std::string>{};
 }

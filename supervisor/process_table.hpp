@@ -113,9 +113,9 @@ std::optional<pid_t> flockHolderOf(dev_t device, ino_t inode);
 // Parses the text of /proc/locks for that holder. Pure.
 std::optional<pid_t> parseFlockHolder(std::string_view locks, dev_t device, ino_t inode);
 
-// Whether this process may read the descriptors of process `pid` (/proc/<pid>/fd): its own
-// user's, or any as root.
-bool descriptorsReadable(pid_t pid);
+// What the descriptors of process `pid` lead to (/proc/<pid>/fd: paths, "socket:[INODE]" and
+// the like); nothing when this process may not read them (another user's, unless root).
+std::optional<std::vector<std::string>> descriptorTargetsOf(pid_t pid);
 // The paths of the files process `pid` has open whose name (the path's last part) is `name`, as
 // its descriptors show them (/proc/<pid>/fd). Empty when they cannot be read.
 std::vector<std::string> openFilesNamed(pid_t pid, std::string_view name);
