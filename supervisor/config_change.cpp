@@ -7,9 +7,7 @@ namespace clustervisor {
 
 std::vector<std::uint32_t> ConfigChange::clustersToRestart() const {
   const std::uint32_t staying = std::min(clustersBefore, clustersAfter);
-  const bool all = std::any_of(forNewWorkers.begin(), forNewWorkers.end(),
-                               [](const std::string& key) { return !key.starts_with("shards"); });
-  if (!all) {
+  if (forNewWorkers.empty()) {
     return shardsChanged;
   }
   std::vector<std::uint32_t> ids;
@@ -65,8 +63,8 @@ ConfigChange compareConfigs(const config::BotConfig& running, const config::BotC
   note(applied, a.events.holdMaxBytes != b.events.holdMaxBytes, "events.hold_max_bytes");
   note(applied, a.events.holdMaxAge != b.events.holdMaxAge, "events.hold_max_age");
   note(applied, a.events.stallTimeout != b.events.stallTimeout, "events.stall_timeout");
-  note(workers, a.shards.total != b.shards.total, "shards.total");
-  note(workers, a.shards.perCluster != b.shards.perCluster, "shards.per_cluster");
+  note(applied, a.shards.total != b.shards.total, "shards.total");
+  note(applied, a.shards.perCluster != b.shards.perCluster, "shards.per_cluster");
   note(applied, a.rolling.batch != b.rolling.batch, "rolling.batch");
   note(applied, a.rolling.delay != b.rolling.delay, "rolling.delay");
   note(supervisor, a.control.socket != b.control.socket, "control.socket");
@@ -80,11 +78,6 @@ ConfigChange compareConfigs(const config::BotConfig& running, const config::BotC
     if (a.shards.total != b.shards.total || config::shardsFor(a, id) != config::shardsFor(b, id)) {
       change.shardsChanged.push_back(id);
     }
-  }
-  if (!change.shardsChanged.empty() &&
-      std::none_of(workers.begin(), workers.end(),
-                   [](const std::string& key) { return key.starts_with("shards"); })) {
-    workers.emplace_back("shards");
   }
   return change;
 }

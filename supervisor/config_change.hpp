@@ -5,10 +5,12 @@
 //
 // Every key falls in one of three kinds:
 //   - applied at once: name, clusters (scaling), restart.*, start.*, stop.*, events.hold_*,
-//     rolling.*; the supervisor reads them for its next decision;
+//     rolling.*, which the supervisor reads for its next decision, and shards.*: the clusters
+//     whose shards move (shardsChanged, also after a new cluster count) are stopped and started
+//     again;
 //   - for new workers: command, working_directory, environment, heartbeat.*, events.max_payload,
-//     events.outbox_limit and the shard split; a worker gets them when it is (re)started, so the
-//     running ones keep what they were started with until a (rolling) restart;
+//     events.outbox_limit; a worker gets them when it is (re)started, so the running ones keep
+//     what they were started with until a (rolling) restart;
 //   - for a new supervisor: control.socket, metrics.listen; the running supervisor keeps its own.
 #pragma once
 
@@ -34,7 +36,7 @@ struct ConfigChange {
     return applied.empty() && forNewWorkers.empty() && forNewSupervisor.empty();
   }
   // The clusters that stay and need a restart to run with the new config: all of them when a key
-  // for new workers other than the shard split changed, else those whose shards changed.
+  // for new workers changed, else those whose shards changed.
   std::vector<std::uint32_t> clustersToRestart() const;
 };
 

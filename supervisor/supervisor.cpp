@@ -2364,29 +2364,18 @@ void Supervisor::beginReload() {
     }
     return text;
   };
-  // A new shard split is applied at once (the clusters whose shards move are stopped and started
-  // again, below), not left for new workers: its keys are reported as applied, and the split a
-  // new cluster count makes ("shards") by the clusters it moves.
-  std::vector<std::string> applied = change.applied;
-  std::vector<std::string> forNewWorkers;
-  for (const auto& key : change.forNewWorkers) {
-    if (!key.starts_with("shards")) {
-      forNewWorkers.push_back(key);
-    } else if (key != "shards" && !change.shardsChanged.empty()) {
-      applied.push_back(key);
-    }
-  }
   auto& result = current_->result;
   result["clusters_before"] = from;
   result["clusters_after"] = to;
-  result["applied"] = keys(applied);
-  result["restart_needed"] = keys(forNewWorkers);
+  result["applied"] = keys(change.applied);
+  result["restart_needed"] = keys(change.forNewWorkers);
   result["supervisor_restart_needed"] = keys(change.forNewSupervisor);
   if (change.empty()) {
     logLine("reloaded " + path.string() + ": nothing changed");
   } else {
     logLine("reloaded " + path.string() + ": " +
-            (applied.empty() ? std::string("nothing to apply now") : "applied " + joined(applied)));
+            (change.applied.empty() ? std::string("nothing to apply now")
+                                    : "applied " + joined(change.applied)));
   }
   if (!change.forNewSupervisor.empty()) {
     logLine("reload: " + joined(change.forNewSupervisor) +
@@ -2413,9 +2402,9 @@ void Supervisor::beginReload() {
   if (outdated.empty()) {
     return;
   }
-  const std::string what = forNewWorkers.empty()
+  const std::string what = change.forNewWorkers.empty()
                                ? std::string("an earlier reload's settings for workers")
-                               : joined(forNewWorkers) + " changed";
+                               : joined(change.forNewWorkers) + " changed";
   if (rolling) {
     logLine("reload: " + what + "; rolling restart of " + std::to_string(outdated.size()) +
             " cluster" + (outdated.size() == 1 ? "" : "s"));
