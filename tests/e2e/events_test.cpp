@@ -392,7 +392,8 @@ BOOST_AUTO_TEST_CASE(broadcast_and_wait_returns_the_count_at_the_timeout) {
 
 BOOST_AUTO_TEST_CASE(a_wait_that_could_not_be_sent_leaves_later_waits_their_timeout) {
   TempDir dir;
-  // As above, after a wait refused for its name: the next one still ends at its timeout.
+  // As above, after a wait refused for its name, which came first (no timer set yet) with the
+  // earliest deadline: every wait after it still ends at its own timeout.
   auto run = start(dir, 4, "wait",
                    "PROBE_EXPECTED = \"3\", PROBE_TIMEOUT_MS = \"1000\", PROBE_SLOW = \"3\", "
                    "PROBE_FAILED_WAIT_FIRST = \"1\"");
