@@ -6,6 +6,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -733,11 +734,14 @@ BOOST_AUTO_TEST_CASE(the_cli_does_not_trust_a_control_socket_served_by_another_u
   const auto path = dir.path() / "ctl.sock";
   // An impostor: a process of another user (nobody) answers every request "done".
   const int listener = bindUnixSocket(path, SOCK_STREAM);
+  int listening[2];  // the impostor tells when it listens: the CLI must not find nothing there
+  BOOST_REQUIRE(::pipe2(listening, O_CLOEXEC) == 0);
   const pid_t impostor = ::fork();
   BOOST_REQUIRE(impostor >= 0);
   if (impostor == 0) {
     // listen() records the credentials a client sees: those of nobody.
-    if (::setgid(65534) != 0 || ::setuid(65534) != 0 || ::listen(listener, 4) != 0) {
+    if (::setgid(65534) != 0 || ::setuid(65534) != 0 || ::listen(listener, 4) != 0 ||
+        ::write(listening[1], "L", 1) != 1) {
       ::_exit(2);
     }
     for (;;) {
@@ -754,9 +758,14 @@ BOOST_AUTO_TEST_CASE(the_cli_does_not_trust_a_control_socket_served_by_another_u
     }
   }
   ::close(listener);
-  const auto stop = runCli({"stop", "--socket", path.string()});
+  ::close(listening[1]);
+  char listens = 0;
+  const bool ready = ::read(listening[0], &listens, 1) == 1;  // 0: it exited before listening
+  ::close(listening[0]);
+  const auto stop = ready ? runCli({"stop", "--socket", path.string()}) : CliResult{};
   ::kill(impostor, SIGKILL);
   ::waitpid(impostor, nullptr, 0);
+  BOOST_REQUIRE_MESSAGE(ready, "the impostor could not listen as nobody");
   BOOST_TEST(stop.status == 69, stop.output);
   BOOST_TEST(stop.output.find(") runs as uid 65534, not as this user (uid 0): not this user's "
                               "supervisor; the request was not sent") != std::string::npos,
