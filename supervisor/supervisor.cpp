@@ -1801,8 +1801,10 @@ std::string Supervisor::metricsText() const {
              "shards), spawn_failed.");
   for (const Slot* slot : counted) {
     const std::string cluster = id(*slot);
-    for (const auto& [reason, count] : slot->exits) {
-      out.sample({{"cluster", cluster}, {"reason", reason}}, count);
+    for (const std::string_view reason : kExitReasons) {
+      const auto it = slot->exits.find(reason);
+      out.sample({{"cluster", cluster}, {"reason", std::string(reason)}},
+                 it != slot->exits.end() ? it->second : std::uint64_t{0});
     }
   }
   perCluster("clustervisor_cluster_events_received_total", "counter",

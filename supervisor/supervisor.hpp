@@ -16,6 +16,8 @@
 #include <sys/types.h>
 
 #include <algorithm>
+#include <array>
+#include <cassert>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -311,7 +313,15 @@ class Supervisor final : private FrameSink {
                     std::chrono::milliseconds delay);
   void startBatch();
   bool advanceRollout();  // false while the rollout goes on
-  void countExit(Slot& slot, std::string_view reason) { ++slot.exits[std::string(reason)]; }
+  // The `reason` label values of clustervisor_cluster_exits_total. Every cluster has a series for
+  // each from the start (at 0), so increase() and alerts see a cluster's first exit too.
+  static constexpr std::array<std::string_view, 11> kExitReasons = {
+      "success", "failure",  "signal",  "start_timeout", "hung",        "protocol_error",
+      "restart", "shutdown", "removed", "resharded",     "spawn_failed"};
+  void countExit(Slot& slot, std::string_view reason) {
+    assert(std::ranges::find(kExitReasons, reason) != kExitReasons.end());
+    ++slot.exits[std::string(reason)];
+  }
 
   // config_, shared by the workers started with it (Slot::startedWith); made at the first start
   // after a reload.

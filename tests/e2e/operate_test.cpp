@@ -1096,6 +1096,12 @@ BOOST_AUTO_TEST_CASE(the_metrics_endpoint_serves_prometheus_text_to_curl) {
   BOOST_TEST(values["clustervisor_cluster_state{cluster=\"0\",state=\"queued\"}"] == "0");
   BOOST_TEST(values["clustervisor_cluster_restarts_total{cluster=\"1\"}"] == "1");
   BOOST_TEST(values["clustervisor_cluster_exits_total{cluster=\"1\",reason=\"failure\"}"] == "1");
+  // Every reason has a series from the start, at 0 until it happens: a rate or an alert over
+  // them sees a cluster's first exit too.
+  BOOST_TEST(values["clustervisor_cluster_exits_total{cluster=\"0\",reason=\"failure\"}"] == "0");
+  BOOST_TEST(values["clustervisor_cluster_exits_total{cluster=\"1\",reason=\"signal\"}"] == "0");
+  BOOST_TEST(values["clustervisor_cluster_exits_total{cluster=\"1\",reason=\"spawn_failed\"}"] ==
+             "0");
   BOOST_TEST(std::stol(values["clustervisor_supervisor_resident_bytes"]) > 0);
   // Each running worker's memory, as /proc gives it, and its CPU time (a number of seconds).
   for (const char* cluster : {"0", "1"}) {
