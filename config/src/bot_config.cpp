@@ -8,6 +8,7 @@
 #include <csignal>
 #include <cstddef>
 #include <limits>
+#include <optional>
 #include <sstream>
 #include <system_error>
 #include <utility>
@@ -1307,6 +1308,43 @@ std::optional<std::string> readFile(const std::filesystem::path& path, std::stri
   return error;
 }
 
+// toml++ reports an integer too large for 64 bits after its last digit, in its own words. This
+// names where the number starts, as it is written, what fits, and the fix; nullopt for any other
+// error.
+std::optional<Diagnostic> integerTooLarge(std::string_view text, std::string_view fileName,
+                                          const toml::source_position& end,
+                                          std::string_view description) {
+  if (description.find("is not representable in 64 bits") == std::string_view::npos) {
+    return std::nullopt;
+  }
+  std::size_t lineStart = 0;
+  for (std::uint32_t line = 1; line < end.line; ++line) {
+    lineStart = text.find('\n', lineStart);
+    if (lineStart == std::string_view::npos) {
+      return std::nullopt;
+    }
+    ++lineStart;
+  }
+  const std::string_view line = text.substr(lineStart, text.find('\n', lineStart) - lineStart);
+  const std::size_t stop = std::min<std::size_t>(end.column > 0 ? end.column - 1 : 0, line.size());
+  std::size_t start = stop;
+  const auto inNumber = [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+           c == '+' || c == '-';
+  };
+  while (start > 0 && inNumber(line[start - 1])) {
+    --start;
+  }
+  if (start == stop) {
+    return std::nullopt;
+  }
+  return Diagnostic{
+      SourceLocation{std::string(fileName), end.line, static_cast<std::uint32_t>(start + 1)}, "",
+      "syntax error: integer " + std::string(line.substr(start, stop - start)) +
+          " does not fit in 64 bits (TOML integers run from -9223372036854775808 to "
+          "9223372036854775807); write a smaller number"};
+}
+
 }  // namespace
 
 std::string Diagnostic::format() const {
@@ -1339,6 +1377,10 @@ LoadResult parseConfig(std::string_view text, std::string_view fileName,
     root = toml::parse(text, fileName);
   } catch (const toml::parse_error& error) {
     const toml::source_position begin = error.source().begin;
+    if (auto tooLarge = integerTooLarge(text, fileName, begin, error.description())) {
+      result.errors.push_back(std::move(*tooLarge));
+      return result;
+    }
     result.errors.push_back(
         Diagnostic{SourceLocation{std::string(fileName), std::max<std::uint32_t>(begin.line, 1),
                                   std::max<std::uint32_t>(begin.column, 1)},

@@ -816,9 +816,17 @@ BOOST_AUTO_TEST_CASE(reports_syntax_error_with_position) {
       {kCommand + "clusters = 1\nclusters = 2\n",
        "bot.toml:3:12: syntax error: Error while parsing key-value pair: cannot redefine existing "
        "integer 'clusters'\n"},
+      // An integer too large for 64 bits: where it starts, as written, and what fits.
       {kCommand + "clusters = 99999999999999999999\n",
-       "bot.toml:2:32: syntax error: Error while parsing decimal integer: '99999999999999999999' "
-       "is not representable in 64 bits\n"},
+       "bot.toml:2:12: syntax error: integer 99999999999999999999 does not fit in 64 bits (TOML "
+       "integers run from -9223372036854775808 to 9223372036854775807); write a smaller number\n"},
+      {kCommand + "[restart]\nmax_restarts=-99_999_999_999_999_999_999\n",
+       "bot.toml:3:14: syntax error: integer -99_999_999_999_999_999_999 does not fit in 64 bits "
+       "(TOML integers run from -9223372036854775808 to 9223372036854775807); write a smaller "
+       "number\n"},
+      {kCommand + "clusters = 0x1FFFFFFFFFFFFFFFFF # hex\n",
+       "bot.toml:2:12: syntax error: integer 0x1FFFFFFFFFFFFFFFFF does not fit in 64 bits (TOML "
+       "integers run from -9223372036854775808 to 9223372036854775807); write a smaller number\n"},
       {kCommand + "name = \"unterminated\n",
        "bot.toml:2:21: syntax error: Error while parsing string: unescaped control characters "
        "other than TAB (U+0009) are explicitly prohibited\n"},
