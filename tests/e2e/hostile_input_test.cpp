@@ -178,10 +178,11 @@ BOOST_AUTO_TEST_CASE(negative_and_overflowing_numbers_are_out_of_range) {
                       ":9:15: events.max_payload: expected a size from 1KiB to 256MiB, got -1",
                       ":10:18: events.hold_max_count: expected an integer from 0 to 1000000, got "
                       "9223372036854775807"});
-  // An integer beyond 64 bits is a TOML syntax error, reported by the parser.
+  // An integer beyond 64 bits is a TOML syntax error: where the number starts, and what fits.
   expectConfigErrors(dir.write("huge.toml", kCommand + "clusters = 99999999999999999999\n"),
-                     {":2:32: syntax error: Error while parsing decimal integer: "
-                      "'99999999999999999999' is not representable in 64 bits"});
+                     {":2:12: syntax error: integer 99999999999999999999 does not fit in 64 bits "
+                      "(TOML integers run from -9223372036854775808 to 9223372036854775807); "
+                      "write a smaller number"});
 }
 
 BOOST_AUTO_TEST_CASE(hostile_durations_and_sizes_are_refused_with_the_range) {
