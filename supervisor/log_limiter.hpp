@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: MIT
 //
 // LogLimiter: lets one line through per interval and counts what it held back, so a repeating
-// condition (a full outbox, a flood of bad requests) is reported, not spammed. Pure: the caller
-// passes the time.
+// condition (a full outbox, a flood of bad requests) is reported, not spammed; what it held back
+// is reported once the interval is over (takeDue()), even if the condition does not come back.
+// Pure: the caller passes the time and schedules that report.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <utility>
 
 namespace clustervisor {
 
@@ -34,6 +36,21 @@ class LogLimiter {
   std::string suppressedNote() const {
     return reported_ == 0 ? std::string()
                           : " (" + std::to_string(reported_) + " more since the last report)";
+  }
+
+  // Occurrences held back since the last line: a report of them is due at nextReport(), even when
+  // nothing else happens (the last of a burst must not go unreported).
+  std::uint64_t suppressed() const { return suppressed_; }
+  Clock::time_point nextReport() const { return last_ + interval_; }
+  // Takes the held-back count for a line written now (about them alone), or 0 when there is none
+  // or its time has not come.
+  std::uint64_t takeDue(Clock::time_point now) {
+    if (suppressed_ == 0 || now < nextReport()) {
+      return 0;
+    }
+    last_ = now;
+    reported_ = 0;
+    return std::exchange(suppressed_, 0);
   }
 
  private:

@@ -101,6 +101,7 @@ Supervisor::Supervisor(asio::io_context& io, config::BotConfig config,
       orphanLookTimer_(io),
       random_(std::random_device{}()),
       watchdogTimer_(io),
+      reportTimer_(io),
       sweepTimer_(io),
       controlPath_(std::move(controlSocket)),
       rolloutTimer_(io) {
@@ -756,11 +757,21 @@ void Supervisor::routeEvent(Slot& slot, WorkerConnection& from, const wire::Head
         waitsRejected_ += opened == WaitTable::OpenResult::kRejected ? 1 : 0;
         waitsCompleted_ += opened == WaitTable::OpenResult::kClosedEmpty ? 1 : 0;
         if (opened != WaitTable::OpenResult::kOpened) {
-          if (opened == WaitTable::OpenResult::kRejected && waitLog_.allow(Clock::now())) {
-            logError(describe(slot) +
-                     ": too many open broadcastAndWait calls (or a reused id); this one "
-                     "completes without acknowledgements" +
-                     waitLog_.suppressedNote());
+          if (opened == WaitTable::OpenResult::kRejected) {
+            if (waitLog_.allow(Clock::now())) {
+              logError(describe(slot) +
+                       ": too many open broadcastAndWait calls (or a reused id); this one "
+                       "completes without acknowledgements" +
+                       waitLog_.suppressedNote() + "; " + std::to_string(waitsRejected_) +
+                       " in total");
+              waitRejectsHeldBack_.clear();
+            } else {
+              if (const auto at = std::ranges::lower_bound(waitRejectsHeldBack_, slot.id);
+                  at == waitRejectsHeldBack_.end() || *at != slot.id) {
+                waitRejectsHeldBack_.insert(at, slot.id);
+              }
+              scheduleHeldBackReports();
+            }
           }
           from.sendControl(wire::encodeWaitClosed(
               slot.id, header.correlation, {static_cast<std::uint32_t>(delivered.size()), 0}));
@@ -851,6 +862,7 @@ bool Supervisor::congested(std::uint32_t id, Clock::time_point now) {
   if (connection->firstNoticeOfStall()) {
     ++stalls_;
     if (!stallLog_.allow(now)) {
+      scheduleHeldBackReports();
       return false;
     }
     logError(describe(slot) + " took no bytes for " + formatDuration(config_.events.stallTimeout) +
@@ -941,10 +953,74 @@ void Supervisor::reportDrop(std::string_view reason, const std::string& message,
   } else {
     dropped_.emplace(std::string(reason), count);
   }
-  // One line per second at most: a stuck worker must not flood the log as well.
+  // One line per second at most: a stuck worker must not flood the log as well. What that holds
+  // back is reported when the second is over.
   if (dropLog_.allow(Clock::now(), count)) {
     logError(message + dropLog_.suppressedNote() + "; " + std::to_string(droppedEvents_) +
              " dropped in total");
+    dropsHeldBack_.clear();
+    return;
+  }
+  if (const auto it = dropsHeldBack_.find(reason); it != dropsHeldBack_.end()) {
+    it->second += count;
+  } else {
+    dropsHeldBack_.emplace(std::string(reason), count);
+  }
+  scheduleHeldBackReports();
+}
+
+void Supervisor::scheduleHeldBackReports() {
+  if (reportScheduled_ || finished_) {
+    return;
+  }
+  std::optional<Clock::time_point> due;
+  for (const LogLimiter* limiter : {&dropLog_, &stallLog_, &waitLog_}) {
+    if (limiter->suppressed() > 0 && (!due || limiter->nextReport() < *due)) {
+      due = limiter->nextReport();
+    }
+  }
+  if (!due) {
+    return;
+  }
+  reportScheduled_ = true;
+  reportTimer_.expires_at(*due);
+  reportTimer_.async_wait([this](error_code ec) {
+    reportScheduled_ = false;
+    if (ec || finished_) {
+      return;
+    }
+    reportHeldBack(Clock::now());
+    scheduleHeldBackReports();
+  });
+}
+
+void Supervisor::reportHeldBack(Clock::time_point now) {
+  if (const auto drops = dropLog_.takeDue(now); drops > 0) {
+    std::string byReason;
+    for (const auto& [reason, count] : dropsHeldBack_) {
+      byReason += (byReason.empty() ? "" : ", ") + reason + " " + std::to_string(count);
+    }
+    dropsHeldBack_.clear();
+    logError(std::to_string(drops) + " more event" + (drops == 1 ? "" : "s") +
+             " dropped since the last report (" + byReason + "); " +
+             std::to_string(droppedEvents_) + " dropped in total");
+  }
+  if (const auto stalls = stallLog_.takeDue(now); stalls > 0) {
+    logError(std::to_string(stalls) + " more time" + (stalls == 1 ? "" : "s") +
+             " a cluster took no bytes for " + formatDuration(config_.events.stallTimeout) +
+             " since the last report; " + std::to_string(stalls_) + " in total");
+  }
+  if (const auto rejects = waitLog_.takeDue(now); rejects > 0) {
+    std::string from;
+    for (const auto id : waitRejectsHeldBack_) {
+      from += (from.empty() ? "" : ", ") + std::to_string(id);
+    }
+    waitRejectsHeldBack_.clear();
+    logError(std::to_string(rejects) + " more broadcastAndWait call" + (rejects == 1 ? "" : "s") +
+             " completed without acknowledgements since the last report (too many open, or a "
+             "reused id; from cluster" +
+             (from.find(',') == std::string::npos ? " " : "s ") + from + "); " +
+             std::to_string(waitsRejected_) + " in total");
   }
 }
 
@@ -1610,6 +1686,8 @@ void Supervisor::maybeFinish() {
   }
   finished_ = true;
   reapChildren();
+  reportHeldBack(Clock::time_point::max());  // the last counts are not lost with the run
+  reportTimer_.cancel();
   sweepTimer_.cancel();
   orphanLookTimer_.cancel();
   watchdogTimer_.cancel();

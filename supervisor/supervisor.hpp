@@ -400,6 +400,14 @@ class Supervisor final : private FrameSink {
   LogLimiter dropLog_;
   LogLimiter stallLog_;
   LogLimiter waitLog_;
+  // What the limiters held back since their last line: reported when their interval is over.
+  std::map<std::string, std::uint64_t, std::less<>> dropsHeldBack_;  // by reason
+  std::vector<std::uint32_t> waitRejectsHeldBack_;                   // clusters, sorted
+  boost::asio::steady_timer reportTimer_;
+  bool reportScheduled_ = false;
+  void scheduleHeldBackReports();
+  // Writes the held-back reports that are due at `now` (all of them at the end of a run).
+  void reportHeldBack(Clock::time_point now);
   boost::asio::steady_timer sweepTimer_;
   Clock::time_point startedAt_ = Clock::now();
   std::filesystem::path controlPath_;
