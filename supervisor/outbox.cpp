@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <limits>
 
+#include "clustervisor/wire/frame.hpp"
+
 namespace clustervisor {
 
 bool Outbox::push(Shared frame) {
@@ -90,6 +92,30 @@ void Outbox::consume(std::size_t bytes) {
     frontWritten_ = 0;
     segments_.pop_front();
   }
+}
+
+std::size_t Outbox::unsentEvents() const {
+  // Every segment starts at a frame and holds whole frames (push() appends whole frames).
+  std::size_t events = 0;
+  bool front = true;
+  for (const Segment& segment : segments_) {
+    const auto bytes = segment.bytes();
+    std::size_t at = 0;
+    while (at < bytes.size()) {
+      const auto decoded =
+          wire::decodeFrame(bytes.subspan(at), std::numeric_limits<std::size_t>::max());
+      if (decoded.status != wire::DecodeStatus::kFrame) {
+        break;  // not a frame: nothing this outbox queued
+      }
+      const std::size_t end = at + decoded.header.length;
+      if (decoded.header.type == wire::FrameType::kEvent && (!front || end > frontWritten_)) {
+        ++events;
+      }
+      at = end;
+    }
+    front = false;
+  }
+  return events;
 }
 
 }  // namespace clustervisor

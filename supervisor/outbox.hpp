@@ -50,6 +50,9 @@ class Outbox {
   void consume(std::size_t bytes);
 
   bool empty() const { return segments_.empty(); }
+  // The event frames not yet written in full (one the socket took part of counts): those lost
+  // with the worker if its connection ends now. Control frames are not counted. O(frames).
+  std::size_t unsentEvents() const;
   // The memory the queued segments take (capacity, not bytes queued); O(segments).
   std::size_t footprint() const;
   std::size_t bytes() const { return bytes_; }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include <boost/test/unit_test.hpp>
 
+#include "clustervisor/wire/frame.hpp"
 #include "outbox.hpp"
 
 using clustervisor::Outbox;
@@ -153,6 +154,32 @@ BOOST_AUTO_TEST_CASE(memory_stays_near_the_bytes_queued_whatever_the_mix_of_fram
     }
   }
   BOOST_TEST(stream.footprint() <= 2 * stream.bytes() + Outbox::kCoalesceBytes);
+}
+
+BOOST_AUTO_TEST_CASE(counts_the_events_not_yet_written_in_full) {
+  namespace wire = clustervisor::wire;
+  Outbox box(1 << 20);
+  const auto event = wire::encodeEvent(0, 1, 0, "e", R"({"n":1})");
+  const auto large = std::make_shared<const std::vector<std::byte>>(
+      wire::encodeEvent(0, 1, 0, "e", std::string(Outbox::kShareFrom, 'x')));
+  box.push(std::span<const std::byte>(event));
+  box.push(std::span<const std::byte>(event));
+  box.pushControl(wire::encodeWaitClosed(1, 7, {1, 1}));  // not an event: not counted
+  box.push(large);
+  box.push(std::span<const std::byte>(event));
+  BOOST_TEST(box.unsentEvents() == 4u);
+  std::vector<std::span<const std::byte>> out;
+  box.gather(out, 16);
+  box.consume(event.size() + 1);  // the first written, the second begun: it is lost all the same
+  BOOST_TEST(box.unsentEvents() == 3u);
+  out.clear();
+  box.gather(out, 16);
+  box.consume(event.size() - 1);
+  BOOST_TEST(box.unsentEvents() == 2u);
+  out.clear();
+  box.gather(out, 16);
+  box.consume(box.bytes());
+  BOOST_TEST(box.unsentEvents() == 0u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -947,6 +947,7 @@ void Supervisor::reportOutboxFull(std::uint32_t recipient, std::uint64_t events)
 
 void Supervisor::reportDrop(std::string_view reason, const std::string& message,
                             std::uint64_t count) {
+  assert(std::ranges::find(kDropReasons, reason) != kDropReasons.end());
   droppedEvents_ += count;
   if (const auto it = dropped_.find(reason); it != dropped_.end()) {
     it->second += count;
@@ -967,6 +968,17 @@ void Supervisor::reportDrop(std::string_view reason, const std::string& message,
     dropsHeldBack_.emplace(std::string(reason), count);
   }
   scheduleHeldBackReports();
+}
+
+void Supervisor::countLostWith(const Slot& slot, const WorkerConnection& connection,
+                               std::string_view how) {
+  if (const std::size_t lost = connection.unsentEvents(); lost > 0) {
+    reportDrop("worker_gone",
+               "cluster " + std::to_string(slot.id) + ": " + std::to_string(lost) + " event" +
+                   (lost == 1 ? "" : "s") + " still queued for its worker, which " +
+                   std::string(how) + ", " + (lost == 1 ? "was" : "were") + " lost",
+               lost);
+  }
 }
 
 void Supervisor::scheduleHeldBackReports() {
@@ -1180,6 +1192,7 @@ void Supervisor::retire(Slot& slot) {
   relay_.disconnected(slot.id);
   closeWaits(waits_.clusterGone(slot.id));
   connection->retire(kDrainTimeout);
+  countLostWith(slot, *connection, "exited");
   retiring_.push_back(std::move(connection));
   resumeHeldBack();  // nobody waits for a cluster whose worker is gone
 }
@@ -1191,6 +1204,7 @@ void Supervisor::disconnect(Slot& slot) {
   // A worker that runs on without its connection is judged by what it last sent.
   slot.lastHeard = std::max(slot.lastHeard, slot.connection->lastRead());
   slot.connection->close();
+  countLostWith(slot, *slot.connection, "disconnected");
   slot.connection.reset();
   relay_.disconnected(slot.id);
   closeWaits(waits_.clusterGone(slot.id));
@@ -1817,11 +1831,17 @@ boost::json::object Supervisor::status() const {
             : "rolling restart";
   }
   result["clusters"] = std::move(list);
+  json::object droppedByReason;
+  for (const std::string_view reason : kDropReasons) {
+    const auto it = dropped_.find(reason);
+    droppedByReason[reason] = it == dropped_.end() ? std::uint64_t{0} : it->second;
+  }
   result["totals"] = json::object{{"clusters", clusters()},
                                   {"running", running},
                                   {"events_in", eventsIn},
                                   {"events_out", eventsOut},
                                   {"dropped_events", droppedEvents_},
+                                  {"dropped_by_reason", std::move(droppedByReason)},
                                   {"senders_held_back", heldBack_},
                                   {"receivers_stalled", stalls_},
                                   {"log_lines_dropped", droppedOutputLines()}};
@@ -1931,11 +1951,12 @@ std::string Supervisor::metricsText() const {
   }
   out.family("clustervisor_dropped_events_total", "counter",
              "Events dropped, by reason: outbox_full, hold_full, hold_expired, unknown_target, "
-             "removed (held for a cluster a reload removed).");
-  for (const char* reason :
-       {"outbox_full", "hold_full", "hold_expired", "unknown_target", "removed"}) {
-    const auto it = dropped_.find(std::string_view(reason));
-    out.sample({{"reason", reason}}, it == dropped_.end() ? std::uint64_t{0} : it->second);
+             "removed (held for a cluster a reload removed), worker_gone (still queued for a "
+             "worker that went away).");
+  for (const std::string_view reason : kDropReasons) {
+    const auto it = dropped_.find(reason);
+    out.sample({{"reason", std::string(reason)}},
+               it == dropped_.end() ? std::uint64_t{0} : it->second);
   }
   out.family("clustervisor_senders_held_back_total", "counter",
              "Times a worker's events were not read while a cluster it sent to caught up "
@@ -2258,6 +2279,7 @@ void Supervisor::onReplacedExit(std::size_t index, int status) {
   if (replaced->connection) {
     // What it wrote before exiting is still read and relayed.
     replaced->connection->retire(kDrainTimeout);
+    countLostWith(slot, *replaced->connection, "exited");
     retiring_.push_back(std::move(replaced->connection));
   }
   if (shuttingDown_) {

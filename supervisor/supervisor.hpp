@@ -318,6 +318,10 @@ class Supervisor final : private FrameSink {
   static constexpr std::array<std::string_view, 11> kExitReasons = {
       "success", "failure",  "signal",  "start_timeout", "hung",        "protocol_error",
       "restart", "shutdown", "removed", "resharded",     "spawn_failed"};
+  // The reasons events are dropped for: the `reason` label of clustervisor_dropped_events_total
+  // and the keys of the status's dropped_by_reason.
+  static constexpr std::array<std::string_view, 6> kDropReasons = {
+      "outbox_full", "hold_full", "hold_expired", "unknown_target", "removed", "worker_gone"};
   void countExit(Slot& slot, std::string_view reason) {
     assert(std::ranges::find(kExitReasons, reason) != kExitReasons.end());
     ++slot.exits[std::string(reason)];
@@ -406,6 +410,8 @@ class Supervisor final : private FrameSink {
   boost::asio::steady_timer reportTimer_;
   bool reportScheduled_ = false;
   void scheduleHeldBackReports();
+  // Counts (and logs) as dropped the events still queued for a worker whose connection ends.
+  void countLostWith(const Slot& slot, const WorkerConnection& connection, std::string_view how);
   // Writes the held-back reports that are due at `now` (all of them at the end of a run).
   void reportHeldBack(Clock::time_point now);
   boost::asio::steady_timer sweepTimer_;

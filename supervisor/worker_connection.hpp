@@ -159,6 +159,8 @@ class WorkerConnection : public std::enable_shared_from_this<WorkerConnection> {
   // False only when the connection no longer takes frames.
   bool sendControl(std::span<const std::byte> frame);
   std::size_t queuedBytes() const { return outbox_.bytes(); }
+  // Events queued for the worker and not yet written in full (see Outbox::unsentEvents()).
+  std::size_t unsentEvents() const { return outbox_.unsentEvents(); }
 
   // Backpressure (see above).
   std::size_t highWater() const { return outbox_.limit() / 2; }

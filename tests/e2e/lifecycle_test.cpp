@@ -244,6 +244,50 @@ BOOST_AUTO_TEST_CASE(a_flood_of_acks_for_unknown_waits_costs_only_the_worker_tha
   BOOST_TEST(run->linesContaining("START id=1").size() == 1u);
 }
 
+BOOST_AUTO_TEST_CASE(events_still_queued_for_a_worker_that_dies_are_counted_and_logged_as_dropped) {
+  TempDir dir;
+  // Cluster 2 takes its WELCOME, says it is ready and never reads again: what cluster 0
+  // broadcasts (8000 events of ~250 bytes, under the outbox's high-water mark) piles up in its
+  // outbox, until it is killed.
+  const auto config = dir.write(
+      "bot.toml", probeConfig(dir, 3, "flood", "PROBE_RAW = \"2:noread\", PROBE_COUNT = \"8000\"",
+                              "[heartbeat]\ntimeout = \"0s\"\n[restart]\ndelay = \"10s\"\n"
+                              "[events]\nmax_payload = \"16KiB\"\noutbox_limit = \"8MiB\"\n"));
+  auto run = SupervisorRun::run(config);
+  run->waitForLine("[cluster 2] RAW not reading");
+  waitReady(*run, 1);
+  waitReady(*run, 0);
+  // (A raw worker says no START line: its pid is the supervisor's.)
+  const std::string started = run->waitForLine("clustervisor: cluster 2 (pid ");
+  const pid_t stuck = static_cast<pid_t>(
+      std::stol(started.substr(std::string_view("clustervisor: cluster 2 (pid ").size())));
+  std::ofstream(dir.path() / "go") << "1\n";
+  run->waitForLine("[cluster 1] FLOOD got 8000 in order", 60s);
+  const auto before = statusOf(config);
+  BOOST_TEST(before.at("clusters").as_array().at(2).as_object().at("queued_bytes").as_int64() > 0);
+  BOOST_TEST(before.at("totals").as_object().at("dropped_events").as_int64() == 0);
+  BOOST_REQUIRE(::kill(stuck, SIGKILL) == 0);
+  // Its end of file or its exit, whichever the supervisor sees first, ends the connection.
+  const auto line = run->waitForLine("events still queued for its worker, which ");
+  BOOST_TEST((line.find(", which disconnected, were lost; ") != std::string::npos ||
+              line.find(", which exited, were lost; ") != std::string::npos),
+             line);
+  BOOST_TEST(line.starts_with("clustervisor: error: cluster 2: "), line);
+  const long lost =
+      std::stol(line.substr(std::string_view("clustervisor: error: cluster 2: ").size()));
+  BOOST_TEST(lost > 0);
+  BOOST_TEST(lost <= 8000);
+  BOOST_TEST(line.ends_with("; " + std::to_string(lost) + " dropped in total"), line);
+  const auto after = statusOf(config);
+  BOOST_TEST(after.at("totals").as_object().at("dropped_events").as_int64() == lost);
+  BOOST_TEST(after.at("totals")
+                 .as_object()
+                 .at("dropped_by_reason")
+                 .as_object()
+                 .at("worker_gone")
+                 .as_int64() == lost);
+}
+
 BOOST_AUTO_TEST_CASE(a_worker_that_never_reads_costs_only_itself_and_its_outbox_bound) {
   TempDir dir;
   // Cluster 2 takes its WELCOME, says it is ready and never reads again; cluster 0 broadcasts
