@@ -152,14 +152,23 @@ std::atomic<bool> abandonedOthers{false};
 
 // One of the supervisor's own lines, ending in a newline. `priority`: the syslog priority the
 // journal gives it, where standard error leads there.
+// A message of several lines (a refused reload's errors, one per line) gets the prefix, and the
+// journal's priority, on each: every line reads as the supervisor's, and is filed as such.
 std::string ownLine(std::string_view prefix, std::string_view message, int priority) {
+  const bool journal = leadsToJournal(STDERR_FILENO);
   std::string line;
   line.reserve(3 + prefix.size() + message.size() + 1);
-  if (leadsToJournal(STDERR_FILENO)) {
-    line.append({'<', static_cast<char>('0' + priority), '>'});
+  for (;;) {
+    const std::size_t end = message.find('\n');
+    if (journal) {
+      line.append({'<', static_cast<char>('0' + priority), '>'});
+    }
+    line.append(prefix).append(message.substr(0, end)).push_back('\n');
+    if (end == std::string_view::npos) {
+      return line;
+    }
+    message.remove_prefix(end + 1);
   }
-  line.append(prefix).append(message).push_back('\n');
-  return line;
 }
 
 void writeLine(std::string_view prefix, std::string_view message, int priority) {

@@ -114,8 +114,9 @@ std::string crashLoopText(const config::RestartConfig& restart) {
   if (restart.limit == 0) {
     return "no limit";
   }
-  std::string text = "more than " + std::to_string(restart.limit) + " restarts within " +
-                     formatDuration(restart.window) + " of run time: ";
+  std::string text = "more than " + std::to_string(restart.limit) + " restart" +
+                     (restart.limit == 1 ? "" : "s") + " within " + formatDuration(restart.window) +
+                     " of run time: ";
   if (restart.onCrashLoop == config::CrashLoopAction::kStopSupervisor) {
     return text + "stop everything, exit 69";
   }

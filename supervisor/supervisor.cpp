@@ -1425,8 +1425,9 @@ std::string Supervisor::whatNext(const Slot& slot, const WorkerLifecycle::Step& 
              std::string(policyName(config_.restart.policy)) + "\"" +
              (step.success ? ", a successful exit" : "") + ")";
     case WorkerState::kFailed:
-      return "; crash loop: more than " + std::to_string(config_.restart.limit) +
-             " restarts within " + formatDuration(config_.restart.window) +
+      return "; crash loop: more than " + std::to_string(config_.restart.limit) + " restart" +
+             (config_.restart.limit == 1 ? "" : "s") + " within " +
+             formatDuration(config_.restart.window) +
              " of run time (restart.limit, restart.window); cluster " + std::to_string(slot.id) +
              " failed" +
              (step.action == Action::kRetryAfter ? ", retrying in " + formatDuration(step.delay)
@@ -1681,7 +1682,10 @@ void Supervisor::beginShutdown(std::string_view why) {
     logLine(std::string(why) + "; stopping " + std::to_string(running) + " worker" +
             (running == 1 ? "" : "s") + " (" + signalName(config_.stop.signal) + later +
             ", SIGKILL after " + formatDuration(config_.stop.timeout) +
-            "; send the signal again to kill at once)");
+            // A stop begun otherwise takes its first stop signal as the one systemd sends after
+            // ExecStop= (see watchSignals()): the second kills.
+            (firstStopSignalAt_ ? "; send the signal again to kill at once)"
+                                : "; send a stop signal twice to kill at once)"));
   }
   maybeFinish();
 }

@@ -534,7 +534,7 @@ BOOST_AUTO_TEST_CASE(a_program_no_longer_executable_is_named_in_the_error) {
   // Its own exit took the one restart restart.limit allows; the failed start is the second.
   run->waitForLine("clustervisor: error: cluster 0: cannot start \"" +
                    (dir.path() / "worker.sh").string() + "\" in \"" + dir.path().string() +
-                   "\": Permission denied; crash loop: more than 1 restarts within 60.0s of run "
+                   "\": Permission denied; crash loop: more than 1 restart within 60.0s of run "
                    "time (restart.limit, restart.window); cluster 0 failed");
 }
 

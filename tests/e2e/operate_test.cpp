@@ -295,7 +295,14 @@ BOOST_AUTO_TEST_CASE(an_invalid_reload_keeps_the_running_config_and_reports_ever
   BOOST_TEST(
       reload.output.find("reload refused, the running configuration stays") != std::string::npos,
       reload.output);
-  run->waitForLine("reload refused, the running configuration stays");
+  // Each line is marked as an error, the CLI's and the supervisor's log alike.
+  std::istringstream lines(reload.output);
+  for (std::string line; std::getline(lines, line);) {
+    BOOST_TEST(line.starts_with("clustervisor: error: "), line);
+  }
+  run->waitForLine("clustervisor: error: 2 errors in " + config.string() +
+                   "; reload refused, the running configuration stays");
+  BOOST_TEST(run->hasLine("clustervisor: error: " + config.string() + ":2:12: clusters: "));
   auto status = statusOf(config);
   BOOST_TEST(status.at("clusters").as_array().size() == 2u);
   BOOST_TEST(status.at("reloads").as_int64() == 0);
