@@ -65,8 +65,8 @@ std::optional<ProcessInfo> parseStat(std::string_view stat) {
       !parseNumber(stat.substr(0, open), info.pid)) {
     return std::nullopt;
   }
-  // After ") ": field 3 (state), 4 (ppid), ... 14 (utime), 15 (stime), ... 22 (starttime), 23
-  // (vsize), 24 (rss).
+  // After ") ": field 3 (state), 4 (ppid), 5 (pgrp), ... 14 (utime), 15 (stime), ... 22
+  // (starttime), 23 (vsize), 24 (rss).
   std::string_view rest = stat.substr(close + 1);
   int field = 2;
   while (!rest.empty()) {
@@ -84,6 +84,10 @@ std::optional<ProcessInfo> parseStat(std::string_view stat) {
       info.state = token.front();
     } else if (field == 4) {
       if (!parseNumber(token, info.parent)) {
+        return std::nullopt;
+      }
+    } else if (field == 5) {
+      if (!parseNumber(token, info.group)) {
         return std::nullopt;
       }
     } else if (field == 14 || field == 15) {

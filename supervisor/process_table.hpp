@@ -21,6 +21,7 @@ namespace clustervisor {
 struct ProcessInfo {
   pid_t pid = 0;
   pid_t parent = 0;
+  pid_t group = 0;              // process group (field 5)
   std::uint64_t startTime = 0;  // clock ticks after boot (field 22 of /proc/<pid>/stat)
   char state = '?';
   std::uint64_t cpuTicks = 0;       // user and system time, in clock ticks (fields 14 and 15)

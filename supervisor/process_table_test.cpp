@@ -26,10 +26,11 @@ BOOST_AUTO_TEST_SUITE(process_table)
 
 BOOST_AUTO_TEST_CASE(parses_parent_state_and_start_time) {
   const auto info = parseStat(
-      "4242 (bot) S 17 4242 4242 0 -1 4194560 120 0 0 0 1 2 0 0 20 0 3 0 98765 10000 200");
+      "4242 (bot) S 17 4240 4242 0 -1 4194560 120 0 0 0 1 2 0 0 20 0 3 0 98765 10000 200");
   BOOST_REQUIRE(info.has_value());
   BOOST_TEST(info->pid == 4242);
   BOOST_TEST(info->parent == 17);
+  BOOST_TEST(info->group == 4240);
   BOOST_TEST(info->state == 'S');
   BOOST_TEST(info->startTime == 98765u);
   BOOST_TEST(info->cpuTicks == 3u);         // utime 1 + stime 2

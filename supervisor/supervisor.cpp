@@ -402,7 +402,7 @@ void Supervisor::armKillTimer(Slot& slot, std::string what) {
     if (!ec && slot.pid > 0) {
       logWarning(describe(slot) + " did not exit within " + formatDuration(config_.stop.timeout) +
                  " of " + what + "; sending SIGKILL");
-      ::kill(-slot.pid, SIGKILL);
+      killGroup(slot.pid);
     }
   });
 }
@@ -1274,12 +1274,21 @@ std::string ofCluster(const Lineage& lineage) {
 
 }  // namespace
 
+void Supervisor::killGroup(pid_t group) {
+  ::kill(-group, SIGKILL);
+  killedGroups_[group] = Clock::now();
+}
+
 void Supervisor::killOrphans(bool all) {
   // A child of the supervisor that is not a worker is a descendant whose parent died: it left its
   // worker's process group (setsid, a double fork). It goes when its cluster's worker is gone or
   // was replaced by a newer one; at the end of a stop, every one goes.
   const auto now = Clock::now();
   std::map<std::pair<pid_t, std::uint64_t>, Clock::time_point> unknown;
+  std::set<std::pair<pid_t, std::uint64_t>> killed;
+  // A group's members die within moments of its kill: a pid that names a group later is another.
+  std::erase_if(killedGroups_,
+                [&](const auto& group) { return now - group.second > std::chrono::seconds(5); });
   for (const auto& child : childrenOf(::getpid())) {
     if (child.state == 'Z') {
       continue;  // reaped by waitpid
@@ -1315,11 +1324,16 @@ void Supervisor::killOrphans(bool all) {
       }
     }
     if (kill) {
-      logLine("killing pid " + std::to_string(child.pid) + ", left behind by a worker " +
-              ofCluster(lineage) + "that is gone");
+      const std::pair key{child.pid, child.startTime};
+      if (!killedOrphans_.contains(key) && !killedGroups_.contains(child.group)) {
+        logLine("killing pid " + std::to_string(child.pid) + ", left behind by a worker " +
+                ofCluster(lineage) + "that is gone");
+      }
       ::kill(child.pid, SIGKILL);
+      killed.insert(key);
     }
   }
+  killedOrphans_ = std::move(killed);
   if (!all) {
     unknownOrphans_ = std::move(unknown);
     lookAgainForOrphans();
@@ -1477,7 +1491,7 @@ void Supervisor::onExit(Slot& slot, int status) {
   slot.closedTimer.cancel();
   retire(slot);
   // Whatever the worker started in its process group goes with it.
-  ::kill(-pid, SIGKILL);
+  killGroup(pid);
   slot.pid = -1;
   queue_.settled(slot.id);
   const std::uint32_t restartsBefore = slot.lifecycle.restarts();
@@ -1621,7 +1635,7 @@ void Supervisor::watchSignals() {
       logLine("received " + signalName(signal) + " again; killing every worker now");
       for (auto& slot : slots_) {
         if (slot->pid > 0) {
-          ::kill(-slot->pid, SIGKILL);
+          killGroup(slot->pid);
         }
       }
       killOrphans(true);
@@ -2127,7 +2141,7 @@ void Supervisor::failSuccessor(Slot& slot, const std::string& why) {
   successor->timer.expires_after(config_.stop.timeout);
   successor->timer.async_wait([this, &slot](error_code ec) {
     if (!ec && slot.successor) {
-      ::kill(-slot.successor->pid, SIGKILL);
+      killGroup(slot.successor->pid);
     }
   });
   progressOperation();
@@ -2232,7 +2246,7 @@ void Supervisor::promote(Slot& slot) {
       logWarning("cluster " + std::to_string(old.cluster) + "'s replaced worker (pid " +
                  std::to_string(old.pid) + ") did not exit within " +
                  formatDuration(config_.stop.timeout) + " of " + what + "; sending SIGKILL");
-      ::kill(-old.pid, SIGKILL);
+      killGroup(old.pid);
     }
   });
   progressOperation();
@@ -2245,7 +2259,7 @@ void Supervisor::onSuccessorExit(Slot& slot, int status) {
   if (successor->connection) {
     successor->connection->close();
   }
-  ::kill(-successor->pid, SIGKILL);  // whatever it started in its group
+  killGroup(successor->pid);  // whatever it started in its group
   countExit(slot, successor->failed ? "start_timeout" : "failure");
   if (!successor->failed) {
     slot.handOverFailure = how + " after " + formatDuration(Clock::now() - successor->spawnedAt);
@@ -2267,7 +2281,7 @@ void Supervisor::onReplacedExit(std::size_t index, int status) {
   replaced_.erase(replaced_.begin() + static_cast<std::ptrdiff_t>(index));
   replaced->killTimer.cancel();
   replaced->signalTimer.cancel();
-  ::kill(-replaced->pid, SIGKILL);
+  killGroup(replaced->pid);
   const std::string how = describeExit(status);
   logLine("cluster " + std::to_string(replaced->cluster) + "'s replaced worker (pid " +
           std::to_string(replaced->pid) + ") " + how);

@@ -27,6 +27,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <utility>
 #include <variant>
@@ -380,6 +381,12 @@ class Supervisor final : private FrameSink {
   boost::asio::steady_timer orphanTimer_;
   // Children an orphan look could not tell the cluster of, by (pid, start time): when first seen.
   std::map<std::pair<pid_t, std::uint64_t>, Clock::time_point> unknownOrphans_;
+  // Orphans sent SIGKILL (pid, start time), and process groups just sent SIGKILL whole (when):
+  // an orphan is logged once, not again while it takes its time to die, and not at all when its
+  // group's kill already took it.
+  std::set<std::pair<pid_t, std::uint64_t>> killedOrphans_;
+  std::map<pid_t, Clock::time_point> killedGroups_;
+  void killGroup(pid_t group);  // SIGKILL to the whole group, noted in killedGroups_
   boost::asio::steady_timer orphanLookTimer_;
   std::mt19937_64 random_;
   bool shuttingDown_ = false;

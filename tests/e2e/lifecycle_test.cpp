@@ -753,6 +753,14 @@ BOOST_AUTO_TEST_CASE(a_setsid_grandchild_goes_with_its_worker_and_the_new_worker
   BOOST_REQUIRE(run->waitExit(30s).has_value());
   BOOST_TEST(waitGone(newSession));
   BOOST_TEST(waitGone(newChain));
+  // Each leftover is named once, though it may take a while to die; the same-group grandchild
+  // went with its worker's group, and is not named as left behind.
+  const auto named = [&](pid_t pid) {
+    return countLines(*run, {"clustervisor: killing pid " + std::to_string(pid) + ", "});
+  };
+  BOOST_TEST(named(session) == 1u, run->transcript());
+  BOOST_TEST(named(chain) == 1u, run->transcript());
+  BOOST_TEST(named(group) == 0u, run->transcript());
 }
 
 BOOST_AUTO_TEST_CASE(what_the_workers_of_a_killed_supervisor_left_running_goes_at_the_next_start) {
