@@ -81,7 +81,10 @@ BOOST_AUTO_TEST_CASE(crash_loop_with_stop_supervisor_stops_everything_and_exits_
   const auto stopping =
       run->waitForLine("is in a crash loop and restart.on_crash_loop is \"stop-supervisor\"; ");
   // Not begun by a signal: the first stop signal would be taken as systemd's after ExecStop=.
-  BOOST_TEST(stopping.ends_with("; send a stop signal twice to kill at once)"), stopping);
+  // (The other cluster may be between two of its own crashes then, with no worker running.)
+  BOOST_TEST((stopping.ends_with("; send a stop signal twice to kill at once)") ||
+              stopping.ends_with("; no worker is running")),
+             stopping);
   BOOST_TEST(run->hasLine("clustervisor: all workers stopped"));
 }
 
