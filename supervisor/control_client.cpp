@@ -123,8 +123,12 @@ Attempt attemptCall(const std::filesystem::path& socket, std::string_view reques
   char buffer[4096];
   for (;;) {
     if (!waitFor(fd, POLLIN, deadline)) {
+      // The request is in its socket: a supervisor that is only stopped or slow still reads
+      // it, and carries it out, once it goes on.
       return fail(Attempt::kFailed, "the supervisor did not answer within " +
-                                        std::to_string(timeout.count()) + " ms");
+                                        std::to_string(timeout.count()) +
+                                        " ms; the request was sent, and it will still carry it "
+                                        "out if it reads it later (check with status)");
     }
     const ssize_t n = ::read(fd, buffer, sizeof buffer);
     if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) {

@@ -496,6 +496,25 @@ BOOST_AUTO_TEST_CASE(stop_returns_once_the_supervisor_has_exited_and_no_wait_at_
   BOOST_TEST(run->waitExit(30s).value_or(-1) == 0, run->transcript());
 }
 
+BOOST_AUTO_TEST_CASE(a_stop_left_unanswered_by_a_stopped_supervisor_says_it_may_still_happen) {
+  // The supervisor is frozen (SIGSTOP): the CLI gives up after 10 s with exit 69, and says that
+  // the request it sent is still there, which the supervisor carries out once it goes on.
+  TempDir dir;
+  const auto config = dir.write("bot.toml", probeConfig(dir, 1, "basic"));
+  auto run = SupervisorRun::run(config);
+  waitReady(*run, 0);
+  BOOST_REQUIRE(::kill(run->pid(), SIGSTOP) == 0);
+  const auto stop = runCli({"stop", "--no-wait", config.string()});
+  BOOST_REQUIRE(::kill(run->pid(), SIGCONT) == 0);
+  BOOST_TEST(stop.status == 69, stop.output);
+  BOOST_TEST(stop.output.find("the supervisor did not answer within 10000 ms; the request was "
+                              "sent, and it will still carry it out if it reads it later (check "
+                              "with status)") != std::string::npos,
+             stop.output);
+  run->waitForLine("clustervisor: stop requested over the control socket");
+  BOOST_TEST(run->waitExit(30s).value_or(-1) == 0, run->transcript());
+}
+
 BOOST_AUTO_TEST_CASE(a_worker_can_stop_its_own_bot_through_the_cli) {
   // The CLI runs in cluster 0's process group, which the stop signals like the rest of the worker:
   // the stop must not wait on the client that asked for it (stop.timeout is far off).
