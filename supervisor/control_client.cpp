@@ -41,8 +41,8 @@ bool waitFor(int fd, short events, std::chrono::steady_clock::time_point deadlin
 enum class Attempt { kAnswered, kNoSupervisor, kFailed, kNotTaken };
 
 Attempt attemptCall(const std::filesystem::path& socket, std::string_view request,
-                    std::chrono::milliseconds timeout, std::string& reply, std::string& error,
-                    pid_t& peerPid, pid_t expectedPeer) {
+                    std::string_view unanswered, std::chrono::milliseconds timeout,
+                    std::string& reply, std::string& error, pid_t& peerPid, pid_t expectedPeer) {
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
   if (socket.native().size() >= sizeof address.sun_path) {
@@ -123,12 +123,9 @@ Attempt attemptCall(const std::filesystem::path& socket, std::string_view reques
   char buffer[4096];
   for (;;) {
     if (!waitFor(fd, POLLIN, deadline)) {
-      // The request is in its socket: a supervisor that is only stopped or slow still reads
-      // it, and carries it out, once it goes on.
       return fail(Attempt::kFailed, "the supervisor did not answer within " +
-                                        std::to_string(timeout.count()) +
-                                        " ms; the request was sent, and it will still carry it "
-                                        "out if it reads it later (check with status)");
+                                        std::to_string(timeout.count()) + " ms" +
+                                        std::string(unanswered));
     }
     const ssize_t n = ::read(fd, buffer, sizeof buffer);
     if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -160,9 +157,11 @@ Attempt attemptCall(const std::filesystem::path& socket, std::string_view reques
 
 }  // namespace
 
-ControlCallResult callSupervisor(const std::filesystem::path& socket, std::string_view request,
+ControlCallResult callSupervisor(const std::filesystem::path& socket,
+                                 const std::function<std::string()>& request,
                                  std::chrono::milliseconds timeout, std::string& reply,
-                                 std::string& error, pid_t* peer, pid_t expectedPeer) {
+                                 std::string& error, std::string_view unanswered, pid_t* peer,
+                                 pid_t expectedPeer) {
   // A connection refused for a full backlog, or reset before any answer, was not taken: the
   // supervisor serves a bounded number at once and closes the rest unread. Tried again, a little
   // later each time, within kBusyRetry (or the timeout, if shorter).
@@ -172,7 +171,7 @@ ControlCallResult callSupervisor(const std::filesystem::path& socket, std::strin
   for (int attempts = 1;; ++attempts) {
     pid_t peerPid = 0;
     const Attempt attempt =
-        attemptCall(socket, request, timeout, reply, error, peerPid, expectedPeer);
+        attemptCall(socket, request(), unanswered, timeout, reply, error, peerPid, expectedPeer);
     if (peer != nullptr) {
       *peer = peerPid;
     }

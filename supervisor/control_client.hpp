@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -26,8 +27,13 @@ inline constexpr std::chrono::milliseconds kBusyRetry{10000};
 // `peer`, when given, receives the pid of the process that listens at the socket (SO_PEERCRED, in
 // this process's pid namespace; 0 when it cannot be told). With `expectedPeer`, a socket that
 // another process listens on is not sent the request (kFailed).
-ControlCallResult callSupervisor(const std::filesystem::path& socket, std::string_view request,
+// `request` makes the request line for each attempt (one that expires is given its time then).
+// `unanswered` is added to the error of a request sent but not answered within `timeout`: what
+// becomes of it.
+ControlCallResult callSupervisor(const std::filesystem::path& socket,
+                                 const std::function<std::string()>& request,
                                  std::chrono::milliseconds timeout, std::string& reply,
-                                 std::string& error, pid_t* peer = nullptr, pid_t expectedPeer = 0);
+                                 std::string& error, std::string_view unanswered,
+                                 pid_t* peer = nullptr, pid_t expectedPeer = 0);
 
 }  // namespace clustervisor

@@ -147,25 +147,8 @@ std::string describe(const json::value& value) {
   return "an unknown value";
 }
 
-std::string_view commandName(const Request& request) {
-  return std::visit(
-      [](const auto& r) -> std::string_view {
-        using T = std::decay_t<decltype(r)>;
-        if constexpr (std::is_same_v<T, StatusRequest>) {
-          return "status";
-        } else if constexpr (std::is_same_v<T, StopRequest>) {
-          return "stop";
-        } else if constexpr (std::is_same_v<T, ReloadRequest>) {
-          return "reload";
-        } else {
-          return "restart";
-        }
-      },
-      request);
-}
-
 ParseResult fail(std::string message) {
-  return ParseResult{std::move(message)};
+  return ParseResult{std::move(message), {}};
 }
 
 // The first field, in the order sent, that the request does not take; null if there is none.
@@ -173,7 +156,7 @@ const json::key_value_pair* firstUnknownField(const json::object& object,
                                               std::string_view command) {
   for (const auto& field : object) {
     const std::string_view key = field.key();
-    if (key == "version" || key == "command") {
+    if (key == "version" || key == "command" || key == "expires_ms") {
       continue;
     }
     if (command == "restart" && (key == "all" || key == "clusters" || key == "rolling" ||
@@ -267,7 +250,7 @@ ParseResult parseReload(const json::object& object) {
   }
   ReloadRequest reload;
   reload.rolling = rolling;
-  return ParseResult{Request{reload}};
+  return ParseResult{Request{reload}, {}};
 }
 
 ParseResult parseTargets(const json::object& object) {
@@ -286,7 +269,7 @@ ParseResult parseTargets(const json::object& object) {
     }
     RestartRequest restart;
     restart.all = true;
-    return ParseResult{Request{std::move(restart)}};
+    return ParseResult{Request{std::move(restart)}, {}};
   }
   if (!clusters->is_array()) {
     return fail(R"("clusters" must be an array of cluster ids, not )" + describe(*clusters));
@@ -316,7 +299,7 @@ ParseResult parseTargets(const json::object& object) {
   if (duplicate != sorted.end()) {
     return fail(R"("clusters" lists cluster )" + std::to_string(*duplicate) + " twice");
   }
-  return ParseResult{Request{std::move(restart)}};
+  return ParseResult{Request{std::move(restart)}, {}};
 }
 
 std::string encodeLine(const json::object& object) {
@@ -392,6 +375,23 @@ class DuplicateNames {
 
 }  // namespace
 
+std::string_view commandName(const Request& request) {
+  return std::visit(
+      [](const auto& r) -> std::string_view {
+        using T = std::decay_t<decltype(r)>;
+        if constexpr (std::is_same_v<T, StatusRequest>) {
+          return "status";
+        } else if constexpr (std::is_same_v<T, StopRequest>) {
+          return "stop";
+        } else if constexpr (std::is_same_v<T, ReloadRequest>) {
+          return "reload";
+        } else {
+          return "restart";
+        }
+      },
+      request);
+}
+
 ParseResult parseRequest(std::string_view line) {
   if (line.size() > kMaxRequestBytes) {
     return fail("request larger than " + std::to_string(kMaxRequestBytes) + " bytes");
@@ -440,22 +440,32 @@ ParseResult parseRequest(std::string_view line) {
     return fail("unknown field " + quote(unknown->key()) + " in a " + std::string(name) +
                 " request");
   }
-  if (name == "status") {
-    return ParseResult{Request{StatusRequest{}}};
+  std::optional<std::chrono::system_clock::time_point> expires;
+  if (const json::value* value = object.if_contains("expires_ms")) {
+    if (!value->is_int64() || value->get_int64() < 0) {
+      return fail(R"("expires_ms" must be a time in milliseconds since 1970 (an integer >= 0), )"
+                  "not " +
+                  describe(*value));
+    }
+    expires = std::chrono::system_clock::time_point(std::chrono::milliseconds(value->get_int64()));
   }
-  if (name == "stop") {
-    return ParseResult{Request{StopRequest{}}};
-  }
-  if (name == "reload") {
-    return parseReload(object);
-  }
-  return parseRestart(object);
+  ParseResult result = name == "status"   ? ParseResult{Request{StatusRequest{}}, {}}
+                       : name == "stop"   ? ParseResult{Request{StopRequest{}}, {}}
+                       : name == "reload" ? parseReload(object)
+                                          : parseRestart(object);
+  result.expires = expires;
+  return result;
 }
 
-std::string encodeRequest(const Request& request) {
+std::string encodeRequest(const Request& request,
+                          std::optional<std::chrono::system_clock::time_point> expires) {
   json::object object;
   object["version"] = kVersion;
   object["command"] = commandName(request);
+  if (expires) {
+    object["expires_ms"] =
+        std::chrono::duration_cast<std::chrono::milliseconds>(expires->time_since_epoch()).count();
+  }
   if (const auto* restart = std::get_if<RestartRequest>(&request)) {
     if (restart->all) {
       object["all"] = true;

@@ -15,9 +15,11 @@
 //   {"version":1,"command":"stop"}
 //   {"version":1,"command":"reload"}
 //   {"version":1,"command":"reload","rolling":true}
+//   {"version":1,"command":"stop","expires_ms":1795000000000}  (any command: see expires)
 //
 //   {"version":1,"ok":true,"result":{...}}
 //   {"version":1,"ok":false,"error":"cluster 9 does not exist (clusters are 0..3)"}
+//   {"version":1,"ok":false,"error":"the request expired 1200 ms before ...; nothing was done"}
 //   {"version":1,"ok":false,"error":"rolling restart halted: ...","result":{...}}  (a reload
 //       applied before its rolling restart halted, or before the supervisor began to stop)
 //
@@ -62,8 +64,15 @@ inline constexpr std::int64_t kMaxDelayMs = 24ll * 3600 * 1000;
 
 using Request = std::variant<StatusRequest, StopRequest, RestartRequest, ReloadRequest>;
 
+// "status", "stop", "restart" or "reload".
+std::string_view commandName(const Request& request);
+
 struct ParseResult {
   std::variant<Request, std::string> value;  // the request, or what is wrong with it
+  // "expires_ms" (any command): not to be carried out once the wall clock is past it. The CLI
+  // sets it to before its own wait ends, so a request it gave up on is not carried out later
+  // (by a supervisor that was stopped or stuck while it waited).
+  std::optional<std::chrono::system_clock::time_point> expires;
   bool ok() const { return value.index() == 0; }
   const Request& request() const { return std::get<0>(value); }
   const std::string& error() const { return std::get<1>(value); }
@@ -78,7 +87,8 @@ ParseResult parseRequest(std::string_view line);
 
 // The request as a client sends it (one line, "\n" included). A RestartRequest with `all` set is
 // sent as "all": true and its `clusters` are ignored.
-std::string encodeRequest(const Request& request);
+std::string encodeRequest(const Request& request,
+                          std::optional<std::chrono::system_clock::time_point> expires = {});
 
 // Replies, one line each, "\n" included. Bytes of `message` that are not UTF-8 become U+FFFD so
 // the reply always parses.

@@ -137,6 +137,31 @@ BOOST_AUTO_TEST_CASE(encodes_each_request_as_one_compact_line) {
              "{\"version\":1,\"command\":\"reload\",\"rolling\":true}\n");
 }
 
+BOOST_AUTO_TEST_CASE(any_request_may_carry_the_time_it_expires_at) {
+  const auto at = std::chrono::system_clock::time_point(std::chrono::milliseconds(1795000000123));
+  BOOST_TEST(control::encodeRequest(control::StopRequest{}, at) ==
+             "{\"version\":1,\"command\":\"stop\",\"expires_ms\":1795000000123}\n");
+  for (const Request& request :
+       std::vector<Request>{control::StatusRequest{}, control::StopRequest{}, restartOf({1}),
+                            control::ReloadRequest{true}}) {
+    const auto parsed = control::parseRequest(withoutNewline(control::encodeRequest(request, at)));
+    BOOST_TEST_REQUIRE(parsed.ok(), show(request));
+    BOOST_TEST(show(parsed.request()) == show(request));
+    BOOST_TEST((parsed.expires == at), show(request));
+  }
+  BOOST_TEST(!control::parseRequest(R"({"version":1,"command":"stop"})").expires.has_value());
+  for (const char* bad : {R"({"version":1,"command":"stop","expires_ms":-1})",
+                          R"({"version":1,"command":"stop","expires_ms":1.5})",
+                          R"({"version":1,"command":"stop","expires_ms":"soon"})"}) {
+    const auto parsed = control::parseRequest(bad);
+    BOOST_TEST_REQUIRE(!parsed.ok(), bad);
+    BOOST_TEST(
+        parsed.error().starts_with(
+            R"("expires_ms" must be a time in milliseconds since 1970 (an integer >= 0), not )"),
+        parsed.error());
+  }
+}
+
 BOOST_AUTO_TEST_CASE(every_request_shape_round_trips_through_encode_and_parse) {
   const std::vector<Request> requests = {
       control::StatusRequest{},
@@ -519,7 +544,7 @@ BOOST_AUTO_TEST_CASE(mutated_valid_requests_never_throw_and_parse_consistently) 
           return parseRequest(input);
         } catch (...) {
           BOOST_ERROR("parseRequest threw");
-          return control::ParseResult{std::string("threw")};
+          return control::ParseResult{std::string("threw"), {}};
         }
       }();
       if (result.ok()) {

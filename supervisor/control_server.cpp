@@ -6,10 +6,13 @@
 #include <unistd.h>
 
 #include <array>
+#include <chrono>
+#include <string>
 
 #include <boost/asio/read_until.hpp>
 
 #include "answering_session.hpp"
+#include "log.hpp"
 
 namespace clustervisor {
 
@@ -63,6 +66,21 @@ class ControlServer::Session : public AnsweringSession<ControlServer::Session, S
               control::parseRequest(std::string_view(self->line_).substr(0, length - 1));
           if (!parsed.ok()) {
             self->reply(control::encodeError(parsed.error()));
+            return;
+          }
+          if (const auto now = std::chrono::system_clock::now();
+              parsed.expires && now > *parsed.expires) {
+            // Its client stopped waiting (this process was stopped or stuck meanwhile): carrying
+            // it out now would surprise whoever took that failure at its word.
+            const std::string late = std::to_string(
+                std::chrono::duration_cast<std::chrono::milliseconds>(now - *parsed.expires)
+                    .count());
+            const std::string command(control::commandName(parsed.request()));
+            logWarning("a " + command + " request over the control socket was read " + late +
+                       " ms after it expired (its client had stopped waiting); not carried out");
+            self->reply(control::encodeError("the " + command + " request expired " + late +
+                                             " ms before the supervisor read it; nothing was "
+                                             "done"));
             return;
           }
           // The request is in: a long one (a rolling restart) may take minutes to answer, and

@@ -294,9 +294,36 @@ int callBot(const CommandLine& commandLine) {
                                  : std::chrono::milliseconds(std::chrono::seconds(10));
   std::string reply;
   std::string error;
-  const std::string encoded = control::encodeRequest(request);
+  // A request this process stops waiting for must not be carried out later by a supervisor that
+  // was stopped or stuck meanwhile (someone may act on the failure): it expires a second before
+  // the wait for its answer ends. Those answered when done are waited for as long as they take.
+  // A supervisor from before expires_ms refuses the field: the request goes again without it.
+  bool expiring = !untilDone;
+  const auto encoded = [&] {
+    return control::encodeRequest(request, expiring
+                                               ? std::optional(std::chrono::system_clock::now() +
+                                                               timeout - std::chrono::seconds(1))
+                                               : std::nullopt);
+  };
+  const std::string unanswered =
+      untilDone ? "; the request was sent, and it will still carry it out if it reads it later "
+                  "(check with status)"
+                : "; the request expires unread, and will not be carried out later";
   pid_t supervisorPid = 0;  // as this process sees it (the socket's SO_PEERCRED)
-  auto called = callSupervisor(socket, encoded, timeout, reply, error, &supervisorPid);
+  const auto callAt = [&](const std::filesystem::path& at, pid_t expectedPeer) {
+    auto result = callSupervisor(at, encoded, timeout, reply, error, unanswered, &supervisorPid,
+                                 expectedPeer);
+    if (result == ControlCallResult::kAnswered && expiring &&
+        reply.find(R"(unknown field \"expires_ms\")") != std::string::npos) {
+      expiring = false;
+      result = callSupervisor(at, encoded, timeout, reply, error,
+                              "; the request was sent, and it will still carry it out if it "
+                              "reads it later (check with status)",
+                              &supervisorPid, expectedPeer);
+    }
+    return result;
+  };
+  auto called = callAt(socket, 0);
   if (called == ControlCallResult::kNoSupervisor && commandLine.socketPath.empty()) {
     // Perhaps it runs with another runtime directory (a systemd service has no XDG_RUNTIME_DIR;
     // a login shell has one), or listens at a control.socket the file no longer names: the
@@ -314,8 +341,7 @@ int callBot(const CommandLine& commandLine) {
         if (elsewhere != socket && called == ControlCallResult::kNoSupervisor) {
           // Only the holder itself: another socket at that path (another mount namespace's,
           // or one the holder inherited) is not sent the request.
-          called = callSupervisor(elsewhere, encoded, timeout, reply, error, &supervisorPid,
-                                  holder->pid);
+          called = callAt(elsewhere, holder->pid);
         }
       }
       if (called == ControlCallResult::kNoSupervisor) {

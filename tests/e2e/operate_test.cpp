@@ -779,6 +779,51 @@ BOOST_AUTO_TEST_CASE(the_cli_does_not_trust_a_control_socket_served_by_another_u
              stop.output);
 }
 
+BOOST_AUTO_TEST_CASE(a_supervisor_that_refuses_expires_ms_is_asked_again_without_it) {
+  // A supervisor from before the field (running while a newer CLI is installed) refuses it as an
+  // unknown field: the CLI asks again without it, once.
+  TempDir dir;
+  const auto path = dir.path() / "ctl.sock";
+  const int listener = bindUnixSocket(path, SOCK_STREAM);
+  BOOST_REQUIRE(::listen(listener, 4) == 0);
+  const auto requests = dir.path() / "requests";
+  const pid_t old = ::fork();
+  BOOST_REQUIRE(old >= 0);
+  if (old == 0) {
+    for (;;) {
+      const int client = ::accept(listener, nullptr, nullptr);
+      if (client < 0) {
+        ::_exit(3);
+      }
+      char request[4096];
+      const ssize_t n = ::read(client, request, sizeof request);
+      const std::string line(request, static_cast<std::size_t>(std::max<ssize_t>(n, 0)));
+      std::ofstream(requests, std::ios::app) << line;
+      const std::string answer =
+          line.find("expires_ms") != std::string::npos
+              ? R"({"version":1,"ok":false,"error":"unknown field \"expires_ms\" in a stop request"})"
+                "\n"
+              : R"({"version":1,"ok":true,"result":{"stopping":true,"already":false}})"
+                "\n";
+      (void)!::write(client, answer.data(), answer.size());
+      ::close(client);
+    }
+  }
+  ::close(listener);
+  const auto stop = runCli({"stop", "--no-wait", "--socket", path.string()});
+  ::kill(old, SIGKILL);
+  ::waitpid(old, nullptr, 0);
+  BOOST_TEST(stop.status == 0, stop.output);
+  std::ifstream in(requests);
+  std::vector<std::string> sent;
+  for (std::string line; std::getline(in, line);) {
+    sent.push_back(line);
+  }
+  BOOST_REQUIRE(sent.size() == 2u);
+  BOOST_TEST(sent[0].find(R"("command":"stop","expires_ms":)") != std::string::npos, sent[0]);
+  BOOST_TEST(sent[1] == R"({"version":1,"command":"stop"})");
+}
+
 BOOST_AUTO_TEST_CASE(the_cli_finds_a_supervisor_started_with_another_runtime_directory) {
   // A service has no XDG_RUNTIME_DIR and a login shell has one, so each computes another socket
   // path: the CLI asks the process that holds the file's lock where it listens.
