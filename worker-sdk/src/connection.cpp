@@ -211,17 +211,10 @@ void Connection::writeQueuedNow() {
     // What the I/O thread's write has left goes first (from where the socket stopped taking
     // it), then the queue.
     int error = 0;
-    bool inflightDone = true;
-    if (writeInFlight_) {
-      std::lock_guard socketLock(socketMutex_);
-      const std::size_t before = inflightWritten_;
-      const bool sent = sendInflightNow(error);
-      queuedBytes_ -= inflightWritten_ - before;
-      if (!sent) {
-        return;  // the supervisor is gone
-      }
-      inflightDone = inflightWritten_ == inflight_.size();
+    if (writeInFlight_ && !sendInflightNow(error)) {
+      return;  // the supervisor is gone
     }
+    const bool inflightDone = !writeInFlight_ || inflightWritten_ == inflight_.size();
     if (inflightDone && !sendPendingNow()) {
       return;
     }
@@ -381,7 +374,6 @@ void Connection::closeSocket() {
   connected_ = false;  // before the close, so the read loop's error is not a "lost supervisor"
   {
     std::lock_guard lock(sendMutex_);
-    std::lock_guard socketLock(socketMutex_);
     socketOpen_ = false;
     error_code ignored;
     socket_.close(ignored);
@@ -447,6 +439,7 @@ std::size_t Connection::sendSome(const std::byte* data, std::size_t size, int& e
     const ssize_t n = ::send(fd_, data, size, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n >= 0 || errno != EINTR) {
       if (n > 0) {
+        queuedBytes_ -= static_cast<std::size_t>(n);
         return static_cast<std::size_t>(n);
       }
       error = n < 0 && errno != EAGAIN && errno != EWOULDBLOCK ? errno : 0;
@@ -472,20 +465,18 @@ bool Connection::sendInflightNow(int& error, std::size_t limit) {
 
 void Connection::writeInflight() {
   int error = 0;
-  std::size_t sent = 0;
-  bool waiting = false;
   for (;;) {
-    // Only the socket's lock is held for the send(2), a chunk at a time: senders on other
-    // threads queue into pending_ meanwhile, rather than wait behind the copy into the socket.
-    std::lock_guard socketLock(socketMutex_);
+    // A chunk per hold of the lock, so senders on other threads do not wait behind the copy of
+    // a whole large write into the socket.
+    std::lock_guard lock(sendMutex_);
     const std::size_t before = inflightWritten_;
-    const bool ok = sendInflightNow(error, kWriteChunk);
-    const std::size_t chunk = inflightWritten_ - before;
-    sent += chunk;
-    if (!ok || !socketOpen_ || inflightWritten_ == inflight_.size()) {
-      break;  // an error, or all written
+    if (!sendInflightNow(error, kWriteChunk)) {
+      break;  // an error
     }
-    if (chunk < kWriteChunk) {
+    if (!socketOpen_ || inflightWritten_ == inflight_.size()) {
+      break;
+    }
+    if (inflightWritten_ - before < kWriteChunk) {
       // The socket is full: the rest once it has room.
       socket_.async_wait(asio::socket_base::wait_write, [self = shared_from_this()](error_code ec) {
         if (ec) {
@@ -494,16 +485,8 @@ void Connection::writeInflight() {
         }
         self->writeInflight();
       });
-      waiting = true;
-      break;
+      return;
     }
-  }
-  if (sent > 0) {
-    std::lock_guard lock(sendMutex_);
-    queuedBytes_ -= sent;
-  }
-  if (waiting) {
-    return;
   }
   // As an async_write's completion would: after the handler that started the write.
   asio::post(io_, [self = shared_from_this(), error] { self->afterWrite(error); });
@@ -533,12 +516,7 @@ bool Connection::sendPendingNow() {
   if (!pending_.empty() && socketOpen_) {
     // Non-blocking: what the socket does not take now goes to the I/O thread's write. An error
     // is left to that write as well, which reports it.
-    std::size_t n = 0;
-    {
-      std::lock_guard socketLock(socketMutex_);
-      n = sendSome(pending_.data(), pending_.size(), error);
-    }
-    queuedBytes_ -= n;
+    const std::size_t n = sendSome(pending_.data(), pending_.size(), error);
     pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(n));
     urgent_ = !pending_.empty();
   }
@@ -1378,7 +1356,6 @@ void Connection::lost(std::string_view why) {
   }
   {
     std::lock_guard lock(sendMutex_);
-    std::lock_guard socketLock(socketMutex_);
     socketOpen_ = false;
     error_code ignored;
     socket_.close(ignored);

@@ -188,14 +188,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // the end (all written, or an error) is handled by afterWrite() through the io_context.
   void writeInflight();
   void afterWrite(int error);
-  // Under socketMutex_: one non-blocking send(2) of `size` bytes at `data`, retried on EINTR;
-  // the bytes taken (the caller takes them off queuedBytes_). 0 with `error` 0: the socket is
-  // full; with `error` set: another error.
+  // Under sendMutex_: one non-blocking send(2) of `size` bytes at `data`, retried on EINTR; the
+  // bytes taken (taken off queuedBytes_). 0 with `error` 0: the socket is full; with `error`
+  // set: another error.
   std::size_t sendSome(const std::byte* data, std::size_t size, int& error);
-  // Under socketMutex_: sends the rest of inflight_ now, at most `limit` bytes of it; false on
-  // an error (not a full socket).
+  // Under sendMutex_: sends the rest of inflight_ now, at most `limit` bytes of it; false on an
+  // error (not a full socket).
   bool sendInflightNow(int& error, std::size_t limit = SIZE_MAX);
-  // What the I/O thread's write sends per hold of socketMutex_.
+  // What the I/O thread's write sends per hold of sendMutex_.
   static constexpr std::size_t kWriteChunk = 64 * 1024;
   // `owner`: scheduled by the enqueue that set writing_ (and so ends it); otherwise a helper that
   // writes what a held-back I/O-thread flush is waiting on.
@@ -303,14 +303,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::atomic<bool> connected_{true};
   std::atomic<bool> shutdown_{false};
 
-  // Guards pending_, queuedBytes_ and the writer flags below. Held across the bus strand's direct
-  // write. The I/O thread's write of inflight_ does not hold it (see socketMutex_), so a sender
-  // on another thread never waits behind a send(2).
+  // Guards pending_, queuedBytes_, the writer flags below and socketOpen_. Held across the bus
+  // strand's direct write, and taken to close the socket, so that write never meets a closed (or
+  // reused) fd.
   std::mutex sendMutex_;
-  // Held for every send(2) on the socket and for its close, so a send never meets a closed (or
-  // reused) fd; taken after sendMutex_ when both are. socketOpen_ is written under both (read
-  // under either); inflightWritten_ is under it while writeInFlight_.
-  std::mutex socketMutex_;
   const int fd_;
   const pid_t pid_ = ::getpid();  // a child forked without exec must not write on it
   bool socketOpen_ = true;
@@ -345,8 +341,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   };
   using Bytes = std::vector<std::byte, UninitializedAllocator<std::byte>>;
   Bytes pending_;
-  // I/O thread only, but for sending its rest (from inflightWritten_), under socketMutex_ while
-  // writeInFlight_ (writeQueuedNow()).
+  // I/O thread only, but for sending its rest (from inflightWritten_), under sendMutex_ while
+  // writeInFlight_.
   Bytes inflight_;
   std::size_t queuedBytes_ = 0;
   bool writing_ = false;  // a flush is scheduled, held back or writing
