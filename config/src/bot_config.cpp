@@ -1326,7 +1326,17 @@ std::optional<Diagnostic> integerTooLarge(std::string_view text, std::string_vie
     ++lineStart;
   }
   const std::string_view line = text.substr(lineStart, text.find('\n', lineStart) - lineStart);
-  const std::size_t stop = std::min<std::size_t>(end.column > 0 ? end.column - 1 : 0, line.size());
+  // toml++ counts columns in code points: the byte after the number is the one that starts the
+  // column's code point (UTF-8 continuation bytes, 10xxxxxx, start none).
+  const auto startsCodePoint = [](char c) {
+    return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  };
+  std::size_t stop = 0;
+  for (std::uint32_t column = 1; stop < line.size(); ++stop) {
+    if (startsCodePoint(line[stop]) && column++ == end.column) {
+      break;
+    }
+  }
   std::size_t start = stop;
   const auto inNumber = [](char c) {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
@@ -1338,11 +1348,13 @@ std::optional<Diagnostic> integerTooLarge(std::string_view text, std::string_vie
   if (start == stop) {
     return std::nullopt;
   }
-  return Diagnostic{
-      SourceLocation{std::string(fileName), end.line, static_cast<std::uint32_t>(start + 1)}, "",
-      "syntax error: integer " + std::string(line.substr(start, stop - start)) +
-          " does not fit in 64 bits (TOML integers run from -9223372036854775808 to "
-          "9223372036854775807); write a smaller number"};
+  const auto column = static_cast<std::uint32_t>(
+      1 + std::count_if(line.begin(), line.begin() + static_cast<std::ptrdiff_t>(start),
+                        startsCodePoint));
+  return Diagnostic{SourceLocation{std::string(fileName), end.line, column}, "",
+                    "syntax error: integer " + std::string(line.substr(start, stop - start)) +
+                        " does not fit in 64 bits (TOML integers run from -9223372036854775808 to "
+                        "9223372036854775807); write a smaller number"};
 }
 
 }  // namespace

@@ -824,6 +824,10 @@ BOOST_AUTO_TEST_CASE(reports_syntax_error_with_position) {
        "bot.toml:3:14: syntax error: integer -99_999_999_999_999_999_999 does not fit in 64 bits "
        "(TOML integers run from -9223372036854775808 to 9223372036854775807); write a smaller "
        "number\n"},
+      // Columns count characters, not bytes (toml++'s, and so this message's).
+      {kCommand + "name = \"x\"\n[environment]\nA = [\"ééééé\", 99999999999999999999]\n",
+       "bot.toml:4:15: syntax error: integer 99999999999999999999 does not fit in 64 bits (TOML "
+       "integers run from -9223372036854775808 to 9223372036854775807); write a smaller number\n"},
       {kCommand + "clusters = 0x1FFFFFFFFFFFFFFFFF # hex\n",
        "bot.toml:2:12: syntax error: integer 0x1FFFFFFFFFFFFFFFFF does not fit in 64 bits (TOML "
        "integers run from -9223372036854775808 to 9223372036854775807); write a smaller number\n"},
