@@ -982,7 +982,7 @@ void Supervisor::countLostWith(const Slot& slot, const WorkerConnection& connect
 }
 
 void Supervisor::scheduleHeldBackReports() {
-  if (reportScheduled_ || finished_) {
+  if (finished_) {
     return;
   }
   std::optional<Clock::time_point> due;
@@ -991,23 +991,28 @@ void Supervisor::scheduleHeldBackReports() {
       due = limiter->nextReport();
     }
   }
-  if (!due) {
-    return;
+  if (!due || (reportDue_ && *reportDue_ <= *due)) {
+    return;  // nothing held back, or the timer goes off by then
   }
-  reportScheduled_ = true;
+  // Set for the first time, or again for an earlier time (the wait for the later one ends with
+  // operation_aborted).
+  reportDue_ = due;
   reportTimer_.expires_at(*due);
   reportTimer_.async_wait([this](error_code ec) {
-    reportScheduled_ = false;
     if (ec || finished_) {
       return;
     }
+    reportDue_.reset();
     reportHeldBack(Clock::now());
     scheduleHeldBackReports();
   });
 }
 
-void Supervisor::reportHeldBack(Clock::time_point now) {
-  if (const auto drops = dropLog_.takeDue(now); drops > 0) {
+void Supervisor::reportHeldBack(Clock::time_point now, bool all) {
+  const auto take = [&](LogLimiter& limiter) {
+    return all ? limiter.takeAll() : limiter.takeDue(now);
+  };
+  if (const auto drops = take(dropLog_); drops > 0) {
     std::string byReason;
     for (const auto& [reason, count] : dropsHeldBack_) {
       byReason += (byReason.empty() ? "" : ", ") + reason + " " + std::to_string(count);
@@ -1017,12 +1022,12 @@ void Supervisor::reportHeldBack(Clock::time_point now) {
              " dropped since the last report (" + byReason + "); " +
              std::to_string(droppedEvents_) + " dropped in total");
   }
-  if (const auto stalls = stallLog_.takeDue(now); stalls > 0) {
+  if (const auto stalls = take(stallLog_); stalls > 0) {
     logError(std::to_string(stalls) + " more time" + (stalls == 1 ? "" : "s") +
              " a cluster took no bytes for " + formatDuration(config_.events.stallTimeout) +
              " since the last report; " + std::to_string(stalls_) + " in total");
   }
-  if (const auto rejects = waitLog_.takeDue(now); rejects > 0) {
+  if (const auto rejects = take(waitLog_); rejects > 0) {
     std::string from;
     for (const auto id : waitRejectsHeldBack_) {
       from += (from.empty() ? "" : ", ") + std::to_string(id);
@@ -1285,13 +1290,19 @@ void Supervisor::killOrphans(bool all) {
   // was replaced by a newer one; at the end of a stop, every one goes.
   const auto now = Clock::now();
   std::map<std::pair<pid_t, std::uint64_t>, Clock::time_point> unknown;
-  std::set<std::pair<pid_t, std::uint64_t>> killed;
+  std::set<std::pair<pid_t, std::uint64_t>> killed;  // sent SIGKILL and still around
   // A group's members die within moments of its kill: a pid that names a group later is another.
   std::erase_if(killedGroups_,
                 [&](const auto& group) { return now - group.second > std::chrono::seconds(5); });
   for (const auto& child : childrenOf(::getpid())) {
     if (child.state == 'Z') {
       continue;  // reaped by waitpid
+    }
+    if (const std::pair key{child.pid, child.startTime}; killedOrphans_.contains(key)) {
+      // Killed at an earlier look and still dying: not looked at (nor named) again.
+      ::kill(child.pid, SIGKILL);
+      killed.insert(key);
+      continue;
     }
     const bool isWorker =
         std::any_of(slots_.begin(), slots_.end(),
@@ -1325,7 +1336,7 @@ void Supervisor::killOrphans(bool all) {
     }
     if (kill) {
       const std::pair key{child.pid, child.startTime};
-      if (!killedOrphans_.contains(key) && !killedGroups_.contains(child.group)) {
+      if (!killedGroups_.contains(child.group)) {
         logLine("killing pid " + std::to_string(child.pid) + ", left behind by a worker " +
                 ofCluster(lineage) + "that is gone");
       }
@@ -1718,7 +1729,6 @@ void Supervisor::maybeFinish() {
   }
   finished_ = true;
   reapChildren();
-  reportHeldBack(Clock::time_point::max());  // the last counts are not lost with the run
   reportTimer_.cancel();
   sweepTimer_.cancel();
   orphanLookTimer_.cancel();
@@ -1761,6 +1771,7 @@ void Supervisor::finish() {
     finishTimer_.expires_after(std::chrono::seconds(2));
     finishTimer_.async_wait([this](error_code) { forEachCapture(&OutputCapture::close); });
   }
+  reportHeldBack(Clock::now(), true);  // the last counts are not lost with the run
   logLine("all workers stopped");
 }
 

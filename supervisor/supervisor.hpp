@@ -415,12 +415,12 @@ class Supervisor final : private FrameSink {
   std::map<std::string, std::uint64_t, std::less<>> dropsHeldBack_;  // by reason
   std::vector<std::uint32_t> waitRejectsHeldBack_;                   // clusters, sorted
   boost::asio::steady_timer reportTimer_;
-  bool reportScheduled_ = false;
+  std::optional<Clock::time_point> reportDue_;  // when reportTimer_ is set to go off
   void scheduleHeldBackReports();
   // Counts (and logs) as dropped the events still queued for a worker whose connection ends.
   void countLostWith(const Slot& slot, const WorkerConnection& connection, std::string_view how);
-  // Writes the held-back reports that are due at `now` (all of them at the end of a run).
-  void reportHeldBack(Clock::time_point now);
+  // Writes the held-back reports that are due at `now`, or all of them (the end of a run).
+  void reportHeldBack(Clock::time_point now, bool all = false);
   boost::asio::steady_timer sweepTimer_;
   Clock::time_point startedAt_ = Clock::now();
   std::filesystem::path controlPath_;

@@ -787,6 +787,9 @@ BOOST_AUTO_TEST_CASE(a_supervisor_that_refuses_expires_ms_is_asked_again_without
   const int listener = bindUnixSocket(path, SOCK_STREAM);
   BOOST_REQUIRE(::listen(listener, 4) == 0);
   const auto requests = dir.path() / "requests";
+  // Opened before the fork: the child uses system calls only.
+  const int log = ::open(requests.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  BOOST_REQUIRE(log >= 0);
   const pid_t old = ::fork();
   BOOST_REQUIRE(old >= 0);
   if (old == 0) {
@@ -797,19 +800,23 @@ BOOST_AUTO_TEST_CASE(a_supervisor_that_refuses_expires_ms_is_asked_again_without
       }
       char request[4096];
       const ssize_t n = ::read(client, request, sizeof request);
-      const std::string line(request, static_cast<std::size_t>(std::max<ssize_t>(n, 0)));
-      std::ofstream(requests, std::ios::app) << line;
-      const std::string answer =
-          line.find("expires_ms") != std::string::npos
+      if (n <= 0 || ::write(log, request, static_cast<std::size_t>(n)) != n) {
+        ::_exit(4);
+      }
+      const bool expiring =
+          ::memmem(request, static_cast<std::size_t>(n), "expires_ms", 10) != nullptr;
+      const char* answer =
+          expiring
               ? R"({"version":1,"ok":false,"error":"unknown field \"expires_ms\" in a stop request"})"
                 "\n"
               : R"({"version":1,"ok":true,"result":{"stopping":true,"already":false}})"
                 "\n";
-      (void)!::write(client, answer.data(), answer.size());
+      (void)!::write(client, answer, std::strlen(answer));
       ::close(client);
     }
   }
   ::close(listener);
+  ::close(log);
   const auto stop = runCli({"stop", "--no-wait", "--socket", path.string()});
   ::kill(old, SIGKILL);
   ::waitpid(old, nullptr, 0);
