@@ -244,19 +244,36 @@ BOOST_AUTO_TEST_CASE(a_flood_of_acks_for_unknown_waits_costs_only_the_worker_tha
   BOOST_TEST(run->linesContaining("START id=1").size() == 1u);
 }
 
+namespace {
+// Three clusters: 0 broadcasts `count` events of ~250 bytes once the file "go" exists, 1 reads
+// them all, 2 takes its WELCOME, says it is ready and never reads again.
+std::filesystem::path floodConfig(const TempDir& dir, int count, const std::string& outboxLimit,
+                                  const std::string& more = "") {
+  return dir.write(
+      "bot.toml",
+      probeConfig(dir, 3, "flood",
+                  "PROBE_RAW = \"2:noread\", PROBE_COUNT = \"" + std::to_string(count) + "\"",
+                  "[heartbeat]\ntimeout = \"0s\"\n" + more +
+                      "[events]\nmax_payload = \"16KiB\"\noutbox_limit = \"" + outboxLimit +
+                      "\"\n"));
+}
+
+std::unique_ptr<SupervisorRun> startFlood(const std::filesystem::path& config) {
+  auto run = SupervisorRun::run(config);
+  run->waitForLine("[cluster 2] RAW not reading");
+  waitReady(*run, 1);
+  waitReady(*run, 0);
+  return run;
+}
+}  // namespace
+
 BOOST_AUTO_TEST_CASE(events_still_queued_for_a_worker_that_dies_are_counted_and_logged_as_dropped) {
   TempDir dir;
   // Cluster 2 takes its WELCOME, says it is ready and never reads again: what cluster 0
   // broadcasts (8000 events of ~250 bytes, under the outbox's high-water mark) piles up in its
   // outbox, until it is killed.
-  const auto config = dir.write(
-      "bot.toml", probeConfig(dir, 3, "flood", "PROBE_RAW = \"2:noread\", PROBE_COUNT = \"8000\"",
-                              "[heartbeat]\ntimeout = \"0s\"\n[restart]\ndelay = \"10s\"\n"
-                              "[events]\nmax_payload = \"16KiB\"\noutbox_limit = \"8MiB\"\n"));
-  auto run = SupervisorRun::run(config);
-  run->waitForLine("[cluster 2] RAW not reading");
-  waitReady(*run, 1);
-  waitReady(*run, 0);
+  const auto config = floodConfig(dir, 8000, "8MiB", "[restart]\ndelay = \"10s\"\n");
+  auto run = startFlood(config);
   // (A raw worker says no START line: its pid is the supervisor's.)
   const std::string started = run->waitForLine("clustervisor: cluster 2 (pid ");
   const pid_t stuck = static_cast<pid_t>(
@@ -293,14 +310,8 @@ BOOST_AUTO_TEST_CASE(a_worker_that_never_reads_costs_only_itself_and_its_outbox_
   // Cluster 2 takes its WELCOME, says it is ready and never reads again; cluster 0 broadcasts
   // 20000 events of ~250 bytes (5 MB, far past the 1 MiB outbox and the socket's buffer) as fast
   // as it can.
-  const auto config = dir.write(
-      "bot.toml", probeConfig(dir, 3, "flood", "PROBE_RAW = \"2:noread\", PROBE_COUNT = \"20000\"",
-                              "[heartbeat]\ntimeout = \"0s\"\n"
-                              "[events]\nmax_payload = \"16KiB\"\noutbox_limit = \"1MiB\"\n"));
-  auto run = SupervisorRun::run(config);
-  run->waitForLine("[cluster 2] RAW not reading");
-  waitReady(*run, 1);
-  waitReady(*run, 0);
+  const auto config = floodConfig(dir, 20000, "1MiB");
+  auto run = startFlood(config);
   std::ofstream(dir.path() / "go") << "1\n";
   // The reader gets every event, in order, however far behind the stalled one is.
   run->waitForLine("[cluster 1] FLOOD got 20000 in order", 60s);
