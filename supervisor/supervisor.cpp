@@ -415,6 +415,11 @@ void Supervisor::stopWorker(Slot& slot) {
   slot.heartbeatTimer.cancel();
   armKillTimer(slot, beginStopSequence(slot.connection.get(), slot.stopHandler, slot.signalTimer,
                                        [&slot] { return slot.pid; }));
+  // The stop frame is the hand-over: the worker delivers what came before it (before its onStop
+  // handler runs), and what is sent to the cluster from now on is held for its next worker (or
+  // counted as dropped, when it has none), not written to a worker on its way out, which would
+  // lose it. Acknowledgements and the end of its own waits still reach it (sendTo()).
+  relay_.disconnected(slot.id);
 }
 
 std::string Supervisor::beginStopSequence(WorkerConnection* connection, bool stopHandler,
@@ -1771,6 +1776,15 @@ void Supervisor::finish() {
     finishTimer_.expires_after(std::chrono::seconds(2));
     finishTimer_.async_wait([this](error_code) { forEachCapture(&OutputCapture::close); });
   }
+  // What was held for clusters that stopped with the supervisor has no worker to go to.
+  for (const auto& slot : slots_) {
+    if (const std::size_t held = slot->removed ? 0 : held_.heldMessages(slot->id); held > 0) {
+      reportDrop("shutdown",
+                 "cluster " + std::to_string(slot->id) + ": " + std::to_string(held) + " event" +
+                     (held == 1 ? "" : "s") + " held for it dropped: the supervisor stopped",
+                 held);
+    }
+  }
   reportHeldBack(Clock::now(), true);  // the last counts are not lost with the run
   logLine("all workers stopped");
 }
@@ -1981,7 +1995,8 @@ std::string Supervisor::metricsText() const {
   out.family("clustervisor_dropped_events_total", "counter",
              "Events dropped, by reason: outbox_full, hold_full, hold_expired, unknown_target, "
              "removed (held for a cluster a reload removed), worker_gone (still queued for a "
-             "worker that went away).");
+             "worker that went away), shutdown (held for a cluster when the supervisor "
+             "stopped).");
   for (const std::string_view reason : kDropReasons) {
     const auto it = dropped_.find(reason);
     out.sample({{"reason", std::string(reason)}},

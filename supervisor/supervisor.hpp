@@ -321,8 +321,9 @@ class Supervisor final : private FrameSink {
       "restart", "shutdown", "removed", "resharded",     "spawn_failed"};
   // The reasons events are dropped for: the `reason` label of clustervisor_dropped_events_total
   // and the keys of the status's dropped_by_reason.
-  static constexpr std::array<std::string_view, 6> kDropReasons = {
-      "outbox_full", "hold_full", "hold_expired", "unknown_target", "removed", "worker_gone"};
+  static constexpr std::array<std::string_view, 7> kDropReasons = {
+      "outbox_full", "hold_full",   "hold_expired", "unknown_target",
+      "removed",     "worker_gone", "shutdown"};
   void countExit(Slot& slot, std::string_view reason) {
     assert(std::ranges::find(kExitReasons, reason) != kExitReasons.end());
     ++slot.exits[std::string(reason)];

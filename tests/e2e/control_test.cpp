@@ -257,6 +257,47 @@ BOOST_AUTO_TEST_CASE(a_supervisor_is_reached_after_its_file_was_replaced_naming_
   BOOST_TEST(run->waitExit(30s).value_or(-1) == 0, run->transcript());
 }
 
+BOOST_AUTO_TEST_CASE(an_emit_to_stream_is_handed_over_whole_across_restarts_of_its_receiver) {
+  // Cluster 0 streams 5000 numbered emitTo events to cluster 1 (a second and a half or more)
+  // while cluster 1 is restarted three times: the stop frame is the hand-over, so each event
+  // reaches exactly one of cluster 1's workers, in order, and none is lost or dropped.
+  constexpr long kCount = 5000;
+  TempDir dir;
+  const auto config = dir.write(
+      "bot.toml",
+      probeConfig(dir, 2, "handover", "PROBE_COUNT = \"" + std::to_string(kCount) + "\""));
+  auto run = SupervisorRun::run(config);
+  waitReady(*run, 0);
+  waitReady(*run, 1);
+  std::ofstream(dir.path() / "go") << "1\n";
+  for (std::size_t restart = 1; restart <= 3; ++restart) {
+    BOOST_REQUIRE(runCli({"restart", config.string(), "1"}).status == 0);
+    waitReady(*run, 1, restart);
+  }
+  run->waitForLine("[cluster 0] HANDOVER sent " + std::to_string(kCount), 60s);
+  run->waitForLine("[cluster 1] HANDOVER done ");
+  BOOST_TEST(!run->hasLine("HANDOVER broken"), run->transcript());
+  BOOST_TEST(!run->hasLine("HANDOVER send error"), run->transcript());
+  // The stretches of the four workers, in order, make up the whole stream.
+  auto stretches = run->linesContaining("[cluster 1] HANDOVER stopped ");
+  BOOST_TEST(stretches.size() == 3u, run->transcript());
+  stretches.push_back(run->waitForLine("[cluster 1] HANDOVER done "));
+  long next = 0;
+  for (const auto& line : stretches) {
+    const auto field = [&](const std::string& key) {
+      return std::stol(line.substr(line.find(key + "=") + key.size() + 1));
+    };
+    if (field("count") == 0) {
+      continue;  // a worker stopped before any event reached it
+    }
+    BOOST_TEST(field("first") == next, line);
+    BOOST_TEST(field("count") == field("last") - field("first") + 1, line);
+    next = field("last") + 1;
+  }
+  BOOST_TEST(next == kCount, run->transcript());
+  BOOST_TEST(statusOf(config).at("totals").as_object().at("dropped_events").as_int64() == 0);
+}
+
 BOOST_AUTO_TEST_CASE(an_unknown_cluster_id_is_refused_and_changes_nothing) {
   TempDir dir;
   std::filesystem::path config;

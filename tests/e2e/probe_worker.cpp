@@ -792,7 +792,7 @@ int main() {
   }
   if (mode != "order" && mode != "burst-exit" && mode != "acks" && mode != "wait" &&
       mode != "chaos" && mode != "flood" && mode != "nested-wait" && mode != "odd-json" &&
-      mode != "big") {
+      mode != "big" && mode != "handover") {
     events.listen();
   }
   if (mode == "late" && id == 0) {
@@ -1356,6 +1356,61 @@ int main() {
 
   if (mode == "unmarked-child") {
     say("UNMARKED pid=", startUnmarkedChild(id));
+  }
+
+  if (mode == "handover") {
+    // Cluster 0 sends PROBE_COUNT numbered events to cluster 1, one every 300 µs, once the file
+    // "go" exists; each worker of cluster 1 checks their order and says which stretch it got, in
+    // its onStop handler and when the last one arrives.
+    const int count = std::atoi(env("PROBE_COUNT", "3000").c_str());
+    if (id == 1) {
+      struct Stretch {
+        long first = -1;
+        long last = -1;
+        long count = 0;
+      };
+      // The listener and the stop handler both run on the bus strand: one at a time.
+      auto got = std::make_shared<Stretch>();
+      events.onRaw("seq", [got, count](std::string_view text, int) {
+        const long n = std::stol(std::string(text));
+        if (got->first >= 0 && n != got->last + 1) {
+          say("HANDOVER broken after=", got->last, " got=", n);
+        }
+        if (got->first < 0) {
+          got->first = n;
+        }
+        got->last = n;
+        ++got->count;
+        if (n == count - 1) {
+          say("HANDOVER done first=", got->first, " last=", got->last, " count=", got->count);
+        }
+      });
+      auto stopped = std::make_shared<std::promise<void>>();
+      cluster.onStop([got, stopped](std::chrono::milliseconds) {
+        say("HANDOVER stopped first=", got->first, " last=", got->last, " count=", got->count);
+        stopped->set_value();
+      });
+      cluster.ready();
+      stopped->get_future().wait();
+      return 0;  // the Cluster is destroyed on the way out
+    }
+    cluster.ready();
+    if (id == 0) {
+      waitForFile("go");
+      for (int i = 0; i < count; ++i) {
+        boost::system::error_code ec;
+        while (events.emitToRaw(1, "seq", std::to_string(i), ec), ec) {
+          std::this_thread::sleep_for(1ms);  // a full send queue (or a refusal: said below)
+          if (ec != clustervisor::make_error_code(clustervisor::Errc::kQueueFull)) {
+            say("HANDOVER send error ", ec.message());
+            break;
+          }
+        }
+        std::this_thread::sleep_for(300us);
+      }
+      say("HANDOVER sent ", count);
+    }
+    sleepForever();
   }
 
   if (mode == "onstop") {
