@@ -26,7 +26,8 @@ class Category final : public boost::system::error_category {
       case Errc::kPayloadTooLarge:
         return "event payload larger than the supervisor's events.max_payload";
       case Errc::kQueueFull:
-        return "send queue full: the supervisor is not reading";
+        return "send queue full: the supervisor is not reading, or this worker sends faster "
+               "than its queue is written (ClusterOptions::sendQueueLimit)";
     }
     return "unknown clustervisor error";
   }

@@ -20,7 +20,7 @@ enum class Errc {
   kInvalidClusterId,        // emitTo an id outside 0..totalClusters-1
   kInvalidEventName,        // an event name that is empty or longer than 255 bytes
   kPayloadTooLarge,         // the JSON text exceeds the supervisor's events.max_payload
-  kQueueFull,               // the SDK's send queue is at its limit (the supervisor is not reading)
+  kQueueFull,               // the SDK's send queue is at its limit (see clustervisor-worker(3))
 };
 
 const boost::system::error_category& errorCategory() noexcept;
