@@ -305,9 +305,11 @@ int callBot(const CommandLine& commandLine) {
                                                                timeout - std::chrono::seconds(1))
                                                : std::nullopt);
   };
-  const std::string unanswered =
-      untilDone ? "; the request was sent, and it will still carry it out if it reads it later "
-                  "(check with status)"
+  constexpr std::string_view kStillCarriedOut =
+      "; the request was sent, and it will still carry it out if it reads it later (check with "
+      "status)";
+  const std::string_view unanswered =
+      untilDone ? kStillCarriedOut
                 : "; the request expires unread, and will not be carried out later";
   pid_t supervisorPid = 0;  // as this process sees it (the socket's SO_PEERCRED)
   const auto callAt = [&](const std::filesystem::path& at, pid_t expectedPeer) {
@@ -316,10 +318,8 @@ int callBot(const CommandLine& commandLine) {
     if (result == ControlCallResult::kAnswered && expiring &&
         reply.find(R"(unknown field \"expires_ms\")") != std::string::npos) {
       expiring = false;
-      result = callSupervisor(at, encoded, timeout, reply, error,
-                              "; the request was sent, and it will still carry it out if it "
-                              "reads it later (check with status)",
-                              &supervisorPid, expectedPeer);
+      result = callSupervisor(at, encoded, timeout, reply, error, kStillCarriedOut, &supervisorPid,
+                              expectedPeer);
     }
     return result;
   };
