@@ -148,7 +148,7 @@ std::string describe(const json::value& value) {
 }
 
 ParseResult fail(std::string message) {
-  return ParseResult{std::move(message), {}};
+  return ParseResult{std::move(message)};
 }
 
 // The first field, in the order sent, that the request does not take; null if there is none.
@@ -250,7 +250,7 @@ ParseResult parseReload(const json::object& object) {
   }
   ReloadRequest reload;
   reload.rolling = rolling;
-  return ParseResult{Request{reload}, {}};
+  return ParseResult{Request{reload}};
 }
 
 ParseResult parseTargets(const json::object& object) {
@@ -269,7 +269,7 @@ ParseResult parseTargets(const json::object& object) {
     }
     RestartRequest restart;
     restart.all = true;
-    return ParseResult{Request{std::move(restart)}, {}};
+    return ParseResult{Request{std::move(restart)}};
   }
   if (!clusters->is_array()) {
     return fail(R"("clusters" must be an array of cluster ids, not )" + describe(*clusters));
@@ -299,7 +299,7 @@ ParseResult parseTargets(const json::object& object) {
   if (duplicate != sorted.end()) {
     return fail(R"("clusters" lists cluster )" + std::to_string(*duplicate) + " twice");
   }
-  return ParseResult{Request{std::move(restart)}, {}};
+  return ParseResult{Request{std::move(restart)}};
 }
 
 std::string encodeLine(const json::object& object) {
@@ -449,8 +449,8 @@ ParseResult parseRequest(std::string_view line) {
     }
     expires = std::chrono::system_clock::time_point(std::chrono::milliseconds(value->get_int64()));
   }
-  ParseResult result = name == "status"   ? ParseResult{Request{StatusRequest{}}, {}}
-                       : name == "stop"   ? ParseResult{Request{StopRequest{}}, {}}
+  ParseResult result = name == "status"   ? ParseResult{Request{StatusRequest{}}}
+                       : name == "stop"   ? ParseResult{Request{StopRequest{}}}
                        : name == "reload" ? parseReload(object)
                                           : parseRestart(object);
   result.expires = expires;

@@ -72,7 +72,7 @@ struct ParseResult {
   // "expires_ms" (any command): not to be carried out once the wall clock is past it. The CLI
   // sets it to before its own wait ends, so a request it gave up on is not carried out later
   // (by a supervisor that was stopped or stuck while it waited).
-  std::optional<std::chrono::system_clock::time_point> expires;
+  std::optional<std::chrono::system_clock::time_point> expires = std::nullopt;
   bool ok() const { return value.index() == 0; }
   const Request& request() const { return std::get<0>(value); }
   const std::string& error() const { return std::get<1>(value); }

@@ -250,6 +250,16 @@ int waitForExit(pid_t supervisor, const boost::json::object& answer, const std::
 }
 
 // status, restart, stop: one request to the running supervisor.
+// The answer of a supervisor from before expires_ms, which refuses the field as unknown.
+bool refusesExpiry(const std::string& reply) {
+  boost::system::error_code ec;
+  const auto answer = boost::json::parse(reply, ec);
+  const auto* error =
+      !ec && answer.is_object() ? answer.get_object().if_contains("error") : nullptr;
+  return error != nullptr && error->is_string() &&
+         error->get_string().starts_with(R"(unknown field "expires_ms")");
+}
+
 int callBot(const CommandLine& commandLine) {
   std::filesystem::path socket = commandLine.socketPath;
   const std::string who = commandLine.socketPath.empty() ? commandLine.configPath : socket.string();
@@ -315,8 +325,7 @@ int callBot(const CommandLine& commandLine) {
   const auto callAt = [&](const std::filesystem::path& at, pid_t expectedPeer) {
     auto result = callSupervisor(at, encoded, timeout, reply, error, unanswered, &supervisorPid,
                                  expectedPeer);
-    if (result == ControlCallResult::kAnswered && expiring &&
-        reply.find(R"(unknown field \"expires_ms\")") != std::string::npos) {
+    if (result == ControlCallResult::kAnswered && expiring && refusesExpiry(reply)) {
       expiring = false;
       result = callSupervisor(at, encoded, timeout, reply, error, kStillCarriedOut, &supervisorPid,
                               expectedPeer);
