@@ -14,7 +14,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <iterator>
 #include <memory>
 #include <vector>
 
@@ -548,13 +547,7 @@ BOOST_AUTO_TEST_CASE(a_stop_the_cli_gave_up_on_is_not_carried_out_when_the_super
   auto run = SupervisorRun::run(config);
   waitReady(*run, 0);
   BOOST_REQUIRE(::kill(run->pid(), SIGSTOP) == 0);
-  const auto stateOf = [](pid_t pid) {
-    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-    const std::string text((std::istreambuf_iterator<char>(stat)), {});
-    const auto close = text.rfind(") ");
-    return close == std::string::npos ? '?' : text[close + 2];
-  };
-  BOOST_REQUIRE(waitUntil([&] { return stateOf(run->pid()) == 'T'; }));
+  BOOST_REQUIRE(waitUntil([&] { return processState(run->pid()) == 'T'; }));
   const auto stop = runCli({"stop", "--no-wait", config.string()});
   BOOST_REQUIRE(::kill(run->pid(), SIGCONT) == 0);
   BOOST_TEST(stop.status == 69, stop.output);

@@ -400,6 +400,12 @@ bool processExists(pid_t pid) {
   return procStat(std::to_string(pid)).has_value();
 }
 
+char processState(pid_t pid) {
+  const auto content = procStat(std::to_string(pid));
+  const auto close = content ? content->rfind(") ") : std::string::npos;
+  return close == std::string::npos || close + 2 >= content->size() ? '?' : (*content)[close + 2];
+}
+
 std::vector<pid_t> zombieChildren(pid_t parent) {
   std::vector<pid_t> zombies;
   std::error_code ec;

@@ -166,6 +166,8 @@ inline const std::string kIoThread = "PROBE_THREADS = \"io\"";
 bool waitUntil(const std::function<bool()>& condition, std::chrono::milliseconds timeout = 20s);
 
 bool processExists(pid_t pid);
+// The state letter /proc gives `pid` (R, S, T for stopped, Z, ...), or '?' once it is gone.
+char processState(pid_t pid);
 // Waits until `pid` has exited but not been reaped yet (its parent is not reaping), or the
 // timeout.
 bool waitZombie(pid_t pid, std::chrono::milliseconds timeout = 20s);
