@@ -607,7 +607,7 @@ void Supervisor::onHello(Slot& slot, WorkerConnection& connection, std::span<std
       ++slot.eventsOut;
       slot.bytesOut += message.size();
     } else {
-      reportDrop("outbox_full", describe(slot) + ": held event dropped, outbox full");
+      reportDrop(DropReason::kOutboxFull, describe(slot) + ": held event dropped, outbox full");
     }
   }
   logLine(describe(slot) + " connected" +
@@ -786,22 +786,22 @@ void Supervisor::routeEvent(Slot& slot, WorkerConnection& from, const wire::Head
     }
     case Relay::Route::kHold:
       if (!holdFor(header.target, frame)) {
-        reportDrop("hold_full", "cluster " + std::to_string(header.target) +
-                                    " is not connected and its held events are at the limit (" +
-                                    std::to_string(held_.limits().maxMessages) + " events, " +
-                                    std::to_string(held_.limits().maxBytes) +
-                                    " bytes); event from cluster " + std::to_string(slot.id) +
-                                    " dropped");
+        reportDrop(DropReason::kHoldFull,
+                   "cluster " + std::to_string(header.target) +
+                       " is not connected and its held events are at the limit (" +
+                       std::to_string(held_.limits().maxMessages) + " events, " +
+                       std::to_string(held_.limits().maxBytes) + " bytes); event from cluster " +
+                       std::to_string(slot.id) + " dropped");
       }
       if (header.correlation != 0) {
         from.sendControl(wire::encodeWaitClosed(slot.id, header.correlation, {0, 0}));
       }
       return;
     case Relay::Route::kUnknownTarget:
-      reportDrop("unknown_target", describe(slot) + " sent an event to cluster " +
-                                       std::to_string(header.target) +
-                                       ", which does not exist (clusters are 0.." +
-                                       std::to_string(relay_.clusters() - 1) + "); dropped");
+      reportDrop(DropReason::kUnknownTarget,
+                 describe(slot) + " sent an event to cluster " + std::to_string(header.target) +
+                     ", which does not exist (clusters are 0.." +
+                     std::to_string(relay_.clusters() - 1) + "); dropped");
       if (header.correlation != 0) {
         from.sendControl(wire::encodeWaitClosed(slot.id, header.correlation, {0, 0}));
       }
@@ -931,7 +931,7 @@ bool Supervisor::holdFor(std::uint32_t target, std::span<const std::byte> frame)
 
 void Supervisor::reportExpired(std::uint32_t cluster, std::uint64_t expired) {
   if (expired > 0) {
-    reportDrop("hold_expired",
+    reportDrop(DropReason::kHoldExpired,
                "cluster " + std::to_string(cluster) + ": " + std::to_string(expired) +
                    " held event(s) older than " + formatDuration(config_.events.holdMaxAge) +
                    " dropped",
@@ -941,7 +941,7 @@ void Supervisor::reportExpired(std::uint32_t cluster, std::uint64_t expired) {
 
 void Supervisor::reportOutboxFull(std::uint32_t recipient, std::uint64_t events) {
   const auto& connection = slots_[recipient]->connection;
-  reportDrop("outbox_full",
+  reportDrop(DropReason::kOutboxFull,
              "cluster " + std::to_string(recipient) + ": " +
                  (events == 1 ? std::string("event") : std::to_string(events) + " events") +
                  " dropped, outbox full (" +
@@ -950,35 +950,25 @@ void Supervisor::reportOutboxFull(std::uint32_t recipient, std::uint64_t events)
              events);
 }
 
-void Supervisor::reportDrop(std::string_view reason, const std::string& message,
-                            std::uint64_t count) {
-  assert(std::ranges::find(kDropReasons, reason) != kDropReasons.end());
+void Supervisor::reportDrop(DropReason reason, const std::string& message, std::uint64_t count) {
   droppedEvents_ += count;
-  if (const auto it = dropped_.find(reason); it != dropped_.end()) {
-    it->second += count;
-  } else {
-    dropped_.emplace(std::string(reason), count);
-  }
+  dropped_[static_cast<std::size_t>(reason)] += count;
   // One line per second at most: a stuck worker must not flood the log as well. What that holds
   // back is reported when the second is over.
   if (dropLog_.allow(Clock::now(), count)) {
     logError(message + dropLog_.suppressedNote() + "; " + std::to_string(droppedEvents_) +
              " dropped in total");
-    dropsHeldBack_.clear();
+    dropsHeldBack_.fill(0);
     return;
   }
-  if (const auto it = dropsHeldBack_.find(reason); it != dropsHeldBack_.end()) {
-    it->second += count;
-  } else {
-    dropsHeldBack_.emplace(std::string(reason), count);
-  }
+  dropsHeldBack_[static_cast<std::size_t>(reason)] += count;
   scheduleHeldBackReports();
 }
 
 void Supervisor::countLostWith(const Slot& slot, const WorkerConnection& connection,
                                std::string_view how) {
   if (const std::size_t lost = connection.unsentEvents(); lost > 0) {
-    reportDrop("worker_gone",
+    reportDrop(DropReason::kWorkerGone,
                "cluster " + std::to_string(slot.id) + ": " + std::to_string(lost) + " event" +
                    (lost == 1 ? "" : "s") + " still queued for its worker, which " +
                    std::string(how) + ", " + (lost == 1 ? "was" : "were") + " lost",
@@ -1019,10 +1009,13 @@ void Supervisor::reportHeldBack(Clock::time_point now, bool all) {
   };
   if (const auto drops = take(dropLog_); drops > 0) {
     std::string byReason;
-    for (const auto& [reason, count] : dropsHeldBack_) {
-      byReason += (byReason.empty() ? "" : ", ") + reason + " " + std::to_string(count);
+    for (std::size_t r = 0; r < kDropReasons.size(); ++r) {
+      if (dropsHeldBack_[r] > 0) {
+        byReason += (byReason.empty() ? "" : ", ") + std::string(kDropReasons[r]) + " " +
+                    std::to_string(dropsHeldBack_[r]);
+      }
     }
-    dropsHeldBack_.clear();
+    dropsHeldBack_.fill(0);
     logError(std::to_string(drops) + " more event" + (drops == 1 ? "" : "s") +
              " dropped since the last report (" + byReason + "); " +
              std::to_string(droppedEvents_) + " dropped in total");
@@ -1779,7 +1772,7 @@ void Supervisor::finish() {
   // What was held for clusters that stopped with the supervisor has no worker to go to.
   for (const auto& slot : slots_) {
     if (const std::size_t held = slot->removed ? 0 : held_.heldMessages(slot->id); held > 0) {
-      reportDrop("shutdown",
+      reportDrop(DropReason::kShutdown,
                  "cluster " + std::to_string(slot->id) + ": " + std::to_string(held) + " event" +
                      (held == 1 ? "" : "s") + " held for it dropped: the supervisor stopped",
                  held);
@@ -1875,9 +1868,8 @@ boost::json::object Supervisor::status() const {
   }
   result["clusters"] = std::move(list);
   json::object droppedByReason;
-  for (const std::string_view reason : kDropReasons) {
-    const auto it = dropped_.find(reason);
-    droppedByReason[reason] = it == dropped_.end() ? std::uint64_t{0} : it->second;
+  for (std::size_t r = 0; r < kDropReasons.size(); ++r) {
+    droppedByReason[kDropReasons[r]] = dropped_[r];
   }
   result["totals"] = json::object{{"clusters", clusters()},
                                   {"running", running},
@@ -1997,10 +1989,8 @@ std::string Supervisor::metricsText() const {
              "removed (held for a cluster a reload removed), worker_gone (still queued for a "
              "worker that went away), shutdown (held for a cluster when the supervisor "
              "stopped).");
-  for (const std::string_view reason : kDropReasons) {
-    const auto it = dropped_.find(reason);
-    out.sample({{"reason", std::string(reason)}},
-               it == dropped_.end() ? std::uint64_t{0} : it->second);
+  for (std::size_t r = 0; r < kDropReasons.size(); ++r) {
+    out.sample({{"reason", std::string(kDropReasons[r])}}, dropped_[r]);
   }
   out.family("clustervisor_senders_held_back_total", "counter",
              "Times a worker's events were not read while a cluster it sent to caught up "
@@ -2415,13 +2405,9 @@ void Supervisor::finishOperation(bool ok, std::string error) {
     // A reload that was applied (an invalid file has no result): its answer goes out with the
     // error (see below), and the clusters that still run with the settings from before it are
     // those its rolling restart did not get to.
-    boost::json::array needing;
-    for (std::uint32_t c = 0; c < clusters(); ++c) {
-      if (slots_[c]->outdated && !slots_[c]->resharding) {
-        needing.push_back(c);
-      }
-    }
-    current_->result["clusters_needing_restart"] = std::move(needing);
+    const auto needing = clustersNeedingRestart();
+    current_->result["clusters_needing_restart"] =
+        boost::json::array(needing.begin(), needing.end());
   }
   boost::json::object result = std::move(current_->result);
   current_.reset();
@@ -2533,18 +2519,9 @@ void Supervisor::beginReload() {
   stopToMoveShards(change.shardsChanged);
   applyScale(from, to);
   markOutdated();
-  std::vector<std::uint32_t> outdated;
-  for (std::uint32_t id = 0; id < clusters(); ++id) {
-    if (slots_[id]->outdated && !slots_[id]->resharding) {
-      outdated.push_back(id);
-    }
-  }
+  const std::vector<std::uint32_t> outdated = clustersNeedingRestart();
   const bool rolling = std::get<control::ReloadRequest>(current_->operation.request).rolling;
-  boost::json::array needing;
-  for (const auto id : outdated) {
-    needing.push_back(id);
-  }
-  result["clusters_needing_restart"] = std::move(needing);
+  result["clusters_needing_restart"] = boost::json::array(outdated.begin(), outdated.end());
   if (outdated.empty()) {
     return;
   }
@@ -2569,6 +2546,16 @@ const std::shared_ptr<const config::BotConfig>& Supervisor::workerConfig() {
     workerConfig_ = std::make_shared<const config::BotConfig>(config_);
   }
   return workerConfig_;
+}
+
+std::vector<std::uint32_t> Supervisor::clustersNeedingRestart() const {
+  std::vector<std::uint32_t> ids;
+  for (std::uint32_t id = 0; id < clusters(); ++id) {
+    if (slots_[id]->outdated && !slots_[id]->resharding) {
+      ids.push_back(id);
+    }
+  }
+  return ids;
 }
 
 bool Supervisor::runsOutdated(const Slot& slot) const {
@@ -2629,7 +2616,7 @@ void Supervisor::applyScale(std::uint32_t from, std::uint32_t to) {
     relay_.resize(to);
     const auto dropped = held_.resize(to);
     if (dropped > 0) {
-      reportDrop("removed",
+      reportDrop(DropReason::kRemoved,
                  std::to_string(dropped) + " held event(s) for the removed clusters dropped",
                  dropped);
     }

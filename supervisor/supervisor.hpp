@@ -265,9 +265,25 @@ class Supervisor final : private FrameSink {
   bool holdFor(std::uint32_t target, std::span<const std::byte> frame);
   void reportExpired(std::uint32_t cluster, std::uint64_t expired);
   void reportOutboxFull(std::uint32_t recipient, std::uint64_t events);
-  // `reason` labels the count in the metrics: outbox_full, hold_full, hold_expired,
-  // unknown_target, removed.
-  void reportDrop(std::string_view reason, const std::string& message, std::uint64_t count = 1);
+  // The reasons events are dropped for, and their names (kDropReasons, in the same order): the
+  // `reason` label of clustervisor_dropped_events_total and the keys of the status's
+  // dropped_by_reason.
+  enum class DropReason : std::size_t {
+    kOutboxFull,
+    kHoldFull,
+    kHoldExpired,
+    kUnknownTarget,
+    kRemoved,
+    kWorkerGone,
+    kShutdown,
+  };
+  static constexpr std::array<std::string_view, 7> kDropReasons = {
+      "outbox_full", "hold_full",   "hold_expired", "unknown_target",
+      "removed",     "worker_gone", "shutdown"};
+  static_assert(kDropReasons.size() == static_cast<std::size_t>(DropReason::kShutdown) + 1);
+  // Counts `count` events dropped for `reason` and logs `message` (at most once a second; see
+  // reportHeldBack()).
+  void reportDrop(DropReason reason, const std::string& message, std::uint64_t count = 1);
   void sweep();
   std::string describe(const Slot& slot) const;
   void onControl(const control::Request& request, ControlServer::Reply reply);
@@ -319,11 +335,6 @@ class Supervisor final : private FrameSink {
   static constexpr std::array<std::string_view, 11> kExitReasons = {
       "success", "failure",  "signal",  "start_timeout", "hung",        "protocol_error",
       "restart", "shutdown", "removed", "resharded",     "spawn_failed"};
-  // The reasons events are dropped for: the `reason` label of clustervisor_dropped_events_total
-  // and the keys of the status's dropped_by_reason.
-  static constexpr std::array<std::string_view, 7> kDropReasons = {
-      "outbox_full", "hold_full",   "hold_expired", "unknown_target",
-      "removed",     "worker_gone", "shutdown"};
   void countExit(Slot& slot, std::string_view reason) {
     assert(std::ranges::find(kExitReasons, reason) != kExitReasons.end());
     ++slot.exits[std::string(reason)];
@@ -336,6 +347,9 @@ class Supervisor final : private FrameSink {
   void markOutdated();
   // Whether the slot's running worker needs a restart to run with config_'s settings for workers.
   bool runsOutdated(const Slot& slot) const;
+  // The clusters whose workers run with settings for workers older than the config's (outdated),
+  // those stopped to move their shards aside: clusters_needing_restart of a reload's result.
+  std::vector<std::uint32_t> clustersNeedingRestart() const;
   // How long after the stop frame a worker with an onStop handler gets stop.signal: at most half
   // of stop.timeout, so the signal always comes before SIGKILL.
   std::chrono::milliseconds stopSignalDelay() const {
@@ -413,8 +427,8 @@ class Supervisor final : private FrameSink {
   LogLimiter stallLog_;
   LogLimiter waitLog_;
   // What the limiters held back since their last line: reported when their interval is over.
-  std::map<std::string, std::uint64_t, std::less<>> dropsHeldBack_;  // by reason
-  std::vector<std::uint32_t> waitRejectsHeldBack_;                   // clusters, sorted
+  std::array<std::uint64_t, kDropReasons.size()> dropsHeldBack_{};  // by DropReason
+  std::vector<std::uint32_t> waitRejectsHeldBack_;                  // clusters, sorted
   boost::asio::steady_timer reportTimer_;
   std::optional<Clock::time_point> reportDue_;  // when reportTimer_ is set to go off
   void scheduleHeldBackReports();
@@ -441,7 +455,7 @@ class Supervisor final : private FrameSink {
   std::uint64_t waitsCompleted_ = 0;   // every recipient acknowledged
   std::uint64_t waitsEndedEarly_ = 0;  // the waiter ended it first (its timeout or expected count)
   std::uint64_t waitsRejected_ = 0;    // too many open, or a reused id
-  std::map<std::string, std::uint64_t, std::less<>> dropped_;  // dropped events by reason
+  std::array<std::uint64_t, kDropReasons.size()> dropped_{};  // dropped events, by kDropReasons
 };
 
 }  // namespace clustervisor
