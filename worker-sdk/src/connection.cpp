@@ -39,6 +39,7 @@ Connection::Connection(Settings settings)
       // merely for its size.
       sendQueueLimit_(
           std::max(settings.sendQueueLimit, 2 * wire::maxFrameSizeFor(settings.maxPayload))),
+      corkBytes_(std::min(kCorkBytes, sendQueueLimit_ / 2)),
       io_(settings.ioExecutor),
       bus_(asio::make_strand(settings.busExecutor)),
       onSupervisorLost_(std::move(settings.onSupervisorLost)),
@@ -254,6 +255,7 @@ error_code Connection::enqueue(std::size_t frameSize, const Write& write, bool c
   bool startWriting = false;
   bool helpCorkedWriter = false;
   bool helpBusWriter = false;
+  bool releaseCork = false;
   {
     std::lock_guard lock(sendMutex_);
     if (!connected()) {
@@ -275,6 +277,10 @@ error_code Connection::enqueue(std::size_t frameSize, const Write& write, bool c
       // The I/O thread holds back a burst; a reply should not wait for it.
       busHelping_ = true;
       helpCorkedWriter = true;
+    } else if (!onBus && corked_ && !uncorking_ && pending_.size() >= corkBytes_) {
+      // Enough for a large write: held back any longer, it would only fill the queue.
+      uncorking_ = true;
+      releaseCork = true;
     } else if (!onBus && busOwnsWrite_ && !ioHelping_) {
       // The bus executor writes when its handler returns, which may be long (a listener that
       // blocks after a send): a heartbeat must not wait for it.
@@ -304,6 +310,9 @@ error_code Connection::enqueue(std::size_t frameSize, const Write& write, bool c
   }
   if (helpBusWriter) {
     asio::post(io_, [self = shared_from_this()] { self->flushForBus(); });
+  }
+  if (releaseCork) {
+    asio::post(io_, [self = shared_from_this()] { self->releaseCork(); });
   }
   if (threads_ != nullptr && !onBus) {
     // The write (this one, or one under way or held back that it joins) waits for the thread
@@ -394,8 +403,9 @@ void Connection::flushSoon() {
   bool holdBack = false;
   {
     std::lock_guard lock(sendMutex_);
-    holdBack = since < kCork && pending_.size() < kCorkBytes && !urgent_;
+    holdBack = since < kCork && pending_.size() < corkBytes_ && !urgent_;
     corked_ = holdBack;
+    uncorking_ = false;
   }
   if (!holdBack) {
     flush();
@@ -409,6 +419,12 @@ void Connection::flushSoon() {
     }
     self->flush();
   });
+}
+
+void Connection::releaseCork() {
+  // Posted by a send while corked_; the hold-back may have ended meanwhile (then this cancels
+  // nothing), or a new one begun (then it ends early: a write sooner, nothing lost).
+  corkTimer_.cancel();
 }
 
 void Connection::flush() {

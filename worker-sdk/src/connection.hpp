@@ -105,7 +105,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // A send from outside the bus executor that comes less than this after the previous write
   // waits for the rest of it (see flushSoon()).
   static constexpr std::chrono::microseconds kCork{100};
-  static constexpr std::size_t kCorkBytes = 64 * 1024;  // this much queued is written at once
+  // This much queued is written at once, whether the I/O thread holds a write back or not; half
+  // the send queue's limit where that is less, so a small queue does not fill behind the cork.
+  static constexpr std::size_t kCorkBytes = 64 * 1024;
 
   std::uint32_t id() const { return id_; }
   std::uint32_t totalClusters() const { return totalClusters_.load(std::memory_order_relaxed); }
@@ -183,6 +185,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
                                     bool now = false);
   boost::system::error_code enqueueFrame(std::span<const std::byte> frame, bool control);
   void flushSoon();
+  // I/O thread: ends a hold-back of flushSoon() at once (its timer's handler writes).
+  void releaseCork();
   void flush();
   // Sends what inflight_ still holds as far as the socket takes it, the rest once it has room;
   // the end (all written, or an error) is handled by afterWrite() through the io_context.
@@ -270,6 +274,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::atomic<std::uint32_t> totalClusters_;
   const std::uint32_t maxPayload_;
   const std::size_t sendQueueLimit_;
+  const std::size_t corkBytes_;  // kCorkBytes, or half of sendQueueLimit_ where that is less
   boost::asio::any_io_executor io_;
   boost::asio::strand<boost::asio::any_io_executor> bus_;
   std::function<void()> onSupervisorLost_;
@@ -316,6 +321,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // exit knows where to go on from.
   std::size_t inflightWritten_ = 0;
   bool corked_ = false;        // the I/O thread holds a flush back (flushSoon)
+  bool uncorking_ = false;     // a send reached corkBytes_ meanwhile and posted releaseCork()
   bool urgent_ = false;        // pending_ holds a send from the bus executor
   bool busHelping_ = false;    // a helper flushFromBus(false) is posted
   bool busOwnsWrite_ = false;  // writing_ was set by a send on the bus executor
