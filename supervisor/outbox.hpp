@@ -36,9 +36,10 @@ class Outbox {
   static bool worthSharing(std::size_t frameSize) { return frameSize >= kShareFrom; }
   bool push(Shared frame);  // a frame worthSharing()
   bool push(std::span<const std::byte> frame);
-  // A control frame (STOP, TOTAL_CHANGED, WAIT_CLOSED, a forwarded ACK: tens of bytes, bounded by
-  // what the supervisor tracks) is queued even over the limit: losing one would leave a worker
-  // with a wrong total or a wait that never closes, while the limit is for the event flood.
+  // A control frame (STOP, TOTAL_CHANGED, WAIT_CLOSED, a forwarded ACK: tens of bytes) is queued
+  // even over the limit: losing one would leave a worker with a wrong total or a wait that never
+  // closes, while the limit is for the event flood. The supervisor bounds them by holding back
+  // a worker whose own waits' acknowledgements it does not read (Supervisor::noteOwnBacklog).
   void pushControl(std::span<const std::byte> frame);
 
   // Up to maxSegments segments from the front, and no more than maxBytes unless the first

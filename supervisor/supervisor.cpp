@@ -730,6 +730,9 @@ void Supervisor::routeEvent(Slot& slot, WorkerConnection& from, const wire::Head
     return;
   }
   flushRun();
+  if (header.correlation != 0) {
+    noteOwnBacklog(slot, from);
+  }
   switch (decision.route) {
     case Relay::Route::kDeliver: {
       std::vector<std::uint32_t> delivered;
@@ -838,10 +841,41 @@ void Supervisor::noteCongestion(WorkerConnection& from, std::uint32_t recipient)
   to.watchDrain();
 }
 
+void Supervisor::noteOwnBacklog(Slot& slot, WorkerConnection& from) {
+  if (from.queuedBytes() <= from.outboxLimit() || from.retiring()) {
+    return;
+  }
+  if (from.heldByOwnBacklog()) {
+    return;
+  }
+  from.holdForOwnBacklog();
+  if (auto& ids = from.heldBackBy(); std::find(ids.begin(), ids.end(), slot.id) == ids.end()) {
+    ids.push_back(slot.id);
+  }
+  from.watchDrain();
+  logWarning(describe(slot) + " has " + std::to_string(from.queuedBytes()) +
+             " bytes queued, over its outbox limit (" + std::to_string(from.outboxLimit()) +
+             "), mostly the acknowledgements of its own broadcastAndWait calls, and does not "
+             "read them: nothing more is read from it until it has taken all but " +
+             std::to_string(from.lowWater()) + " bytes");
+}
+
 bool Supervisor::holdsBack(WorkerConnection& connection) {
   const auto now = Clock::now();
   auto& ids = connection.heldBackBy();
-  std::erase_if(ids, [&](std::uint32_t id) { return !congested(id, now); });
+  std::erase_if(ids, [&](std::uint32_t id) {
+    if (id == connection.clusterId() && connection.heldByOwnBacklog()) {
+      // A worker that does not read its own waits' acknowledgements holds back only itself, so
+      // no stall ends this (see noteOwnBacklog()).
+      if (connection.open() && !connection.retiring() &&
+          connection.queuedBytes() > connection.lowWater()) {
+        return false;
+      }
+      connection.releaseOwnBacklogHold();
+      return true;
+    }
+    return !congested(id, now);
+  });
   if (ids.empty()) {
     return false;
   }
@@ -1993,8 +2027,8 @@ std::string Supervisor::metricsText() const {
     out.sample({{"reason", std::string(kDropReasons[r])}}, dropped_[r]);
   }
   out.family("clustervisor_senders_held_back_total", "counter",
-             "Times a worker's events were not read while a cluster it sent to caught up "
-             "(backpressure).");
+             "Times a worker's events were not read while a cluster it sent to caught up, or "
+             "while it did not read its own waits' acknowledgements (backpressure).");
   out.sample(heldBack_);
   out.family("clustervisor_receivers_stalled_total", "counter",
              "Times a worker took no bytes for the stall timeout with bytes queued for it.");

@@ -195,6 +195,11 @@ class Supervisor final : private FrameSink {
   // sender waits for it before its next frame.
   void noteCongestion(WorkerConnection& from, std::uint32_t recipient);
   bool congested(std::uint32_t id, Clock::time_point now);
+  // Before a wait `from` opens: if the acknowledgements and WAIT_CLOSED frames of its own waits,
+  // queued over its outbox limit (control frames are never refused), show that it does not read
+  // them, it is held back like a sender to a congested receiver until it does, however long that
+  // takes; its waits then cannot grow the supervisor's memory without bound.
+  void noteOwnBacklog(Slot& slot, WorkerConnection& from);
   void resumeHeldBack();
 
   // Feeds an event to a slot's lifecycle and carries out the step.

@@ -395,6 +395,7 @@ asio::awaitable<void> WorkerConnection::waitWhileHeldBack() {
   }
   if (retiring_) {
     heldBackBy_.clear();
+    heldByOwnBacklog_ = false;
   }
 }
 

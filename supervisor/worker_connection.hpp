@@ -165,6 +165,7 @@ class WorkerConnection : public std::enable_shared_from_this<WorkerConnection> {
   // Backpressure (see above).
   std::size_t highWater() const { return outbox_.limit() / 2; }
   std::size_t lowWater() const { return outbox_.limit() / 4; }
+  std::size_t outboxLimit() const { return outbox_.limit(); }
   // Bytes are queued and none was taken for `timeout`.
   bool stalled(std::chrono::steady_clock::time_point now,
                std::chrono::steady_clock::duration timeout);
@@ -174,6 +175,11 @@ class WorkerConnection : public std::enable_shared_from_this<WorkerConnection> {
   // The congested connections this one fed since its read loop last went on; the sink edits it.
   std::vector<std::uint32_t>& heldBackBy() { return heldBackBy_; }
   bool readingPaused() const { return paused_; }
+  // Held back by the acknowledgements of its own waits that it does not read (its own id is in
+  // heldBackBy() for that, not for events it sent itself); see Supervisor::noteOwnBacklog().
+  bool heldByOwnBacklog() const { return heldByOwnBacklog_; }
+  void holdForOwnBacklog() { heldByOwnBacklog_ = true; }
+  void releaseOwnBacklogHold() { heldByOwnBacklog_ = false; }
   // The worker closed its end in the middle of a frame (the partial frame was discarded).
   bool endedMidFrame() const { return endedMidFrame_; }
   void resumeReading();  // a paused read loop asks holdsBack() again now
@@ -233,6 +239,7 @@ class WorkerConnection : public std::enable_shared_from_this<WorkerConnection> {
   bool paused_ = false;
   bool drainWatched_ = false;
   bool stallNoticed_ = false;
+  bool heldByOwnBacklog_ = false;
   bool endedMidFrame_ = false;
   std::vector<std::uint32_t> heldBackBy_;
   std::vector<std::span<const std::byte>> segments_;  // gatherBuffers()'s, kept for their capacity

@@ -343,6 +343,45 @@ BOOST_AUTO_TEST_CASE(a_worker_that_never_reads_costs_only_itself_and_its_outbox_
 #endif
 }
 
+BOOST_AUTO_TEST_CASE(a_worker_that_does_not_read_its_own_waits_acknowledgements_is_held_back) {
+  TempDir dir;
+  // Cluster 1 opens 20000 waits on cluster 0, which acknowledges each, and reads nothing: every
+  // wait queues an ACK and a WAIT_CLOSED for it, which its outbox takes over the limit (they
+  // must not be lost), about 1 MiB in all, sixteen times its 64 KiB outbox.
+  const auto config =
+      dir.write("bot.toml", probeConfig(dir, 2, "basic",
+                                        "PROBE_RAW = \"1:waits-unread\", PROBE_COUNT = \"20000\"",
+                                        "[heartbeat]\ntimeout = \"0s\"\n"
+                                        "[events]\nmax_payload = \"1KiB\"\n"
+                                        "outbox_limit = \"64KiB\"\n"));
+  auto run = SupervisorRun::run(config);
+  waitReady(*run, 0);
+  run->waitForLine("[cluster 1] RAW opening 20000 waits without reading");
+  const auto line = run->waitForLine(
+      "mostly the acknowledgements of its own broadcastAndWait calls, and does not read them");
+  BOOST_TEST(line.starts_with("clustervisor: cluster 1 (pid "), line);
+  BOOST_TEST(line.find("over its outbox limit (65536)") != std::string::npos, line);
+  // Held back, it opens no more waits, so what is queued for it stays bounded: the limit, and
+  // the acknowledgements of the waits one read had opened.
+  for (int look = 0; look < 5; ++look) {
+    const auto status = statusOf(config);
+    const auto& cluster1 = status.at("clusters").as_array().at(1).as_object();
+    BOOST_TEST(cluster1.at("queued_bytes").as_int64() <= 512 * 1024);
+    BOOST_TEST(cluster1.at("state").as_string() == "running");
+    BOOST_TEST(status.at("totals").as_object().at("dropped_events").as_int64() == 0);
+    std::this_thread::sleep_for(100ms);
+  }
+  BOOST_TEST(!run->hasLine("RAW waits all sent"));
+  // Once it reads, it is read again: the rest of its waits go through.
+  std::ofstream(dir.path() / "read") << "1\n";
+  run->waitForLine("[cluster 1] RAW waits all sent", 60s);
+  const auto status = statusOf(config);
+  BOOST_TEST(status.at("totals").as_object().at("senders_held_back").as_int64() >= 1);
+  BOOST_TEST(status.at("totals").as_object().at("dropped_events").as_int64() == 0);
+  BOOST_TEST(!run->hasLine("protocol error"), run->transcript());
+  BOOST_TEST(run->linesContaining("START id=0").size() == 1u);
+}
+
 BOOST_AUTO_TEST_CASE(a_receiver_that_falls_behind_holds_back_its_sender_and_loses_nothing) {
   TempDir dir;
   // The smallest outbox (64 KiB): cluster 1 is stopped while cluster 0 floods 20000 events of

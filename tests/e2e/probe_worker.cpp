@@ -314,6 +314,45 @@ int rawWorker(const std::string& mode) {
       }
     }
   }
+  if (mode == "waits-unread") {
+    // Opens PROBE_COUNT waits on cluster 0 (which acknowledges them), and reads none of their
+    // acknowledgements until the test creates the file "read"; from then on it reads and
+    // discards everything.
+    frame = clustervisor::wire::encodeReady();
+    (void)!::write(fd, frame.data(), frame.size());
+    const long count = std::atol(env("PROBE_COUNT", "20000").c_str());
+    std::thread writer([fd, count] {
+      std::vector<std::byte> batch;
+      for (long i = 0; i < count; ++i) {
+        const auto event = clustervisor::wire::encodeEvent(0, 0, static_cast<std::uint64_t>(i) + 1,
+                                                           "w", std::string_view());
+        batch.insert(batch.end(), event.begin(), event.end());
+      }
+      say("RAW opening ", count, " waits without reading");
+      std::size_t written = 0;
+      while (written < batch.size()) {
+        const ssize_t n = ::write(fd, batch.data() + written, batch.size() - written);
+        if (n <= 0) {
+          return;
+        }
+        written += static_cast<std::size_t>(n);
+      }
+      say("RAW waits all sent");
+    });
+    waitForFile("read");
+    std::byte sink[65536];
+    std::size_t read = 0;
+    for (;;) {
+      const ssize_t n = ::read(fd, sink, sizeof sink);
+      if (n <= 0) {
+        break;
+      }
+      read += static_cast<std::size_t>(n);
+    }
+    writer.join();
+    say("RAW read ", read, " bytes");
+    sleepForever();
+  }
   if (mode == "noread") {
     // Says it is ready, then never reads again: what is sent to it piles up in the supervisor.
     frame = clustervisor::wire::encodeReady();
