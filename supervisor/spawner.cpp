@@ -206,6 +206,21 @@ int workingDirectoryError(const std::filesystem::path& directory) {
   return ::access(directory.c_str(), X_OK) != 0 ? errno : 0;
 }
 
+// What to do when a path the workers need cannot be used for `why` (an errno): `make` it
+// ("create", "build or install"), or correct it; a relative path is taken `from` there.
+std::string fixForPath(int why, const std::string& make, const std::string& from) {
+  switch (why) {
+    case ENOENT:
+      return "; " + make + " it, or correct the path (a relative one is taken from " + from + ")";
+    case ENOTDIR:
+      return "; correct the path: it, or a directory above it, is not a directory";
+    case EACCES:
+      return "; the supervisor's user needs search (x) permission on every directory of the path";
+    default:
+      return "";
+  }
+}
+
 }  // namespace
 
 config::LoadResult loadConfigToRun(const std::filesystem::path& file) {
@@ -223,7 +238,8 @@ std::optional<config::Diagnostic> Spawner::checkCanStart(const config::BotConfig
   if (const int why = workingDirectoryError(config.workingDirectory); why != 0) {
     return config::Diagnostic{config.workingDirectoryAt, "working_directory",
                               "the workers' directory \"" + config.workingDirectory.string() +
-                                  "\" is not usable: " + std::strerror(why)};
+                                  "\" is not usable: " + std::strerror(why) +
+                                  fixForPath(why, "create", "the config file's directory")};
   }
   const std::string path = workersPath(config.environment);
   const std::string& program = config.command.front();
@@ -239,7 +255,10 @@ std::optional<config::Diagnostic> Spawner::checkCanStart(const config::BotConfig
       "\"" + program + "\"" + (resolved.string() == program ? "" : " (" + resolved.string() + ")");
   struct stat st {};
   if (::stat(resolved.c_str(), &st) != 0) {
-    return fail(shown + " cannot be run: " + std::strerror(errno));
+    const int why = errno;
+    return fail(shown + " cannot be run: " + std::strerror(why) +
+                fixForPath(why, "build or install",
+                           "the workers' directory, " + config.workingDirectory.string()));
   }
   if (S_ISDIR(st.st_mode)) {
     return fail(shown + " is a directory, not a program");

@@ -52,7 +52,10 @@ BOOST_AUTO_TEST_CASE(a_worker_that_cannot_be_started_is_refused_before_anything_
   dir.write("unmarked.sh", "#!/bin/sh\n");  // no execute bit
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"[\"./missing\"]", "command: \"./missing\" (" + (dir.path() / "missing").string() +
-                              ") cannot be run: No such file or directory"},
+                              ") cannot be run: No such file or directory; build or install "
+                              "it, or correct the path (a relative one is taken from the "
+                              "workers' directory, " +
+                              dir.path().string() + ")\n"},
       {"[\"no-such-program-anywhere\"]",
        "command: \"no-such-program-anywhere\" is not found in the workers' PATH ("},
       {"[\"./plain.sh\"]", "a script needs a first line such as #!/bin/sh"},
@@ -87,7 +90,9 @@ BOOST_AUTO_TEST_CASE(a_worker_that_cannot_be_started_is_refused_before_anything_
   BOOST_TEST(status == 78, output);
   BOOST_TEST(output.find(config.string() + ":2:21: working_directory: the workers' directory \"" +
                          (dir.path() / "nowhere").string() +
-                         "\" is not usable: No such file or directory") != std::string::npos,
+                         "\" is not usable: No such file or directory; create it, or correct "
+                         "the path (a relative one is taken from the config file's "
+                         "directory)\n") != std::string::npos,
              output);
 }
 
