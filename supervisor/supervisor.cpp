@@ -220,7 +220,7 @@ void Supervisor::carryOut(Slot& slot, const WorkerLifecycle::Step& step) {
         }
         logError(describe(slot) + " is not ready " + formatDuration(config_.start.timeout) +
                  " after it was started (start.timeout" +
-                 (slot.saidHello ? "; the worker must call Cluster::ready()"
+                 (slot.saidHello ? "; the worker must call Cluster::ready(), or send READY"
                                  : "; it never connected: a worker uses the clustervisor SDK, or "
                                    "speaks clustervisor-protocol(7), on the socket it is given") +
                  "); stopping it");

@@ -346,11 +346,7 @@ WorkerConnection::Relayed WorkerConnection::relayEach() {
       return Relayed::kAll;
     }
     if (next.result.status != wire::DecodeStatus::kFrame) {
-      std::string reason = std::string(next.result.error);
-      if (next.result.status == wire::DecodeStatus::kOversize) {
-        reason += " (" + std::to_string(next.result.header.length) + " > " +
-                  std::to_string(reader_.maxFrameSize()) + " bytes)";
-      }
+      std::string reason = wire::describeDecodeError(next.result, reader_.maxFrameSize());
       if (!welcomed_) {
         // Its very first bytes: most likely a program that does not speak the protocol at all,
         // writing text to the descriptor it was given.

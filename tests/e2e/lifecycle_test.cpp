@@ -149,8 +149,9 @@ BOOST_AUTO_TEST_CASE(malformed_frame_costs_only_the_worker_that_sent_it) {
   TempDir dir;
   auto run = start(dir, 3, "restart-hello", "PROBE_RAW = \"1:garbage\"");
   // The worker may be stopped before it can say it sent the garbage: wait for the verdict.
-  const auto error =
-      run->waitForLine("protocol error: unknown frame type; disconnected, stopping it");
+  const auto error = run->waitForLine(
+      "protocol error: unknown frame type (238; the types are 1 to 11); disconnected, "
+      "stopping it");
   BOOST_TEST(error.find("clustervisor: error: cluster 1 (pid ") == 0u, error);
   // It comes back and events flow between everyone again.
   run->waitForLine("[cluster 1] START id=1");

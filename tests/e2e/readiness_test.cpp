@@ -69,7 +69,7 @@ BOOST_AUTO_TEST_CASE(
   const pid_t first = startedPid(*run, 1);
   run->waitForLine("clustervisor: error: cluster 1 (pid " + std::to_string(first) +
                    ") is not ready 1.0s after it was started (start.timeout; the worker must call "
-                   "Cluster::ready()); stopping it");
+                   "Cluster::ready(), or send READY); stopping it");
   run->waitForLine("clustervisor: cluster 1 (pid " + std::to_string(first) +
                    ") was killed by SIGTERM after ");
   BOOST_TEST(run->waitForLine("cluster 1 (pid " + std::to_string(first) + ") was killed")

@@ -695,7 +695,8 @@ void Connection::handleFrames() {
       break;
     }
     if (next.result.status != wire::DecodeStatus::kFrame) {
-      lost(std::string("malformed frame from the supervisor: ") + std::string(next.result.error));
+      lost("malformed frame from the supervisor: " +
+           wire::describeDecodeError(next.result, reader_.maxFrameSize()));
       break;
     }
     switch (h.type) {

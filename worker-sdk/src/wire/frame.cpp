@@ -103,6 +103,7 @@ DecodeResult decodeFrame(std::span<const std::byte> bytes, std::size_t maxFrameS
   }
   Header& h = result.header;
   const std::uint8_t type = byteAt(bytes, 4);
+  result.rawType = type;
   h.flags = byteAt(bytes, 5);
   h.nameLength = load16(bytes, 6);
   h.source = load32(bytes, 8);
@@ -148,6 +149,40 @@ DecodeResult decodeFrame(std::span<const std::byte> bytes, std::size_t maxFrameS
   }
   result.status = DecodeStatus::kFrame;
   return result;
+}
+
+std::string describeDecodeError(const DecodeResult& result, std::size_t maxFrameSize) {
+  const Header& h = result.header;
+  std::string text(result.error);
+  const auto number = [](auto n) { return std::to_string(n); };
+  if (result.status == DecodeStatus::kOversize) {
+    return text + " (" + number(h.length) + " > " + number(maxFrameSize) + " bytes)";
+  }
+  if (result.status != DecodeStatus::kMalformed) {
+    return text;
+  }
+  if (h.length < kHeaderSize) {
+    return text + " (length " + number(h.length) + ")";
+  }
+  if (!isKnownType(result.rawType)) {
+    return text + " (" + number(result.rawType) + "; the types are 1 to 11)";
+  }
+  if (h.flags != 0) {
+    return text + " (" + number(h.flags) + ")";
+  }
+  const std::size_t bodySize = h.length - kHeaderSize;
+  const auto fixed = fixedBodySize(h.type);
+  if (fixed && bodySize != *fixed) {
+    return text + " (" + std::string(toString(h.type)) + ": " + number(bodySize) + " bytes, not " +
+           number(*fixed) + ")";
+  }
+  if (fixed) {
+    return text + " (" + number(h.nameLength) + " on " + std::string(toString(h.type)) + ")";
+  }
+  if (h.nameLength == 0 || h.nameLength > kMaxEventNameLength) {
+    return text + " (" + number(h.nameLength) + ")";
+  }
+  return text + " (name " + number(h.nameLength) + " bytes, body " + number(bodySize) + " bytes)";
 }
 
 void encodeHeader(const Header& header, std::span<std::byte, kHeaderSize> out) {

@@ -137,26 +137,43 @@ struct MalformedCase {
   const char* what;
   std::function<void(std::vector<std::byte>&)> corrupt;
   std::string_view error;
+  std::string_view described;  // describeDecodeError(): the error with the values that broke it
 };
 
 BOOST_AUTO_TEST_CASE(malformed_headers_are_rejected_with_a_reason) {
   const std::vector<MalformedCase> cases = {
       {"length below header", [](auto& f) { f[0] = std::byte{23}; },
-       "length field smaller than the 24-byte header"},
-      {"unknown type 0", [](auto& f) { f[4] = std::byte{0}; }, "unknown frame type"},
-      {"unknown type 200", [](auto& f) { f[4] = std::byte{200}; }, "unknown frame type"},
-      {"unknown type 12", [](auto& f) { f[4] = std::byte{12}; }, "unknown frame type"},
-      {"flags set", [](auto& f) { f[5] = std::byte{1}; }, "reserved flags set"},
-      {"empty name", [](auto& f) { f[6] = std::byte{0}; }, "event name length outside 1..255"},
+       "length field smaller than the 24-byte header",
+       "length field smaller than the 24-byte header (length 23)"},
+      {"unknown type 0", [](auto& f) { f[4] = std::byte{0}; }, "unknown frame type",
+       "unknown frame type (0; the types are 1 to 11)"},
+      {"unknown type 200", [](auto& f) { f[4] = std::byte{200}; }, "unknown frame type",
+       "unknown frame type (200; the types are 1 to 11)"},
+      {"unknown type 12", [](auto& f) { f[4] = std::byte{12}; }, "unknown frame type",
+       "unknown frame type (12; the types are 1 to 11)"},
+      {"flags set", [](auto& f) { f[5] = std::byte{1}; }, "reserved flags set",
+       "reserved flags set (1)"},
+      {"empty name", [](auto& f) { f[6] = std::byte{0}; }, "event name length outside 1..255",
+       "event name length outside 1..255 (0)"},
       {"name over 255",
        [](auto& f) {
          f[6] = std::byte{0};
          f[7] = std::byte{1};
        },
-       "event name length outside 1..255"},
+       "event name length outside 1..255", "event name length outside 1..255 (256)"},
       {"name longer than frame", [](auto& f) { f[6] = std::byte{200}; },
-       "event name longer than the frame"},
-      {"ack with body", [](auto& f) { f[4] = std::byte{4}; }, "body size wrong for the frame type"},
+       "event name longer than the frame",
+       "event name longer than the frame (name 200 bytes, "
+       "body 5 bytes)"},
+      {"ack with body", [](auto& f) { f[4] = std::byte{4}; }, "body size wrong for the frame type",
+       "body size wrong for the frame type (ACK: 5 bytes, not 0)"},
+      {"name length on ready",
+       [](auto& f) {
+         f[0] = std::byte{24};
+         f[4] = std::byte{6};
+       },
+       "name length set on a frame that has no name",
+       "name length set on a frame that has no name (3 on READY)"},
   };
   for (const auto& c : cases) {
     auto frame = wire::encodeEvent(1, 2, 0, "evt", "{}");
@@ -165,8 +182,17 @@ BOOST_AUTO_TEST_CASE(malformed_headers_are_rejected_with_a_reason) {
     BOOST_TEST_CONTEXT(c.what) {
       BOOST_TEST(static_cast<int>(r.status) == static_cast<int>(wire::DecodeStatus::kMalformed));
       BOOST_TEST(r.error == c.error);
+      BOOST_TEST(wire::describeDecodeError(r, kLimit) == c.described);
     }
   }
+}
+
+BOOST_AUTO_TEST_CASE(an_oversize_frame_is_described_with_both_sizes) {
+  const auto frame = wire::encodeEvent(1, 2, 0, "evt", std::string(100, 'x'));
+  const auto r = wire::decodeFrame(frame, 64);
+  BOOST_TEST(static_cast<int>(r.status) == static_cast<int>(wire::DecodeStatus::kOversize));
+  BOOST_TEST(wire::describeDecodeError(r, 64) ==
+             "frame larger than the configured limit (127 > 64 bytes)");
 }
 
 BOOST_AUTO_TEST_CASE(name_length_on_control_frame_is_malformed) {

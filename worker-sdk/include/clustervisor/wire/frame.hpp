@@ -111,13 +111,18 @@ enum class DecodeStatus : std::uint8_t {
 struct DecodeResult {
   DecodeStatus status = DecodeStatus::kIncomplete;
   Header header;
-  std::string_view error;  // for kMalformed / kOversize: what was wrong, for the log
+  std::uint8_t rawType = 0;  // the type byte as it came (header.type is set only when known)
+  std::string_view error;    // for kMalformed / kOversize: what was wrong, for the log
 };
 
 // Looks at the start of `bytes` and says whether a whole, well-formed frame is there. Only the
 // header and the per-type fixed body sizes are checked; payload bytes are never inspected.
 // `maxFrameSize` bounds the length field (header + name + payload).
 DecodeResult decodeFrame(std::span<const std::byte> bytes, std::size_t maxFrameSize);
+
+// The error of a kMalformed or kOversize result with the values that broke the rule, for a log
+// line: "unknown frame type (238)", "body size wrong for the frame type (READY: 8 bytes, not 0)".
+std::string describeDecodeError(const DecodeResult& result, std::size_t maxFrameSize);
 
 // Writes `header` into the first kHeaderSize bytes of `out`.
 void encodeHeader(const Header& header, std::span<std::byte, kHeaderSize> out);
