@@ -10,8 +10,8 @@
 namespace clustervisor {
 
 std::string_view usageText() {
-  return "usage: clustervisor run CONFIG\n"
-         "       clustervisor check CONFIG\n"
+  return "usage: clustervisor run [--] CONFIG\n"
+         "       clustervisor check [--] CONFIG\n"
          "       clustervisor status [--json] (CONFIG | --socket PATH)\n"
          "       clustervisor restart (CONFIG | --socket PATH) (--all | ID...)\n"
          "                            [--rolling [--batch N] [--delay DURATION]]\n"
@@ -43,8 +43,11 @@ std::string_view usageText() {
          "  --batch N       restart --rolling: clusters per batch (default: rolling.batch)\n"
          "  --delay DURATION\n"
          "                  restart --rolling: wait between batches (default: rolling.delay)\n"
-         "  -h, --help      show this help and exit\n"
-         "  --version       show the version and exit\n"
+         "  --              what follows is CONFIG, even if it begins with -\n"
+         "  -h, --help, help\n"
+         "                  show this help and exit\n"
+         "  --version, version\n"
+         "                  show the version and exit\n"
          "\n"
          "See clustervisor(1), clustervisor.toml(5) and clustervisor-worker(3).\n";
 }

@@ -1490,6 +1490,10 @@ std::string Supervisor::whatNext(const Slot& slot, const WorkerLifecycle::Step& 
              (step.action == Action::kRetryAfter ? ", retrying in " + formatDuration(step.delay)
                                                  : "");
     case WorkerState::kStopped:
+      if (slot.resharding && !shuttingDown_) {
+        return "; starting with its new shards once every worker that held moved shards has "
+               "stopped";
+      }
       return "; stopped";
     case WorkerState::kQueued:
       return "; starting it again";

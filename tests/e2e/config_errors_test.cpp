@@ -121,13 +121,13 @@ BOOST_AUTO_TEST_CASE(bad_command_line_prints_usage_and_exits_64) {
   BOOST_TEST(status == 64);
   BOOST_TEST(
       output.find(
-          "clustervisor: error: unknown command \"start\"\nusage: clustervisor run CONFIG\n") == 0u,
+          "clustervisor: error: unknown command \"start\"\nusage: clustervisor run [--] CONFIG\n") == 0u,
       output);
 }
 
 BOOST_AUTO_TEST_CASE(help_and_version_exit_zero) {
   const auto help = runCli({"--help"});
-  BOOST_TEST(help.output.find("usage: clustervisor run CONFIG") == 0u);
+  BOOST_TEST(help.output.find("usage: clustervisor run [--] CONFIG") == 0u);
   BOOST_TEST(help.status == 0);
   const auto version = runCli({"--version"});
   BOOST_TEST(version.output.find("clustervisor ") == 0u);

@@ -256,7 +256,7 @@ BOOST_AUTO_TEST_CASE(an_unreadable_config_is_refused) {
 }
 
 BOOST_AUTO_TEST_CASE(hostile_command_lines_print_usage_and_exit_64) {
-  const std::string usage = "usage: clustervisor run CONFIG\n";
+  const std::string usage = "usage: clustervisor run [--] CONFIG\n";
   struct Case {
     std::vector<std::string> args;
     std::string error;

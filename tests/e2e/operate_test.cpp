@@ -222,10 +222,18 @@ BOOST_AUTO_TEST_CASE(a_reload_that_moves_shards_never_gives_a_shard_two_workers)
              reload.output);
   // The new split was applied at once, not left for new workers.
   BOOST_TEST(reload.output.find("changed for workers") == std::string::npos, reload.output);
-  const std::size_t gone0 = lineIndex(
-      *run, {"cluster 0 (pid " + std::to_string(old0) + ") ", "moved its shards; stopped"}, before);
-  const std::size_t gone1 = lineIndex(
-      *run, {"cluster 1 (pid " + std::to_string(old1) + ") ", "moved its shards; stopped"}, before);
+  const std::size_t gone0 =
+      lineIndex(*run,
+                {"cluster 0 (pid " + std::to_string(old0) + ") ",
+                 "moved its shards; starting with its new shards once every worker that held "
+                 "moved shards has stopped"},
+                before);
+  const std::size_t gone1 =
+      lineIndex(*run,
+                {"cluster 1 (pid " + std::to_string(old1) + ") ",
+                 "moved its shards; starting with its new shards once every worker that held "
+                 "moved shards has stopped"},
+                before);
   // Every new worker, with its one shard, starts after both old workers have exited.
   for (int c = 0; c < 4; ++c) {
     const std::string id = std::to_string(c);
