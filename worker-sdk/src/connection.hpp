@@ -105,8 +105,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // A send from outside the bus executor that comes less than this after the previous write
   // waits for the rest of it (see flushSoon()).
   static constexpr std::chrono::microseconds kCork{100};
-  // This much queued is written at once, whether the I/O thread holds a write back or not; half
-  // the send queue's limit where that is less, so a small queue does not fill behind the cork.
+  // This much queued is written at once rather than held back (half the send queue's limit
+  // where that is less); half the limit queued while a write is held back ends the hold at once,
+  // so a small queue does not fill behind it.
   static constexpr std::size_t kCorkBytes = 64 * 1024;
 
   std::uint32_t id() const { return id_; }
@@ -321,7 +322,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // exit knows where to go on from.
   std::size_t inflightWritten_ = 0;
   bool corked_ = false;        // the I/O thread holds a flush back (flushSoon)
-  bool uncorking_ = false;     // a send reached corkBytes_ meanwhile and posted releaseCork()
+  bool uncorking_ = false;     // a send filled half the queue meanwhile and posted releaseCork()
   bool urgent_ = false;        // pending_ holds a send from the bus executor
   bool busHelping_ = false;    // a helper flushFromBus(false) is posted
   bool busOwnsWrite_ = false;  // writing_ was set by a send on the bus executor
