@@ -119,10 +119,9 @@ BOOST_AUTO_TEST_CASE(missing_config_file_exits_78) {
 BOOST_AUTO_TEST_CASE(bad_command_line_prints_usage_and_exits_64) {
   const auto [status, output] = runCli({"start", "bot.toml"});
   BOOST_TEST(status == 64);
-  BOOST_TEST(
-      output.find(
-          "clustervisor: error: unknown command \"start\"\nusage: clustervisor run [--] CONFIG\n") == 0u,
-      output);
+  BOOST_TEST(output.find("clustervisor: error: unknown command \"start\"\nusage: clustervisor run "
+                         "[--] CONFIG\n") == 0u,
+             output);
 }
 
 BOOST_AUTO_TEST_CASE(help_and_version_exit_zero) {
