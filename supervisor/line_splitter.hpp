@@ -2,7 +2,8 @@
 //
 // LineSplitter: turns a worker's stdout or stderr byte stream into lines. Pure.
 //
-// Bytes arrive in arbitrary pieces; each complete line is emitted once, without its '\n'. A line
+// Bytes arrive in arbitrary pieces; each complete line is emitted once, without its '\n' (or NUL,
+// which ends a line as the journal takes it to). A line
 // longer than maxLine is emitted in maxLine pieces, the later ones marked as continuations, so one
 // runaway line can neither exhaust memory nor vanish. At end of stream a final line without '\n'
 // is emitted as is.

@@ -37,6 +37,13 @@ BOOST_AUTO_TEST_CASE(joins_lines_split_across_reads_at_every_position) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(a_nul_ends_a_line_as_the_journal_takes_it_to) {
+  LineSplitter splitter;
+  Collected c;
+  splitter.feed(std::string_view("a\0<3>b\n\0c\n", 10), c.emit());
+  BOOST_TEST(c.lines == (std::vector<std::string>{"a", "<3>b", "", "c"}));
+}
+
 BOOST_AUTO_TEST_CASE(emits_partial_last_line_at_end_of_stream) {
   LineSplitter splitter;
   Collected c;

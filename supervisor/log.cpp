@@ -153,13 +153,14 @@ std::atomic<bool> abandonedOthers{false};
 // One of the supervisor's own lines, ending in a newline. `priority`: the syslog priority the
 // journal gives it, where standard error leads there.
 // A message of several lines (a refused reload's errors, one per line) gets the prefix, and the
-// journal's priority, on each: every line reads as the supervisor's, and is filed as such.
+// journal's priority, on each: every line reads as the supervisor's, and is filed as such. A NUL
+// ends a line as well, as the journal takes it to.
 std::string ownLine(std::string_view prefix, std::string_view message, int priority) {
   const bool journal = leadsToJournal(STDERR_FILENO);
   std::string line;
   line.reserve(3 + prefix.size() + message.size() + 1);
   for (;;) {
-    const std::size_t end = message.find('\n');
+    const std::size_t end = message.find_first_of(std::string_view("\n\0", 2));
     if (journal) {
       line.append({'<', static_cast<char>('0' + priority), '>'});
     }

@@ -128,11 +128,14 @@ BOOST_AUTO_TEST_CASE(stderr_lines_are_prefixed_too) {
 BOOST_AUTO_TEST_CASE(lines_to_the_journal_carry_their_syslog_priority_in_front) {
   TempDir dir;
   // The worker writes a line with its own priority, one without, and a warning longer than a
-  // piece (16 KiB), then fails: a crash, restarted (a warning), then a crash loop (an error).
+  // piece (16 KiB), then a line whose NUL would make the journal take what follows for a line
+  // of the supervisor's own, then fails: a crash, restarted (a warning), then a crash loop (an
+  // error).
   const auto config = dir.write("bot.toml", R"(command = ["/bin/sh", "-c", """
 echo '<4>low on memory'
 echo plain >&2
 printf '<3>%020000d\n' 0
+printf 'hello\\000<3>clustervisor: error: forged\\n'
 exit 3
 """]
 clusters = 1
@@ -153,6 +156,12 @@ limit = 1
                   "the long line's first piece, with its priority");
   run.waitForLine([](const std::string& line) { return line.starts_with("<3>[cluster 0]+ 000"); },
                   "the long line's second piece, with the first's priority");
+  run.waitForLine([](const std::string& line) { return line == "[cluster 0] hello"; },
+                  "the line up to the NUL, which ends it");
+  run.waitForLine(
+      [](const std::string& line) { return line == "<3>[cluster 0] clustervisor: error: forged"; },
+      "what follows the NUL, as a line of the worker's");
+  BOOST_TEST(!run.hasLine("<3>clustervisor: error: forged"), run.transcript());
   run.waitForLine([](const std::string& line) { return line.starts_with("<6>clustervisor: "); },
                   "an information line of the supervisor's");
   run.waitForLine(
