@@ -168,7 +168,7 @@ std::optional<pid_t> supervisorLocking(const std::filesystem::path& path) {
     return std::nullopt;
   }
   const auto pid = flockHolderOf(st.st_dev, st.st_ino);
-  if (!pid || !isSupervisorProcess(*pid)) {
+  if (!pid || !isSupervisorHolding(*pid, st.st_uid)) {
     return std::nullopt;
   }
   return pid;

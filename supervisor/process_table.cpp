@@ -329,6 +329,15 @@ bool isSupervisorProcess(pid_t pid) {
          (name && (*name == "clustervisor" || *name == commandNameOf(::getpid()).value_or("")));
 }
 
+bool isSupervisorHolding(pid_t pid, uid_t fileOwner) {
+  struct stat st {};
+  if (::stat(("/proc/" + std::to_string(pid)).c_str(), &st) != 0) {
+    return false;
+  }
+  return (st.st_uid == ::geteuid() || st.st_uid == 0 || st.st_uid == fileOwner) &&
+         isSupervisorProcess(pid);
+}
+
 std::vector<pid_t> ancestorsOf(pid_t pid) {
   std::vector<pid_t> chain;
   while (pid > 1 && std::find(chain.begin(), chain.end(), pid) == chain.end()) {

@@ -107,6 +107,10 @@ bool sameProgram(pid_t a, pid_t b);
 // Whether process `pid` is a clustervisor supervisor: it runs the same program file as this
 // process (whatever it was called), or has clustervisor's command name or this process's.
 bool isSupervisorProcess(pid_t pid);
+// Whether process `pid`, holding a lock on a file owned by `fileOwner`, counts as a supervisor
+// of it: isSupervisorProcess(), run by this user, root or the file's owner. Anyone who can read
+// a file can lock it, and name a process clustervisor.
+bool isSupervisorHolding(pid_t pid, uid_t fileOwner);
 // `pid` and its ancestors, nearest first, as far as /proc shows them (up to, not including, 1).
 std::vector<pid_t> ancestorsOf(pid_t pid);
 // The process /proc/locks names as holding a flock(2) on the file `device`:`inode`, or nothing.

@@ -186,14 +186,17 @@ bool RunLock::lockConfigFile(const std::filesystem::path& configFile, std::strin
   if (why != EWOULDBLOCK) {
     return true;
   }
-  // Anyone who can read the file can lock it: only a supervisor holding it keeps this one out.
+  // Anyone who can read the file can lock it: only a supervisor holding it keeps this one out,
+  // and only one of this user's, root's or the file owner's (anyone can name a process
+  // clustervisor).
   const auto pid = flockHolderOf(st.st_dev, st.st_ino);
   const auto holder = pid ? commandNameOf(*pid) : std::nullopt;
-  if (holder && !isSupervisorProcess(*pid)) {
+  if (holder && !isSupervisorHolding(*pid, st.st_uid)) {
     warning_ = "pid " + std::to_string(*pid) + " (" + *holder + ") holds a lock on " +
                configFile.string() +
-               " and is not a supervisor; going on without that lock (the lock file still "
-               "keeps a second supervisor with the same runtime directory out)";
+               " and is not a supervisor of this user, root or the file's owner; going on "
+               "without that lock (the lock file still keeps a second supervisor with the same "
+               "runtime directory out)";
     return true;
   }
   alreadyRunning = true;

@@ -909,42 +909,83 @@ BOOST_AUTO_TEST_CASE(a_second_supervisor_with_another_runtime_directory_is_refus
               std::filesystem::is_empty(runtime / "clustervisor")));
 }
 
+namespace {
+// A process that holds a flock(2) on `file` until it is destroyed: named `name` (as comm), and
+// run by user `uid` unless that is 0.
+struct LockHoldingProcess {
+  pid_t pid = -1;
+  LockHoldingProcess(const std::filesystem::path& file, const char* name, uid_t uid) {
+    int ready[2];
+    BOOST_REQUIRE(::pipe(ready) == 0);
+    pid = ::fork();
+    BOOST_REQUIRE(pid >= 0);
+    if (pid == 0) {
+      // System calls only: the test program has threads.
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlives the test program
+      ::prctl(PR_SET_NAME, name);
+      const int fd = ::open(file.c_str(), O_RDONLY);
+      if (fd < 0 || (uid != 0 && (::setgid(uid) != 0 || ::setuid(uid) != 0))) {
+        ::_exit(2);
+      }
+      ::prctl(PR_SET_DUMPABLE, 1);  // its /proc entry shows its user, not root
+      if (::flock(fd, LOCK_EX) != 0) {
+        ::_exit(2);
+      }
+      (void)!::write(ready[1], "x", 1);
+      ::pause();
+      ::_exit(0);
+    }
+    char byte = 0;
+    const bool locked = ::read(ready[0], &byte, 1) == 1;
+    ::close(ready[0]);
+    ::close(ready[1]);
+    BOOST_REQUIRE(locked);
+  }
+  LockHoldingProcess(const LockHoldingProcess&) = delete;
+  LockHoldingProcess& operator=(const LockHoldingProcess&) = delete;
+  ~LockHoldingProcess() {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+  }
+};
+}  // namespace
+
 BOOST_AUTO_TEST_CASE(a_lock_on_the_config_held_by_something_else_does_not_keep_the_bot_out) {
   // Anyone who can read a file can flock(2) it: only a supervisor holding it keeps one out.
   TempDir dir;
   const auto config = dir.write("bot.toml", probeConfig(dir, 1, "basic"));
-  int ready[2];
-  BOOST_REQUIRE(::pipe(ready) == 0);
-  const pid_t holder = ::fork();
-  BOOST_REQUIRE(holder >= 0);
-  if (holder == 0) {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlives the test program
-    const int fd = ::open(config.c_str(), O_RDONLY);
-    if (fd < 0 || ::flock(fd, LOCK_EX) != 0) {
-      ::_exit(2);
-    }
-    (void)!::write(ready[1], "x", 1);
-    ::pause();
-    ::_exit(0);
-  }
-  // Killed however the test ends (a failed check leaves the case early).
-  struct KillAtEnd {
-    pid_t pid;
-    ~KillAtEnd() {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, nullptr, 0);
-    }
-  } killAtEnd{holder};
-  char byte = 0;
-  BOOST_REQUIRE(::read(ready[0], &byte, 1) == 1);
-  ::close(ready[0]);
-  ::close(ready[1]);
+  const LockHoldingProcess holder(config, "lock-holder", 0);
   auto run = SupervisorRun::run(config);
-  const auto warning = run->waitForLine("clustervisor: warning: pid " + std::to_string(holder));
-  BOOST_TEST(warning.find(" holds a lock on " + config.string() + " and is not a supervisor") !=
+  const auto warning = run->waitForLine("clustervisor: warning: pid " + std::to_string(holder.pid));
+  BOOST_TEST(warning.find(" (lock-holder) holds a lock on " + config.string() +
+                          " and is not a supervisor") != std::string::npos,
+             warning);
+  waitReady(*run, 0);
+  run->signal(SIGTERM);
+  BOOST_TEST(run->waitExit(30s).value_or(-1) == 0, run->transcript());
+}
+
+BOOST_AUTO_TEST_CASE(another_users_process_named_clustervisor_locking_the_config_is_no_supervisor) {
+  // A user who can read the file, neither root nor its owner, cannot pass for its supervisor by
+  // naming a process clustervisor: the bot starts, and the CLI does not name that process.
+  if (::geteuid() != 0) {
+    BOOST_TEST_MESSAGE("skipped: needs root, to run the lock holder as another user");
+    return;
+  }
+  TempDir dir;
+  const auto config = dir.write("bot.toml", probeConfig(dir, 1, "basic"));
+  const uid_t nobody = 65534;  // opens the file before it becomes nobody: it needs no access
+  const LockHoldingProcess holder(config, "clustervisor", nobody);
+  auto run = SupervisorRun::run(config);
+  const auto warning = run->waitForLine("clustervisor: warning: pid " + std::to_string(holder.pid));
+  BOOST_TEST(warning.find(" (clustervisor) holds a lock on " + config.string() +
+                          " and is not a supervisor of this user, root or the file's owner") !=
                  std::string::npos,
              warning);
   waitReady(*run, 0);
+  const auto status = runCli({"status", config.string()});
+  BOOST_TEST(status.status == 0, status.output);
+  BOOST_TEST(status.output.find(std::to_string(holder.pid)) == std::string::npos, status.output);
   run->signal(SIGTERM);
   BOOST_TEST(run->waitExit(30s).value_or(-1) == 0, run->transcript());
 }
