@@ -26,24 +26,42 @@ std::string range(const std::vector<std::uint32_t>& ids) {
   return std::to_string(ids.front()) + "-" + std::to_string(ids.back());
 }
 
+// Whether `text` has a control character at `i` (C0, DEL, or a C1 character in UTF-8, which
+// some terminals take as the start of a sequence), and how many bytes it takes.
+std::size_t controlAt(std::string_view text, std::size_t i) {
+  const auto c = static_cast<unsigned char>(text[i]);
+  if (c < 0x20 || c == 0x7f) {
+    return 1;
+  }
+  if (c == 0xc2 && i + 1 < text.size()) {
+    const auto next = static_cast<unsigned char>(text[i + 1]);
+    return next >= 0x80 && next <= 0x9f ? 2 : 0;
+  }
+  return 0;
+}
+
+}  // namespace
+
 // An argument as a shell needs it typed: as it is when it holds only characters no shell treats
 // specially (those of Python's shlex.quote, and non-ASCII ones), otherwise in single quotes (a
-// quote inside as '\''). One with a control character (a newline would break the plan's line) in
-// bash's $'...' form, the character escaped.
-std::string quoteArgument(const std::string& argument) {
+// quote inside as '\''). One with a control character (a newline would break the plan's line,
+// an escape sequence would reach the terminal) in bash's $'...' form, the character escaped.
+std::string quoteArgument(std::string_view argument) {
   const auto plain = [](unsigned char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
            c >= 0x80 ||  // a byte of a multibyte character: nothing to a shell
            std::string_view("@%+=:,./-_").find(static_cast<char>(c)) != std::string_view::npos;
   };
-  const auto control = [](unsigned char c) { return c < 0x20 || c == 0x7f; };
-  if (!argument.empty() && std::all_of(argument.begin(), argument.end(), [&](char c) {
+  bool controls = false;
+  for (std::size_t i = 0; i < argument.size(); ++i) {
+    controls = controls || controlAt(argument, i) > 0;
+  }
+  if (!argument.empty() && !controls && std::all_of(argument.begin(), argument.end(), [&](char c) {
         return plain(static_cast<unsigned char>(c));
       })) {
-    return argument;
+    return std::string(argument);
   }
-  if (std::none_of(argument.begin(), argument.end(),
-                   [&](char c) { return control(static_cast<unsigned char>(c)); })) {
+  if (!controls) {
     std::string quoted = "'";
     for (const char c : argument) {
       quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
@@ -51,8 +69,8 @@ std::string quoteArgument(const std::string& argument) {
     return quoted + "'";
   }
   std::string quoted = "$'";
-  for (const char c : argument) {
-    const auto u = static_cast<unsigned char>(c);
+  for (std::size_t i = 0; i < argument.size(); ++i) {
+    const char c = argument[i];
     if (c == '\n') {
       quoted += "\\n";
     } else if (c == '\t') {
@@ -62,17 +80,23 @@ std::string quoteArgument(const std::string& argument) {
     } else if (c == '\\' || c == '\'') {
       quoted += '\\';
       quoted += c;
-    } else if (control(u)) {
+    } else if (const std::size_t n = controlAt(argument, i); n > 0) {
       constexpr char kHex[] = "0123456789abcdef";
-      quoted += "\\x";
-      quoted += kHex[u >> 4];
-      quoted += kHex[u & 0xf];
+      for (std::size_t k = 0; k < n; ++k) {
+        const auto u = static_cast<unsigned char>(argument[i + k]);
+        quoted += "\\x";
+        quoted += kHex[u >> 4];
+        quoted += kHex[u & 0xf];
+      }
+      i += n - 1;
     } else {
       quoted += c;
     }
   }
   return quoted + "'";
 }
+
+namespace {
 
 void line(std::string& out, std::string_view label, const std::string& value) {
   out += "  ";
@@ -140,7 +164,7 @@ std::string describePlan(const config::BotConfig& config, const std::filesystem:
     command += quoteArgument(argument);
   }
   line(out, "command", command);
-  line(out, "working directory", config.workingDirectory.string());
+  line(out, "working directory", quoteArgument(config.workingDirectory.string()));
   line(out, "clusters",
        std::to_string(config.clusters) + " (ids 0-" + std::to_string(config.clusters - 1) + ")");
   if (config.shards.total == 0) {
@@ -160,7 +184,7 @@ std::string describePlan(const config::BotConfig& config, const std::filesystem:
   } else {
     bool first = true;
     for (const auto& [name, value] : config.environment) {
-      line(out, first ? "environment" : "", name + "=" + value);
+      line(out, first ? "environment" : "", name + "=" + quoteArgument(value));
       first = false;
     }
     line(out, "", "(added to the supervisor's own)");
@@ -196,8 +220,8 @@ std::string describePlan(const config::BotConfig& config, const std::filesystem:
            (config.rolling.delay.count() > 0
                 ? " and " + formatDuration(config.rolling.delay) + " have passed"
                 : std::string()));
-  line(out, "lock file", lockFile.string());
-  line(out, "control socket", controlSocket.string());
+  line(out, "lock file", quoteArgument(lockFile.string()));
+  line(out, "control socket", quoteArgument(controlSocket.string()));
   line(out, "metrics",
        config.metrics.listen.empty() ? std::string("off")
                                      : "http://" + config.metrics.listen + "/metrics");

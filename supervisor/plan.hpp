@@ -8,10 +8,15 @@
 
 #include <filesystem>
 #include <string>
+#include <string_view>
 
 #include "clustervisor/config/bot_config.hpp"
 
 namespace clustervisor {
+
+// `argument` as a shell needs it typed, plain when it can be; control characters (C0, DEL, C1)
+// escaped, so that it can be shown on a terminal as it is.
+std::string quoteArgument(std::string_view argument);
 
 std::string describePlan(const config::BotConfig& config, const std::filesystem::path& lockFile,
                          const std::filesystem::path& controlSocket);

@@ -57,6 +57,24 @@ BOOST_AUTO_TEST_CASE(the_command_is_quoted_as_a_shell_needs_it) {
              text);
 }
 
+BOOST_AUTO_TEST_CASE(paths_and_environment_values_cannot_reach_the_terminal_as_control_codes) {
+  auto config = sampleConfig();
+  config.command = {"./bot",
+                    "a\xc2\x9b"
+                    "2J",
+                    "é"};
+  config.workingDirectory = "/srv/bot\x1b]0;title\x07";
+  config.environment = {{"TOKEN", "x\ry"}, {"PLAIN", "/usr/bin:/bin"}};
+  const auto text = clustervisor::describePlan(config, "/run/lock\n", "/run/sock");
+  BOOST_TEST(text.find("  command           ./bot $'a\\xc2\\x9b2J' é\n") != std::string::npos,
+             text);
+  BOOST_TEST(text.find("  working directory $'/srv/bot\\x1b]0;title\\x07'\n") != std::string::npos,
+             text);
+  BOOST_TEST(text.find("TOKEN=$'x\\ry'\n") != std::string::npos, text);
+  BOOST_TEST(text.find("PLAIN=/usr/bin:/bin\n") != std::string::npos, text);
+  BOOST_TEST(text.find("  lock file         $'/run/lock\\n'\n") != std::string::npos, text);
+}
+
 BOOST_AUTO_TEST_CASE(rolling_restarts_and_metrics_are_described) {
   auto config = sampleConfig();
   config.rolling.batch = 2;

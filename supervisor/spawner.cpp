@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "spawner.hpp"
 
+#include "plan.hpp"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -237,8 +239,9 @@ config::LoadResult loadConfigToRun(const std::filesystem::path& file) {
 std::optional<config::Diagnostic> Spawner::checkCanStart(const config::BotConfig& config) {
   if (const int why = workingDirectoryError(config.workingDirectory); why != 0) {
     return config::Diagnostic{config.workingDirectoryAt, "working_directory",
-                              "the workers' directory \"" + config.workingDirectory.string() +
-                                  "\" is not usable: " + std::strerror(why) +
+                              "the workers' directory " +
+                                  config::quoteForMessage(config.workingDirectory.string()) +
+                                  " is not usable: " + std::strerror(why) +
                                   fixForPath(why, "create", "the config file's directory")};
   }
   const std::string path = workersPath(config.environment);
@@ -248,25 +251,28 @@ std::optional<config::Diagnostic> Spawner::checkCanStart(const config::BotConfig
   };
   const auto resolved = resolveProgram(program, config.workingDirectory, path);
   if (resolved.empty()) {
-    return fail("\"" + program + "\" is not found in the workers' PATH (" + path +
-                "); give its path, such as \"./" + program + "\" for one next to the file");
+    return fail(config::quoteForMessage(program) + " is not found in the workers' PATH (" +
+                quoteArgument(path) + "); give its path, such as " +
+                config::quoteForMessage("./" + program) + " for one next to the file");
   }
   const std::string shown =
-      "\"" + program + "\"" + (resolved.string() == program ? "" : " (" + resolved.string() + ")");
+      config::quoteForMessage(program) +
+      (resolved.string() == program ? "" : " (" + quoteArgument(resolved.string()) + ")");
   struct stat st {};
   if (::stat(resolved.c_str(), &st) != 0) {
     const int why = errno;
-    return fail(shown + " cannot be run: " + std::strerror(why) +
-                fixForPath(why, "build or install",
-                           "the workers' directory, " + config.workingDirectory.string()));
+    return fail(
+        shown + " cannot be run: " + std::strerror(why) +
+        fixForPath(why, "build or install",
+                   "the workers' directory, " + quoteArgument(config.workingDirectory.string())));
   }
   if (S_ISDIR(st.st_mode)) {
     return fail(shown + " is a directory, not a program");
   }
   if (::access(resolved.c_str(), X_OK) != 0) {
     return fail(shown + " is not executable: " + std::strerror(errno) +
-                " (chmod +x, or run it through its interpreter, such as [\"/bin/sh\", \"" +
-                program + "\"])");
+                " (chmod +x, or run it through its interpreter, such as [\"/bin/sh\", " +
+                config::quoteForMessage(program) + "])");
   }
   // exec(2) runs a program (ELF) or a script whose first line names its interpreter (#!), and
   // what a binfmt_misc entry handles (Java, Wine...): with any such entry, that is left to exec.
@@ -304,7 +310,8 @@ SpawnedWorker Spawner::spawn(const SpawnRequest& request, error_code& ec, std::s
   worker.program = resolveProgram(request.command.front(), request.workingDirectory, path);
   if (worker.program.empty()) {
     ec = error_code(ENOENT, boost::system::system_category());
-    what = "cannot start \"" + request.command.front() + "\": not found in PATH (" + path + ")";
+    what = "cannot start " + config::quoteForMessage(request.command.front()) +
+           ": not found in PATH (" + quoteArgument(path) + ")";
     return worker;
   }
 
@@ -313,9 +320,9 @@ SpawnedWorker Spawner::spawn(const SpawnRequest& request, error_code& ec, std::s
   if (const int directoryError = workingDirectoryError(request.workingDirectory);
       directoryError != 0) {
     ec = error_code(directoryError, boost::system::system_category());
-    what = "cannot start \"" + worker.program.string() + "\": its working directory \"" +
-           request.workingDirectory.string() +
-           "\" (working_directory) is not usable: " + ec.message();
+    what = "cannot start " + config::quoteForMessage(worker.program.string()) +
+           ": its working directory " + config::quoteForMessage(request.workingDirectory.string()) +
+           " (working_directory) is not usable: " + ec.message();
     return worker;
   }
 
@@ -352,8 +359,8 @@ SpawnedWorker Spawner::spawn(const SpawnRequest& request, error_code& ec, std::s
     ::close(pair[0]);
     worker.out.close();
     worker.err.close();
-    what = "cannot start \"" + worker.program.string() + "\" in \"" +
-           request.workingDirectory.string() + "\": " + ec.message();
+    what = "cannot start " + config::quoteForMessage(worker.program.string()) + " in " +
+           config::quoteForMessage(request.workingDirectory.string()) + ": " + ec.message();
     return worker;
   }
   worker.pid = process.id();

@@ -53,8 +53,19 @@ std::string quote(std::string_view text) {
   const bool truncated = text.size() > kMaxQuotedBytes;
   text = utf8Prefix(text, kMaxQuotedBytes);
   std::string out = "\"";
-  for (char c : text) {
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
     const auto byte = static_cast<unsigned char>(c);
+    if (byte == 0xC2U && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) >= 0x80U &&
+        static_cast<unsigned char>(text[i + 1]) <= 0x9FU) {
+      // A C1 control character (U+0080 to U+009F): some terminals take it as ESC and a letter.
+      constexpr std::string_view kHex = "0123456789ABCDEF";
+      const auto next = static_cast<unsigned char>(text[++i]);
+      out += "\\u00";
+      out += kHex[next >> 4U];
+      out += kHex[next & 0xFU];
+      continue;
+    }
     switch (c) {
       case '"':
         out += "\\\"";

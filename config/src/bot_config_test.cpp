@@ -851,6 +851,10 @@ BOOST_AUTO_TEST_CASE(escapes_control_characters_in_quoted_values) {
       {kCommand + "name = \"a\\tb\\u001b[31m\\\"\\\\\"",
        "bot.toml:2:8: name: expected 1 to 64 of the characters A-Z a-z 0-9 . _ -, got "
        "\"a\\tb\\u001B[31m\\\"\\\\\"\n"},
+      // A C1 control (U+009B, CSI to some terminals) too; other non-ASCII text stays.
+      {kCommand + "name = \"a\\u009B2Jé\"",
+       "bot.toml:2:8: name: expected 1 to 64 of the characters A-Z a-z 0-9 . _ -, got "
+       "\"a\\u009B2Jé\"\n"},
   });
 }
 
