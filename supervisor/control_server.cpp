@@ -188,8 +188,9 @@ bool ControlServer::start(std::string& error) {
   }
   error_code ec;
   acceptor_.open(asio::local::stream_protocol(), ec);
-  // Created with no permissions for group and others, before anyone could connect.
-  const mode_t previous = ::umask(0077);
+  // Created with mode 0600, before anyone could connect. (Set by the umask rather than a
+  // chmod(2) afterwards, which would follow a symlink put in the socket's place meanwhile.)
+  const mode_t previous = ::umask(0177);
   if (!ec) {
     acceptor_.bind(asio::local::stream_protocol::endpoint(path_.string()), ec);
   }
@@ -203,7 +204,6 @@ bool ControlServer::start(std::string& error) {
     acceptor_.close(ignored);
     return false;
   }
-  ::chmod(path_.c_str(), 0600);
   struct stat bound {};
   if (::lstat(path_.c_str(), &bound) == 0) {
     boundInode_ = bound.st_ino;
