@@ -842,22 +842,27 @@ void Supervisor::noteCongestion(WorkerConnection& from, std::uint32_t recipient)
 }
 
 void Supervisor::noteOwnBacklog(Slot& slot, WorkerConnection& from) {
-  if (from.queuedBytes() <= from.outboxLimit() || from.retiring()) {
-    return;
-  }
-  if (from.heldByOwnBacklog()) {
+  const std::size_t limit = from.outboxLimit();
+  if (from.queuedBytes() <= limit + ownBacklogMargin(limit) || from.retiring() ||
+      from.heldByOwnBacklog()) {
     return;
   }
   from.holdForOwnBacklog();
   if (auto& ids = from.heldBackBy(); std::find(ids.begin(), ids.end(), slot.id) == ids.end()) {
     ids.push_back(slot.id);
   }
-  from.watchDrain();
+  ++ownBacklogHolds_;
+  const auto now = Clock::now();
+  if (!ownBacklogLog_.allow(now)) {
+    scheduleHeldBackReports();
+    return;
+  }
   logWarning(describe(slot) + " has " + std::to_string(from.queuedBytes()) +
-             " bytes queued, over its outbox limit (" + std::to_string(from.outboxLimit()) +
-             "), mostly the acknowledgements of its own broadcastAndWait calls, and does not "
-             "read them: nothing more is read from it until it has taken all but " +
-             std::to_string(from.lowWater()) + " bytes");
+             " bytes queued, more than its outbox limit (" + std::to_string(limit) + ") and " +
+             std::to_string(ownBacklogMargin(limit)) +
+             " bytes of the acknowledgements of its own broadcastAndWait calls: it does not "
+             "read them, so nothing more is read from it until it is back within the limit" +
+             ownBacklogLog_.suppressedNote());
 }
 
 bool Supervisor::holdsBack(WorkerConnection& connection) {
@@ -866,9 +871,10 @@ bool Supervisor::holdsBack(WorkerConnection& connection) {
   std::erase_if(ids, [&](std::uint32_t id) {
     if (id == connection.clusterId() && connection.heldByOwnBacklog()) {
       // A worker that does not read its own waits' acknowledgements holds back only itself, so
-      // no stall ends this (see noteOwnBacklog()).
+      // no stall ends this (see noteOwnBacklog()). (Looked at every kRecheckInterval: a drain
+      // to the limit raises no onDrained().)
       if (connection.open() && !connection.retiring() &&
-          connection.queuedBytes() > connection.lowWater()) {
+          connection.queuedBytes() > connection.outboxLimit()) {
         return false;
       }
       connection.releaseOwnBacklogHold();
@@ -1015,7 +1021,7 @@ void Supervisor::scheduleHeldBackReports() {
     return;
   }
   std::optional<Clock::time_point> due;
-  for (const LogLimiter* limiter : {&dropLog_, &stallLog_, &waitLog_}) {
+  for (const LogLimiter* limiter : {&dropLog_, &stallLog_, &waitLog_, &ownBacklogLog_}) {
     if (limiter->suppressed() > 0 && (!due || limiter->nextReport() < *due)) {
       due = limiter->nextReport();
     }
@@ -1058,6 +1064,12 @@ void Supervisor::reportHeldBack(Clock::time_point now, bool all) {
     logError(std::to_string(stalls) + " more time" + (stalls == 1 ? "" : "s") +
              " a cluster took no bytes for " + formatDuration(config_.events.stallTimeout) +
              " since the last report; " + std::to_string(stalls_) + " in total");
+  }
+  if (const auto holds = take(ownBacklogLog_); holds > 0) {
+    logWarning(std::to_string(holds) + " more time" + (holds == 1 ? "" : "s") +
+               " a worker was not read from for the acknowledgements of its own "
+               "broadcastAndWait calls it did not read, since the last report; " +
+               std::to_string(ownBacklogHolds_) + " in total");
   }
   if (const auto rejects = take(waitLog_); rejects > 0) {
     std::string from;

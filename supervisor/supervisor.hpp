@@ -195,11 +195,16 @@ class Supervisor final : private FrameSink {
   // sender waits for it before its next frame.
   void noteCongestion(WorkerConnection& from, std::uint32_t recipient);
   bool congested(std::uint32_t id, Clock::time_point now);
-  // Before a wait `from` opens: if the acknowledgements and WAIT_CLOSED frames of its own waits,
-  // queued over its outbox limit (control frames are never refused), show that it does not read
-  // them, it is held back like a sender to a congested receiver until it does, however long that
-  // takes; its waits then cannot grow the supervisor's memory without bound.
+  // Before a wait `from` opens: if what is queued for it passes its outbox limit by more than
+  // one read's acknowledgements could (kOwnBacklogMargin; events are never queued past the
+  // limit, so the excess is control frames: the ACKs and WAIT_CLOSED frames of its own waits),
+  // it does not read them, and is held back like a sender to a congested receiver until it is
+  // back within the limit, however long that takes; its waits then cannot grow the supervisor's
+  // memory without bound.
   void noteOwnBacklog(Slot& slot, WorkerConnection& from);
+  static std::size_t ownBacklogMargin(std::size_t outboxLimit) {
+    return std::max<std::size_t>(outboxLimit / 4, 256 * 1024);
+  }
   void resumeHeldBack();
 
   // Feeds an event to a slot's lifecycle and carries out the step.
@@ -431,6 +436,8 @@ class Supervisor final : private FrameSink {
   LogLimiter dropLog_;
   LogLimiter stallLog_;
   LogLimiter waitLog_;
+  LogLimiter ownBacklogLog_;
+  std::uint64_t ownBacklogHolds_ = 0;  // times a worker was held for its own waits' backlog
   // What the limiters held back since their last line: reported when their interval is over.
   std::array<std::uint64_t, kDropReasons.size()> dropsHeldBack_{};  // by DropReason
   std::vector<std::uint32_t> waitRejectsHeldBack_;                  // clusters, sorted

@@ -380,8 +380,10 @@ asio::awaitable<void> WorkerConnection::waitWhileHeldBack() {
   // socket, so the worker's own send queue takes the wait.
   while (!closed_ && !retiring_ && sink_.holdsBack(*this)) {
     paused_ = true;
-    // Not reading is the supervisor's doing: the worker counts as heard from while it waits.
-    lastRead_ = std::chrono::steady_clock::now();
+    // Not reading is the supervisor's doing: the worker counts as heard from while it waits;
+    // held for a backlog of its own, only while it reads (a hung one is not held forever).
+    lastRead_ =
+        heldByOwnBacklog_ ? std::max(lastRead_, lastProgress_) : std::chrono::steady_clock::now();
     resumeTimer_.expires_after(kRecheckInterval);
     co_await resumeTimer_.async_wait(kAsTuple);
   }

@@ -175,8 +175,9 @@ class WorkerConnection : public std::enable_shared_from_this<WorkerConnection> {
   // The congested connections this one fed since its read loop last went on; the sink edits it.
   std::vector<std::uint32_t>& heldBackBy() { return heldBackBy_; }
   bool readingPaused() const { return paused_; }
-  // Held back by the acknowledgements of its own waits that it does not read (its own id is in
-  // heldBackBy() for that, not for events it sent itself); see Supervisor::noteOwnBacklog().
+  // Held back by the acknowledgements of its own waits that it does not read: its own id in
+  // heldBackBy() then stands for that (it may be there for events it sent itself, too); see
+  // Supervisor::noteOwnBacklog(). Meanwhile it counts as heard from only when it takes bytes.
   bool heldByOwnBacklog() const { return heldByOwnBacklog_; }
   void holdForOwnBacklog() { heldByOwnBacklog_ = true; }
   void releaseOwnBacklogHold() { heldByOwnBacklog_ = false; }

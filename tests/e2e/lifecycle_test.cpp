@@ -344,30 +344,41 @@ BOOST_AUTO_TEST_CASE(a_worker_that_never_reads_costs_only_itself_and_its_outbox_
 #endif
 }
 
+namespace {
+// Cluster 1 opens 100000 waits on cluster 0, which acknowledges each, and reads nothing until
+// the file "read" exists: every wait queues an ACK and a WAIT_CLOSED for it (56 bytes), which
+// its outbox takes past the limit (they must not be lost): 5.6 MB in all against a 64 KiB
+// outbox, and its 2.5 MB of waits are more than its socket takes.
+std::filesystem::path unreadWaitsConfig(const TempDir& dir, const std::string& heartbeat) {
+  return dir.write(
+      "bot.toml",
+      probeConfig(dir, 2, "basic", "PROBE_RAW = \"1:waits-unread\", PROBE_COUNT = \"100000\"",
+                  "[heartbeat]\n" + heartbeat +
+                      "[events]\nmax_payload = \"1KiB\"\n"
+                      "outbox_limit = \"64KiB\"\n"));
+}
+constexpr std::string_view kOwnBacklogLine =
+    " bytes of the acknowledgements of its own broadcastAndWait calls: it does not read them, "
+    "so nothing more is read from it until it is back within the limit";
+}  // namespace
+
 BOOST_AUTO_TEST_CASE(a_worker_that_does_not_read_its_own_waits_acknowledgements_is_held_back) {
   TempDir dir;
-  // Cluster 1 opens 20000 waits on cluster 0, which acknowledges each, and reads nothing: every
-  // wait queues an ACK and a WAIT_CLOSED for it, which its outbox takes over the limit (they
-  // must not be lost), about 1 MiB in all, sixteen times its 64 KiB outbox.
-  const auto config =
-      dir.write("bot.toml", probeConfig(dir, 2, "basic",
-                                        "PROBE_RAW = \"1:waits-unread\", PROBE_COUNT = \"20000\"",
-                                        "[heartbeat]\ntimeout = \"0s\"\n"
-                                        "[events]\nmax_payload = \"1KiB\"\n"
-                                        "outbox_limit = \"64KiB\"\n"));
+  const auto config = unreadWaitsConfig(dir, "timeout = \"0s\"\n");
   auto run = SupervisorRun::run(config);
   waitReady(*run, 0);
-  run->waitForLine("[cluster 1] RAW opening 20000 waits without reading");
-  const auto line = run->waitForLine(
-      "mostly the acknowledgements of its own broadcastAndWait calls, and does not read them");
+  run->waitForLine("[cluster 1] RAW opening 100000 waits without reading");
+  const auto line = run->waitForLine(std::string(kOwnBacklogLine));
   BOOST_TEST(line.starts_with("clustervisor: cluster 1 (pid "), line);
-  BOOST_TEST(line.find("over its outbox limit (65536)") != std::string::npos, line);
-  // Held back, it opens no more waits, so what is queued for it stays bounded: the limit, and
-  // the acknowledgements of the waits one read had opened.
+  BOOST_TEST(
+      line.find("more than its outbox limit (65536) and 262144 bytes of the") != std::string::npos,
+      line);
+  // Held back, it opens no more waits, so what is queued for it stays bounded: the limit, the
+  // margin, and the acknowledgements of the waits it had open (unbounded: 5.6 MB).
   for (int look = 0; look < 5; ++look) {
     const auto status = statusOf(config);
     const auto& cluster1 = status.at("clusters").as_array().at(1).as_object();
-    BOOST_TEST(cluster1.at("queued_bytes").as_int64() <= 512 * 1024);
+    BOOST_TEST(cluster1.at("queued_bytes").as_int64() <= 1024 * 1024);
     BOOST_TEST(cluster1.at("state").as_string() == "running");
     BOOST_TEST(status.at("totals").as_object().at("dropped_events").as_int64() == 0);
     std::this_thread::sleep_for(100ms);
@@ -380,7 +391,20 @@ BOOST_AUTO_TEST_CASE(a_worker_that_does_not_read_its_own_waits_acknowledgements_
   BOOST_TEST(status.at("totals").as_object().at("senders_held_back").as_int64() >= 1);
   BOOST_TEST(status.at("totals").as_object().at("dropped_events").as_int64() == 0);
   BOOST_TEST(!run->hasLine("protocol error"), run->transcript());
+  BOOST_TEST(!run->hasLine("sent no heartbeat"), run->transcript());
   BOOST_TEST(run->linesContaining("START id=0").size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_worker_held_for_its_own_backlog_that_reads_nothing_is_still_found_hung) {
+  // Not reading, its heartbeats (it sends none) cannot be seen while it is held: it counts as
+  // heard from only while it takes bytes, so heartbeats still find a hung worker.
+  TempDir dir;
+  const auto config = unreadWaitsConfig(dir, "interval = \"500ms\"\ntimeout = \"2s\"\n");
+  auto run = SupervisorRun::run(config);
+  waitReady(*run, 0);
+  run->waitForLine(std::string(kOwnBacklogLine));
+  const auto hung = run->waitForLine("clustervisor: error: cluster 1 (pid ", 30s);
+  BOOST_TEST(hung.find(" sent no heartbeat for 2.0s") != std::string::npos, hung);
 }
 
 BOOST_AUTO_TEST_CASE(a_receiver_that_falls_behind_holds_back_its_sender_and_loses_nothing) {

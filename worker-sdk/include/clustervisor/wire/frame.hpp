@@ -121,7 +121,8 @@ struct DecodeResult {
 DecodeResult decodeFrame(std::span<const std::byte> bytes, std::size_t maxFrameSize);
 
 // The error of a kMalformed or kOversize result with the values that broke the rule, for a log
-// line: "unknown frame type (238)", "body size wrong for the frame type (READY: 8 bytes, not 0)".
+// line: "unknown frame type (238; the types are 1 to 11)", "body size wrong for the frame type
+// (READY: 8 bytes, not 0)".
 std::string describeDecodeError(const DecodeResult& result, std::size_t maxFrameSize);
 
 // Writes `header` into the first kHeaderSize bytes of `out`.
