@@ -91,8 +91,15 @@ std::filesystem::path RunLock::controlSocketFor(const std::filesystem::path& con
   return lockFileFor(configFile, directory).replace_extension(".sock");
 }
 
-std::optional<std::filesystem::path> RunLock::runtimeDirectory(std::string& error) {
+std::optional<std::filesystem::path> RunLock::runtimeDirectory(std::string& error,
+                                                               std::string* warning) {
   const std::filesystem::path directory = runtimeDirectoryPath();
+  return prepareDirectory(directory, directory == fallbackDirectoryPath() ? warning : nullptr,
+                          error);
+}
+
+std::optional<std::filesystem::path> RunLock::prepareDirectory(
+    const std::filesystem::path& directory, std::string* warning, std::string& error) {
   if (::mkdir(directory.c_str(), 0700) != 0 && errno != EEXIST) {
     error = "cannot create the runtime directory " + directory.string() + ": " + errnoText();
     return std::nullopt;
@@ -102,23 +109,39 @@ std::optional<std::filesystem::path> RunLock::runtimeDirectory(std::string& erro
     error = "cannot inspect the runtime directory " + directory.string() + ": " + errnoText();
     return std::nullopt;
   }
-  // In a shared /tmp, someone else could have made the directory first: refuse to use it.
-  if (!S_ISDIR(st.st_mode) || st.st_uid != ::getuid() || (st.st_mode & 0022) != 0) {
-    error = "the runtime directory " + directory.string() +
-            " is not a directory owned by this user and writable only by it; remove it or set "
-            "XDG_RUNTIME_DIR";
+  if (S_ISDIR(st.st_mode) && st.st_uid == ::getuid() && (st.st_mode & 0022) == 0) {
+    return directory;
+  }
+  const std::string problem = "the runtime directory " + directory.string() +
+                              " is not a directory owned by this user and writable only by it";
+  if (warning == nullptr) {
+    error = problem + "; remove it or set XDG_RUNTIME_DIR";
     return std::nullopt;
   }
-  return directory;
+  // In a shared /tmp, anyone can make that directory first: that must not keep a service (which
+  // has no XDG_RUNTIME_DIR) from starting. A directory of its own instead, which the commands
+  // find through the supervisor's open files.
+  std::string name = directory.string() + ".XXXXXX";
+  if (::mkdtemp(name.data()) == nullptr) {
+    error = problem + ", and no other could be made (" + errnoText() +
+            "); remove it or set XDG_RUNTIME_DIR";
+    return std::nullopt;
+  }
+  *warning = problem + " (another user's?); using " + name +
+             " instead; remove it, or set XDG_RUNTIME_DIR (or the unit's RuntimeDirectory= and "
+             "control.socket)";
+  return std::filesystem::path(name);
 }
 
 std::optional<RunLock> RunLock::acquire(const std::filesystem::path& configFile, std::string& error,
                                         bool& alreadyRunning) {
   alreadyRunning = false;
-  const auto directory = runtimeDirectory(error);
+  std::string directoryWarning;
+  const auto directory = runtimeDirectory(error, &directoryWarning);
   if (!directory) {
     return std::nullopt;
   }
+  const bool ownDirectory = !directoryWarning.empty();
   const auto path = lockFileFor(configFile, *directory);
   // The holder unlinks the file when it ends; a lock taken on a file that was unlinked meanwhile
   // guards nothing, so it is taken again on the file now at the path.
@@ -139,6 +162,10 @@ std::optional<RunLock> RunLock::acquire(const std::filesystem::path& configFile,
       auto lock = finishAcquire(fd, path, error);
       if (lock && !lock->lockConfigFile(configFile, error, alreadyRunning)) {
         return std::nullopt;
+      }
+      if (lock && ownDirectory) {
+        lock->ownDirectory_ = true;
+        lock->warning_ = directoryWarning + (lock->warning_.empty() ? "" : "\n" + lock->warning_);
       }
       return lock;
     }
@@ -224,7 +251,8 @@ RunLock::RunLock(RunLock&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)),
       configFd_(std::exchange(other.configFd_, -1)),
       path_(std::move(other.path_)),
-      warning_(std::move(other.warning_)) {}
+      warning_(std::move(other.warning_)),
+      ownDirectory_(std::exchange(other.ownDirectory_, false)) {}
 
 RunLock::~RunLock() {
   if (configFd_ >= 0) {
@@ -235,6 +263,9 @@ RunLock::~RunLock() {
     // is refused (we still run), or locks it after the close and sees it was unlinked.
     ::unlink(path_.c_str());
     ::close(fd_);
+    if (ownDirectory_) {
+      ::rmdir(path_.parent_path().c_str());  // made for this run alone; kept if not empty
+    }
   }
 }
 

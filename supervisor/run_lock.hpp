@@ -29,8 +29,16 @@ class RunLock {
   static std::optional<RunLock> acquire(const std::filesystem::path& configFile, std::string& error,
                                         bool& alreadyRunning);
 
-  // The directory for the supervisor's lock (and control) files, created if missing.
-  static std::optional<std::filesystem::path> runtimeDirectory(std::string& error);
+  // The directory for the supervisor's lock (and control) files, created if missing. Given a
+  // `warning`, one the supervisor makes for itself (and says so there) when the fallback
+  // directory in /tmp is unusable, someone else's.
+  static std::optional<std::filesystem::path> runtimeDirectory(std::string& error,
+                                                               std::string* warning = nullptr);
+  // `directory`, created if missing, when it is one of this user's that only it can write to;
+  // otherwise, given a `warning` (a fallback in a shared /tmp that anyone could have made), a
+  // new one beside it of this user's alone, said in `warning`; otherwise nothing, with `error`.
+  static std::optional<std::filesystem::path> prepareDirectory(
+      const std::filesystem::path& directory, std::string* warning, std::string& error);
   // Where that directory is, without creating or checking it.
   static std::filesystem::path runtimeDirectoryPath();
   // Where it is without XDG_RUNTIME_DIR: /tmp/clustervisor-UID.
@@ -67,6 +75,7 @@ class RunLock {
   int configFd_ = -1;
   std::filesystem::path path_;
   std::string warning_;
+  bool ownDirectory_ = false;  // the directory was made for this run (see runtimeDirectory())
 };
 
 }  // namespace clustervisor
