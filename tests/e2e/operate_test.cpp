@@ -222,18 +222,15 @@ BOOST_AUTO_TEST_CASE(a_reload_that_moves_shards_never_gives_a_shard_two_workers)
              reload.output);
   // The new split was applied at once, not left for new workers.
   BOOST_TEST(reload.output.find("changed for workers") == std::string::npos, reload.output);
-  const std::size_t gone0 =
-      lineIndex(*run,
-                {"cluster 0 (pid " + std::to_string(old0) + ") ",
-                 "moved its shards; starting with its new shards once every worker that held "
-                 "moved shards has stopped"},
-                before);
-  const std::size_t gone1 =
-      lineIndex(*run,
-                {"cluster 1 (pid " + std::to_string(old1) + ") ",
-                 "moved its shards; starting with its new shards once every worker that held "
-                 "moved shards has stopped"},
-                before);
+  const auto exitLine = [&](int cluster, pid_t pid) {
+    return lineIndex(*run,
+                     {"cluster " + std::to_string(cluster) + " (pid " + std::to_string(pid) + ") ",
+                      "moved its shards; starting with its new shards once every worker that "
+                      "held moved shards has stopped"},
+                     before);
+  };
+  const std::size_t gone0 = exitLine(0, old0);
+  const std::size_t gone1 = exitLine(1, old1);
   // Every new worker, with its one shard, starts after both old workers have exited.
   for (int c = 0; c < 4; ++c) {
     const std::string id = std::to_string(c);
