@@ -146,6 +146,25 @@ BOOST_AUTO_TEST_CASE(a_syslog_priority_is_a_digit_0_to_7_in_angle_brackets_at_th
   BOOST_TEST(syslogPriorityOf("") == -1);
 }
 
+BOOST_AUTO_TEST_CASE(each_line_of_an_own_message_is_prefixed_a_nul_ending_one_too) {
+  // Without the output thread: written at once. A NUL ends a line for the journal, which would
+  // otherwise file what follows it as a line without the prefix.
+  Pipe pipe;
+  {
+    const StderrTo redirected(pipe.write);
+    clustervisor::logError(std::string_view("first\nsecond\0<3>third", 21));
+  }
+  pipe.closeWrite();
+  std::string got;
+  char buffer[256];
+  for (ssize_t n; (n = ::read(pipe.read, buffer, sizeof buffer)) > 0;) {
+    got.append(buffer, static_cast<std::size_t>(n));
+  }
+  BOOST_TEST(got ==
+             "clustervisor: error: first\nclustervisor: error: second\n"
+             "clustervisor: error: <3>third\n");
+}
+
 BOOST_AUTO_TEST_CASE(write_all_waits_for_room_on_a_non_blocking_descriptor) {
   Pipe pipe;
   BOOST_REQUIRE(::fcntl(pipe.write, F_SETFL, O_NONBLOCK) == 0);
