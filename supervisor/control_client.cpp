@@ -12,6 +12,8 @@
 #include <string>
 #include <thread>
 
+#include "plan.hpp"
+
 namespace clustervisor {
 
 namespace {
@@ -38,7 +40,7 @@ bool waitFor(int fd, short events, std::chrono::steady_clock::time_point deadlin
 // kNotTaken: the connection was refused for a full backlog, or reset before any answer (the
 // supervisor closed it unread, at its limit of connections), so the request was not carried out
 // and may be sent again.
-enum class Attempt { kAnswered, kNoSupervisor, kFailed, kNotTaken };
+enum class Attempt { kAnswered, kNoSupervisor, kFailed, kNotTaken, kNotThisUsers };
 
 Attempt attemptCall(const std::filesystem::path& socket, std::string_view request,
                     std::string_view unanswered, std::chrono::milliseconds timeout,
@@ -46,7 +48,7 @@ Attempt attemptCall(const std::filesystem::path& socket, std::string_view reques
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
   if (socket.native().size() >= sizeof address.sun_path) {
-    error = "the control socket path " + socket.string() + " is too long";
+    error = "the control socket path " + quoteArgument(socket.string()) + " is too long";
     return Attempt::kFailed;
   }
   std::memcpy(address.sun_path, socket.c_str(), socket.native().size() + 1);
@@ -70,8 +72,9 @@ Attempt attemptCall(const std::filesystem::path& socket, std::string_view reques
     if (why == EAGAIN) {
       return fail(Attempt::kNotTaken, "");  // a local socket's backlog is full
     }
-    return fail(Attempt::kFailed,
-                "cannot connect to " + socket.string() + ": " + std::strerror(why));
+    return fail(
+        why == EACCES || why == ENOTDIR || why == ELOOP ? Attempt::kNotThisUsers : Attempt::kFailed,
+        "cannot connect to " + quoteArgument(socket.string()) + ": " + std::strerror(why));
   }
   // Only a process of this user can be this user's supervisor (it answers nobody else, either):
   // whatever else listens there (a socket placed in a directory others can write to) is not sent
@@ -79,21 +82,21 @@ Attempt attemptCall(const std::filesystem::path& socket, std::string_view reques
   ucred peer{};
   socklen_t size = sizeof peer;
   if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &size) != 0) {
-    return fail(Attempt::kFailed,
-                "cannot tell who listens at " + socket.string() + ": " + std::strerror(errno));
+    return fail(Attempt::kFailed, "cannot tell who listens at " + quoteArgument(socket.string()) +
+                                      ": " + std::strerror(errno));
   }
   peerPid = peer.pid;
   if (expectedPeer != 0 && peer.pid != expectedPeer) {
-    return fail(Attempt::kFailed, "the process listening at " + socket.string() + " (pid " +
-                                      std::to_string(peer.pid) + ") is not pid " +
+    return fail(Attempt::kFailed, "the process listening at " + quoteArgument(socket.string()) +
+                                      " (pid " + std::to_string(peer.pid) + ") is not pid " +
                                       std::to_string(expectedPeer) + "; the request was not sent");
   }
   if (peer.uid != ::geteuid()) {
-    return fail(Attempt::kFailed, "the process listening at " + socket.string() + " (pid " +
-                                      std::to_string(peer.pid) + ") runs as uid " +
-                                      std::to_string(peer.uid) + ", not as this user (uid " +
-                                      std::to_string(::geteuid()) +
-                                      "): not this user's supervisor; the request was not sent");
+    return fail(Attempt::kNotThisUsers,
+                "the process listening at " + quoteArgument(socket.string()) + " (pid " +
+                    std::to_string(peer.pid) + ") runs as uid " + std::to_string(peer.uid) +
+                    ", not as this user (uid " + std::to_string(::geteuid()) +
+                    "): not this user's supervisor; the request was not sent");
   }
   const auto sendBy = std::chrono::steady_clock::now() + timeout;
   while (!request.empty()) {
@@ -182,6 +185,8 @@ ControlCallResult callSupervisor(const std::filesystem::path& socket,
         return ControlCallResult::kNoSupervisor;
       case Attempt::kFailed:
         return ControlCallResult::kFailed;
+      case Attempt::kNotThisUsers:
+        return ControlCallResult::kNotThisUsers;
       case Attempt::kNotTaken:
         break;
     }

@@ -18,6 +18,11 @@ enum class ControlCallResult {
   kAnswered,      // `reply` holds the supervisor's answer line (without "\n")
   kNoSupervisor,  // nothing listens at the socket (no file, or refused)
   kFailed,        // connected, but the exchange failed (`error` says how)
+  // What is at the socket's path is not this user's supervisor: it cannot be reached (a
+  // directory on the way that is not this user's, not a directory, or a loop of links) or
+  // another user's process listens there (`error` says which). Perhaps someone else made the
+  // fallback runtime directory first, and the supervisor runs elsewhere.
+  kNotThisUsers,
 };
 
 // How long a request is tried again while the supervisor takes no connection (all its control

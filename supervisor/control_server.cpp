@@ -13,6 +13,7 @@
 
 #include "answering_session.hpp"
 #include "log.hpp"
+#include "plan.hpp"
 
 namespace clustervisor {
 
@@ -161,7 +162,7 @@ ControlServer::~ControlServer() {
 bool ControlServer::start(std::string& error) {
   // sockaddr_un holds 107 characters of path.
   if (path_.native().size() >= sizeof(sockaddr_un::sun_path)) {
-    error = "the control socket path " + path_.string() + " is longer than " +
+    error = "the control socket path " + quoteArgument(path_.string()) + " is longer than " +
             std::to_string(sizeof(sockaddr_un::sun_path) - 1) +
             " bytes; set XDG_RUNTIME_DIR to a shorter directory";
     return false;
@@ -172,7 +173,7 @@ bool ControlServer::start(std::string& error) {
   struct stat existing {};
   if (::lstat(path_.c_str(), &existing) == 0) {
     if (!S_ISSOCK(existing.st_mode)) {
-      error = "cannot listen on the control socket " + path_.string() +
+      error = "cannot listen on the control socket " + quoteArgument(path_.string()) +
               ": something that is not a socket is there (check control.socket)";
       return false;
     }
@@ -180,7 +181,7 @@ bool ControlServer::start(std::string& error) {
     error_code connectError;
     probe.connect(asio::local::stream_protocol::endpoint(path_.string()), connectError);
     if (!connectError) {
-      error = "cannot listen on the control socket " + path_.string() +
+      error = "cannot listen on the control socket " + quoteArgument(path_.string()) +
               ": another supervisor answers there (two bots with the same control.socket?)";
       return false;
     }
@@ -199,7 +200,8 @@ bool ControlServer::start(std::string& error) {
     acceptor_.listen(asio::socket_base::max_listen_connections, ec);
   }
   if (ec) {
-    error = "cannot listen on the control socket " + path_.string() + ": " + ec.message();
+    error = "cannot listen on the control socket " + quoteArgument(path_.string()) + ": " +
+            ec.message();
     error_code ignored;
     acceptor_.close(ignored);
     return false;

@@ -161,14 +161,17 @@ struct LockHolder {
   pid_t pid = 0;
   std::vector<std::string> sockets;
 };
-// The supervisor holding a flock(2) on the file at `path`, if one does.
-std::optional<pid_t> supervisorLocking(const std::filesystem::path& path) {
+// The supervisor holding a flock(2) on the file at `path`, if one does. A lock file
+// (`lockFile`) counts only as this user's: one of another user's in a directory they made
+// (the fallback /tmp/clustervisor-UID, squatted) says nothing of this user's bot.
+std::optional<pid_t> supervisorLocking(const std::filesystem::path& path, bool lockFile = false) {
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) {
+  if ((lockFile ? ::lstat(path.c_str(), &st) : ::stat(path.c_str(), &st)) != 0 ||
+      !S_ISREG(st.st_mode) || (lockFile && st.st_uid != ::geteuid())) {
     return std::nullopt;
   }
   const auto pid = flockHolderOf(st.st_dev, st.st_ino);
-  if (!pid || !isSupervisorHolding(*pid, st.st_uid)) {
+  if (!pid || !isSupervisorHolding(*pid, lockFile ? ::geteuid() : st.st_uid)) {
     return std::nullopt;
   }
   return pid;
@@ -195,7 +198,7 @@ std::optional<std::pair<pid_t, std::filesystem::path>> supervisorHoldingLockFile
   }
   for (const auto& directory : directories) {
     const auto lockFile = RunLock::lockFileFor(configPath, directory);
-    if (const auto pid = supervisorLocking(lockFile)) {
+    if (const auto pid = supervisorLocking(lockFile, true)) {
       return std::pair{*pid, lockFile};
     }
   }
@@ -209,7 +212,7 @@ std::optional<std::pair<pid_t, std::filesystem::path>> supervisorHoldingLockFile
     for (const auto& path : openFilesNamed(pid, name)) {
       struct stat st {};
       if (::stat(path.c_str(), &st) == 0 && st.st_uid == ::geteuid() &&
-          supervisorLocking(path) == pid) {
+          supervisorLocking(path, true) == pid) {
         return std::pair{pid, std::filesystem::path(path)};
       }
     }
@@ -262,7 +265,8 @@ bool refusesExpiry(const std::string& reply) {
 
 int callBot(const CommandLine& commandLine) {
   std::filesystem::path socket = commandLine.socketPath;
-  const std::string who = commandLine.socketPath.empty() ? commandLine.configPath : socket.string();
+  const std::string who =
+      quoteArgument(commandLine.socketPath.empty() ? commandLine.configPath : socket.string());
   // Why CONFIG could not be read, if it could not: its supervisor may still be found (the file
   // was moved or removed while the bot runs).
   std::string unreadable;
@@ -333,6 +337,13 @@ int callBot(const CommandLine& commandLine) {
     return result;
   };
   auto called = callAt(socket, 0);
+  // Not this user's at the socket's path (someone else made the fallback runtime directory
+  // first): the supervisor runs elsewhere, if at all, so it is looked for as when nothing
+  // listens; found nowhere, what was at the path is the error.
+  const bool notThisUsers = called == ControlCallResult::kNotThisUsers;
+  if (notThisUsers && commandLine.socketPath.empty()) {
+    called = ControlCallResult::kNoSupervisor;
+  }
   if (called == ControlCallResult::kNoSupervisor && commandLine.socketPath.empty()) {
     // Perhaps it runs with another runtime directory (a systemd service has no XDG_RUNTIME_DIR;
     // a login shell has one), or listens at a control.socket the file no longer names: the
@@ -342,7 +353,7 @@ int callBot(const CommandLine& commandLine) {
     if (!holder) {
       if (const auto lockFile = supervisorHoldingLockFile(commandLine.configPath)) {
         holder = LockHolder{lockFile->first, listeningSocketsOf(lockFile->first)};
-        held = "the lock file " + lockFile->second.string() + " of " + who;
+        held = "the lock file " + quoteArgument(lockFile->second.string()) + " of " + who;
       }
     }
     if (holder) {
@@ -355,18 +366,24 @@ int callBot(const CommandLine& commandLine) {
       }
       if (called == ControlCallResult::kNoSupervisor) {
         const std::string where =
-            !holder->sockets.empty() ? " and listens at " + holder->sockets.front()
+            !holder->sockets.empty() ? " and listens at " + quoteArgument(holder->sockets.front())
             : descriptorTargetsOf(holder->pid)
                 ? " and listens on no control socket now (starting or stopping?)"
                 : " and does not show this user where it listens (another user's?)";
-        logError("nothing listens at " + socket.string() + ", but pid " +
+        logError("nothing listens at " + quoteArgument(socket.string()) + ", but pid " +
                  std::to_string(holder->pid) + ", a clustervisor, holds " + held + where +
                  "; pass --socket PATH (its control socket; see control.socket)");
         return kExitUnavailable;
       }
     }
   }
+  if (called == ControlCallResult::kNoSupervisor && notThisUsers) {
+    called = ControlCallResult::kFailed;  // `error` says what is at the socket's path
+  }
   switch (called) {
+    case ControlCallResult::kNotThisUsers:
+      logError(error);
+      return kExitUnavailable;
     case ControlCallResult::kNoSupervisor: {
       if (!unreadable.empty()) {
         logError(unreadable);  // and no supervisor of it was found
@@ -377,11 +394,11 @@ int callBot(const CommandLine& commandLine) {
         // unit. What was asked holds, so `clustervisor stop bot.toml && clustervisor run
         // bot.toml` works either way.
         std::printf("%s is not running (nothing listens at %s); nothing to stop\n", who.c_str(),
-                    socket.string().c_str());
+                    quoteArgument(socket.string()).c_str());
         return kExitOk;
       }
-      logError("no supervisor is running for " + who + " (nothing listens at " + socket.string() +
-               ")");
+      logError("no supervisor is running for " + who + " (nothing listens at " +
+               quoteArgument(socket.string()) + ")");
       return kExitUnavailable;
     }
     case ControlCallResult::kFailed:

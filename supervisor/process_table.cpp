@@ -8,11 +8,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <charconv>
 #include <climits>
 #include <cstdio>
 #include <filesystem>
+#include <sstream>
 #include <string>
 
 #include "clustervisor/wire/frame.hpp"
@@ -329,12 +331,36 @@ bool isSupervisorProcess(pid_t pid) {
          (name && (*name == "clustervisor" || *name == commandNameOf(::getpid()).value_or("")));
 }
 
-bool isSupervisorHolding(pid_t pid, uid_t fileOwner) {
-  struct stat st {};
-  if (::stat(("/proc/" + std::to_string(pid)).c_str(), &st) != 0) {
-    return false;
+std::optional<std::array<uid_t, 3>> userIdsOf(pid_t pid) {
+  const auto status = readSmallFile("/proc/" + std::to_string(pid) + "/status", 4096);
+  if (!status) {
+    return std::nullopt;
   }
-  return (st.st_uid == ::geteuid() || st.st_uid == 0 || st.st_uid == fileOwner) &&
+  const auto at = status->find("\nUid:");
+  if (at == std::string::npos) {
+    return std::nullopt;
+  }
+  std::istringstream fields(status->substr(at + 5));
+  std::array<uid_t, 3> ids{};
+  for (auto& id : ids) {
+    if (!(fields >> id)) {
+      return std::nullopt;
+    }
+  }
+  return ids;
+}
+
+bool isSupervisorHolding(pid_t pid, uid_t fileOwner) {
+  // The same program file: what only this user's processes, or root, can be seen to run.
+  if (sameProgram(pid, ::getpid())) {
+    return true;
+  }
+  // Otherwise its name, from a process all of whose user ids (real, effective, saved: a setuid
+  // program keeps its caller's real one) are this user's, root's or the file owner's.
+  const auto ids = userIdsOf(pid);
+  return ids &&
+         std::all_of(ids->begin(), ids->end(),
+                     [&](uid_t id) { return id == ::geteuid() || id == 0 || id == fileOwner; }) &&
          isSupervisorProcess(pid);
 }
 

@@ -9,6 +9,7 @@
 
 #include <sys/types.h>
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -108,9 +109,13 @@ bool sameProgram(pid_t a, pid_t b);
 // process (whatever it was called), or has clustervisor's command name or this process's.
 bool isSupervisorProcess(pid_t pid);
 // Whether process `pid`, holding a lock on a file owned by `fileOwner`, counts as a supervisor
-// of it: isSupervisorProcess(), run by this user, root or the file's owner. Anyone who can read
-// a file can lock it, and name a process clustervisor.
+// of it: it runs this program file (which root can see of any user's process), or it is
+// isSupervisorProcess() with all its user ids this user's, root's or the file owner's. Anyone
+// who can read a file can lock it, and name a process clustervisor, or run a setuid program
+// under that name.
 bool isSupervisorHolding(pid_t pid, uid_t fileOwner);
+// A process's real, effective and saved user ids (/proc/<pid>/status), or nothing.
+std::optional<std::array<uid_t, 3>> userIdsOf(pid_t pid);
 // `pid` and its ancestors, nearest first, as far as /proc shows them (up to, not including, 1).
 std::vector<pid_t> ancestorsOf(pid_t pid);
 // The process /proc/locks names as holding a flock(2) on the file `device`:`inode`, or nothing.

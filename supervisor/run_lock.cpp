@@ -13,6 +13,7 @@
 #include <cstring>
 #include <utility>
 
+#include "clustervisor/config/bot_config.hpp"
 #include "clustervisor/config/utf8.hpp"
 #include "process_table.hpp"
 
@@ -143,6 +144,13 @@ std::optional<RunLock> RunLock::acquire(const std::filesystem::path& configFile,
   }
   const bool ownDirectory = !directoryWarning.empty();
   const auto path = lockFileFor(configFile, *directory);
+  // A directory made for this run is removed when the run does not take place.
+  const auto abandon = [&] {
+    if (ownDirectory) {
+      ::rmdir(directory->c_str());
+    }
+    return std::nullopt;
+  };
   // The holder unlinks the file when it ends; a lock taken on a file that was unlinked meanwhile
   // guards nothing, so it is taken again on the file now at the path.
   int fd = -1;
@@ -150,7 +158,7 @@ std::optional<RunLock> RunLock::acquire(const std::filesystem::path& configFile,
     fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {
       error = "cannot open the lock file " + path.string() + ": " + errnoText();
-      return std::nullopt;
+      return abandon();
     }
     if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
       break;  // held by another supervisor, or an error: reported below
@@ -160,11 +168,26 @@ std::optional<RunLock> RunLock::acquire(const std::filesystem::path& configFile,
     if (::fstat(fd, &held) == 0 && ::stat(path.c_str(), &current) == 0 &&
         held.st_ino == current.st_ino && held.st_dev == current.st_dev) {
       auto lock = finishAcquire(fd, path, error);
-      if (lock && !lock->lockConfigFile(configFile, error, alreadyRunning)) {
+      if (!lock) {
+        return abandon();
+      }
+      lock->ownDirectory_ = ownDirectory;  // from here on, the lock removes it
+      if (!lock->lockConfigFile(configFile, error, alreadyRunning)) {
         return std::nullopt;
       }
-      if (lock && ownDirectory) {
-        lock->ownDirectory_ = true;
+      if (ownDirectory) {
+        // Each supervisor in such a directory has its own, so their lock files never meet: one
+        // held in another of this user's is a twin's (which the lock on the config file no
+        // longer shows once an editor has replaced the file).
+        if (const auto twin = lockHeldInAnotherOwnDirectory(*directory, path.filename())) {
+          alreadyRunning = true;
+          error = configFile.string() + " is already running under another supervisor" +
+                  (twin->second.empty() ? "" : " (pid " + twin->second + ")") +
+                  "; stop it first, or run a copy of the bot from a different config file (lock "
+                  "file " +
+                  twin->first.string() + ")";
+          return std::nullopt;
+        }
         lock->warning_ = directoryWarning + (lock->warning_.empty() ? "" : "\n" + lock->warning_);
       }
       return lock;
@@ -172,7 +195,7 @@ std::optional<RunLock> RunLock::acquire(const std::filesystem::path& configFile,
     ::close(fd);
     if (attempt == 10) {
       error = "cannot lock " + path.string() + ": it keeps being replaced";
-      return std::nullopt;
+      return abandon();
     }
   }
   if (errno == EWOULDBLOCK) {
@@ -185,6 +208,36 @@ std::optional<RunLock> RunLock::acquire(const std::filesystem::path& configFile,
     error = "cannot lock " + path.string() + ": " + errnoText();
   }
   ::close(fd);
+  return abandon();
+}
+
+std::optional<std::pair<std::filesystem::path, std::string>> RunLock::lockHeldInAnotherOwnDirectory(
+    const std::filesystem::path& own, const std::filesystem::path& lockName) {
+  const auto fallback = fallbackDirectoryPath();
+  const std::string prefix = fallback.filename().string() + ".";
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(fallback.parent_path(), ec)) {
+    const auto& directory = entry.path();
+    if (!directory.filename().string().starts_with(prefix) || directory == own) {
+      continue;
+    }
+    struct stat st {};
+    if (::lstat(directory.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::getuid() ||
+        (st.st_mode & 0077) != 0) {
+      continue;  // only one this user made for itself
+    }
+    const auto lockFile = directory / lockName;
+    const int fd = ::open(lockFile.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0) {
+      continue;
+    }
+    const bool held = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    const std::string pid = held ? readPid(fd) : std::string();
+    ::close(fd);
+    if (held) {
+      return std::pair{lockFile, pid};
+    }
+  }
   return std::nullopt;
 }
 
@@ -219,8 +272,8 @@ bool RunLock::lockConfigFile(const std::filesystem::path& configFile, std::strin
   const auto pid = flockHolderOf(st.st_dev, st.st_ino);
   const auto holder = pid ? commandNameOf(*pid) : std::nullopt;
   if (holder && !isSupervisorHolding(*pid, st.st_uid)) {
-    warning_ = "pid " + std::to_string(*pid) + " (" + *holder + ") holds a lock on " +
-               configFile.string() +
+    warning_ = "pid " + std::to_string(*pid) + " (" + config::quoteForMessage(*holder) +
+               ") holds a lock on " + configFile.string() +
                " and is not a supervisor of this user, root or the file's owner; going on "
                "without that lock (the lock file still keeps a second supervisor with the same "
                "runtime directory out)";

@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <utility>
 
 namespace clustervisor {
 
@@ -68,6 +69,10 @@ class RunLock {
   RunLock(int fd, std::filesystem::path path) : fd_(fd), path_(std::move(path)) {}
   static std::optional<RunLock> finishAcquire(int fd, const std::filesystem::path& path,
                                               std::string& error);
+  // A lock file named `lockName`, held, in another directory this user made for itself beside
+  // the fallback (see runtimeDirectory()) than `own`: its path and the pid it holds.
+  static std::optional<std::pair<std::filesystem::path, std::string>> lockHeldInAnotherOwnDirectory(
+      const std::filesystem::path& own, const std::filesystem::path& lockName);
   // False (with `error` and `alreadyRunning` set) when another supervisor holds the config file.
   bool lockConfigFile(const std::filesystem::path& configFile, std::string& error,
                       bool& alreadyRunning);

@@ -240,7 +240,7 @@ std::optional<config::Diagnostic> Spawner::checkCanStart(const config::BotConfig
   if (const int why = workingDirectoryError(config.workingDirectory); why != 0) {
     return config::Diagnostic{config.workingDirectoryAt, "working_directory",
                               "the workers' directory " +
-                                  config::quoteForMessage(config.workingDirectory.string()) +
+                                  config::quoteWholeForMessage(config.workingDirectory.string()) +
                                   " is not usable: " + std::strerror(why) +
                                   fixForPath(why, "create", "the config file's directory")};
   }
@@ -251,12 +251,12 @@ std::optional<config::Diagnostic> Spawner::checkCanStart(const config::BotConfig
   };
   const auto resolved = resolveProgram(program, config.workingDirectory, path);
   if (resolved.empty()) {
-    return fail(config::quoteForMessage(program) + " is not found in the workers' PATH (" +
+    return fail(config::quoteWholeForMessage(program) + " is not found in the workers' PATH (" +
                 quoteArgument(path) + "); give its path, such as " +
-                config::quoteForMessage("./" + program) + " for one next to the file");
+                config::quoteWholeForMessage("./" + program) + " for one next to the file");
   }
   const std::string shown =
-      config::quoteForMessage(program) +
+      config::quoteWholeForMessage(program) +
       (resolved.string() == program ? "" : " (" + quoteArgument(resolved.string()) + ")");
   struct stat st {};
   if (::stat(resolved.c_str(), &st) != 0) {
@@ -272,7 +272,7 @@ std::optional<config::Diagnostic> Spawner::checkCanStart(const config::BotConfig
   if (::access(resolved.c_str(), X_OK) != 0) {
     return fail(shown + " is not executable: " + std::strerror(errno) +
                 " (chmod +x, or run it through its interpreter, such as [\"/bin/sh\", " +
-                config::quoteForMessage(program) + "])");
+                config::quoteWholeForMessage(program) + "])");
   }
   // exec(2) runs a program (ELF) or a script whose first line names its interpreter (#!), and
   // what a binfmt_misc entry handles (Java, Wine...): with any such entry, that is left to exec.
@@ -310,7 +310,7 @@ SpawnedWorker Spawner::spawn(const SpawnRequest& request, error_code& ec, std::s
   worker.program = resolveProgram(request.command.front(), request.workingDirectory, path);
   if (worker.program.empty()) {
     ec = error_code(ENOENT, boost::system::system_category());
-    what = "cannot start " + config::quoteForMessage(request.command.front()) +
+    what = "cannot start " + config::quoteWholeForMessage(request.command.front()) +
            ": not found in PATH (" + quoteArgument(path) + ")";
     return worker;
   }
@@ -320,8 +320,9 @@ SpawnedWorker Spawner::spawn(const SpawnRequest& request, error_code& ec, std::s
   if (const int directoryError = workingDirectoryError(request.workingDirectory);
       directoryError != 0) {
     ec = error_code(directoryError, boost::system::system_category());
-    what = "cannot start " + config::quoteForMessage(worker.program.string()) +
-           ": its working directory " + config::quoteForMessage(request.workingDirectory.string()) +
+    what = "cannot start " + config::quoteWholeForMessage(worker.program.string()) +
+           ": its working directory " +
+           config::quoteWholeForMessage(request.workingDirectory.string()) +
            " (working_directory) is not usable: " + ec.message();
     return worker;
   }
@@ -359,8 +360,8 @@ SpawnedWorker Spawner::spawn(const SpawnRequest& request, error_code& ec, std::s
     ::close(pair[0]);
     worker.out.close();
     worker.err.close();
-    what = "cannot start " + config::quoteForMessage(worker.program.string()) + " in " +
-           config::quoteForMessage(request.workingDirectory.string()) + ": " + ec.message();
+    what = "cannot start " + config::quoteWholeForMessage(worker.program.string()) + " in " +
+           config::quoteWholeForMessage(request.workingDirectory.string()) + ": " + ec.message();
     return worker;
   }
   worker.pid = process.id();

@@ -35,6 +35,7 @@ constexpr std::string_view kFileTooLarge = "file is larger than 1 MiB";
 
 // Values quoted in messages are cut here so a pasted blob cannot flood the terminal.
 constexpr std::size_t kMaxQuotedBytes = 60;
+constexpr std::size_t kMaxPathBytes = 4096;  // PATH_MAX: a path no longer is no path
 
 constexpr std::uint32_t kMinClusters = 1;
 constexpr std::uint32_t kMaxClusters = 4096;
@@ -49,9 +50,9 @@ constexpr std::string_view kFallbackName = "bot";
 
 // A TOML basic string, escaped so that control characters cannot garble a terminal. Text longer
 // than kMaxQuotedBytes is cut at a UTF-8 character boundary and marked with "...".
-std::string quote(std::string_view text) {
-  const bool truncated = text.size() > kMaxQuotedBytes;
-  text = utf8Prefix(text, kMaxQuotedBytes);
+std::string quote(std::string_view text, std::size_t maxBytes = kMaxQuotedBytes) {
+  const bool truncated = text.size() > maxBytes;
+  text = utf8Prefix(text, maxBytes);
   std::string out = "\"";
   for (std::size_t i = 0; i < text.size(); ++i) {
     const char c = text[i];
@@ -1479,6 +1480,10 @@ std::vector<std::uint32_t> shardsFor(const BotConfig& config, std::uint32_t clus
 
 std::string quoteForMessage(std::string_view text) {
   return quote(text);
+}
+
+std::string quoteWholeForMessage(std::string_view text) {
+  return quote(text, kMaxPathBytes);
 }
 
 const std::vector<KeyInfo>& knownKeys() {

@@ -935,10 +935,12 @@ BOOST_AUTO_TEST_CASE(a_second_supervisor_with_another_runtime_directory_is_refus
 
 namespace {
 // A process that holds a flock(2) on `file` until it is destroyed: named `name` (as comm), and
-// run by user `uid` unless that is 0.
+// run by user `uid` unless that is 0; `asSetuid`: only its real user id is `uid`, its effective
+// and saved ones stay root's, as a setuid-root program's would.
 struct LockHoldingProcess {
   pid_t pid = -1;
-  LockHoldingProcess(const std::filesystem::path& file, const char* name, uid_t uid) {
+  LockHoldingProcess(const std::filesystem::path& file, const char* name, uid_t uid,
+                     bool asSetuid = false) {
     int ready[2];
     BOOST_REQUIRE(::pipe(ready) == 0);
     pid = ::fork();
@@ -948,7 +950,10 @@ struct LockHoldingProcess {
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlives the test program
       ::prctl(PR_SET_NAME, name);
       const int fd = ::open(file.c_str(), O_RDONLY);
-      if (fd < 0 || (uid != 0 && (::setgid(uid) != 0 || ::setuid(uid) != 0))) {
+      const bool changed = uid == 0   ? true
+                           : asSetuid ? ::setresuid(uid, 0, 0) == 0
+                                      : ::setgid(uid) == 0 && ::setuid(uid) == 0;
+      if (fd < 0 || !changed) {
         ::_exit(2);
       }
       ::prctl(PR_SET_DUMPABLE, 1);  // its /proc entry shows its user, not root
@@ -981,7 +986,7 @@ BOOST_AUTO_TEST_CASE(a_lock_on_the_config_held_by_something_else_does_not_keep_t
   const LockHoldingProcess holder(config, "lock-holder", 0);
   auto run = SupervisorRun::run(config);
   const auto warning = run->waitForLine("clustervisor: warning: pid " + std::to_string(holder.pid));
-  BOOST_TEST(warning.find(" (lock-holder) holds a lock on " + config.string() +
+  BOOST_TEST(warning.find(" (\"lock-holder\") holds a lock on " + config.string() +
                           " and is not a supervisor") != std::string::npos,
              warning);
   waitReady(*run, 0);
@@ -996,22 +1001,31 @@ BOOST_AUTO_TEST_CASE(another_users_process_named_clustervisor_locking_the_config
     BOOST_TEST_MESSAGE("skipped: needs root, to run the lock holder as another user");
     return;
   }
-  TempDir dir;
-  const auto config = dir.write("bot.toml", probeConfig(dir, 1, "basic"));
-  const uid_t nobody = 65534;  // opens the file before it becomes nobody: it needs no access
-  const LockHoldingProcess holder(config, "clustervisor", nobody);
-  auto run = SupervisorRun::run(config);
-  const auto warning = run->waitForLine("clustervisor: warning: pid " + std::to_string(holder.pid));
-  BOOST_TEST(warning.find(" (clustervisor) holds a lock on " + config.string() +
-                          " and is not a supervisor of this user, root or the file's owner") !=
-                 std::string::npos,
-             warning);
-  waitReady(*run, 0);
-  const auto status = runCli({"status", config.string()});
-  BOOST_TEST(status.status == 0, status.output);
-  BOOST_TEST(status.output.find(std::to_string(holder.pid)) == std::string::npos, status.output);
-  run->signal(SIGTERM);
-  BOOST_TEST(run->waitExit(30s).value_or(-1) == 0, run->transcript());
+  for (const bool asSetuid : {false, true}) {
+    BOOST_TEST_CONTEXT((asSetuid ? "a setuid-root program run by nobody" : "nobody")) {
+      TempDir dir;
+      const auto config = dir.write("bot.toml", probeConfig(dir, 1, "basic"));
+      const uid_t nobody = 65534;  // opens the file before it becomes nobody: needs no access
+      const LockHoldingProcess holder(config, "clustervisor", nobody, asSetuid);
+      auto run = SupervisorRun::run(config);
+      const auto warning =
+          run->waitForLine("clustervisor: warning: pid " + std::to_string(holder.pid));
+      BOOST_TEST(warning.find(" (\"clustervisor\") holds a lock on " + config.string() +
+                              " and is not a supervisor of this user, root or the file's "
+                              "owner") != std::string::npos,
+                 warning);
+      waitReady(*run, 0);
+      run->signal(SIGTERM);
+      BOOST_TEST(run->waitExit(30s).value_or(-1) == 0, run->transcript());
+      // The bot stopped, the holder still holds its lock: not taken for its supervisor.
+      const auto status = runCli({"status", config.string()});
+      BOOST_TEST(status.status == 69, status.output);
+      BOOST_TEST(status.output.find("no supervisor is running for ") != std::string::npos,
+                 status.output);
+      BOOST_TEST(status.output.find(std::to_string(holder.pid)) == std::string::npos,
+                 status.output);
+    }
+  }
 }
 
 BOOST_AUTO_TEST_CASE(a_lock_left_by_a_killed_supervisor_does_not_block_the_next_start) {

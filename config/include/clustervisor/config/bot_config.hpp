@@ -168,6 +168,9 @@ LoadResult loadConfigFile(const std::filesystem::path& path);
 // characters escaped so they cannot garble a terminal, cut after 60 bytes on a UTF-8 character
 // boundary and marked "..." after the closing quote. Config diagnostics quote values with it.
 std::string quoteForMessage(std::string_view text);
+// The same, whole up to 4096 bytes (PATH_MAX): for a path, whose end is often what is wrong
+// with it.
+std::string quoteWholeForMessage(std::string_view text);
 
 // Every key the parser accepts, tables included ("restart", "restart.delay", …).
 const std::vector<KeyInfo>& knownKeys();
