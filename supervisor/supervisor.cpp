@@ -857,7 +857,12 @@ void Supervisor::noteOwnBacklog(Slot& slot, WorkerConnection& from) {
     scheduleHeldBackReports();
     return;
   }
-  logWarning(describe(slot) + " has " + std::to_string(from.queuedBytes()) +
+  // A rolling restart's new worker is not the slot's pid yet.
+  const bool successor = slot.successor && slot.successor->connection.get() == &from;
+  logWarning((successor ? "cluster " + std::to_string(slot.id) + "'s new worker (pid " +
+                              std::to_string(slot.successor->pid) + ")"
+                        : describe(slot)) +
+             " has " + std::to_string(from.queuedBytes()) +
              " bytes queued, more than its outbox limit (" + std::to_string(limit) + ") and " +
              std::to_string(ownBacklogMargin(limit)) +
              " bytes of the acknowledgements of its own broadcastAndWait calls: it does not "
