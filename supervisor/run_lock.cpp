@@ -144,9 +144,11 @@ std::optional<RunLock> RunLock::acquire(const std::filesystem::path& configFile,
   }
   const bool ownDirectory = !directoryWarning.empty();
   const auto path = lockFileFor(configFile, *directory);
-  // A directory made for this run is removed when the run does not take place.
+  // A directory made for this run is removed, with the lock file in it, when the run does not
+  // take place.
   const auto abandon = [&] {
     if (ownDirectory) {
+      ::unlink(path.c_str());
       ::rmdir(directory->c_str());
     }
     return std::nullopt;
