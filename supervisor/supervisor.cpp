@@ -848,9 +848,6 @@ void Supervisor::noteOwnBacklog(Slot& slot, WorkerConnection& from) {
     return;
   }
   from.holdForOwnBacklog();
-  if (auto& ids = from.heldBackBy(); std::find(ids.begin(), ids.end(), slot.id) == ids.end()) {
-    ids.push_back(slot.id);
-  }
   ++ownBacklogHolds_;
   const auto now = Clock::now();
   if (!ownBacklogLog_.allow(now)) {
@@ -859,9 +856,9 @@ void Supervisor::noteOwnBacklog(Slot& slot, WorkerConnection& from) {
   }
   // A rolling restart's new worker is not the slot's pid yet.
   const bool successor = slot.successor && slot.successor->connection.get() == &from;
-  logWarning((successor ? "cluster " + std::to_string(slot.id) + "'s new worker (pid " +
-                              std::to_string(slot.successor->pid) + ")"
-                        : describe(slot)) +
+  logWarning(describe(slot) +
+             (successor ? ": its new worker (pid " + std::to_string(slot.successor->pid) + ")"
+                        : std::string()) +
              " has " + std::to_string(from.queuedBytes()) +
              " bytes queued, more than its outbox limit (" + std::to_string(limit) + ") and " +
              std::to_string(ownBacklogMargin(limit)) +
@@ -871,23 +868,17 @@ void Supervisor::noteOwnBacklog(Slot& slot, WorkerConnection& from) {
 }
 
 bool Supervisor::holdsBack(WorkerConnection& connection) {
+  // A worker that does not read its own waits' acknowledgements holds back only itself, so no
+  // stall ends this (see noteOwnBacklog()). (Looked at every kRecheckInterval: a drain to the
+  // limit raises no onDrained().)
+  if (connection.heldByOwnBacklog() && (!connection.open() || connection.retiring() ||
+                                        connection.queuedBytes() <= connection.outboxLimit())) {
+    connection.releaseOwnBacklogHold();
+  }
   const auto now = Clock::now();
   auto& ids = connection.heldBackBy();
-  std::erase_if(ids, [&](std::uint32_t id) {
-    if (id == connection.clusterId() && connection.heldByOwnBacklog()) {
-      // A worker that does not read its own waits' acknowledgements holds back only itself, so
-      // no stall ends this (see noteOwnBacklog()). (Looked at every kRecheckInterval: a drain
-      // to the limit raises no onDrained().)
-      if (connection.open() && !connection.retiring() &&
-          connection.queuedBytes() > connection.outboxLimit()) {
-        return false;
-      }
-      connection.releaseOwnBacklogHold();
-      return true;
-    }
-    return !congested(id, now);
-  });
-  if (ids.empty()) {
+  std::erase_if(ids, [&](std::uint32_t id) { return !congested(id, now); });
+  if (ids.empty() && !connection.heldByOwnBacklog()) {
     return false;
   }
   if (!connection.readingPaused()) {

@@ -196,7 +196,7 @@ class Supervisor final : private FrameSink {
   void noteCongestion(WorkerConnection& from, std::uint32_t recipient);
   bool congested(std::uint32_t id, Clock::time_point now);
   // Before a wait `from` opens: if what is queued for it passes its outbox limit by more than
-  // one read's acknowledgements could (kOwnBacklogMargin; events are never queued past the
+  // one read's acknowledgements could (ownBacklogMargin(); events are never queued past the
   // limit, so the excess is control frames: the ACKs and WAIT_CLOSED frames of its own waits),
   // it does not read them, and is held back like a sender to a congested receiver until it is
   // back within the limit, however long that takes; its waits then cannot grow the supervisor's

@@ -361,7 +361,7 @@ WorkerConnection::Relayed WorkerConnection::relayEach() {
     if (closed_) {
       return Relayed::kEnded;
     }
-    if (!heldBackBy_.empty()) {
+    if (!heldBackBy_.empty() || heldByOwnBacklog_) {
       return Relayed::kHeldBack;
     }
   }

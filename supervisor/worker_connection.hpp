@@ -51,7 +51,8 @@ class FrameSink {
   virtual void onDisconnected(WorkerConnection& connection, const std::string& reason,
                               bool protocolError) = 0;
   // Whether the connection's read loop must wait before its next frame; asked after a frame
-  // when heldBackBy() is not empty, and again while it waits, at least every kRecheckInterval.
+  // when heldBackBy() is not empty or heldByOwnBacklog(), and again while it waits, at least
+  // every kRecheckInterval.
   virtual bool holdsBack(WorkerConnection& connection) = 0;
   // The outbox fell to its low-water mark after watchDrain().
   virtual void onDrained(WorkerConnection& connection) = 0;
@@ -175,9 +176,9 @@ class WorkerConnection : public std::enable_shared_from_this<WorkerConnection> {
   // The congested connections this one fed since its read loop last went on; the sink edits it.
   std::vector<std::uint32_t>& heldBackBy() { return heldBackBy_; }
   bool readingPaused() const { return paused_; }
-  // Held back by the acknowledgements of its own waits that it does not read: its own id in
-  // heldBackBy() then stands for that (it may be there for events it sent itself, too); see
-  // Supervisor::noteOwnBacklog(). Meanwhile it counts as heard from only when it takes bytes.
+  // Held back by the acknowledgements of its own waits that it does not read, as by a congested
+  // receiver in heldBackBy() (see Supervisor::noteOwnBacklog()). Meanwhile it counts as heard
+  // from only when it takes bytes.
   bool heldByOwnBacklog() const { return heldByOwnBacklog_; }
   void holdForOwnBacklog() { heldByOwnBacklog_ = true; }
   void releaseOwnBacklogHold() { heldByOwnBacklog_ = false; }
@@ -194,7 +195,7 @@ class WorkerConnection : public std::enable_shared_from_this<WorkerConnection> {
   boost::asio::awaitable<void> writeLoop();
   boost::asio::awaitable<void> waitWhileHeldBack();
   // Relays the frames of the last read until they are all relayed, the connection ended, or a
-  // congested receiver holds this worker back (heldBackBy() is not empty).
+  // congested receiver holds this worker back (heldBackBy() is not empty), or its own backlog does.
   // Ends with FrameSink::onFramesRelayed.
   enum class Relayed { kAll, kEnded, kHeldBack };
   Relayed relayFrames();
