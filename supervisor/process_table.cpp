@@ -14,7 +14,6 @@
 #include <climits>
 #include <cstdio>
 #include <filesystem>
-#include <sstream>
 #include <string>
 
 #include "clustervisor/wire/frame.hpp"
@@ -340,12 +339,16 @@ std::optional<std::array<uid_t, 3>> userIdsOf(pid_t pid) {
   if (at == std::string::npos) {
     return std::nullopt;
   }
-  std::istringstream fields(status->substr(at + 5));
+  // "Uid:\treal\teffective\tsaved\tfs".
+  std::string_view rest = std::string_view(*status).substr(at + 5);
   std::array<uid_t, 3> ids{};
   for (auto& id : ids) {
-    if (!(fields >> id)) {
+    rest.remove_prefix(std::min(rest.find_first_not_of(" \t"), rest.size()));
+    const auto token = rest.substr(0, rest.find_first_of(" \t\n"));
+    if (!parseNumber(token, id)) {
       return std::nullopt;
     }
+    rest.remove_prefix(token.size());
   }
   return ids;
 }

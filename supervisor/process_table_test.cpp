@@ -259,4 +259,17 @@ BOOST_AUTO_TEST_CASE(each_unknown_process_is_looked_at_again_on_a_schedule_of_it
   BOOST_TEST((look({now + 1s}) == std::chrono::steady_clock::duration(10ms)));
 }
 
+BOOST_AUTO_TEST_CASE(a_processs_real_effective_and_saved_user_ids_are_read_from_proc) {
+  const auto ids = clustervisor::userIdsOf(::getpid());
+  BOOST_REQUIRE(ids.has_value());
+  uid_t real = 0;
+  uid_t effective = 0;
+  uid_t saved = 0;
+  BOOST_REQUIRE(::getresuid(&real, &effective, &saved) == 0);
+  BOOST_TEST((*ids)[0] == real);
+  BOOST_TEST((*ids)[1] == effective);
+  BOOST_TEST((*ids)[2] == saved);
+  BOOST_TEST(!clustervisor::userIdsOf(-1).has_value());
+}
+
 BOOST_AUTO_TEST_SUITE_END()
