@@ -252,7 +252,6 @@ int waitForExit(pid_t supervisor, const boost::json::object& answer, const std::
   }
 }
 
-// status, restart, stop: one request to the running supervisor.
 // The answer of a supervisor from before expires_ms, which refuses the field as unknown.
 bool refusesExpiry(const std::string& reply) {
   boost::system::error_code ec;
@@ -263,6 +262,7 @@ bool refusesExpiry(const std::string& reply) {
          error->get_string().starts_with(R"(unknown field "expires_ms")");
 }
 
+// status, restart, stop: one request to the running supervisor.
 int callBot(const CommandLine& commandLine) {
   std::filesystem::path socket = commandLine.socketPath;
   const std::string who =
@@ -378,12 +378,9 @@ int callBot(const CommandLine& commandLine) {
     }
   }
   if (called == ControlCallResult::kNoSupervisor && notThisUsers) {
-    called = ControlCallResult::kFailed;  // `error` says what is at the socket's path
+    called = ControlCallResult::kNotThisUsers;  // `error` says what is at the socket's path
   }
   switch (called) {
-    case ControlCallResult::kNotThisUsers:
-      logError(error);
-      return kExitUnavailable;
     case ControlCallResult::kNoSupervisor: {
       if (!unreadable.empty()) {
         logError(unreadable);  // and no supervisor of it was found
@@ -402,6 +399,7 @@ int callBot(const CommandLine& commandLine) {
       return kExitUnavailable;
     }
     case ControlCallResult::kFailed:
+    case ControlCallResult::kNotThisUsers:
       logError(error);
       return kExitUnavailable;
     case ControlCallResult::kAnswered:
