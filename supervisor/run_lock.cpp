@@ -25,6 +25,16 @@ std::string errnoText() {
   return std::strerror(errno);
 }
 
+// The refusal of a second supervisor: the first one's pid (as its lock file gives it; empty when
+// it gives none) and that lock file.
+std::string runningUnder(const std::filesystem::path& configFile, const std::string& pid,
+                         const std::filesystem::path& lockFile) {
+  return configFile.string() + " is already running under another supervisor" +
+         (pid.empty() ? "" : " (pid " + pid + ")") +
+         "; stop it first, or run a copy of the bot from a different config file (lock file " +
+         lockFile.string() + ")";
+}
+
 // FNV-1a: a short, stable tag of the config path, so two bots with the same name in different
 // directories do not share a lock.
 std::string pathTag(const std::string& path) {
@@ -183,11 +193,7 @@ std::optional<RunLock> RunLock::acquire(const std::filesystem::path& configFile,
         // longer shows once an editor has replaced the file).
         if (const auto twin = lockHeldInAnotherOwnDirectory(*directory, path.filename())) {
           alreadyRunning = true;
-          error = configFile.string() + " is already running under another supervisor" +
-                  (twin->second.empty() ? "" : " (pid " + twin->second + ")") +
-                  "; stop it first, or run a copy of the bot from a different config file (lock "
-                  "file " +
-                  twin->first.string() + ")";
+          error = runningUnder(configFile, twin->second, twin->first);
           return std::nullopt;
         }
         lock->warning_ = directoryWarning + (lock->warning_.empty() ? "" : "\n" + lock->warning_);
@@ -202,10 +208,7 @@ std::optional<RunLock> RunLock::acquire(const std::filesystem::path& configFile,
   }
   if (errno == EWOULDBLOCK) {
     alreadyRunning = true;
-    const std::string pid = readPid(fd);
-    error = configFile.string() + " is already running under another supervisor" +
-            (pid.empty() ? "" : " (pid " + pid + ")") + "; stop it first, or run a copy of " +
-            "the bot from a different config file (lock file " + path.string() + ")";
+    error = runningUnder(configFile, readPid(fd), path);
   } else {
     error = "cannot lock " + path.string() + ": " + errnoText();
   }

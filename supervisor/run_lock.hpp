@@ -56,6 +56,11 @@ class RunLock {
   static std::filesystem::path lockFileFor(const std::filesystem::path& configFile,
                                            const std::filesystem::path& directory);
 
+  // A lock file named `lockName`, held, in another directory this user made for itself beside
+  // the fallback (see runtimeDirectory()) than `own`: its path and the pid it holds.
+  static std::optional<std::pair<std::filesystem::path, std::string>> lockHeldInAnotherOwnDirectory(
+      const std::filesystem::path& own, const std::filesystem::path& lockName);
+
   RunLock(RunLock&& other) noexcept;
   RunLock& operator=(RunLock&&) = delete;
   ~RunLock();
@@ -69,10 +74,6 @@ class RunLock {
   RunLock(int fd, std::filesystem::path path) : fd_(fd), path_(std::move(path)) {}
   static std::optional<RunLock> finishAcquire(int fd, const std::filesystem::path& path,
                                               std::string& error);
-  // A lock file named `lockName`, held, in another directory this user made for itself beside
-  // the fallback (see runtimeDirectory()) than `own`: its path and the pid it holds.
-  static std::optional<std::pair<std::filesystem::path, std::string>> lockHeldInAnotherOwnDirectory(
-      const std::filesystem::path& own, const std::filesystem::path& lockName);
   // False (with `error` and `alreadyRunning` set) when another supervisor holds the config file.
   bool lockConfigFile(const std::filesystem::path& configFile, std::string& error,
                       bool& alreadyRunning);

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include <boost/test/unit_test.hpp>
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -81,6 +83,34 @@ BOOST_AUTO_TEST_CASE(a_runtime_directory_the_user_chose_is_refused_rather_than_r
   BOOST_TEST(error == "the runtime directory " + shared.string() +
                           " is not a directory owned by this user and writable only by it; "
                           "remove it or set XDG_RUNTIME_DIR");
+}
+
+BOOST_AUTO_TEST_CASE(a_lock_held_in_another_private_fallback_directory_is_found) {
+  // As a supervisor that started in one beside /tmp/clustervisor-UID (the lock file's name is
+  // this test's alone, so no bot's is touched).
+  std::string name = RunLock::fallbackDirectoryPath().string() + ".XXXXXX";
+  BOOST_REQUIRE(::mkdtemp(name.data()) != nullptr);
+  const std::filesystem::path other = name;
+  Scratch own;
+  const std::string lockName = "run-lock-test-" + std::to_string(::getpid()) + ".lock";
+  const auto lockFile = other / lockName;
+  const int fd = ::open(lockFile.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  BOOST_REQUIRE(fd >= 0);
+  BOOST_REQUIRE(::write(fd, "4242\n", 5) == 5);
+  BOOST_REQUIRE(::flock(fd, LOCK_EX) == 0);
+  // Held by another open file description: a twin's.
+  const auto twin = RunLock::lockHeldInAnotherOwnDirectory(own.path, lockName);
+  BOOST_TEST(twin.has_value());
+  if (twin) {
+    BOOST_TEST(twin->first == lockFile);
+    BOOST_TEST(twin->second == "4242");
+  }
+  // Its own directory is not another; a lock let go is no supervisor's.
+  BOOST_TEST(!RunLock::lockHeldInAnotherOwnDirectory(other, lockName).has_value());
+  ::close(fd);
+  BOOST_TEST(!RunLock::lockHeldInAnotherOwnDirectory(own.path, lockName).has_value());
+  std::error_code ignored;
+  std::filesystem::remove_all(other, ignored);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
