@@ -5,12 +5,6 @@
 
 namespace clustervisor {
 
-namespace {
-// A NUL ends a line too, as it does for the journal (which would otherwise take what follows it
-// as a line of the supervisor's own, with a priority of the worker's choosing).
-constexpr std::string_view kLineEnds("\n\0", 2);
-}  // namespace
-
 void LineSplitter::feed(std::string_view bytes, const Emit& emit) {
   while (!bytes.empty()) {
     const auto newline = bytes.find_first_of(kLineEnds);

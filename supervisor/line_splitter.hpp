@@ -16,6 +16,10 @@
 
 namespace clustervisor {
 
+// What ends a line: a newline, or a NUL, as it does for the journal (which would otherwise take
+// what follows it as a line of the supervisor's own, with a priority of the writer's choosing).
+inline constexpr std::string_view kLineEnds("\n\0", 2);
+
 class LineSplitter {
  public:
   static constexpr std::size_t kDefaultMaxLine = 16 * 1024;

@@ -19,6 +19,7 @@
 #include <system_error>
 #include <thread>
 
+#include "line_splitter.hpp"
 #include "signals_blocked.hpp"
 
 namespace clustervisor {
@@ -160,7 +161,7 @@ std::string ownLine(std::string_view prefix, std::string_view message, int prior
   std::string line;
   line.reserve(3 + prefix.size() + message.size() + 1);
   for (;;) {
-    const std::size_t end = message.find_first_of(std::string_view("\n\0", 2));
+    const std::size_t end = message.find_first_of(kLineEnds);
     if (journal) {
       line.append({'<', static_cast<char>('0' + priority), '>'});
     }

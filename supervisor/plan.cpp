@@ -6,6 +6,7 @@
 
 #include "clustervisor/config/duration.hpp"
 #include "clustervisor/config/size.hpp"
+#include "clustervisor/config/utf8.hpp"
 #include "log.hpp"
 
 namespace clustervisor {
@@ -26,20 +27,6 @@ std::string range(const std::vector<std::uint32_t>& ids) {
   return std::to_string(ids.front()) + "-" + std::to_string(ids.back());
 }
 
-// Whether `text` has a control character at `i` (C0, DEL, or a C1 character in UTF-8, which
-// some terminals take as the start of a sequence), and how many bytes it takes.
-std::size_t controlAt(std::string_view text, std::size_t i) {
-  const auto c = static_cast<unsigned char>(text[i]);
-  if (c < 0x20 || c == 0x7f) {
-    return 1;
-  }
-  if (c == 0xc2 && i + 1 < text.size()) {
-    const auto next = static_cast<unsigned char>(text[i + 1]);
-    return next >= 0x80 && next <= 0x9f ? 2 : 0;
-  }
-  return 0;
-}
-
 }  // namespace
 
 // An argument as a shell needs it typed: as it is when it holds only characters no shell treats
@@ -54,7 +41,7 @@ std::string quoteArgument(std::string_view argument) {
   };
   bool controls = false;
   for (std::size_t i = 0; i < argument.size(); ++i) {
-    controls = controls || controlAt(argument, i) > 0;
+    controls = controls || config::controlCharacterAt(argument, i) > 0;
   }
   if (!argument.empty() && !controls && std::all_of(argument.begin(), argument.end(), [&](char c) {
         return plain(static_cast<unsigned char>(c));
@@ -80,7 +67,7 @@ std::string quoteArgument(std::string_view argument) {
     } else if (c == '\\' || c == '\'') {
       quoted += '\\';
       quoted += c;
-    } else if (const std::size_t n = controlAt(argument, i); n > 0) {
+    } else if (const std::size_t n = config::controlCharacterAt(argument, i); n > 0) {
       constexpr char kHex[] = "0123456789abcdef";
       for (std::size_t k = 0; k < n; ++k) {
         const auto u = static_cast<unsigned char>(argument[i + k]);

@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "spawner.hpp"
 
-#include "plan.hpp"
-
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -21,6 +19,7 @@
 #include <boost/process/v2/stdio.hpp>
 
 #include "clustervisor/wire/frame.hpp"
+#include "plan.hpp"
 #include "process_table.hpp"
 #include "signals_blocked.hpp"
 

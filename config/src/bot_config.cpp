@@ -49,24 +49,13 @@ constexpr std::string_view kFallbackName = "bot";
 // Text helpers for messages.
 
 // A TOML basic string, escaped so that control characters cannot garble a terminal. Text longer
-// than kMaxQuotedBytes is cut at a UTF-8 character boundary and marked with "...".
+// than `maxBytes` is cut at a UTF-8 character boundary and marked with "...".
 std::string quote(std::string_view text, std::size_t maxBytes = kMaxQuotedBytes) {
   const bool truncated = text.size() > maxBytes;
   text = utf8Prefix(text, maxBytes);
   std::string out = "\"";
   for (std::size_t i = 0; i < text.size(); ++i) {
     const char c = text[i];
-    const auto byte = static_cast<unsigned char>(c);
-    if (byte == 0xC2U && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) >= 0x80U &&
-        static_cast<unsigned char>(text[i + 1]) <= 0x9FU) {
-      // A C1 control character (U+0080 to U+009F): some terminals take it as ESC and a letter.
-      constexpr std::string_view kHex = "0123456789ABCDEF";
-      const auto next = static_cast<unsigned char>(text[++i]);
-      out += "\\u00";
-      out += kHex[next >> 4U];
-      out += kHex[next & 0xFU];
-      continue;
-    }
     switch (c) {
       case '"':
         out += "\\\"";
@@ -84,11 +73,14 @@ std::string quote(std::string_view text, std::size_t maxBytes = kMaxQuotedBytes)
         out += "\\r";
         break;
       default:
-        if (byte < 0x20U || byte == 0x7FU) {
+        if (const std::size_t n = controlCharacterAt(text, i); n > 0) {
+          // C0 and DEL are their byte; a C1 character's code point is its UTF-8 second byte.
+          const auto code = static_cast<unsigned char>(text[i + n - 1]);
           constexpr std::string_view kHex = "0123456789ABCDEF";
           out += "\\u00";
-          out += kHex[byte >> 4U];
-          out += kHex[byte & 0xFU];
+          out += kHex[code >> 4U];
+          out += kHex[code & 0xFU];
+          i += n - 1;
         } else {
           out += c;
         }
