@@ -431,6 +431,29 @@ BOOST_AUTO_TEST_CASE(a_listener_can_block_on_the_future_of_its_own_broadcast_and
   BOOST_TEST(run->linesContaining("LISTENER_ERROR").empty(), run->transcript());
 }
 
+BOOST_AUTO_TEST_CASE(a_cancelled_wait_ends_with_operation_aborted_and_the_acks_it_had) {
+  TempDir dir;
+  auto run = start(dir, 3, "cancel");
+  // Cluster 1 cannot acknowledge before the release below: both waits end by their
+  // cancellation, or never.
+  BOOST_TEST(run->waitForLine("[cluster 0] CANCEL operators ").find("winner=1") !=
+             std::string::npos);
+  // The total cancellation did not end the second wait; the terminal one did, with cluster 2's
+  // acknowledgement, which came before its acknowledgement of the wait in between.
+  const auto has = [](const char* needle) {
+    return [needle](const std::string& line) { return line.find(needle) != std::string::npos; };
+  };
+  std::size_t synced = 0;
+  run->waitForLine(has("[cluster 0] CANCEL synced=1"), "the wait in between", 20s, 0, &synced);
+  BOOST_TEST(run->linesContaining("[cluster 0] CANCEL callback ").empty());
+  BOOST_TEST(
+      run->waitForLine(has("[cluster 0] CANCEL callback "), "the cancelled callback", 20s, synced)
+          .find("aborted=1 acked=1 clusters=[2] timedOut=0") != std::string::npos);
+  dir.write("release", "1\n");
+  run->waitForLine("[cluster 0] CANCEL after=2");
+  BOOST_TEST(run->linesContaining("LISTENER_ERROR").empty(), run->transcript());
+}
+
 BOOST_AUTO_TEST_CASE(payload_over_the_limit_is_refused_to_the_sender_and_nothing_is_sent) {
   TempDir dir;
   auto run = start(dir, 2, "payload", "", "[events]\nmax_payload = \"4KiB\"\n");

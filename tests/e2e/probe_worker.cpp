@@ -31,10 +31,15 @@
 #include <thread>
 #include <vector>
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/json.hpp>
@@ -529,6 +534,67 @@ int tokensMain() {
   return 0;
 }
 
+// Waits cancelled through Asio's per-operation cancellation, three clusters. Cluster 1's
+// listener of "hold" blocks until the test creates PROBE_DIR/release, so until then no wait for
+// both others can end by its count. Cluster 0 (a coroutine on its own io_context) cancels one
+// such wait with the awaitable `||` against a timer, and one through a cancellation signal bound
+// to a callback, after a total cancellation (refused: the event has been sent) and a wait that
+// cluster 2 acknowledges after it acknowledged "hold". Once the test has released cluster 1, a
+// wait after them is counted as usual (their late acknowledgements are not).
+int cancelMain() {
+  namespace asio = boost::asio;
+  using namespace asio::experimental::awaitable_operators;
+  asio::io_context io;
+  clustervisor::ClusterOptions options;
+  options.executor = io.get_executor();
+  auto cluster = Cluster::fromEnvironment(options);
+  auto& events = cluster.events();
+  if (cluster.id() == 1) {
+    events.on("hold", [](const json::value&, int) { waitForFile("release"); });
+  }
+  cluster.ready();
+  if (cluster.id() == 0) {
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+          while (co_await events.broadcastAndWait("probe.sync", nullptr, 200ms, 2,
+                                                  asio::use_awaitable) < 2) {
+          }
+          asio::steady_timer timer(io, 50ms);
+          const auto raced =
+              co_await (events.broadcastAndWait("hold", nullptr, 60s, 2, asio::use_awaitable) ||
+                        timer.async_wait(asio::use_awaitable));
+          say("CANCEL operators winner=", raced.index());
+
+          asio::cancellation_signal signal;
+          asio::steady_timer done(io, asio::steady_timer::time_point::max());
+          events.broadcastAndWaitDetailed(
+              "hold", nullptr, 60s, 2,
+              asio::bind_cancellation_slot(
+                  signal.slot(), [&](boost::system::error_code ec, clustervisor::AckReport report) {
+                    say("CANCEL callback aborted=", ec == asio::error::operation_aborted ? 1 : 0,
+                        " acked=", report.acked,
+                        " clusters=", json::serialize(json::value_from(report.clusters)),
+                        " timedOut=", report.timedOut ? 1 : 0);
+                    done.cancel();
+                  }));
+          signal.emit(asio::cancellation_type::total);
+          const int synced =
+              co_await events.broadcastAndWait("probe.sync", nullptr, 60s, 1, asio::use_awaitable);
+          say("CANCEL synced=", synced);
+          signal.emit(asio::cancellation_type::terminal);
+          co_await done.async_wait(asio::as_tuple(asio::use_awaitable));
+
+          const int after =
+              co_await events.broadcastAndWait("after", nullptr, 60s, 2, asio::use_awaitable);
+          say("CANCEL after=", after);
+        },
+        asio::detached);
+  }
+  io.run();
+  return 0;
+}
+
 // Monotonic nanoseconds: the same clock in every process of the machine.
 long long nowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -700,6 +766,9 @@ int main() {
 
   if (mode == "tokens") {
     return tokensMain();
+  }
+  if (mode == "cancel") {
+    return cancelMain();
   }
   if (mode == "leaving") {
     return leavingMain();

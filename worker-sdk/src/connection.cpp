@@ -15,8 +15,10 @@
 #include <stdexcept>
 #include <utility>
 
+#include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/error.hpp>
 #include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
@@ -193,7 +195,7 @@ void Connection::shutdown() {
       }
     }
     for (auto id : ids) {
-      self->finishWait(id, false);
+      self->finishWait(id);
     }
   });
 }
@@ -723,13 +725,13 @@ void Connection::handleFrames() {
           handOn();
           // The supervisor is told at the end of this read, unless the read also closes the
           // wait: the ack that completes a wait over every recipient comes with WAIT_CLOSED.
-          finishWait(h.correlation, false, &countedOut_);
+          finishWait(h.correlation, WaitEnd::kDone, &countedOut_);
         }
         break;
       case wire::FrameType::kWaitClosed:
         if (onWaitClosed(h.correlation, wire::waitClosedBody(next.frame))) {
           handOn();
-          finishWait(h.correlation, false);
+          finishWait(h.correlation);
         }
         break;
       case wire::FrameType::kTotalChanged:
@@ -1149,6 +1151,8 @@ void Connection::startWait(std::string_view event, std::string_view payload,
     return;
   }
   const std::uint64_t id = nextWaitId_.fetch_add(1, std::memory_order_relaxed);  // never 0
+  auto slot =
+      std::visit([](auto& h) { return asio::get_associated_cancellation_slot(h); }, handler);
   auto wait = std::make_shared<Wait>(std::move(handler));
   wait->expected = expectedClusters;
   wait->bypassBus = bypassBus;
@@ -1174,6 +1178,11 @@ void Connection::startWait(std::string_view event, std::string_view payload,
     completeHandler(std::move(wait->handler), make_error_code(Errc::kNotConnected), AckReport{},
                     false, bypassBus);
     return;
+  }
+  if (slot.is_connected()) {
+    // Here, on the thread that starts the wait, which is where its cancellation is emitted
+    // (the handler's executor), so the slot is not touched by two threads at once.
+    slot.template emplace<WaitCanceller>(WaitCanceller{weak_from_this(), id});
   }
   // Registered before sending, so an ack can never arrive for a wait that is not known yet.
   const error_code ec = sendEvent(wire::kBroadcast, id, event, payload, now);
@@ -1217,6 +1226,17 @@ void Connection::armWaitTimer() {
   });
 }
 
+void Connection::WaitCanceller::operator()(asio::cancellation_type type) const {
+  if ((type & (asio::cancellation_type::terminal | asio::cancellation_type::partial)) ==
+      asio::cancellation_type::none) {
+    return;
+  }
+  if (auto self = connection.lock()) {
+    // Not ended here: the handler would run inside the emit() of the code cancelling it.
+    asio::post(self->io_, [self, id = id] { self->finishWait(id, WaitEnd::kCancelled); });
+  }
+}
+
 void Connection::onWaitTimer() {
   std::vector<std::uint64_t> expired;
   {
@@ -1227,7 +1247,7 @@ void Connection::onWaitTimer() {
     }
   }
   for (const auto id : expired) {
-    finishWait(id, true);
+    finishWait(id, WaitEnd::kTimedOut);
   }
   armWaitTimer();
 }
@@ -1262,8 +1282,7 @@ bool Connection::onWaitClosed(std::uint64_t correlation, const wire::WaitClosedB
   return true;
 }
 
-void Connection::finishWait(std::uint64_t id, bool timedOut,
-                            std::vector<std::uint64_t>* tellLater) {
+void Connection::finishWait(std::uint64_t id, WaitEnd end, std::vector<std::uint64_t>* tellLater) {
   std::shared_ptr<Wait> wait;
   {
     std::lock_guard lock(waitsMutex_);
@@ -1276,8 +1295,8 @@ void Connection::finishWait(std::uint64_t id, bool timedOut,
     deadlines_.erase(wait->deadline);
   }
   if (wait->recipients < 0 && connected()) {
-    // Ended by the count or the timeout, not by the supervisor: let it forget the wait now
-    // rather than track acknowledgements nobody will count.
+    // Ended by the count, the timeout or a cancellation, not by the supervisor: let it forget
+    // the wait now rather than track acknowledgements nobody will count.
     if (tellLater != nullptr) {
       tellLater->push_back(id);
     } else {
@@ -1288,10 +1307,13 @@ void Connection::finishWait(std::uint64_t id, bool timedOut,
   report.acked = static_cast<int>(wait->acked.size());
   report.clusters = std::move(wait->acked);
   report.recipients = wait->recipients;
-  report.timedOut = timedOut;
+  report.timedOut = end == WaitEnd::kTimedOut;
   // A wait that was sent and then lost its connection still reports what it learned, as a
-  // count, not an error: the error code is only for "nothing was sent".
-  completeHandler(std::move(wait->handler), {}, std::move(report), true, wait->bypassBus);
+  // count, not an error: the error code is only for "nothing was sent", and for a cancellation
+  // (Asio's convention, which a coroutine's `||` and parallel groups rely on).
+  const error_code ec =
+      end == WaitEnd::kCancelled ? error_code(asio::error::operation_aborted) : error_code();
+  completeHandler(std::move(wait->handler), ec, std::move(report), true, wait->bypassBus);
 }
 
 bool Connection::bypassesBus(const WaitHandler& handler) const {
@@ -1390,7 +1412,7 @@ void Connection::lost(std::string_view why) {
     }
   }
   for (auto id : ids) {
-    finishWait(id, false);
+    finishWait(id);
   }
   if (shutdown_) {
     releaseBusWork();

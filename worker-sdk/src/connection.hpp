@@ -40,6 +40,7 @@
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -237,8 +238,22 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // runs after their listeners).
   bool onAck(std::uint32_t source, std::uint64_t correlation);
   bool onWaitClosed(std::uint64_t correlation, const wire::WaitClosedBody& body);
+  // How a wait ends, apart from its count: its timeout, or a cancellation of its handler's
+  // (Asio's per-operation cancellation, see WaitCanceller).
+  enum class WaitEnd { kDone, kTimedOut, kCancelled };
   // `tellLater`: the WAIT_DONE for the supervisor goes there instead of out at once.
-  void finishWait(std::uint64_t id, bool timedOut, std::vector<std::uint64_t>* tellLater = nullptr);
+  void finishWait(std::uint64_t id, WaitEnd end = WaitEnd::kDone,
+                  std::vector<std::uint64_t>* tellLater = nullptr);
+  // Installed in the cancellation slot of a wait's handler, when it has one (Asio's
+  // per-operation cancellation): a terminal or partial cancellation ends the wait through the
+  // I/O thread, as its timeout would, with operation_aborted and the acknowledgements so far.
+  // Emitted after the wait ended, or once the Cluster is gone, it does nothing. (Total
+  // cancellation is not supported: the event has been sent.)
+  struct WaitCanceller {
+    std::weak_ptr<Connection> connection;
+    std::uint64_t id;
+    void operator()(boost::asio::cancellation_type type) const;
+  };
   void armWaitTimer();
   void onWaitTimer();
   // A wait started on the bus executor (by a listener or a completion handler) whose handler has

@@ -171,9 +171,12 @@ class EventBus {
   // expectedClusters == 0: sends and completes at once with 0. Otherwise completes with the
   // number of distinct clusters that acknowledged, once `expectedClusters` did, the timeout
   // elapsed, or every recipient acknowledged or died (the supervisor tells). The error_code is
-  // set only when nothing was sent (see broadcast). Signature: void(error_code, int). With
-  // use_future or use_awaitable that error arrives as a boost::system::system_error (the base
-  // of clustervisor::Error): catch that to handle both.
+  // set when nothing was sent (see broadcast), and when the wait was cancelled: Asio's
+  // per-operation cancellation (a bound cancellation slot, a coroutine's `||`), terminal or
+  // partial, ends it with asio::error::operation_aborted and the count so far (total is not
+  // supported: the event has been sent). Signature: void(error_code, int). With use_future or
+  // use_awaitable that error arrives as a boost::system::system_error (the base of
+  // clustervisor::Error): catch that to handle both.
   template <typename Token = boost::asio::use_future_t<>>
   auto broadcastAndWait(std::string_view event, const boost::json::value& data,
                         Duration timeout = kDefaultTimeout, int expectedClusters = 0,
