@@ -76,7 +76,20 @@ int checkBot(const std::string& configPath) {
   if (!config) {
     return kExitConfig;
   }
-  const auto directory = RunLock::runtimeDirectoryPath();
+  auto directory = RunLock::runtimeDirectoryPath();
+  // Said as `run` would say it, without making anything.
+  if (const auto problem = RunLock::directoryProblem(directory)) {
+    if (directory == RunLock::fallbackDirectoryPath()) {
+      directory += ".XXXXXX";
+      logWarning("warning: " + *problem + " (another user's?); `run` will use a private " +
+                 directory.string() +
+                 " (a random name) instead; remove it, or set XDG_RUNTIME_DIR (or the unit's "
+                 "RuntimeDirectory= and control.socket)");
+    } else {
+      logWarning("warning: " + *problem +
+                 "; `run` will refuse to start; remove it or set XDG_RUNTIME_DIR");
+    }
+  }
   std::fputs(describePlan(*config, RunLock::lockFileFor(configPath, directory),
                           controlSocketOf(*config, configPath, directory))
                  .c_str(),

@@ -109,6 +109,16 @@ std::optional<std::filesystem::path> RunLock::runtimeDirectory(std::string& erro
                           error);
 }
 
+std::optional<std::string> RunLock::directoryProblem(const std::filesystem::path& directory) {
+  struct stat st {};
+  if (::lstat(directory.c_str(), &st) != 0 ||
+      (S_ISDIR(st.st_mode) && st.st_uid == ::getuid() && (st.st_mode & 0022) == 0)) {
+    return std::nullopt;
+  }
+  return "the runtime directory " + directory.string() +
+         " is not a directory owned by this user and writable only by it";
+}
+
 std::optional<std::filesystem::path> RunLock::prepareDirectory(
     const std::filesystem::path& directory, std::string* warning, std::string& error) {
   if (::mkdir(directory.c_str(), 0700) != 0 && errno != EEXIST) {
@@ -120,13 +130,12 @@ std::optional<std::filesystem::path> RunLock::prepareDirectory(
     error = "cannot inspect the runtime directory " + directory.string() + ": " + errnoText();
     return std::nullopt;
   }
-  if (S_ISDIR(st.st_mode) && st.st_uid == ::getuid() && (st.st_mode & 0022) == 0) {
+  const auto problem = directoryProblem(directory);
+  if (!problem) {
     return directory;
   }
-  const std::string problem = "the runtime directory " + directory.string() +
-                              " is not a directory owned by this user and writable only by it";
   if (warning == nullptr) {
-    error = problem + "; remove it or set XDG_RUNTIME_DIR";
+    error = *problem + "; remove it or set XDG_RUNTIME_DIR";
     return std::nullopt;
   }
   // In a shared /tmp, anyone can make that directory first: that must not keep a service (which
@@ -134,11 +143,11 @@ std::optional<std::filesystem::path> RunLock::prepareDirectory(
   // find through the supervisor's open files.
   std::string name = directory.string() + ".XXXXXX";
   if (::mkdtemp(name.data()) == nullptr) {
-    error = problem + ", and no other could be made (" + errnoText() +
+    error = *problem + ", and no other could be made (" + errnoText() +
             "); remove it or set XDG_RUNTIME_DIR";
     return std::nullopt;
   }
-  *warning = problem + " (another user's?); using " + name +
+  *warning = *problem + " (another user's?); using " + name +
              " instead; remove it, or set XDG_RUNTIME_DIR (or the unit's RuntimeDirectory= and "
              "control.socket)";
   return std::filesystem::path(name);

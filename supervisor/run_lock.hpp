@@ -40,6 +40,9 @@ class RunLock {
   // new one beside it of this user's alone, said in `warning`; otherwise nothing, with `error`.
   static std::optional<std::filesystem::path> prepareDirectory(
       const std::filesystem::path& directory, std::string* warning, std::string& error);
+  // What keeps `directory`, which exists, from being used as it is (prepareDirectory() then
+  // replaces or refuses it), without making anything: nothing when it is usable or missing.
+  static std::optional<std::string> directoryProblem(const std::filesystem::path& directory);
   // Where that directory is, without creating or checking it.
   static std::filesystem::path runtimeDirectoryPath();
   // Where it is without XDG_RUNTIME_DIR: /tmp/clustervisor-UID.

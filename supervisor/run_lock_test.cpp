@@ -8,6 +8,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "run_lock.hpp"
@@ -83,6 +84,29 @@ BOOST_AUTO_TEST_CASE(a_runtime_directory_the_user_chose_is_refused_rather_than_r
   BOOST_TEST(error == "the runtime directory " + shared.string() +
                           " is not a directory owned by this user and writable only by it; "
                           "remove it or set XDG_RUNTIME_DIR");
+}
+
+BOOST_AUTO_TEST_CASE(a_directory_problem_is_found_without_making_anything) {
+  Scratch scratch;
+  const auto missing = scratch.path / "missing";
+  BOOST_TEST(!RunLock::directoryProblem(missing).has_value());  // `run` makes it
+  BOOST_TEST(!std::filesystem::exists(missing));
+  const auto own = scratch.path / "own";
+  BOOST_REQUIRE(::mkdir(own.c_str(), 0700) == 0);
+  BOOST_TEST(!RunLock::directoryProblem(own).has_value());
+  const auto link = scratch.path / "link";
+  std::filesystem::create_directory_symlink(own, link);
+  const auto shared = scratch.path / "shared";
+  BOOST_REQUIRE(::mkdir(shared.c_str(), 0700) == 0);
+  BOOST_REQUIRE(::chmod(shared.c_str(), 0770) == 0);
+  const auto file = scratch.path / "file";
+  std::ofstream(file.string()) << "x";
+  for (const auto& bad : {link, shared, file}) {
+    BOOST_TEST(RunLock::directoryProblem(bad).value_or("") ==
+                   "the runtime directory " + bad.string() +
+                       " is not a directory owned by this user and writable only by it",
+               bad);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(a_lock_held_in_another_private_fallback_directory_is_found) {

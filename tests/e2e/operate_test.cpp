@@ -836,6 +836,31 @@ BOOST_AUTO_TEST_CASE(a_supervisor_that_refuses_expires_ms_is_asked_again_without
   BOOST_TEST(sent[1] == R"({"version":1,"command":"stop"})");
 }
 
+BOOST_AUTO_TEST_CASE(check_says_when_run_would_refuse_its_runtime_directory) {
+  // XDG_RUNTIME_DIR/clustervisor is a directory anyone may write to: `run` refuses it, so
+  // `check`, which makes nothing, says so (the file itself is valid).
+  TempDir dir;
+  const auto config = dir.write("bot.toml", probeConfig(dir, 1, "basic"));
+  const auto runtime = ownRuntimeDirectory(dir);
+  const auto shared = runtime / "clustervisor";
+  std::filesystem::create_directory(shared);
+  std::filesystem::permissions(shared, std::filesystem::perms::all);
+  SupervisorRun check({"/usr/bin/env", "XDG_RUNTIME_DIR=" + runtime.string(),
+                       supervisorBinary().string(), "check", config.string()});
+  BOOST_TEST(check.waitExit(30s).value_or(-1) == 0, check.transcript());
+  check.waitForLine("clustervisor: warning: the runtime directory " + shared.string() +
+                    " is not a directory owned by this user and writable only by it; `run` will "
+                    "refuse to start; remove it or set XDG_RUNTIME_DIR");
+  BOOST_TEST(std::filesystem::is_empty(shared));
+  // As `run` does.
+  SupervisorRun run({"/usr/bin/env", "XDG_RUNTIME_DIR=" + runtime.string(),
+                     supervisorBinary().string(), "run", config.string()});
+  BOOST_TEST(run.waitExit(30s).value_or(0) == 71, run.transcript());
+  run.waitForLine(
+      "is not a directory owned by this user and writable only by it; remove it or "
+      "set XDG_RUNTIME_DIR");
+}
+
 BOOST_AUTO_TEST_CASE(the_cli_finds_a_supervisor_started_with_another_runtime_directory) {
   // A service has no XDG_RUNTIME_DIR and a login shell has one, so each computes another socket
   // path: the CLI asks the process that holds the file's lock where it listens.
