@@ -527,8 +527,7 @@ void Supervisor::onFrame(WorkerConnection& connection, const wire::Header& heade
       routeAck(slot, header, frame);
       return;
     case wire::FrameType::kWaitDone:
-      // Only the cluster's current worker has waits (those of one it replaced were closed).
-      if (current && waits_.cancel(slot.id, header.correlation)) {
+      if (waits_.cancel(slot.id, header.correlation, waitOwner(slot, connection))) {
         ++waitsEndedEarly_;
       }
       return;
@@ -736,16 +735,12 @@ void Supervisor::routeEvent(Slot& slot, WorkerConnection& from, const wire::Head
   switch (decision.route) {
     case Relay::Route::kDeliver: {
       std::vector<std::uint32_t> delivered;
-      // A wait from a worker that already exited has nobody to tell: just deliver the event. One
-      // from a successor not ready yet, or from a worker it replaced, is not tracked (the
-      // cluster's waits belong to its current worker) and is closed at once, unacknowledged.
-      const bool current = slot.connection.get() == &from;
-      const bool wantsAcks = header.correlation != 0 && !from.retiring() && current;
-      if (header.correlation != 0 && !from.retiring() && !current) {
-        from.sendControl(
-            wire::encodeWaitClosed(slot.id, header.correlation,
-                                   {static_cast<std::uint32_t>(decision.recipients.size()), 0}));
-      }
+      // A wait from a worker that already exited has nobody to tell: just deliver the event.
+      // Each worker of the cluster (in a rolling restart, its successor not ready yet and the
+      // one it replaced too) has waits of its own.
+      const std::uint64_t owner =
+          header.correlation != 0 && !from.retiring() ? waitOwner(slot, from) : 0;
+      const bool wantsAcks = owner != 0;
       const auto deliver = [&](const auto& bytes) {
         for (const auto id : decision.recipients) {
           if (queueEvents(from, id, bytes, frame.size(), 1) && wantsAcks) {
@@ -760,7 +755,8 @@ void Supervisor::routeEvent(Slot& slot, WorkerConnection& from, const wire::Head
         deliver(std::make_shared<const std::vector<std::byte>>(frame.begin(), frame.end()));
       }
       if (wantsAcks) {
-        const auto opened = waits_.open(slot.id, header.correlation, delivered, Clock::now());
+        const auto opened =
+            waits_.open(slot.id, header.correlation, delivered, Clock::now(), owner);
         ++waitsOpened_;
         waitsRejected_ += opened == WaitTable::OpenResult::kRejected ? 1 : 0;
         waitsCompleted_ += opened == WaitTable::OpenResult::kClosedEmpty ? 1 : 0;
@@ -818,11 +814,12 @@ void Supervisor::routeAck(Slot& slot, const wire::Header& header, std::span<std:
     wire::stampSource(frame, slot.id);
     // The waiter wants the others too: unless this one completes the wait, they go out together.
     const WriteBatch::Hold hold(writeBatch_, !outcome.closed);
-    sendTo(header.target, frame);
+    sendToWaiter(header.target, outcome.owner, frame);
   }
   if (outcome.closed) {
     ++waitsCompleted_;
-    sendTo(header.target, wire::encodeWaitClosed(header.target, header.correlation, outcome.body));
+    sendToWaiter(header.target, outcome.owner,
+                 wire::encodeWaitClosed(header.target, header.correlation, outcome.body));
   }
 }
 
@@ -950,10 +947,48 @@ void Supervisor::sendTo(std::uint32_t id, std::span<const std::byte> frame) {
   }
 }
 
+std::uint64_t Supervisor::waitOwner(const Slot& slot, const WorkerConnection& connection) const {
+  if (slot.connection.get() == &connection) {
+    return static_cast<std::uint64_t>(slot.pid);
+  }
+  if (slot.successor && slot.successor->connection.get() == &connection) {
+    return static_cast<std::uint64_t>(slot.successor->pid);
+  }
+  for (const auto& replaced : replaced_) {
+    if (replaced->connection.get() == &connection) {
+      return static_cast<std::uint64_t>(replaced->pid);
+    }
+  }
+  return 0;
+}
+
+void Supervisor::sendToWaiter(std::uint32_t cluster, std::uint64_t owner,
+                              std::span<const std::byte> frame) {
+  if (cluster >= slots_.size()) {
+    return;
+  }
+  const Slot& slot = *slots_[cluster];
+  WorkerConnection* to = nullptr;
+  if (static_cast<std::uint64_t>(slot.pid) == owner) {
+    to = slot.connection.get();
+  } else if (slot.successor && static_cast<std::uint64_t>(slot.successor->pid) == owner) {
+    to = slot.successor->connection.get();
+  } else {
+    for (const auto& replaced : replaced_) {
+      if (replaced->cluster == cluster && static_cast<std::uint64_t>(replaced->pid) == owner) {
+        to = replaced->connection.get();
+      }
+    }
+  }
+  if (to != nullptr && to->welcomed()) {
+    to->sendControl(frame);
+  }
+}
+
 void Supervisor::closeWaits(const std::vector<WaitTable::Closed>& closed) {
   waitsCompleted_ += closed.size();
   for (const auto& c : closed) {
-    sendTo(c.waiter, wire::encodeWaitClosed(c.waiter, c.correlation, c.body));
+    sendToWaiter(c.waiter, c.owner, wire::encodeWaitClosed(c.waiter, c.correlation, c.body));
   }
 }
 
@@ -1198,7 +1233,11 @@ void Supervisor::onDisconnected(WorkerConnection& connection, const std::string&
     return;
   }
   if (slot.connection.get() != &connection) {
-    // A previous worker's connection, read to its end: forget it.
+    // A previous worker's connection, read to its end: forget it. (One a rolling restart replaced
+    // that closed it: its waits have nobody to tell.)
+    if (const auto owner = waitOwner(slot, connection); owner != 0) {
+      waits_.ownerGone(slot.id, owner);
+    }
     std::erase_if(retiring_, [&](const auto& c) { return c.get() == &connection; });
     return;
   }
@@ -1235,7 +1274,7 @@ void Supervisor::retire(Slot& slot) {
   // wrote before exiting is still read and relayed, in order.
   auto connection = std::move(slot.connection);
   relay_.disconnected(slot.id);
-  closeWaits(waits_.clusterGone(slot.id));
+  closeWaits(waits_.clusterGone(slot.id, static_cast<std::uint64_t>(slot.pid)));
   connection->retire(kDrainTimeout);
   countLostWith(slot, *connection, "exited");
   retiring_.push_back(std::move(connection));
@@ -1252,7 +1291,7 @@ void Supervisor::disconnect(Slot& slot) {
   countLostWith(slot, *slot.connection, "disconnected");
   slot.connection.reset();
   relay_.disconnected(slot.id);
-  closeWaits(waits_.clusterGone(slot.id));
+  closeWaits(waits_.clusterGone(slot.id, static_cast<std::uint64_t>(slot.pid)));
   resumeHeldBack();  // nobody waits for a connection that is gone
 }
 
@@ -2199,6 +2238,7 @@ void Supervisor::failSuccessor(Slot& slot, const std::string& why) {
   if (successor->connection) {
     successor->connection->close();
   }
+  waits_.ownerGone(slot.id, static_cast<std::uint64_t>(successor->pid));
   ::kill(-successor->pid, config_.stop.signal);
   successor->timer.expires_after(config_.stop.timeout);
   successor->timer.async_wait([this, &slot](error_code ec) {
@@ -2237,9 +2277,13 @@ void Supervisor::onSuccessorFrame(Slot& slot, WorkerConnection& connection,
     case wire::FrameType::kStopHandler:
       successor.stopHandler = true;
       return;
+    case wire::FrameType::kWaitDone:
+      if (waits_.cancel(slot.id, header.correlation, static_cast<std::uint64_t>(successor.pid))) {
+        ++waitsEndedEarly_;
+      }
+      return;
     case wire::FrameType::kHeartbeat:
-    case wire::FrameType::kAck:       // it was sent no events
-    case wire::FrameType::kWaitDone:  // its waits were closed at once
+    case wire::FrameType::kAck:  // it was sent no events
       return;
     case wire::FrameType::kHello:
     case wire::FrameType::kWelcome:
@@ -2261,9 +2305,10 @@ void Supervisor::promote(Slot& slot) {
   auto successor = std::move(slot.successor);
   successor->timer.cancel();
   const auto now = Clock::now();
-  // The cluster's waits belong to its worker: those the old one made or had yet to acknowledge
-  // complete now, as they would at a restart (told to the old worker, still the cluster's here).
-  closeWaits(waits_.clusterGone(slot.id));
+  // The waits the old worker had yet to acknowledge complete now without it, as they would at a
+  // restart (the new one was not sent those events); its own waits stay open, and their
+  // acknowledgements go on reaching it (see WaitTable).
+  closeWaits(waits_.recipientGone(slot.id));
   auto replaced = std::make_unique<Replaced>(io_);
   replaced->cluster = slot.id;
   replaced->pid = slot.pid;
@@ -2321,6 +2366,7 @@ void Supervisor::onSuccessorExit(Slot& slot, int status) {
   if (successor->connection) {
     successor->connection->close();
   }
+  waits_.ownerGone(slot.id, static_cast<std::uint64_t>(successor->pid));
   killGroup(successor->pid);  // whatever it started in its group
   countExit(slot, successor->failed ? "start_timeout" : "failure");
   if (!successor->failed) {
@@ -2344,6 +2390,7 @@ void Supervisor::onReplacedExit(std::size_t index, int status) {
   replaced->killTimer.cancel();
   replaced->signalTimer.cancel();
   killGroup(replaced->pid);
+  waits_.ownerGone(replaced->cluster, static_cast<std::uint64_t>(replaced->pid));
   const std::string how = describeExit(status);
   logLine("cluster " + std::to_string(replaced->cluster) + "'s replaced worker (pid " +
           std::to_string(replaced->pid) + ") " + how);
@@ -2670,7 +2717,7 @@ void Supervisor::applyScale(std::uint32_t from, std::uint32_t to) {
       Slot& slot = *slots_[id];
       slot.removed = true;
       failSuccessor(slot, "was stopped: its cluster was removed by the reload");
-      closeWaits(waits_.clusterGone(id));
+      closeWaits(waits_.clusterGone(id, static_cast<std::uint64_t>(slot.pid)));
       handle(slot, Kind::kShutdown);
       if (slot.lifecycle.state() != WorkerState::kStopped) {
         current_->removing.push_back(id);

@@ -249,6 +249,12 @@ class Supervisor final : private FrameSink {
   void routeAck(Slot& slot, const wire::Header& header, std::span<std::byte> frame);
   // A control frame (ack, WAIT_CLOSED, TOTAL_CHANGED) to the cluster's connected worker.
   void sendTo(std::uint32_t id, std::span<const std::byte> frame);
+  // The owner of the waits `connection` makes (see WaitTable): the pid of the worker it is the
+  // connection of, the cluster's current one, its successor or one a rolling restart replaced;
+  // 0 for one that has exited (its waits have nobody to tell).
+  std::uint64_t waitOwner(const Slot& slot, const WorkerConnection& connection) const;
+  // A wait's ack or WAIT_CLOSED to the worker of `cluster` that made it, if it is still there.
+  void sendToWaiter(std::uint32_t cluster, std::uint64_t owner, std::span<const std::byte> frame);
   void closeWaits(const std::vector<WaitTable::Closed>& closed);
   void disconnect(Slot& slot);
   void retire(Slot& slot);

@@ -7,7 +7,7 @@ namespace clustervisor {
 
 WaitTable::OpenResult WaitTable::open(std::uint32_t waiter, std::uint64_t correlation,
                                       std::span<const std::uint32_t> recipients,
-                                      Clock::time_point now) {
+                                      Clock::time_point now, std::uint64_t owner) {
   if (recipients.empty()) {
     return OpenResult::kClosedEmpty;
   }
@@ -19,6 +19,7 @@ WaitTable::OpenResult WaitTable::open(std::uint32_t waiter, std::uint64_t correl
   wait.pending.assign(recipients.begin(), recipients.end());
   wait.recipients = static_cast<std::uint32_t>(recipients.size());
   wait.opened = now;
+  wait.owner = owner;
   if (!waits_.emplace(Key{waiter, correlation}, std::move(wait)).second) {
     return OpenResult::kRejected;
   }
@@ -44,37 +45,46 @@ WaitTable::AckOutcome WaitTable::ack(std::uint32_t waiter, std::uint64_t correla
   wait.pending.pop_back();
   ++wait.acked;
   out.forward = true;
+  out.owner = wait.owner;
   if (wait.pending.empty()) {
     out.closed = true;
     out.body = {wait.recipients, wait.acked};
     waits_.erase(it);
-    --waitsPerCluster_[waiter];
+    dropped(waiter);
   }
   return out;
 }
 
-std::vector<WaitTable::Closed> WaitTable::clusterGone(std::uint32_t cluster) {
+void WaitTable::dropped(std::uint32_t waiter) {
+  if (auto it = waitsPerCluster_.find(waiter); it != waitsPerCluster_.end() && --it->second == 0) {
+    waitsPerCluster_.erase(it);
+  }
+}
+
+std::vector<WaitTable::Closed> WaitTable::clusterGone(std::uint32_t cluster, std::uint64_t owner) {
+  ownerGone(cluster, owner);
+  return recipientGone(cluster);
+}
+
+std::vector<WaitTable::Closed> WaitTable::recipientGone(std::uint32_t cluster) {
   std::vector<Closed> closed;
   for (auto it = waits_.begin(); it != waits_.end();) {
-    if (it->first.waiter == cluster) {
-      it = waits_.erase(it);
-      continue;
-    }
     auto& pending = it->second.pending;
     if (auto pos = std::find(pending.begin(), pending.end(), cluster); pos != pending.end()) {
       *pos = pending.back();
       pending.pop_back();
       if (pending.empty()) {
-        closed.push_back(
-            {it->first.waiter, it->first.correlation, {it->second.recipients, it->second.acked}});
-        --waitsPerCluster_[it->first.waiter];
+        closed.push_back({it->first.waiter,
+                          it->first.correlation,
+                          {it->second.recipients, it->second.acked},
+                          it->second.owner});
+        dropped(it->first.waiter);
         it = waits_.erase(it);
         continue;
       }
     }
     ++it;
   }
-  waitsPerCluster_.erase(cluster);
   // Deterministic order for the caller (and its tests): by waiter, then correlation.
   std::sort(closed.begin(), closed.end(), [](const Closed& a, const Closed& b) {
     return a.waiter != b.waiter ? a.waiter < b.waiter : a.correlation < b.correlation;
@@ -82,11 +92,30 @@ std::vector<WaitTable::Closed> WaitTable::clusterGone(std::uint32_t cluster) {
   return closed;
 }
 
-bool WaitTable::cancel(std::uint32_t waiter, std::uint64_t correlation) {
-  if (waits_.erase(Key{waiter, correlation}) == 0) {
+std::size_t WaitTable::ownerGone(std::uint32_t cluster, std::uint64_t owner) {
+  if (!waitsPerCluster_.contains(cluster)) {
+    return 0;  // no wait of the cluster's: nothing to look through
+  }
+  std::size_t gone = 0;
+  for (auto it = waits_.begin(); it != waits_.end();) {
+    if (it->first.waiter == cluster && it->second.owner == owner) {
+      dropped(cluster);
+      it = waits_.erase(it);
+      ++gone;
+    } else {
+      ++it;
+    }
+  }
+  return gone;
+}
+
+bool WaitTable::cancel(std::uint32_t waiter, std::uint64_t correlation, std::uint64_t owner) {
+  const auto it = waits_.find(Key{waiter, correlation});
+  if (it == waits_.end() || it->second.owner != owner) {
     return false;
   }
-  --waitsPerCluster_[waiter];
+  waits_.erase(it);
+  dropped(waiter);
   return true;
 }
 
@@ -94,7 +123,7 @@ std::size_t WaitTable::expire(Clock::time_point openedBefore) {
   std::size_t expired = 0;
   for (auto it = waits_.begin(); it != waits_.end();) {
     if (it->second.opened < openedBefore) {
-      --waitsPerCluster_[it->first.waiter];
+      dropped(it->first.waiter);
       it = waits_.erase(it);
       ++expired;
     } else {

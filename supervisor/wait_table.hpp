@@ -8,6 +8,9 @@
 // gone away, the wait closes and the waiter is told, so a broadcastAndWait never hangs on a dead
 // cluster. A waiter that goes away takes its waits with it. Open waits per waiter are bounded,
 // and expire() forgets waits opened before a given time (their waiters timed out long ago).
+// Acks name the waiter's cluster, but during a rolling restart a cluster has two workers, each
+// with waits of its own: each wait records its `owner` (the worker that made it: the caller's
+// token, a pid), handed back with what is to be sent to it.
 #pragma once
 
 #include <chrono>
@@ -36,12 +39,14 @@ class WaitTable {
   };
   using Clock = std::chrono::steady_clock;
   OpenResult open(std::uint32_t waiter, std::uint64_t correlation,
-                  std::span<const std::uint32_t> recipients, Clock::time_point now);
+                  std::span<const std::uint32_t> recipients, Clock::time_point now,
+                  std::uint64_t owner);
 
   struct AckOutcome {
-    bool forward = false;  // pass the ack on to the waiter
+    bool forward = false;  // pass the ack on to the waiter (the worker `owner`)
     bool closed = false;   // the wait is complete: send WAIT_CLOSED with `body`
     wire::WaitClosedBody body;
+    std::uint64_t owner = 0;
   };
   AckOutcome ack(std::uint32_t waiter, std::uint64_t correlation, std::uint32_t acker);
 
@@ -49,14 +54,21 @@ class WaitTable {
     std::uint32_t waiter;
     std::uint64_t correlation;
     wire::WaitClosedBody body;
+    std::uint64_t owner;
   };
-  // `cluster` disconnected: its own waits are dropped, and waits it was a pending recipient of
-  // lose it; those that become complete are returned (to be closed towards their waiters).
-  std::vector<Closed> clusterGone(std::uint32_t cluster);
+  // `cluster`'s worker `owner` disconnected: its own waits are dropped (recipientGone()).
+  std::vector<Closed> clusterGone(std::uint32_t cluster, std::uint64_t owner);
+  // `cluster` is no longer the recipient it was (its worker is gone, or was replaced by a
+  // rolling restart: the new one was not sent those events): the waits it was a pending
+  // recipient of lose it; those that become complete are returned (to be closed towards their
+  // waiters).
+  std::vector<Closed> recipientGone(std::uint32_t cluster);
+  // The worker `owner` of `cluster` is gone: its own waits are dropped. How many.
+  std::size_t ownerGone(std::uint32_t cluster, std::uint64_t owner);
 
   // The waiter stopped waiting (its timeout, or enough acks): forget the wait. Later acks for it
-  // are ignored. False when there was no such wait.
-  bool cancel(std::uint32_t waiter, std::uint64_t correlation);
+  // are ignored. False when there was no such wait of `owner`'s.
+  bool cancel(std::uint32_t waiter, std::uint64_t correlation, std::uint64_t owner);
 
   // Forgets waits opened before `openedBefore`; returns how many.
   std::size_t expire(Clock::time_point openedBefore);
@@ -80,7 +92,9 @@ class WaitTable {
     std::uint32_t recipients = 0;
     std::uint32_t acked = 0;
     Clock::time_point opened;
+    std::uint64_t owner = 0;
   };
+  void dropped(std::uint32_t waiter);  // one of its waits is no longer open
 
   std::size_t maxWaitsPerCluster_;
   std::unordered_map<Key, Wait, KeyHash> waits_;

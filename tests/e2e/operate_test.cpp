@@ -524,6 +524,25 @@ BOOST_AUTO_TEST_CASE(rolling_restart_keeps_the_old_worker_serving_until_the_new_
   BOOST_TEST(!run->hasLine("cluster 1 (pid " + std::to_string(old) + ") was killed"));
 }
 
+BOOST_AUTO_TEST_CASE(both_workers_of_a_rolling_restart_have_their_waits_acknowledged) {
+  // The new worker waits before it is ready, the one it replaces in its stop handler: each is
+  // told the acknowledgements of its own wait, though both are cluster 1.
+  TempDir dir;
+  const auto config = dir.write("bot.toml", probeConfig(dir, 3, "rolling-waits"));
+  auto run = SupervisorRun::run(config);
+  for (int id = 0; id < 3; ++id) {
+    waitReady(*run, id);
+  }
+  const auto restart = runCli({"restart", config.string(), "--rolling", "1"}, 60s);
+  BOOST_TEST(restart.status == 0, restart.output);
+  BOOST_TEST(run->waitForLine("[cluster 1] HELLO run=2 ")
+                 .find(" acked=2 clusters=[0,2] recipients=-1 timedOut=0 ") != std::string::npos);
+  BOOST_TEST(run->waitForLine("[cluster 1] LEAVING run=1 ")
+                 .find(" acked=2 clusters=[0,2] recipients=-1 timedOut=0 ") != std::string::npos);
+  BOOST_TEST(run->waitForLine("cluster 1's replaced worker (pid ").find(") exited with status 0") !=
+             std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(rolling_restart_in_batches_restarts_a_batch_together) {
   TempDir dir;
   const auto config = dir.write(

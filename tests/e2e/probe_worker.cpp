@@ -1521,6 +1521,29 @@ int main() {
     sleepForever();
   }
 
+  if (mode == "rolling-waits") {
+    // The waits of a rolling restart's two workers of one cluster: the new one's before it is
+    // ready, and the replaced one's in its stop handler.
+    const int run = countRun(std::to_string(id));
+    const auto wait = [&events, &cluster, run](const char* label, const char* event) {
+      const auto start = std::chrono::steady_clock::now();
+      const auto report =
+          events.broadcastAndWaitDetailed(event, nullptr, 20s, cluster.totalClusters() - 1).get();
+      printReport((std::string(label) + " run=" + std::to_string(run)).c_str(), report,
+                  std::chrono::steady_clock::now() - start);
+    };
+    auto stopped = std::make_shared<std::promise<void>>();
+    cluster.onStop([wait, stopped](std::chrono::milliseconds) {
+      wait("LEAVING", "probe.leaving");
+      stopped->set_value();
+    });
+    if (run > 1) {
+      wait("HELLO", "probe.hello");
+    }
+    cluster.ready();
+    stopped->get_future().get();
+    return 0;
+  }
   if (mode == "onstop") {
     auto stopped = std::make_shared<std::promise<std::chrono::milliseconds>>();
     cluster.onStop(
