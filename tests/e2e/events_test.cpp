@@ -364,7 +364,9 @@ BOOST_AUTO_TEST_CASE(what_a_sender_serializes_its_receivers_parse) {
   run->waitForLine("[cluster 1] RECV cut from=0 bytes=4");
   run->waitForLine("[cluster 1] RECV deep from=0 depth=40");
   // Nested deeper than receivers parse: their error handlers are told, no listener runs.
-  run->waitForLine("[cluster 1] ERROR deeper");
+  run->waitForLine(
+      "[cluster 1] ERROR deeper payload from cluster 0 is nested deeper than 256 levels, which its "
+      "receivers do not parse");
   BOOST_TEST(!run->hasLine("RECV deeper"), run->transcript());
   BOOST_TEST(run->linesContaining("ERROR").size() == 1u, run->transcript());
 }
@@ -493,6 +495,23 @@ BOOST_AUTO_TEST_CASE(emit_to_a_cluster_not_yet_connected_is_held_and_delivered_i
     BOOST_TEST(received[n] ==
                "[cluster 1] RECV held from=0 data={\"n\":" + std::to_string(n) + "}");
   }
+}
+
+BOOST_AUTO_TEST_CASE(events_that_do_not_fit_before_the_worker_listens_are_reported_once) {
+  TempDir dir;
+  auto run = start(dir, 2, "late", "PROBE_LATE_FILL = \"300\", PROBE_CLUSTER1_SEND_LIMIT = \"1\"");
+  const pid_t late = startedPid(*run, 1);
+  run->waitForLine("clustervisor: cluster 1 (pid " + std::to_string(late) + ") connected");
+  dir.write("send", "1\n");
+  run->waitForLine("[cluster 0] SENT");
+  dir.write("listen", "1\n");
+  const auto line = run->waitForLine("[cluster 1] LISTENER_ERROR (before listen) ");
+  BOOST_TEST(line.find(" event(s) arrived before the worker started listening and did not fit "
+                       "the waiting room; they were dropped") != std::string::npos,
+             line);
+  // Those that fitted came first, in order.
+  run->waitForLine("[cluster 1] RECV b from=0 data={\"early\":1}");
+  BOOST_TEST(run->linesContaining("LISTENER_ERROR").size() == 1u, run->transcript());
 }
 
 BOOST_AUTO_TEST_CASE(events_arriving_before_the_worker_listens_wait_for_it_in_order) {

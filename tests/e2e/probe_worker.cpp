@@ -816,6 +816,9 @@ int main() {
   if (!env("PROBE_RECEIVE_LIMIT").empty()) {
     options.receiveQueueLimit = std::stoul(env("PROBE_RECEIVE_LIMIT"));
   }
+  if (!env("PROBE_CLUSTER1_SEND_LIMIT").empty() && env("CLUSTERVISOR_CLUSTER_ID") == "1") {
+    options.sendQueueLimit = std::stoul(env("PROBE_CLUSTER1_SEND_LIMIT"));
+  }
   const int threadsBefore = threadCount();
   auto cluster = Cluster::fromEnvironment(options);
   auto& events = cluster.events();
@@ -906,6 +909,13 @@ int main() {
   if (mode == "late" && id == 0) {
     waitForFile("send");
     events.broadcast("b", {{"early", 1}});
+    // PROBE_LATE_FILL events of 16 KiB: more than cluster 1 keeps before it listens, with a
+    // small PROBE_CLUSTER1_SEND_LIMIT (its sendQueueLimit, at least twice the largest frame:
+    // 2 MiB and a little).
+    const int fill = std::atoi(env("PROBE_LATE_FILL", "0").c_str());
+    for (int i = 0; i < fill; ++i) {
+      (void)events.emitTo(1, "fill", {{"pad", std::string(16 * 1024, 'f')}});
+    }
     events.emitTo(1, "marker", {{"early", 2}});
     echoThroughSupervisor(events, id);
     say("SENT");
@@ -1569,8 +1579,13 @@ int main() {
       }
       say("RECV deep from=", source, " depth=", depth);
     });
-    events.setErrorHandler(
-        [](std::string_view event, std::exception_ptr) { say("ERROR ", event); });
+    events.setErrorHandler([](std::string_view event, std::exception_ptr error) {
+      try {
+        std::rethrow_exception(error);
+      } catch (const std::exception& e) {
+        say("ERROR ", event, " ", e.what());
+      }
+    });
     cluster.ready();
     if (id == 0) {
       barrier(cluster);

@@ -782,7 +782,7 @@ void Connection::startListening() {
     const auto dropped = droppedBeforeListening_;
     asio::post(bus_, [self = shared_from_this(), dropped] {
       self->reportListenerError(
-          "",
+          "(before listen)",
           std::make_exception_ptr(std::runtime_error(
               std::to_string(dropped) +
               " event(s) arrived before the worker started listening and did not fit the "
@@ -994,10 +994,13 @@ void Connection::deliverOne(std::string_view name, std::string_view payload, std
       delivery ? delivery->parse(parser_, payload, ec) : boost::json::value();
   const bool parsed = !ec;
   if (ec) {
+    const std::string why = ec == boost::json::error::too_deep
+                                ? "is nested deeper than " + std::to_string(kMaxPayloadDepth) +
+                                      " levels, which its receivers do not parse"
+                                : "is not valid JSON: " + ec.message();
     reportListenerError(name,
-                        std::make_exception_ptr(
-                            std::runtime_error("payload from cluster " + std::to_string(source) +
-                                               " is not valid JSON: " + ec.message())),
+                        std::make_exception_ptr(std::runtime_error(
+                            "payload from cluster " + std::to_string(source) + " " + why)),
                         ErrorKind::kNotParsed);
   }
   std::vector<ListenerEntry> taken;
