@@ -2096,7 +2096,7 @@ std::string Supervisor::metricsText() const {
   out.sample(waitsCompleted_);
   out.family("clustervisor_waits_ended_early_total", "counter",
              "broadcastAndWait calls the waiting worker ended before every recipient acknowledged "
-             "(its timeout, or its expected count reached).");
+             "(its timeout, its expected count reached, or a cancellation).");
   out.sample(waitsEndedEarly_);
   out.family("clustervisor_waits_rejected_total", "counter",
              "broadcastAndWait calls refused (too many open, or a reused id).");

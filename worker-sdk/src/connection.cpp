@@ -1160,6 +1160,11 @@ void Connection::startWait(std::string_view event, std::string_view payload,
   wait->expected = expectedClusters;
   wait->bypassBus = bypassBus;
   wait->work = asio::prefer(bus_.get_inner_executor(), asio::execution::outstanding_work.tracked);
+  if (slot.is_connected()) {
+    // Before the wait is registered: from then on another thread may end it and run its handler,
+    // which may free the slot's signal.
+    slot.template emplace<WaitCanceller>(WaitCanceller{weak_from_this(), id});
+  }
   bool arm = false;
   bool refused = false;
   {
@@ -1181,11 +1186,6 @@ void Connection::startWait(std::string_view event, std::string_view payload,
     completeHandler(std::move(wait->handler), make_error_code(Errc::kNotConnected), AckReport{},
                     false, bypassBus);
     return;
-  }
-  if (slot.is_connected()) {
-    // Here, on the thread that starts the wait, which is where its cancellation is emitted
-    // (the handler's executor), so the slot is not touched by two threads at once.
-    slot.template emplace<WaitCanceller>(WaitCanceller{weak_from_this(), id});
   }
   // Registered before sending, so an ack can never arrive for a wait that is not known yet.
   const error_code ec = sendEvent(wire::kBroadcast, id, event, payload, now);
@@ -1235,8 +1235,15 @@ void Connection::WaitCanceller::operator()(asio::cancellation_type type) const {
     return;
   }
   if (auto self = connection.lock()) {
-    // Not ended here: the handler would run inside the emit() of the code cancelling it.
-    asio::post(self->io_, [self, id = id] { self->finishWait(id, WaitEnd::kCancelled); });
+    // Not ended here: the handler would run inside the emit() of the code cancelling it. What is
+    // posted holds no reference: once the SDK's threads are gone (the Cluster destroyed, its
+    // completions still running on an executor of the program's), it is never run, and must not
+    // keep the Connection, and through it the io_context, alive.
+    asio::post(self->io_, [weak = connection, id = id] {
+      if (const auto alive = weak.lock()) {
+        alive->finishWait(id, WaitEnd::kCancelled);
+      }
+    });
   }
 }
 

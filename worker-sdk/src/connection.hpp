@@ -247,7 +247,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Installed in the cancellation slot of a wait's handler, when it has one (Asio's
   // per-operation cancellation): a terminal or partial cancellation ends the wait through the
   // I/O thread, as its timeout would, with operation_aborted and the acknowledgements so far.
-  // Emitted after the wait ended, or once the Cluster is gone, it does nothing. (Total
+  // Emitted after the wait ended, or once the SDK's threads are gone, it ends nothing. (Total
   // cancellation is not supported: the event has been sent.)
   struct WaitCanceller {
     std::weak_ptr<Connection> connection;

@@ -174,7 +174,8 @@ class EventBus {
   // set when nothing was sent (see broadcast), and when the wait was cancelled: Asio's
   // per-operation cancellation (a bound cancellation slot, a coroutine's `||`), terminal or
   // partial, ends it with asio::error::operation_aborted and the count so far (total is not
-  // supported: the event has been sent). Signature: void(error_code, int). With use_future or
+  // supported: the event has been sent); emit it on the handler's executor (the bus executor,
+  // get_executor(), for a plain callback). Signature: void(error_code, int). With use_future or
   // use_awaitable that error arrives as a boost::system::system_error (the base of
   // clustervisor::Error): catch that to handle both.
   template <typename Token = boost::asio::use_future_t<>>
