@@ -462,6 +462,21 @@ BOOST_AUTO_TEST_CASE(a_cancelled_wait_ends_with_operation_aborted_and_the_acks_i
   BOOST_TEST(run->linesContaining("LISTENER_ERROR").empty(), run->transcript());
 }
 
+BOOST_AUTO_TEST_CASE(a_second_cluster_in_one_process_is_refused_and_the_first_goes_on) {
+  TempDir dir;
+  auto run = start(dir, 2, "twice");
+  BOOST_TEST(run->waitForLine("[cluster 0] TWICE ")
+                 .find("TWICE Cluster::fromEnvironment: called again in this process; the "
+                       "connection to the supervisor (CLUSTERVISOR_FD) is taken by the first "
+                       "call alone") != std::string::npos);
+  waitReady(*run, 0);
+  waitReady(*run, 1);
+  // The first Cluster's connection is as it was: the supervisor saw one handshake each.
+  const auto status = runCli({"status", (dir.path() / "bot.toml").string()});
+  BOOST_TEST(status.output.find("2 of 2 clusters running") != std::string::npos, status.output);
+  BOOST_TEST(!run->hasLine("protocol error"), run->transcript());
+}
+
 BOOST_AUTO_TEST_CASE(payload_over_the_limit_is_refused_to_the_sender_and_nothing_is_sent) {
   TempDir dir;
   auto run = start(dir, 2, "payload", "", "[events]\nmax_payload = \"4KiB\"\n");

@@ -844,6 +844,14 @@ int main() {
   auto cluster = Cluster::fromEnvironment(options);
   auto& events = cluster.events();
   const int id = cluster.id();
+  if (mode == "twice") {
+    try {
+      (void)Cluster::fromEnvironment(options);
+      say("TWICE accepted");
+    } catch (const std::logic_error& e) {
+      say("TWICE ", e.what());
+    }
+  }
   {
     std::string shards;
     for (const auto shard : cluster.shards()) {

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
@@ -278,6 +279,18 @@ Cluster Cluster::fromEnvironment(ClusterOptions options) {
     fail(Errc::kNotUnderSupervisor, "file descriptor " + std::to_string(fdNumber) + " (" +
                                         wire::kEnvFd +
                                         ") is not the socket clustervisor gives its workers");
+  }
+  // The connection is this process's once: a second handshake on it would be a protocol error
+  // (the supervisor stops the worker), and once the first Cluster is gone its descriptor may
+  // belong to anything.
+  static std::atomic<bool> taken{false};
+  if (taken.exchange(true)) {
+    throw std::logic_error(
+        "Cluster::fromEnvironment: called again in this process; the connection to the "
+        "supervisor (" +
+        std::string(wire::kEnvFd) +
+        ") is taken by the first call alone: keep that Cluster (it can be moved) for as long as "
+        "the process runs");
   }
   // The worker's own children must not inherit the socket: they would keep it open after the
   // worker died, and the supervisor would not see the worker go.

@@ -6,7 +6,7 @@
 // (CLUSTERVISOR_CLUSTER_ID, CLUSTERVISOR_TOTAL_CLUSTERS, CLUSTERVISOR_FD, CLUSTERVISOR_PROTOCOL),
 // takes over the inherited socket, performs the protocol handshake and starts the SDK's I/O
 // thread. Outside clustervisor it throws clustervisor::Error(Errc::kNotUnderSupervisor) with a
-// message saying so.
+// message saying so. Once per process: a later call throws std::logic_error.
 //
 // Threads: by default the SDK runs two threads of its own, which take turns running the
 // connection (socket, heartbeats, writes) and the listeners: an event's listeners run on the
