@@ -2305,10 +2305,6 @@ void Supervisor::promote(Slot& slot) {
   auto successor = std::move(slot.successor);
   successor->timer.cancel();
   const auto now = Clock::now();
-  // The waits the old worker had yet to acknowledge complete now without it, as they would at a
-  // restart (the new one was not sent those events); its own waits stay open, and their
-  // acknowledgements go on reaching it (see WaitTable).
-  closeWaits(waits_.recipientGone(slot.id));
   auto replaced = std::make_unique<Replaced>(io_);
   replaced->cluster = slot.id;
   replaced->pid = slot.pid;
@@ -2345,6 +2341,11 @@ void Supervisor::promote(Slot& slot) {
 
   Replaced& old = *replaced;
   replaced_.push_back(std::move(replaced));
+  // The waits the old worker had yet to acknowledge complete now without it, as they would at a
+  // restart (the new one was not sent those events); its own waits stay open, and their
+  // acknowledgements go on reaching it (see WaitTable). Only now, with both workers where
+  // sendToWaiter() looks for them: a wait the new one made can be among those completing.
+  closeWaits(waits_.recipientGone(slot.id));
   const std::string what = beginStopSequence(old.connection.get(), oldStopHandler, old.signalTimer,
                                              [&old] { return old.pid; });
   old.killTimer.expires_after(config_.stop.timeout);

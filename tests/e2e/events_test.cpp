@@ -477,6 +477,14 @@ BOOST_AUTO_TEST_CASE(a_second_cluster_in_one_process_is_refused_and_the_first_go
   BOOST_TEST(!run->hasLine("protocol error"), run->transcript());
 }
 
+BOOST_AUTO_TEST_CASE(a_second_cluster_after_the_first_is_destroyed_is_refused_all_the_same) {
+  TempDir dir;
+  auto run = start(dir, 1, "twice-after-destroyed");
+  BOOST_TEST(run->waitForLine("[cluster 0] TWICE ")
+                 .find("TWICE Cluster::fromEnvironment: called again in this process;") !=
+             std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(payload_over_the_limit_is_refused_to_the_sender_and_nothing_is_sent) {
   TempDir dir;
   auto run = start(dir, 2, "payload", "", "[events]\nmax_payload = \"4KiB\"\n");

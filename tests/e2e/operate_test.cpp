@@ -543,6 +543,22 @@ BOOST_AUTO_TEST_CASE(both_workers_of_a_rolling_restart_have_their_waits_acknowle
              std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(a_new_workers_wait_that_the_takeover_completes_is_closed_towards_it) {
+  // Cluster 1's new worker waits on its own cluster, whose only recipient is the worker it
+  // replaces, which never acknowledges: the takeover completes the wait without it, and the new
+  // worker, the cluster's own from then on, is told.
+  TempDir dir;
+  const auto config = dir.write(
+      "bot.toml", probeConfig(dir, 2, "self-wait", "", "[heartbeat]\ntimeout = \"0s\"\n"));
+  auto run = SupervisorRun::run(config);
+  run->waitForLine("[cluster 1] SELFWAIT run=1 ready");
+  const auto restart = runCli({"restart", config.string(), "--rolling", "1"}, 60s);
+  BOOST_TEST(restart.status == 0, restart.output);
+  run->waitForLine(
+      "[cluster 1] SELFWAIT run=2 got WAIT_CLOSED correlation=4660 recipients=1 "
+      "acked=0");
+}
+
 BOOST_AUTO_TEST_CASE(rolling_restart_in_batches_restarts_a_batch_together) {
   TempDir dir;
   const auto config = dir.write(

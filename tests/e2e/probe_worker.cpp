@@ -45,6 +45,7 @@
 #include <boost/json.hpp>
 
 #include "clustervisor/wire/frame.hpp"
+#include "clustervisor/wire/frame_reader.hpp"
 #include "clustervisor/worker.hpp"
 
 namespace json = boost::json;
@@ -244,6 +245,55 @@ void printReport(const char* label, const clustervisor::AckReport& r,
   say(label, " acked=", r.acked, " clusters=[", clusters, "] recipients=", r.recipients,
       " timedOut=", r.timedOut ? 1 : 0,
       " elapsedMs=", std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count());
+}
+
+// Cluster 1 of "self-wait", speaking the protocol by hand in both of its workers: the first one
+// says READY and never acknowledges anything; the second, started by a rolling restart, opens a
+// wait on its own cluster (an emitTo with a correlation: the first worker is its only
+// recipient), then says READY, and prints every frame it reads after that.
+int rawSelfWaitMain() {
+  namespace wire = clustervisor::wire;
+  const int fd = wire::kWorkerFd;
+  const int run = countRun("1");
+  wire::HelloBody hello;
+  hello.pid = static_cast<std::uint32_t>(::getpid());
+  const auto write = [fd](const std::vector<std::byte>& frame) {
+    (void)!::write(fd, frame.data(), frame.size());
+  };
+  write(wire::encodeHello(hello));
+  wire::FrameReader reader(1 << 20);
+  const auto next = [&]() -> std::optional<std::vector<std::byte>> {
+    for (;;) {
+      const auto frame = reader.next();
+      if (frame.result.status == wire::DecodeStatus::kFrame) {
+        return std::vector<std::byte>(frame.frame.begin(), frame.frame.end());
+      }
+      const auto space = reader.prepare();
+      const ssize_t n = ::read(fd, space.data(), space.size());
+      if (n <= 0) {
+        return std::nullopt;
+      }
+      reader.commit(static_cast<std::size_t>(n));
+    }
+  };
+  (void)next();  // WELCOME
+  if (run > 1) {
+    write(wire::encodeEvent(0, 1, 0x1234, "self", "{}"));
+  }
+  write(wire::encodeReady());
+  say("SELFWAIT run=", run, " ready");
+  while (const auto frame = next()) {
+    const auto decoded = wire::decodeFrame(*frame, frame->size());
+    std::string body;
+    if (decoded.header.type == wire::FrameType::kWaitClosed) {
+      const auto closed = wire::waitClosedBody(*frame);
+      body = " recipients=" + std::to_string(closed.recipients) +
+             " acked=" + std::to_string(closed.acked);
+    }
+    say("SELFWAIT run=", run, " got ", wire::toString(decoded.header.type),
+        " correlation=", decoded.header.correlation, body);
+  }
+  return 0;
 }
 
 // A raw protocol speaker that never links the SDK's Cluster: used to misbehave on purpose.
@@ -767,6 +817,22 @@ extern "C" int __lsan_is_turned_off() {
 
 int main() {
   const std::string mode = env("PROBE_MODE", "basic");
+  if (mode == "self-wait" && env("CLUSTERVISOR_CLUSTER_ID") == "1") {
+    return rawSelfWaitMain();
+  }
+  if (mode == "twice-after-destroyed") {
+    // The descriptor is closed with the first Cluster: the second call must not look at it.
+    { auto first = Cluster::fromEnvironment(); }
+    try {
+      (void)Cluster::fromEnvironment();
+      say("TWICE accepted");
+    } catch (const std::logic_error& e) {
+      say("TWICE ", e.what());
+    } catch (const std::exception& e) {
+      say("TWICE other error: ", e.what());
+    }
+    sleepForever();
+  }
   const std::string rawMode = env("PROBE_RAW");  // "<cluster>:<mode>"
   if (!rawMode.empty() && env("CLUSTERVISOR_CLUSTER_ID") == rawMode.substr(0, rawMode.find(':')) &&
       firstTime("raw-" + env("CLUSTERVISOR_CLUSTER_ID"))) {

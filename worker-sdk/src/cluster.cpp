@@ -251,7 +251,28 @@ struct Cluster::Impl {
   }
 };
 
+namespace {
+
+// Set once a call of fromEnvironment() has taken the connection: it is this process's once (a
+// second handshake on it would be a protocol error, for which the supervisor stops the worker),
+// and once the first Cluster is gone its descriptor is closed, or belongs to something else.
+std::atomic<bool> connectionTaken{false};
+
+[[noreturn]] void throwTakenAlready() {
+  throw std::logic_error(
+      "Cluster::fromEnvironment: called again in this process; the connection to the supervisor "
+      "(" +
+      std::string(wire::kEnvFd) +
+      ") is taken by the first call alone: keep that Cluster (it can be moved) for as long as the "
+      "process runs");
+}
+
+}  // namespace
+
 Cluster Cluster::fromEnvironment(ClusterOptions options) {
+  if (connectionTaken.load()) {
+    throwTakenAlready();  // before looking at the descriptor, which may be closed or reused
+  }
   if (options.executor && options.listenersOnIoThread) {
     throw std::invalid_argument(
         "Cluster::fromEnvironment: ClusterOptions::executor and listenersOnIoThread both say "
@@ -280,17 +301,8 @@ Cluster Cluster::fromEnvironment(ClusterOptions options) {
                                         wire::kEnvFd +
                                         ") is not the socket clustervisor gives its workers");
   }
-  // The connection is this process's once: a second handshake on it would be a protocol error
-  // (the supervisor stops the worker), and once the first Cluster is gone its descriptor may
-  // belong to anything.
-  static std::atomic<bool> taken{false};
-  if (taken.exchange(true)) {
-    throw std::logic_error(
-        "Cluster::fromEnvironment: called again in this process; the connection to the "
-        "supervisor (" +
-        std::string(wire::kEnvFd) +
-        ") is taken by the first call alone: keep that Cluster (it can be moved) for as long as "
-        "the process runs");
+  if (connectionTaken.exchange(true)) {
+    throwTakenAlready();
   }
   // The worker's own children must not inherit the socket: they would keep it open after the
   // worker died, and the supervisor would not see the worker go.
