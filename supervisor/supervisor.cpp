@@ -2101,6 +2101,10 @@ std::string Supervisor::metricsText() const {
   out.family("clustervisor_waits_rejected_total", "counter",
              "broadcastAndWait calls refused (too many open, or a reused id).");
   out.sample(waitsRejected_);
+  out.family("clustervisor_waits_discarded_total", "counter",
+             "broadcastAndWait calls forgotten unfinished: their worker went away, or they were "
+             "open for an hour.");
+  out.sample(waits_.discardedWaits());
   out.family("clustervisor_waits_open", "gauge", "broadcastAndWait calls open now.");
   out.sample(std::uint64_t{waits_.openWaits()});
   out.family("clustervisor_reloads_total", "counter", "Reloads applied.");

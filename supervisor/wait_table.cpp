@@ -102,6 +102,7 @@ std::size_t WaitTable::ownerGone(std::uint32_t cluster, std::uint64_t owner) {
       dropped(cluster);
       it = waits_.erase(it);
       ++gone;
+      ++discarded_;
     } else {
       ++it;
     }
@@ -126,6 +127,7 @@ std::size_t WaitTable::expire(Clock::time_point openedBefore) {
       dropped(it->first.waiter);
       it = waits_.erase(it);
       ++expired;
+      ++discarded_;
     } else {
       ++it;
     }

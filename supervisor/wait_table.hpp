@@ -74,6 +74,9 @@ class WaitTable {
   std::size_t expire(Clock::time_point openedBefore);
 
   std::size_t openWaits() const { return waits_.size(); }
+  // Waits forgotten unfinished because their worker went away (ownerGone(), clusterGone()) or
+  // they were open too long (expire()): nobody was told, so no other count has them.
+  std::uint64_t discardedWaits() const { return discarded_; }
   std::uint64_t ignoredAcks() const { return ignoredAcks_; }
 
  private:
@@ -100,6 +103,7 @@ class WaitTable {
   std::unordered_map<Key, Wait, KeyHash> waits_;
   std::unordered_map<std::uint32_t, std::size_t> waitsPerCluster_;
   std::uint64_t ignoredAcks_ = 0;
+  std::uint64_t discarded_ = 0;
 };
 
 }  // namespace clustervisor

@@ -63,6 +63,7 @@ BOOST_AUTO_TEST_CASE(waiter_that_dies_takes_its_waits_along) {
   table.open(0, 2, kOthers, kOpenedAt, kOwner);
   table.open(1, 1, std::vector<std::uint32_t>{0, 2}, kOpenedAt, kOwner);
   BOOST_TEST(table.clusterGone(0, kOwner).empty());  // wait (1,1) still has recipient 2 pending
+  BOOST_TEST(table.discardedWaits() == 2u);
   BOOST_TEST(table.openWaits() == 1u);
   BOOST_TEST(!table.ack(0, 1, 1).forward);
 }
@@ -77,6 +78,7 @@ BOOST_AUTO_TEST_CASE(each_worker_of_a_cluster_keeps_its_own_waits) {
   BOOST_TEST(!table.cancel(0, 1, 200));  // not its wait
   // The replaced worker exits: only its waits go; the new one's still count acks.
   BOOST_TEST(table.ownerGone(0, 100) == 1u);
+  BOOST_TEST(table.discardedWaits() == 1u);
   BOOST_TEST(!table.ack(0, 1, 2).forward);
   BOOST_TEST(table.ack(0, 2, 2).forward);
   const auto closed = table.recipientGone(3);
@@ -114,6 +116,7 @@ BOOST_AUTO_TEST_CASE(forgets_waits_opened_before_the_cutoff_and_frees_their_plac
   table.open(0, 1, kOthers, kOpenedAt, kOwner);
   table.open(1, 1, kOthers, kOpenedAt + 10s, kOwner);
   BOOST_TEST(table.expire(kOpenedAt + 5s) == 1u);
+  BOOST_TEST(table.discardedWaits() == 1u);
   BOOST_TEST(table.openWaits() == 1u);
   BOOST_TEST(!table.ack(0, 1, 2).forward);
   BOOST_TEST(table.ack(1, 1, 2).forward);

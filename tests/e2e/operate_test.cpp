@@ -1213,7 +1213,8 @@ BOOST_AUTO_TEST_CASE(the_metrics_endpoint_serves_prometheus_text_to_curl) {
         "clustervisor_cluster_held_events", "clustervisor_cluster_resident_bytes",
         "clustervisor_cluster_cpu_seconds_total", "clustervisor_dropped_events_total",
         "clustervisor_waits_opened_total", "clustervisor_waits_ended_early_total",
-        "clustervisor_supervisor_resident_bytes", "clustervisor_supervisor_open_fds"}) {
+        "clustervisor_waits_discarded_total", "clustervisor_supervisor_resident_bytes",
+        "clustervisor_supervisor_open_fds"}) {
     BOOST_TEST(families.count(family) == 1u, family);
   }
   BOOST_TEST(values["clustervisor_cluster_state{cluster=\"0\",state=\"running\"}"] == "1");
