@@ -1932,6 +1932,16 @@ boost::json::object Supervisor::status() const {
     if (slot->successor) {
       c["successor_pid"] = slot->successor->pid;
     }
+    // Workers a rolling restart replaced that are still stopping (in their onStop, say).
+    json::array replacedPids;
+    for (const auto& replaced : replaced_) {
+      if (replaced->cluster == slot->id) {
+        replacedPids.push_back(replaced->pid);
+      }
+    }
+    if (!replacedPids.empty()) {
+      c["replaced_pids"] = std::move(replacedPids);
+    }
     c["outdated"] = slot->outdated;
     if (state == WorkerState::kRunning && !slot->removed) {
       ++running;

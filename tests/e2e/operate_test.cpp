@@ -528,19 +528,31 @@ BOOST_AUTO_TEST_CASE(both_workers_of_a_rolling_restart_have_their_waits_acknowle
   // The new worker waits before it is ready, the one it replaces in its stop handler: each is
   // told the acknowledgements of its own wait, though both are cluster 1.
   TempDir dir;
-  const auto config = dir.write("bot.toml", probeConfig(dir, 3, "rolling-waits"));
+  const auto config =
+      dir.write("bot.toml", probeConfig(dir, 3, "rolling-waits", "",
+                                        "[stop]\ntimeout = \"60s\"\nsignal_delay = \"30s\"\n"));
   auto run = SupervisorRun::run(config);
   for (int id = 0; id < 3; ++id) {
     waitReady(*run, id);
   }
+  const pid_t old = startedPid(*run, 1);
   const auto restart = runCli({"restart", config.string(), "--rolling", "1"}, 60s);
   BOOST_TEST(restart.status == 0, restart.output);
   BOOST_TEST(run->waitForLine("[cluster 1] HELLO run=2 ")
                  .find(" acked=2 clusters=[0,2] recipients=-1 timedOut=0 ") != std::string::npos);
   BOOST_TEST(run->waitForLine("[cluster 1] LEAVING run=1 ")
                  .find(" acked=2 clusters=[0,2] recipients=-1 timedOut=0 ") != std::string::npos);
-  BOOST_TEST(run->waitForLine("cluster 1's replaced worker (pid ").find(") exited with status 0") !=
-             std::string::npos);
+  // Still in its stop handler: status shows it beside the cluster's new worker.
+  auto status = statusOf(config);
+  const auto& during = status.at("clusters").as_array().at(1).as_object();
+  BOOST_REQUIRE(during.contains("replaced_pids"));
+  BOOST_TEST(during.at("replaced_pids").as_array().size() == 1u);
+  BOOST_TEST(during.at("replaced_pids").as_array().at(0).as_int64() == old);
+  dir.write("leave", "1\n");
+  BOOST_TEST(run->waitForLine("cluster 1's replaced worker (pid " + std::to_string(old) + ")")
+                 .find(") exited with status 0") != std::string::npos);
+  status = statusOf(config);
+  BOOST_TEST(!status.at("clusters").as_array().at(1).as_object().contains("replaced_pids"));
 }
 
 BOOST_AUTO_TEST_CASE(a_new_workers_wait_that_the_takeover_completes_is_closed_towards_it) {

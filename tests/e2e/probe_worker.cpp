@@ -1640,6 +1640,7 @@ int main() {
     auto stopped = std::make_shared<std::promise<void>>();
     cluster.onStop([wait, stopped](std::chrono::milliseconds) {
       wait("LEAVING", "probe.leaving");
+      waitForFile("leave");  // the test looks at the replaced worker meanwhile
       stopped->set_value();
     });
     if (run > 1) {
