@@ -96,18 +96,9 @@ std::size_t WaitTable::ownerGone(std::uint32_t cluster, std::uint64_t owner) {
   if (!waitsPerCluster_.contains(cluster)) {
     return 0;  // no wait of the cluster's: nothing to look through
   }
-  std::size_t gone = 0;
-  for (auto it = waits_.begin(); it != waits_.end();) {
-    if (it->first.waiter == cluster && it->second.owner == owner) {
-      dropped(cluster);
-      it = waits_.erase(it);
-      ++gone;
-      ++discarded_;
-    } else {
-      ++it;
-    }
-  }
-  return gone;
+  return discard([&](const Key& key, const Wait& wait) {
+    return key.waiter == cluster && wait.owner == owner;
+  });
 }
 
 bool WaitTable::cancel(std::uint32_t waiter, std::uint64_t correlation, std::uint64_t owner) {
@@ -121,18 +112,20 @@ bool WaitTable::cancel(std::uint32_t waiter, std::uint64_t correlation, std::uin
 }
 
 std::size_t WaitTable::expire(Clock::time_point openedBefore) {
-  std::size_t expired = 0;
-  for (auto it = waits_.begin(); it != waits_.end();) {
-    if (it->second.opened < openedBefore) {
-      dropped(it->first.waiter);
-      it = waits_.erase(it);
-      ++expired;
-      ++discarded_;
-    } else {
-      ++it;
+  return discard([&](const Key&, const Wait& wait) { return wait.opened < openedBefore; });
+}
+
+template <typename Predicate>
+std::size_t WaitTable::discard(const Predicate& matches) {
+  const std::size_t gone = std::erase_if(waits_, [&](const auto& entry) {
+    if (!matches(entry.first, entry.second)) {
+      return false;
     }
-  }
-  return expired;
+    dropped(entry.first.waiter);
+    return true;
+  });
+  discarded_ += gone;
+  return gone;
 }
 
 }  // namespace clustervisor

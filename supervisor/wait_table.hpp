@@ -98,6 +98,9 @@ class WaitTable {
     std::uint64_t owner = 0;
   };
   void dropped(std::uint32_t waiter);  // one of its waits is no longer open
+  // Forgets, unfinished, the waits `matches(key, wait)` picks; how many.
+  template <typename Predicate>
+  std::size_t discard(const Predicate& matches);
 
   std::size_t maxWaitsPerCluster_;
   std::unordered_map<Key, Wait, KeyHash> waits_;
