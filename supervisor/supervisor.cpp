@@ -947,19 +947,28 @@ void Supervisor::sendTo(std::uint32_t id, std::span<const std::byte> frame) {
   }
 }
 
-std::uint64_t Supervisor::waitOwner(const Slot& slot, const WorkerConnection& connection) const {
-  if (slot.connection.get() == &connection) {
-    return static_cast<std::uint64_t>(slot.pid);
+template <typename Visit>
+void Supervisor::forEachWorker(const Slot& slot, const Visit& visit) const {
+  if (visit(slot.pid, slot.connection.get())) {
+    return;
   }
-  if (slot.successor && slot.successor->connection.get() == &connection) {
-    return static_cast<std::uint64_t>(slot.successor->pid);
+  if (slot.successor && visit(slot.successor->pid, slot.successor->connection.get())) {
+    return;
   }
   for (const auto& replaced : replaced_) {
-    if (replaced->connection.get() == &connection) {
-      return static_cast<std::uint64_t>(replaced->pid);
+    if (replaced->cluster == slot.id && visit(replaced->pid, replaced->connection.get())) {
+      return;
     }
   }
-  return 0;
+}
+
+std::uint64_t Supervisor::waitOwner(const Slot& slot, const WorkerConnection& connection) const {
+  std::uint64_t owner = 0;
+  forEachWorker(slot, [&](pid_t pid, const WorkerConnection* c) {
+    owner = c == &connection ? static_cast<std::uint64_t>(pid) : 0;
+    return owner != 0;
+  });
+  return owner;
 }
 
 void Supervisor::sendToWaiter(std::uint32_t cluster, std::uint64_t owner,
@@ -967,19 +976,11 @@ void Supervisor::sendToWaiter(std::uint32_t cluster, std::uint64_t owner,
   if (cluster >= slots_.size()) {
     return;
   }
-  const Slot& slot = *slots_[cluster];
   WorkerConnection* to = nullptr;
-  if (static_cast<std::uint64_t>(slot.pid) == owner) {
-    to = slot.connection.get();
-  } else if (slot.successor && static_cast<std::uint64_t>(slot.successor->pid) == owner) {
-    to = slot.successor->connection.get();
-  } else {
-    for (const auto& replaced : replaced_) {
-      if (replaced->cluster == cluster && static_cast<std::uint64_t>(replaced->pid) == owner) {
-        to = replaced->connection.get();
-      }
-    }
-  }
+  forEachWorker(*slots_[cluster], [&](pid_t pid, WorkerConnection* c) {
+    to = static_cast<std::uint64_t>(pid) == owner ? c : nullptr;
+    return static_cast<std::uint64_t>(pid) == owner;
+  });
   if (to != nullptr && to->welcomed()) {
     to->sendControl(frame);
   }

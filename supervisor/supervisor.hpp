@@ -249,6 +249,11 @@ class Supervisor final : private FrameSink {
   void routeAck(Slot& slot, const wire::Header& header, std::span<std::byte> frame);
   // A control frame (ack, WAIT_CLOSED, TOTAL_CHANGED) to the cluster's connected worker.
   void sendTo(std::uint32_t id, std::span<const std::byte> frame);
+  // Calls `visit(pid, connection)` for each worker of the slot's cluster (its current one, a
+  // rolling restart's successor, the workers it replaced that still run), until one returns
+  // true. A connection is null once its worker has exited.
+  template <typename Visit>
+  void forEachWorker(const Slot& slot, const Visit& visit) const;
   // The owner of the waits `connection` makes (see WaitTable): the pid of the worker it is the
   // connection of, the cluster's current one, its successor or one a rolling restart replaced;
   // 0 for one that has exited (its waits have nobody to tell).
