@@ -82,12 +82,11 @@ int checkBot(const std::string& configPath) {
     if (directory == RunLock::fallbackDirectoryPath()) {
       directory += ".XXXXXX";
       logWarning("warning: " + *problem + " (another user's?); `run` will use a private " +
-                 directory.string() +
-                 " (a random name) instead; remove it, or set XDG_RUNTIME_DIR (or the unit's "
-                 "RuntimeDirectory= and control.socket)");
+                 directory.string() + " (a random name) instead; " +
+                 std::string(RunLock::kFallbackDirectoryFix));
     } else {
-      logWarning("warning: " + *problem +
-                 "; `run` will refuse to start; remove it or set XDG_RUNTIME_DIR");
+      logWarning("warning: " + *problem + "; `run` will refuse to start; " +
+                 std::string(RunLock::kDirectoryFix));
     }
   }
   std::fputs(describePlan(*config, RunLock::lockFileFor(configPath, directory),

@@ -135,7 +135,7 @@ std::optional<std::filesystem::path> RunLock::prepareDirectory(
     return directory;
   }
   if (warning == nullptr) {
-    error = *problem + "; remove it or set XDG_RUNTIME_DIR";
+    error = *problem + "; " + std::string(kDirectoryFix);
     return std::nullopt;
   }
   // In a shared /tmp, anyone can make that directory first: that must not keep a service (which
@@ -143,13 +143,12 @@ std::optional<std::filesystem::path> RunLock::prepareDirectory(
   // find through the supervisor's open files.
   std::string name = directory.string() + ".XXXXXX";
   if (::mkdtemp(name.data()) == nullptr) {
-    error = *problem + ", and no other could be made (" + errnoText() +
-            "); remove it or set XDG_RUNTIME_DIR";
+    error = *problem + ", and no other could be made (" + errnoText() + "); " +
+            std::string(kDirectoryFix);
     return std::nullopt;
   }
-  *warning = *problem + " (another user's?); using " + name +
-             " instead; remove it, or set XDG_RUNTIME_DIR (or the unit's RuntimeDirectory= and "
-             "control.socket)";
+  *warning = *problem + " (another user's?); using " + name + " instead; " +
+             std::string(kFallbackDirectoryFix);
   return std::filesystem::path(name);
 }
 

@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 
 namespace clustervisor {
@@ -43,6 +44,11 @@ class RunLock {
   // What keeps `directory`, which exists, from being used as it is (prepareDirectory() then
   // replaces or refuses it), without making anything: nothing when it is usable or missing.
   static std::optional<std::string> directoryProblem(const std::filesystem::path& directory);
+  // What to do about such a directory, as the messages that name it end: one that is refused,
+  // and the fallback one that is replaced (which a service, without XDG_RUNTIME_DIR, uses).
+  static constexpr std::string_view kDirectoryFix = "remove it or set XDG_RUNTIME_DIR";
+  static constexpr std::string_view kFallbackDirectoryFix =
+      "remove it, or set XDG_RUNTIME_DIR (or the unit's RuntimeDirectory= and control.socket)";
   // Where that directory is, without creating or checking it.
   static std::filesystem::path runtimeDirectoryPath();
   // Where it is without XDG_RUNTIME_DIR: /tmp/clustervisor-UID.
