@@ -219,6 +219,16 @@ BOOST_AUTO_TEST_CASE(listeners_changed_by_a_listener_apply_from_the_next_event_o
              run->transcript());
 }
 
+BOOST_AUTO_TEST_CASE(a_once_listener_per_request_gets_its_own_reply_exactly_once) {
+  // 3000 once-listeners under names of their own, a third of them removed before their request;
+  // each reply is sent twice.
+  TempDir dir;
+  auto run = start(dir, 2, "requests", "PROBE_COUNT = \"3000\"");
+  const auto line = run->waitForLine("[cluster 1] REPLIES ");
+  BOOST_TEST(line.substr(line.find("REPLIES ")) == "REPLIES once=2000 never=1000 more=0 wrong=0",
+             run->transcript());
+}
+
 BOOST_AUTO_TEST_CASE(emit_to_outside_the_cluster_range_is_an_error_the_caller_sees) {
   TempDir dir;
   auto run = start(dir, 2, "broadcast");

@@ -987,6 +987,18 @@ int main() {
                 [](const json::value& data, int) { say("LATE n=", json::serialize(data)); });
     });
   }
+  if (mode == "requests" && id == 0) {
+    // The responder answers each request twice, then says when it has answered them all.
+    events.on("request", [&events](const json::value& data, int source) {
+      const auto n = data.as_int64();
+      for (int copy = 0; copy < 2; ++copy) {
+        events.emitTo(source, "reply:" + std::to_string(n), n);
+      }
+    });
+    events.on("requests-end", [&events](const json::value&, int source) {
+      events.emitTo(source, "replies-end", nullptr);
+    });
+  }
   events.on("ping", [&events](const json::value&, int source) {
     events.emitTo(source, "pong", {{"from", 0}});
   });
@@ -1030,6 +1042,45 @@ int main() {
     events.broadcastRaw("nj", "{bad", ec);
     events.broadcast("boom", {{"n", 1}});
     events.emitTo(1, "marker", {{"end", true}});
+  }
+
+  if (mode == "requests" && id == 1) {
+    // A once-listener per request, under a name of its own, as Node.js code writes it; every
+    // third one is removed before its request goes out. Listeners run one at a time, so the
+    // counts need no lock.
+    barrier(cluster);
+    const int requests = std::atoi(env("PROBE_COUNT", "3000").c_str());
+    auto calls = std::make_shared<std::vector<int>>(static_cast<std::size_t>(requests), 0);
+    auto wrong = std::make_shared<int>(0);
+    std::vector<clustervisor::Subscription> removed;
+    for (int n = 0; n < requests; ++n) {
+      auto subscription = events.once("reply:" + std::to_string(n),
+                                      [calls, wrong, n](const json::value& data, int) {
+                                        ++(*calls)[static_cast<std::size_t>(n)];
+                                        *wrong += data.as_int64() == n ? 0 : 1;
+                                      });
+      if (n % 3 == 2) {
+        removed.push_back(std::move(subscription));
+      }
+    }
+    for (auto& subscription : removed) {
+      subscription.remove();
+    }
+    events.on("replies-end", [calls, wrong](const json::value&, int) {
+      int once = 0;
+      int never = 0;
+      int more = 0;
+      for (const int c : *calls) {
+        once += c == 1 ? 1 : 0;
+        never += c == 0 ? 1 : 0;
+        more += c > 1 ? 1 : 0;
+      }
+      say("REPLIES once=", once, " never=", never, " more=", more, " wrong=", *wrong);
+    });
+    for (int n = 0; n < requests; ++n) {
+      events.emitTo(0, "request", n);
+    }
+    events.emitTo(0, "requests-end", nullptr);
   }
 
   if (mode == "listener-changes" && id == 0) {

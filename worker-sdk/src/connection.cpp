@@ -922,13 +922,11 @@ void Connection::delivered(std::size_t footprint) {
 
 void Connection::deliverEach(const Batch& batch) {
   // Events of a batch mostly share their name with the one before: its lookup (listeners found
-  // or none) is reused while the snapshot it was made in is current. The snapshot is held here
-  // too, so a delivery nested in a listener that replaces snapshot_ cannot free what the lookup
-  // points into.
-  std::shared_ptr<const ListenerMap> held;
-  std::uint64_t heldVersion = 0;
+  // or none) is reused while no listener has been added or removed since. The list found is held
+  // here, so a change made meanwhile (by a listener, or another thread) cannot free it.
+  std::shared_ptr<const ListenerList> found;
+  std::uint64_t foundVersion = 0;
   std::string_view lastName;
-  const std::vector<ListenerEntry>* lastFound = nullptr;
   bool lastValid = false;
   for (const auto& event : batch.events) {
     if (shutdown_) {
@@ -937,25 +935,17 @@ void Connection::deliverEach(const Batch& batch) {
     const std::string_view name(batch.bytes.data() + event.offset, event.nameLength);
     const std::string_view payload(batch.bytes.data() + event.offset + event.nameLength,
                                    event.payloadLength);
-    if (const auto version = listenersVersion_.load(std::memory_order_acquire);
-        !held || version != heldVersion) {
-      if (version != snapshotVersion_) {
-        std::lock_guard lock(listenersMutex_);
-        snapshot_ = listeners_;
-        snapshotVersion_ = listenersVersion_.load(std::memory_order_relaxed);
-      }
-      held = snapshot_;
-      heldVersion = snapshotVersion_;
-      lastValid = false;
-    }
-    if (!lastValid || name != lastName) {
-      const auto it = held->find(name);
-      lastFound = it == held->end() ? nullptr : &it->second;
+    if (!lastValid || name != lastName ||
+        listenersVersion_.load(std::memory_order_acquire) != foundVersion) {
+      std::lock_guard lock(listenersMutex_);
+      const auto it = listeners_.find(name);
+      found = it == listeners_.end() ? nullptr : it->second;
+      foundVersion = listenersVersion_.load(std::memory_order_relaxed);
       lastName = name;
       lastValid = true;
     }
-    if (lastFound != nullptr) {
-      deliverOne(name, payload, event.source, *lastFound);
+    if (found) {
+      deliverOne(name, payload, event.source, *found);
     }
     if (event.correlation != 0) {
       // A failed ack means the connection is gone; the waiter learns from the supervisor.
@@ -975,7 +965,7 @@ void Connection::deliverEach(const Batch& batch) {
 }
 
 void Connection::deliverOne(std::string_view name, std::string_view payload, std::uint32_t source,
-                            const std::vector<ListenerEntry>& found) {
+                            const ListenerList& found) {
   bool wantsJson = false;
   bool hasOnce = false;
   for (const auto& entry : found) {
@@ -1003,21 +993,23 @@ void Connection::deliverOne(std::string_view name, std::string_view payload, std
                             "payload from cluster " + std::to_string(source) + " " + why)),
                         ErrorKind::kNotParsed);
   }
-  std::vector<ListenerEntry> taken;
-  const std::vector<ListenerEntry>* listeners = &found;
+  std::shared_ptr<const ListenerList> taken;
+  const ListenerList* listeners = &found;
   if (hasOnce && parsed) {
-    // Taken only now, so a once-listener is used up by an event it is actually given.
+    // Taken only now, so a once-listener is used up by an event it is actually given: this event
+    // goes to the list as it is now (another thread may have changed it since the lookup), and
+    // its once-listeners are removed from the table.
     std::lock_guard lock(listenersMutex_);
-    auto map = *listeners_;
-    if (auto it = map.find(name); it != map.end()) {
+    if (const auto it = listeners_.find(name); it != listeners_.end()) {
       taken = it->second;
-      std::erase_if(it->second, [](const ListenerEntry& e) { return e.once; });
-      if (it->second.empty()) {
-        map.erase(it);
-      }
-      publishListeners(std::move(map));
     }
-    listeners = &taken;
+    changeListeners(name, [](ListenerList& list) {
+      return std::erase_if(list, [](const ListenerEntry& e) { return e.once; }) > 0;
+    });
+    listeners = taken.get();
+    if (listeners == nullptr) {
+      return;  // every listener of the event was removed meanwhile
+    }
   }
   for (const auto& entry : *listeners) {
     try {
@@ -1032,9 +1024,27 @@ void Connection::deliverOne(std::string_view name, std::string_view payload, std
   }
 }
 
-void Connection::publishListeners(ListenerMap map) {
-  listeners_ = std::make_shared<const ListenerMap>(std::move(map));
+template <typename Change>
+bool Connection::changeListeners(std::string_view event, const Change& change) {
+  const auto it = listeners_.find(event);
+  ListenerList list;
+  if (it != listeners_.end()) {
+    list = *it->second;  // this event's listeners only
+  }
+  if (!change(list)) {
+    return false;
+  }
+  if (list.empty()) {
+    if (it != listeners_.end()) {
+      listeners_.erase(it);
+    }
+  } else if (it != listeners_.end()) {
+    it->second = std::make_shared<const ListenerList>(std::move(list));
+  } else {
+    listeners_.emplace(std::string(event), std::make_shared<const ListenerList>(std::move(list)));
+  }
   listenersVersion_.fetch_add(1, std::memory_order_release);
+  return true;
 }
 
 namespace {
@@ -1084,50 +1094,41 @@ void Connection::reportListenerError(std::string_view event, std::exception_ptr 
 }
 
 std::uint64_t Connection::addListener(std::string_view event, Listener listener, bool once) {
+  auto shared = std::make_shared<Listener>(std::move(listener));
   std::lock_guard lock(listenersMutex_);
   const auto id = nextListenerId_++;
-  auto map = *listeners_;
-  auto it = map.find(event);
-  if (it == map.end()) {
-    it = map.emplace(std::string(event), std::vector<ListenerEntry>{}).first;
-  }
-  it->second.push_back({id, std::make_shared<Listener>(std::move(listener)), nullptr, once});
-  publishListeners(std::move(map));
+  changeListeners(event, [&](ListenerList& list) {
+    list.push_back({id, std::move(shared), nullptr, once});
+    return true;
+  });
   return id;
 }
 
 std::uint64_t Connection::addRawListener(std::string_view event, RawListener listener) {
+  auto shared = std::make_shared<RawListener>(std::move(listener));
   std::lock_guard lock(listenersMutex_);
   const auto id = nextListenerId_++;
-  auto map = *listeners_;
-  auto it = map.find(event);
-  if (it == map.end()) {
-    it = map.emplace(std::string(event), std::vector<ListenerEntry>{}).first;
-  }
-  it->second.push_back({id, nullptr, std::make_shared<RawListener>(std::move(listener)), false});
-  publishListeners(std::move(map));
+  changeListeners(event, [&](ListenerList& list) {
+    list.push_back({id, nullptr, std::move(shared), false});
+    return true;
+  });
   return id;
 }
 
 void Connection::removeListener(const std::string& event, std::uint64_t id) {
   std::lock_guard lock(listenersMutex_);
-  auto map = *listeners_;
-  if (auto it = map.find(event); it != map.end()) {
-    std::erase_if(it->second, [id](const ListenerEntry& e) { return e.id == id; });
-    if (it->second.empty()) {
-      map.erase(it);
-    }
-    publishListeners(std::move(map));
-  }
+  changeListeners(event, [id](ListenerList& list) {
+    return std::erase_if(list, [id](const ListenerEntry& e) { return e.id == id; }) > 0;
+  });
 }
 
 void Connection::removeAllListeners(std::string_view event) {
   std::lock_guard lock(listenersMutex_);
-  auto map = *listeners_;
-  if (auto it = map.find(event); it != map.end()) {
-    map.erase(it);
-    publishListeners(std::move(map));
-  }
+  changeListeners(event, [](ListenerList& list) {
+    const bool had = !list.empty();
+    list.clear();
+    return had;
+  });
 }
 
 void Connection::setErrorHandler(ErrorHandler handler) {

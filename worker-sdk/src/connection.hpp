@@ -16,10 +16,12 @@
 // request/response path. Other sends that follow a write by less than kCork wait for the rest of it
 // (unless kCorkBytes are queued), so bursts go out in few large writes. Incoming events are handed
 // in batches (one buffer per read) to the bus strand, where listeners run and, afterwards,
-// acknowledgements are queued. Listeners are looked up in a copy-on-write snapshot, so delivering
-// an event takes no lock and copies nothing. Connection is shared (shared_ptr) by Cluster,
-// EventBus, Subscriptions and in-flight operations; Cluster::~Cluster calls shutdown(), after which
-// no callback is started.
+// acknowledgements are queued. Each event's listeners are an immutable list, replaced whole when
+// one is added or removed: a delivery holds the list it found (one lock per lookup, and a batch
+// looks up again only when the name or the table changes) and copies nothing, and a change costs
+// the map's O(log n) and a copy of that one event's list. Connection is shared (shared_ptr) by
+// Cluster, EventBus, Subscriptions and in-flight operations; Cluster::~Cluster calls shutdown(),
+// after which no callback is started.
 #pragma once
 
 #include <sys/types.h>
@@ -176,7 +178,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::shared_ptr<RawListener> raw;
     bool once;
   };
-  using ListenerMap = std::map<std::string, std::vector<ListenerEntry>, std::less<>>;
+  // One event's listeners, in the order added; never changed once published.
+  using ListenerList = std::vector<ListenerEntry>;
+  using ListenerMap = std::map<std::string, std::shared_ptr<const ListenerList>, std::less<>>;
 
   // Control frames (acks, WAIT_DONE) pass `control`: they are tiny, and refusing them would
   // make other clusters' waits time out, so they are not held to the queue limit. `now`: sent
@@ -231,8 +235,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void delivered(std::size_t footprint);  // takes it off undelivered_; may resume reading
   void deliverEach(const Batch& batch);
   void deliverOne(std::string_view name, std::string_view payload, std::uint32_t source,
-                  const std::vector<ListenerEntry>& found);
-  void publishListeners(ListenerMap map);  // listenersMutex_ held
+                  const ListenerList& found);
+  // listenersMutex_ held: `event`'s list becomes what `change` makes of a copy of it (an empty
+  // list removes the event); false, and nothing changed, when `change` returns false.
+  template <typename Change>
+  bool changeListeners(std::string_view event, const Change& change);
   // Record an acknowledgement / the supervisor's closing of a wait: true when the wait is to be
   // finished now (the caller first hands on the events read before it, so that a completion
   // runs after their listeners).
@@ -401,13 +408,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::uint64_t droppedBeforeListening_ = 0;
 
   std::mutex listenersMutex_;  // guards listeners_, errorHandler_, nextListenerId_
-  std::shared_ptr<const ListenerMap> listeners_ = std::make_shared<const ListenerMap>();
+  ListenerMap listeners_;
   std::atomic<std::uint64_t> listenersVersion_{1};  // bumped (under the mutex) by every change
   ErrorHandler errorHandler_;
   std::uint64_t nextListenerId_ = 1;
-  // The bus strand's copy of listeners_, refreshed when listenersVersion_ moves.
-  std::shared_ptr<const ListenerMap> snapshot_;
-  std::uint64_t snapshotVersion_ = 0;
   // What a sender's serializer writes, a receiver parses: text that is not valid UTF-8 (a string
   // cut in the middle of a character) as it is, and nesting up to kMaxPayloadDepth (the parser
   // recurses once per level, on the bus thread's stack: a few hundred bytes each).
