@@ -116,8 +116,15 @@ BOOST_AUTO_TEST_CASE(nothing_meant_for_a_live_cluster_is_lost_under_kills_stops_
   std::this_thread::sleep_for(300ms);  // the flood and the supervisor's buffers get going
   const ProcessUsage before = usageOf(run->pid());
 
-  // The disturbances, each with when it began (monotonic ns, as the workers log).
-  std::vector<long long> disturbed;
+  // The disturbances, each with when it began (monotonic ns, as the workers log) and the cluster
+  // it struck; when it ended is known for a SIGSTOP at once, for a kill or restart once the
+  // cluster's next run says it is up (which can take seconds on a loaded machine).
+  struct Disturbance {
+    long long begin = 0;
+    int cluster = 0;
+    long long end = 0;
+  };
+  std::vector<Disturbance> disturbed;
   std::size_t kills = 0;
   std::size_t restarts = 0;
   const auto chaosEnd = std::chrono::steady_clock::now() + 6s;
@@ -129,15 +136,16 @@ BOOST_AUTO_TEST_CASE(nothing_meant_for_a_live_cluster_is_lost_under_kills_stops_
       stopDone = true;
       const pid_t pid = pidOf(config, kStopped);
       BOOST_REQUIRE(pid > 0);
-      disturbed.push_back(nowNs());
+      const long long begin = nowNs();
       BOOST_TEST_MESSAGE("SIGSTOP cluster " << kStopped << " for 1.5s");
       ::kill(pid, SIGSTOP);
       std::this_thread::sleep_for(1500ms);
       ::kill(pid, SIGCONT);
+      disturbed.push_back({begin, kStopped, nowNs()});
       continue;
     }
     const int target = static_cast<int>(random() % kDisturbed);
-    disturbed.push_back(nowNs());
+    disturbed.push_back({nowNs(), target});
     if (random() % 3 == 0) {
       const auto restart = runCli({"restart", config.string(), std::to_string(target)});
       BOOST_TEST(restart.status == 0, restart.output);
@@ -153,7 +161,20 @@ BOOST_AUTO_TEST_CASE(nothing_meant_for_a_live_cluster_is_lost_under_kills_stops_
   // ended (such waits must see every cluster), then the flood ends and every sender says what it
   // sent.
   waitAllRunning(config);
-  const long long lastDisturbance = *std::max_element(disturbed.begin(), disturbed.end());
+  long long lastDisturbance = 0;
+  for (auto& d : disturbed) {
+    if (d.end == 0) {
+      const std::string up = "] UP id=" + std::to_string(d.cluster) + " ";
+      const auto upLine = run->waitForLine(
+          [&](const std::string& line) {
+            return line.find(up) != std::string::npos &&
+                   std::atoll(fieldsOf(line).at("t").c_str()) > d.begin;
+          },
+          "cluster " + std::to_string(d.cluster) + " up again after its disturbance", 60s);
+      d.end = std::atoll(fieldsOf(upLine).at("t").c_str());
+    }
+    lastDisturbance = std::max(lastDisturbance, d.end);
+  }
   run->waitForLine(
       [&](const std::string& line) {
         return line.find("WAITED id=") != std::string::npos &&
@@ -257,11 +278,11 @@ BOOST_AUTO_TEST_CASE(nothing_meant_for_a_live_cluster_is_lost_under_kills_stops_
     for (const long c : reported) {
       BOOST_TEST(ackers.count(c) == 1u, line << ": cluster " << c << " never acknowledged");
     }
-    // Undisturbed: no kill, stop or restart from 3 s before it began until it ended.
+    // Undisturbed: no kill, stop or restart under way from 3 s before it began until it ended.
     const long long t0 = std::atoll(f.at("t0").c_str());
     const long long t1 = std::atoll(f.at("t1").c_str());
-    const bool quiet = std::none_of(disturbed.begin(), disturbed.end(), [&](long long t) {
-      return t >= t0 - 3'000'000'000LL && t <= t1;
+    const bool quiet = std::none_of(disturbed.begin(), disturbed.end(), [&](const Disturbance& d) {
+      return d.begin <= t1 && d.end >= t0 - 3'000'000'000LL;
     });
     if (quiet) {
       ++undisturbedWaits;

@@ -678,7 +678,8 @@ long long nowNs() {
 // test creates "quiesce"; then it broadcasts "fin" with what it sent. Receivers check on the fly
 // that each sender run's numbers arrive in order without gaps or repeats ("CHAOS-BAD" when
 // not), and on "fin" report how many arrived ("FIN"). Waits report which clusters acknowledged
-// ("WAITED"), receivers report each acknowledgement they are about to send ("ACK").
+// ("WAITED"), receivers report each acknowledgement they are about to send ("ACK"), and each run
+// says when it is ready ("UP").
 int chaosMain(Cluster& cluster) {
   auto& events = cluster.events();
   const int id = cluster.id();
@@ -725,6 +726,7 @@ int chaosMain(Cluster& cluster) {
         " eSent=", data.at("e").as_array().at(static_cast<std::size_t>(id)).as_int64());
   });
   cluster.ready();
+  say("UP id=", id, " run=", run, " t=", nowNs());  // the others' waits count it from here on
   // At the start, every cluster is connected before the flood begins: a broadcast reaches only
   // the clusters connected when it is relayed. (Later runs start while the others run.)
   if (run == 1) {
