@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <iterator>
+#include <optional>
 #include <string_view>
 #include <type_traits>
 #include <utility>
@@ -74,7 +75,90 @@ std::string_view pathOf(std::string_view target) {
   return target.substr(0, target.find('?'));
 }
 
+char lowerAscii(char c) {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+bool equalsIgnoringCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return lowerAscii(x) == lowerAscii(y);
+         });
+}
+
+std::string_view trimmed(std::string_view text) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) {
+    text.remove_prefix(1);
+  }
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t' || text.back() == '\r')) {
+    text.remove_suffix(1);
+  }
+  return text;
+}
+
+// An authority ("host", "host:port", "[v6]:port", with or without "user@") names loopback: an
+// address of it, "localhost", or a name under ".localhost" (which RFC 6761 has resolve there).
+bool namesLoopback(std::string_view authority) {
+  if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
+    authority.remove_prefix(at + 1);
+  }
+  std::string_view host = authority;
+  if (host.starts_with('[')) {
+    const auto close = host.find(']');
+    if (close == std::string_view::npos) {
+      return false;
+    }
+    host = host.substr(1, close - 1);
+  } else if (const auto colon = host.rfind(':'); colon != std::string_view::npos) {
+    host = host.substr(0, colon);
+  }
+  error_code ec;
+  const auto address = asio::ip::make_address(std::string(host), ec);
+  if (!ec) {
+    if (address.is_v6() && address.to_v6().is_v4_mapped()) {
+      return asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6()).is_loopback();
+    }
+    return address.is_loopback();
+  }
+  if (host.ends_with('.')) {
+    host.remove_suffix(1);  // a fully qualified "localhost."
+  }
+  constexpr std::string_view kLocalhost = "localhost";
+  return equalsIgnoringCase(host, kLocalhost) ||
+         (host.size() > kLocalhost.size() + 1 &&
+          equalsIgnoringCase(host.substr(host.size() - kLocalhost.size() - 1), ".localhost"));
+}
+
 }  // namespace
+
+RequestHost requestHost(std::string_view head, std::string_view target) {
+  if (const auto scheme = target.find("://");
+      scheme != std::string_view::npos && target.find('/') > scheme) {
+    std::string_view authority = target.substr(scheme + 3);
+    authority = authority.substr(0, authority.find_first_of("/?#"));
+    return namesLoopback(authority) ? RequestHost::kLoopback : RequestHost::kForeign;
+  }
+  std::optional<std::string_view> host;
+  head.remove_prefix(std::min(head.size(), head.find('\n') + 1));  // the request line
+  while (!head.empty()) {
+    const auto end = head.find('\n');
+    const std::string_view line = head.substr(0, end);
+    head.remove_prefix(end == std::string_view::npos ? head.size() : end + 1);
+    const auto colon = line.find(':');
+    if (colon == std::string_view::npos || !equalsIgnoringCase(line.substr(0, colon), "host")) {
+      continue;
+    }
+    if (host) {
+      return RequestHost::kMalformed;
+    }
+    host = trimmed(line.substr(colon + 1));
+  }
+  // Without a Host (an HTTP/1.0 request typed by hand, say) it is no browser's: browsers always
+  // send one.
+  if (!host || host->empty()) {
+    return RequestHost::kLoopback;
+  }
+  return namesLoopback(*host) ? RequestHost::kLoopback : RequestHost::kForeign;
+}
 
 }  // namespace clustervisor
 
@@ -137,9 +221,24 @@ class MetricsServer::Session : public AnsweringSession<MetricsServer::Session, t
       return;
     }
     const std::string_view method = requestLine.substr(0, firstSpace);
-    const std::string_view target =
-        pathOf(requestLine.substr(firstSpace + 1, secondSpace - firstSpace - 1));
+    const std::string_view rawTarget =
+        requestLine.substr(firstSpace + 1, secondSpace - firstSpace - 1);
+    const std::string_view target = pathOf(rawTarget);
     const bool headOnly = method == "HEAD";
+    switch (requestHost(head, rawTarget)) {
+      case RequestHost::kLoopback:
+        break;
+      case RequestHost::kMalformed:
+        respond(response("400 Bad Request", "text/plain", "more than one Host header\n", false));
+        return;
+      case RequestHost::kForeign:
+        respond(response("403 Forbidden", "text/plain",
+                         "this endpoint answers only requests addressed to a loopback address or "
+                         "localhost (Host: 127.0.0.1:PORT, say), as a guard against DNS "
+                         "rebinding\n",
+                         headOnly));
+        return;
+    }
     if (method != "GET" && !headOnly) {
       respond(response("405 Method Not Allowed", "text/plain", "only GET and HEAD\n", false,
                        "Allow: GET, HEAD\r\n"));

@@ -9,7 +9,9 @@
 // that sit idle, or ask and never close, cannot keep the scrapes out; any local user can open
 // them). It serves numbers only and accepts no
 // input, so a stranger on the machine learns no more than `clustervisor status` would show its
-// owner; it listens on loopback only (the config refuses other addresses).
+// owner; it listens on loopback only (the config refuses other addresses), and answers only
+// requests addressed to loopback (see requestHost()), so that a web page cannot read it through
+// the browser of the bot's owner by pointing its own site's name at 127.0.0.1 (DNS rebinding).
 //
 // Runs on the supervisor's io_context; the callback is called on it.
 #pragma once
@@ -19,12 +21,24 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 namespace clustervisor {
+
+// Whom an HTTP request is addressed to: the authority of an absolute-form target (RFC 9112,
+// section 3.2.2: it overrides Host), else the Host header.
+enum class RequestHost {
+  kLoopback,  // a loopback address, localhost or a name under .localhost; or none given
+  kForeign,   // anything else: a name a browser resolved, possibly rebound to loopback
+  kMalformed  // more than one Host header (RFC 9112, section 3.2: answered 400)
+};
+// `head`: the request head, from the request line to the empty line; `target`: its request
+// target as sent.
+RequestHost requestHost(std::string_view head, std::string_view target);
 
 class MetricsServer {
  public:

@@ -1293,7 +1293,7 @@ BOOST_AUTO_TEST_CASE(the_metrics_endpoint_serves_prometheus_text_to_curl) {
     idle.push_back(connectToEndpoint());
   }
   // (Accepted in the order they connected: all 16 before the scrape.)
-  const auto crowded = ask("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+  const auto crowded = ask("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
   BOOST_TEST(crowded.starts_with("HTTP/1.1 200 OK\r\n"), crowded.substr(0, 200));
   // The oldest was closed to make room, before the scrape was answered: well before its request
   // deadline (5 s) would have closed it.
@@ -1307,20 +1307,30 @@ BOOST_AUTO_TEST_CASE(the_metrics_endpoint_serves_prometheus_text_to_curl) {
   std::vector<int> lingering;
   for (int i = 0; i < 16; ++i) {
     lingering.push_back(connectToEndpoint());
-    BOOST_REQUIRE(askOn(lingering.back(), "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    BOOST_REQUIRE(askOn(lingering.back(), "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
                       .starts_with("HTTP/1.1 200 OK\r\n"));
   }
-  const auto crowdedAgain = ask("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+  const auto crowdedAgain = ask("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
   BOOST_TEST(crowdedAgain.starts_with("HTTP/1.1 200 OK\r\n"), crowdedAgain.substr(0, 200));
   for (const int fd : lingering) {
     ::close(fd);
   }
-  const auto typed = ask("GET /metrics HTTP/1.0\nHost: x\n\n");
+  const auto typed = ask("GET /metrics HTTP/1.0\nHost: localhost\n\n");
   BOOST_TEST(typed.starts_with("HTTP/1.1 200 OK\r\n"), typed.substr(0, 200));
   BOOST_TEST(typed.find("clustervisor_cluster_state{") != std::string::npos);
   const auto absolute =
       ask("GET http://" + address + "/metrics?x=1 HTTP/1.1\r\nHost: " + address + "\r\n\r\n");
   BOOST_TEST(absolute.starts_with("HTTP/1.1 200 OK\r\n"), absolute.substr(0, 200));
+  // What a browser sends for a page whose site name was pointed at 127.0.0.1 (DNS rebinding):
+  // refused, whichever way the name comes.
+  const auto rebound =
+      ask("GET /metrics HTTP/1.1\r\nHost: evil.example:" + std::to_string(port) + "\r\n\r\n");
+  BOOST_TEST(rebound.starts_with("HTTP/1.1 403 Forbidden\r\n"), rebound.substr(0, 200));
+  BOOST_TEST(rebound.find("clustervisor_") == std::string::npos, rebound);
+  const auto reboundAbsolute = ask("GET http://evil.example:" + std::to_string(port) +
+                                   "/metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+  BOOST_TEST(reboundAbsolute.starts_with("HTTP/1.1 403 Forbidden\r\n"),
+             reboundAbsolute.substr(0, 200));
   BOOST_TEST(statusOf(config).at("totals").as_object().at("running").as_int64() == 2);
 }
 
