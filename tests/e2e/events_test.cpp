@@ -229,6 +229,12 @@ BOOST_AUTO_TEST_CASE(a_once_listener_per_request_gets_its_own_reply_exactly_once
              run->transcript());
 }
 
+BOOST_AUTO_TEST_CASE(a_listener_whose_captures_remove_another_when_destroyed_can_be_removed) {
+  TempDir dir;
+  auto run = start(dir, 1, "guarded-removal");
+  run->waitForLine("[cluster 0] GUARDED removal done, other still subscribed: 0");
+}
+
 BOOST_AUTO_TEST_CASE(emit_to_outside_the_cluster_range_is_an_error_the_caller_sees) {
   TempDir dir;
   auto run = start(dir, 2, "broadcast");

@@ -1001,6 +1001,26 @@ int main() {
       events.emitTo(source, "replies-end", nullptr);
     });
   }
+  if (mode == "guarded-removal") {
+    // A listener whose captured state removes another listener when it is destroyed (an RAII
+    // guard): removing the first must not deadlock on the listener table.
+    struct RemovesOther {
+      std::shared_ptr<clustervisor::Subscription> other;
+      ~RemovesOther() {
+        if (other) {
+          other->remove();
+        }
+      }
+    };
+    auto other = std::make_shared<clustervisor::Subscription>(
+        events.on("g2", [](const json::value&, int) {}));
+    auto guard = std::make_shared<RemovesOther>();
+    guard->other = other;
+    auto first = events.on("g1", [guard](const json::value&, int) {});
+    guard.reset();
+    first.remove();
+    say("GUARDED removal done, other still subscribed: ", static_cast<bool>(*other));
+  }
   events.on("ping", [&events](const json::value&, int source) {
     events.emitTo(source, "pong", {{"from", 0}});
   });

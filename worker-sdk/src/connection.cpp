@@ -937,6 +937,8 @@ void Connection::deliverEach(const Batch& batch) {
                                    event.payloadLength);
     if (!lastValid || name != lastName ||
         listenersVersion_.load(std::memory_order_acquire) != foundVersion) {
+      // Let go of after the unlock (see changeListeners()).
+      const std::shared_ptr<const ListenerList> previous = std::move(found);
       std::lock_guard lock(listenersMutex_);
       const auto it = listeners_.find(name);
       found = it == listeners_.end() ? nullptr : it->second;
@@ -998,14 +1000,20 @@ void Connection::deliverOne(std::string_view name, std::string_view payload, std
   if (hasOnce && parsed) {
     // Taken only now, so a once-listener is used up by an event it is actually given: this event
     // goes to the list as it is now (another thread may have changed it since the lookup), and
-    // its once-listeners are removed from the table.
+    // its once-listeners are removed from the table. What they captured goes with `taken`, once
+    // they have run.
     std::lock_guard lock(listenersMutex_);
-    if (const auto it = listeners_.find(name); it != listeners_.end()) {
-      taken = it->second;
+    changeListeners(
+        name,
+        [](ListenerList& list) {
+          return std::erase_if(list, [](const ListenerEntry& e) { return e.once; }) > 0;
+        },
+        taken);
+    if (!taken) {
+      if (const auto it = listeners_.find(name); it != listeners_.end()) {
+        taken = it->second;  // its once-listeners were removed meanwhile
+      }
     }
-    changeListeners(name, [](ListenerList& list) {
-      return std::erase_if(list, [](const ListenerEntry& e) { return e.once; }) > 0;
-    });
     listeners = taken.get();
     if (listeners == nullptr) {
       return;  // every listener of the event was removed meanwhile
@@ -1025,7 +1033,8 @@ void Connection::deliverOne(std::string_view name, std::string_view payload, std
 }
 
 template <typename Change>
-bool Connection::changeListeners(std::string_view event, const Change& change) {
+bool Connection::changeListeners(std::string_view event, const Change& change,
+                                 std::shared_ptr<const ListenerList>& replaced) {
   const auto it = listeners_.find(event);
   ListenerList list;
   if (it != listeners_.end()) {
@@ -1036,10 +1045,12 @@ bool Connection::changeListeners(std::string_view event, const Change& change) {
   }
   if (list.empty()) {
     if (it != listeners_.end()) {
+      replaced = std::move(it->second);
       listeners_.erase(it);
     }
   } else if (it != listeners_.end()) {
-    it->second = std::make_shared<const ListenerList>(std::move(list));
+    auto fresh = std::make_shared<const ListenerList>(std::move(list));
+    replaced = std::exchange(it->second, std::move(fresh));
   } else {
     listeners_.emplace(std::string(event), std::make_shared<const ListenerList>(std::move(list)));
   }
@@ -1095,45 +1106,62 @@ void Connection::reportListenerError(std::string_view event, std::exception_ptr 
 
 std::uint64_t Connection::addListener(std::string_view event, Listener listener, bool once) {
   auto shared = std::make_shared<Listener>(std::move(listener));
+  std::shared_ptr<const ListenerList> replaced;  // let go of after the unlock
   std::lock_guard lock(listenersMutex_);
   const auto id = nextListenerId_++;
-  changeListeners(event, [&](ListenerList& list) {
-    list.push_back({id, std::move(shared), nullptr, once});
-    return true;
-  });
+  changeListeners(
+      event,
+      [&](ListenerList& list) {
+        list.push_back({id, std::move(shared), nullptr, once});
+        return true;
+      },
+      replaced);
   return id;
 }
 
 std::uint64_t Connection::addRawListener(std::string_view event, RawListener listener) {
   auto shared = std::make_shared<RawListener>(std::move(listener));
+  std::shared_ptr<const ListenerList> replaced;  // let go of after the unlock
   std::lock_guard lock(listenersMutex_);
   const auto id = nextListenerId_++;
-  changeListeners(event, [&](ListenerList& list) {
-    list.push_back({id, nullptr, std::move(shared), false});
-    return true;
-  });
+  changeListeners(
+      event,
+      [&](ListenerList& list) {
+        list.push_back({id, nullptr, std::move(shared), false});
+        return true;
+      },
+      replaced);
   return id;
 }
 
 void Connection::removeListener(const std::string& event, std::uint64_t id) {
+  std::shared_ptr<const ListenerList> replaced;  // let go of after the unlock
   std::lock_guard lock(listenersMutex_);
-  changeListeners(event, [id](ListenerList& list) {
-    return std::erase_if(list, [id](const ListenerEntry& e) { return e.id == id; }) > 0;
-  });
+  changeListeners(
+      event,
+      [id](ListenerList& list) {
+        return std::erase_if(list, [id](const ListenerEntry& e) { return e.id == id; }) > 0;
+      },
+      replaced);
 }
 
 void Connection::removeAllListeners(std::string_view event) {
+  std::shared_ptr<const ListenerList> replaced;  // let go of after the unlock
   std::lock_guard lock(listenersMutex_);
-  changeListeners(event, [](ListenerList& list) {
-    const bool had = !list.empty();
-    list.clear();
-    return had;
-  });
+  changeListeners(
+      event,
+      [](ListenerList& list) {
+        const bool had = !list.empty();
+        list.clear();
+        return had;
+      },
+      replaced);
 }
 
 void Connection::setErrorHandler(ErrorHandler handler) {
   std::lock_guard lock(listenersMutex_);
-  errorHandler_ = std::move(handler);
+  std::swap(errorHandler_, handler);
+  // (The handler replaced, now in `handler`, is destroyed after the unlock.)
 }
 
 void Connection::startWait(std::string_view event, std::string_view payload,

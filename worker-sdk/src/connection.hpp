@@ -237,9 +237,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void deliverOne(std::string_view name, std::string_view payload, std::uint32_t source,
                   const ListenerList& found);
   // listenersMutex_ held: `event`'s list becomes what `change` makes of a copy of it (an empty
-  // list removes the event); false, and nothing changed, when `change` returns false.
+  // list removes the event); false, and nothing changed, when `change` returns false. The list
+  // replaced goes to `replaced`, for the caller to let go of after the unlock: the last reference
+  // to a listener destroys what it captured, whose destructor may add or remove listeners.
   template <typename Change>
-  bool changeListeners(std::string_view event, const Change& change);
+  bool changeListeners(std::string_view event, const Change& change,
+                       std::shared_ptr<const ListenerList>& replaced);
   // Record an acknowledgement / the supervisor's closing of a wait: true when the wait is to be
   // finished now (the caller first hands on the events read before it, so that a completion
   // runs after their listeners).
