@@ -108,9 +108,11 @@ void Connection::sendHeartbeat() {
 
 void Connection::setStopHandler(StopHandler handler) {
   bool announce = false;
+  std::shared_ptr<StopHandler> replaced;  // destroyed after the unlock, as a listener is
   {
+    auto fresh = handler ? std::make_shared<StopHandler>(std::move(handler)) : nullptr;
     std::lock_guard lock(stopMutex_);
-    stopHandler_ = handler ? std::make_shared<StopHandler>(std::move(handler)) : nullptr;
+    replaced = std::exchange(stopHandler_, std::move(fresh));
     announce = stopHandler_ && !stopHandlerAnnounced_;
     stopHandlerAnnounced_ = stopHandlerAnnounced_ || announce;
   }
@@ -149,8 +151,10 @@ void Connection::postHandler(std::string_view what, F f) {
 }
 
 void Connection::setTotalHandler(TotalHandler handler) {
+  auto fresh = handler ? std::make_shared<TotalHandler>(std::move(handler)) : nullptr;
+  std::shared_ptr<TotalHandler> replaced;  // destroyed after the unlock, as a listener is
   std::lock_guard lock(stopMutex_);
-  totalHandler_ = handler ? std::make_shared<TotalHandler>(std::move(handler)) : nullptr;
+  replaced = std::exchange(totalHandler_, std::move(fresh));
 }
 
 void Connection::onTotalChanged(std::uint32_t total) {
