@@ -79,7 +79,12 @@ std::filesystem::path RunLock::lockFileFor(const std::filesystem::path& configFi
   if (ec) {
     // A file that is gone (a command for a bot whose file was moved or removed): its directories'
     // links resolved all the same, as they were for the supervisor that found the file.
-    canonical = std::filesystem::weakly_canonical(configFile, ec);
+    // (Made absolute first: of a relative path none of whose parts exists, weakly_canonical()
+    // would give back the relative path, another tag than the supervisor's.)
+    canonical = std::filesystem::absolute(configFile, ec);
+    if (!ec) {
+      canonical = std::filesystem::weakly_canonical(canonical, ec);
+    }
     if (ec) {
       canonical = std::filesystem::absolute(configFile, ec).lexically_normal();
     }

@@ -137,4 +137,16 @@ BOOST_AUTO_TEST_CASE(a_lock_held_in_another_private_fallback_directory_is_found)
   std::filesystem::remove_all(other, ignored);
 }
 
+BOOST_AUTO_TEST_CASE(a_config_named_relative_to_the_cwd_that_is_gone_finds_the_same_lock) {
+  // `clustervisor stop bot.toml` after bot.toml was moved away: the lock the supervisor took for
+  // the file's absolute path, as it was when the file was there.
+  const std::filesystem::path directory = "/run/user/test";
+  for (const std::filesystem::path gone :
+       {"clustervisor-test-no-such-file.toml", "no-such-directory/clustervisor-test.toml"}) {
+    BOOST_TEST(RunLock::lockFileFor(gone, directory) ==
+                   RunLock::lockFileFor(std::filesystem::current_path() / gone, directory),
+               gone);
+  }
+}
+
 BOOST_AUTO_TEST_SUITE_END()
