@@ -336,6 +336,7 @@ std::pair<std::shared_ptr<OutputCapture>, std::shared_ptr<OutputCapture>> Superv
     if (finished_ && openCaptures_ == 0) {
       finishTimer_.cancel();
     }
+    sayAllStoppedWhenOutputEnded();
   };
   openCaptures_ += 2;
   auto out = std::make_shared<OutputCapture>(std::move(worker.out), prefix, STDOUT_FILENO, onEnd);
@@ -1865,7 +1866,15 @@ void Supervisor::finish() {
     }
   }
   reportHeldBack(Clock::now(), true);  // the last counts are not lost with the run
-  logLine("all workers stopped");
+  allStoppedDue_ = true;
+  sayAllStoppedWhenOutputEnded();
+}
+
+void Supervisor::sayAllStoppedWhenOutputEnded() {
+  if (allStoppedDue_ && openCaptures_ == 0 && !saidAllStopped_) {
+    saidAllStopped_ = true;
+    logLine("all workers stopped");
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

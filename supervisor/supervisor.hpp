@@ -439,6 +439,11 @@ class Supervisor final : private FrameSink {
   void keepWatchdogFed(std::chrono::microseconds interval);
   int openCaptures_ = 0;
   std::vector<std::weak_ptr<OutputCapture>> captures_;
+  // "all workers stopped" is the run's last line: said once finish() is done and the workers'
+  // output has been read to its end (or cut off by finishTimer_).
+  bool allStoppedDue_ = false;
+  bool saidAllStopped_ = false;
+  void sayAllStoppedWhenOutputEnded();
   // Connections of workers that exited, read to the end before they are closed.
   std::vector<std::shared_ptr<WorkerConnection>> retiring_;
   std::uint64_t droppedEvents_ = 0;

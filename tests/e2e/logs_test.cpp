@@ -3,6 +3,8 @@
 // Worker output capture: every line prefixed with its cluster; long and partial lines kept.
 #include <boost/test/unit_test.hpp>
 
+#include <signal.h>
+
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -111,6 +113,30 @@ BOOST_AUTO_TEST_CASE(a_worker_that_exits_while_the_output_is_blocked_still_has_a
   run->waitForLines("[cluster 1] CHATTY done", 2, 60s);
   BOOST_TEST(run->linesContaining("[cluster 1] CHATTY ").size() == 2 * 201u);
   BOOST_TEST(run->linesContaining("[cluster 0] CHATTY ").size() == 60001u);
+}
+
+BOOST_AUTO_TEST_CASE(all_workers_stopped_comes_after_the_last_line_the_workers_wrote) {
+  TempDir dir;
+  // Two workers print 60000 lines each while nobody reads the supervisor's output, so their
+  // pipes are full when the supervisor is stopped: it reads them to the end before it says so.
+  const auto config =
+      dir.write("bot.toml", probeConfig(dir, 2, "chatty", "PROBE_COUNT = \"60000\""));
+  auto run = SupervisorRun::run(config);
+  waitReady(*run, 0);
+  waitReady(*run, 1);
+  run->pauseReading();
+  std::ofstream(dir.path() / "go") << "1\n";
+  BOOST_REQUIRE(waitUntil([&] { return run->unreadBytes() >= 60 * 1024; }));
+  run->signal(SIGTERM);
+  // Still unread when the supervisor has stopped both workers and closed its control socket,
+  // which it does just before it reads the rest of their output.
+  BOOST_REQUIRE(waitUntil([&] { return runCli({"status", config.string()}).status != 0; }, 30s));
+  run->resumeReading();
+  BOOST_REQUIRE(run->waitExit(60s).value_or(-1) == 0);
+  const auto lines = run->lines();
+  BOOST_REQUIRE(!lines.empty());
+  BOOST_TEST(lines.back() == "clustervisor: all workers stopped", run->transcript());
+  BOOST_TEST(run->linesContaining("all workers stopped").size() == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(stderr_lines_are_prefixed_too) {
