@@ -1020,6 +1020,17 @@ int main() {
     guard.reset();
     first.remove();
     say("GUARDED removal done, other still subscribed: ", static_cast<bool>(*other));
+    // The same guard in a once-listener, used up by the first event of a burst: the delivery of
+    // the next one lets go of it.
+    auto third = std::make_shared<clustervisor::Subscription>(
+        events.on("g3", [](const json::value&, int) {}));
+    auto onceGuard = std::make_shared<RemovesOther>();
+    onceGuard->other = third;
+    events.once("g4", [onceGuard](const json::value&, int) { say("GUARDED once ran"); });
+    onceGuard.reset();
+    events.on("g5", [third](const json::value&, int) {
+      say("GUARDED burst done, other still subscribed: ", static_cast<bool>(*third));
+    });
   }
   events.on("ping", [&events](const json::value&, int source) {
     events.emitTo(source, "pong", {{"from", 0}});
@@ -1103,6 +1114,12 @@ int main() {
       events.emitTo(0, "request", n);
     }
     events.emitTo(0, "requests-end", nullptr);
+  }
+
+  if (mode == "guarded-removal") {
+    for (const char* name : {"g4", "g6", "g5"}) {  // back to back: mostly one batch
+      events.emitTo(id, name, nullptr);
+    }
   }
 
   if (mode == "listener-changes" && id == 0) {
