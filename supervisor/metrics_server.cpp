@@ -95,21 +95,36 @@ std::string_view trimmed(std::string_view text) {
   return text;
 }
 
-// An authority ("host", "host:port", "[v6]:port", with or without "user@") names loopback: an
-// address of it, "localhost", or a name under ".localhost" (which RFC 6761 has resolve there).
-bool namesLoopback(std::string_view authority) {
+bool allDigits(std::string_view text) {
+  return std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// An authority ("host", "host:port", "[v6]:port"; "user@" first only where `userinfo` may be
+// there, in an absolute-form target) names loopback: an address of it, "localhost", or a name
+// under ".localhost" (which RFC 6761 has resolve there). Anything else after the host than a
+// port of digits is not taken for one.
+bool namesLoopback(std::string_view authority, bool userinfo) {
   if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
+    if (!userinfo) {
+      return false;
+    }
     authority.remove_prefix(at + 1);
   }
   std::string_view host = authority;
+  std::string_view port;
   if (host.starts_with('[')) {
     const auto close = host.find(']');
-    if (close == std::string_view::npos) {
+    if (close == std::string_view::npos || (close + 1 < host.size() && host[close + 1] != ':')) {
       return false;
     }
+    port = host.substr(std::min(host.size(), close + 2));
     host = host.substr(1, close - 1);
   } else if (const auto colon = host.rfind(':'); colon != std::string_view::npos) {
+    port = host.substr(colon + 1);
     host = host.substr(0, colon);
+  }
+  if (!allDigits(port)) {
+    return false;
   }
   error_code ec;
   const auto address = asio::ip::make_address(std::string(host), ec);
@@ -135,7 +150,7 @@ RequestHost requestHost(std::string_view head, std::string_view target) {
       scheme != std::string_view::npos && target.find('/') > scheme) {
     std::string_view authority = target.substr(scheme + 3);
     authority = authority.substr(0, authority.find_first_of("/?#"));
-    return namesLoopback(authority) ? RequestHost::kLoopback : RequestHost::kForeign;
+    return namesLoopback(authority, true) ? RequestHost::kLoopback : RequestHost::kForeign;
   }
   std::optional<std::string_view> host;
   head.remove_prefix(std::min(head.size(), head.find('\n') + 1));  // the request line
@@ -143,12 +158,19 @@ RequestHost requestHost(std::string_view head, std::string_view target) {
     const auto end = head.find('\n');
     const std::string_view line = head.substr(0, end);
     head.remove_prefix(end == std::string_view::npos ? head.size() : end + 1);
+    if (line.starts_with(' ') || line.starts_with('\t')) {
+      return RequestHost::kMalformed;  // a folded line (RFC 9112, section 5.2)
+    }
     const auto colon = line.find(':');
-    if (colon == std::string_view::npos || !equalsIgnoringCase(line.substr(0, colon), "host")) {
+    if (colon == std::string_view::npos) {
       continue;
     }
-    if (host) {
-      return RequestHost::kMalformed;
+    const std::string_view name = line.substr(0, colon);
+    if (!equalsIgnoringCase(trimmed(name), "host")) {
+      continue;
+    }
+    if (host || name.size() != 4) {
+      return RequestHost::kMalformed;  // twice, or space before the colon (section 5.1)
     }
     host = trimmed(line.substr(colon + 1));
   }
@@ -157,7 +179,7 @@ RequestHost requestHost(std::string_view head, std::string_view target) {
   if (!host || host->empty()) {
     return RequestHost::kLoopback;
   }
-  return namesLoopback(*host) ? RequestHost::kLoopback : RequestHost::kForeign;
+  return namesLoopback(*host, false) ? RequestHost::kLoopback : RequestHost::kForeign;
 }
 
 }  // namespace clustervisor
@@ -229,7 +251,9 @@ class MetricsServer::Session : public AnsweringSession<MetricsServer::Session, t
       case RequestHost::kLoopback:
         break;
       case RequestHost::kMalformed:
-        respond(response("400 Bad Request", "text/plain", "more than one Host header\n", false));
+        respond(response("400 Bad Request", "text/plain",
+                         "bad request: Host given twice, or a folded or malformed header line\n",
+                         false));
         return;
       case RequestHost::kForeign:
         respond(response("403 Forbidden", "text/plain",

@@ -34,7 +34,8 @@ namespace clustervisor {
 enum class RequestHost {
   kLoopback,  // a loopback address, localhost or a name under .localhost; or none given
   kForeign,   // anything else: a name a browser resolved, possibly rebound to loopback
-  kMalformed  // more than one Host header (RFC 9112, section 3.2: answered 400)
+  kMalformed  // Host twice (RFC 9112, section 3.2), with space before its colon, or a folded
+              // header line (sections 5.1, 5.2): answered 400
 };
 // `head`: the request head, from the request line to the empty line; `target`: its request
 // target as sent.

@@ -69,7 +69,9 @@ BOOST_AUTO_TEST_CASE(loopback_addresses_and_localhost_names_are_answered) {
 BOOST_AUTO_TEST_CASE(a_name_a_browser_resolved_is_refused_whatever_it_points_at) {
   for (const char* host :
        {"evil.example:9464", "evil.example", "127.0.0.1.evil.example", "localhost.evil.example",
-        "xlocalhost", ".localhost", "10.0.0.5:9464", "[::2]:9464", "[::1", "0.0.0.0:9464"}) {
+        "xlocalhost", ".localhost", "10.0.0.5:9464", "[::2]:9464", "[::1", "0.0.0.0:9464",
+        "localhost:evil.example", "127.0.0.1:1 evil.example", "[::1].evil.example", "[::1]x",
+        "evil@127.0.0.1"}) {
     BOOST_TEST((withHost(host) == RequestHost::kForeign), host);
   }
 }
@@ -85,10 +87,14 @@ BOOST_AUTO_TEST_CASE(an_absolute_target_names_the_host_instead_of_the_header) {
               RequestHost::kLoopback));
 }
 
-BOOST_AUTO_TEST_CASE(without_a_host_header_a_request_is_answered_and_with_two_it_is_malformed) {
+BOOST_AUTO_TEST_CASE(without_a_host_header_a_request_is_answered_and_a_bad_or_second_one_refused) {
   BOOST_TEST((requestHost("GET /metrics HTTP/1.0\n\n", "/metrics") == RequestHost::kLoopback));
   BOOST_TEST((requestHost("GET /metrics HTTP/1.1\r\nhost: 127.0.0.1\r\nHOST: 127.0.0.1\r\n\r\n",
                           "/metrics") == RequestHost::kMalformed));
+  BOOST_TEST((requestHost("GET /metrics HTTP/1.1\r\nHost : evil.example\r\n\r\n", "/metrics") ==
+              RequestHost::kMalformed));
+  BOOST_TEST((requestHost("GET /metrics HTTP/1.1\r\nX-A: b\r\n  Host: evil\r\n\r\n", "/metrics") ==
+              RequestHost::kMalformed));
   // A header whose name only ends in "host" is another header.
   BOOST_TEST((requestHost("GET /metrics HTTP/1.1\r\nX-Forwarded-Host: evil.example\r\nHost: "
                           "localhost\r\n\r\n",
