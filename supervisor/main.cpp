@@ -2,11 +2,13 @@
 //
 // clustervisor: the command-line entry point. Parses the command line, loads the config and runs
 // the Supervisor; maps every outcome to a documented exit status.
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <exception>
@@ -41,6 +43,20 @@
 #endif
 
 namespace {
+
+// Started with standard input, output or error closed (`clustervisor run bot.toml >&-`), the
+// next descriptor opened (the lock file, the config, a socket) would take its number, and a log
+// line or a worker's output would be written into it: /dev/null takes each one closed.
+void openStandardDescriptors() {
+  for (int fd = STDIN_FILENO; fd <= STDERR_FILENO; ++fd) {
+    if (::fcntl(fd, F_GETFD) == -1 && errno == EBADF) {
+      const int opened = ::open("/dev/null", fd == STDIN_FILENO ? O_RDONLY : O_WRONLY);
+      if (opened != fd && opened >= 0) {
+        ::close(opened);  // (cannot happen: the lowest free number is fd)
+      }
+    }
+  }
+}
 
 // How long the last lines may take to be written when the run ends.
 constexpr std::chrono::milliseconds kOutputGraceOnExit{2000};
@@ -522,6 +538,7 @@ int runBot(const std::string& configPath) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  openStandardDescriptors();
   std::vector<std::string_view> args(argv + 1, argv + argc);
   const auto commandLine = parseCommandLine(args);
   if (!commandLine.error.empty()) {

@@ -1234,6 +1234,28 @@ BOOST_AUTO_TEST_CASE(cluster_id_total_and_shards_are_the_same_after_every_restar
   }
 }
 
+BOOST_AUTO_TEST_CASE(
+    a_supervisor_started_with_its_standard_descriptors_closed_gives_them_dev_null) {
+  // Closed, the lock file, the config or a socket would take their numbers, and log lines would
+  // be written into those.
+  TempDir dir;
+  const auto config = dir.write("bot.toml", probeConfig(dir, 1, "basic"));
+  SupervisorRun run({"/bin/sh", "-c", "exec \"$0\" run \"$1\" <&- >&- 2>&-",
+                     supervisorBinary().string(), config.string()});
+  BOOST_REQUIRE(waitUntil([&] {
+    const auto status = runCli({"status", config.string(), "--json"});
+    return status.status == 0 && status.output.find("\"running\"") != std::string::npos;
+  }));
+  for (const int fd : {0, 1, 2}) {
+    std::error_code ec;
+    const auto target = std::filesystem::read_symlink(
+        "/proc/" + std::to_string(run.pid()) + "/fd/" + std::to_string(fd), ec);
+    BOOST_TEST(target == "/dev/null", "descriptor " << fd << " is " << target);
+  }
+  BOOST_TEST(runCli({"stop", config.string()}).status == 0);
+  BOOST_TEST(run.waitExit(30s).value_or(-1) == 0);
+}
+
 BOOST_AUTO_TEST_CASE(running_out_of_descriptors_while_spawning_is_an_error_and_a_retry) {
   TempDir dir;
   const auto config = dir.write(
