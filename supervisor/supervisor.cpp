@@ -2011,6 +2011,14 @@ std::string Supervisor::metricsText() const {
       out.sample({{"cluster", id(*slot)}}, value(*slot));
     }
   };
+  // Which supervisor answers: a scraper pointed at an address another bot's supervisor took
+  // (this one could not bind it) can tell.
+  out.family("clustervisor_info", "gauge",
+             "Always 1; its labels name the bot, its configuration file and the supervisor's "
+             "pid.");
+  const std::string configFile = config_.sourceFile.string();
+  const std::string pid = std::to_string(::getpid());
+  out.sample({{"name", config_.name}, {"config", configFile}, {"pid", pid}}, std::uint64_t{1});
   out.family("clustervisor_clusters", "gauge", "Clusters the bot is configured to run.");
   out.sample(std::uint64_t{clusters()});
   out.family("clustervisor_cluster_state", "gauge",

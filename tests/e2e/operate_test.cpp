@@ -1229,6 +1229,11 @@ BOOST_AUTO_TEST_CASE(the_metrics_endpoint_serves_prometheus_text_to_curl) {
         "clustervisor_supervisor_open_fds"}) {
     BOOST_TEST(families.count(family) == 1u, family);
   }
+  // Which supervisor answered: the bot, its file and the supervisor's pid.
+  BOOST_TEST(values["clustervisor_info{name=\"bot\",config=\"" +
+                    std::filesystem::canonical(config).string() + "\",pid=\"" +
+                    std::to_string(run->pid()) + "\"}"] == "1",
+             curl.transcript());
   BOOST_TEST(values["clustervisor_cluster_state{cluster=\"0\",state=\"running\"}"] == "1");
   BOOST_TEST(values["clustervisor_cluster_state{cluster=\"0\",state=\"queued\"}"] == "0");
   BOOST_TEST(values["clustervisor_cluster_restarts_total{cluster=\"1\"}"] == "1");
