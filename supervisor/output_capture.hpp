@@ -14,12 +14,17 @@
 // process that inherited the pipe have exited) or close(), then calls onEnd once. While the
 // output queue is full (see log.hpp) it reads nothing, so the worker's lines wait in its pipe,
 // until outputHasRoom(); drainToEnd() reads on regardless (the run is ending).
+//
+// The pipe is read with read(2) in this class's own code, after a wait for it to be readable (not
+// an Asio read, which may have taken bytes whose handler has not run yet): so readWhatIsThere()
+// can take what a worker that has just exited left in it, in order, before its exit is logged.
 #pragma once
 
 #include <functional>
 #include <memory>
 #include <string>
 
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/readable_pipe.hpp>
 
 #include "line_splitter.hpp"
@@ -35,19 +40,28 @@ class OutputCapture : public std::enable_shared_from_this<OutputCapture> {
   void close();          // stops reading; a partial line is still written
   void outputHasRoom();  // reads again if it waited for the output queue
   void drainToEnd();     // from now on reads whatever the output queue holds
+  // Reads what the pipe holds now (up to kMostAtExit), whatever the output queue holds: called
+  // when the worker has exited, so its last lines come before the line that says so.
+  void readWhatIsThere();
 
  private:
   void readLoop();
+  void readReady();
+  // One read(2) into buffer_, its lines written: the bytes read, 0 at the end of the pipe, -1
+  // when it has nothing now (or an error, in `error`).
+  long readOnce(int& error);
   void readWhenOutputHasRoom();
   void end();  // the partial line, then onEnd
   void writeLine(std::string_view line, bool continued);
 
-  boost::asio::readable_pipe pipe_;
+  boost::asio::posix::stream_descriptor pipe_;  // non-blocking
   std::string prefix_;
   int outputFd_;
   const bool toJournal_;  // see leadsToJournal()
   int priority_ = -1;     // the syslog priority of the line being written, or -1
   static constexpr std::size_t kReadSize = 8192;
+  static constexpr std::size_t kMostAtExit = 4 * 1024 * 1024;  // a descendant may write on
+  static constexpr int kReadsPerWake = 8;
   LineSplitter splitter_;
   std::unique_ptr<char[]> buffer_;
   std::string line_;

@@ -1564,8 +1564,18 @@ std::string describeExit(int status) {
 
 }  // namespace
 
+void Supervisor::readWhatIsThere(const std::shared_ptr<OutputCapture>& out,
+                                 const std::shared_ptr<OutputCapture>& err) {
+  for (const auto& capture : {out, err}) {
+    if (capture) {
+      capture->readWhatIsThere();
+    }
+  }
+}
+
 void Supervisor::onExit(Slot& slot, int status) {
   const pid_t pid = slot.pid;
+  readWhatIsThere(slot.out, slot.err);
   // A successor waiting to take over has nothing to take over now; the policy decides.
   failSuccessor(slot, "was stopped: the running worker exited meanwhile");
   WorkerExit exit;
@@ -2342,6 +2352,8 @@ void Supervisor::promote(Slot& slot) {
   replaced->pid = slot.pid;
   replaced->exitsBefore = slot.exitsRecorded;
   replaced->connection = std::move(slot.connection);
+  replaced->out = std::move(slot.out);
+  replaced->err = std::move(slot.err);
   const bool oldStopHandler = slot.stopHandler;
   slot.startTimer.cancel();
   slot.heartbeatTimer.cancel();
@@ -2395,6 +2407,7 @@ void Supervisor::promote(Slot& slot) {
 void Supervisor::onSuccessorExit(Slot& slot, int status) {
   auto successor = std::move(slot.successor);
   successor->timer.cancel();
+  readWhatIsThere(successor->out, successor->err);
   const std::string how = describeExit(status);
   if (successor->connection) {
     successor->connection->close();
@@ -2425,6 +2438,7 @@ void Supervisor::onReplacedExit(std::size_t index, int status) {
   killGroup(replaced->pid);
   waits_.ownerGone(replaced->cluster, static_cast<std::uint64_t>(replaced->pid));
   const std::string how = describeExit(status);
+  readWhatIsThere(replaced->out, replaced->err);
   logLine("cluster " + std::to_string(replaced->cluster) + "'s replaced worker (pid " +
           std::to_string(replaced->pid) + ") " + how);
   // The cluster's last exit, as the metrics count it, unless the worker that replaced it has

@@ -116,6 +116,8 @@ class Supervisor final : private FrameSink {
     pid_t pid = -1;
     std::uint64_t exitsBefore = 0;  // the cluster's Slot::exitsRecorded when it was replaced
     std::shared_ptr<WorkerConnection> connection;
+    std::shared_ptr<OutputCapture> out;
+    std::shared_ptr<OutputCapture> err;
     boost::asio::steady_timer killTimer;
     boost::asio::steady_timer signalTimer;
   };
@@ -214,6 +216,9 @@ class Supervisor final : private FrameSink {
   bool spawn(Slot& slot);
   SpawnRequest spawnRequest(std::uint32_t cluster) const;
   // Starts copying the worker's stdout and stderr to ours, prefixed with its cluster.
+  // What a worker that has exited left in its pipes is written before the line that says so.
+  static void readWhatIsThere(const std::shared_ptr<OutputCapture>& out,
+                              const std::shared_ptr<OutputCapture>& err);
   std::pair<std::shared_ptr<OutputCapture>, std::shared_ptr<OutputCapture>> capture(
       std::uint32_t cluster, SpawnedWorker& worker);
   void stopWorker(Slot& slot);

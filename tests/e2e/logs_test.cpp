@@ -5,6 +5,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -92,6 +93,7 @@ BOOST_AUTO_TEST_CASE(a_worker_that_exits_while_the_output_is_blocked_still_has_a
   waitReady(*run, 0);
   waitReady(*run, 1);
   const pid_t chatty = startedPid(*run, 0);
+  const pid_t firstOf1 = startedPid(*run, 1);
   run->pauseReading();
   std::ofstream(dir.path() / "go") << "1\n";
   const auto blockedInWrite = [&] {
@@ -113,6 +115,18 @@ BOOST_AUTO_TEST_CASE(a_worker_that_exits_while_the_output_is_blocked_still_has_a
   run->waitForLines("[cluster 1] CHATTY done", 2, 60s);
   BOOST_TEST(run->linesContaining("[cluster 1] CHATTY ").size() == 2 * 201u);
   BOOST_TEST(run->linesContaining("[cluster 0] CHATTY ").size() == 60001u);
+  // And the first run's lines, which waited in its pipe, come before the line that says it
+  // exited.
+  const auto lines = run->lines();
+  const auto at = [&](const std::string& needle) {
+    return std::find_if(
+               lines.begin(), lines.end(),
+               [&](const std::string& line) { return line.find(needle) != std::string::npos; }) -
+           lines.begin();
+  };
+  const auto exitLine = at("cluster 1 (pid " + std::to_string(firstOf1) + ") exited");
+  BOOST_TEST(exitLine < static_cast<std::ptrdiff_t>(lines.size()));
+  BOOST_TEST(at("[cluster 1] CHATTY done") < exitLine, run->transcript());
 }
 
 BOOST_AUTO_TEST_CASE(all_workers_stopped_comes_after_the_last_line_the_workers_wrote) {
