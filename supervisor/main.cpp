@@ -123,6 +123,18 @@ std::string joinIds(const boost::json::object& body, std::string_view key) {
 }
 
 // One line per kind of change in a reload's answer.
+
+// "rolling restart done: clusters 0, 1 restarted and ready", after `restart --rolling` and
+// `reload --rolling` alike.
+void printRollingDone(const boost::json::object& body) {
+  const std::string ids = joinIds(body, "restarted");
+  std::printf(
+      "rolling restart done: %s restarted and ready\n",
+      ids.empty()
+          ? "no cluster"
+          : ((ids.find(',') == std::string::npos ? "cluster " : "clusters ") + ids).c_str());
+}
+
 void printReload(const boost::json::object& body) {
   const auto keys = [&](std::string_view key) {
     std::string text;
@@ -169,7 +181,7 @@ void printReload(const boost::json::object& body) {
   }
   const std::string outdated = joinIds(body, "clusters_needing_restart");
   if (body.if_contains("restarted") != nullptr) {
-    std::printf("rolling restart done: %s\n", joinIds(body, "restarted").c_str());
+    printRollingDone(body);
   } else if (!outdated.empty()) {
     const bool one = outdated.find(',') == std::string::npos;
     std::printf(
@@ -465,12 +477,7 @@ int callBot(const CommandLine& commandLine) {
       break;
     case CommandLine::Command::kRestart: {
       if (commandLine.rolling) {
-        const std::string ids = joinIds(body, "restarted");
-        std::printf(
-            "rolling restart done: %s restarted and ready\n",
-            ids.empty()
-                ? "no cluster"
-                : ((ids.find(',') == std::string::npos ? "cluster " : "clusters ") + ids).c_str());
+        printRollingDone(body);
         break;
       }
       const std::string ids = joinIds(body, "restarting");

@@ -365,7 +365,8 @@ BOOST_AUTO_TEST_CASE(worker_settings_are_reported_then_applied_by_a_rolling_relo
   SupervisorRun second({supervisorBinary().string(), "reload", config.string()});
   run->waitForLine("reload queued behind the reload in progress");
   BOOST_TEST(rolling.waitExit(60s).value_or(-1) == 0, rolling.transcript());
-  BOOST_TEST(rolling.transcript().find("rolling restart done: 0, 1, 2") != std::string::npos,
+  BOOST_TEST(rolling.transcript().find(
+                 "rolling restart done: clusters 0, 1, 2 restarted and ready") != std::string::npos,
              rolling.transcript());
   BOOST_TEST(second.waitExit(60s).value_or(-1) == 0, second.transcript());
   BOOST_TEST(second.transcript().find("reloaded: nothing changed") != std::string::npos,
