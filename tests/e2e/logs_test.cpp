@@ -17,6 +17,23 @@ BOOST_AUTO_TEST_SUITE(e2e_logs)
 
 using namespace clustervisor::test;
 
+namespace {
+
+// A run of two "chatty" workers started on `config`, told to print, with nobody reading the
+// supervisor's output: returned once that output is blocked (its pipe holds 60 KiB unread).
+std::unique_ptr<SupervisorRun> chattyWithOutputBlocked(const TempDir& dir,
+                                                       const std::filesystem::path& config) {
+  auto run = SupervisorRun::run(config);
+  waitReady(*run, 0);
+  waitReady(*run, 1);
+  run->pauseReading();
+  std::ofstream(dir.path() / "go") << "1\n";
+  BOOST_REQUIRE(waitUntil([&] { return run->unreadBytes() >= 60 * 1024; }));
+  return run;
+}
+
+}  // namespace
+
 BOOST_AUTO_TEST_CASE(long_lines_are_split_and_marked_and_partial_lines_kept) {
   TempDir dir;
   auto run = SupervisorRun::run(dir.write("bot.toml", probeConfig(dir, 1, "logs")));
@@ -47,13 +64,8 @@ BOOST_AUTO_TEST_CASE(an_output_reader_that_stops_reading_stops_neither_heartbeat
   const auto config =
       dir.write("bot.toml", probeConfig(dir, 2, "chatty", "PROBE_COUNT = \"60000\"",
                                         "[heartbeat]\ninterval = \"100ms\"\ntimeout = \"1s\"\n"));
-  auto run = SupervisorRun::run(config);
-  waitReady(*run, 0);
-  waitReady(*run, 1);
-  run->pauseReading();
-  std::ofstream(dir.path() / "go") << "1\n";
   // The pipe fills (64 KiB) and the supervisor's output waits...
-  BOOST_REQUIRE(waitUntil([&] { return run->unreadBytes() >= 60 * 1024; }));
+  auto run = chattyWithOutputBlocked(dir, config);
   // ...while the supervisor goes on: it answers on its control socket and keeps reading the
   // heartbeats (timeout 1 s), so no worker is taken for hung, for several timeouts.
   for (int check = 0; check < 3; ++check) {
@@ -135,12 +147,7 @@ BOOST_AUTO_TEST_CASE(all_workers_stopped_comes_after_the_last_line_the_workers_w
   // pipes are full when the supervisor is stopped: it reads them to the end before it says so.
   const auto config =
       dir.write("bot.toml", probeConfig(dir, 2, "chatty", "PROBE_COUNT = \"60000\""));
-  auto run = SupervisorRun::run(config);
-  waitReady(*run, 0);
-  waitReady(*run, 1);
-  run->pauseReading();
-  std::ofstream(dir.path() / "go") << "1\n";
-  BOOST_REQUIRE(waitUntil([&] { return run->unreadBytes() >= 60 * 1024; }));
+  auto run = chattyWithOutputBlocked(dir, config);
   run->signal(SIGTERM);
   // Still unread when the supervisor has stopped both workers and closed its control socket,
   // which it does just before it reads the rest of their output.
