@@ -762,17 +762,26 @@ BOOST_AUTO_TEST_CASE(a_hundred_reloads_leak_no_fds_or_memory) {
   // The descriptors of two running clusters, before any reload. After a reload, the removed
   // worker's connection drains for up to a second after the answer, and the CLI's session
   // closes: each count below is read once it is back to this one, with a deadline.
+#if defined(__SANITIZE_ADDRESS__)
+  // Under AddressSanitizer, whose leak checker finds a leak of a single reload at exit, fewer
+  // reloads do (this was the longest test of the sanitizer run).
+  constexpr int kWarmUp = 10;
+  constexpr int kMeasured = 30;
+#else
+  constexpr int kWarmUp = 20;
+  constexpr int kMeasured = 100;
+#endif
   const std::size_t twoClusters = usageOf(run->pid()).fds;
-  reloads(20);
+  reloads(kWarmUp);
   const auto start = usageWhenFdsAre(run->pid(), twoClusters);
   BOOST_TEST(start.fds == twoClusters);
-  reloads(100);
+  reloads(kMeasured);
   const auto end = usageWhenFdsAre(run->pid(), twoClusters);
-  BOOST_TEST_MESSAGE("supervisor after 20 reloads: " << start.fds << " fds, " << start.rssKiB
-                                                     << " KiB; after 120: " << end.fds << " fds, "
-                                                     << end.rssKiB << " KiB");
+  BOOST_TEST_MESSAGE("supervisor after " << kWarmUp << " reloads: " << start.fds << " fds, "
+                                         << start.rssKiB << " KiB; after " << kWarmUp + kMeasured
+                                         << ": " << end.fds << " fds, " << end.rssKiB << " KiB");
   BOOST_TEST(end.fds == start.fds);
-  BOOST_TEST(statusOf(config).at("reloads").as_int64() == 120);
+  BOOST_TEST(statusOf(config).at("reloads").as_int64() == kWarmUp + kMeasured);
 #if defined(__SANITIZE_ADDRESS__)
   // AddressSanitizer keeps freed memory in quarantine, so RSS grows without a leak; its leak
   // checker looks at the supervisor when it exits instead. The other builds measure.
