@@ -50,10 +50,8 @@ namespace {
 void openStandardDescriptors() {
   for (int fd = STDIN_FILENO; fd <= STDERR_FILENO; ++fd) {
     if (::fcntl(fd, F_GETFD) == -1 && errno == EBADF) {
-      const int opened = ::open("/dev/null", fd == STDIN_FILENO ? O_RDONLY : O_WRONLY);
-      if (opened != fd && opened >= 0) {
-        ::close(opened);  // (cannot happen: the lowest free number is fd)
-      }
+      // The lowest free number: fd itself. (Failing, nothing else could be done about it.)
+      (void)::open("/dev/null", fd == STDIN_FILENO ? O_RDONLY : O_WRONLY);
     }
   }
 }
@@ -122,8 +120,6 @@ std::string joinIds(const boost::json::object& body, std::string_view key) {
   return ids;
 }
 
-// One line per kind of change in a reload's answer.
-
 // "rolling restart done: clusters 0, 1 restarted and ready", after `restart --rolling` and
 // `reload --rolling` alike.
 void printRollingDone(const boost::json::object& body) {
@@ -135,6 +131,7 @@ void printRollingDone(const boost::json::object& body) {
           : ((ids.find(',') == std::string::npos ? "cluster " : "clusters ") + ids).c_str());
 }
 
+// One line per kind of change in a reload's answer.
 void printReload(const boost::json::object& body) {
   const auto keys = [&](std::string_view key) {
     std::string text;

@@ -215,10 +215,10 @@ class Supervisor final : private FrameSink {
   void pumpQueue();
   bool spawn(Slot& slot);
   SpawnRequest spawnRequest(std::uint32_t cluster) const;
-  // Starts copying the worker's stdout and stderr to ours, prefixed with its cluster.
   // What a worker that has exited left in its pipes is written before the line that says so.
   static void readWhatIsThere(const std::shared_ptr<OutputCapture>& out,
                               const std::shared_ptr<OutputCapture>& err);
+  // Starts copying the worker's stdout and stderr to ours, prefixed with its cluster.
   std::pair<std::shared_ptr<OutputCapture>, std::shared_ptr<OutputCapture>> capture(
       std::uint32_t cluster, SpawnedWorker& worker);
   void stopWorker(Slot& slot);
