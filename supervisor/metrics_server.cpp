@@ -63,14 +63,26 @@ struct HeadEnd {
   }
 };
 
-// The path of a request target: origin form ("/metrics?x") as it is, absolute form
-// ("http://127.0.0.1:9464/metrics", which a server must take too) without scheme and authority;
-// the query left out either way.
+// The authority of a target in absolute form ("http://127.0.0.1:9464/metrics?x", which a server
+// must take too) and what follows it; nothing for one in origin form ("/metrics?x").
+struct AbsoluteForm {
+  std::string_view authority;
+  std::string_view rest;
+};
+std::optional<AbsoluteForm> absoluteForm(std::string_view target) {
+  const auto scheme = target.find("://");
+  if (scheme == std::string_view::npos || target.find('/') < scheme) {
+    return std::nullopt;
+  }
+  const std::string_view after = target.substr(scheme + 3);
+  const auto end = std::min(after.size(), after.find_first_of("/?#"));
+  return AbsoluteForm{after.substr(0, end), after.substr(end)};
+}
+
+// The path of a request target, without scheme and authority (absolute form) and query.
 std::string_view pathOf(std::string_view target) {
-  if (const auto scheme = target.find("://");
-      scheme != std::string_view::npos && target.find('/') > scheme) {
-    const auto path = target.find('/', scheme + 3);
-    target = path == std::string_view::npos ? std::string_view("/") : target.substr(path);
+  if (const auto absolute = absoluteForm(target)) {
+    target = absolute->rest.starts_with('/') ? absolute->rest : std::string_view("/");
   }
   return target.substr(0, target.find('?'));
 }
@@ -146,11 +158,9 @@ bool namesLoopback(std::string_view authority, bool userinfo) {
 }  // namespace
 
 RequestHost requestHost(std::string_view head, std::string_view target) {
-  if (const auto scheme = target.find("://");
-      scheme != std::string_view::npos && target.find('/') > scheme) {
-    std::string_view authority = target.substr(scheme + 3);
-    authority = authority.substr(0, authority.find_first_of("/?#"));
-    return namesLoopback(authority, true) ? RequestHost::kLoopback : RequestHost::kForeign;
+  if (const auto absolute = absoluteForm(target)) {
+    return namesLoopback(absolute->authority, true) ? RequestHost::kLoopback
+                                                    : RequestHost::kForeign;
   }
   std::optional<std::string_view> host;
   head.remove_prefix(std::min(head.size(), head.find('\n') + 1));  // the request line
