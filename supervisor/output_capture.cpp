@@ -49,14 +49,20 @@ void OutputCapture::drainToEnd() {
   outputHasRoom();
 }
 
-void OutputCapture::readWhenOutputHasRoom() {
-  if (!draining_ && outputQueueFull(outputFd_)) {
-    // The supervisor's output takes nothing for now: the worker's lines wait in its pipe (its
-    // own writes block once that is full, as they would writing to the terminal directly).
-    waitingSelf_ = shared_from_this();
-    return;
+bool OutputCapture::waitsForOutputRoom() {
+  if (draining_ || !outputQueueFull(outputFd_)) {
+    return false;
   }
-  readLoop();
+  // The supervisor's output takes nothing for now: the worker's lines wait in its pipe (its own
+  // writes block once that is full, as they would writing to the terminal directly).
+  waitingSelf_ = shared_from_this();
+  return true;
+}
+
+void OutputCapture::readWhenOutputHasRoom() {
+  if (!waitsForOutputRoom()) {
+    readLoop();
+  }
 }
 
 void OutputCapture::end() {
@@ -110,10 +116,7 @@ void OutputCapture::readReady() {
     if (n < 0) {
       break;  // nothing more for now (readWhatIsThere() may have taken it)
     }
-    if (!draining_ && outputQueueFull(outputFd_)) {
-      // The supervisor's output takes nothing for now: the worker's lines wait in its pipe (its
-      // own writes block once that is full, as they would writing to the terminal directly).
-      waitingSelf_ = shared_from_this();
+    if (waitsForOutputRoom()) {
       return;
     }
   }

@@ -50,6 +50,8 @@ class OutputCapture : public std::enable_shared_from_this<OutputCapture> {
   // One read(2) into buffer_, its lines written: the bytes read, 0 at the end of the pipe, -1
   // when it has nothing now (or an error, in `error`).
   long readOnce(int& error);
+  // True, and waiting for outputHasRoom(), while the output queue is full (unless draining).
+  bool waitsForOutputRoom();
   void readWhenOutputHasRoom();
   void end();  // the partial line, then onEnd
   void writeLine(std::string_view line, bool continued);
