@@ -235,7 +235,7 @@ std::optional<std::pair<pid_t, std::filesystem::path>> supervisorHoldingLockFile
   }
   for (const auto& directory : directories) {
     const auto lockFile = RunLock::lockFileFor(configPath, directory);
-    if (const auto pid = supervisorLocking(lockFile, true)) {
+    if (const auto pid = supervisorLocking(lockFile, true); pid && *pid != ::getpid()) {
       return std::pair{*pid, lockFile};
     }
   }
@@ -255,6 +255,26 @@ std::optional<std::pair<pid_t, std::filesystem::path>> supervisorHoldingLockFile
     }
   }
   return std::nullopt;
+}
+
+// Another supervisor of the bot at `configPath`, found by its lock file, once this one holds its
+// own locks. Those two locks miss one started with another runtime directory after the config
+// file was replaced by a rename (an editor's save, a deployment tool, a checkout): its lock is on
+// the file the path named before. Two supervisors that start at the same moment find each other;
+// the one that started first stays.
+std::optional<std::pair<pid_t, std::filesystem::path>> twinSupervisor(
+    const std::string& configPath) {
+  auto other = supervisorHoldingLockFile(configPath);
+  if (!other) {
+    return std::nullopt;
+  }
+  const auto self = readProcess(::getpid());
+  const auto them = readProcess(other->first);
+  if (self && them &&
+      std::pair{self->startTime, self->pid} < std::pair{them->startTime, them->pid}) {
+    return std::nullopt;  // it started after this one, and gives way to it
+  }
+  return other;
 }
 
 // After `stop`: waits until the supervisor that answered has exited (as systemctl stop and
@@ -509,10 +529,14 @@ int runBot(const std::string& configPath) {
   // One supervisor per config file: a second one would start every cluster twice.
   std::string lockError;
   bool alreadyRunning = false;
-  const auto lock = RunLock::acquire(configPath, lockError, alreadyRunning);
+  auto lock = RunLock::acquire(configPath, lockError, alreadyRunning);
   if (!lock) {
     logError(lockError);
     return alreadyRunning ? kExitAlreadyRunning : kExitOsError;
+  }
+  if (const auto twin = twinSupervisor(configPath)) {
+    logError(RunLock::alreadyRunningMessage(configPath, std::to_string(twin->first), twin->second));
+    return kExitAlreadyRunning;
   }
   if (!lock->warning().empty()) {
     logWarning("warning: " + lock->warning());
@@ -524,6 +548,11 @@ int runBot(const std::string& configPath) {
   try {
     const auto socket = controlSocketOf(*loaded, configPath, lock->path().parent_path());
     supervisor.emplace(io, std::move(*loaded), socket);
+    supervisor->onConfigRead([&lock](const std::filesystem::path& path) {
+      if (const auto warning = lock->followConfig(path); !warning.empty()) {
+        logWarning("warning: " + warning);
+      }
+    });
   } catch (const boost::system::system_error& e) {
     // Signals, the event loop: what the supervisor needs from the OS before anything starts.
     logError(std::string("cannot start: ") + e.what());

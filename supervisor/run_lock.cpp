@@ -25,16 +25,6 @@ std::string errnoText() {
   return std::strerror(errno);
 }
 
-// The refusal of a second supervisor: the first one's pid (as its lock file gives it; empty when
-// it gives none) and that lock file.
-std::string runningUnder(const std::filesystem::path& configFile, const std::string& pid,
-                         const std::filesystem::path& lockFile) {
-  return configFile.string() + " is already running under another supervisor" +
-         (pid.empty() ? "" : " (pid " + pid + ")") +
-         "; stop it first, or run a copy of the bot from a different config file (lock file " +
-         lockFile.string() + ")";
-}
-
 // FNV-1a: a short, stable tag of the config path, so two bots with the same name in different
 // directories do not share a lock.
 std::string pathTag(const std::string& path) {
@@ -206,7 +196,7 @@ std::optional<RunLock> RunLock::acquire(const std::filesystem::path& configFile,
         // longer shows once an editor has replaced the file).
         if (const auto twin = lockHeldInAnotherOwnDirectory(*directory, path.filename())) {
           alreadyRunning = true;
-          error = runningUnder(configFile, twin->second, twin->first);
+          error = alreadyRunningMessage(configFile, twin->second, twin->first);
           return std::nullopt;
         }
         lock->warning_ = directoryWarning + (lock->warning_.empty() ? "" : "\n" + lock->warning_);
@@ -221,12 +211,21 @@ std::optional<RunLock> RunLock::acquire(const std::filesystem::path& configFile,
   }
   if (errno == EWOULDBLOCK) {
     alreadyRunning = true;
-    error = runningUnder(configFile, readPid(fd), path);
+    error = alreadyRunningMessage(configFile, readPid(fd), path);
   } else {
     error = "cannot lock " + path.string() + ": " + errnoText();
   }
   ::close(fd);
   return abandon();
+}
+
+std::string RunLock::alreadyRunningMessage(const std::filesystem::path& configFile,
+                                           const std::string& pid,
+                                           const std::filesystem::path& lockFile) {
+  return configFile.string() + " is already running under another supervisor" +
+         (pid.empty() ? "" : " (pid " + pid + ")") +
+         "; stop it first, or run a copy of the bot from a different config file (lock file " +
+         lockFile.string() + ")";
 }
 
 std::optional<std::pair<std::filesystem::path, std::string>> RunLock::lockHeldInAnotherOwnDirectory(
@@ -316,6 +315,44 @@ std::optional<RunLock> RunLock::finishAcquire(int fd, const std::filesystem::pat
     return std::nullopt;
   }
   return RunLock(fd, path);
+}
+
+std::string RunLock::followConfig(const std::filesystem::path& configFile) {
+  struct stat now {};
+  struct stat held {};
+  if (::stat(configFile.c_str(), &now) != 0 || !S_ISREG(now.st_mode) ||
+      (configFd_ >= 0 && ::fstat(configFd_, &held) == 0 && held.st_dev == now.st_dev &&
+       held.st_ino == now.st_ino)) {
+    return {};  // the same file (or none to lock: the reload that read it reports that)
+  }
+  const int fd = ::open(configFile.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  struct stat opened {};
+  if (fd < 0 || ::fstat(fd, &opened) != 0 || !S_ISREG(opened.st_mode)) {
+    if (fd >= 0) {
+      ::close(fd);
+    }
+    return {};
+  }
+  if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {
+    if (configFd_ >= 0) {
+      ::close(configFd_);  // the file the path named before
+    }
+    configFd_ = fd;
+    return {};
+  }
+  const int why = errno;
+  ::close(fd);
+  if (why != EWOULDBLOCK) {
+    return {};  // a file system without flock(2): the lock file alone, as at the start
+  }
+  const auto pid = flockHolderOf(opened.st_dev, opened.st_ino);
+  const auto name = pid ? commandNameOf(*pid) : std::nullopt;
+  return "cannot lock " + configFile.string() + ", which replaced the file this supervisor " +
+         "started from: " +
+         (pid ? "pid " + std::to_string(*pid) +
+                    (name ? " (" + config::quoteForMessage(*name) + ")" : std::string()) + " holds"
+              : std::string("another process holds")) +
+         " a lock on it; the lock file still keeps a second supervisor out";
 }
 
 RunLock::RunLock(RunLock&& other) noexcept

@@ -11,7 +11,8 @@
 // absolute path, else /tmp/clustervisor-<uid>; it is created with mode 0700 and must be owned by
 // the user and not writable by anyone else. As that place depends on the environment and the
 // user, the supervisor also holds a flock(2) on the config file itself (opened read-only), which
-// a second supervisor started with another runtime directory meets. The descriptors are
+// a second supervisor started with another runtime directory meets (followConfig() moves it to
+// the file a rename put in the old one's place). The descriptors are
 // close-on-exec, so workers never inherit them.
 #pragma once
 
@@ -70,9 +71,22 @@ class RunLock {
   static std::optional<std::pair<std::filesystem::path, std::string>> lockHeldInAnotherOwnDirectory(
       const std::filesystem::path& own, const std::filesystem::path& lockName);
 
+  // The refusal of a second supervisor: the first one's pid (as its lock file gives it; empty
+  // when it gives none) and that lock file.
+  static std::string alreadyRunningMessage(const std::filesystem::path& configFile,
+                                           const std::string& pid,
+                                           const std::filesystem::path& lockFile);
+
   RunLock(RunLock&& other) noexcept;
   RunLock& operator=(RunLock&&) = delete;
   ~RunLock();
+
+  // After the config was read again (a reload): when `configFile` now names another file than
+  // the one locked (replaced by a rename, as editors and deployment tools save), takes the lock
+  // on that one instead, so a second supervisor started with another runtime directory meets it
+  // and the commands find this one through it. Returns a warning for the user when the new file
+  // is locked by another process (then the old lock stays); otherwise nothing.
+  std::string followConfig(const std::filesystem::path& configFile);
 
   const std::filesystem::path& path() const { return path_; }
   // Something to tell the user about the lock taken (empty if nothing): another process, not a

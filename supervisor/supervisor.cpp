@@ -2605,6 +2605,9 @@ void Supervisor::beginReload() {
     finishOperation(false, errors + "\n" + summary);
     return;
   }
+  if (onConfigRead_) {
+    onConfigRead_(path);
+  }
   config::BotConfig next = std::move(*loaded.config);
   const ConfigChange change = compareConfigs(config_, next);
   // What only a new supervisor takes: it keeps serving where it was started.

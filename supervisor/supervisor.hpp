@@ -86,6 +86,11 @@ class Supervisor final : private FrameSink {
 
   // Starts the workers and runs until stopped. Returns the exit status.
   int run();
+  // Called on the event loop, with the config file's path, after each reload read it without
+  // errors.
+  void onConfigRead(std::function<void(const std::filesystem::path&)> hook) {
+    onConfigRead_ = std::move(hook);
+  }
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -489,6 +494,7 @@ class Supervisor final : private FrameSink {
   std::uint64_t waitsEndedEarly_ = 0;  // the waiter ended it first (its timeout or expected count)
   std::uint64_t waitsRejected_ = 0;    // too many open, or a reused id
   std::array<std::uint64_t, kDropReasons.size()> dropped_{};  // dropped events, by kDropReasons
+  std::function<void(const std::filesystem::path&)> onConfigRead_;
 };
 
 }  // namespace clustervisor

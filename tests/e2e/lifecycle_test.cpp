@@ -933,6 +933,34 @@ BOOST_AUTO_TEST_CASE(a_second_supervisor_with_another_runtime_directory_is_refus
               std::filesystem::is_empty(runtime / "clustervisor")));
 }
 
+BOOST_AUTO_TEST_CASE(a_second_supervisor_with_another_runtime_directory_is_refused_after_a_rename) {
+  // A deployment tool (or an editor) replaces the config by a rename: the first supervisor's lock
+  // is on the file the path named before, so only its lock file, in another runtime directory,
+  // tells of it. After a reload it holds the new file too.
+  TempDir dir;
+  const auto config = dir.write("bot.toml", probeConfig(dir, 1, "basic"));
+  const auto runtime = ownRuntimeDirectory(dir);
+  auto first = SupervisorRun::run(config);
+  const pid_t worker = startedPid(*first, 0);
+  std::filesystem::rename(dir.write("new.toml", probeConfig(dir, 1, "basic")), config);
+  const auto refused = [&](const std::string& because) {
+    auto second = SupervisorRun::run(config, {"XDG_RUNTIME_DIR=" + runtime.string()});
+    BOOST_TEST(second->waitExit(30s).value_or(-1) == 75, second->transcript());
+    second->waitForLine("clustervisor: error: " + config.string() +
+                        " is already running under another supervisor (pid " +
+                        std::to_string(first->pid()) + ")" + because);
+    BOOST_TEST(second->linesContaining("START id=").empty(), second->transcript());
+  };
+  refused("; stop it first, or run a copy of the bot from a different config file (lock file ");
+  const auto reload = runCli({"reload", config.string()});
+  BOOST_REQUIRE_MESSAGE(reload.status == 0, reload.output);
+  refused(", which holds a lock on the file itself");
+  BOOST_TEST(processExists(worker));
+  BOOST_TEST(first->linesContaining("START id=0").size() == 1u, first->transcript());
+  BOOST_TEST((!std::filesystem::exists(runtime / "clustervisor") ||
+              std::filesystem::is_empty(runtime / "clustervisor")));
+}
+
 namespace {
 // A process that holds a flock(2) on `file` until it is destroyed: named `name` (as comm), and
 // run by user `uid` unless that is 0; `asSetuid`: only its real user id is `uid`, its effective
