@@ -1711,6 +1711,11 @@ void Supervisor::watchSignals() {
     if (ec) {
       return;
     }
+    // "again" for the same stop signal; another one names the first (a SIGQUIT after a SIGINT).
+    const auto again = [this](int received) {
+      return received == firstStopSignal_ ? std::string(" again")
+                                          : " after " + signalName(firstStopSignal_);
+    };
     if (signal == SIGHUP) {
       if (!shuttingDown_) {
         logLine("received SIGHUP; reloading " + config_.sourceFile.string());
@@ -1722,23 +1727,25 @@ void Supervisor::watchSignals() {
               "; ignored (SIGINT, SIGTERM and SIGQUIT stop the supervisor, SIGHUP reloads)");
     } else if (!shuttingDown_) {
       firstStopSignalAt_ = Clock::now();
+      firstStopSignal_ = signal;
       beginShutdown("received " + signalName(signal));
     } else if (!firstStopSignalAt_) {
       // The stop began otherwise (clustervisor stop, a crash loop, every cluster ended): this is
       // the first stop signal, as systemd sends one after an ExecStop= that returned at once. The
       // stop goes on; the next one kills.
       firstStopSignalAt_ = Clock::now();
+      firstStopSignal_ = signal;
       logLine("received " + signalName(signal) +
               " while already stopping; the stop goes on (send a stop signal again to kill "
               "at once)");
     } else if (Clock::now() - *firstStopSignalAt_ < kDuplicateSignalWindow) {
       // Wrappers (timeout, npm, shells) often deliver one Ctrl-C twice: to the process group and
       // again to the child. Only a signal clearly after the first one means "kill now".
-      logLine("received " + signalName(signal) + " again within " +
+      logLine("received " + signalName(signal) + again(signal) + " within " +
               formatDuration(kDuplicateSignalWindow) + " of the first; taken as the same request");
     } else if (!escalated_) {
       escalated_ = true;
-      logLine("received " + signalName(signal) + " again; killing every worker now");
+      logLine("received " + signalName(signal) + again(signal) + "; killing every worker now");
       for (auto& slot : slots_) {
         if (slot->pid > 0) {
           killGroup(slot->pid);
@@ -2679,8 +2686,8 @@ void Supervisor::beginReload() {
     return;
   }
   logLine("reload: " + what + "; " + std::to_string(outdated.size()) + " running worker" +
-          (outdated.size() == 1 ? " keeps" : "s keep") +
-          " the settings they were started with until restarted (clustervisor restart --all "
+          (outdated.size() == 1 ? " keeps the settings it was" : "s keep the settings they were") +
+          " started with until restarted (clustervisor restart --all "
           "--rolling, or clustervisor reload --rolling)");
 }
 

@@ -438,6 +438,7 @@ class Supervisor final : private FrameSink {
   bool shuttingDown_ = false;
   bool escalated_ = false;
   std::optional<Clock::time_point> firstStopSignalAt_;  // SIGINT, SIGTERM or SIGQUIT
+  int firstStopSignal_ = 0;                             // which of them
   Clock::time_point orphanDeadline_;
   bool finished_ = false;
   int exitStatus_ = 0;
