@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "command_line.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 #include "clustervisor/config/bot_config.hpp"
@@ -190,6 +191,9 @@ CommandLine parseCommandLine(std::span<const std::string_view> args) {
       if (!parseClusterId(positional[next], id)) {
         return fail(config::quoteForMessage(positional[next]) +
                     " is not a cluster id (a number from 0)");
+      }
+      if (std::find(result.clusters.begin(), result.clusters.end(), id) != result.clusters.end()) {
+        return fail("cluster " + std::to_string(id) + " is given twice");
       }
       result.clusters.push_back(id);
     }

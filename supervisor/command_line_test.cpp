@@ -101,6 +101,7 @@ BOOST_AUTO_TEST_CASE(usage_errors_say_what_is_wrong) {
       {{"restart", "a.toml"}, "restart: say which clusters: cluster ids, or --all"},
       {{"restart", "a.toml", "--all", "1"}, "restart: give either --all or cluster ids, not both"},
       {{"restart", "a.toml", "one"}, "restart: \"one\" is not a cluster id (a number from 0)"},
+      {{"restart", "a.toml", "0", "2", "0"}, "restart: cluster 0 is given twice"},
       {{"restart", "a.toml", "-1"}, "restart: unknown option \"-1\""},
       {{"restart", "a.toml", "--all", "--batch", "2"}, "restart: --batch is for --rolling"},
       {{"restart", "a.toml", "--all", "--delay=1s"}, "restart: --delay is for --rolling"},

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "plan.hpp"
+#include "process_table.hpp"
 
 namespace clustervisor {
 
@@ -41,6 +42,27 @@ bool waitFor(int fd, short events, std::chrono::steady_clock::time_point deadlin
 // supervisor closed it unread, at its limit of connections), so the request was not carried out
 // and may be sent again.
 enum class Attempt { kAnswered, kNoSupervisor, kFailed, kNotTaken, kNotThisUsers };
+
+// "pid N", and what keeps it from answering when its state tells (stopped, in the kernel).
+std::string describeProcess(pid_t pid) {
+  std::string text = "pid " + std::to_string(pid);
+  const auto process = readProcess(pid);
+  if (!process) {
+    return text + ", gone";
+  }
+  switch (process->state) {
+    case 'T':
+      return text + ", stopped by a signal (SIGCONT resumes it)";
+    case 't':
+      return text + ", stopped by a debugger";
+    case 'D':
+      return text + ", in uninterruptible sleep (waiting on the kernel, often on I/O)";
+    case 'Z':
+      return text + ", exited";
+    default:
+      return text + (process->state == 'R' ? ", running" : ", sleeping");
+  }
+}
 
 Attempt attemptCall(const std::filesystem::path& socket, std::string_view request,
                     std::string_view unanswered, std::chrono::milliseconds timeout,
@@ -126,9 +148,9 @@ Attempt attemptCall(const std::filesystem::path& socket, std::string_view reques
   char buffer[4096];
   for (;;) {
     if (!waitFor(fd, POLLIN, deadline)) {
-      return fail(Attempt::kFailed, "the supervisor did not answer within " +
-                                        std::to_string(timeout.count()) + " ms" +
-                                        std::string(unanswered));
+      return fail(Attempt::kFailed,
+                  "the supervisor (" + describeProcess(peerPid) + ") did not answer within " +
+                      std::to_string(timeout.count()) + " ms" + std::string(unanswered));
     }
     const ssize_t n = ::read(fd, buffer, sizeof buffer);
     if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) {

@@ -555,8 +555,10 @@ BOOST_AUTO_TEST_CASE(a_stop_the_cli_gave_up_on_is_not_carried_out_when_the_super
   BOOST_REQUIRE(::kill(run->pid(), SIGCONT) == 0);
   BOOST_TEST(stop.status == 69, stop.output);
   BOOST_TEST(
-      stop.output.find("the supervisor did not answer within 10000 ms; the request "
-                       "expires unread, and will not be carried out later") != std::string::npos,
+      stop.output.find("the supervisor (pid " + std::to_string(run->pid()) +
+                       ", stopped by a signal (SIGCONT resumes it)) did not answer within 10000 "
+                       "ms; the request expires unread, and will not be carried out later") !=
+          std::string::npos,
       stop.output);
   const auto ignored =
       run->waitForLine("clustervisor: a stop request over the control socket was read ");
