@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "command_line.hpp"
 
-#include <algorithm>
 #include <charconv>
+#include <unordered_set>
 
 #include "clustervisor/config/bot_config.hpp"
 #include "clustervisor/config/duration.hpp"
@@ -186,13 +186,14 @@ CommandLine parseCommandLine(std::span<const std::string_view> args) {
     result.configPath = std::string(positional[next++]);
   }
   if (result.command == Command::kRestart) {
+    std::unordered_set<std::uint32_t> given;
     for (; next < positional.size(); ++next) {
       std::uint32_t id = 0;
       if (!parseClusterId(positional[next], id)) {
         return fail(config::quoteForMessage(positional[next]) +
                     " is not a cluster id (a number from 0)");
       }
-      if (std::find(result.clusters.begin(), result.clusters.end(), id) != result.clusters.end()) {
+      if (!given.insert(id).second) {
         return fail("cluster " + std::to_string(id) + " is given twice");
       }
       result.clusters.push_back(id);
