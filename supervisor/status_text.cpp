@@ -132,6 +132,16 @@ std::string formatStatus(const json::object& status) {
     out += "; " + std::string(operation->get_string()) + " in progress";
   }
   out += "\n";
+  if (const json::value* metrics = field(status, "metrics");
+      metrics != nullptr && metrics->is_object()) {
+    const auto& m = metrics->get_object();
+    const json::value* serving = field(m, "serving");
+    if (serving != nullptr && serving->is_bool() && serving->get_bool()) {
+      out += "metrics: http://" + text(m, "listen") + "/metrics\n";
+    } else {
+      out += "metrics: not served: " + text(m, "error") + "\n";
+    }
+  }
 
   // Per cluster, as the cluster sees them: events_in are those its workers sent (into the
   // supervisor), events_out those delivered to it.

@@ -79,6 +79,27 @@ BOOST_AUTO_TEST_CASE(shows_when_a_waiting_cluster_starts_and_why_its_worker_was_
   BOOST_TEST(text.find("exited with status 1\n") != std::string::npos, text);
 }
 
+BOOST_AUTO_TEST_CASE(says_where_metrics_are_served_or_why_they_are_not) {
+  const auto with = [](std::string_view metrics) {
+    return clustervisor::formatStatus(
+        boost::json::parse(R"({"name":"bot","pid":100,"clusters":[],"metrics":)" +
+                           std::string(metrics) + "}")
+            .as_object());
+  };
+  BOOST_TEST(with(R"({"listen":"127.0.0.1:9464","serving":true,"error":null})") ==
+             "bot: supervisor pid 100\nmetrics: http://127.0.0.1:9464/metrics\n"
+             "CLUSTER  STATE  PID  UPTIME  MEM  CPU  RESTARTS  READY  SENT/DELIVERED  QUEUED  "
+             "HELD  LAST EXIT\n");
+  const auto failed =
+      with(R"({"listen":"127.0.0.1:9464","serving":false,"error":"cannot serve metrics on )"
+           R"(127.0.0.1:9464: Address already in use"})");
+  BOOST_TEST(failed.find("\nmetrics: not served: cannot serve metrics on 127.0.0.1:9464: Address "
+                         "already in use\n") != std::string::npos,
+             failed);
+  // None configured: no line.
+  BOOST_TEST(with("null").find("metrics") == std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(memory_reads_in_the_unit_it_stays_under_1024_of) {
   using clustervisor::formatMemory;
   BOOST_TEST(formatMemory(900) == "900B");

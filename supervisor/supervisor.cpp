@@ -104,6 +104,7 @@ Supervisor::Supervisor(asio::io_context& io, config::BotConfig config,
       reportTimer_(io),
       sweepTimer_(io),
       controlPath_(std::move(controlSocket)),
+      metricsRetryTimer_(io),
       rolloutTimer_(io) {
   if (!config_.sourceFile.empty()) {
     botId_ = RunLock::botId(config_.sourceFile);
@@ -171,15 +172,7 @@ int Supervisor::run() {
     }
   }
   if (!config_.metrics.listen.empty()) {
-    metrics_ = std::make_unique<MetricsServer>(io_, config_.metrics.host, config_.metrics.port,
-                                               [this] { return metricsText(); });
-    std::string error;
-    if (metrics_->start(error)) {
-      logLine("serving metrics at http://" + config_.metrics.listen + "/metrics");
-    } else {
-      logError(error + "; running without the metrics endpoint");
-      metrics_.reset();
-    }
+    startMetrics();
   }
   logLine("starting " + std::to_string(config_.clusters) + " cluster" +
           (config_.clusters == 1 ? "" : "s") + " of " + config_.name);
@@ -1704,6 +1697,39 @@ void Supervisor::checkAllEnded() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The metrics endpoint.
+
+void Supervisor::startMetrics() {
+  metrics_ = std::make_unique<MetricsServer>(io_, config_.metrics.host, config_.metrics.port,
+                                             [this] { return metricsText(); });
+  std::string error;
+  if (metrics_->start(error)) {
+    logLine("serving metrics at http://" + config_.metrics.listen + "/metrics" +
+            (metricsError_.empty() ? "" : " (the address is free again)"));
+    metricsError_.clear();
+    return;
+  }
+  metrics_.reset();
+  if (shuttingDown_) {
+    return;
+  }
+  // The address may be taken for a while only (another bot's supervisor still stopping, a port
+  // in TIME_WAIT's hands, a scraper's own listener): the bot runs on, and the endpoint comes up
+  // once it is free. Said when it first fails and when the reason changes, not at each try.
+  if (error != metricsError_) {
+    logError(error + "; running without the metrics endpoint, trying again every " +
+             formatDuration(kMetricsRetry));
+  }
+  metricsError_ = std::move(error);
+  metricsRetryTimer_.expires_after(kMetricsRetry);
+  metricsRetryTimer_.async_wait([this](error_code ec) {
+    if (!ec && !shuttingDown_) {
+      startMetrics();
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
 // Stopping.
 
 void Supervisor::watchSignals() {
@@ -1864,6 +1890,7 @@ void Supervisor::finish() {
   if (control_) {
     control_->stop();
   }
+  metricsRetryTimer_.cancel();
   if (metrics_) {
     metrics_->stop();
   }
@@ -1982,6 +2009,14 @@ boost::json::object Supervisor::status() const {
   result["uptime_ms"] = ms(now - startedAt_);
   result["stopping"] = shuttingDown_;
   result["reloads"] = reloads_;
+  if (config_.metrics.listen.empty()) {
+    result["metrics"] = nullptr;
+  } else {
+    result["metrics"] = json::object{
+        {"listen", config_.metrics.listen},
+        {"serving", metrics_ != nullptr},
+        {"error", metricsError_.empty() ? json::value(nullptr) : json::value(metricsError_)}};
+  }
   if (current_) {
     result["operation"] =
         std::holds_alternative<control::ReloadRequest>(current_->operation.request)

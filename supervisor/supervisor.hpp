@@ -78,6 +78,8 @@ class Supervisor final : private FrameSink {
   static constexpr std::chrono::seconds kOrphanLookLimit{10};
   static constexpr std::chrono::milliseconds kFirstOrphanLook{10};
   static constexpr std::chrono::milliseconds kLastOrphanLook{1000};
+  // How often the metrics endpoint's address is tried again while it cannot be used.
+  static constexpr std::chrono::seconds kMetricsRetry{5};
 
   // `controlSocket`: where the control socket listens; empty: no control socket.
   Supervisor(boost::asio::io_context& io, config::BotConfig config,
@@ -283,6 +285,8 @@ class Supervisor final : private FrameSink {
   // killed, left running.
   void killLeftoversOfEarlierRuns();
   void lookAgainForOrphans();
+  // Serves metrics.listen, or says why it cannot and tries again every kMetricsRetry.
+  void startMetrics();
   void watchSignals();
   void watchChildren();
   void watchOutputRoom();
@@ -481,7 +485,9 @@ class Supervisor final : private FrameSink {
   std::string botId_;           // RunLock::botId() of the config; empty without a config file
   std::string supervisorMark_;  // "<pid>:<start time>" of this process, for CLUSTERVISOR_SUPERVISOR
   std::unique_ptr<ControlServer> control_;
-  std::unique_ptr<MetricsServer> metrics_;
+  std::unique_ptr<MetricsServer> metrics_;  // serving; none while the address cannot be used
+  std::string metricsError_;                // why it cannot, while it cannot
+  boost::asio::steady_timer metricsRetryTimer_;
   std::vector<std::unique_ptr<Replaced>> replaced_;
   std::deque<Operation> operations_;
   std::optional<Current> current_;

@@ -1175,26 +1175,76 @@ BOOST_AUTO_TEST_CASE(the_control_socket_can_be_placed_by_the_config) {
   BOOST_TEST(!std::filesystem::exists(socket));
 }
 
+namespace {
+sockaddr_in loopback(int port) {
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = htons(static_cast<std::uint16_t>(port));
+  return address;
+}
+
+// A socket bound to a free loopback port (0: any), listening when `listening`.
+int boundLoopbackSocket(int port = 0, bool listening = false) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  BOOST_REQUIRE(fd >= 0);
+  sockaddr_in address = loopback(port);
+  BOOST_REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+  BOOST_REQUIRE(!listening || ::listen(fd, 16) == 0);
+  return fd;
+}
+
+int portOf(int fd) {
+  sockaddr_in address{};
+  socklen_t size = sizeof address;
+  BOOST_REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size) == 0);
+  return ntohs(address.sin_port);
+}
+
+// A free port: bind to 0, read it back, release it.
+int freeLoopbackPort() {
+  const int fd = boundLoopbackSocket();
+  const int port = portOf(fd);
+  ::close(fd);
+  return port;
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_metrics_address_in_use_is_tried_again_until_it_is_free) {
+  // Another process holds the port (another bot's supervisor, an exporter): the bot runs
+  // without its endpoint, status says why, and the endpoint comes up once the port is free.
+  TempDir dir;
+  const int holder = boundLoopbackSocket(0, true);
+  const std::string address = "127.0.0.1:" + std::to_string(portOf(holder));
+  const auto config = dir.write(
+      "bot.toml", probeConfig(dir, 1, "basic", "", "[metrics]\nlisten = \"" + address + "\"\n"));
+  auto run = SupervisorRun::run(config);
+  run->waitForLine("clustervisor: error: cannot serve metrics on " + address +
+                   ": Address already in use; running without the metrics endpoint, trying "
+                   "again every 5.0s");
+  waitReady(*run, 0);
+  const auto status = runCli({"status", config.string()});
+  BOOST_TEST(status.output.find("\nmetrics: not served: cannot serve metrics on " + address +
+                                ": Address already in use\n") != std::string::npos,
+             status.output);
+  BOOST_TEST(!statusOf(config).at("metrics").at("serving").as_bool());
+  ::close(holder);
+  run->waitForLine("serving metrics at http://" + address + "/metrics (the address is free again)");
+  const auto metrics = statusOf(config).at("metrics");
+  BOOST_TEST(metrics.at("serving").as_bool());
+  BOOST_TEST(metrics.at("error").is_null());
+  BOOST_TEST(runCli({"status", config.string()})
+                 .output.find("\nmetrics: http://" + address + "/metrics\n") != std::string::npos);
+  SupervisorRun curl({"curl", "--silent", "--fail", "http://" + address + "/metrics"});
+  BOOST_TEST(curl.waitExit(20s).value_or(-1) == 0, curl.transcript());
+  BOOST_TEST(run->linesContaining("cannot serve metrics").size() == 1u, run->transcript());
+  BOOST_TEST(runCli({"stop", config.string()}).status == 0);
+  BOOST_TEST(run->waitExit(30s).value_or(-1) == 0);
+}
+
 BOOST_AUTO_TEST_CASE(the_metrics_endpoint_serves_prometheus_text_to_curl) {
   TempDir dir;
-  // A free port: bind to 0, read it back, release it.
-  const auto loopback = [](int port) {
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    address.sin_port = htons(static_cast<std::uint16_t>(port));
-    return address;
-  };
-  const int port = [&] {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    BOOST_REQUIRE(fd >= 0);
-    sockaddr_in address = loopback(0);
-    BOOST_REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
-    socklen_t size = sizeof address;
-    BOOST_REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size) == 0);
-    ::close(fd);
-    return static_cast<int>(ntohs(address.sin_port));
-  }();
+  const int port = freeLoopbackPort();
   const std::string address = "127.0.0.1:" + std::to_string(port);
   const auto config =
       dir.write("bot.toml", probeConfig(dir, 2, "crash", "PROBE_CRASH = \"1\"",
