@@ -263,6 +263,20 @@ BOOST_AUTO_TEST_CASE(listeners_on_the_io_thread_get_events_in_order) {
   expectEventsInOrder(kIoThread);
 }
 
+BOOST_AUTO_TEST_CASE(a_long_stream_from_a_thread_of_its_own_arrives_whole_and_in_order) {
+  // Tens of megabytes from the worker's main thread: written in turn by that thread itself (a
+  // write's worth at a time) and by the SDK's I/O thread (what a burst leaves, and what waits
+  // for room in the socket), thousands of times over. No byte may overtake another.
+  constexpr int kCount = 1000000;
+  TempDir dir;
+  auto run = start(dir, 2, "order", "PROBE_COUNT = \"" + std::to_string(kCount) + "\"");
+  run->waitForLine("[cluster 1] ORDER sent " + std::to_string(kCount), 120s);
+  run->waitForLine("[cluster 0] ORDER done " + std::to_string(kCount), 120s);
+  BOOST_TEST(run->linesContaining("ORDER broken").empty(), run->transcript());
+  const auto kept = run->waitForLine("[cluster 0] ORDER kept");
+  BOOST_TEST(field(kept, "intact") == std::to_string(kCount / 50));
+}
+
 BOOST_AUTO_TEST_CASE(events_sent_just_before_a_worker_exits_are_still_delivered_in_order) {
   TempDir dir;
   auto run = start(dir, 2, "burst-exit");

@@ -1193,7 +1193,8 @@ int main() {
   if (mode == "order" || mode == "burst-exit") {
     // burst-exit: few, large events (by default so few that even written one by one they fit
     // the socket buffer).
-    const int count = mode == "order" ? 5000 : std::atoi(env("PROBE_BURST_COUNT", "40").c_str());
+    const int count = mode == "order" ? std::atoi(env("PROBE_COUNT", "5000").c_str())
+                                      : std::atoi(env("PROBE_BURST_COUNT", "40").c_str());
     if (id == 0) {
       auto next = std::make_shared<int>(0);
       // Copies of every 50th payload, kept past their delivery and checked at the end: the SDK

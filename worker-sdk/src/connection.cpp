@@ -294,6 +294,29 @@ error_code Connection::enqueue(std::size_t frameSize, const Write& write, bool c
       ioHelping_ = true;
       helpBusWriter = true;
     }
+    if (!onBus && !control && pending_.size() >= corkBytes_ &&
+        pending_.size() <= kInlineMaxFactor * corkBytes_ && !writeInFlight_ && !busOwnsWrite_ &&
+        !inlineBlocked_ && socketOpen_ && ::getpid() == pid_) {
+      // A stream from this thread, a write's worth queued: written from here, non-blocking. The
+      // bytes are still in this core's cache, where the I/O thread's send(2) would copy them from
+      // another core's, and the I/O thread is not woken for it. (Unicast stream on two cores:
+      // ~20% more events/s, bench/README.md.) Nothing of the I/O thread's is unsent (no write in
+      // flight), so the order holds; what the socket does not take stays queued for its write.
+      int error = 0;
+      const std::size_t n = sendSome(pending_.data(), pending_.size(), error);
+      if (n == 0) {
+        // Full (or an error, which the I/O thread's write reports): that write waits for room,
+        // at once rather than after a hold-back.
+        inlineBlocked_ = true;
+        if (corked_ && !uncorking_) {
+          uncorking_ = true;
+          releaseCork = true;
+        }
+      } else {
+        pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(n));
+        lastWriteEnd_ = std::chrono::steady_clock::now();
+      }
+    }
     if (now && onBus && busOwnsWrite_) {
       // Out before the handler returns; what the socket does not take now, the I/O thread
       // writes as soon as it has room.
@@ -406,11 +429,12 @@ void Connection::flushSoon() {
   // it goes out in a few large writes rather than many small ones (each of which also wakes the
   // supervisor and, through it, every recipient).
   // Sends from the bus executor (replies, acknowledgements) are never held back.
-  const auto since = std::chrono::steady_clock::now() - lastWriteEnd_;
   bool holdBack = false;
+  std::chrono::steady_clock::duration since{};
   {
     std::lock_guard lock(sendMutex_);
-    holdBack = since < kCork && pending_.size() < corkBytes_ && !urgent_;
+    since = std::chrono::steady_clock::now() - lastWriteEnd_;
+    holdBack = !pending_.empty() && since < kCork && pending_.size() < corkBytes_ && !urgent_;
     corked_ = holdBack;
     uncorking_ = false;
   }
@@ -519,8 +543,9 @@ void Connection::afterWrite(int error) {
   {
     std::lock_guard lock(sendMutex_);
     writeInFlight_ = false;
+    inlineBlocked_ = false;
+    lastWriteEnd_ = std::chrono::steady_clock::now();
   }
-  lastWriteEnd_ = std::chrono::steady_clock::now();
   // Keep a burst's buffer for the next burst, but not a huge one forever.
   inflight_.clear();
   if (inflight_.capacity() > 4 * 1024 * 1024) {

@@ -14,7 +14,9 @@
 // written by the bus strand itself once its current handler returns, when no write is in progress:
 // one write for all the sends of a batch, and no hand-over to the I/O thread on the
 // request/response path. Other sends that follow a write by less than kCork wait for the rest of it
-// (unless kCorkBytes are queued), so bursts go out in few large writes. Incoming events are handed
+// (unless kCorkBytes are queued), so bursts go out in few large writes; a thread that has queued a
+// write's worth (kCorkBytes) while no write is under way writes it itself, without the I/O thread,
+// so a stream's bytes are written by the core that encoded them. Incoming events are handed
 // in batches (one buffer per read) to the bus strand, where listeners run and, afterwards,
 // acknowledgements are queued. Each event's listeners are an immutable list, replaced whole when
 // one is added or removed: a delivery holds the list it found (one lock per lookup, and a batch
@@ -312,8 +314,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   boost::asio::local::stream_protocol::socket socket_;
   boost::asio::steady_timer closeTimer_;
   boost::asio::steady_timer corkTimer_;
-  // When the I/O thread's last write ended (I/O thread only); see flushSoon().
+  // When the last write ended (under sendMutex_); see flushSoon().
   std::chrono::steady_clock::time_point lastWriteEnd_{};
+  // A send from a thread other than the bus executor's writes pending_ itself once it holds
+  // corkBytes_, and no more than this many times that (see enqueue()): a queue that grew while the
+  // socket was full is the I/O thread's to write, not moved down in the buffer after each send.
+  static constexpr std::size_t kInlineMaxFactor = 2;
   boost::asio::steady_timer heartbeatTimer_;
   const std::chrono::milliseconds heartbeatInterval_;
   const bool heartbeatFromBus_;
@@ -346,12 +352,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // How much of inflight_ the socket has taken: recorded as each send(2) returns, so a write at
   // exit knows where to go on from.
   std::size_t inflightWritten_ = 0;
-  bool corked_ = false;        // the I/O thread holds a flush back (flushSoon)
-  bool uncorking_ = false;     // a send filled half the queue meanwhile and posted releaseCork()
-  bool urgent_ = false;        // pending_ holds a send from the bus executor
-  bool busHelping_ = false;    // a helper flushFromBus(false) is posted
-  bool busOwnsWrite_ = false;  // writing_ was set by a send on the bus executor
-  bool ioHelping_ = false;     // a helper flushForBus() is posted or waits for room
+  bool corked_ = false;         // the I/O thread holds a flush back (flushSoon)
+  bool uncorking_ = false;      // a send filled half the queue meanwhile and posted releaseCork()
+  bool urgent_ = false;         // pending_ holds a send from the bus executor
+  bool busHelping_ = false;     // a helper flushFromBus(false) is posted
+  bool busOwnsWrite_ = false;   // writing_ was set by a send on the bus executor
+  bool ioHelping_ = false;      // a helper flushForBus() is posted or waits for room
+  bool inlineBlocked_ = false;  // enqueue()'s own send found the socket full: until a write ends
   // Grown by the size of each frame and written over at once: no zero-filling first.
   template <typename T>
   struct UninitializedAllocator : std::allocator<T> {
