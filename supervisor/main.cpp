@@ -257,6 +257,25 @@ std::optional<std::pair<pid_t, std::filesystem::path>> supervisorHoldingLockFile
   return std::nullopt;
 }
 
+// When no supervisor of the bot at `configPath` runs: what the workers of one that was killed
+// left running, which the next `run` kills, said so that nobody takes "not running" for "gone".
+void warnOfLeftovers(const std::string& configPath) {
+  const auto leftovers = leftoversOfBot(RunLock::botId(configPath));
+  if (leftovers.empty()) {
+    return;
+  }
+  std::string pids;
+  for (const auto& leftover : leftovers) {
+    pids += (pids.empty() ? "" : " ") + std::to_string(leftover.pid);
+  }
+  const bool one = leftovers.size() == 1;
+  logWarning("warning: " + std::to_string(leftovers.size()) + (one ? " process" : " processes") +
+             " started by the workers of a supervisor of " + quoteArgument(configPath) +
+             " that is gone (pid " + std::to_string(leftovers.front().mark.supervisor) + ") " +
+             (one ? "still runs" : "still run") + ": " + pids + "; the next `clustervisor run` " +
+             "of it kills " + (one ? "it" : "them") + ", or: kill " + pids);
+}
+
 // Another supervisor of the bot at `configPath`, found by its lock file, once this one holds its
 // own locks. Those two locks miss one started with another runtime directory after the config
 // file was replaced by a rename (an editor's save, a deployment tool, a checkout): its lock is on
@@ -449,10 +468,14 @@ int callBot(const CommandLine& commandLine) {
         // bot.toml` works either way.
         std::printf("%s is not running (nothing listens at %s); nothing to stop\n", who.c_str(),
                     quoteArgument(socket.string()).c_str());
+        warnOfLeftovers(commandLine.configPath);
         return kExitOk;
       }
       logError("no supervisor is running for " + who + " (nothing listens at " +
                quoteArgument(socket.string()) + ")");
+      if (commandLine.socketPath.empty()) {
+        warnOfLeftovers(commandLine.configPath);
+      }
       return kExitUnavailable;
     }
     case ControlCallResult::kFailed:

@@ -14,6 +14,7 @@
 #include <climits>
 #include <cstdio>
 #include <filesystem>
+#include <set>
 #include <string>
 
 #include "clustervisor/wire/frame.hpp"
@@ -291,6 +292,52 @@ std::optional<RunMark> parseRunMark(std::string_view environ) {
 std::optional<RunMark> runMarkOf(pid_t pid) {
   const auto environ = readSmallFile("/proc/" + std::to_string(pid) + "/environ", 1 << 20);
   return environ ? parseRunMark(*environ) : std::nullopt;
+}
+
+std::vector<Leftover> leftoversOfBot(const std::string& botId) {
+  std::vector<Leftover> found;
+  // The pids below are those of /proc: a /proc of another pid namespace (mounted from outside
+  // this one's) would name other processes.
+  if (const auto self = readSelf(); !self || self->pid != ::getpid()) {
+    return found;
+  }
+  // This process and its ancestors (a script a leftover started may be what runs this one).
+  const auto ancestors = ancestorsOf(::getpid());
+  const std::set<pid_t> spared(ancestors.begin(), ancestors.end());
+  const auto ownNamespace = pidNamespaceOf(::getpid());
+  const bool root = ::geteuid() == 0;
+  for (const pid_t pid : allProcesses()) {
+    if (pid == ::getpid() || spared.contains(pid)) {
+      continue;
+    }
+    // Cheap looks first: reading an environment can block while its process is stuck in the
+    // kernel (state D); another user's cannot be read (unless this is root).
+    const auto info = readProcess(pid);
+    if (!info || info->state == 'D' || info->state == 'Z' || (!root && !ownedByThisUser(pid)) ||
+        anyThreadInKernelWait(pid)) {
+      continue;
+    }
+    // Marks from another pid namespace (a container) name pids that mean something else here.
+    if (!ownNamespace || pidNamespaceOf(pid) != ownNamespace) {
+      continue;
+    }
+    auto mark = runMarkOf(pid);
+    if (!mark || mark->bot != botId) {
+      continue;
+    }
+    // Its supervisor still runs (or one that got past the locks), or cannot be told (no start
+    // time): not a leftover. A zombie is gone (its locks are released).
+    if (mark->supervisorStart == 0) {
+      continue;
+    }
+    if (const auto supervisor = readProcess(mark->supervisor);
+        supervisor && supervisor->startTime == mark->supervisorStart && supervisor->state != 'Z' &&
+        supervisor->state != 'X') {
+      continue;
+    }
+    found.push_back({pid, std::move(*mark)});
+  }
+  return found;
 }
 
 std::optional<std::string> pidNamespaceOf(pid_t pid) {

@@ -94,6 +94,16 @@ struct RunMark {
 // Parses the text of /proc/<pid>/environ: nothing unless it has both marks. Pure.
 std::optional<RunMark> parseRunMark(std::string_view environ);
 std::optional<RunMark> runMarkOf(pid_t pid);
+// The processes left running by the workers of a supervisor of bot `botId` (RunLock::botId())
+// that is gone (killed: its workers exit with it, their descendants do not), as this user may see
+// them in this pid namespace: marked with the bot and a supervisor process that no longer runs.
+// Leaves out this process and its ancestors, and processes it cannot read without blocking
+// (state D). Nothing when /proc is another pid namespace's.
+struct Leftover {
+  pid_t pid = 0;
+  RunMark mark;
+};
+std::vector<Leftover> leftoversOfBot(const std::string& botId);
 // Every process /proc lists.
 std::vector<pid_t> allProcesses();
 // The pid namespace a process is in (the target of /proc/<pid>/ns/pid), or nothing.

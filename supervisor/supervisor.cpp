@@ -1433,48 +1433,10 @@ void Supervisor::killLeftoversOfEarlierRuns() {
   if (botId_.empty()) {
     return;
   }
-  // The pids below are those of /proc: a /proc of another pid namespace (mounted from outside
-  // this one's) would name other processes.
-  if (const auto self = readSelf(); !self || self->pid != ::getpid()) {
-    return;
-  }
-  // This process and its ancestors (a script a leftover started may be what runs this one).
-  const auto ancestors = ancestorsOf(::getpid());
-  const std::set<pid_t> spared(ancestors.begin(), ancestors.end());
-  const auto ownNamespace = pidNamespaceOf(::getpid());
-  const bool root = ::geteuid() == 0;
-  for (const pid_t pid : allProcesses()) {
-    if (spared.contains(pid)) {
-      continue;
-    }
-    // Cheap looks first: reading an environment can block while its process is stuck in the
-    // kernel (state D); another user's cannot be read (unless this is root).
-    const auto info = readProcess(pid);
-    if (!info || info->state == 'D' || info->state == 'Z' || (!root && !ownedByThisUser(pid)) ||
-        anyThreadInKernelWait(pid)) {
-      continue;
-    }
-    // Marks from another pid namespace (a container) name pids that mean something else here.
-    if (!ownNamespace || pidNamespaceOf(pid) != ownNamespace) {
-      continue;
-    }
-    const auto mark = runMarkOf(pid);
-    if (!mark || mark->bot != botId_) {
-      continue;
-    }
-    // Its supervisor still runs (this one, or one that got past the locks), or cannot be told
-    // (no start time): not a leftover. A zombie is gone (its locks are released).
-    if (mark->supervisorStart == 0) {
-      continue;
-    }
-    if (const auto supervisor = readProcess(mark->supervisor);
-        supervisor && supervisor->startTime == mark->supervisorStart && supervisor->state != 'Z' &&
-        supervisor->state != 'X') {
-      continue;
-    }
+  for (const auto& [pid, mark] : leftoversOfBot(botId_)) {
     logLine("killing pid " + std::to_string(pid) + ", left behind by a worker " +
-            ofCluster(mark->lineage) + "of an earlier supervisor of this bot (pid " +
-            std::to_string(mark->supervisor) + ") that is gone");
+            ofCluster(mark.lineage) + "of an earlier supervisor of this bot (pid " +
+            std::to_string(mark.supervisor) + ") that is gone");
     ::kill(pid, SIGKILL);
   }
 }

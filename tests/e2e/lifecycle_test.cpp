@@ -851,6 +851,30 @@ BOOST_AUTO_TEST_CASE(what_the_workers_of_a_killed_supervisor_left_running_goes_a
   for (const pid_t pid : {group, session, chain}) {
     BOOST_REQUIRE(processExists(pid));
   }
+  // No supervisor runs the bot, but its workers' descendants do: stop and status say so.
+  const auto warned = [&](const std::string& output) {
+    // (Those three, and what they started.)
+    const auto at =
+        output.find(" processes started by the workers of a supervisor of " + config.string() +
+                    " that is gone (pid " + std::to_string(first->pid()) + ") still run: ");
+    const auto line = at == std::string::npos ? std::string() : output.substr(at);
+    BOOST_TEST(
+        line.find("; the next `clustervisor run` of it kills them, or: kill ") != std::string::npos,
+        output);
+    for (const pid_t pid : {group, session, chain}) {
+      BOOST_TEST(line.find(" " + std::to_string(pid)) != std::string::npos, output);
+    }
+  };
+  const auto stop = runCli({"stop", config.string()});
+  BOOST_TEST(stop.status == 0, stop.output);
+  BOOST_TEST(stop.output.find("is not running") != std::string::npos, stop.output);
+  warned(stop.output);
+  const auto status = runCli({"status", config.string()});
+  BOOST_TEST(status.status == 69, status.output);
+  warned(status.output);
+  for (const pid_t pid : {group, session, chain}) {
+    BOOST_REQUIRE(processExists(pid));  // only said, not done
+  }
   auto second = SupervisorRun::run(config);
   for (const pid_t pid : {group, session, chain}) {
     second->waitForLine("clustervisor: killing pid " + std::to_string(pid) +
