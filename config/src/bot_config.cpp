@@ -1106,6 +1106,24 @@ void Validator::unknownKey(const toml::key& key, std::string_view prefix) {
       }
     }
   }
+  if (suggestion == nullptr) {
+    // Or one with the same stem ("sharding" → "shards", "stopping" → "stop"): a common start of
+    // at least 4 bytes, after which neither has more than 4 bytes left.
+    std::size_t bestStem = 0;
+    for (const Rule& rule : kRules) {
+      if (rule.parent() != prefix) {
+        continue;
+      }
+      const auto leaf = rule.leaf();
+      const auto stem = static_cast<std::size_t>(
+          std::mismatch(leaf.begin(), leaf.end(), key.str().begin(), key.str().end()).first -
+          leaf.begin());
+      if (stem >= 4 && leaf.size() - stem <= 4 && key.str().size() - stem <= 4 && stem > bestStem) {
+        suggestion = &rule;
+        bestStem = stem;
+      }
+    }
+  }
   const std::string message =
       suggestion != nullptr
           ? "unknown key (did you mean \"" + std::string(suggestion->leaf()) + "\"?)"

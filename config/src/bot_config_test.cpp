@@ -668,6 +668,14 @@ BOOST_AUTO_TEST_CASE(suggests_close_key_for_typo) {
        "bot.toml:2:1: working_dir: unknown key (did you mean \"working_directory\"?)\n"},
       {kCommand + "enviroment = {}",
        "bot.toml:2:1: enviroment: unknown key (did you mean \"environment\"?)\n"},
+      {kCommand + "[sharding]\ntotal = 4",  // the same stem
+       "bot.toml:2:2: sharding: unknown key (did you mean \"shards\"?)\n"},
+      {kCommand + "[stopping]\ntimeout = \"5s\"",
+       "bot.toml:2:2: stopping: unknown key (did you mean \"stop\"?)\n"},
+      {kCommand + "[shell]\nx = 1",  // too little in common
+       "bot.toml:2:2: shell: unknown key (expected one of: command, clusters, name, "
+       "working_directory, environment, start, restart, stop, heartbeat, events, shards, rolling, "
+       "control, metrics)\n"},
   });
 }
 
