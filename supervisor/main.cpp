@@ -111,13 +111,19 @@ int checkBot(const std::string& configPath) {
 }
 
 std::string joinIds(const boost::json::object& body, std::string_view key) {
-  std::string ids;
+  std::vector<std::uint32_t> ids;
+  std::string others;  // what is not a cluster id (from a newer supervisor), as it is
   if (const auto* list = body.if_contains(key); list != nullptr && list->is_array()) {
     for (const auto& id : list->get_array()) {
-      ids += (ids.empty() ? "" : ", ") + boost::json::serialize(id);
+      if (const auto* n = id.if_int64(); n != nullptr && *n >= 0 && *n <= UINT32_MAX) {
+        ids.push_back(static_cast<std::uint32_t>(*n));
+      } else {
+        others += ", " + boost::json::serialize(id);
+      }
     }
   }
-  return ids;
+  const std::string text = formatIdList(ids) + others;
+  return ids.empty() && !others.empty() ? text.substr(2) : text;
 }
 
 // "rolling restart done: clusters 0, 1 restarted and ready", after `restart --rolling` and
@@ -128,7 +134,8 @@ void printRollingDone(const boost::json::object& body) {
       "rolling restart done: %s restarted and ready\n",
       ids.empty()
           ? "no cluster"
-          : ((ids.find(',') == std::string::npos ? "cluster " : "clusters ") + ids).c_str());
+          : ((ids.find_first_of(",.") == std::string::npos ? "cluster " : "clusters ") + ids)
+                .c_str());
 }
 
 // One line per kind of change in a reload's answer.
@@ -180,7 +187,7 @@ void printReload(const boost::json::object& body) {
   if (body.if_contains("restarted") != nullptr) {
     printRollingDone(body);
   } else if (!outdated.empty()) {
-    const bool one = outdated.find(',') == std::string::npos;
+    const bool one = outdated.find_first_of(",.") == std::string::npos;  // no list, no range
     std::printf(
         "%s with settings for workers from before the reload until restarted (clustervisor "
         "restart --all --rolling, or reload --rolling)\n",
@@ -521,8 +528,8 @@ int callBot(const CommandLine& commandLine) {
         break;
       }
       const std::string ids = joinIds(body, "restarting");
-      std::printf("restarting cluster%s %s\n", ids.find(',') == std::string::npos ? "" : "s",
-                  ids.c_str());
+      std::printf("restarting cluster%s %s\n",
+                  ids.find_first_of(",.") == std::string::npos ? "" : "s", ids.c_str());
       break;
     }
     case CommandLine::Command::kReload:

@@ -111,6 +111,25 @@ std::int64_t number(const json::object& object, std::string_view key) {
 
 }  // namespace
 
+std::string formatIdList(const std::vector<std::uint32_t>& ids) {
+  std::string out;
+  for (std::size_t i = 0; i < ids.size();) {
+    std::size_t end = i + 1;  // the run ids[i..end) ascends by one
+    while (end < ids.size() && ids[end - 1] != UINT32_MAX && ids[end] == ids[end - 1] + 1) {
+      ++end;
+    }
+    out += out.empty() ? "" : ", ";
+    if (end - i >= 3) {
+      out += std::to_string(ids[i]) + ".." + std::to_string(ids[end - 1]);
+      i = end;
+    } else {
+      out += std::to_string(ids[i]);
+      ++i;
+    }
+  }
+  return out;
+}
+
 std::string formatStatus(const json::object& status) {
   std::string out = text(status, "name") + ": supervisor pid " + text(status, "pid");
   if (const auto up = number(status, "uptime_ms"); up >= 0) {

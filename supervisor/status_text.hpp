@@ -5,7 +5,9 @@
 // and missing ones shown as "-", so an older or newer supervisor's answer still prints.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include <boost/json/object.hpp>
 
@@ -18,5 +20,10 @@ std::string formatMemory(std::uint64_t bytes);
 
 // "1h2m", "3m4s", "5.2s", "340ms"
 std::string formatUptime(std::int64_t milliseconds);
+
+// Cluster ids in the order given, runs of three or more consecutive ones as a range:
+// "0..3, 5, 7, 8, 10..99". Log lines and the commands' output of a bot of a thousand clusters
+// stay readable.
+std::string formatIdList(const std::vector<std::uint32_t>& ids);
 
 }  // namespace clustervisor

@@ -100,6 +100,19 @@ BOOST_AUTO_TEST_CASE(says_where_metrics_are_served_or_why_they_are_not) {
   BOOST_TEST(with("null").find("metrics") == std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(cluster_id_lists_show_runs_of_three_or_more_as_ranges) {
+  using clustervisor::formatIdList;
+  BOOST_TEST(formatIdList({}) == "");
+  BOOST_TEST(formatIdList({4}) == "4");
+  BOOST_TEST(formatIdList({0, 1}) == "0, 1");
+  BOOST_TEST(formatIdList({0, 1, 2}) == "0..2");
+  BOOST_TEST(formatIdList({0, 1, 2, 3, 5, 7, 8, 10, 11, 12, 13}) == "0..3, 5, 7, 8, 10..13");
+  // In the order given (a rolling restart's): only ascending runs are ranges.
+  BOOST_TEST(formatIdList({3, 2, 1, 0}) == "3, 2, 1, 0");
+  BOOST_TEST(formatIdList({5, 6, 7, 0, 1, 2}) == "5..7, 0..2");
+  BOOST_TEST(formatIdList({4294967294u, 4294967295u, 0}) == "4294967294, 4294967295, 0");
+}
+
 BOOST_AUTO_TEST_CASE(memory_reads_in_the_unit_it_stays_under_1024_of) {
   using clustervisor::formatMemory;
   BOOST_TEST(formatMemory(900) == "900B");

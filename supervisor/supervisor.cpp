@@ -24,6 +24,7 @@
 #include "metrics.hpp"
 #include "process_table.hpp"
 #include "run_lock.hpp"
+#include "status_text.hpp"
 
 namespace clustervisor {
 
@@ -65,15 +66,6 @@ std::string_view policyName(config::RestartPolicy policy) {
       return "never";
   }
   return "?";
-}
-
-// "0, 2, 5": cluster ids for a log line.
-std::string listOf(const std::vector<std::uint32_t>& ids) {
-  std::string list;
-  for (const auto id : ids) {
-    list += (list.empty() ? "" : ", ") + std::to_string(id);
-  }
-  return list;
 }
 
 // "cluster 4" or "clusters 4..6": a run of cluster ids for a log line.
@@ -660,8 +652,8 @@ std::string Supervisor::statusText() const {
     return text + "; the others ended";
   }
   if (!failed.empty()) {
-    text +=
-        std::string("; cluster") + (failed.size() == 1 ? " " : "s ") + listOf(failed) + " failed";
+    text += std::string("; cluster") + (failed.size() == 1 ? " " : "s ") + formatIdList(failed) +
+            " failed";
   }
   return text;
 }
@@ -1098,16 +1090,13 @@ void Supervisor::reportHeldBack(Clock::time_point now, bool all) {
                std::to_string(ownBacklogHolds_) + " in total");
   }
   if (const auto rejects = take(waitLog_); rejects > 0) {
-    std::string from;
-    for (const auto id : waitRejectsHeldBack_) {
-      from += (from.empty() ? "" : ", ") + std::to_string(id);
-    }
+    const std::string from = formatIdList(waitRejectsHeldBack_);
+    const bool one = waitRejectsHeldBack_.size() == 1;
     waitRejectsHeldBack_.clear();
     logError(std::to_string(rejects) + " more broadcastAndWait call" + (rejects == 1 ? "" : "s") +
              " completed without acknowledgements since the last report (too many open, or a "
              "reused id; from cluster" +
-             (from.find(',') == std::string::npos ? " " : "s ") + from + "); " +
-             std::to_string(waitsRejected_) + " in total");
+             (one ? " " : "s ") + from + "); " + std::to_string(waitsRejected_) + " in total");
   }
 }
 
@@ -1655,7 +1644,7 @@ void Supervisor::checkAllEnded() {
   beginShutdown(std::string("no cluster is running or will be restarted") +
                 (failed.empty() ? std::string()
                                 : " (cluster" + std::string(failed.size() == 1 ? " " : "s ") +
-                                      listOf(failed) + " did not end in success)"));
+                                      formatIdList(failed) + " did not end in success)"));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2801,7 +2790,7 @@ void Supervisor::stopToMoveShards(const std::vector<std::uint32_t>& ids) {
     return;
   }
   logLine("reload: the shards of cluster" + std::string(ids.size() == 1 ? " " : "s ") +
-          listOf(ids) +
+          formatIdList(ids) +
           " moved; stopping them, to start them with their new shards once every worker that "
           "held shards has stopped");
   boost::json::array moved;
@@ -2858,7 +2847,7 @@ bool Supervisor::startWithMovedShards() {
     }
   }
   logLine("reload: the workers that held the moved shards have stopped; starting cluster" +
-          std::string(starting.size() == 1 ? " " : "s ") + listOf(starting) +
+          std::string(starting.size() == 1 ? " " : "s ") + formatIdList(starting) +
           " with the new shard split");
   pumpQueue();
   applying_ = wasApplying;
@@ -2873,8 +2862,9 @@ void Supervisor::beginRollout(std::vector<std::uint32_t> ids, std::uint32_t batc
   rollout.delay = delay;
   current_->rollout = std::move(rollout);
   const std::uint32_t size = current_->rollout->batchSize;
-  logLine("rolling restart of cluster" + std::string(ids.size() == 1 ? " " : "s ") + listOf(ids) +
-          " in batches of " + std::to_string(size) + " cluster" + (size == 1 ? "" : "s") +
+  logLine("rolling restart of cluster" + std::string(ids.size() == 1 ? " " : "s ") +
+          formatIdList(ids) + " in batches of " + std::to_string(size) + " cluster" +
+          (size == 1 ? "" : "s") +
           (delay.count() > 0 ? ", " + formatDuration(delay) + " apart" : std::string()));
   startBatch();
 }
@@ -2932,7 +2922,7 @@ bool Supervisor::advanceRollout() {
     const bool handOverFailed = !newWorker && !slot.handOverFailure.empty();
     if (handOverFailed || (newWorker && ended)) {
       const auto list = [](const std::vector<std::uint32_t>& ids) {
-        return ids.empty() ? std::string("none") : listOf(ids);
+        return ids.empty() ? std::string("none") : formatIdList(ids);
       };
       std::vector<std::uint32_t> notRestarted(rollout.pending.begin(), rollout.pending.end());
       std::vector<std::uint32_t> inProgress;
