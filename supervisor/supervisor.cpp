@@ -168,6 +168,7 @@ int Supervisor::run() {
   }
   logLine("starting " + std::to_string(config_.clusters) + " cluster" +
           (config_.clusters == 1 ? "" : "s") + " of " + config_.name);
+  tellStatus();
   for (auto& slot : slots_) {
     queue_.push(slot->id);
   }
@@ -674,10 +675,12 @@ void Supervisor::tellReadyOnce() {
 }
 
 void Supervisor::tellStatus() {
-  if (!toldReady_ || shuttingDown_ || !notifier_.enabled()) {
+  if (shuttingDown_ || !notifier_.enabled()) {
     return;
   }
-  std::string status = statusText();
+  // Before READY=1 too: a start of many clusters takes a while, and `systemctl status` shows how
+  // far it is.
+  std::string status = toldReady_ ? statusText() : "starting: " + statusText();
   if (status == toldStatus_) {
     return;
   }

@@ -988,6 +988,9 @@ BOOST_AUTO_TEST_CASE(a_service_manager_is_told_when_the_bot_is_ready_reloading_a
   const int manager = bindUnixSocket(path, SOCK_DGRAM);
   const auto receive = [&] { return receiveDatagram(manager); };
   auto run = SupervisorRun::run(config, {"NOTIFY_SOCKET=" + path.string()});
+  // How far the start is, for `systemctl status`, then ready.
+  BOOST_TEST(receive() == "STATUS=starting: 0 of 2 clusters ready");
+  BOOST_TEST(receive() == "STATUS=starting: 1 of 2 clusters ready");
   const auto ready = receive();
   BOOST_TEST(ready ==
              "READY=1\nSTATUS=all 2 clusters ready\nMAINPID=" + std::to_string(run->pid()));
@@ -1029,6 +1032,8 @@ BOOST_AUTO_TEST_CASE(a_reload_that_removes_the_last_cluster_not_ready_tells_the_
   const auto status = statusOf(config);
   BOOST_TEST(status.at("clusters").as_array().at(1).as_object().at("state").as_string() ==
              "starting");
+  BOOST_TEST(receiveDatagram(manager) == "STATUS=starting: 0 of 2 clusters ready");
+  BOOST_TEST(receiveDatagram(manager) == "STATUS=starting: 1 of 2 clusters ready");
   pollfd nothing{manager, POLLIN, 0};
   BOOST_TEST(::poll(&nothing, 1, 0) == 0);  // not ready: cluster 1 is not
   write(1);
@@ -1053,6 +1058,8 @@ BOOST_AUTO_TEST_CASE(a_cluster_that_ends_for_good_counts_as_done_for_the_manager
   auto run = SupervisorRun::run(config, {"NOTIFY_SOCKET=" + path.string()});
   waitReady(*run, 0);
   (void)statusOf(config);  // one request through the event loop after the ready line
+  BOOST_TEST(receiveDatagram(manager) == "STATUS=starting: 0 of 2 clusters ready");
+  BOOST_TEST(receiveDatagram(manager) == "STATUS=starting: 1 of 2 clusters ready");
   pollfd nothing{manager, POLLIN, 0};
   BOOST_TEST(::poll(&nothing, 1, 0) == 0);  // cluster 1 still runs, not ready
   dir.write("go", "");
@@ -1079,6 +1086,7 @@ BOOST_AUTO_TEST_CASE(a_bot_whose_clusters_all_end_before_ready_tells_ready_then_
   const int manager = bindUnixSocket(path, SOCK_DGRAM);
   auto run = SupervisorRun::run(config, {"NOTIFY_SOCKET=" + path.string()});
   BOOST_TEST(run->waitExit(30s).value_or(-1) == 0, run->transcript());
+  BOOST_TEST(receiveDatagram(manager) == "STATUS=starting: 0 of 2 clusters ready");
   BOOST_TEST(receiveDatagram(manager) ==
              "READY=1\nSTATUS=no cluster ready; every cluster ended\nMAINPID=" +
                  std::to_string(run->pid()));
