@@ -2834,24 +2834,33 @@ bool Supervisor::startWithMovedShards() {
   }
   // A start can settle at once (a spawn that fails): progress is judged after them all.
   const bool wasApplying = std::exchange(applying_, true);
-  std::vector<std::uint32_t> starting;
+  // Said before the starts, whose lines follow it.
+  std::vector<std::uint32_t> resumed;
   for (const auto& slot : slots_) {
     if (slot->resharding) {
-      slot->resharding = false;
-      slot->outdated = false;
-      handle(*slot, Kind::kResume);  // its restart count and last exit stay
-      starting.push_back(slot->id);
+      resumed.push_back(slot->id);
     }
   }
+  std::vector<std::uint32_t> added;
   for (const auto id : std::exchange(current_->startAfterResharding, {})) {
     if (id < clusters()) {
-      queue_.push(id);
-      starting.push_back(id);
+      added.push_back(id);
     }
   }
+  std::vector<std::uint32_t> starting = resumed;
+  starting.insert(starting.end(), added.begin(), added.end());
   logLine("reload: the workers that held the moved shards have stopped; starting cluster" +
           std::string(starting.size() == 1 ? " " : "s ") + formatIdList(starting) +
           " with the new shard split");
+  for (const auto id : resumed) {
+    auto& slot = *slots_[id];
+    slot.resharding = false;
+    slot.outdated = false;
+    handle(slot, Kind::kResume);  // its restart count and last exit stay
+  }
+  for (const auto id : added) {
+    queue_.push(id);
+  }
   pumpQueue();
   applying_ = wasApplying;
   return true;

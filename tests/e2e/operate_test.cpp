@@ -245,6 +245,17 @@ BOOST_AUTO_TEST_CASE(a_reload_that_moves_shards_never_gives_a_shard_two_workers)
     lineIndex(*run, {"clustervisor: cluster " + std::to_string(c) + " (pid ", ") is ready after "},
               before);
   }
+  // The line that says the new split starts comes before the starts it announces.
+  const std::size_t split = lineIndex(*run,
+                                      {"clustervisor: reload: the workers that held the moved "
+                                       "shards have stopped; starting clusters 0..3 with the new "
+                                       "shard split"},
+                                      before);
+  for (int c = 0; c < 4; ++c) {
+    const std::size_t spawned = lineIndex(
+        *run, {"clustervisor: cluster " + std::to_string(c) + " (pid ", ") started"}, before);
+    BOOST_TEST(spawned > split, "cluster " << c << ":\n" << run->transcript());
+  }
   BOOST_TEST(!processExists(old0));
   BOOST_TEST(!processExists(old1));
   // Nothing is left out of date: the moved clusters run with the new split.
