@@ -58,9 +58,15 @@ std::string describeProcess(pid_t pid) {
     case 'D':
       return text + ", in uninterruptible sleep (waiting on the kernel, often on I/O)";
     case 'Z':
+    case 'X':
       return text + ", exited";
+    case 'R':
+      return text + ", running";
+    case 'S':
+    case 'I':
+      return text + ", sleeping";
     default:
-      return text + (process->state == 'R' ? ", running" : ", sleeping");
+      return text + ", state " + std::string(1, process->state);
   }
 }
 
@@ -128,7 +134,8 @@ Attempt attemptCall(const std::filesystem::path& socket, std::string_view reques
     }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       if (!waitFor(fd, POLLOUT, sendBy)) {
-        return fail(Attempt::kFailed, "the supervisor did not take the request within " +
+        return fail(Attempt::kFailed, "the supervisor (" + describeProcess(peerPid) +
+                                          ") did not take the request within " +
                                           std::to_string(timeout.count()) + " ms");
       }
       continue;

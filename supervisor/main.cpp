@@ -272,33 +272,39 @@ void warnOfLeftovers(const std::string& configPath) {
     return;
   }
   std::string pids;
+  std::vector<pid_t> supervisors;  // gone, each named once
   for (const auto& leftover : leftovers) {
     pids += (pids.empty() ? "" : " ") + std::to_string(leftover.pid);
+    if (std::find(supervisors.begin(), supervisors.end(), leftover.mark.supervisor) ==
+        supervisors.end()) {
+      supervisors.push_back(leftover.mark.supervisor);
+    }
+  }
+  std::string gone;
+  for (const pid_t pid : supervisors) {
+    gone += (gone.empty() ? "" : ", ") + std::to_string(pid);
   }
   const bool one = leftovers.size() == 1;
   logWarning("warning: " + std::to_string(leftovers.size()) + (one ? " process" : " processes") +
-             " started by the workers of a supervisor of " + quoteArgument(configPath) +
-             " that is gone (pid " + std::to_string(leftovers.front().mark.supervisor) + ") " +
+             " started by the workers of " +
+             (supervisors.size() == 1 ? "a supervisor" : "supervisors") + " of " +
+             quoteArgument(configPath) + " that " + (supervisors.size() == 1 ? "is" : "are") +
+             " gone (pid" + (supervisors.size() == 1 ? " " : "s ") + gone + ") " +
              (one ? "still runs" : "still run") + ": " + pids + "; the next `clustervisor run` " +
              "of it kills " + (one ? "it" : "them") + ", or: kill " + pids);
 }
 
 // Another supervisor of the bot at `configPath`, found by its lock file, once this one holds its
-// own locks. Those two locks miss one started with another runtime directory after the config
-// file was replaced by a rename (an editor's save, a deployment tool, a checkout): its lock is on
-// the file the path named before. Two supervisors that start at the same moment find each other;
-// the one that started first stays.
-std::optional<std::pair<pid_t, std::filesystem::path>> twinSupervisor(
-    const std::string& configPath) {
+// own locks (`lock`). Those two locks miss one started with another runtime directory after the
+// config file was replaced by a rename (an editor's save, a deployment tool, a checkout): its
+// lock is on the file the path named before. Two supervisors that start at the same moment find
+// each other; the one that took its lock file first stays (not the older process: a wrapper
+// script may have forked it long before it locked anything).
+std::optional<std::pair<pid_t, std::filesystem::path>> twinSupervisor(const std::string& configPath,
+                                                                      const RunLock& lock) {
   auto other = supervisorHoldingLockFile(configPath);
-  if (!other) {
-    return std::nullopt;
-  }
-  const auto self = readProcess(::getpid());
-  const auto them = readProcess(other->first);
-  if (self && them &&
-      std::pair{self->startTime, self->pid} < std::pair{them->startTime, them->pid}) {
-    return std::nullopt;  // it started after this one, and gives way to it
+  if (!other || lock.takenBefore(other->second, other->first)) {
+    return std::nullopt;  // none, or one that locked after this one and gives way to it
   }
   return other;
 }
@@ -564,7 +570,7 @@ int runBot(const std::string& configPath) {
     logError(lockError);
     return alreadyRunning ? kExitAlreadyRunning : kExitOsError;
   }
-  if (const auto twin = twinSupervisor(configPath)) {
+  if (const auto twin = twinSupervisor(configPath, *lock)) {
     logError(RunLock::alreadyRunningMessage(configPath, std::to_string(twin->first), twin->second));
     return kExitAlreadyRunning;
   }

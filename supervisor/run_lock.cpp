@@ -4,9 +4,11 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -38,14 +40,35 @@ std::string pathTag(const std::string& path) {
   return std::string(text, 12);
 }
 
-std::string readPid(int fd) {
-  char buffer[32] = {};
+// The lock file's lines: the holder's pid, and when it took the lock (see finishAcquire()).
+std::pair<std::string, std::string> readLockLines(int fd) {
+  char buffer[64] = {};
   const ssize_t n = ::pread(fd, buffer, sizeof buffer - 1, 0);
-  std::string text = n > 0 ? std::string(buffer, static_cast<std::size_t>(n)) : std::string();
-  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) {
-    text.pop_back();
+  const std::string text = n > 0 ? std::string(buffer, static_cast<std::size_t>(n)) : "";
+  const auto end = text.find('\n');
+  const auto trim = [](std::string line) {
+    while (!line.empty() && line.back() == ' ') {
+      line.pop_back();
+    }
+    return line;
+  };
+  if (end == std::string::npos) {
+    return {trim(text), ""};
   }
-  return text;
+  const auto second = text.find('\n', end + 1);
+  return {trim(text.substr(0, end)),
+          second == std::string::npos ? "" : trim(text.substr(end + 1, second - end - 1))};
+}
+
+std::string readPid(int fd) {
+  return readLockLines(fd).first;
+}
+
+std::uint64_t monotonicNanoseconds() {
+  timespec now{};
+  ::clock_gettime(CLOCK_MONOTONIC, &now);
+  return static_cast<std::uint64_t>(now.tv_sec) * 1'000'000'000u +
+         static_cast<std::uint64_t>(now.tv_nsec);
 }
 
 }  // namespace
@@ -307,14 +330,34 @@ bool RunLock::lockConfigFile(const std::filesystem::path& configFile, std::strin
 
 std::optional<RunLock> RunLock::finishAcquire(int fd, const std::filesystem::path& path,
                                               std::string& error) {
-  // The lock is ours; a pid in the file is from a supervisor that died and is overwritten.
-  const std::string pid = std::to_string(::getpid()) + "\n";
-  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) < 0) {
+  // The lock is ours; a pid in the file is from a supervisor that died and is overwritten. The
+  // second line, when the lock was taken, orders two supervisors that find each other's lock
+  // files (see takenBefore()).
+  const std::uint64_t taken = monotonicNanoseconds();
+  const std::string text = std::to_string(::getpid()) + "\n" + std::to_string(taken) + "\n";
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, text.data(), text.size(), 0) < 0) {
     error = "cannot write the lock file " + path.string() + ": " + errnoText();
     ::close(fd);
     return std::nullopt;
   }
-  return RunLock(fd, path);
+  RunLock lock(fd, path);
+  lock.takenAt_ = taken;
+  return lock;
+}
+
+bool RunLock::takenBefore(const std::filesystem::path& otherLockFile, pid_t otherPid) const {
+  const int fd = ::open(otherLockFile.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  if (fd < 0) {
+    return false;
+  }
+  const auto [pid, taken] = readLockLines(fd);
+  ::close(fd);
+  std::uint64_t theirs = 0;
+  const auto [end, ec] = std::from_chars(taken.data(), taken.data() + taken.size(), theirs);
+  if (ec != std::errc() || end != taken.data() + taken.size() || taken.empty()) {
+    return false;  // not written yet, or by an older supervisor: taken first, as far as we know
+  }
+  return std::pair{takenAt_, ::getpid()} < std::pair{theirs, otherPid};
 }
 
 std::string RunLock::followConfig(const std::filesystem::path& configFile) {
@@ -360,6 +403,7 @@ RunLock::RunLock(RunLock&& other) noexcept
       configFd_(std::exchange(other.configFd_, -1)),
       path_(std::move(other.path_)),
       warning_(std::move(other.warning_)),
+      takenAt_(other.takenAt_),
       ownDirectory_(std::exchange(other.ownDirectory_, false)) {}
 
 RunLock::~RunLock() {

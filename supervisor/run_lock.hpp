@@ -16,6 +16,9 @@
 // close-on-exec, so workers never inherit them.
 #pragma once
 
+#include <sys/types.h>
+
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -81,12 +84,18 @@ class RunLock {
   RunLock& operator=(RunLock&&) = delete;
   ~RunLock();
 
-  // After the config was read again (a reload): when `configFile` now names another file than
-  // the one locked (replaced by a rename, as editors and deployment tools save), takes the lock
-  // on that one instead, so a second supervisor started with another runtime directory meets it
-  // and the commands find this one through it. Returns a warning for the user when the new file
-  // is locked by another process (then the old lock stays); otherwise nothing.
+  // After the config was read again (a reload, valid or not): when `configFile` now names another
+  // file than the one locked (replaced by a rename, as editors and deployment tools save), takes
+  // the lock on that one instead, so a second supervisor started with another runtime directory
+  // meets it and the commands find this one through it. Returns a warning for the user when the new
+  // file is locked by another process (then the old lock stays); otherwise nothing.
   std::string followConfig(const std::filesystem::path& configFile);
+
+  // Whether this supervisor took its lock before the one holding `otherLockFile` (pid
+  // `otherPid`) took that one, by the time each wrote into its file: of two that find each
+  // other (different runtime directories, see supervisorHoldingLockFile()), the first stays.
+  // False when that file tells no time (not written yet, or by an older version).
+  bool takenBefore(const std::filesystem::path& otherLockFile, pid_t otherPid) const;
 
   const std::filesystem::path& path() const { return path_; }
   // Something to tell the user about the lock taken (empty if nothing): another process, not a
@@ -104,6 +113,7 @@ class RunLock {
   int configFd_ = -1;
   std::filesystem::path path_;
   std::string warning_;
+  std::uint64_t takenAt_ = 0;  // CLOCK_MONOTONIC, ns: when the lock file was locked
   bool ownDirectory_ = false;  // the directory was made for this run (see runtimeDirectory())
 };
 

@@ -2587,6 +2587,9 @@ void Supervisor::beginReload() {
   }
   const auto& path = config_.sourceFile;
   auto loaded = loadConfigToRun(path);
+  if (onConfigRead_) {
+    onConfigRead_(path);  // whatever it holds: the file at the path is this bot's
+  }
   if (!loaded.errors.empty()) {
     ++reloadFailures_;
     std::string errors;
@@ -2600,9 +2603,6 @@ void Supervisor::beginReload() {
     logError(summary);
     finishOperation(false, errors + "\n" + summary);
     return;
-  }
-  if (onConfigRead_) {
-    onConfigRead_(path);
   }
   config::BotConfig next = std::move(*loaded.config);
   const ConfigChange change = compareConfigs(config_, next);

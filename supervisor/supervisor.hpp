@@ -88,8 +88,8 @@ class Supervisor final : private FrameSink {
 
   // Starts the workers and runs until stopped. Returns the exit status.
   int run();
-  // Called on the event loop, with the config file's path, after each reload read it without
-  // errors.
+  // Called on the event loop, with the config file's path, after each reload read it (valid or
+  // not).
   void onConfigRead(std::function<void(const std::filesystem::path&)> hook) {
     onConfigRead_ = std::move(hook);
   }

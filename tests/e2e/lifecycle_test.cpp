@@ -986,6 +986,28 @@ BOOST_AUTO_TEST_CASE(a_second_supervisor_with_another_runtime_directory_is_refus
               std::filesystem::is_empty(runtime / "clustervisor")));
 }
 
+BOOST_AUTO_TEST_CASE(of_two_supervisors_that_find_each_other_the_one_that_locked_first_stays) {
+  // The second is an older process (a wrapper script forked it before the first started, and it
+  // execs clustervisor later): what counts is which took its lock first, not which process is
+  // older, or both would run.
+  TempDir dir;
+  const auto config = dir.write("bot.toml", probeConfig(dir, 1, "basic"));
+  const auto runtime = ownRuntimeDirectory(dir);
+  SupervisorRun wrapper({"/usr/bin/env", "XDG_RUNTIME_DIR=" + runtime.string(), "/bin/sh", "-c",
+                         "while [ ! -e \"$0/go\" ]; do sleep 0.02; done; exec \"$1\" run \"$2\"",
+                         dir.path().string(), supervisorBinary().string(), config.string()});
+  auto first = SupervisorRun::run(config);
+  const pid_t worker = startedPid(*first, 0);
+  // Replaced by a rename: the wrapper's supervisor can lock the new file.
+  std::filesystem::rename(dir.write("new.toml", probeConfig(dir, 1, "basic")), config);
+  dir.write("go", "");
+  BOOST_TEST(wrapper.waitExit(30s).value_or(-1) == 75, wrapper.transcript());
+  wrapper.waitForLine("is already running under another supervisor (pid " +
+                      std::to_string(first->pid()) + ")");
+  BOOST_TEST(wrapper.linesContaining("START id=").empty(), wrapper.transcript());
+  BOOST_TEST(processExists(worker));
+}
+
 namespace {
 // A process that holds a flock(2) on `file` until it is destroyed: named `name` (as comm), and
 // run by user `uid` unless that is 0; `asSetuid`: only its real user id is `uid`, its effective
