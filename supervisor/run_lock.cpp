@@ -64,6 +64,30 @@ std::string readPid(int fd) {
   return readLockLines(fd).first;
 }
 
+// An exclusive flock(2) taken without waiting on `file`, opened read-only (and without waiting
+// on anything but a regular file), with its status in `st`: the locked descriptor, or -1 with
+// `held` set when another process holds a lock on it.
+struct FileLock {
+  int fd = -1;
+  bool held = false;
+};
+FileLock lockRegularFile(const std::filesystem::path& file, struct stat& st) {
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0) {
+    return {};
+  }
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return {};
+  }
+  if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {
+    return {fd, false};
+  }
+  const bool held = errno == EWOULDBLOCK;
+  ::close(fd);
+  return {-1, held};
+}
+
 std::uint64_t monotonicNanoseconds() {
   timespec now{};
   ::clock_gettime(CLOCK_MONOTONIC, &now);
@@ -288,23 +312,14 @@ bool RunLock::lockConfigFile(const std::filesystem::path& configFile, std::strin
   // lock on the config file itself is the same for both. (Only a run lock: the file is opened
   // read-only, without waiting on anything but a regular file, and never written. A file system
   // without flock(2) leaves the lock file alone to keep twins out.)
-  const int fd = ::open(configFile.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-  if (fd < 0) {
-    return true;  // reading the config reports it
-  }
   struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
+  const auto locked = lockRegularFile(configFile, st);
+  if (locked.fd >= 0) {
+    configFd_ = locked.fd;
     return true;
   }
-  if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {
-    configFd_ = fd;
-    return true;
-  }
-  const int why = errno;
-  ::close(fd);
-  if (why != EWOULDBLOCK) {
-    return true;
+  if (!locked.held) {
+    return true;  // nothing to lock (reading the config reports that), or no flock(2) there
   }
   // Anyone who can read the file can lock it: only a supervisor holding it keeps this one out,
   // and only one of this user's, root's or the file owner's (anyone can name a process
@@ -350,7 +365,7 @@ bool RunLock::takenBefore(const std::filesystem::path& otherLockFile, pid_t othe
   if (fd < 0) {
     return false;
   }
-  const auto [pid, taken] = readLockLines(fd);
+  const std::string taken = readLockLines(fd).second;
   ::close(fd);
   std::uint64_t theirs = 0;
   const auto [end, ec] = std::from_chars(taken.data(), taken.data() + taken.size(), theirs);
@@ -368,25 +383,17 @@ std::string RunLock::followConfig(const std::filesystem::path& configFile) {
        held.st_ino == now.st_ino)) {
     return {};  // the same file (or none to lock: the reload that read it reports that)
   }
-  const int fd = ::open(configFile.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   struct stat opened {};
-  if (fd < 0 || ::fstat(fd, &opened) != 0 || !S_ISREG(opened.st_mode)) {
-    if (fd >= 0) {
-      ::close(fd);
-    }
-    return {};
-  }
-  if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {
+  const auto locked = lockRegularFile(configFile, opened);
+  if (locked.fd >= 0) {
     if (configFd_ >= 0) {
       ::close(configFd_);  // the file the path named before
     }
-    configFd_ = fd;
+    configFd_ = locked.fd;
     return {};
   }
-  const int why = errno;
-  ::close(fd);
-  if (why != EWOULDBLOCK) {
-    return {};  // a file system without flock(2): the lock file alone, as at the start
+  if (!locked.held) {
+    return {};  // gone meanwhile, or no flock(2) there: the lock file alone, as at the start
   }
   const auto pid = flockHolderOf(opened.st_dev, opened.st_ino);
   const auto name = pid ? commandNameOf(*pid) : std::nullopt;
