@@ -110,32 +110,25 @@ int checkBot(const std::string& configPath) {
   return kExitOk;
 }
 
-std::string joinIds(const boost::json::object& body, std::string_view key) {
+// The cluster ids a supervisor's answer lists under `key`.
+std::vector<std::uint32_t> idsOf(const boost::json::object& body, std::string_view key) {
   std::vector<std::uint32_t> ids;
-  std::string others;  // what is not a cluster id (from a newer supervisor), as it is
   if (const auto* list = body.if_contains(key); list != nullptr && list->is_array()) {
     for (const auto& id : list->get_array()) {
       if (const auto* n = id.if_int64(); n != nullptr && *n >= 0 && *n <= UINT32_MAX) {
         ids.push_back(static_cast<std::uint32_t>(*n));
-      } else {
-        others += ", " + boost::json::serialize(id);
       }
     }
   }
-  const std::string text = formatIdList(ids) + others;
-  return ids.empty() && !others.empty() ? text.substr(2) : text;
+  return ids;
 }
 
 // "rolling restart done: clusters 0, 1 restarted and ready", after `restart --rolling` and
 // `reload --rolling` alike.
 void printRollingDone(const boost::json::object& body) {
-  const std::string ids = joinIds(body, "restarted");
-  std::printf(
-      "rolling restart done: %s restarted and ready\n",
-      ids.empty()
-          ? "no cluster"
-          : ((ids.find_first_of(",.") == std::string::npos ? "cluster " : "clusters ") + ids)
-                .c_str());
+  const auto ids = idsOf(body, "restarted");
+  std::printf("rolling restart done: %s restarted and ready\n",
+              ids.empty() ? "no cluster" : formatClusters(ids).c_str());
 }
 
 // One line per kind of change in a reload's answer.
@@ -169,29 +162,28 @@ void printReload(const boost::json::object& body) {
   if (number("clusters_before") != number("clusters_after")) {
     std::printf("clusters: %lld -> %lld", static_cast<long long>(number("clusters_before")),
                 static_cast<long long>(number("clusters_after")));
-    if (const std::string started = joinIds(body, "started"); !started.empty()) {
-      std::printf("; started %s", started.c_str());
+    if (const auto started = idsOf(body, "started"); !started.empty()) {
+      std::printf("; started %s", formatIdList(started).c_str());
     }
-    if (const std::string stopped = joinIds(body, "stopped"); !stopped.empty()) {
-      std::printf("; stopped %s", stopped.c_str());
+    if (const auto stopped = idsOf(body, "stopped"); !stopped.empty()) {
+      std::printf("; stopped %s", formatIdList(stopped).c_str());
     }
     std::printf("\n");
   }
-  if (const std::string moved = joinIds(body, "resharded"); !moved.empty()) {
+  if (const auto moved = idsOf(body, "resharded"); !moved.empty()) {
     std::printf(
         "shards moved: stopped %s, started again with their new shards once every worker "
         "that held shards had stopped\n",
-        moved.c_str());
+        formatIdList(moved).c_str());
   }
-  const std::string outdated = joinIds(body, "clusters_needing_restart");
+  const auto outdated = idsOf(body, "clusters_needing_restart");
   if (body.if_contains("restarted") != nullptr) {
     printRollingDone(body);
   } else if (!outdated.empty()) {
-    const bool one = outdated.find_first_of(",.") == std::string::npos;  // no list, no range
     std::printf(
-        "%s with settings for workers from before the reload until restarted (clustervisor "
+        "%s %s with settings for workers from before the reload until restarted (clustervisor "
         "restart --all --rolling, or reload --rolling)\n",
-        (one ? "cluster " + outdated + " runs" : "clusters " + outdated + " run").c_str());
+        formatClusters(outdated).c_str(), outdated.size() == 1 ? "runs" : "run");
   }
   if (!forSupervisor.empty()) {
     std::printf("needs a supervisor restart: %s (the running supervisor keeps its own)\n",
@@ -533,9 +525,7 @@ int callBot(const CommandLine& commandLine) {
         printRollingDone(body);
         break;
       }
-      const std::string ids = joinIds(body, "restarting");
-      std::printf("restarting cluster%s %s\n",
-                  ids.find_first_of(",.") == std::string::npos ? "" : "s", ids.c_str());
+      std::printf("restarting %s\n", formatClusters(idsOf(body, "restarting")).c_str());
       break;
     }
     case CommandLine::Command::kReload:

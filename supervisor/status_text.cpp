@@ -130,6 +130,10 @@ std::string formatIdList(const std::vector<std::uint32_t>& ids) {
   return out;
 }
 
+std::string formatClusters(const std::vector<std::uint32_t>& ids) {
+  return (ids.size() == 1 ? "cluster " : "clusters ") + formatIdList(ids);
+}
+
 std::string formatStatus(const json::object& status) {
   std::string out = text(status, "name") + ": supervisor pid " + text(status, "pid");
   if (const auto up = number(status, "uptime_ms"); up >= 0) {

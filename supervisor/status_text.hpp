@@ -25,5 +25,7 @@ std::string formatUptime(std::int64_t milliseconds);
 // "0..3, 5, 7, 8, 10..99". Log lines and the commands' output of a bot of a thousand clusters
 // stay readable.
 std::string formatIdList(const std::vector<std::uint32_t>& ids);
+// The same with its noun: "cluster 3", "clusters 0..3, 5".
+std::string formatClusters(const std::vector<std::uint32_t>& ids);
 
 }  // namespace clustervisor

@@ -111,6 +111,10 @@ BOOST_AUTO_TEST_CASE(cluster_id_lists_show_runs_of_three_or_more_as_ranges) {
   BOOST_TEST(formatIdList({3, 2, 1, 0}) == "3, 2, 1, 0");
   BOOST_TEST(formatIdList({5, 6, 7, 0, 1, 2}) == "5..7, 0..2");
   BOOST_TEST(formatIdList({4294967294u, 4294967295u, 0}) == "4294967294, 4294967295, 0");
+  // With the noun, which a range or a list makes plural.
+  BOOST_TEST(clustervisor::formatClusters({3}) == "cluster 3");
+  BOOST_TEST(clustervisor::formatClusters({3, 4}) == "clusters 3, 4");
+  BOOST_TEST(clustervisor::formatClusters({0, 1, 2}) == "clusters 0..2");
 }
 
 BOOST_AUTO_TEST_CASE(memory_reads_in_the_unit_it_stays_under_1024_of) {

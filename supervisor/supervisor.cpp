@@ -653,8 +653,7 @@ std::string Supervisor::statusText() const {
     return text + "; the others ended";
   }
   if (!failed.empty()) {
-    text += std::string("; cluster") + (failed.size() == 1 ? " " : "s ") + formatIdList(failed) +
-            " failed";
+    text += "; " + formatClusters(failed) + " failed";
   }
   return text;
 }
@@ -1093,13 +1092,12 @@ void Supervisor::reportHeldBack(Clock::time_point now, bool all) {
                std::to_string(ownBacklogHolds_) + " in total");
   }
   if (const auto rejects = take(waitLog_); rejects > 0) {
-    const std::string from = formatIdList(waitRejectsHeldBack_);
-    const bool one = waitRejectsHeldBack_.size() == 1;
+    const std::string from = formatClusters(waitRejectsHeldBack_);
     waitRejectsHeldBack_.clear();
     logError(std::to_string(rejects) + " more broadcastAndWait call" + (rejects == 1 ? "" : "s") +
              " completed without acknowledgements since the last report (too many open, or a "
-             "reused id; from cluster" +
-             (one ? " " : "s ") + from + "); " + std::to_string(waitsRejected_) + " in total");
+             "reused id; from " +
+             from + "); " + std::to_string(waitsRejected_) + " in total");
   }
 }
 
@@ -1646,8 +1644,7 @@ void Supervisor::checkAllEnded() {
   }
   beginShutdown(std::string("no cluster is running or will be restarted") +
                 (failed.empty() ? std::string()
-                                : " (cluster" + std::string(failed.size() == 1 ? " " : "s ") +
-                                      formatIdList(failed) + " did not end in success)"));
+                                : " (" + formatClusters(failed) + " did not end in success)"));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2792,8 +2789,7 @@ void Supervisor::stopToMoveShards(const std::vector<std::uint32_t>& ids) {
   if (ids.empty()) {
     return;
   }
-  logLine("reload: the shards of cluster" + std::string(ids.size() == 1 ? " " : "s ") +
-          formatIdList(ids) +
+  logLine("reload: the shards of " + formatClusters(ids) +
           " moved; stopping them, to start them with their new shards once every worker that "
           "held shards has stopped");
   boost::json::array moved;
@@ -2849,9 +2845,8 @@ bool Supervisor::startWithMovedShards() {
   }
   std::vector<std::uint32_t> starting = resumed;
   starting.insert(starting.end(), added.begin(), added.end());
-  logLine("reload: the workers that held the moved shards have stopped; starting cluster" +
-          std::string(starting.size() == 1 ? " " : "s ") + formatIdList(starting) +
-          " with the new shard split");
+  logLine("reload: the workers that held the moved shards have stopped; starting " +
+          formatClusters(starting) + " with the new shard split");
   for (const auto id : resumed) {
     auto& slot = *slots_[id];
     slot.resharding = false;
@@ -2874,9 +2869,8 @@ void Supervisor::beginRollout(std::vector<std::uint32_t> ids, std::uint32_t batc
   rollout.delay = delay;
   current_->rollout = std::move(rollout);
   const std::uint32_t size = current_->rollout->batchSize;
-  logLine("rolling restart of cluster" + std::string(ids.size() == 1 ? " " : "s ") +
-          formatIdList(ids) + " in batches of " + std::to_string(size) + " cluster" +
-          (size == 1 ? "" : "s") +
+  logLine("rolling restart of " + formatClusters(ids) + " in batches of " + std::to_string(size) +
+          " cluster" + (size == 1 ? "" : "s") +
           (delay.count() > 0 ? ", " + formatDuration(delay) + " apart" : std::string()));
   startBatch();
 }
