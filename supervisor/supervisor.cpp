@@ -1866,8 +1866,8 @@ void Supervisor::finish() {
 }
 
 void Supervisor::sayAllStoppedWhenOutputEnded() {
-  if (allStoppedDue_ && openCaptures_ == 0 && !saidAllStopped_) {
-    saidAllStopped_ = true;
+  if (allStoppedDue_ && openCaptures_ == 0) {
+    allStoppedDue_ = false;  // said once (finish() runs once)
     logLine("all workers stopped");
   }
 }

@@ -456,8 +456,7 @@ class Supervisor final : private FrameSink {
   std::vector<std::weak_ptr<OutputCapture>> captures_;
   // "all workers stopped" is the run's last line: said once finish() is done and the workers'
   // output has been read to its end (or cut off by finishTimer_).
-  bool allStoppedDue_ = false;
-  bool saidAllStopped_ = false;
+  bool allStoppedDue_ = false;  // finish() is done and the line not said yet
   void sayAllStoppedWhenOutputEnded();
   // Connections of workers that exited, read to the end before they are closed.
   std::vector<std::shared_ptr<WorkerConnection>> retiring_;
