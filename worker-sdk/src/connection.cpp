@@ -304,8 +304,7 @@ error_code Connection::enqueue(std::size_t frameSize, const Write& write, bool c
       // flight), so the order holds; what the socket does not take stays queued for its write.
       // At most kWriteChunk per send, as the I/O thread holds the mutex for no more.
       int error = 0;
-      const std::size_t n =
-          sendSome(pending_.data(), std::min(pending_.size(), kWriteChunk), error);
+      const std::size_t n = sendPendingFront(kWriteChunk, error);
       if (n == 0) {
         // Full (or an error, which the I/O thread's write reports): that write waits for room,
         // at once rather than after a hold-back.
@@ -315,7 +314,6 @@ error_code Connection::enqueue(std::size_t frameSize, const Write& write, bool c
           releaseCork = true;
         }
       } else {
-        pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(n));
         urgent_ = urgent_ && !pending_.empty();  // a reply it held is out
         lastWriteEnd_ = std::chrono::steady_clock::now();
       }
@@ -562,13 +560,18 @@ void Connection::afterWrite(int error) {
   flushSoon();
 }
 
+std::size_t Connection::sendPendingFront(std::size_t limit, int& error) {
+  const std::size_t n = sendSome(pending_.data(), std::min(pending_.size(), limit), error);
+  pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(n));
+  return n;
+}
+
 bool Connection::sendPendingNow() {
   int error = 0;
   if (!pending_.empty() && socketOpen_) {
     // Non-blocking: what the socket does not take now goes to the I/O thread's write. An error
     // is left to that write as well, which reports it.
-    const std::size_t n = sendSome(pending_.data(), pending_.size(), error);
-    pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(n));
+    const std::size_t n = sendPendingFront(SIZE_MAX, error);
     urgent_ = !pending_.empty();
     inlineBlocked_ = inlineBlocked_ && n == 0;  // the socket took bytes: it may take more
   }

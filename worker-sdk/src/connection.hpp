@@ -204,6 +204,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // bytes taken (taken off queuedBytes_). 0 with `error` 0: the socket is full; with `error`
   // set: another error.
   std::size_t sendSome(const std::byte* data, std::size_t size, int& error);
+  // Under sendMutex_: one non-blocking send of the front of pending_, at most `limit` bytes, and
+  // takes what the socket took off it (as sendSome()).
+  std::size_t sendPendingFront(std::size_t limit, int& error);
   // Under sendMutex_: sends the rest of inflight_ now, at most `limit` bytes of it; false on an
   // error (not a full socket).
   bool sendInflightNow(int& error, std::size_t limit = SIZE_MAX);
