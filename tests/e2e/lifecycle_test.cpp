@@ -935,6 +935,14 @@ BOOST_AUTO_TEST_CASE(a_second_supervisor_for_the_same_config_is_refused_with_exi
   BOOST_TEST(first->linesContaining("START id=0").size() == 1u);
 }
 
+namespace {
+// A supervisor refused with `runtime` as its XDG_RUNTIME_DIR left no lock file of its own there.
+void expectNoLockFileLeftIn(const std::filesystem::path& runtime) {
+  BOOST_TEST((!std::filesystem::exists(runtime / "clustervisor") ||
+              std::filesystem::is_empty(runtime / "clustervisor")));
+}
+}  // namespace
+
 BOOST_AUTO_TEST_CASE(a_second_supervisor_with_another_runtime_directory_is_refused_too) {
   // As from a service (no XDG_RUNTIME_DIR) and a login shell: each finds another lock file, but
   // both lock the config file itself.
@@ -953,9 +961,7 @@ BOOST_AUTO_TEST_CASE(a_second_supervisor_with_another_runtime_directory_is_refus
   BOOST_TEST(refusal.find("clustervisor: error: " + config.string()) == 0u, refusal);
   BOOST_TEST(second->linesContaining("START id=").empty(), second->transcript());
   BOOST_TEST(processExists(worker));
-  // Its own lock file is not left behind.
-  BOOST_TEST((!std::filesystem::exists(runtime / "clustervisor") ||
-              std::filesystem::is_empty(runtime / "clustervisor")));
+  expectNoLockFileLeftIn(runtime);
 }
 
 BOOST_AUTO_TEST_CASE(a_second_supervisor_with_another_runtime_directory_is_refused_after_a_rename) {
@@ -982,8 +988,7 @@ BOOST_AUTO_TEST_CASE(a_second_supervisor_with_another_runtime_directory_is_refus
   refused(", which holds a lock on the file itself");
   BOOST_TEST(processExists(worker));
   BOOST_TEST(first->linesContaining("START id=0").size() == 1u, first->transcript());
-  BOOST_TEST((!std::filesystem::exists(runtime / "clustervisor") ||
-              std::filesystem::is_empty(runtime / "clustervisor")));
+  expectNoLockFileLeftIn(runtime);
 }
 
 BOOST_AUTO_TEST_CASE(of_two_supervisors_that_find_each_other_the_one_that_locked_first_stays) {
@@ -1006,6 +1011,7 @@ BOOST_AUTO_TEST_CASE(of_two_supervisors_that_find_each_other_the_one_that_locked
                       std::to_string(first->pid()) + ")");
   BOOST_TEST(wrapper.linesContaining("START id=").empty(), wrapper.transcript());
   BOOST_TEST(processExists(worker));
+  expectNoLockFileLeftIn(runtime);
 }
 
 namespace {
