@@ -9,18 +9,20 @@
 // file or protocol error ends both loops and reports once to the sink; after close() nothing is
 // reported. Owned by a shared_ptr held by the supervisor's cluster slot and by the two loops.
 //
-// Backpressure: a connection whose outbox is past its high-water mark (half the limit) is
-// congested. The sink remembers which congested connections a sender fed (heldBackBy()), and the
-// sender's read loop waits before its next frame until the sink says none of them holds it back
-// any more: each fell below its low-water mark (a quarter of the limit), went away, or is
-// stalled, having taken no bytes for the stall timeout (events.stall_timeout) while it had some
-// queued. A stalled worker holds nobody back; what does not fit its outbox is dropped for it
-// alone. Progress counts every partial write, and, between writes, any drop in what the worker's
-// socket still holds for it (SIOCOUTQ): the kernel wakes a writer blocked on a full socket only
-// once the reader has emptied three quarters of it, so a worker that reads slowly (an SDK whose
-// listeners are behind reads as they make room) would otherwise look stalled meanwhile.
+// Backpressure: a connection whose outbox is past its high-water mark (kHighWaterBytes, or half
+// the limit when that is less) is congested. The sink remembers which congested connections a
+// sender fed (heldBackBy()), and the sender's read loop waits before its next frame until the
+// sink says none of them holds it back any more: each fell to its low-water mark (half the
+// high-water mark), went away, or is stalled, having taken no bytes for the stall timeout
+// (events.stall_timeout) while it had some queued. A stalled worker holds nobody back; what does
+// not fit its outbox is dropped for it alone. Progress counts every partial write, and, between
+// writes, any drop in what the worker's socket still holds for it (SIOCOUTQ): the kernel wakes a
+// writer blocked on a full socket only once the reader has emptied three quarters of it, so a
+// worker that reads slowly (an SDK whose listeners are behind reads as they make room) would
+// otherwise look stalled meanwhile.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <exception>
@@ -163,9 +165,14 @@ class WorkerConnection : public std::enable_shared_from_this<WorkerConnection> {
   // Events queued for the worker and not yet written in full (see Outbox::unsentEvents()).
   std::size_t unsentEvents() const { return outbox_.unsentEvents(); }
 
-  // Backpressure (see above).
-  std::size_t highWater() const { return outbox_.limit() / 2; }
-  std::size_t lowWater() const { return outbox_.limit() / 4; }
+  // Backpressure (see above). The outbox limit bounds what a stalled worker costs; a worker that
+  // reads, however slowly, holds its senders back long before it: a few hundred KiB beyond what
+  // its socket holds keep it busy, and a relay whose outboxes stay this small finds what it
+  // copies in the processor's caches (with half of 64 MiB, broadcast to three clusters ran at
+  // half the speed and less, every byte copied from and to memory: bench/README.md).
+  static constexpr std::size_t kHighWaterBytes = 1024 * 1024;
+  std::size_t highWater() const { return std::min(outbox_.limit() / 2, kHighWaterBytes); }
+  std::size_t lowWater() const { return highWater() / 2; }
   std::size_t outboxLimit() const { return outbox_.limit(); }
   // Bytes are queued and none was taken for `timeout`.
   bool stalled(std::chrono::steady_clock::time_point now,

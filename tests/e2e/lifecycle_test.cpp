@@ -508,6 +508,41 @@ BOOST_AUTO_TEST_CASE(a_slow_listener_is_not_taken_for_a_stalled_worker_and_loses
   expectWholeFloodDeliveredAndNothingDropped(*run, config);
 }
 
+BOOST_AUTO_TEST_CASE(a_slow_receiver_holds_its_senders_back_at_1_MiB_queued_not_half_its_limit) {
+  TempDir dir;
+  // The flood of the test above (12 MB) with the default outbox limit, 64 MiB: its half would
+  // take the whole flood. The supervisor holds cluster 0 back once 1 MiB waits for cluster 1,
+  // and that is all it queues for it, one event beyond at most, for as long as it is slow.
+  const auto [config, run] =
+      startFlood(dir,
+                 "PROBE_COUNT = \"20000\", PROBE_PAD = \"560\", PROBE_SLOW = \"1\", "
+                 "PROBE_SLOW_MS = \"10\", PROBE_RECEIVE_LIMIT = \"262144\"",
+                 "[events]\nmax_payload = \"16KiB\"\n");
+  std::ofstream(dir.path() / "go") << "1\n";
+  constexpr std::int64_t kMark = 1024 * 1024;
+  std::int64_t most = 0;
+  const auto queuedForCluster1 = [&] {
+    const auto status = statusOf(config);
+    const auto queued =
+        status.at("clusters").as_array().at(1).as_object().at("queued_bytes").as_int64();
+    most = std::max(most, queued);
+    return queued;
+  };
+  BOOST_REQUIRE_MESSAGE(waitUntil([&] { return queuedForCluster1() >= kMark / 2; }),
+                        "nothing queued for the slow cluster: " << most << " bytes at most");
+  // A second of the slow listener (it handles 100 events a second) while the sender waits.
+  BOOST_REQUIRE(waitUntil(
+      [&] {
+        queuedForCluster1();
+        return run->hasLine("[cluster 1] FLOOD slowly handled 100");
+      },
+      60s));
+  BOOST_TEST(most <= kMark + 1024, "queued for the slow cluster: " << most << " bytes at most");
+  BOOST_TEST(statusOf(config).at("totals").as_object().at("senders_held_back").as_int64() > 0);
+  std::ofstream(dir.path() / "fast") << "1\n";
+  expectWholeFloodDeliveredAndNothingDropped(*run, config);
+}
+
 BOOST_AUTO_TEST_CASE(sigterm_stops_every_worker_reaps_them_and_exits_zero) {
   TempDir dir;
   auto run = start(dir, 4, "basic");
