@@ -373,7 +373,7 @@ bool Supervisor::spawn(Slot& slot) {
   slot.maxPayload = config_.events.maxPayload;
   slot.connection = std::make_shared<WorkerConnection>(
       std::move(worker.socket), slot.id, wire::maxFrameSizeFor(config_.events.maxPayload),
-      config_.events.outboxLimit, static_cast<FrameSink&>(*this), writeBatch_);
+      config_.events.outboxLimit, static_cast<FrameSink&>(*this), writeBatch_, readScratch_);
   slot.connection->start();
   std::tie(slot.out, slot.err) = capture(slot.id, worker);
   handle(slot, Kind::kSpawned);
@@ -2243,7 +2243,7 @@ bool Supervisor::startSuccessor(Slot& slot) {
   successor->startedWith = workerConfig();
   successor->connection = std::make_shared<WorkerConnection>(
       std::move(worker.socket), slot.id, wire::maxFrameSizeFor(config_.events.maxPayload),
-      config_.events.outboxLimit, static_cast<FrameSink&>(*this), writeBatch_);
+      config_.events.outboxLimit, static_cast<FrameSink&>(*this), writeBatch_, readScratch_);
   successor->connection->start();
   std::tie(successor->out, successor->err) = capture(slot.id, worker);
   successor->timer.expires_after(config_.start.timeout);

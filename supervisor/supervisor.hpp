@@ -205,14 +205,14 @@ class Supervisor final : private FrameSink {
   void noteCongestion(WorkerConnection& from, std::uint32_t recipient);
   bool congested(std::uint32_t id, Clock::time_point now);
   // Before a wait `from` opens: if what is queued for it passes its outbox limit by more than
-  // one read's acknowledgements could (ownBacklogMargin(); events are never queued past the
-  // limit, so the excess is control frames: the ACKs and WAIT_CLOSED frames of its own waits),
-  // it does not read them, and is held back like a sender to a congested receiver until it is
-  // back within the limit, however long that takes; its waits then cannot grow the supervisor's
-  // memory without bound.
+  // a read's acknowledgements could (ownBacklogMargin(), two reads' worth at least; events are
+  // never queued past the limit, so the excess is control frames: the ACKs and WAIT_CLOSED
+  // frames of its own waits), it does not read them, and is held back like a sender to a congested
+  // receiver until it is back within the limit, however long that takes; its waits then cannot grow
+  // the supervisor's memory without bound.
   void noteOwnBacklog(Slot& slot, WorkerConnection& from);
   static std::size_t ownBacklogMargin(std::size_t outboxLimit) {
-    return std::max<std::size_t>(outboxLimit / 4, 256 * 1024);
+    return std::max(outboxLimit / 4, 2 * ReadScratch::kBytes);
   }
   void resumeHeldBack();
 
@@ -399,6 +399,7 @@ class Supervisor final : private FrameSink {
   // Shared by every connection. Its posted write captures it: the io_context (main.cpp) is
   // destroyed after the supervisor, which drops that handler unrun.
   WriteBatch writeBatch_;
+  ReadScratch readScratch_;  // shared by every connection's reads
   // Consecutive events of one read from one worker to the same recipients, with no
   // acknowledgement wanted and each copied into the outboxes (see Outbox::worthSharing), lie
   // back to back in the sender's read buffer: they are queued as one run, one copy and one

@@ -11,6 +11,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
@@ -88,7 +89,8 @@ void WriteBatch::writeAll(std::vector<std::shared_ptr<WorkerConnection>>& connec
 
 WorkerConnection::WorkerConnection(asio::local::stream_protocol::socket socket,
                                    std::uint32_t clusterId, std::size_t maxFrameSize,
-                                   std::size_t outboxLimit, FrameSink& sink, WriteBatch& batch)
+                                   std::size_t outboxLimit, FrameSink& sink, WriteBatch& batch,
+                                   ReadScratch& scratch)
     : socket_(std::move(socket)),
       clusterId_(clusterId),
       reader_(maxFrameSize),
@@ -97,7 +99,8 @@ WorkerConnection::WorkerConnection(asio::local::stream_protocol::socket socket,
       retireTimer_(socket_.get_executor()),
       resumeTimer_(socket_.get_executor()),
       sink_(sink),
-      batch_(batch) {}
+      batch_(batch),
+      scratch_(scratch) {}
 
 void WorkerConnection::start() {
   // An exception that leaves a loop (std::bad_alloc, say) leaves the event loop, and main()
@@ -289,14 +292,38 @@ void WorkerConnection::fail(const std::string& reason, bool protocolError) {
 
 asio::awaitable<void> WorkerConnection::readLoop() {
   const auto self = shared_from_this();
+  // What comes before the next read. A read that took less than it asked for took everything
+  // the socket held (a stream socket's receive takes every byte queued, up to the size asked
+  // for), so the loop waits for the socket to become readable before it reads again, and never
+  // makes the read that would only say "nothing more" (which a read operation of the event loop
+  // tries before it waits). After a read that filled its space, more may be there: the others
+  // get their turn of the event loop first. After any other wait (held back), it just reads.
+  // It starts with a wait: the loop runs within start() until it first waits, which must not
+  // report to the sink there, nor end before the write loop holds the connection too.
+  BeforeRead next = BeforeRead::kWait;
   while (!closed_) {
-    const auto space = reader_.prepare();
-    const auto [ec, n] =
-        co_await socket_.async_read_some(asio::buffer(space.data(), space.size()), kAsTuple);
+    if (next == BeforeRead::kTurn) {
+      co_await asio::post(socket_.get_executor(), asio::use_awaitable);
+    } else if (next == BeforeRead::kWait) {
+      const auto [ec] =
+          co_await socket_.async_wait(asio::local::stream_protocol::socket::wait_read, kAsTuple);
+      if (ec && !closed_) {
+        fail("read failed: " + ec.message(), false);
+      }
+    }
     if (closed_) {
       co_return;
     }
-    if (ec == asio::error::eof && reader_.buffered() > 0) {
+    const auto space = reader_.prepare(scratch_.bytes());
+    error_code ec;
+    const std::size_t n = socket_.receive(asio::buffer(space.data(), space.size()), 0, ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again ||
+        ec == asio::error::interrupted) {
+      reader_.keepRest();
+      next = ec == asio::error::interrupted ? BeforeRead::kNothing : BeforeRead::kWait;
+      continue;
+    }
+    if ((ec == asio::error::eof || (!ec && n == 0)) && reader_.buffered() > 0) {
       // Not a protocol error: a worker that crashes mid-write cuts a frame too, and its end of
       // file can come before its exit can be seen. Its exit, or its heartbeats, decide.
       endedMidFrame_ = true;
@@ -305,12 +332,13 @@ asio::awaitable<void> WorkerConnection::readLoop() {
            false);
       co_return;
     }
-    if (ec) {
-      fail(ec == asio::error::eof ? "closed its connection" : "read failed: " + ec.message(),
+    if (ec || n == 0) {
+      fail(ec && ec != asio::error::eof ? "read failed: " + ec.message() : "closed its connection",
            false);
       co_return;
     }
     reader_.commit(n);
+    next = n == space.size() ? BeforeRead::kTurn : BeforeRead::kWait;
     lastRead_ = std::chrono::steady_clock::now();
     // What a small read's frames queue for idle writers is written by the WriteBatch.
     const bool direct = n <= kSmallRead;
@@ -325,11 +353,16 @@ asio::awaitable<void> WorkerConnection::readLoop() {
       if (relayed == Relayed::kAll) {
         break;
       }
+      // The frames not relayed yet wait in the reader's own buffer: other connections read into
+      // the scratch meanwhile.
+      reader_.keepRest();
+      next = BeforeRead::kNothing;
       co_await waitWhileHeldBack();
       if (closed_) {
         co_return;
       }
     }
+    reader_.keepRest();
   }
 }
 

@@ -2,12 +2,13 @@
 //
 // WorkerConnection: the supervisor's end of one worker's socket.
 //
-// A read loop takes bytes in large reads, cuts them into frames with wire::FrameReader and hands
-// each frame to the FrameSink (the supervisor) in place, so the sink can stamp and forward it
-// without a copy. A write loop drains the bounded Outbox with gathered writes. Both are
-// coroutines on the supervisor's single io_context thread. The first transport error, end of
-// file or protocol error ends both loops and reports once to the sink; after close() nothing is
-// reported. Owned by a shared_ptr held by the supervisor's cluster slot and by the two loops.
+// A read loop takes bytes in large reads into the supervisor's one ReadScratch, cuts them into
+// frames with wire::FrameReader and hands each frame to the FrameSink (the supervisor) in place,
+// so the sink can stamp and forward it without a copy. A write loop drains the bounded Outbox with
+// gathered writes. Both are coroutines on the supervisor's single io_context thread. The first
+// transport error, end of file or protocol error ends both loops and reports once to the sink;
+// after close() nothing is reported. Owned by a shared_ptr held by the supervisor's cluster slot
+// and by the two loops.
 //
 // Backpressure: a connection whose outbox is past its high-water mark (kHighWaterBytes, or half
 // the limit when that is less) is congested. The sink remembers which congested connections a
@@ -68,6 +69,26 @@ class FrameSink {
 };
 
 class WorkerConnection;
+
+// The buffer every connection of one supervisor reads into: a read takes up to kBytes, as a
+// plain relay's does, while a connection keeps only what its reads leave over (the start of a
+// frame; the frames a congested receiver holds back), so an idle one holds no read buffer. Safe
+// because the connections take turns on the event loop's one thread, and a read loop relays or
+// keeps (wire::FrameReader::keepRest()) what a read brought before it waits for anything. One per
+// supervisor; allocated at the first read, and its pages only as reads reach them.
+class ReadScratch {
+ public:
+  static constexpr std::size_t kBytes = 256 * 1024;
+  std::span<std::byte> bytes() {
+    if (!bytes_) {
+      bytes_.reset(new std::byte[kBytes]);
+    }
+    return {bytes_.get(), kBytes};
+  }
+
+ private:
+  std::unique_ptr<std::byte[]> bytes_;
+};
 
 // The writes that small reads make due. While a read loop relays the frames of a small read
 // (a few events, a reply, acknowledgements: the latency-bound traffic), a frame for a connection
@@ -139,7 +160,7 @@ class WorkerConnection : public std::enable_shared_from_this<WorkerConnection> {
 
   WorkerConnection(boost::asio::local::stream_protocol::socket socket, std::uint32_t clusterId,
                    std::size_t maxFrameSize, std::size_t outboxLimit, FrameSink& sink,
-                   WriteBatch& batch);
+                   WriteBatch& batch, ReadScratch& scratch);
 
   void start();
   void close();  // idempotent; no callback afterwards
@@ -198,6 +219,9 @@ class WorkerConnection : public std::enable_shared_from_this<WorkerConnection> {
   std::chrono::steady_clock::time_point lastRead() const { return lastRead_; }
 
  private:
+  // What the read loop does before its next read: read at once, let the event loop's other
+  // handlers run first, or wait for the socket to become readable (see readLoop()).
+  enum class BeforeRead { kNothing, kTurn, kWait };
   boost::asio::awaitable<void> readLoop();
   boost::asio::awaitable<void> writeLoop();
   boost::asio::awaitable<void> waitWhileHeldBack();
@@ -240,6 +264,7 @@ class WorkerConnection : public std::enable_shared_from_this<WorkerConnection> {
   boost::asio::steady_timer resumeTimer_;
   FrameSink& sink_;
   WriteBatch& batch_;
+  ReadScratch& scratch_;
   bool closed_ = false;
   bool writerIdle_ = false;  // the write loop waits on writerWakeup_
   bool writeDue_ = false;    // noted in batch_, which writes soon (the write loop stays idle)

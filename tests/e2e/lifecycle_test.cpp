@@ -371,7 +371,7 @@ BOOST_AUTO_TEST_CASE(a_worker_that_does_not_read_its_own_waits_acknowledgements_
   const auto line = run->waitForLine(std::string(kOwnBacklogLine));
   BOOST_TEST(line.starts_with("clustervisor: cluster 1 (pid "), line);
   BOOST_TEST(
-      line.find("more than its outbox limit (65536) and 262144 bytes of the") != std::string::npos,
+      line.find("more than its outbox limit (65536) and 524288 bytes of the") != std::string::npos,
       line);
   // Held back, it opens no more waits, so what is queued for it stays bounded: the limit, the
   // margin, and the acknowledgements of the waits it had open (unbounded: 5.6 MB).

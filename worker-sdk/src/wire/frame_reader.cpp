@@ -6,6 +6,12 @@
 
 namespace clustervisor::wire {
 
+namespace {
+// The own buffer of a reader that reads into a scratch keeps what a read leaves, usually the
+// start of one frame: up to this size it is kept for the next rest, a larger one is freed.
+constexpr std::size_t kRestBytes = 4096;
+}  // namespace
+
 FrameReader::FrameReader(std::size_t maxFrameSize, std::size_t readChunk)
     : maxFrameSize_(maxFrameSize), readChunk_(readChunk) {}
 
@@ -13,15 +19,68 @@ void FrameReader::reallocate(std::size_t capacity) {
   // new[] of std::byte leaves the bytes uninitialized: pages are touched only when read into.
   std::unique_ptr<std::byte[]> fresh(new std::byte[capacity]);
   if (end_ > begin_) {
-    std::memcpy(fresh.get(), buffer_.get() + begin_, end_ - begin_);
+    std::memcpy(fresh.get(), data() + begin_, end_ - begin_);
   }
   end_ -= begin_;
   begin_ = 0;
   buffer_ = std::move(fresh);
   capacity_ = capacity;
+  scratch_ = {};
+}
+
+std::size_t FrameReader::wanted() const {
+  // Room for the rest of a half-received frame (its length is known once 4 bytes are here),
+  // or one read chunk, whichever is larger.
+  std::size_t wanted = readChunk_;
+  if (end_ - begin_ >= 4) {
+    const DecodeResult peek =
+        decodeFrame(std::span<const std::byte>(data() + begin_, end_ - begin_), maxFrameSize_);
+    if (peek.status == DecodeStatus::kIncomplete && peek.header.length > end_ - begin_) {
+      wanted = std::max(wanted, static_cast<std::size_t>(peek.header.length) - (end_ - begin_));
+    }
+  }
+  return wanted;
+}
+
+std::span<std::byte> FrameReader::prepare(std::span<std::byte> scratch) {
+  const std::size_t buffered = end_ - begin_;
+  if (buffered + wanted() > scratch.size()) {
+    keepRest();
+    return prepare();
+  }
+  if (buffered > 0) {
+    std::memmove(scratch.data(), data() + begin_, buffered);
+  }
+  begin_ = 0;
+  end_ = buffered;
+  scratch_ = scratch;
+  // What the own buffer held is in the scratch now; a large one is not kept for the next rest.
+  if (capacity_ > kRestBytes) {
+    buffer_.reset();
+    capacity_ = 0;
+  }
+  return scratch.subspan(end_);
+}
+
+void FrameReader::keepRest() {
+  if (scratch_.empty()) {
+    return;
+  }
+  const std::size_t buffered = end_ - begin_;
+  if (capacity_ < buffered) {
+    reallocate(std::max(buffered, kRestBytes));  // copies from the scratch
+    return;
+  }
+  if (buffered > 0) {
+    std::memcpy(buffer_.get(), scratch_.data() + begin_, buffered);
+  }
+  begin_ = 0;
+  end_ = buffered;
+  scratch_ = {};
 }
 
 std::span<std::byte> FrameReader::prepare() {
+  keepRest();
   if (begin_ == end_) {
     begin_ = end_ = 0;
     // A large frame grew the buffer; do not keep that memory for an idle connection.
@@ -29,16 +88,7 @@ std::span<std::byte> FrameReader::prepare() {
       reallocate(readChunk_);
     }
   }
-  // Room for the rest of a half-received frame (its length is known once 4 bytes are here),
-  // or one read chunk, whichever is larger.
-  std::size_t wanted = readChunk_;
-  if (end_ - begin_ >= 4) {
-    const DecodeResult peek = decodeFrame(
-        std::span<const std::byte>(buffer_.get() + begin_, end_ - begin_), maxFrameSize_);
-    if (peek.status == DecodeStatus::kIncomplete && peek.header.length > end_ - begin_) {
-      wanted = std::max(wanted, static_cast<std::size_t>(peek.header.length) - (end_ - begin_));
-    }
-  }
+  const std::size_t wanted = this->wanted();
   if (capacity_ - end_ < wanted) {
     if (begin_ > 0) {
       std::memmove(buffer_.get(), buffer_.get() + begin_, end_ - begin_);
@@ -58,7 +108,7 @@ void FrameReader::commit(std::size_t bytesRead) {
 
 FrameReader::Next FrameReader::next() {
   Next out;
-  const auto pending = std::span<std::byte>(buffer_.get() + begin_, end_ - begin_);
+  const auto pending = std::span<std::byte>(data() + begin_, end_ - begin_);
   out.result = decodeFrame(pending, maxFrameSize_);
   if (out.result.status == DecodeStatus::kFrame) {
     out.frame = pending.first(out.result.header.length);

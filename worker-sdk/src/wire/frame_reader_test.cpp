@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <string>
 
 #include "clustervisor/wire/frame_reader.hpp"
@@ -26,6 +27,21 @@ struct Seen {
   std::vector<std::string> names;
 };
 
+// Takes the whole frames the reader has.
+void takeFrames(wire::FrameReader& reader, Seen& seen) {
+  for (;;) {
+    auto next = reader.next();
+    if (next.result.status != wire::DecodeStatus::kFrame) {
+      BOOST_REQUIRE(next.result.status == wire::DecodeStatus::kIncomplete);
+      return;
+    }
+    seen.types.push_back(next.result.header.type);
+    if (next.result.header.type == wire::FrameType::kEvent) {
+      seen.names.emplace_back(wire::eventName(next.frame, next.result.header));
+    }
+  }
+}
+
 void feed(wire::FrameReader& reader, std::span<const std::byte> bytes, Seen& seen) {
   while (!bytes.empty()) {
     auto space = reader.prepare();
@@ -33,17 +49,25 @@ void feed(wire::FrameReader& reader, std::span<const std::byte> bytes, Seen& see
     std::memcpy(space.data(), bytes.data(), n);
     reader.commit(n);
     bytes = bytes.subspan(n);
-    for (;;) {
-      auto next = reader.next();
-      if (next.result.status != wire::DecodeStatus::kFrame) {
-        BOOST_REQUIRE(next.result.status == wire::DecodeStatus::kIncomplete);
-        break;
-      }
-      seen.types.push_back(next.result.header.type);
-      if (next.result.header.type == wire::FrameType::kEvent) {
-        seen.names.emplace_back(wire::eventName(next.frame, next.result.header));
-      }
-    }
+    takeFrames(reader, seen);
+  }
+}
+
+// Reads `bytes` in pieces of up to `piece` into `scratch` (prepare(scratch)), takes the frames of
+// each read, and keeps the rest (keepRest()) before `between` runs: what another reader sharing
+// the scratch would do to it meanwhile.
+void feedThroughScratch(wire::FrameReader& reader, std::span<const std::byte> bytes,
+                        std::span<std::byte> scratch, std::size_t piece, Seen& seen,
+                        const std::function<void()>& between) {
+  while (!bytes.empty()) {
+    auto space = reader.prepare(scratch);
+    const std::size_t n = std::min({space.size(), bytes.size(), piece});
+    std::memcpy(space.data(), bytes.data(), n);
+    reader.commit(n);
+    bytes = bytes.subspan(n);
+    takeFrames(reader, seen);
+    reader.keepRest();
+    between();
   }
 }
 
@@ -117,6 +141,59 @@ BOOST_AUTO_TEST_CASE(garbage_after_a_good_frame_is_reported_after_the_frame) {
              static_cast<int>(wire::DecodeStatus::kFrame));
   BOOST_TEST(static_cast<int>(reader.next().result.status) ==
              static_cast<int>(wire::DecodeStatus::kOversize));
+}
+
+BOOST_AUTO_TEST_CASE(readers_sharing_a_scratch_keep_what_each_read_leaves_over) {
+  // Two readers take turns on one scratch, which is scribbled over between their reads (as the
+  // other reader's read would): each still gets its own frames whole and in order, at every size
+  // of read, the frame cut anywhere.
+  const auto bytes = stream();
+  for (std::size_t piece = 1; piece <= bytes.size(); ++piece) {
+    std::vector<std::byte> scratch(512);
+    const auto scribble = [&] { std::ranges::fill(scratch, std::byte{0xEE}); };
+    wire::FrameReader first(wire::maxFrameSizeFor(4096), 16);
+    wire::FrameReader second(wire::maxFrameSizeFor(4096), 16);
+    Seen seenFirst;
+    Seen seenSecond;
+    feedThroughScratch(first, std::span(bytes).first(bytes.size() / 2), scratch, piece, seenFirst,
+                       scribble);
+    feedThroughScratch(second, bytes, scratch, piece, seenSecond, scribble);
+    feedThroughScratch(first, std::span(bytes).subspan(bytes.size() / 2), scratch, piece, seenFirst,
+                       scribble);
+    BOOST_TEST_CONTEXT("reads of " << piece << " bytes") {
+      for (const Seen* seen : {&seenFirst, &seenSecond}) {
+        BOOST_TEST(seen->types.size() == 4u);
+        BOOST_TEST(seen->names == (std::vector<std::string>{"first", "second"}));
+      }
+      BOOST_TEST(first.buffered() == 0u);
+      BOOST_TEST(second.buffered() == 0u);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_frame_larger_than_the_scratch_is_read_into_the_reader_s_own_buffer) {
+  const auto frame = wire::encodeEvent(0, 1, 0, "big", std::string(5000, 'q'));
+  std::vector<std::byte> scratch(1024);
+  wire::FrameReader reader(wire::maxFrameSizeFor(8192), 256);
+  auto space = reader.prepare(scratch);
+  BOOST_TEST((space.data() == scratch.data()));
+  std::memcpy(space.data(), frame.data(), 100);
+  reader.commit(100);
+  BOOST_TEST(static_cast<int>(reader.next().result.status) ==
+             static_cast<int>(wire::DecodeStatus::kIncomplete));
+  // The rest of the frame does not fit the scratch: the reader's own buffer takes all of it.
+  space = reader.prepare(scratch);
+  BOOST_TEST((space.data() < scratch.data() || space.data() >= scratch.data() + scratch.size()));
+  BOOST_TEST(space.size() >= frame.size() - 100);
+  std::memcpy(space.data(), frame.data() + 100, frame.size() - 100);
+  reader.commit(frame.size() - 100);
+  std::ranges::fill(scratch, std::byte{0xEE});
+  const auto next = reader.next();
+  BOOST_REQUIRE(static_cast<int>(next.result.status) ==
+                static_cast<int>(wire::DecodeStatus::kFrame));
+  BOOST_TEST(wire::eventPayload(next.frame, next.result.header) == std::string(5000, 'q'));
+  // Once it is taken, reads go to the scratch again.
+  BOOST_TEST((reader.prepare(scratch).data() == scratch.data()));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

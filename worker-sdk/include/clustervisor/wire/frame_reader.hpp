@@ -7,6 +7,11 @@
 // and gives memory back after a large frame has passed. The buffer is allocated at the first
 // prepare() and never zero-filled, so memory a connection's reads never reach is never touched
 // (an idle connection costs a page, not a read chunk).
+//
+// Readers that take turns on one thread can share one larger buffer instead: prepare(scratch)
+// reads into `scratch` when what is buffered and a read chunk fit there, and keepRest() moves
+// what a read leaves (the start of a frame, frames not taken yet) into the reader's own buffer
+// before any other reader prepares the scratch. Between reads such a reader holds only that rest.
 #pragma once
 
 #include <cstddef>
@@ -23,7 +28,14 @@ class FrameReader {
 
   // Space to read into; at least readChunk bytes, more when a large frame is half-received.
   std::span<std::byte> prepare();
+  // The same, in `scratch` (the whole of it past what is buffered) when what is buffered and the
+  // space prepare() would give fit there; otherwise prepare(), after keepRest().
+  std::span<std::byte> prepare(std::span<std::byte> scratch);
   void commit(std::size_t bytesRead);
+  // Moves what is buffered out of the scratch of prepare(scratch), if it is there, into the
+  // reader's own buffer; the scratch may then be prepared by another reader. Frames next()
+  // returned before are views into the scratch, and stay valid only until then.
+  void keepRest();
 
   struct Next {
     DecodeResult result;
@@ -39,12 +51,16 @@ class FrameReader {
 
  private:
   void reallocate(std::size_t capacity);  // keeps the bytes [begin_, end_), moved to 0
+  // What a read should have room for: a read chunk, or the rest of a half-received frame.
+  std::size_t wanted() const;
+  std::byte* data() const { return scratch_.empty() ? buffer_.get() : scratch_.data(); }
 
   std::size_t maxFrameSize_;
   std::size_t readChunk_;
-  std::unique_ptr<std::byte[]> buffer_;
+  std::unique_ptr<std::byte[]> buffer_;  // the own buffer
   std::size_t capacity_ = 0;
-  std::size_t begin_ = 0;
+  std::span<std::byte> scratch_;  // set while the bytes are in a shared scratch
+  std::size_t begin_ = 0;         // of the bytes buffered, in data()
   std::size_t end_ = 0;
 };
 
