@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 //
 // Fuzz target for the wire frame decoder: decodeFrame() on a whole byte stream, the same stream
-// fed to a FrameReader in small reads, and the body accessors on every frame either accepted.
+// fed to a FrameReader in small reads (into its own buffer, and into a scratch shared with
+// another reader), and the body accessors on every frame either accepted.
 //
 // Input: byte 0 is the read size (0: one read of everything), bytes 1-2 the frame size limit in
 // units of 16 bytes, byte 3 the reader's chunk size; the rest is the stream.
@@ -161,6 +162,44 @@ Decoded decodeStreamed(std::span<const std::byte> stream, std::size_t maxFrameSi
   }
 }
 
+// The same again, read into a scratch that another reader overwrites between reads
+// (FrameReader::prepare(scratch) and keepRest(), as the supervisor's connections share one).
+Decoded decodeThroughScratch(std::span<const std::byte> stream, std::size_t maxFrameSize,
+                             std::size_t readSize, std::size_t readChunk) {
+  Decoded out;
+  wire::FrameReader reader(maxFrameSize, readChunk);
+  std::vector<std::byte> scratch(2 * readChunk + readSize);
+  std::size_t consumed = 0;
+  std::size_t committed = 0;
+  for (;;) {
+    for (;;) {
+      const auto next = reader.next();
+      if (next.result.status != wire::DecodeStatus::kFrame) {
+        out.end = next.result.status;
+        break;
+      }
+      out.frames.emplace_back(next.frame.begin(), next.frame.end());
+      consumed += next.frame.size();
+    }
+    reader.keepRest();
+    std::fill(scratch.begin(), scratch.end(), std::byte{0xA5});
+    FUZZ_CHECK(reader.buffered() == committed - consumed);
+    if (out.end != wire::DecodeStatus::kIncomplete || stream.empty()) {
+      return out;
+    }
+    const auto space = reader.prepare(scratch);
+    FUZZ_CHECK(space.size() >= readChunk);
+    std::size_t n = std::min(space.size(), stream.size());
+    if (readSize != 0) {
+      n = std::min(n, readSize);
+    }
+    std::memcpy(space.data(), stream.data(), n);
+    reader.commit(n);
+    committed += n;
+    stream = stream.subspan(n);
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -176,5 +215,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const Decoded streamed = decodeStreamed(stream, maxFrameSize, readSize, readChunk);
   FUZZ_CHECK(whole.frames == streamed.frames);
   FUZZ_CHECK(whole.end == streamed.end);
+  const Decoded scratched = decodeThroughScratch(stream, maxFrameSize, readSize, readChunk);
+  FUZZ_CHECK(whole.frames == scratched.frames);
+  FUZZ_CHECK(whole.end == scratched.end);
   return 0;
 }
