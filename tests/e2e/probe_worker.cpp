@@ -1664,8 +1664,9 @@ int main() {
 
   if (mode == "handover") {
     // Cluster 0 sends PROBE_COUNT numbered events to cluster 1, one every 300 µs, once the file
-    // "go" exists; each worker of cluster 1 checks their order and says which stretch it got, in
-    // its onStop handler and when the last one arrives.
+    // "go" exists, and the last one once the file "last" exists too; each worker of cluster 1
+    // checks their order and says which stretch it got, in its onStop handler and when the last
+    // one arrives.
     const int count = std::atoi(env("PROBE_COUNT", "3000").c_str());
     if (id == 1) {
       struct Stretch {
@@ -1702,6 +1703,9 @@ int main() {
     if (id == 0) {
       waitForFile("go");
       for (int i = 0; i < count; ++i) {
+        if (i == count - 1) {
+          waitForFile("last");
+        }
         boost::system::error_code ec;
         while (events.emitToRaw(1, "seq", std::to_string(i), ec), ec) {
           std::this_thread::sleep_for(1ms);  // a full send queue (or a refusal: said below)
