@@ -36,8 +36,9 @@ using Action = WorkerLifecycle::Action;
 namespace {
 
 // Held events are delivered into the worker's outbox all at once when it is back, so by default
-// they take at most half of it: the rest is for the traffic that goes on meanwhile. (The config
-// refuses an explicit events.hold_max_bytes above that.)
+// they take at most half of it: the rest is room for the events its senders are in the middle of.
+// Past 1 MiB, those senders wait for it to read, as for any receiver behind (flow control). (The
+// config refuses an explicit events.hold_max_bytes above that.)
 HeldMessages::Limits holdLimitsFor(const config::BotConfig& config) {
   return HeldMessages::Limits{
       config.events.holdMaxCount,

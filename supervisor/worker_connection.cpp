@@ -294,9 +294,10 @@ asio::awaitable<void> WorkerConnection::readLoop() {
   const auto self = shared_from_this();
   // What comes before the next read. A read that took less than it asked for took everything
   // the socket held (a stream socket's receive takes every byte queued, up to the size asked
-  // for), so the loop waits for the socket to become readable before it reads again, and never
-  // makes the read that would only say "nothing more" (which a read operation of the event loop
-  // tries before it waits). After a read that filled its space, more may be there: the others
+  // for), so the loop waits for the socket to become readable before it reads again (the wait
+  // re-arms the descriptor, a system call where a read operation of the event loop would have
+  // tried a read that says "nothing more"; a synchronous read is what lets every connection
+  // read into the one scratch). After a read that filled its space, more may be there: the others
   // get their turn of the event loop first. After any other wait (held back), it just reads.
   // It starts with a wait: the loop runs within start() until it first waits, which must not
   // report to the sink there, nor end before the write loop holds the connection too.

@@ -72,7 +72,7 @@ class WorkerConnection;
 
 // The buffer every connection of one supervisor reads into: a read takes up to kBytes, as a
 // plain relay's does, while a connection keeps only what its reads leave over (the start of a
-// frame; the frames a congested receiver holds back), so an idle one holds no read buffer. Safe
+// frame; the frames a congested receiver holds back), so an idle one holds 4 KiB at most. Safe
 // because the connections take turns on the event loop's one thread, and a read loop relays or
 // keeps (wire::FrameReader::keepRest()) what a read brought before it waits for anything. One per
 // supervisor; allocated at the first read, and its pages only as reads reach them.

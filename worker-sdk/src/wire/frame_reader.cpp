@@ -44,7 +44,9 @@ std::size_t FrameReader::wanted() const {
 
 std::span<std::byte> FrameReader::prepare(std::span<std::byte> scratch) {
   const std::size_t buffered = end_ - begin_;
-  if (buffered + wanted() > scratch.size()) {
+  // A large rest (most of a large frame, arriving in pieces) stays in the own buffer until the
+  // frame is whole, rather than be copied into the scratch and back at every read.
+  if (buffered + wanted() > scratch.size() || buffered > kRestBytes) {
     keepRest();
     return prepare();
   }

@@ -196,4 +196,37 @@ BOOST_AUTO_TEST_CASE(a_frame_larger_than_the_scratch_is_read_into_the_reader_s_o
   BOOST_TEST((reader.prepare(scratch).data() == scratch.data()));
 }
 
+BOOST_AUTO_TEST_CASE(most_of_a_large_frame_is_not_copied_back_into_the_scratch_at_every_read) {
+  // 8000 bytes of a frame that fits the scratch arrived: the rest of it is read after them in
+  // the reader's own buffer, not into the scratch behind a copy of them (a frame arriving in
+  // small pieces would be copied over and over).
+  const auto frame = wire::encodeEvent(0, 1, 0, "big", std::string(20000, 'q'));
+  std::vector<std::byte> scratch(64 * 1024);
+  wire::FrameReader reader(wire::maxFrameSizeFor(32768), 1024);
+  auto space = reader.prepare(scratch);
+  std::memcpy(space.data(), frame.data(), 8000);
+  reader.commit(8000);
+  BOOST_TEST(static_cast<int>(reader.next().result.status) ==
+             static_cast<int>(wire::DecodeStatus::kIncomplete));
+  reader.keepRest();
+  std::ranges::fill(scratch, std::byte{0xEE});
+  for (std::size_t at = 8000; at < frame.size();) {
+    space = reader.prepare(scratch);
+    BOOST_TEST((space.data() < scratch.data() || space.data() >= scratch.data() + scratch.size()));
+    const std::size_t n = std::min<std::size_t>(1000, frame.size() - at);
+    std::memcpy(space.data(), frame.data() + at, n);
+    reader.commit(n);
+    at += n;
+    if (at < frame.size()) {
+      BOOST_TEST(static_cast<int>(reader.next().result.status) ==
+                 static_cast<int>(wire::DecodeStatus::kIncomplete));
+    }
+    reader.keepRest();
+  }
+  const auto next = reader.next();
+  BOOST_REQUIRE(static_cast<int>(next.result.status) ==
+                static_cast<int>(wire::DecodeStatus::kFrame));
+  BOOST_TEST(wire::eventPayload(next.frame, next.result.header) == std::string(20000, 'q'));
+}
+
 BOOST_AUTO_TEST_SUITE_END()

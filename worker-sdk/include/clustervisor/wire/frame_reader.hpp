@@ -9,9 +9,10 @@
 // (an idle connection costs a page, not a read chunk).
 //
 // Readers that take turns on one thread can share one larger buffer instead: prepare(scratch)
-// reads into `scratch` when what is buffered and a read chunk fit there, and keepRest() moves
-// what a read leaves (the start of a frame, frames not taken yet) into the reader's own buffer
-// before any other reader prepares the scratch. Between reads such a reader holds only that rest.
+// reads into `scratch` when what is buffered is small and it and a read chunk fit there, and
+// keepRest() moves what a read leaves (the start of a frame, frames not taken yet) into the
+// reader's own buffer before any other reader prepares the scratch. Between reads such a reader
+// holds only that rest (a buffer of 4 KiB, or the rest's size when larger).
 #pragma once
 
 #include <cstddef>
@@ -28,8 +29,9 @@ class FrameReader {
 
   // Space to read into; at least readChunk bytes, more when a large frame is half-received.
   std::span<std::byte> prepare();
-  // The same, in `scratch` (the whole of it past what is buffered) when what is buffered and the
-  // space prepare() would give fit there; otherwise prepare(), after keepRest().
+  // The same, in `scratch` (the whole of it past what is buffered) when what is buffered is small
+  // (the start of a frame, up to 4 KiB) and it and the space prepare() would give fit there;
+  // otherwise prepare(), after keepRest().
   std::span<std::byte> prepare(std::span<std::byte> scratch);
   void commit(std::size_t bytesRead);
   // Moves what is buffered out of the scratch of prepare(scratch), if it is there, into the
