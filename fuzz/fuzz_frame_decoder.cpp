@@ -127,11 +127,14 @@ Decoded decodeAll(std::span<const std::byte> stream, std::size_t maxFrameSize) {
   }
 }
 
-// The same stream through a FrameReader, `readSize` bytes per read (0: all at once).
+// The same stream through a FrameReader, `readSize` bytes per read (0: all at once): into its own
+// buffer, or (`throughScratch`) into a scratch that another reader overwrites between reads
+// (FrameReader::prepare(scratch) and keepRest(), as the supervisor's connections share one).
 Decoded decodeStreamed(std::span<const std::byte> stream, std::size_t maxFrameSize,
-                       std::size_t readSize, std::size_t readChunk) {
+                       std::size_t readSize, std::size_t readChunk, bool throughScratch) {
   Decoded out;
   wire::FrameReader reader(maxFrameSize, readChunk);
+  std::vector<std::byte> scratch(throughScratch ? 2 * readChunk + readSize : 0);
   std::size_t consumed = 0;
   std::size_t committed = 0;
   for (;;) {
@@ -145,49 +148,15 @@ Decoded decodeStreamed(std::span<const std::byte> stream, std::size_t maxFrameSi
       out.frames.emplace_back(next.frame.begin(), next.frame.end());
       consumed += next.frame.size();
     }
+    if (throughScratch) {
+      reader.keepRest();
+      std::fill(scratch.begin(), scratch.end(), std::byte{0xA5});
+    }
     FUZZ_CHECK(reader.buffered() == committed - consumed);
     if (out.end != wire::DecodeStatus::kIncomplete || stream.empty()) {
       return out;
     }
-    const auto space = reader.prepare();
-    FUZZ_CHECK(space.size() >= readChunk);
-    std::size_t n = std::min(space.size(), stream.size());
-    if (readSize != 0) {
-      n = std::min(n, readSize);
-    }
-    std::memcpy(space.data(), stream.data(), n);
-    reader.commit(n);
-    committed += n;
-    stream = stream.subspan(n);
-  }
-}
-
-// The same again, read into a scratch that another reader overwrites between reads
-// (FrameReader::prepare(scratch) and keepRest(), as the supervisor's connections share one).
-Decoded decodeThroughScratch(std::span<const std::byte> stream, std::size_t maxFrameSize,
-                             std::size_t readSize, std::size_t readChunk) {
-  Decoded out;
-  wire::FrameReader reader(maxFrameSize, readChunk);
-  std::vector<std::byte> scratch(2 * readChunk + readSize);
-  std::size_t consumed = 0;
-  std::size_t committed = 0;
-  for (;;) {
-    for (;;) {
-      const auto next = reader.next();
-      if (next.result.status != wire::DecodeStatus::kFrame) {
-        out.end = next.result.status;
-        break;
-      }
-      out.frames.emplace_back(next.frame.begin(), next.frame.end());
-      consumed += next.frame.size();
-    }
-    reader.keepRest();
-    std::fill(scratch.begin(), scratch.end(), std::byte{0xA5});
-    FUZZ_CHECK(reader.buffered() == committed - consumed);
-    if (out.end != wire::DecodeStatus::kIncomplete || stream.empty()) {
-      return out;
-    }
-    const auto space = reader.prepare(scratch);
+    const auto space = throughScratch ? reader.prepare(scratch) : reader.prepare();
     FUZZ_CHECK(space.size() >= readChunk);
     std::size_t n = std::min(space.size(), stream.size());
     if (readSize != 0) {
@@ -212,10 +181,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::span<const std::byte> stream(reinterpret_cast<const std::byte*>(data) + 4, size - 4);
 
   const Decoded whole = decodeAll(stream, maxFrameSize);
-  const Decoded streamed = decodeStreamed(stream, maxFrameSize, readSize, readChunk);
+  const Decoded streamed = decodeStreamed(stream, maxFrameSize, readSize, readChunk, false);
   FUZZ_CHECK(whole.frames == streamed.frames);
   FUZZ_CHECK(whole.end == streamed.end);
-  const Decoded scratched = decodeThroughScratch(stream, maxFrameSize, readSize, readChunk);
+  const Decoded scratched = decodeStreamed(stream, maxFrameSize, readSize, readChunk, true);
   FUZZ_CHECK(whole.frames == scratched.frames);
   FUZZ_CHECK(whole.end == scratched.end);
   return 0;
