@@ -65,10 +65,17 @@ std::span<std::byte> FrameReader::prepare(std::span<std::byte> scratch) {
 }
 
 void FrameReader::keepRest() {
+  const std::size_t buffered = end_ - begin_;
   if (scratch_.empty()) {
+    // Read into the own buffer (a large frame): once it is taken, the buffer goes too, so an idle
+    // connection does not keep a large frame's worth.
+    if (buffered == 0 && capacity_ > kRestBytes) {
+      buffer_.reset();
+      capacity_ = 0;
+      begin_ = end_ = 0;
+    }
     return;
   }
-  const std::size_t buffered = end_ - begin_;
   if (capacity_ < buffered) {
     reallocate(std::max(buffered, kRestBytes));  // copies from the scratch
     return;
@@ -82,7 +89,9 @@ void FrameReader::keepRest() {
 }
 
 std::span<std::byte> FrameReader::prepare() {
-  keepRest();
+  if (!scratch_.empty()) {
+    keepRest();
+  }
   if (begin_ == end_) {
     begin_ = end_ = 0;
     // A large frame grew the buffer; do not keep that memory for an idle connection.

@@ -192,7 +192,11 @@ BOOST_AUTO_TEST_CASE(a_frame_larger_than_the_scratch_is_read_into_the_reader_s_o
   BOOST_REQUIRE(static_cast<int>(next.result.status) ==
                 static_cast<int>(wire::DecodeStatus::kFrame));
   BOOST_TEST(wire::eventPayload(next.frame, next.result.header) == std::string(5000, 'q'));
-  // Once it is taken, reads go to the scratch again.
+  // Once it is taken, the memory it took goes (an idle reader waits with none of it), and reads
+  // go to the scratch again.
+  BOOST_TEST(reader.ownBytes() >= frame.size());
+  reader.keepRest();
+  BOOST_TEST(reader.ownBytes() == 0u);
   BOOST_TEST((reader.prepare(scratch).data() == scratch.data()));
 }
 

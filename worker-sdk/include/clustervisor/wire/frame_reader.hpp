@@ -35,8 +35,9 @@ class FrameReader {
   std::span<std::byte> prepare(std::span<std::byte> scratch);
   void commit(std::size_t bytesRead);
   // Moves what is buffered out of the scratch of prepare(scratch), if it is there, into the
-  // reader's own buffer; the scratch may then be prepared by another reader. Frames next()
-  // returned before are views into the scratch, and stay valid only until then.
+  // reader's own buffer; the scratch may then be prepared by another reader. With nothing
+  // buffered, also frees an own buffer larger than a rest needs (one a large frame grew). Frames
+  // next() returned before are views into the scratch, and stay valid only until then.
   void keepRest();
 
   struct Next {
@@ -48,6 +49,8 @@ class FrameReader {
   Next next();
 
   std::size_t buffered() const { return end_ - begin_; }
+  // The memory of the reader's own buffer (not the scratch's).
+  std::size_t ownBytes() const { return capacity_; }
   std::size_t maxFrameSize() const { return maxFrameSize_; }
   void setMaxFrameSize(std::size_t maxFrameSize) { maxFrameSize_ = maxFrameSize; }
 
