@@ -2,19 +2,22 @@
 #include "spawner.hpp"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <system_error>
 
 #include <boost/process/v2/detail/last_error.hpp>
 #include <boost/process/v2/posix/default_launcher.hpp>
-#include <boost/process/v2/process.hpp>
 #include <boost/process/v2/start_dir.hpp>
 #include <boost/process/v2/stdio.hpp>
 
@@ -59,7 +62,8 @@ void closeAllBut(const std::vector<int>& keep) {
 
 // Puts the worker's end of the socketpair on fd 3 in the child. Boost 1.81's posix::bind_fd
 // falls off the end of a function returning error_code (a crash at -O2), hence this one.
-// Everything here runs between fork and exec: async-signal-safe calls only.
+// Everything here runs between clone and exec, in the supervisor's memory (see CloneLauncher):
+// system calls only.
 struct WorkerSetup {
   int socketFd;
   pid_t supervisorPid;
@@ -97,7 +101,7 @@ struct WorkerSetup {
     closeAllBut(launcher.fd_whitelist);
     // Signals the supervisor ignores, handles or blocks must not stay so in the worker. The
     // supervisor's handlers (asio's) would write into the supervisor's own signal pipe until the
-    // exec, so they go before the mask does (the parent blocked everything around the fork).
+    // exec, so they go before the mask does (the parent blocked everything around the clone).
     // Ignoring first discards what came meanwhile: a Ctrl-C at the terminal before setpgid()
     // reached the supervisor too, which stops its workers in order.
     for (const int number :
@@ -111,6 +115,73 @@ struct WorkerSetup {
     return error_code{};
   }
 };
+
+// Process v2's launcher, but the child is started with clone(CLONE_VM | CLONE_VFORK), as
+// posix_spawn(3) starts it, rather than fork(2). Until its exec the child runs in the supervisor's
+// memory on a stack of its own, while the thread that started it waits: no page table is copied
+// and no page copied on write, neither in the child nor in the supervisor after it, and the exec
+// has no copy of the supervisor's memory to take down. That was about 2.5 ms of each restart on
+// a 2-core VM (bench/README.md, "restart").
+// Process v2's own vfork_launcher (1.81) cannot stand in: its child calls notify_fork() on the
+// launcher's io_context, rebuilding in shared memory a reactor that the supervisor then holds,
+// and exit(3) after a failed exec, which runs the supervisor's atexit handlers.
+// In the child, as after vfork(2): system calls only. No allocation, no lock, no exception and
+// no write to the supervisor's memory but `childError`; its end is a return, not a call of a
+// function that does not return, so nothing unwinds or is told of a stack it does not know.
+class CloneLauncher : public bp::posix::default_launcher {
+ public:
+  explicit CloneLauncher(std::span<std::byte> stack) : stack_(stack) {}
+
+  // The pid of the child that has run its exec, or -1 with `ec` set; a child whose exec failed
+  // is reaped here.
+  template <typename... Inits>
+  pid_t operator()(error_code& ec, const bp::filesystem::path& executable,
+                   const std::vector<std::string>& args, Inits&&... inits) {
+    const char* const* argv = build_argv_(executable, args);
+    ec = bp::posix::detail::on_setup(*this, executable, argv, inits...);
+    if (ec) {
+      bp::posix::detail::on_error(*this, executable, argv, ec, inits...);
+      return -1;
+    }
+    int childError = 0;
+    auto child = [&]() noexcept -> int {
+      const error_code setup = bp::posix::detail::on_exec_setup(*this, executable, argv, inits...);
+      if (!setup) {
+        ::execve(executable.c_str(), const_cast<char* const*>(argv), const_cast<char* const*>(env));
+      }
+      childError = setup ? setup.value() : errno;
+      return 127;
+    };
+    using Child = decltype(child);
+    const pid_t started =
+        ::clone([](void* body) -> int { return (*static_cast<Child*>(body))(); },
+                stack_.data() + stack_.size(), CLONE_VM | CLONE_VFORK | SIGCHLD, &child);
+    if (started == -1) {
+      ec = error_code(errno, boost::system::system_category());
+      bp::posix::detail::on_fork_error(*this, executable, argv, ec, inits...);
+      bp::posix::detail::on_error(*this, executable, argv, ec, inits...);
+      return -1;
+    }
+    if (childError != 0) {
+      // It has ended (CLONE_VFORK): only its status is left.
+      while (::waitpid(started, nullptr, 0) == -1 && errno == EINTR) {
+      }
+      ec = error_code(childError, boost::system::system_category());
+      bp::posix::detail::on_error(*this, executable, argv, ec, inits...);
+      return -1;
+    }
+    pid = started;
+    bp::posix::detail::on_success(*this, executable, argv, ec, inits...);
+    return started;
+  }
+
+ private:
+  std::span<std::byte> stack_;
+};
+
+// A worker's stack between clone and exec: the initializers and the exec, a few KiB deep (more
+// under ASan), with room to spare.
+constexpr std::size_t kChildStackBytes = 128 * 1024;
 
 std::vector<std::string> buildEnvironment(const SpawnRequest& request) {
   std::map<std::string, std::string> merged;
@@ -298,6 +369,25 @@ std::optional<config::Diagnostic> Spawner::checkCanStart(const config::BotConfig
   return std::nullopt;
 }
 
+Spawner::Spawner(asio::any_io_executor executor) : executor_(std::move(executor)) {
+  const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  childStackMappingBytes_ = page + kChildStackBytes;
+  childStackMapping_ = ::mmap(nullptr, childStackMappingBytes_, PROT_READ | PROT_WRITE,
+                              MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (childStackMapping_ == MAP_FAILED) {
+    childStackMapping_ = nullptr;
+    throw std::system_error(errno, std::generic_category(), "cannot map a stack for workers");
+  }
+  // A child that overran its stack faults rather than writing over the supervisor's memory.
+  (void)::mprotect(childStackMapping_, page, PROT_NONE);
+}
+
+Spawner::~Spawner() {
+  if (childStackMapping_ != nullptr) {
+    ::munmap(childStackMapping_, childStackMappingBytes_);
+  }
+}
+
 SpawnedWorker Spawner::spawn(const SpawnRequest& request, error_code& ec, std::string& what) {
   SpawnedWorker worker{-1,
                        {},
@@ -341,16 +431,17 @@ SpawnedWorker Spawner::spawn(const SpawnRequest& request, error_code& ec, std::s
   envp.push_back(nullptr);
   const std::vector<std::string> args(request.command.begin() + 1, request.command.end());
 
-  bp::posix::default_launcher launcher;
+  const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  CloneLauncher launcher(
+      {static_cast<std::byte*>(childStackMapping_) + page, childStackMappingBytes_ - page});
   launcher.env = envp.data();
   // Initializers run in this order in the child: WorkerSetup must come after process_stdio,
   // which needs its pipe descriptors until it has dup2'd them onto 1 and 2.
-  auto process = [&] {
-    // No signal handler of the supervisor may run in the child between fork and exec (see
-    // WorkerSetup); a signal for the supervisor meanwhile waits a fraction of a millisecond.
+  worker.pid = [&] {
+    // No signal handler of the supervisor may run in the child before exec (see WorkerSetup); a
+    // signal for the supervisor meanwhile waits a fraction of a millisecond.
     const SignalsBlocked blocked;
-    return launcher(launchContext_.get_executor(), ec, worker.program, args,
-                    bp::process_stdio{nullptr, worker.out, worker.err},
+    return launcher(ec, worker.program, args, bp::process_stdio{nullptr, worker.out, worker.err},
                     bp::process_start_dir(request.workingDirectory.string()),
                     WorkerSetup{pair[1], ::getpid()});
   }();
@@ -363,10 +454,6 @@ SpawnedWorker Spawner::spawn(const SpawnRequest& request, error_code& ec, std::s
            config::quoteWholeForMessage(request.workingDirectory.string()) + ": " + ec.message();
     return worker;
   }
-  worker.pid = process.id();
-  // The supervisor reaps its children itself (SIGCHLD + waitpid); the handle would otherwise
-  // terminate the worker when it goes out of scope.
-  process.detach();
   worker.socket.assign(asio::local::stream_protocol(), pair[0]);
   worker.socket.non_blocking(true);
   return worker;

@@ -19,7 +19,6 @@
 #include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/readable_pipe.hpp>
 #include <boost/system/error_code.hpp>
@@ -51,8 +50,11 @@ struct SpawnedWorker {
 
 class Spawner {
  public:
-  explicit Spawner(boost::asio::any_io_executor executor)
-      : executor_(std::move(executor)), launchContext_(1) {}
+  // Throws std::system_error when the child's stack cannot be mapped.
+  explicit Spawner(boost::asio::any_io_executor executor);
+  ~Spawner();
+  Spawner(const Spawner&) = delete;
+  Spawner& operator=(const Spawner&) = delete;
 
   // On failure `ec` is set and `what` says what failed on which path, for the log.
   SpawnedWorker spawn(const SpawnRequest& request, boost::system::error_code& ec,
@@ -71,12 +73,10 @@ class Spawner {
 
  private:
   boost::asio::any_io_executor executor_;
-  // What the launcher is given instead of the supervisor's io_context: before exec, the child
-  // of a fork calls notify_fork(fork_child) on the launcher's context, which rebuilds that
-  // context's reactor and registers every descriptor it holds again (thousands of system calls
-  // with a thousand clusters, all while the supervisor waits for the exec). This context holds
-  // nothing and is never run.
-  boost::asio::io_context launchContext_;
+  // The stack a worker's process runs on between clone(2) and exec (see CloneLauncher in
+  // spawner.cpp), with a guard page below it. Mapped once: a spawn maps nothing.
+  void* childStackMapping_ = nullptr;
+  std::size_t childStackMappingBytes_ = 0;
 };
 
 // A config file as `run` and a reload take it: loaded, and refused as well when its workers
