@@ -14,12 +14,14 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <system_error>
 
+#include <boost/asio/io_context.hpp>
 #include <boost/process/v2/detail/last_error.hpp>
 #include <boost/process/v2/posix/default_launcher.hpp>
+#include <boost/process/v2/process.hpp>
 #include <boost/process/v2/start_dir.hpp>
 #include <boost/process/v2/stdio.hpp>
+#include <boost/system/system_error.hpp>
 
 #include "clustervisor/wire/frame.hpp"
 #include "plan.hpp"
@@ -94,18 +96,20 @@ struct WorkerSetup {
     } else if (::dup2(socketFd, wire::kWorkerFd) < 0) {
       return error_code(errno, boost::system::system_category());
     }
-    // Boost 1.81's close_all() skips the gaps between whitelisted descriptors (it compares each
-    // entry with itself), so anything the supervisor inherited between fd 4 and the launcher's
-    // own error pipe would leak into the worker. Close those gaps here; the launcher's pipe (in
-    // the whitelist) must stay open until exec.
+    // Every descriptor above fd 3 goes but those in the whitelist (none with CloneLauncher; the
+    // fork launcher's own error pipe, which must stay open until exec). Boost 1.81's close_all()
+    // skips the gaps between whitelisted descriptors (it compares each entry with itself), so it
+    // is not used.
     closeAllBut(launcher.fd_whitelist);
     // Signals the supervisor ignores, handles or blocks must not stay so in the worker. The
     // supervisor's handlers (asio's) would write into the supervisor's own signal pipe until the
     // exec, so they go before the mask does (the parent blocked everything around the clone).
     // Ignoring first discards what came meanwhile: a Ctrl-C at the terminal before setpgid()
-    // reached the supervisor too, which stops its workers in order.
-    for (const int number :
-         {SIGPIPE, SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD}) {
+    // reached the supervisor too, which stops its workers in order; a SIGTSTP, SIGTTIN or SIGTTOU
+    // would stop the child before its exec, with the spawning thread waiting for it. A fault
+    // before the exec ends the child, not in a handler of the supervisor's (a sanitizer's).
+    for (const int number : {SIGPIPE, SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD,
+                             SIGTSTP, SIGTTIN, SIGTTOU, SIGSEGV, SIGBUS, SIGFPE}) {
       ::signal(number, SIG_IGN);
       ::signal(number, SIG_DFL);
     }
@@ -126,8 +130,13 @@ struct WorkerSetup {
 // launcher's io_context, rebuilding in shared memory a reactor that the supervisor then holds,
 // and exit(3) after a failed exec, which runs the supervisor's atexit handlers.
 // In the child, as after vfork(2): system calls only. No allocation, no lock, no exception and
-// no write to the supervisor's memory but `childError`; its end is a return, not a call of a
-// function that does not return, so nothing unwinds or is told of a stack it does not know.
+// no write to the supervisor's memory but `childError` and the spawning thread's errno; its end
+// is a return, not a call of a function that does not return, so nothing unwinds or is told of a
+// stack it does not know.
+// Not under ThreadSanitizer: its interceptors keep their table of signal handlers and of
+// descriptors in the process's memory, and the child's instrumented code writes the spawning
+// thread's state, so a child sharing that memory changes the supervisor's (after the first spawn
+// the supervisor's signal handlers no longer ran). There workers are forked (ForkLauncher).
 class CloneLauncher : public bp::posix::default_launcher {
  public:
   explicit CloneLauncher(std::span<std::byte> stack) : stack_(stack) {}
@@ -178,6 +187,36 @@ class CloneLauncher : public bp::posix::default_launcher {
  private:
   std::span<std::byte> stack_;
 };
+
+// Process v2's own launcher (fork and exec), for builds under ThreadSanitizer (see above). It is
+// given an io_context of its own that holds nothing and is never run: the child of the fork calls
+// notify_fork(fork_child) on it, which rebuilds that context's reactor and registers every
+// descriptor it holds again (thousands of system calls with a thousand clusters, were it the
+// supervisor's).
+class ForkLauncher : public bp::posix::default_launcher {
+ public:
+  template <typename... Inits>
+  pid_t operator()(error_code& ec, const bp::filesystem::path& executable,
+                   const std::vector<std::string>& args, Inits&&... inits) {
+    asio::io_context context(1);
+    auto process = bp::posix::default_launcher::operator()(context.get_executor(), ec, executable,
+                                                           args, std::forward<Inits>(inits)...);
+    if (ec) {
+      return -1;
+    }
+    const pid_t started = process.id();
+    // The supervisor reaps its children itself (SIGCHLD + waitpid); the handle would otherwise
+    // terminate the worker when it goes out of scope.
+    process.detach();
+    return started;
+  }
+};
+
+#if defined(__SANITIZE_THREAD__)
+using Launcher = ForkLauncher;
+#else
+using Launcher = CloneLauncher;
+#endif
 
 // A worker's stack between clone and exec: the initializers and the exec, a few KiB deep (more
 // under ASan), with room to spare.
@@ -376,7 +415,8 @@ Spawner::Spawner(asio::any_io_executor executor) : executor_(std::move(executor)
                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
   if (childStackMapping_ == MAP_FAILED) {
     childStackMapping_ = nullptr;
-    throw std::system_error(errno, std::generic_category(), "cannot map a stack for workers");
+    throw boost::system::system_error(errno, boost::system::system_category(),
+                                      "cannot map a stack for workers");
   }
   // A child that overran its stack faults rather than writing over the supervisor's memory.
   (void)::mprotect(childStackMapping_, page, PROT_NONE);
@@ -431,9 +471,13 @@ SpawnedWorker Spawner::spawn(const SpawnRequest& request, error_code& ec, std::s
   envp.push_back(nullptr);
   const std::vector<std::string> args(request.command.begin() + 1, request.command.end());
 
+#if defined(__SANITIZE_THREAD__)
+  Launcher launcher;
+#else
   const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
-  CloneLauncher launcher(
+  Launcher launcher(
       {static_cast<std::byte*>(childStackMapping_) + page, childStackMappingBytes_ - page});
+#endif
   launcher.env = envp.data();
   // Initializers run in this order in the child: WorkerSetup must come after process_stdio,
   // which needs its pipe descriptors until it has dup2'd them onto 1 and 2.

@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: MIT
 //
-// Spawner: the one place that forks and execs workers (through Boost.Process v2).
+// Spawner: the one place that starts workers (clone and exec, with Boost.Process v2's
+// initializers; see CloneLauncher in spawner.cpp).
 //
 // spawn() starts one worker for a cluster: its own process group, the worker end of a fresh
 // socketpair on fd 3, stdout and stderr on pipes, stdin on /dev/null, the environment of the
 // supervisor plus the config's `environment` plus the CLUSTERVISOR_* variables, and a parent-death
 // signal so it cannot outlive a supervisor that was killed. No other descriptor of the supervisor
-// reaches the worker. The caller owns everything returned; the process is not waited for here
-// (the supervisor reaps all children from SIGCHLD).
+// reaches the worker. The caller owns everything returned; a started worker is not waited for
+// here (the supervisor reaps all children from SIGCHLD), only a process whose exec failed.
+// One thread at a time: the child's stack is the Spawner's (the event loop's thread spawns).
 #pragma once
 
 #include <sys/types.h>
@@ -50,7 +52,7 @@ struct SpawnedWorker {
 
 class Spawner {
  public:
-  // Throws std::system_error when the child's stack cannot be mapped.
+  // Throws boost::system::system_error when the child's stack cannot be mapped.
   explicit Spawner(boost::asio::any_io_executor executor);
   ~Spawner();
   Spawner(const Spawner&) = delete;

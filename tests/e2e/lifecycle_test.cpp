@@ -618,7 +618,7 @@ BOOST_AUTO_TEST_CASE(a_program_gone_since_the_start_is_reported_and_retried_with
   const auto delays = expectRetriesWithGrowingDelays(run->waitForLines(expected, 4), 0);
   BOOST_TEST(delays[0] >= 150);
   BOOST_TEST(delays[0] <= 200);
-  // A start whose exec failed leaves no process behind: the supervisor reaps it at once.
+  // A start whose exec failed leaves no process behind, not even a zombie.
   BOOST_TEST(zombieChildren(run->pid()).empty());
   // status says why the cluster is down.
   const auto cluster = statusOf(dir.path() / "bot.toml").at("clusters").as_array().at(0);
