@@ -189,17 +189,18 @@ class CloneLauncher : public bp::posix::default_launcher {
 };
 
 // Process v2's own launcher (fork and exec), for builds under ThreadSanitizer (see above). It is
-// given an io_context of its own that holds nothing and is never run: the child of the fork calls
-// notify_fork(fork_child) on it, which rebuilds that context's reactor and registers every
+// given an io_context that holds nothing and is never run (the Spawner's): the child of the fork
+// calls notify_fork(fork_child) on it, which rebuilds that context's reactor and registers every
 // descriptor it holds again (thousands of system calls with a thousand clusters, were it the
 // supervisor's).
 class ForkLauncher : public bp::posix::default_launcher {
  public:
+  explicit ForkLauncher(asio::io_context& context) : context_(context) {}
+
   template <typename... Inits>
   pid_t operator()(error_code& ec, const bp::filesystem::path& executable,
                    const std::vector<std::string>& args, Inits&&... inits) {
-    asio::io_context context(1);
-    auto process = bp::posix::default_launcher::operator()(context.get_executor(), ec, executable,
+    auto process = bp::posix::default_launcher::operator()(context_.get_executor(), ec, executable,
                                                            args, std::forward<Inits>(inits)...);
     if (ec) {
       return -1;
@@ -210,6 +211,9 @@ class ForkLauncher : public bp::posix::default_launcher {
     process.detach();
     return started;
   }
+
+ private:
+  asio::io_context& context_;
 };
 
 #if defined(__SANITIZE_THREAD__)
@@ -472,7 +476,10 @@ SpawnedWorker Spawner::spawn(const SpawnRequest& request, error_code& ec, std::s
   const std::vector<std::string> args(request.command.begin() + 1, request.command.end());
 
 #if defined(__SANITIZE_THREAD__)
-  Launcher launcher;
+  if (!forkContext_) {
+    forkContext_ = std::make_unique<asio::io_context>(1);
+  }
+  Launcher launcher(*forkContext_);
 #else
   const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
   Launcher launcher(

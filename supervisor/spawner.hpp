@@ -16,11 +16,13 @@
 
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/readable_pipe.hpp>
 #include <boost/system/error_code.hpp>
@@ -79,6 +81,8 @@ class Spawner {
   // spawner.cpp), with a guard page below it. Mapped once: a spawn maps nothing.
   void* childStackMapping_ = nullptr;
   std::size_t childStackMappingBytes_ = 0;
+  // Under ThreadSanitizer only, where workers are forked: the launcher's context (ForkLauncher).
+  std::unique_ptr<boost::asio::io_context> forkContext_;
 };
 
 // A config file as `run` and a reload take it: loaded, and refused as well when its workers

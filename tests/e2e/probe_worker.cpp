@@ -532,8 +532,11 @@ int exitFromListenerMain() {
   auto bye = events.on("bye", [](const json::value& data, int source) {
     say("RECV bye from=", source, " data=", json::serialize(data));
   });
+  // Read before listening starts: once it has, a listener's exit(3) may destroy the static
+  // Cluster at any moment, and main must not touch it (cluster 0 only waits from here on).
+  const bool asker = cluster.id() == 1;
   cluster.ready();
-  if (cluster.id() == 1 && firstTime("quit")) {
+  if (asker && firstTime("quit")) {
     (void)events.emitTo(0, "quit", nullptr);
   }
   if (options.executor) {
