@@ -216,12 +216,6 @@ class ForkLauncher : public bp::posix::default_launcher {
   asio::io_context& context_;
 };
 
-#if defined(__SANITIZE_THREAD__)
-using Launcher = ForkLauncher;
-#else
-using Launcher = CloneLauncher;
-#endif
-
 // A worker's stack between clone and exec: the initializers and the exec, a few KiB deep (more
 // under ASan), with room to spare.
 constexpr std::size_t kChildStackBytes = 128 * 1024;
@@ -479,10 +473,10 @@ SpawnedWorker Spawner::spawn(const SpawnRequest& request, error_code& ec, std::s
   if (!forkContext_) {
     forkContext_ = std::make_unique<asio::io_context>(1);
   }
-  Launcher launcher(*forkContext_);
+  ForkLauncher launcher(*forkContext_);
 #else
   const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
-  Launcher launcher(
+  CloneLauncher launcher(
       {static_cast<std::byte*>(childStackMapping_) + page, childStackMappingBytes_ - page});
 #endif
   launcher.env = envp.data();
