@@ -57,11 +57,15 @@ std::span<std::byte> FrameReader::prepare(std::span<std::byte> scratch) {
   end_ = buffered;
   scratch_ = scratch;
   // What the own buffer held is in the scratch now; a large one is not kept for the next rest.
+  releaseLargeOwnBuffer();
+  return scratch.subspan(end_);
+}
+
+void FrameReader::releaseLargeOwnBuffer() {
   if (capacity_ > kRestBytes) {
     buffer_.reset();
     capacity_ = 0;
   }
-  return scratch.subspan(end_);
 }
 
 void FrameReader::keepRest() {
@@ -69,10 +73,9 @@ void FrameReader::keepRest() {
   if (scratch_.empty()) {
     // Read into the own buffer (a large frame): once it is taken, the buffer goes too, so an idle
     // connection does not keep a large frame's worth.
-    if (buffered == 0 && capacity_ > kRestBytes) {
-      buffer_.reset();
-      capacity_ = 0;
+    if (buffered == 0) {
       begin_ = end_ = 0;
+      releaseLargeOwnBuffer();
     }
     return;
   }
