@@ -257,9 +257,8 @@ BOOST_AUTO_TEST_CASE(an_emit_to_stream_is_handed_over_whole_across_restarts_of_i
   // Cluster 0 streams 5000 numbered emitTo events to cluster 1 (a second and a half or more,
   // the last one held back until the restarts are done) while cluster 1 is restarted three
   // times: the stop frame is the hand-over, so each event reaches exactly one of cluster 1's
-  // workers, in order, and none is lost or dropped. Room is
-  // held for the whole stream, so that a slow restart (a loaded machine, a sanitizer build) is
-  // not a drop at events.hold_max_count.
+  // workers, in order, and none is lost or dropped. Room is held for the whole stream, so that a
+  // slow restart (a loaded machine, a sanitizer build) is not a drop at events.hold_max_count.
   constexpr long kCount = 5000;
   TempDir dir;
   const auto config =
