@@ -270,9 +270,7 @@ error_code Connection::enqueue(std::size_t frameSize, const Write& write, bool c
     if (!control && queuedBytes_ + frameSize > sendQueueLimit_) {
       return make_error_code(Errc::kQueueFull);
     }
-    const std::size_t offset = pending_.size();
-    pending_.resize(offset + frameSize);
-    write(pending_.data() + offset);
+    write(pending_.append(frameSize));
     queuedBytes_ += frameSize;
     urgent_ = urgent_ || onBus;
     if (!writing_) {
@@ -467,7 +465,7 @@ void Connection::flush() {
       writing_ = false;
       drained = true;
     } else {
-      std::swap(pending_, inflight_);
+      pending_.swap(inflight_);
       writeInFlight_ = true;
       inflightWritten_ = 0;
       urgent_ = false;
@@ -550,7 +548,7 @@ void Connection::afterWrite(int error) {
   // Keep a burst's buffer for the next burst, but not a huge one forever.
   inflight_.clear();
   if (inflight_.capacity() > 4 * 1024 * 1024) {
-    inflight_.shrink_to_fit();
+    inflight_.shrinkToFit();
   }
   if (error != 0) {
     lost("cannot write to the supervisor: " +
@@ -562,7 +560,7 @@ void Connection::afterWrite(int error) {
 
 std::size_t Connection::sendPendingFront(std::size_t limit, int& error) {
   const std::size_t n = sendSome(pending_.data(), std::min(pending_.size(), limit), error);
-  pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(n));
+  pending_.consume(n);
   return n;
 }
 

@@ -53,6 +53,7 @@
 #include "clustervisor/event_bus.hpp"
 #include "clustervisor/wire/frame_reader.hpp"
 #include "parse_arena.hpp"
+#include "send_buffer.hpp"
 
 namespace clustervisor::detail {
 
@@ -363,29 +364,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool ioHelping_ = false;      // a helper flushForBus() is posted or waits for room
   bool inlineBlocked_ = false;  // enqueue()'s own send found the socket full: until a write ends
   // Grown by the size of each frame and written over at once: no zero-filling first.
-  template <typename T>
-  struct UninitializedAllocator : std::allocator<T> {
-    UninitializedAllocator() = default;
-    template <typename U>
-    UninitializedAllocator(const UninitializedAllocator<U>&) noexcept {}  // NOLINT: a rebind
-    template <typename U>
-    struct rebind {
-      using other = UninitializedAllocator<U>;
-    };
-    template <typename U>
-    void construct(U* p) noexcept {
-      ::new (static_cast<void*>(p)) U;
-    }
-    template <typename U, typename... Args>
-    void construct(U* p, Args&&... args) {
-      ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
-    }
-  };
-  using Bytes = std::vector<std::byte, UninitializedAllocator<std::byte>>;
-  Bytes pending_;
+  SendBuffer pending_;
   // I/O thread only, but for sending its rest (from inflightWritten_), under sendMutex_ while
   // writeInFlight_.
-  Bytes inflight_;
+  SendBuffer inflight_;
   std::size_t queuedBytes_ = 0;
   bool writing_ = false;  // a flush is scheduled, held back or writing
 

@@ -1,0 +1,91 @@
+// SPDX-License-Identifier: MIT
+#include <boost/test/unit_test.hpp>
+
+#include <cstddef>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "send_buffer.hpp"
+
+using clustervisor::detail::SendBuffer;
+
+namespace {
+
+void put(SendBuffer& buffer, std::string_view text) {
+  std::memcpy(buffer.append(text.size()), text.data(), text.size());
+}
+
+std::string text(const SendBuffer& buffer) {
+  return {reinterpret_cast<const char*>(buffer.data()), buffer.size()};
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(send_buffer)
+
+BOOST_AUTO_TEST_CASE(appended_bytes_stay_in_order_across_growth) {
+  SendBuffer buffer;
+  BOOST_TEST(buffer.empty());
+  std::string expected;
+  for (int i = 0; i < 5000; ++i) {
+    const std::string frame = "frame " + std::to_string(i) + ";";
+    put(buffer, frame);
+    expected += frame;
+  }
+  BOOST_TEST(buffer.size() == expected.size());
+  BOOST_TEST(buffer.capacity() >= buffer.size());
+  BOOST_TEST(text(buffer) == expected);
+}
+
+BOOST_AUTO_TEST_CASE(consuming_takes_bytes_off_the_front_and_keeps_the_rest) {
+  SendBuffer buffer;
+  put(buffer, "abcdefgh");
+  buffer.consume(0);
+  BOOST_TEST(text(buffer) == "abcdefgh");
+  buffer.consume(3);
+  BOOST_TEST(text(buffer) == "defgh");
+  put(buffer, "ij");
+  BOOST_TEST(text(buffer) == "defghij");
+  buffer.consume(buffer.size());
+  BOOST_TEST(buffer.empty());
+  put(buffer, "k");
+  BOOST_TEST(text(buffer) == "k");
+}
+
+BOOST_AUTO_TEST_CASE(clearing_keeps_the_memory_and_shrinking_an_empty_buffer_frees_it) {
+  SendBuffer buffer;
+  put(buffer, std::string(100000, 'x'));
+  const std::size_t capacity = buffer.capacity();
+  buffer.clear();
+  BOOST_TEST(buffer.empty());
+  BOOST_TEST(buffer.capacity() == capacity);
+  buffer.shrinkToFit();
+  BOOST_TEST(buffer.capacity() == 0u);
+  BOOST_TEST(buffer.data() == nullptr);
+  put(buffer, "again");
+  BOOST_TEST(text(buffer) == "again");
+  buffer.shrinkToFit();
+  BOOST_TEST(buffer.capacity() == 5u);
+  BOOST_TEST(text(buffer) == "again");
+}
+
+BOOST_AUTO_TEST_CASE(swapping_and_moving_exchange_whole_queues) {
+  SendBuffer a;
+  SendBuffer b;
+  put(a, "first");
+  put(b, "second queue");
+  swap(a, b);
+  BOOST_TEST(text(a) == "second queue");
+  BOOST_TEST(text(b) == "first");
+  SendBuffer c(std::move(a));
+  BOOST_TEST(text(c) == "second queue");
+  BOOST_TEST(a.empty());  // NOLINT(bugprone-use-after-move): a moved-from buffer is empty
+  BOOST_TEST(a.capacity() == 0u);
+  b = std::move(c);
+  BOOST_TEST(text(b) == "second queue");
+  BOOST_TEST(c.empty());  // NOLINT(bugprone-use-after-move)
+}
+
+BOOST_AUTO_TEST_SUITE_END()
