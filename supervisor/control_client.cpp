@@ -14,6 +14,7 @@
 
 #include "plan.hpp"
 #include "process_table.hpp"
+#include "status_text.hpp"
 
 namespace clustervisor {
 
@@ -136,7 +137,7 @@ Attempt attemptCall(const std::filesystem::path& socket, std::string_view reques
       if (!waitFor(fd, POLLOUT, sendBy)) {
         return fail(Attempt::kFailed, "the supervisor (" + describeProcess(peerPid) +
                                           ") did not take the request within " +
-                                          std::to_string(timeout.count()) + " ms");
+                                          humanDuration(timeout));
       }
       continue;
     }
@@ -155,9 +156,9 @@ Attempt attemptCall(const std::filesystem::path& socket, std::string_view reques
   char buffer[4096];
   for (;;) {
     if (!waitFor(fd, POLLIN, deadline)) {
-      return fail(Attempt::kFailed,
-                  "the supervisor (" + describeProcess(peerPid) + ") did not answer within " +
-                      std::to_string(timeout.count()) + " ms" + std::string(unanswered));
+      return fail(Attempt::kFailed, "the supervisor (" + describeProcess(peerPid) +
+                                        ") did not answer within " + humanDuration(timeout) +
+                                        std::string(unanswered));
     }
     const ssize_t n = ::read(fd, buffer, sizeof buffer);
     if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -221,10 +222,8 @@ ControlCallResult callSupervisor(const std::filesystem::path& socket,
     }
     if (std::chrono::steady_clock::now() + pause >= retryUntil) {
       error = "the supervisor took none of " + std::to_string(attempts) + " connections in " +
-              std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                 std::chrono::steady_clock::now() - start)
-                                 .count()) +
-              " ms: it serves a limited number at once and others kept them busy, or it is "
+              humanDuration(std::chrono::steady_clock::now() - start) +
+              ": it serves a limited number at once and others kept them busy, or it is "
               "not taking connections at all (stopped or hung)";
       return ControlCallResult::kFailed;
     }

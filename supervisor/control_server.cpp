@@ -14,6 +14,7 @@
 #include "answering_session.hpp"
 #include "log.hpp"
 #include "plan.hpp"
+#include "status_text.hpp"
 
 namespace clustervisor {
 
@@ -73,14 +74,12 @@ class ControlServer::Session : public AnsweringSession<ControlServer::Session, S
               parsed.expires && now > *parsed.expires) {
             // Its client stopped waiting (this process was stopped or stuck meanwhile): carrying
             // it out now would surprise whoever took that failure at its word.
-            const std::string late = std::to_string(
-                std::chrono::duration_cast<std::chrono::milliseconds>(now - *parsed.expires)
-                    .count());
+            const std::string late = humanDuration(now - *parsed.expires);
             const std::string command(control::commandName(parsed.request()));
             logWarning("a " + command + " request over the control socket was read " + late +
-                       " ms after it expired (its client had stopped waiting); not carried out");
+                       " after it expired (its client had stopped waiting); not carried out");
             self->reply(control::encodeError("the " + command + " request expired " + late +
-                                             " ms before the supervisor read it; nothing was "
+                                             " before the supervisor read it; nothing was "
                                              "done"));
             return;
           }

@@ -32,16 +32,34 @@ std::string formatMemory(std::uint64_t bytes) {
   return std::to_string(tenths / 10) + "." + std::to_string(tenths % 10) + suffix;
 }
 
-std::string formatUptime(std::int64_t ms) {
-  char text[48];
+std::string humanDuration(std::chrono::milliseconds duration) {
+  const std::int64_t ms = std::max<std::int64_t>(duration.count(), 0);
   if (ms < 1000) {
-    std::snprintf(text, sizeof text, "%lldms", static_cast<long long>(ms));
-  } else if (ms < 60'000) {
-    std::snprintf(text, sizeof text, "%.1fs", static_cast<double>(ms) / 1000.0);
-  } else if (ms < 3'600'000) {
-    std::snprintf(text, sizeof text, "%lldm%llds", static_cast<long long>(ms / 60'000),
-                  static_cast<long long>(ms % 60'000 / 1000));
-  } else if (ms < 86'400'000) {
+    return std::to_string(ms) + "ms";
+  }
+  if (ms < 59'950) {  // (from 59.95 s on, tenths would round to "60s": a minute)
+    const std::int64_t tenths = (ms + 50) / 100;
+    return std::to_string(tenths / 10) +
+           (tenths % 10 != 0 ? "." + std::to_string(tenths % 10) : std::string()) + "s";
+  }
+  std::int64_t seconds = (ms + 500) / 1000;
+  std::string text;
+  for (const auto& [unit, suffix] :
+       {std::pair<std::int64_t, const char*>{3600, "h"}, {60, "m"}, {1, "s"}}) {
+    if (seconds >= unit) {
+      text += std::to_string(seconds / unit) + suffix;
+      seconds %= unit;
+    }
+  }
+  return text;
+}
+
+std::string formatUptime(std::int64_t ms) {
+  if (ms < 3'600'000) {
+    return humanDuration(std::chrono::milliseconds(ms));
+  }
+  char text[48];
+  if (ms < 86'400'000) {
     std::snprintf(text, sizeof text, "%lldh%lldm", static_cast<long long>(ms / 3'600'000),
                   static_cast<long long>(ms % 3'600'000 / 60'000));
   } else {

@@ -5,6 +5,7 @@
 // and missing ones shown as "-", so an older or newer supervisor's answer still prints.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -18,7 +19,17 @@ std::string formatStatus(const boost::json::object& status);
 // Resident memory: "900B", "512KiB", "45.2MiB", "1.3GiB" (whole KiB below 1 MiB, tenths above).
 std::string formatMemory(std::uint64_t bytes);
 
-// "1h2m", "3m4s", "5.2s", "340ms"
+// A duration in a log line or a command's output: "340ms", "1.5s", "5s", "1m", "1m30s",
+// "10m", "1h2m3s". Below a minute in tenths of a second, without a trailing ".0"; from a minute
+// on in whole seconds, without the units that are zero. A configured value reads as it was
+// written in bot.toml where that was whole seconds ("90s" as "1m30s").
+std::string humanDuration(std::chrono::milliseconds duration);
+template <typename Rep, typename Period>
+std::string humanDuration(std::chrono::duration<Rep, Period> duration) {
+  return humanDuration(std::chrono::round<std::chrono::milliseconds>(duration));
+}
+
+// An uptime or CPU time column: humanDuration() below an hour, then "1h2m", "1d1h".
 std::string formatUptime(std::int64_t milliseconds);
 
 // Cluster ids in the order given, runs of three or more consecutive ones as a range:

@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: MIT
+#include <chrono>
+
 #include <boost/json/parse.hpp>
 #include <boost/test/unit_test.hpp>
 
@@ -72,7 +74,7 @@ BOOST_AUTO_TEST_CASE(shows_when_a_waiting_cluster_starts_and_why_its_worker_was_
   BOOST_TEST(
       text.find("was killed by SIGTERM (not ready within start.timeout)\n") != std::string::npos,
       text);
-  BOOST_TEST(text.find("\n1        failed (starts in 4m0s)") != std::string::npos, text);
+  BOOST_TEST(text.find("\n1        failed (starts in 4m)") != std::string::npos, text);
   BOOST_TEST(text.find("was killed by SIGKILL (hung: no heartbeat)\n") != std::string::npos, text);
   // A failed cluster that is not retried, and an exit the supervisor did not cause.
   BOOST_TEST(text.find("\n2        failed  ") != std::string::npos, text);
@@ -134,6 +136,30 @@ BOOST_AUTO_TEST_CASE(uptimes_read_naturally) {
   BOOST_TEST(clustervisor::formatUptime(184000) == "3m4s");
   BOOST_TEST(clustervisor::formatUptime(3720000) == "1h2m");
   BOOST_TEST(clustervisor::formatUptime(90000000) == "1d1h");
+  BOOST_TEST(clustervisor::formatUptime(5000) == "5s");
+}
+
+BOOST_AUTO_TEST_CASE(durations_in_log_lines_read_as_configured_without_trailing_zeros) {
+  using clustervisor::humanDuration;
+  using std::chrono::milliseconds;
+  BOOST_TEST(humanDuration(milliseconds(0)) == "0ms");
+  BOOST_TEST(humanDuration(milliseconds(840)) == "840ms");
+  BOOST_TEST(humanDuration(milliseconds(999)) == "999ms");
+  BOOST_TEST(humanDuration(milliseconds(1000)) == "1s");
+  BOOST_TEST(humanDuration(milliseconds(1049)) == "1s");
+  BOOST_TEST(humanDuration(milliseconds(1050)) == "1.1s");
+  BOOST_TEST(humanDuration(milliseconds(2500)) == "2.5s");
+  BOOST_TEST(humanDuration(milliseconds(59949)) == "59.9s");
+  BOOST_TEST(humanDuration(milliseconds(59950)) == "1m");  // not "60s"
+  BOOST_TEST(humanDuration(milliseconds(90000)) == "1m30s");
+  BOOST_TEST(humanDuration(milliseconds(600000)) == "10m");  // a 600 s backoff, not "600.0s"
+  BOOST_TEST(humanDuration(milliseconds(3600000)) == "1h");
+  BOOST_TEST(humanDuration(milliseconds(3723000)) == "1h2m3s");
+  BOOST_TEST(humanDuration(milliseconds(-5)) == "0ms");
+  // Other units round to the millisecond.
+  BOOST_TEST(humanDuration(std::chrono::seconds(30)) == "30s");
+  BOOST_TEST(humanDuration(std::chrono::microseconds(1499600)) == "1.5s");
+  BOOST_TEST(humanDuration(std::chrono::nanoseconds(999'600'000)) == "1s");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

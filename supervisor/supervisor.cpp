@@ -46,17 +46,6 @@ HeldMessages::Limits holdLimitsFor(const config::BotConfig& config) {
       config.events.holdMaxAge};
 }
 
-std::string formatDuration(std::chrono::steady_clock::duration d) {
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
-  char text[32];
-  if (ms < 1000) {
-    std::snprintf(text, sizeof text, "%lldms", static_cast<long long>(ms));
-  } else {
-    std::snprintf(text, sizeof text, "%.1fs", static_cast<double>(ms) / 1000.0);
-  }
-  return text;
-}
-
 std::string_view policyName(config::RestartPolicy policy) {
   switch (policy) {
     case config::RestartPolicy::kAlways:
@@ -205,7 +194,7 @@ void Supervisor::carryOut(Slot& slot, const WorkerLifecycle::Step& step) {
         if (ec || slot.lifecycle.state() != WorkerState::kStarting) {
           return;
         }
-        logError(describe(slot) + " is not ready " + formatDuration(config_.start.timeout) +
+        logError(describe(slot) + " is not ready " + humanDuration(config_.start.timeout) +
                  " after it was started (start.timeout" +
                  (slot.saidHello ? "; the worker must call Cluster::ready(), or send READY"
                                  : "; it never connected: a worker uses the clustervisor SDK, or "
@@ -388,7 +377,7 @@ void Supervisor::armKillTimer(Slot& slot, std::string what) {
   slot.killTimer.expires_after(config_.stop.timeout);
   slot.killTimer.async_wait([this, &slot, what = std::move(what)](error_code ec) {
     if (!ec && slot.pid > 0) {
-      logWarning(describe(slot) + " did not exit within " + formatDuration(config_.stop.timeout) +
+      logWarning(describe(slot) + " did not exit within " + humanDuration(config_.stop.timeout) +
                  " of " + what + "; sending SIGKILL");
       killGroup(slot.pid);
     }
@@ -446,9 +435,9 @@ void Supervisor::abortWorker(Slot& slot) {
     return;
   }
   slot.startTimer.cancel();
-  logError(describe(slot) + " sent no heartbeat for " + formatDuration(slot.heartbeatTimeout) +
+  logError(describe(slot) + " sent no heartbeat for " + humanDuration(slot.heartbeatTimeout) +
            " (heartbeat.timeout): hung; sending SIGABRT, SIGKILL after " +
-           formatDuration(config_.stop.timeout));
+           humanDuration(config_.stop.timeout));
   // The worker alone: a core of the hung process is what helps; its group goes when it exits.
   ::kill(slot.pid, SIGABRT);
   armKillTimer(slot, "SIGABRT");
@@ -694,7 +683,7 @@ void Supervisor::onReady(Slot& slot) {
     return;
   }
   logLine(describe(slot) + " is ready after " +
-          formatDuration(Clock::now() - slot.lifecycle.startedAt()));
+          humanDuration(Clock::now() - slot.lifecycle.startedAt()));
   slot.startTimer.cancel();
   queue_.settled(slot.id);
   pumpQueue();
@@ -892,7 +881,7 @@ bool Supervisor::congested(std::uint32_t id, Clock::time_point now) {
       scheduleHeldBackReports();
       return false;
     }
-    logError(describe(slot) + " took no bytes for " + formatDuration(config_.events.stallTimeout) +
+    logError(describe(slot) + " took no bytes for " + humanDuration(config_.events.stallTimeout) +
              " with " + std::to_string(connection->queuedBytes()) +
              " bytes queued: senders no longer wait for it, and events that do not fit its "
              "outbox (limit " +
@@ -994,7 +983,7 @@ void Supervisor::reportExpired(std::uint32_t cluster, std::uint64_t expired) {
   if (expired > 0) {
     reportDrop(DropReason::kHoldExpired,
                "cluster " + std::to_string(cluster) + ": " + std::to_string(expired) +
-                   " held event(s) older than " + formatDuration(config_.events.holdMaxAge) +
+                   " held event(s) older than " + humanDuration(config_.events.holdMaxAge) +
                    " dropped",
                expired);
   }
@@ -1083,7 +1072,7 @@ void Supervisor::reportHeldBack(Clock::time_point now, bool all) {
   }
   if (const auto stalls = take(stallLog_); stalls > 0) {
     logError(std::to_string(stalls) + " more time" + (stalls == 1 ? "" : "s") +
-             " a cluster took no bytes for " + formatDuration(config_.events.stallTimeout) +
+             " a cluster took no bytes for " + humanDuration(config_.events.stallTimeout) +
              " since the last report; " + std::to_string(stalls_) + " in total");
   }
   if (const auto holds = take(ownBacklogLog_); holds > 0) {
@@ -1246,7 +1235,7 @@ void Supervisor::onDisconnected(WorkerConnection& connection, const std::string&
     slot.closedTimer.async_wait(
         [this, &slot, pid = slot.pid, line = std::move(line)](error_code ec) {
           if (!ec && slot.pid == pid && !finished_) {
-            logWarning(line + " and has not exited after " + formatDuration(kExitAfterClose));
+            logWarning(line + " and has not exited after " + humanDuration(kExitAfterClose));
           }
         });
   }
@@ -1471,7 +1460,7 @@ std::string Supervisor::whatNext(const Slot& slot, const WorkerLifecycle::Step& 
                                  std::string_view again) const {
   switch (step.state) {
     case WorkerState::kBackingOff:
-      return "; " + std::string(again) + " in " + formatDuration(step.delay);
+      return "; " + std::string(again) + " in " + humanDuration(step.delay);
     case WorkerState::kExited:
       return "; not restarted (restart.policy = \"" +
              std::string(policyName(config_.restart.policy)) + "\"" +
@@ -1479,10 +1468,10 @@ std::string Supervisor::whatNext(const Slot& slot, const WorkerLifecycle::Step& 
     case WorkerState::kFailed:
       return "; crash loop: more than " + std::to_string(config_.restart.limit) + " restart" +
              (config_.restart.limit == 1 ? "" : "s") + " within " +
-             formatDuration(config_.restart.window) +
+             humanDuration(config_.restart.window) +
              " of run time (restart.limit, restart.window); cluster " + std::to_string(slot.id) +
              " failed" +
-             (step.action == Action::kRetryAfter ? ", retrying in " + formatDuration(step.delay)
+             (step.action == Action::kRetryAfter ? ", retrying in " + humanDuration(step.delay)
                                                  : "");
     case WorkerState::kStopped:
       if (slot.resharding && !shuttingDown_) {
@@ -1552,13 +1541,13 @@ void Supervisor::onExit(Slot& slot, int status) {
       slot.lifecycle.on({Kind::kExited, Clock::now(), exit,
                          std::uniform_real_distribution<double>(0.0, 1.0)(random_)});
   std::string line = "cluster " + std::to_string(slot.id) + " (pid " + std::to_string(pid) + ") " +
-                     how + " after " + formatDuration(step.uptime) + " (" +
+                     how + " after " + humanDuration(step.uptime) + " (" +
                      std::to_string(restartsBefore) + " restart" +
                      (restartsBefore == 1 ? "" : "s") + ")";
   std::string_view reason = step.success ? "success" : exit.signaled ? "signal" : "failure";
   switch (cause) {
     case StopCause::kStartTimeout:
-      line += ", stopped for not becoming ready within " + formatDuration(config_.start.timeout) +
+      line += ", stopped for not becoming ready within " + humanDuration(config_.start.timeout) +
               " (start.timeout)";
       reason = "start_timeout";
       break;
@@ -1670,7 +1659,7 @@ void Supervisor::startMetrics() {
   // once it is free. Said when it first fails and when the reason changes, not at each try.
   if (error != metricsError_) {
     logError(error + "; running without the metrics endpoint, trying again every " +
-             formatDuration(kMetricsRetry));
+             humanDuration(kMetricsRetry));
   }
   metricsError_ = std::move(error);
   metricsRetryTimer_.expires_after(kMetricsRetry);
@@ -1720,7 +1709,7 @@ void Supervisor::watchSignals() {
       // Wrappers (timeout, npm, shells) often deliver one Ctrl-C twice: to the process group and
       // again to the child. Only a signal clearly after the first one means "kill now".
       logLine("received " + signalName(signal) + again(signal) + " within " +
-              formatDuration(kDuplicateSignalWindow) + " of the first; taken as the same request");
+              humanDuration(kDuplicateSignalWindow) + " of the first; taken as the same request");
     } else if (!escalated_) {
       escalated_ = true;
       logLine("received " + signalName(signal) + again(signal) + "; killing every worker now");
@@ -1779,14 +1768,14 @@ void Supervisor::beginShutdown(std::string_view why) {
     std::string later;
     if (delayed > 0) {
       const auto signalDelay = stopSignalDelay();
-      later = " " + formatDuration(signalDelay) + " later to the " +
+      later = " " + humanDuration(signalDelay) + " later to the " +
               (delayed == running ? std::string(running == 1 ? "one" : "ones")
                                   : std::to_string(delayed)) +
               " with an onStop handler";
     }
     logLine(std::string(why) + "; stopping " + std::to_string(running) + " worker" +
             (running == 1 ? "" : "s") + " (" + signalName(config_.stop.signal) + later +
-            ", SIGKILL after " + formatDuration(config_.stop.timeout) +
+            ", SIGKILL after " + humanDuration(config_.stop.timeout) +
             // A stop begun otherwise takes its first stop signal as the one systemd sends after
             // ExecStop= (see watchSignals()): the second kills.
             (firstStopSignalAt_ ? "; send the signal again to kill at once)"
@@ -2250,7 +2239,7 @@ bool Supervisor::startSuccessor(Slot& slot) {
   successor->timer.expires_after(config_.start.timeout);
   successor->timer.async_wait([this, &slot](error_code timerError) {
     if (!timerError) {
-      failSuccessor(slot, "was not ready within " + formatDuration(config_.start.timeout) +
+      failSuccessor(slot, "was not ready within " + humanDuration(config_.start.timeout) +
                               " (start.timeout)");
     }
   });
@@ -2373,7 +2362,7 @@ void Supervisor::promote(Slot& slot) {
   slot.lifecycle.handOver(successor->spawnedAt, now);
   resumeHeldBack();  // the cluster's new outbox is empty: nobody waits for the old one
   watchHeartbeat(slot);
-  logLine(describe(slot) + " is ready after " + formatDuration(now - successor->spawnedAt) +
+  logLine(describe(slot) + " is ready after " + humanDuration(now - successor->spawnedAt) +
           " and takes over cluster " + std::to_string(slot.id) + " from pid " +
           std::to_string(replaced->pid) + ", which is stopped");
 
@@ -2391,7 +2380,7 @@ void Supervisor::promote(Slot& slot) {
     if (!ec && old.pid > 0) {
       logWarning("cluster " + std::to_string(old.cluster) + "'s replaced worker (pid " +
                  std::to_string(old.pid) + ") did not exit within " +
-                 formatDuration(config_.stop.timeout) + " of " + what + "; sending SIGKILL");
+                 humanDuration(config_.stop.timeout) + " of " + what + "; sending SIGKILL");
       killGroup(old.pid);
     }
   });
@@ -2410,7 +2399,7 @@ void Supervisor::onSuccessorExit(Slot& slot, int status) {
   killGroup(successor->pid);  // whatever it started in its group
   countExit(slot, successor->failed ? "start_timeout" : "failure");
   if (!successor->failed) {
-    slot.handOverFailure = how + " after " + formatDuration(Clock::now() - successor->spawnedAt);
+    slot.handOverFailure = how + " after " + humanDuration(Clock::now() - successor->spawnedAt);
     logError(describe(slot) + ": its new worker (pid " + std::to_string(successor->pid) + ") " +
              slot.handOverFailure + " before it was ready; the running worker goes on");
   } else {
@@ -2872,7 +2861,7 @@ void Supervisor::beginRollout(std::vector<std::uint32_t> ids, std::uint32_t batc
   const std::uint32_t size = current_->rollout->batchSize;
   logLine("rolling restart of " + formatClusters(ids) + " in batches of " + std::to_string(size) +
           " cluster" + (size == 1 ? "" : "s") +
-          (delay.count() > 0 ? ", " + formatDuration(delay) + " apart" : std::string()));
+          (delay.count() > 0 ? ", " + humanDuration(delay) + " apart" : std::string()));
   startBatch();
 }
 

@@ -556,13 +556,13 @@ BOOST_AUTO_TEST_CASE(a_stop_the_cli_gave_up_on_is_not_carried_out_when_the_super
   BOOST_TEST(stop.status == 69, stop.output);
   BOOST_TEST(
       stop.output.find("the supervisor (pid " + std::to_string(run->pid()) +
-                       ", stopped by a signal (SIGCONT resumes it)) did not answer within 10000 "
-                       "ms; the request expires unread, and will not be carried out later") !=
+                       ", stopped by a signal (SIGCONT resumes it)) did not answer within 10s; "
+                       "the request expires unread, and will not be carried out later") !=
           std::string::npos,
       stop.output);
   const auto ignored =
       run->waitForLine("clustervisor: a stop request over the control socket was read ");
-  BOOST_TEST(ignored.ends_with(" ms after it expired (its client had stopped waiting); not "
+  BOOST_TEST(ignored.ends_with("s after it expired (its client had stopped waiting); not "
                                "carried out"),
              ignored);
   const auto status = runCli({"status", config.string()});

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -83,16 +84,27 @@ std::size_t countLines(const SupervisorRun& run, std::initializer_list<std::stri
 }
 
 long delayMs(const std::string& text) {
-  char* end = nullptr;
-  const double value = std::strtod(text.c_str(), &end);
-  const std::string unit(end, std::min<std::size_t>(2, std::strlen(end)));
-  if (unit == "ms") {
-    return static_cast<long>(value);
+  double total = 0;
+  bool any = false;
+  const char* at = text.c_str();
+  for (;;) {
+    char* end = nullptr;
+    const double value = std::strtod(at, &end);
+    if (end == at || std::isspace(static_cast<unsigned char>(*at)) != 0) {
+      break;
+    }
+    if (std::strncmp(end, "ms", 2) == 0) {
+      total += value;
+      at = end + 2;
+    } else if (*end == 'h' || *end == 'm' || *end == 's') {
+      total += value * (*end == 'h' ? 3'600'000.0 : *end == 'm' ? 60'000.0 : 1000.0);
+      at = end + 1;
+    } else {
+      break;
+    }
+    any = true;
   }
-  if (!unit.empty() && unit[0] == 's') {
-    return static_cast<long>(value * 1000.0);
-  }
-  return -1;
+  return any ? static_cast<long>(total) : -1;
 }
 
 SupervisorRun::SupervisorRun(std::vector<std::string> args) {

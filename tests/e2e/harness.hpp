@@ -63,7 +63,8 @@ std::string waitForExitLine(SupervisorRun& run, int cluster, const std::string& 
 // Lines of the run's output that contain every one of `needles`.
 std::size_t countLines(const SupervisorRun& run, std::initializer_list<std::string> needles);
 
-// "250ms" or "1.5s" (how the supervisor writes durations) in milliseconds; -1 if it is neither.
+// "250ms", "1.5s", "2s" or "1m30s" (how the supervisor writes durations) in milliseconds; -1 if
+// the text does not start with one.
 long delayMs(const std::string& text);
 
 class SupervisorRun {

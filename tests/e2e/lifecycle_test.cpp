@@ -140,7 +140,7 @@ BOOST_AUTO_TEST_CASE(a_closed_connection_is_logged_only_for_a_worker_that_lives_
                    ") exited with status 3 after ");
   std::ofstream(dir.path() / "close") << "1\n";
   run->waitForLine("[cluster 1] RAW closed");
-  const auto line = run->waitForLine(" closed its connection and has not exited after 1.0s");
+  const auto line = run->waitForLine(" closed its connection and has not exited after 1s");
   BOOST_TEST(line.find("clustervisor: cluster 1 (pid ") == 0u, line);
   BOOST_TEST(run->linesContaining("closed its connection").size() == 1u, run->transcript());
 }
@@ -322,7 +322,7 @@ BOOST_AUTO_TEST_CASE(a_worker_that_never_reads_costs_only_itself_and_its_outbox_
   run->waitForLine(
       [](const std::string& line) {
         return line.find("cluster 2 (pid ") != std::string::npos &&
-               line.find(") took no bytes for 2.0s with ") != std::string::npos;
+               line.find(") took no bytes for 2s with ") != std::string::npos;
       },
       "cluster 2 found stalled");
   const auto drop = run->waitForLine("cluster 2: event dropped, outbox full (");
@@ -404,7 +404,7 @@ BOOST_AUTO_TEST_CASE(a_worker_held_for_its_own_backlog_that_reads_nothing_is_sti
   waitReady(*run, 0);
   run->waitForLine(std::string(kOwnBacklogLine));
   const auto hung = run->waitForLine("clustervisor: error: cluster 1 (pid ", 30s);
-  BOOST_TEST(hung.find(" sent no heartbeat for 2.0s") != std::string::npos, hung);
+  BOOST_TEST(hung.find(" sent no heartbeat for 2s") != std::string::npos, hung);
 }
 
 BOOST_AUTO_TEST_CASE(a_receiver_that_falls_behind_holds_back_its_sender_and_loses_nothing) {
@@ -646,7 +646,7 @@ BOOST_AUTO_TEST_CASE(a_program_no_longer_executable_is_named_in_the_error) {
   // Its own exit took the one restart restart.limit allows; the failed start is the second.
   run->waitForLine("clustervisor: error: cluster 0: cannot start \"" +
                    (dir.path() / "worker.sh").string() + "\" in \"" + dir.path().string() +
-                   "\": Permission denied; crash loop: more than 1 restart within 60.0s of run "
+                   "\": Permission denied; crash loop: more than 1 restart within 1m of run "
                    "time (restart.limit, restart.window); cluster 0 failed");
 }
 
@@ -1247,7 +1247,7 @@ BOOST_AUTO_TEST_CASE(a_worker_with_an_on_stop_handler_is_told_first_and_exits_cl
              run->transcript());
   // The stop line says when the signal would come (stop.signal_delay, at most half the timeout).
   BOOST_TEST(run->hasLine("received SIGTERM; stopping 2 workers (SIGTERM 2.5s later to the ones "
-                          "with an onStop handler, SIGKILL after 5.0s; send the signal again to "
+                          "with an onStop handler, SIGKILL after 5s; send the signal again to "
                           "kill at once)"),
              run->transcript());
 }

@@ -627,7 +627,7 @@ BOOST_AUTO_TEST_CASE(rolling_restart_halts_when_a_new_worker_never_becomes_ready
   BOOST_TEST(result.output.find("rolling restart halted: the new worker of cluster 2 did not "
                                 "become ready (") != std::string::npos,
              result.output);
-  BOOST_TEST(result.output.find("(was not ready within 1.0s (start.timeout)); its old worker keeps "
+  BOOST_TEST(result.output.find("(was not ready within 1s (start.timeout)); its old worker keeps "
                                 "running") != std::string::npos,
              result.output);
   BOOST_TEST(result.output.find("restarted and ready: 0, 1; not restarted: 3") != std::string::npos,
@@ -1244,7 +1244,7 @@ BOOST_AUTO_TEST_CASE(a_metrics_address_in_use_is_tried_again_until_it_is_free) {
   auto run = SupervisorRun::run(config);
   run->waitForLine("clustervisor: error: cannot serve metrics on " + address +
                    ": Address already in use; running without the metrics endpoint, trying "
-                   "again every 5.0s");
+                   "again every 5s");
   waitReady(*run, 0);
   const auto status = runCli({"status", config.string()});
   BOOST_TEST(status.output.find("\nmetrics: not served: cannot serve metrics on " + address +

@@ -77,7 +77,7 @@ BOOST_AUTO_TEST_CASE(
   const pid_t first = startedPid(*run, 1);
   run->waitForLine("clustervisor: error: cluster 1 (pid " + std::to_string(first) +
                        ") is not ready " + std::to_string(timeoutSeconds) +
-                       ".0s after it was started (start.timeout; the worker must call "
+                       "s after it was started (start.timeout; the worker must call "
                        "Cluster::ready(), or send READY); stopping it",
                    std::chrono::seconds(timeoutSeconds + 20));
   run->waitForLine("clustervisor: cluster 1 (pid " + std::to_string(first) +
@@ -96,7 +96,7 @@ BOOST_AUTO_TEST_CASE(a_worker_that_never_connects_is_told_apart_at_the_start_tim
       SupervisorRun::run(dir.write("bot.toml",
                                    "command = [\"/bin/sh\", \"-c\", \"echo up; exec sleep 600\"]\n"
                                    "[start]\ntimeout = \"1s\"\n"));
-  const auto line = run->waitForLine(") is not ready 1.0s after it was started (start.timeout; ");
+  const auto line = run->waitForLine(") is not ready 1s after it was started (start.timeout; ");
   BOOST_TEST(line.find("clustervisor: error: cluster 0 (pid ") == 0u, line);
   BOOST_TEST(
       line.find("(start.timeout; it never connected: a worker uses the clustervisor SDK, or "
@@ -179,7 +179,7 @@ BOOST_AUTO_TEST_CASE(a_frozen_worker_misses_its_heartbeats_and_is_killed_and_res
   BOOST_TEST(!run->tryWaitForLine("heartbeat.timeout", 1500ms).has_value(), run->transcript());
   BOOST_REQUIRE(::kill(frozen, SIGSTOP) == 0);
   run->waitForLine("clustervisor: error: cluster 1 (pid " + std::to_string(frozen) +
-                   ") sent no heartbeat for 1.0s (heartbeat.timeout): hung; sending SIGABRT, "
+                   ") sent no heartbeat for 1s (heartbeat.timeout): hung; sending SIGABRT, "
                    "SIGKILL after 500ms");
   // A stopped process cannot take SIGABRT; SIGKILL ends it.
   const auto exit = run->waitForLine("cluster 1 (pid " + std::to_string(frozen) + ") was killed");
