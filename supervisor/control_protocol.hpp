@@ -19,7 +19,7 @@
 //
 //   {"version":1,"ok":true,"result":{...}}
 //   {"version":1,"ok":false,"error":"cluster 9 does not exist (clusters are 0..3)"}
-//   {"version":1,"ok":false,"error":"the request expired 1200 ms before ...; nothing was done"}
+//   {"version":1,"ok":false,"error":"the request expired 1.2s before ...; nothing was done"}
 //   {"version":1,"ok":false,"error":"rolling restart halted: ...","result":{...}}  (a reload
 //       applied before its rolling restart halted, or before the supervisor began to stop)
 //

@@ -2,7 +2,6 @@
 #include "status_text.hpp"
 
 #include <algorithm>
-#include <cstdio>
 #include <vector>
 
 #include "clustervisor/config/size.hpp"
@@ -34,6 +33,9 @@ std::string formatMemory(std::uint64_t bytes) {
 
 std::string humanDuration(std::chrono::milliseconds duration) {
   const std::int64_t ms = std::max<std::int64_t>(duration.count(), 0);
+  if (ms == 0) {
+    return "0s";
+  }
   if (ms < 1000) {
     return std::to_string(ms) + "ms";
   }
@@ -55,18 +57,16 @@ std::string humanDuration(std::chrono::milliseconds duration) {
 }
 
 std::string formatUptime(std::int64_t ms) {
-  if (ms < 3'600'000) {
+  if (ms < 3'599'500) {  // (what humanDuration() rounds to "1h" is shown as the hours below)
     return humanDuration(std::chrono::milliseconds(ms));
   }
-  char text[48];
-  if (ms < 86'400'000) {
-    std::snprintf(text, sizeof text, "%lldh%lldm", static_cast<long long>(ms / 3'600'000),
-                  static_cast<long long>(ms % 3'600'000 / 60'000));
-  } else {
-    std::snprintf(text, sizeof text, "%lldd%lldh", static_cast<long long>(ms / 86'400'000),
-                  static_cast<long long>(ms % 86'400'000 / 3'600'000));
+  // Rounded to the minute, then to the hour: "1h0m" just short of an hour too.
+  const std::int64_t minutes = (ms + 30'000) / 60'000;
+  if (minutes < 24 * 60) {
+    return std::to_string(minutes / 60) + "h" + std::to_string(minutes % 60) + "m";
   }
-  return text;
+  const std::int64_t hours = (ms + 1'800'000) / 3'600'000;
+  return std::to_string(hours / 24) + "d" + std::to_string(hours % 24) + "h";
 }
 
 namespace {

@@ -19,10 +19,10 @@ std::string formatStatus(const boost::json::object& status);
 // Resident memory: "900B", "512KiB", "45.2MiB", "1.3GiB" (whole KiB below 1 MiB, tenths above).
 std::string formatMemory(std::uint64_t bytes);
 
-// A duration in a log line or a command's output: "340ms", "1.5s", "5s", "1m", "1m30s",
+// A duration in a log line or a command's output: "0s", "340ms", "1.5s", "5s", "1m", "1m30s",
 // "10m", "1h2m3s". Below a minute in tenths of a second, without a trailing ".0"; from a minute
-// on in whole seconds, without the units that are zero. A configured value reads as it was
-// written in bot.toml where that was whole seconds ("90s" as "1m30s").
+// on in whole seconds, without the units that are zero. A configured duration of whole seconds
+// reads as `clustervisor plan` shows it.
 std::string humanDuration(std::chrono::milliseconds duration);
 template <typename Rep, typename Period>
 std::string humanDuration(std::chrono::duration<Rep, Period> duration) {

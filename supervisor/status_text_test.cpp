@@ -137,12 +137,15 @@ BOOST_AUTO_TEST_CASE(uptimes_read_naturally) {
   BOOST_TEST(clustervisor::formatUptime(3720000) == "1h2m");
   BOOST_TEST(clustervisor::formatUptime(90000000) == "1d1h");
   BOOST_TEST(clustervisor::formatUptime(5000) == "5s");
+  BOOST_TEST(clustervisor::formatUptime(3599400) == "59m59s");
+  BOOST_TEST(clustervisor::formatUptime(3599600) == "1h0m");
 }
 
 BOOST_AUTO_TEST_CASE(durations_in_log_lines_read_as_configured_without_trailing_zeros) {
   using clustervisor::humanDuration;
   using std::chrono::milliseconds;
-  BOOST_TEST(humanDuration(milliseconds(0)) == "0ms");
+  BOOST_TEST(humanDuration(milliseconds(0)) == "0s");
+  BOOST_TEST(humanDuration(milliseconds(1)) == "1ms");
   BOOST_TEST(humanDuration(milliseconds(840)) == "840ms");
   BOOST_TEST(humanDuration(milliseconds(999)) == "999ms");
   BOOST_TEST(humanDuration(milliseconds(1000)) == "1s");
@@ -155,7 +158,7 @@ BOOST_AUTO_TEST_CASE(durations_in_log_lines_read_as_configured_without_trailing_
   BOOST_TEST(humanDuration(milliseconds(600000)) == "10m");  // a 600 s backoff, not "600.0s"
   BOOST_TEST(humanDuration(milliseconds(3600000)) == "1h");
   BOOST_TEST(humanDuration(milliseconds(3723000)) == "1h2m3s");
-  BOOST_TEST(humanDuration(milliseconds(-5)) == "0ms");
+  BOOST_TEST(humanDuration(milliseconds(-5)) == "0s");
   // Other units round to the millisecond.
   BOOST_TEST(humanDuration(std::chrono::seconds(30)) == "30s");
   BOOST_TEST(humanDuration(std::chrono::microseconds(1499600)) == "1.5s");

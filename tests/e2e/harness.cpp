@@ -12,6 +12,7 @@
 
 #include <cctype>
 #include <cerrno>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -104,7 +105,7 @@ long delayMs(const std::string& text) {
     }
     any = true;
   }
-  return any ? static_cast<long>(total) : -1;
+  return any ? std::lround(total) : -1;
 }
 
 SupervisorRun::SupervisorRun(std::vector<std::string> args) {

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cassert>
 #include <cstddef>
 #include <cstring>
 #include <memory>
@@ -50,6 +51,7 @@ class SendBuffer {
 
   // Takes the first `n` bytes (at most size()) off the front.
   void consume(std::size_t n) noexcept {
+    assert(n <= size_);
     size_ -= n;
     if (size_ > 0 && n > 0) {
       std::memmove(bytes_.get(), bytes_.get() + n, size_);
