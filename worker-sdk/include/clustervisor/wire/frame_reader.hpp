@@ -55,9 +55,9 @@ class FrameReader {
   void setMaxFrameSize(std::size_t maxFrameSize) { maxFrameSize_ = maxFrameSize; }
 
  private:
-  void reallocate(std::size_t capacity);
+  void reallocate(std::size_t capacity);  // keeps the bytes [begin_, end_), moved to 0
   // Frees the own buffer when it is larger than a rest needs (its contents are not needed).
-  void releaseLargeOwnBuffer();  // keeps the bytes [begin_, end_), moved to 0
+  void releaseLargeOwnBuffer();
   // What a read should have room for: a read chunk, or the rest of a half-received frame.
   std::size_t wanted() const;
   std::byte* data() const { return scratch_.empty() ? buffer_.get() : scratch_.data(); }
