@@ -546,9 +546,10 @@ void Connection::afterWrite(int error) {
     lastWriteEnd_ = std::chrono::steady_clock::now();
   }
   // Keep a burst's buffer for the next burst, but not a huge one forever.
-  inflight_.clear();
   if (inflight_.capacity() > 4 * 1024 * 1024) {
-    inflight_.shrinkToFit();
+    inflight_.release();
+  } else {
+    inflight_.clear();
   }
   if (error != 0) {
     lost("cannot write to the supervisor: " +

@@ -60,14 +60,11 @@ class SendBuffer {
 
   void clear() noexcept { size_ = 0; }
 
-  // Gives back what the bytes held do not need (all of it when empty).
-  void shrinkToFit() {
-    if (size_ == 0) {
-      bytes_.reset();
-      capacity_ = 0;
-    } else if (capacity_ > size_) {
-      reallocate(size_);
-    }
+  // Empties the buffer and gives its memory back.
+  void release() noexcept {
+    bytes_.reset();
+    size_ = 0;
+    capacity_ = 0;
   }
 
   void swap(SendBuffer& other) noexcept {
