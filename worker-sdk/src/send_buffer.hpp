@@ -8,6 +8,12 @@
 // optimizing build turns into a loop the compiler can drop. In the unoptimized builds the
 // sanitizer suites run, that made the byte-by-byte calls the largest part of a sending worker's
 // own time. This buffer copies with memcpy and memmove in every build.
+//
+// Taking bytes off the front moves nothing: the live bytes start at an offset, and move to the
+// start of the memory only when an append needs the room and at least as many bytes have been
+// taken off as are left, so each byte is moved at most once per byte taken before it. (Moving
+// the rest down at every take made draining a deep queue quadratic: 64 MiB taken off 208 KiB at
+// a time, as a full socket takes it, moved ~10 GiB, half a second of a core.)
 #pragma once
 
 #include <algorithm>
@@ -32,8 +38,8 @@ class SendBuffer {
   }
   ~SendBuffer() = default;
 
-  [[nodiscard]] std::byte* data() noexcept { return bytes_.get(); }
-  [[nodiscard]] const std::byte* data() const noexcept { return bytes_.get(); }
+  [[nodiscard]] std::byte* data() noexcept { return bytes_.get() + begin_; }
+  [[nodiscard]] const std::byte* data() const noexcept { return bytes_.get() + begin_; }
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
   [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
   [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
@@ -41,10 +47,15 @@ class SendBuffer {
   // Makes room for `n` more bytes at the back and returns where they start; the caller writes
   // all of them. Grows the capacity geometrically, as a vector does; throws std::bad_alloc.
   std::byte* append(std::size_t n) {
-    if (capacity_ - size_ < n) {
-      reallocate(std::max({size_ + n, 2 * capacity_, kMinCapacity}));
+    if (capacity_ - begin_ - size_ < n) {
+      if (begin_ >= size_ && capacity_ - size_ >= n) {
+        std::memmove(bytes_.get(), bytes_.get() + begin_, size_);
+        begin_ = 0;
+      } else {
+        reallocate(std::max({size_ + n, 2 * capacity_, kMinCapacity}));
+      }
     }
-    std::byte* at = bytes_.get() + size_;
+    std::byte* at = bytes_.get() + begin_ + size_;
     size_ += n;
     return at;
   }
@@ -53,22 +64,25 @@ class SendBuffer {
   void consume(std::size_t n) noexcept {
     assert(n <= size_);
     size_ -= n;
-    if (size_ > 0 && n > 0) {
-      std::memmove(bytes_.get(), bytes_.get() + n, size_);
-    }
+    begin_ = size_ == 0 ? 0 : begin_ + n;
   }
 
-  void clear() noexcept { size_ = 0; }
+  void clear() noexcept {
+    begin_ = 0;
+    size_ = 0;
+  }
 
   // Empties the buffer and gives its memory back.
   void release() noexcept {
     bytes_.reset();
+    begin_ = 0;
     size_ = 0;
     capacity_ = 0;
   }
 
   void swap(SendBuffer& other) noexcept {
     std::swap(bytes_, other.bytes_);
+    std::swap(begin_, other.begin_);
     std::swap(size_, other.size_);
     std::swap(capacity_, other.capacity_);
   }
@@ -80,13 +94,15 @@ class SendBuffer {
   void reallocate(std::size_t capacity) {
     auto bytes = std::make_unique_for_overwrite<std::byte[]>(capacity);
     if (size_ > 0) {
-      std::memcpy(bytes.get(), bytes_.get(), size_);
+      std::memcpy(bytes.get(), bytes_.get() + begin_, size_);
     }
     bytes_ = std::move(bytes);
+    begin_ = 0;
     capacity_ = capacity;
   }
 
   std::unique_ptr<std::byte[]> bytes_;
+  std::size_t begin_ = 0;  // where the live bytes start; 0 whenever there are none
   std::size_t size_ = 0;
   std::size_t capacity_ = 0;
 };

@@ -54,6 +54,38 @@ BOOST_AUTO_TEST_CASE(consuming_takes_bytes_off_the_front_and_keeps_the_rest) {
   BOOST_TEST(text(buffer) == "k");
 }
 
+BOOST_AUTO_TEST_CASE(taking_bytes_off_the_front_moves_none_of_the_rest) {
+  SendBuffer buffer;
+  put(buffer, std::string(100000, 'x') + "rest");
+  const std::byte* const start = buffer.data();
+  buffer.consume(100000);
+  BOOST_TEST(buffer.data() == start + 100000);  // draining a deep queue is not quadratic
+  BOOST_TEST(text(buffer) == "rest");
+}
+
+BOOST_AUTO_TEST_CASE(a_queue_drained_as_fast_as_it_fills_keeps_its_memory_and_its_order) {
+  SendBuffer buffer;
+  std::string expected;
+  std::size_t next = 0;  // the frame the front holds
+  std::size_t capacity = 0;
+  for (std::size_t i = 0; i < 20000; ++i) {
+    const std::string frame = "frame " + std::to_string(i % 1000) + ";";
+    put(buffer, frame);
+    expected += frame;
+    if (i == 100) {
+      capacity = buffer.capacity();
+    }
+    if (i >= 100) {  // some 100 frames stay queued
+      const std::string front = "frame " + std::to_string(next++ % 1000) + ";";
+      BOOST_TEST(text(buffer).starts_with(front));
+      buffer.consume(front.size());
+      expected.erase(0, front.size());
+    }
+  }
+  BOOST_TEST(text(buffer) == expected);
+  BOOST_TEST(buffer.capacity() == capacity);  // the taken bytes' room is used again
+}
+
 BOOST_AUTO_TEST_CASE(clearing_keeps_the_memory_and_releasing_gives_it_back) {
   SendBuffer buffer;
   put(buffer, std::string(100000, 'x'));
