@@ -9,11 +9,13 @@
 // sanitizer suites run, that made the byte-by-byte calls the largest part of a sending worker's
 // own time. This buffer copies with memcpy and memmove in every build.
 //
-// Taking bytes off the front moves nothing: the live bytes start at an offset, and move to the
-// start of the memory only when an append needs the room and at least as many bytes have been
-// taken off as are left, so each byte is moved at most once per byte taken before it. (Moving
-// the rest down at every take made draining a deep queue quadratic: 64 MiB taken off 208 KiB at
-// a time, as a full socket takes it, moved ~10 GiB, half a second of a core.)
+// Taking bytes off the front moves nothing: the live bytes start at an offset. An append that
+// needs room moves them down to the start of the memory when at least as many bytes have been
+// taken off as are left, and otherwise grows the memory to twice what is live, so the bytes
+// moved never add up to more than the bytes taken and appended, and the memory stays within
+// about twice the most that was queued. (Moving the rest down at every take made draining a
+// deep queue quadratic: 64 MiB taken off 208 KiB at a time, as a full socket takes it, moved
+// ~10 GiB, half a second of a core.)
 #pragma once
 
 #include <algorithm>
@@ -45,14 +47,14 @@ class SendBuffer {
   [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
 
   // Makes room for `n` more bytes at the back and returns where they start; the caller writes
-  // all of them. Grows the capacity geometrically, as a vector does; throws std::bad_alloc.
+  // all of them. Throws std::bad_alloc.
   std::byte* append(std::size_t n) {
     if (capacity_ - begin_ - size_ < n) {
       if (begin_ >= size_ && capacity_ - size_ >= n) {
         std::memmove(bytes_.get(), bytes_.get() + begin_, size_);
         begin_ = 0;
       } else {
-        reallocate(std::max({size_ + n, 2 * capacity_, kMinCapacity}));
+        reallocate(std::max(2 * (size_ + n), kMinCapacity));
       }
     }
     std::byte* at = bytes_.get() + begin_ + size_;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
 #include <string>
@@ -86,6 +87,51 @@ BOOST_AUTO_TEST_CASE(a_queue_drained_as_fast_as_it_fills_keeps_its_memory_and_it
   BOOST_TEST(buffer.capacity() == capacity);  // the taken bytes' room is used again
 }
 
+BOOST_AUTO_TEST_CASE(growing_keeps_the_bytes_not_yet_taken_in_order) {
+  SendBuffer buffer;
+  put(buffer, std::string(1000, 'a') + std::string(2000, 'b'));
+  buffer.consume(1000);
+  const std::size_t capacity = buffer.capacity();
+  put(buffer, std::string(capacity, 'c'));  // more than fits: new memory
+  BOOST_TEST(buffer.capacity() > capacity);
+  BOOST_TEST(text(buffer) == std::string(2000, 'b') + std::string(capacity, 'c'));
+}
+
+BOOST_AUTO_TEST_CASE(room_is_made_by_moving_bytes_down_only_once_as_many_were_taken_as_are_left) {
+  SendBuffer moved;
+  put(moved, std::string(3000, 'x') + std::string(1000, 'y'));
+  const std::size_t capacity = moved.capacity();
+  moved.consume(3000);
+  put(moved, std::string(capacity - 1000, 'z'));  // fits once the 1000 bytes are moved down
+  BOOST_TEST(moved.capacity() == capacity);
+  BOOST_TEST(text(moved) == std::string(1000, 'y') + std::string(capacity - 1000, 'z'));
+
+  // A few bytes taken off a full buffer: moving the rest down for every small append would be
+  // quadratic again, so the buffer grows instead.
+  SendBuffer grown;
+  put(grown, std::string(100, 'x'));
+  const std::size_t first = grown.capacity();
+  put(grown, std::string(first - 200, 'x'));
+  BOOST_TEST(grown.capacity() == first);
+  grown.consume(1000);
+  put(grown, std::string(200, 'y'));
+  BOOST_TEST(grown.capacity() > first);
+  BOOST_TEST(text(grown) == std::string(first - 1100, 'x') + std::string(200, 'y'));
+}
+
+BOOST_AUTO_TEST_CASE(a_queue_taken_from_and_filled_at_once_stays_within_twice_its_peak) {
+  SendBuffer buffer;
+  std::size_t peak = 0;
+  for (std::size_t i = 0; i < 100000; ++i) {
+    put(buffer, std::string(100 + i % 300, 'x'));
+    peak = std::max(peak, buffer.size());
+    if (i % 3 != 0) {
+      buffer.consume(std::min(buffer.size(), std::size_t{250}));
+    }
+  }
+  BOOST_TEST(buffer.capacity() <= 2 * peak + 1000);
+}
+
 BOOST_AUTO_TEST_CASE(clearing_keeps_the_memory_and_releasing_gives_it_back) {
   SendBuffer buffer;
   put(buffer, std::string(100000, 'x'));
@@ -106,7 +152,8 @@ BOOST_AUTO_TEST_CASE(clearing_keeps_the_memory_and_releasing_gives_it_back) {
 BOOST_AUTO_TEST_CASE(swapping_and_moving_exchange_whole_queues) {
   SendBuffer a;
   SendBuffer b;
-  put(a, "first");
+  put(a, "..first");
+  a.consume(2);  // a queue partly taken is exchanged from where it stands
   put(b, "second queue");
   swap(a, b);
   BOOST_TEST(text(a) == "second queue");
