@@ -545,12 +545,8 @@ void Connection::afterWrite(int error) {
     inlineBlocked_ = false;
     lastWriteEnd_ = std::chrono::steady_clock::now();
   }
-  // Keep a burst's buffer for the next burst, but not a huge one forever.
-  if (inflight_.capacity() > 4 * 1024 * 1024) {
-    inflight_.release();
-  } else {
-    inflight_.clear();
-  }
+  // A burst's buffer serves the next burst, but a huge one is not kept once bursts are small.
+  inflight_.clearAfterWrite();
   if (error != 0) {
     lost("cannot write to the supervisor: " +
          error_code(error, boost::system::system_category()).message());

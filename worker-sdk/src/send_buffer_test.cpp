@@ -149,6 +149,32 @@ BOOST_AUTO_TEST_CASE(clearing_keeps_the_memory_and_releasing_gives_it_back) {
   BOOST_TEST(text(buffer) == "again");
 }
 
+BOOST_AUTO_TEST_CASE(a_written_buffer_keeps_its_memory_while_bursts_fill_it) {
+  SendBuffer buffer;
+  // A burst of 8 MiB, written: the next one reuses the memory, whatever its size.
+  put(buffer, std::string(8 * 1024 * 1024, 'x'));
+  const std::size_t capacity = buffer.capacity();
+  BOOST_TEST(capacity > SendBuffer::kKeepUpTo);
+  buffer.clearAfterWrite();
+  BOOST_TEST(buffer.empty());
+  BOOST_TEST(buffer.capacity() == capacity);
+  put(buffer, std::string(capacity / 4, 'y'));
+  buffer.clearAfterWrite();
+  BOOST_TEST(buffer.capacity() == capacity);
+  // A write that filled less than a quarter of it: the burst is over, the memory goes back.
+  put(buffer, "small");
+  buffer.clearAfterWrite();
+  BOOST_TEST(buffer.empty());
+  BOOST_TEST(buffer.capacity() == 0u);
+  // Up to kKeepUpTo, the memory always stays.
+  put(buffer, std::string(100000, 'z'));
+  buffer.clear();
+  put(buffer, "small");
+  const std::size_t kept = buffer.capacity();
+  buffer.clearAfterWrite();
+  BOOST_TEST(buffer.capacity() == kept);
+}
+
 BOOST_AUTO_TEST_CASE(swapping_and_moving_exchange_whole_queues) {
   SendBuffer a;
   SendBuffer b;
