@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "clustervisor/config/duration.hpp"
 #include "clustervisor/config/size.hpp"
 
 namespace clustervisor {
@@ -44,16 +45,8 @@ std::string humanDuration(std::chrono::milliseconds duration) {
     return std::to_string(tenths / 10) +
            (tenths % 10 != 0 ? "." + std::to_string(tenths % 10) : std::string()) + "s";
   }
-  std::int64_t seconds = (ms + 500) / 1000;
-  std::string text;
-  for (const auto& [unit, suffix] :
-       {std::pair<std::int64_t, const char*>{3600, "h"}, {60, "m"}, {1, "s"}}) {
-    if (seconds >= unit) {
-      text += std::to_string(seconds / unit) + suffix;
-      seconds %= unit;
-    }
-  }
-  return text;
+  // Whole seconds, written as a configured duration is (no unit that is zero).
+  return config::formatDuration(std::chrono::seconds((ms + 500) / 1000));
 }
 
 std::string formatUptime(std::int64_t ms) {
