@@ -335,7 +335,9 @@ std::size_t SupervisorRun::unreadBytes() const {
 }
 
 void SupervisorRun::signal(int sig) {
-  ::kill(pid_, sig);
+  if (!exitStatus_) {  // once reaped, the pid may be another process's
+    ::kill(pid_, sig);
+  }
 }
 
 std::optional<int> SupervisorRun::waitExit(std::chrono::milliseconds timeout) {

@@ -734,11 +734,17 @@ BOOST_AUTO_TEST_CASE(clients_that_give_up_on_a_long_request_free_their_connectio
   for (int i = 0; i < 20; ++i) {
     SupervisorRun client(
         {supervisorBinary().string(), "restart", config.string(), "--rolling", "0"});
-    if (i == 0) {
-      run->waitForLine("rolling restart of cluster 0");
-    } else {
-      run->waitForLines("rolling restart queued behind", static_cast<std::size_t>(i));
-    }
+    const auto handedOver = [&] {
+      return i == 0 ? run->hasLine("rolling restart of cluster 0")
+                    : run->linesContaining("rolling restart queued behind").size() >=
+                          static_cast<std::size_t>(i);
+    };
+    // A client that ended instead (an error) says why.
+    const bool over = waitUntil([&] { return handedOver() || client.waitExit(0ms).has_value(); });
+    BOOST_REQUIRE_MESSAGE(over && handedOver(),
+                          "request " << i << " was not handed over; client: " << client.transcript()
+                                     << "\nsupervisor:\n"
+                                     << run->transcript());
     client.signal(SIGKILL);  // Ctrl-C, in effect
     client.waitExit(10s);
   }
