@@ -742,8 +742,9 @@ BOOST_AUTO_TEST_CASE(clients_that_give_up_on_a_long_request_free_their_connectio
     // A client that ended instead (an error) says why.
     const bool over = waitUntil([&] { return handedOver() || client.waitExit(0ms).has_value(); });
     BOOST_REQUIRE_MESSAGE(over && handedOver(),
-                          "request " << i << " was not handed over; client: " << client.transcript()
-                                     << "\nsupervisor:\n"
+                          "request " << i << " was not handed over; client (exit "
+                                     << client.waitExit(0ms).value_or(-1)
+                                     << "): " << client.transcript() << "\nsupervisor:\n"
                                      << run->transcript());
     client.signal(SIGKILL);  // Ctrl-C, in effect
     client.waitExit(10s);
