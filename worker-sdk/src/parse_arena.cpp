@@ -82,12 +82,22 @@ void* heapAllocate(std::size_t n, std::size_t align) {
   return ::operator new(n, std::align_val_t(align));
 }
 
-void heapFree(void* p, std::size_t n, std::size_t align) {
+// Sized deallocation where the compiler has it (clang before 17 does not by default, and then
+// the standard library declares no sized operator delete).
+void heapFree(void* p, [[maybe_unused]] std::size_t n, std::size_t align) {
+#if defined(__cpp_sized_deallocation)
   if (align <= __STDCPP_DEFAULT_NEW_ALIGNMENT__) {
     ::operator delete(p, n);
   } else {
     ::operator delete(p, n, std::align_val_t(align));
   }
+#else
+  if (align <= __STDCPP_DEFAULT_NEW_ALIGNMENT__) {
+    ::operator delete(p);
+  } else {
+    ::operator delete(p, std::align_val_t(align));
+  }
+#endif
 }
 
 }  // namespace
