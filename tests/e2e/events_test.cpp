@@ -37,16 +37,12 @@ std::string field(const std::string& line, const std::string& key) {
 
 // The SDK starts the threads the environment asks for: its I/O thread, and its dispatch thread
 // unless listeners run on the I/O thread. ThreadSanitizer's runtime starts a thread of its own
-// with the first one the program creates (the probe is built like this test).
+// with the first one the program creates.
 void expectSdkThreads(SupervisorRun& run, int cluster, const std::string& environment) {
-#if defined(__SANITIZE_THREAD__)
-  constexpr int kRuntimeThreads = 1;
-#else
-  constexpr int kRuntimeThreads = 0;
-#endif
+  const int runtimeThreads = sanitizer() == Sanitizer::kThread ? 1 : 0;
   const auto line = run.waitForLine("[cluster " + std::to_string(cluster) + "] SDK id=");
   BOOST_TEST(
-      std::stoi(field(line, "sdkThreads")) == (environment == kIoThread ? 1 : 2) + kRuntimeThreads,
+      std::stoi(field(line, "sdkThreads")) == (environment == kIoThread ? 1 : 2) + runtimeThreads,
       line);
 }
 
@@ -267,20 +263,16 @@ BOOST_AUTO_TEST_CASE(a_long_stream_from_a_thread_of_its_own_arrives_whole_and_in
   // Tens of megabytes from the worker's main thread: written in turn by that thread itself (a
   // write's worth at a time) and by the SDK's I/O thread (what a burst leaves, and what waits
   // for room in the socket), thousands of times over. No byte may overtake another.
-#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
-  constexpr int kCount = 1000000;
-#else
-  // Still tens of megabytes. A million took 42 s under ASan and ~19 s under TSan, which reports
-  // a race between the two writers the first time it happens.
-  constexpr int kCount = 200000;
-#endif
+  // Sanitized, still tens of megabytes. A million took 42 s under ASan and ~19 s under TSan,
+  // which reports a race between the two writers the first time it happens.
+  const int count = sanitized() ? 200000 : 1000000;
   TempDir dir;
-  auto run = start(dir, 2, "order", "PROBE_COUNT = \"" + std::to_string(kCount) + "\"");
-  run->waitForLine("[cluster 1] ORDER sent " + std::to_string(kCount), 120s);
-  run->waitForLine("[cluster 0] ORDER done " + std::to_string(kCount), 120s);
+  auto run = start(dir, 2, "order", "PROBE_COUNT = \"" + std::to_string(count) + "\"");
+  run->waitForLine("[cluster 1] ORDER sent " + std::to_string(count), 120s);
+  run->waitForLine("[cluster 0] ORDER done " + std::to_string(count), 120s);
   BOOST_TEST(run->linesContaining("ORDER broken").empty(), run->transcript());
   const auto kept = run->waitForLine("[cluster 0] ORDER kept");
-  BOOST_TEST(field(kept, "intact") == std::to_string(kCount / 50));
+  BOOST_TEST(field(kept, "intact") == std::to_string(count / 50));
 }
 
 BOOST_AUTO_TEST_CASE(events_sent_just_before_a_worker_exits_are_still_delivered_in_order) {

@@ -17,6 +17,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 
 #include <boost/test/unit_test.hpp>
 
@@ -42,11 +43,46 @@ std::filesystem::path TempDir::write(const std::string& name, const std::string&
   return file;
 }
 
+namespace {
+std::filesystem::path fromEnvironmentOr(const char* name, const char* built) {
+  const char* value = std::getenv(name);
+  return value != nullptr && *value != '\0' ? value : built;
+}
+}  // namespace
+
 std::filesystem::path supervisorBinary() {
-  return CLUSTERVISOR_BINARY;
+  return fromEnvironmentOr("CLUSTERVISOR_E2E_SUPERVISOR", CLUSTERVISOR_BINARY);
 }
 std::filesystem::path probeWorkerBinary() {
-  return PROBE_WORKER_BINARY;
+  return fromEnvironmentOr("CLUSTERVISOR_E2E_PROBE_WORKER", PROBE_WORKER_BINARY);
+}
+
+Sanitizer sanitizer() {
+  static const Sanitizer kSanitizer = [] {
+    const char* named = std::getenv("CLUSTERVISOR_E2E_SANITIZER");
+    if (named == nullptr || *named == '\0') {
+#if defined(__SANITIZE_ADDRESS__)
+      return Sanitizer::kAddress;
+#elif defined(__SANITIZE_THREAD__)
+      return Sanitizer::kThread;
+#else
+      return Sanitizer::kNone;
+#endif
+    }
+    const std::string name = named;
+    if (name == "none") {
+      return Sanitizer::kNone;
+    }
+    if (name == "address") {
+      return Sanitizer::kAddress;
+    }
+    if (name == "thread") {
+      return Sanitizer::kThread;
+    }
+    throw std::invalid_argument("CLUSTERVISOR_E2E_SANITIZER is \"" + name +
+                                "\"; it is one of none, address, thread");
+  }();
+  return kSanitizer;
 }
 
 std::filesystem::path ownRuntimeDirectory(const TempDir& dir) {

@@ -41,9 +41,20 @@ class TempDir {
   std::filesystem::path path_;
 };
 
-// The paths CMake gave the tests.
+// The programs under test: the ones CMake built with this test program, or, when it runs as
+// another build's driver, those the environment names (CLUSTERVISOR_E2E_SUPERVISOR,
+// CLUSTERVISOR_E2E_PROBE_WORKER; tests/CMakeLists.txt sets them).
 std::filesystem::path supervisorBinary();
 std::filesystem::path probeWorkerBinary();
+
+// The sanitizer the programs under test were built with. They are slower then, and their memory
+// is not all their own, so cases that measure volume or memory say what they do instead. It is
+// this program's own unless CLUSTERVISOR_E2E_SANITIZER ("none", "address", "thread") says.
+enum class Sanitizer { kNone, kAddress, kThread };
+Sanitizer sanitizer();
+inline bool sanitized() {
+  return sanitizer() != Sanitizer::kNone;
+}
 
 // A bot.toml running the probe worker in `mode`. `extra` is appended TOML; when it has a [restart]
 // or [stop] table, that table replaces the default one (restart.delay 100ms, stop.timeout 5s).

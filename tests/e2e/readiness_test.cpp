@@ -65,11 +65,7 @@ BOOST_AUTO_TEST_CASE(
     a_worker_that_never_becomes_ready_is_stopped_at_the_start_timeout_and_restarted) {
   // The second run must be ready within the timeout, from its spawn: a sanitizer's worker on a
   // busy machine can take more than a second to get there.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-  const int timeoutSeconds = 8;
-#else
-  const int timeoutSeconds = 2;
-#endif
+  const int timeoutSeconds = sanitized() ? 8 : 2;
   TempDir dir;
   auto run = SupervisorRun::run(dir.write(
       "bot.toml", probeConfig(dir, 2, "never-ready", "",
