@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -411,11 +412,12 @@ BOOST_AUTO_TEST_CASE(a_receiver_that_falls_behind_holds_back_its_sender_and_lose
   TempDir dir;
   // The smallest outbox (64 KiB): cluster 1 is stopped while cluster 0 floods 20000 events of
   // ~250 bytes, so its outbox passes the high-water mark at once.
-  const auto [config, run] =
-      startFlood(dir, "PROBE_COUNT = \"20000\"",
-                 "[heartbeat]\ntimeout = \"0s\"\n"
-                 "[events]\nmax_payload = \"16KiB\"\noutbox_limit = \"64KiB\"\n"
-                 "stall_timeout = \"1h\"\n");  // however slow the test is
+  const auto flood = startFlood(dir, "PROBE_COUNT = \"20000\"",
+                                "[heartbeat]\ntimeout = \"0s\"\n"
+                                "[events]\nmax_payload = \"16KiB\"\noutbox_limit = \"64KiB\"\n"
+                                "stall_timeout = \"1h\"\n");  // however slow the test is
+  const auto& config = flood.config;
+  const auto& run = flood.run;
   const pid_t slow = startedPid(*run, 1);
   BOOST_REQUIRE(::kill(slow, SIGSTOP) == 0);
   std::ofstream(dir.path() / "go") << "1\n";
@@ -438,7 +440,7 @@ namespace {
 // read the whole flood into its own memory and the sender would never be held back.
 void expectBlockedListenerToHoldBackItsSender(const std::string& threads) {
   TempDir dir;
-  const auto [config, run] =
+  const auto flood =
       startFlood(dir,
                  "PROBE_COUNT = \"20000\", PROBE_BLOCK = \"1\", PROBE_RECEIVE_LIMIT = \"262144\"" +
                      (threads.empty() ? "" : ", " + threads),
@@ -446,6 +448,8 @@ void expectBlockedListenerToHoldBackItsSender(const std::string& threads) {
                  "[heartbeat]\ntimeout = \"0s\"\n"
                  "[events]\nmax_payload = \"16KiB\"\noutbox_limit = \"1MiB\"\n"
                  "stall_timeout = \"1h\"\n");  // however slow the test is
+  const auto& config = flood.config;
+  const auto& run = flood.run;
   std::ofstream(dir.path() / "go") << "1\n";
   run->waitForLine("[cluster 1] FLOOD blocking");
   // Cluster 1's outbox reached the high-water mark (half its limit), which held the sender back,
@@ -494,12 +498,13 @@ BOOST_AUTO_TEST_CASE(a_slow_listener_is_not_taken_for_a_stalled_worker_and_loses
   // stall timeout (2 s). Its SDK reads as the listener makes room, 64 KiB at a time (about a
   // second apart); a write blocked on its full socket is only woken after ~190 KiB, which would
   // be ~3 s: the supervisor sees the reads in between, so the sender is held back throughout.
-  const auto [config, run] =
-      startFlood(dir,
-                 "PROBE_COUNT = \"20000\", PROBE_PAD = \"560\", PROBE_SLOW = \"1\", "
-                 "PROBE_SLOW_MS = \"10\", PROBE_RECEIVE_LIMIT = \"262144\"",
-                 "[events]\nmax_payload = \"16KiB\"\noutbox_limit = \"1MiB\"\n"
-                 "stall_timeout = \"2s\"\n");
+  const auto flood = startFlood(dir,
+                                "PROBE_COUNT = \"20000\", PROBE_PAD = \"560\", PROBE_SLOW = \"1\", "
+                                "PROBE_SLOW_MS = \"10\", PROBE_RECEIVE_LIMIT = \"262144\"",
+                                "[events]\nmax_payload = \"16KiB\"\noutbox_limit = \"1MiB\"\n"
+                                "stall_timeout = \"2s\"\n");
+  const auto& config = flood.config;
+  const auto& run = flood.run;
   std::ofstream(dir.path() / "go") << "1\n";
   // Six seconds of the slow listener, three stall timeouts, with the sender waiting for it.
   run->waitForLine("[cluster 1] FLOOD slowly handled 600", 60s);
@@ -513,11 +518,12 @@ BOOST_AUTO_TEST_CASE(a_slow_receiver_holds_its_senders_back_at_1_MiB_queued_not_
   // The flood of the test above (12 MB) with the default outbox limit, 64 MiB: its half would
   // take the whole flood. The supervisor holds cluster 0 back once 1 MiB waits for cluster 1,
   // and that is all it queues for it, one event beyond at most, for as long as it is slow.
-  const auto [config, run] =
-      startFlood(dir,
-                 "PROBE_COUNT = \"20000\", PROBE_PAD = \"560\", PROBE_SLOW = \"1\", "
-                 "PROBE_SLOW_MS = \"10\", PROBE_RECEIVE_LIMIT = \"262144\"",
-                 "[events]\nmax_payload = \"16KiB\"\n");
+  const auto flood = startFlood(dir,
+                                "PROBE_COUNT = \"20000\", PROBE_PAD = \"560\", PROBE_SLOW = \"1\", "
+                                "PROBE_SLOW_MS = \"10\", PROBE_RECEIVE_LIMIT = \"262144\"",
+                                "[events]\nmax_payload = \"16KiB\"\n");
+  const auto& config = flood.config;
+  const auto& run = flood.run;
   std::ofstream(dir.path() / "go") << "1\n";
   constexpr std::int64_t kMark = 1024 * 1024;
   std::int64_t most = 0;
@@ -882,6 +888,7 @@ BOOST_AUTO_TEST_CASE(what_the_workers_of_a_killed_supervisor_left_running_goes_a
   auto first = SupervisorRun::run(config);
   const pid_t worker = startedPid(*first, 0);
   const auto [group, session, chain] = childrenOf(*first, 0);
+  const std::array<pid_t, 3> leftBehind{group, session, chain};  // (a lambda's to see)
   first->signal(SIGKILL);  // nothing is left to stop what its workers started
   BOOST_REQUIRE(first->waitExit(30s).has_value());
   BOOST_TEST(waitGone(worker));  // the worker itself goes with the supervisor's socket
@@ -898,7 +905,7 @@ BOOST_AUTO_TEST_CASE(what_the_workers_of_a_killed_supervisor_left_running_goes_a
     BOOST_TEST(
         line.find("; the next `clustervisor run` of it kills them, or: kill ") != std::string::npos,
         output);
-    for (const pid_t pid : {group, session, chain}) {
+    for (const pid_t pid : leftBehind) {
       BOOST_TEST(line.find(" " + std::to_string(pid)) != std::string::npos, output);
     }
   };

@@ -257,7 +257,7 @@ int rawSelfWaitMain() {
   const int run = countRun("1");
   wire::HelloBody hello;
   hello.pid = static_cast<std::uint32_t>(::getpid());
-  const auto write = [fd](const std::vector<std::byte>& frame) {
+  const auto write = [](const std::vector<std::byte>& frame) {
     (void)!::write(fd, frame.data(), frame.size());
   };
   write(wire::encodeHello(hello));
@@ -376,7 +376,7 @@ int rawWorker(const std::string& mode) {
     frame = clustervisor::wire::encodeReady();
     (void)!::write(fd, frame.data(), frame.size());
     const long count = std::atol(env("PROBE_COUNT", "20000").c_str());
-    std::thread writer([fd, count] {
+    std::thread writer([count] {
       std::vector<std::byte> batch;
       for (long i = 0; i < count; ++i) {
         const auto event = clustervisor::wire::encodeEvent(0, 0, static_cast<std::uint64_t>(i) + 1,
