@@ -61,13 +61,18 @@ Sanitizer sanitizer() {
   static const Sanitizer kSanitizer = [] {
     const char* named = std::getenv("CLUSTERVISOR_E2E_SANITIZER");
     if (named == nullptr || *named == '\0') {
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__)  // GCC
       return Sanitizer::kAddress;
 #elif defined(__SANITIZE_THREAD__)
       return Sanitizer::kThread;
-#else
-      return Sanitizer::kNone;
+#elif defined(__has_feature)  // clang
+#if __has_feature(address_sanitizer)
+      return Sanitizer::kAddress;
+#elif __has_feature(thread_sanitizer)
+      return Sanitizer::kThread;
 #endif
+#endif
+      return Sanitizer::kNone;
     }
     const std::string name = named;
     if (name == "none") {

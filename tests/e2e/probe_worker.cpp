@@ -814,7 +814,14 @@ int threadCount() {
 }
 }  // namespace
 
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__)  // GCC
+#define PROBE_LEAK_CHECKED 1
+#elif defined(__has_feature)  // clang
+#if __has_feature(address_sanitizer)
+#define PROBE_LEAK_CHECKED 1
+#endif
+#endif
+#if defined(PROBE_LEAK_CHECKED)
 extern "C" int __lsan_is_turned_off() {
   return forkedChild ? 1 : 0;
 }
