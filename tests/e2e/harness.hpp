@@ -47,9 +47,11 @@ class TempDir {
 std::filesystem::path supervisorBinary();
 std::filesystem::path probeWorkerBinary();
 
-// The sanitizer the programs under test were built with. They are slower then, and their memory
-// is not all their own, so cases that measure volume or memory say what they do instead. It is
-// this program's own unless CLUSTERVISOR_E2E_SANITIZER ("none", "address", "thread") says.
+// The sanitizer the programs under test were built with: the probe worker, and the supervisor
+// too unless it comes from another build (tsan-sdk runs build/dev's). They are slower then, and
+// their memory is not all their own, so cases that measure volume or memory say what they do
+// instead. It is this program's own unless CLUSTERVISOR_E2E_SANITIZER ("none", "address",
+// "thread") says.
 enum class Sanitizer { kNone, kAddress, kThread };
 Sanitizer sanitizer();
 inline bool sanitized() {
