@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "harness.hpp"
 
+#include "sanitizer_build.hpp"
+
 #include <boost/json/parse.hpp>
 
 #include <fcntl.h>
@@ -61,18 +63,13 @@ Sanitizer sanitizer() {
   static const Sanitizer kSanitizer = [] {
     const char* named = std::getenv("CLUSTERVISOR_E2E_SANITIZER");
     if (named == nullptr || *named == '\0') {
-#if defined(__SANITIZE_ADDRESS__)  // GCC
+#if defined(CLUSTERVISOR_TEST_ASAN)
       return Sanitizer::kAddress;
-#elif defined(__SANITIZE_THREAD__)
+#elif defined(CLUSTERVISOR_TEST_TSAN)
       return Sanitizer::kThread;
-#elif defined(__has_feature)  // clang
-#if __has_feature(address_sanitizer)
-      return Sanitizer::kAddress;
-#elif __has_feature(thread_sanitizer)
-      return Sanitizer::kThread;
-#endif
-#endif
+#else
       return Sanitizer::kNone;
+#endif
     }
     const std::string name = named;
     if (name == "none") {

@@ -47,6 +47,7 @@
 #include "clustervisor/wire/frame.hpp"
 #include "clustervisor/wire/frame_reader.hpp"
 #include "clustervisor/worker.hpp"
+#include "sanitizer_build.hpp"
 
 namespace json = boost::json;
 using namespace std::chrono_literals;
@@ -814,14 +815,7 @@ int threadCount() {
 }
 }  // namespace
 
-#if defined(__SANITIZE_ADDRESS__)  // GCC
-#define PROBE_LEAK_CHECKED 1
-#elif defined(__has_feature)  // clang
-#if __has_feature(address_sanitizer)
-#define PROBE_LEAK_CHECKED 1
-#endif
-#endif
-#if defined(PROBE_LEAK_CHECKED)
+#if defined(CLUSTERVISOR_TEST_ASAN)
 extern "C" int __lsan_is_turned_off() {
   return forkedChild ? 1 : 0;
 }
